@@ -1,0 +1,25 @@
+import type { CommandModule } from 'yargs';
+import { caCommand } from './ca.js';
+import { identityCommand } from './identity.js';
+import { proxyCommand } from './proxy.js';
+import { connectCommand } from './connect.js';
+import { lsCommand } from './ls.js';
+import { configCommand } from './config.js';
+import { policyCommand } from './policy.js';
+import { auditCommand } from './audit.js';
+import { botCommand } from './bot.js';
+import { demoCommand } from './demo.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: CommandModule<any, any>[] = [
+  connectCommand,
+  lsCommand,
+  configCommand,
+  caCommand,
+  identityCommand,
+  proxyCommand,
+  policyCommand,
+  auditCommand,
+  botCommand,
+  demoCommand,
+];
