@@ -1,0 +1,241 @@
+/**
+ * The proxy's YAML configuration (reference: docs/configuration.md).
+ * Every error names the field and says what is wrong.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { AccessError } from '../errors.js';
+import { parseDuration } from '../util/duration.js';
+
+export interface StdioServerConfig {
+  transport: 'stdio';
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd?: string;
+}
+export interface HttpServerConfig { transport: 'http'; url: string; headers: Record<string, string> }
+export interface SseServerConfig { transport: 'sse'; url: string; headers: Record<string, string> }
+
+export type ServerConfig = {
+  name: string;
+  description: string;
+  labels: Record<string, string>;
+} & (StdioServerConfig | HttpServerConfig | SseServerConfig);
+
+export interface AuditConfig {
+  path: string;
+  args: 'full' | 'digest' | 'none';
+  redact: string[];
+  fsync: 'always' | 'interval' | 'never';
+}
+
+export interface ProxyConfig {
+  /** The file it came from, and its directory (relative paths resolve against it). */
+  path: string;
+  baseDir: string;
+  cluster: string;
+  listen: { host: string; port: number };
+  caDir: string;
+  servers: ServerConfig[];
+  rolesInline: unknown[];
+  rolesFiles: string[];
+  audit?: AuditConfig;
+  /** How long a disconnected session's upstream is kept for a resume. */
+  gracePeriodMs: number;
+  maxMessageSize: number;
+  keepaliveMs: number;
+  /** SIGTERM → SIGKILL grace for stdio upstreams. */
+  stopGraceMs: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  bot?: { stateDir: string };
+}
+
+const TOP_KEYS = new Set(['cluster', 'listen', 'ca_dir', 'servers', 'roles', 'roles_files', 'audit', 'sessions', 'keepalive', 'log_level', 'bot', 'max_message_size']);
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export async function loadProxyConfig(path: string): Promise<ProxyConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new AccessError('CONFIG_MISSING', code === 'ENOENT' ? `config file ${path} does not exist` : `config file ${path} cannot be read (${code})`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new AccessError('CONFIG_INVALID', `${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return parseProxyConfig(doc, path);
+}
+
+export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
+  const where = (field: string) => `${path}: ${field}`;
+  const fail = (field: string, what: string): never => {
+    throw new AccessError('CONFIG_INVALID', `${where(field)}: ${what}`);
+  };
+  if (!isObject(doc)) fail('(top level)', 'must be a mapping with cluster, listen, ca_dir and servers');
+  const d = doc as Record<string, unknown>;
+  for (const k of Object.keys(d)) if (!TOP_KEYS.has(k)) fail(k, `unknown key (known: ${[...TOP_KEYS].join(', ')})`);
+  const baseDir = dirname(resolve(path));
+  const abs = (p: string) => resolve(baseDir, p);
+
+  const cluster = str(d.cluster, 'cluster', fail);
+  if (!NAME_RE.test(cluster)) fail('cluster', 'use letters, digits, dot, dash and underscore');
+  const listen = parseListen(str(d.listen, 'listen', fail), fail);
+  const caDir = abs(str(d.ca_dir, 'ca_dir', fail));
+
+  if (!Array.isArray(d.servers)) fail('servers', 'must be a list of servers (name, labels and command, url or sse_url)');
+  const names = new Set<string>();
+  const servers = (d.servers as unknown[]).map((s, i) => {
+    const server = parseServer(s, `servers[${i}]`, fail, abs);
+    if (names.has(server.name)) fail(`servers[${i}].name`, `"${server.name}" is used twice`);
+    names.add(server.name);
+    return server;
+  });
+
+  let rolesInline: unknown[] = [];
+  if (d.roles !== undefined) {
+    if (!Array.isArray(d.roles)) fail('roles', 'must be a list of role documents');
+    rolesInline = d.roles as unknown[];
+  }
+  let rolesFiles: string[] = [];
+  if (d.roles_files !== undefined) {
+    const rf = typeof d.roles_files === 'string' ? [d.roles_files] : d.roles_files;
+    if (!Array.isArray(rf) || !rf.every((x) => typeof x === 'string')) fail('roles_files', 'must be a path or a list of paths');
+    rolesFiles = (rf as string[]).map(abs);
+  }
+
+  let audit: AuditConfig | undefined;
+  if (d.audit !== undefined) {
+    if (!isObject(d.audit)) fail('audit', 'must be a mapping with path');
+    const a = d.audit as Record<string, unknown>;
+    for (const k of Object.keys(a)) if (!['path', 'args', 'redact', 'fsync'].includes(k)) fail(`audit.${k}`, 'unknown key (known: path, args, redact, fsync)');
+    const args = a.args ?? 'full';
+    if (args !== 'full' && args !== 'digest' && args !== 'none') fail('audit.args', 'must be full, digest or none');
+    const fsync = a.fsync ?? 'interval';
+    if (fsync !== 'always' && fsync !== 'interval' && fsync !== 'never') fail('audit.fsync', 'must be always, interval or never');
+    const redact = a.redact ?? [];
+    if (!Array.isArray(redact) || !redact.every((x) => typeof x === 'string')) fail('audit.redact', 'must be a list of argument keys');
+    audit = { path: abs(str(a.path, 'audit.path', fail)), args: args as AuditConfig['args'], redact: redact as string[], fsync: fsync as AuditConfig['fsync'] };
+  }
+
+  let gracePeriodMs = 120_000;
+  let stopGraceMs = 3_000;
+  if (d.sessions !== undefined) {
+    if (!isObject(d.sessions)) fail('sessions', 'must be a mapping');
+    const s = d.sessions as Record<string, unknown>;
+    for (const k of Object.keys(s)) if (!['grace_period', 'stop_grace'].includes(k)) fail(`sessions.${k}`, 'unknown key (known: grace_period, stop_grace)');
+    if (s.grace_period !== undefined) gracePeriodMs = duration(s.grace_period, 'sessions.grace_period', fail);
+    if (s.stop_grace !== undefined) stopGraceMs = duration(s.stop_grace, 'sessions.stop_grace', fail);
+  }
+  const keepaliveMs = d.keepalive === undefined ? 15_000 : duration(d.keepalive, 'keepalive', fail);
+  if (keepaliveMs < 100) fail('keepalive', 'must be at least 100ms');
+  const maxMessageSize = d.max_message_size === undefined ? 64 * 1024 * 1024 : size(d.max_message_size, 'max_message_size', fail);
+
+  const logLevel = (d.log_level ?? 'info') as ProxyConfig['logLevel'];
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) fail('log_level', 'must be debug, info, warn or error');
+
+  let bot: ProxyConfig['bot'];
+  if (d.bot !== undefined) {
+    if (!isObject(d.bot)) fail('bot', 'must be a mapping with state_dir');
+    const b = d.bot as Record<string, unknown>;
+    for (const k of Object.keys(b)) if (k !== 'state_dir') fail(`bot.${k}`, 'unknown key (known: state_dir)');
+    bot = { stateDir: abs(str(b.state_dir, 'bot.state_dir', fail)) };
+  }
+
+  return { path: resolve(path), baseDir, cluster, listen, caDir, servers, rolesInline, rolesFiles, audit, gracePeriodMs, maxMessageSize, keepaliveMs, stopGraceMs, logLevel, bot };
+}
+
+type Fail = (field: string, what: string) => never;
+
+function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string) => string): ServerConfig {
+  if (!isObject(s)) fail(at, 'must be a mapping with name and command, url or sse_url');
+  const o = s as Record<string, unknown>;
+  const known = ['name', 'description', 'labels', 'command', 'args', 'env', 'cwd', 'url', 'sse_url', 'headers'];
+  for (const k of Object.keys(o)) if (!known.includes(k)) fail(`${at}.${k}`, `unknown key (known: ${known.join(', ')})`);
+  const name = str(o.name, `${at}.name`, fail);
+  if (!NAME_RE.test(name)) fail(`${at}.name`, `"${name}" must be 1-64 letters, digits, dot, dash or underscore`);
+  const description = o.description === undefined ? '' : str(o.description, `${at}.description`, fail);
+  const labels = stringMap(o.labels, `${at}.labels`, fail);
+  const kinds = ['command', 'url', 'sse_url'].filter((k) => o[k] !== undefined);
+  if (kinds.length !== 1) fail(at, `server "${name}" needs exactly one of command (stdio), url (Streamable HTTP) or sse_url (SSE)${kinds.length ? `, not ${kinds.join(' and ')}` : ''}`);
+  const base = { name, description, labels };
+  if (o.command !== undefined) {
+    for (const k of ['url', 'sse_url', 'headers']) if (o[k] !== undefined) fail(`${at}.${k}`, 'does not apply to a stdio server');
+    const args = o.args ?? [];
+    if (!Array.isArray(args) || !args.every((x) => typeof x === 'string' || typeof x === 'number')) fail(`${at}.args`, 'must be a list of strings');
+    return {
+      ...base,
+      transport: 'stdio',
+      command: str(o.command, `${at}.command`, fail),
+      args: (args as unknown[]).map(String),
+      env: stringMap(o.env, `${at}.env`, fail),
+      cwd: o.cwd === undefined ? undefined : abs(str(o.cwd, `${at}.cwd`, fail)),
+    };
+  }
+  for (const k of ['args', 'env', 'cwd']) if (o[k] !== undefined) fail(`${at}.${k}`, 'applies only to a stdio server (command)');
+  const key = o.url !== undefined ? 'url' : 'sse_url';
+  const url = str(o[key], `${at}.${key}`, fail);
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+  } catch {
+    fail(`${at}.${key}`, `"${url}" is not an http(s) URL`);
+  }
+  return { ...base, transport: key === 'url' ? 'http' : 'sse', url, headers: stringMap(o.headers, `${at}.headers`, fail) };
+}
+
+function parseListen(text: string, fail: Fail): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
+  if (!m) fail('listen', `"${text}" must be host:port, e.g. 127.0.0.1:3080`);
+  const port = Number(m![3]);
+  if (port > 65535) fail('listen', `port ${port} is out of range`);
+  return { host: m![1] ?? (m![2] || '0.0.0.0'), port };
+}
+
+function str(v: unknown, field: string, fail: Fail): string {
+  if (typeof v !== 'string' || v.length === 0) fail(field, v === undefined ? 'is required' : 'must be a non-empty string');
+  return v as string;
+}
+
+function stringMap(v: unknown, field: string, fail: Fail): Record<string, string> {
+  if (v === undefined || v === null) return {};
+  if (!isObject(v)) fail(field, 'must be a mapping of names to strings');
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
+    if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') fail(`${field}.${k}`, 'must be a string');
+    out[k] = String(val);
+  }
+  return out;
+}
+
+function duration(v: unknown, field: string, fail: Fail): number {
+  try {
+    return parseDuration(String(v), field);
+  } catch {
+    return fail(field, `"${String(v)}" is not a duration like 30s, 2m or 1h`);
+  }
+}
+
+function size(v: unknown, field: string, fail: Fail): number {
+  const n = parseSize(String(v));
+  if (n === undefined || n < 1024) fail(field, `"${String(v)}" must be a size like 64MiB (at least 1KiB)`);
+  return n!;
+}
+
+/** `64MiB`, `1MB`, `512KiB`, `1048576`. */
+export function parseSize(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?$/i.exec(text.trim());
+  if (!m) return undefined;
+  const unit = (m[2] ?? 'B').toLowerCase();
+  const mult: Record<string, number> = { b: 1, kb: 1000, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
+  return Math.floor(Number(m[1]) * mult[unit]!);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,130 @@
+/**
+ * One direction-pair of a tunnel session that can outlive its WebSocket.
+ *
+ * Sequence numbers are implicit: the n-th data frame sent in a direction is
+ * number n, so data frames stay verbatim. Each side acknowledges how many it
+ * has received; unacknowledged frames stay in the outbox (bounded by bytes,
+ * the caller pauses its input when `full`). After a reconnect each side tells
+ * the other how many it received and re-sends exactly the rest: nothing lost,
+ * nothing twice.
+ */
+import type WebSocket from 'ws';
+import { encodeControl } from './control.js';
+
+export interface ReliableChannelOptions {
+  /** Outbox size at which `full` becomes true (the caller stops reading). */
+  highWaterBytes: number;
+  /** Send an ack after this many unacknowledged received frames… */
+  ackEvery?: number;
+  /** …or this long after the first one. */
+  ackDelayMs?: number;
+  onWritable?: () => void;
+}
+
+interface Outgoing { seq: number; data: Buffer }
+
+export class ReliableChannel {
+  private socket: WebSocket | undefined;
+  private outbox: Outgoing[] = [];
+  private outboxHead = 0;
+  private outboxBytes = 0;
+  private sent = 0;
+  private received = 0;
+  private lastAckSent = 0;
+  private ackTimer: NodeJS.Timeout | undefined;
+  private readonly opts: Required<Omit<ReliableChannelOptions, 'onWritable'>> & Pick<ReliableChannelOptions, 'onWritable'>;
+
+  constructor(opts: ReliableChannelOptions) {
+    this.opts = { ackEvery: 64, ackDelayMs: 20, ...opts };
+  }
+
+  /** Data frames received so far (what we tell the peer on resume). */
+  get receivedCount(): number { return this.received; }
+  get sentCount(): number { return this.sent; }
+  get pendingBytes(): number { return this.outboxBytes; }
+  get attached(): boolean { return this.socket !== undefined; }
+
+  /** True when the caller should stop feeding `send` (outbox or socket buffer full). */
+  get full(): boolean {
+    const sock = this.socket;
+    return this.outboxBytes > this.opts.highWaterBytes || (sock !== undefined && sock.bufferedAmount > this.opts.highWaterBytes);
+  }
+
+  /** Queue a data frame; it goes out now when a socket is attached. */
+  send(data: Buffer): void {
+    const seq = ++this.sent;
+    this.outbox.push({ seq, data });
+    this.outboxBytes += data.length;
+    this.transmit(data);
+  }
+
+  /** Count a data frame from the peer; schedules an acknowledgement. */
+  noteReceived(): void {
+    this.received++;
+    if (this.received - this.lastAckSent >= this.opts.ackEvery) this.sendAck();
+    else if (!this.ackTimer) {
+      this.ackTimer = setTimeout(() => { this.ackTimer = undefined; this.sendAck(); }, this.opts.ackDelayMs);
+      this.ackTimer.unref();
+    }
+  }
+
+  /** The peer has received `count` of our frames: drop them from the outbox. */
+  acknowledge(count: number): void {
+    const wasFull = this.full;
+    while (this.outboxHead < this.outbox.length && this.outbox[this.outboxHead]!.seq <= count) {
+      this.outboxBytes -= this.outbox[this.outboxHead]!.data.length;
+      this.outbox[this.outboxHead] = undefined as unknown as Outgoing;
+      this.outboxHead++;
+    }
+    if (this.outboxHead > 1024 && this.outboxHead * 2 > this.outbox.length) {
+      this.outbox = this.outbox.slice(this.outboxHead);
+      this.outboxHead = 0;
+    }
+    if (wasFull && !this.full) this.opts.onWritable?.();
+  }
+
+  /**
+   * Use this socket from now on. `peerReceived` is how many of our frames the
+   * peer already has: those are dropped and the rest are sent again, in order.
+   */
+  attach(socket: WebSocket, peerReceived: number): void {
+    this.socket = socket;
+    this.acknowledge(peerReceived);
+    for (let i = this.outboxHead; i < this.outbox.length; i++) this.transmit(this.outbox[i]!.data);
+    if (this.received > this.lastAckSent) this.sendAck();
+  }
+
+  detach(): void {
+    this.socket = undefined;
+    if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = undefined; }
+  }
+
+  /** Forget everything (a new session starts from zero). */
+  reset(): void {
+    this.detach();
+    this.outbox = [];
+    this.outboxHead = 0;
+    this.outboxBytes = 0;
+    this.sent = 0;
+    this.received = 0;
+    this.lastAckSent = 0;
+  }
+
+  private transmit(data: Buffer): void {
+    const sock = this.socket;
+    if (!sock || sock.readyState !== 1) return;
+    sock.send(data, { binary: true }, this.afterWrite);
+  }
+
+  private readonly afterWrite = (): void => {
+    if (!this.full) this.opts.onWritable?.();
+  };
+
+  private sendAck(): void {
+    if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = undefined; }
+    const sock = this.socket;
+    if (!sock || sock.readyState !== 1) return;
+    this.lastAckSent = this.received;
+    sock.send(encodeControl({ type: 'ack', received: this.received }));
+  }
+}
