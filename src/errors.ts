@@ -52,7 +52,7 @@ export const CATALOGUE = {
   IDENTITY_REJECTED: { exit: EXIT.IDENTITY, hint: 'the proxy does not trust this identity; check that it was issued by this cluster' },
 
   // certificate authority
-  CA_EXISTS: { exit: EXIT.CONFIG, hint: 'pass --force to replace it (every identity it issued stops working)' },
+  CA_EXISTS: { exit: EXIT.CONFIG, hint: 'pass --force to replace it; every identity it issued then stops working' },
   CA_MISSING: { exit: EXIT.CONFIG, hint: 'create one with `mcp-access ca init --dir DIR --cluster NAME`' },
   CA_INVALID: { exit: EXIT.CONFIG, hint: 'the CA directory is damaged; re-create it with `mcp-access ca init --force`' },
 

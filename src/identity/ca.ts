@@ -12,7 +12,7 @@
  * identity per bot renewal, every few minutes), and every TLS stack accepts it.
  * Certificates are made with @peculiar/x509 on node's WebCrypto.
  */
-import { X509Certificate as NodeX509, createHash, createPrivateKey, createPublicKey, randomBytes, type webcrypto as WebCrypto } from 'node:crypto';
+import { X509Certificate as NodeX509, createPrivateKey, createPublicKey, randomBytes, type webcrypto as WebCrypto } from 'node:crypto';
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -312,7 +312,4 @@ export async function writeIdentityFile(path: string, text: string): Promise<voi
   }
 }
 
-/** `sha256:<hex>` of the CA's DER SubjectPublicKeyInfo (like Teleport's ca_pin). */
-export function caPin(caCertPem: string): string {
-  return `sha256:${createHash('sha256').update(spkiDer(caCertPem)).digest('hex')}`;
-}
+export { caPin } from './pin.js';
