@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { AccessError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
+import { parseSize } from '../util/size.js';
 
 export interface StdioServerConfig {
   transport: 'stdio';
@@ -225,15 +226,6 @@ function size(v: unknown, field: string, fail: Fail): number {
   const n = parseSize(String(v));
   if (n === undefined || n < 1024) fail(field, `"${String(v)}" must be a size like 64MiB (at least 1KiB)`);
   return n!;
-}
-
-/** `64MiB`, `1MB`, `512KiB`, `1048576`. */
-export function parseSize(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?$/i.exec(text.trim());
-  if (!m) return undefined;
-  const unit = (m[2] ?? 'B').toLowerCase();
-  const mult: Record<string, number> = { b: 1, kb: 1000, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
-  return Math.floor(Number(m[1]) * mult[unit]!);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -34,6 +34,7 @@ export function errorCodeForClose(code: number): ErrorCode | undefined {
     case CLOSE.MESSAGE_TOO_LARGE:
     case CLOSE.WS_MESSAGE_TOO_BIG: return 'MESSAGE_TOO_LARGE';
     case CLOSE.SESSION_LOCKED: return 'SESSION_LOCKED';
+    case CLOSE.RESUME_REJECTED: return 'SESSION_LOST';
     case CLOSE.UPSTREAM_FAILED: return 'UPSTREAM_FAILED';
     case CLOSE.UPSTREAM_EXITED: return 'UPSTREAM_EXITED';
     default: return undefined;

@@ -21,7 +21,7 @@ export interface ReliableChannelOptions {
   onWritable?: () => void;
 }
 
-interface Outgoing { seq: number; data: Buffer }
+interface Outgoing { seq: number; data: Buffer; transmitted: boolean }
 
 export class ReliableChannel {
   private socket: WebSocket | undefined;
@@ -53,9 +53,10 @@ export class ReliableChannel {
   /** Queue a data frame; it goes out now when a socket is attached. */
   send(data: Buffer): void {
     const seq = ++this.sent;
-    this.outbox.push({ seq, data });
+    const entry: Outgoing = { seq, data, transmitted: false };
+    this.outbox.push(entry);
     this.outboxBytes += data.length;
-    this.transmit(data);
+    entry.transmitted = this.transmit(data);
   }
 
   /** Count a data frame from the peer; schedules an acknowledgement. */
@@ -90,7 +91,10 @@ export class ReliableChannel {
   attach(socket: WebSocket, peerReceived: number): void {
     this.socket = socket;
     this.acknowledge(peerReceived);
-    for (let i = this.outboxHead; i < this.outbox.length; i++) this.transmit(this.outbox[i]!.data);
+    for (let i = this.outboxHead; i < this.outbox.length; i++) {
+      const entry = this.outbox[i]!;
+      entry.transmitted = this.transmit(entry.data) || entry.transmitted;
+    }
     if (this.received > this.lastAckSent) this.sendAck();
   }
 
@@ -99,8 +103,12 @@ export class ReliableChannel {
     if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = undefined; }
   }
 
-  /** Forget everything (a new session starts from zero). */
-  reset(): void {
+  /**
+   * Forget everything for a new session, returning the frames the old peer
+   * never acknowledged: `transmitted` ones may or may not have arrived there.
+   */
+  reset(): Array<{ data: Buffer; transmitted: boolean }> {
+    const unacked = this.outbox.slice(this.outboxHead).map(({ data, transmitted }) => ({ data, transmitted }));
     this.detach();
     this.outbox = [];
     this.outboxHead = 0;
@@ -108,12 +116,14 @@ export class ReliableChannel {
     this.sent = 0;
     this.received = 0;
     this.lastAckSent = 0;
+    return unacked;
   }
 
-  private transmit(data: Buffer): void {
+  private transmit(data: Buffer): boolean {
     const sock = this.socket;
-    if (!sock || sock.readyState !== 1) return;
+    if (!sock || sock.readyState !== 1) return false;
     sock.send(data, { binary: true }, this.afterWrite);
+    return true;
   }
 
   private readonly afterWrite = (): void => {

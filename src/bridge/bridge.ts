@@ -1,0 +1,383 @@
+/**
+ * `mcp-access connect`: the stdio bridge.
+ *
+ * An MCP client spawns it as if it were the MCP server. It reads JSON-RPC
+ * lines on stdin, carries them over an mTLS tunnel to the proxy, and writes
+ * what comes back to stdout, one message per line, bytes untouched.
+ *
+ * - It reads stdin from the first moment; what arrives before the tunnel is
+ *   up is queued, never lost.
+ * - When the tunnel drops it resumes the same session (nothing lost or
+ *   duplicated); when that is impossible it opens a new one, replays the
+ *   client's `initialize`, answers every request that was in flight with an
+ *   "outcome unknown" error and tells the client to refresh its lists.
+ * - A failure a person must act on (identity, unknown server, access denied,
+ *   proxy unreachable) is one line on stderr and a JSON-RPC error for every
+ *   request that is waiting; the process stays up until stdin closes.
+ */
+import type { Readable, Writable } from 'node:stream';
+import type WebSocket from 'ws';
+import { AccessError, describeError, EXIT } from '../errors.js';
+import type { Logger } from '../util/log.js';
+import type { Identity } from '../identity/load.js';
+import { isFinalClose, errorCodeForClose, CLOSE } from '../tunnel/close-codes.js';
+import { decodeControl } from '../tunnel/control.js';
+import { classify, errorResponse, idKey, RPC, type JsonRpcId } from '../tunnel/jsonrpc.js';
+import { LineFramer, type FramedLine } from '../tunnel/line-framer.js';
+import { ReliableChannel } from '../tunnel/reliable-channel.js';
+import { openTunnel, isRetryable, type Hello } from './connection.js';
+import { StdoutWriter } from './stdout-writer.js';
+
+export interface BridgeOptions {
+  server: string;
+  identityPath: string;
+  proxy: { host: string; port: number };
+  /** Extra trusted roots (PEM) for the proxy's certificate, from --ca-file. */
+  extraCa: string[];
+  maxMessageSize: number;
+  keepaliveMs: number;
+  /** Attempts after the first before "proxy unreachable" is final for now. */
+  connectRetries: number;
+  input: Readable;
+  output: Writable;
+  log: Logger;
+  loadIdentity: (path: string) => Promise<Identity>;
+}
+
+interface InFlight { id: string | number; method: string; sentAt: number }
+
+const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
+/** New sessions in a row (upstream crashing at once, say) before giving up. */
+const MAX_NEW_SESSIONS = 3;
+const REPLAY_PREFIX = 'mcp-access-replay-';
+
+export class Bridge {
+  private readonly o: BridgeOptions;
+  private readonly log: Logger;
+  private readonly framer: LineFramer;
+  private readonly out: StdoutWriter;
+  private readonly channel: ReliableChannel;
+  private readonly inflight = new Map<string, InFlight>();
+
+  private socket: WebSocket | undefined;
+  private session: { id: string; token: string } | undefined;
+  private connecting: Promise<void> | undefined;
+  private failure: AccessError | undefined;
+  private lastReported = '';
+  private keepalive: NodeJS.Timeout | undefined;
+  private alive = true;
+  private closing = false;
+  private newSessionsInARow = 0;
+
+  /** The client's initialize, kept to replay on a new session. */
+  private init: { request: Buffer; id: string | number; answered: boolean; serverInfo?: unknown; capabilities?: Record<string, unknown> } | undefined;
+  private initialized: Buffer | undefined;
+  private replaySeq = 0;
+  private replayId: string | undefined;
+
+  private done!: (code: number) => void;
+  readonly finished: Promise<number>;
+
+  constructor(options: BridgeOptions) {
+    this.o = options;
+    this.log = options.log;
+    this.framer = new LineFramer(options.maxMessageSize);
+    this.out = new StdoutWriter(options.output, () => this.socket?.pause(), () => this.socket?.resume());
+    this.channel = new ReliableChannel({
+      highWaterBytes: Math.max(4 * 1024 * 1024, options.maxMessageSize),
+      onWritable: () => { if (this.o.input.isPaused() && !this.closing) this.o.input.resume(); },
+    });
+    this.finished = new Promise((resolve) => { this.done = resolve; });
+  }
+
+  /** Start reading stdin and connecting, at once. Resolves with the exit code. */
+  run(): Promise<number> {
+    const input = this.o.input;
+    input.on('data', (chunk: Buffer) => this.framer.push(chunk, this.onLine));
+    input.on('end', () => { this.framer.end(this.onLine); void this.shutdown('stdin closed'); });
+    input.on('error', (err) => { this.log.error(`stdin: ${err.message}`); void this.shutdown('stdin error'); });
+    this.out.onError = () => { void this.shutdown('stdout closed'); };
+    void this.connect();
+    return this.finished;
+  }
+
+  /** Stop: flush what is queued, close the tunnel cleanly, resolve `finished`. */
+  async shutdown(why: string): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.log.debug(`${why}: shutting down`);
+    this.o.input.pause();
+    // Give queued messages a moment to reach the proxy (bounded: exit within 2 s).
+    const deadline = Date.now() + 1500;
+    while (this.socket && this.channel.pendingBytes > 0 && Date.now() < deadline) await sleep(10);
+    if (this.keepalive) clearInterval(this.keepalive);
+    const socket = this.socket;
+    if (socket) {
+      const closed = new Promise<void>((r) => socket.once('close', () => r()));
+      socket.close(CLOSE.NORMAL);
+      await Promise.race([closed, sleep(300)]);
+      socket.terminate();
+    }
+    await this.out.flush(Math.max(100, deadline - Date.now()));
+    this.done(this.failure ? this.failure.exitCode : EXIT.OK);
+  }
+
+  // ---- stdin → tunnel ------------------------------------------------------
+
+  private readonly onLine = (line: FramedLine): void => {
+    if (line.kind === 'oversize') {
+      const msg = `message of ${line.size} bytes is over the ${this.o.maxMessageSize}-byte limit`;
+      this.log.warn(`${msg} (raise --max-message-size)`);
+      if (line.id !== undefined) this.out.write(Buffer.from(errorResponse(line.id, RPC.INVALID_REQUEST, `mcp-access: ${msg}`, { code: 'MESSAGE_TOO_LARGE' })));
+      return;
+    }
+    const bytes = line.bytes;
+    let msg: unknown;
+    try {
+      msg = JSON.parse(bytes.toString('utf8'));
+    } catch (err) {
+      this.log.warn(`stdin: a line that is not JSON was answered with a parse error (${(err as Error).message})`);
+      this.out.write(Buffer.from(errorResponse(null, RPC.PARSE_ERROR, `Parse error: ${(err as Error).message}`)));
+      return;
+    }
+    const c = classify(msg);
+    if (c.kind === 'other') {
+      this.out.write(Buffer.from(errorResponse(null, RPC.INVALID_REQUEST, 'Invalid Request: not a JSON-RPC 2.0 message')));
+      return;
+    }
+    if (c.kind === 'request') {
+      this.inflight.set(idKey(c.id), { id: c.id, method: c.method, sentAt: performance.now() });
+      if (c.method === 'initialize') this.init = { request: bytes, id: c.id, answered: false };
+    } else if (c.kind === 'notification' && c.method === 'notifications/initialized') {
+      this.initialized = bytes;
+    }
+    if (this.log.enabled('debug')) this.trace('→', c, bytes.length);
+
+    if (this.failure) {
+      // A new message after a failure is a new try: the identity file may have
+      // been renewed, the proxy may be back, the roles may have changed.
+      this.failure = undefined;
+      void this.connect();
+    }
+    this.channel.send(bytes);
+    if (this.channel.full) this.o.input.pause();
+  };
+
+  // ---- tunnel --------------------------------------------------------------
+
+  private connect(): Promise<void> {
+    if (this.connecting || this.closing) return this.connecting ?? Promise.resolve();
+    this.connecting = this.connectLoop().finally(() => { this.connecting = undefined; });
+    return this.connecting;
+  }
+
+  private async connectLoop(): Promise<void> {
+    for (let attempt = 0; !this.closing; attempt++) {
+      let identity: Identity;
+      try {
+        identity = await this.o.loadIdentity(this.o.identityPath);
+      } catch (err) {
+        return this.fail(asAccessError(err));
+      }
+      try {
+        const opened = await openTunnel({
+          proxy: this.o.proxy,
+          server: this.o.server,
+          tls: { key: identity.keyPem, cert: identity.certPem, ca: [...identity.caPems, ...this.o.extraCa] },
+          maxMessageSize: this.o.maxMessageSize,
+          resume: this.session ? { token: this.session.token, received: this.channel.receivedCount } : undefined,
+        });
+        if (this.closing) { opened.socket.terminate(); return; }
+        this.adopt(opened.socket, opened.hello);
+        return;
+      } catch (e) {
+        const err = asAccessError(e);
+        if (err.code === 'SESSION_LOST' && this.session) {
+          this.log.info(`session ${this.session.id.slice(0, 8)} could not be resumed (${err.message}); opening a new one`);
+          if (!this.startNewSession()) return;
+          attempt = -1;
+          continue;
+        }
+        if (isRetryable(err) && attempt < this.o.connectRetries) {
+          const wait = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)]!;
+          this.log.info(`${err.message}; retrying in ${wait}ms`);
+          await sleep(wait);
+          continue;
+        }
+        return this.fail(err);
+      }
+    }
+  }
+
+  private adopt(socket: WebSocket, hello: Hello): void {
+    const resumed = this.session !== undefined && hello.resumed;
+    this.session = { id: hello.session, token: hello.resumeToken };
+    this.socket = socket;
+    this.alive = true;
+    this.channel.attach(socket, hello.received);
+    this.log.info(resumed ? `resumed session ${hello.session.slice(0, 8)} with ${hello.server}` : `connected to ${hello.server} through ${this.o.proxy.host}:${this.o.proxy.port}`);
+    socket.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) {
+        this.channel.noteReceived();
+        this.fromProxy(data);
+      } else {
+        const frame = decodeControl(data.toString('utf8'));
+        if (frame?.type === 'ack') this.channel.acknowledge(frame.received);
+        else if (frame?.type === 'fatal') fatal = new AccessError(frame.code, frame.message, frame.hint ? { hint: frame.hint } : {});
+      }
+    });
+    let fatal: AccessError | undefined;
+    socket.on('pong', () => { this.alive = true; });
+    socket.on('error', (err) => this.log.debug(`tunnel: ${err.message}`));
+    socket.on('close', (code: number, reason: Buffer) => {
+      if (socket !== this.socket) return;
+      this.socket = undefined;
+      this.channel.detach();
+      if (this.keepalive) { clearInterval(this.keepalive); this.keepalive = undefined; }
+      if (this.closing) return;
+      const err = fatal ?? (errorCodeForClose(code) ? new AccessError(errorCodeForClose(code)!, `the proxy closed the tunnel (${code}${reason.length ? `: ${reason}` : ''})`) : undefined);
+      if (err && (err.code === 'UPSTREAM_EXITED' || err.code === 'UPSTREAM_FAILED' && this.init?.answered)) {
+        this.log.warn(`${err.message}; opening a new session`);
+        if (this.startNewSession()) void this.connect();
+        return;
+      }
+      if (err && isFinalClose(code) && err.code !== 'IDENTITY_EXPIRED') {
+        this.session = undefined;
+        this.fail(err);
+        return;
+      }
+      this.log.info(`tunnel lost (${err ? err.message : `code ${code}`}); reconnecting`);
+      void this.connect();
+    });
+    if (this.keepalive) clearInterval(this.keepalive);
+    this.keepalive = setInterval(() => {
+      if (!this.alive) {
+        this.log.info('the proxy stopped answering keepalives; reconnecting');
+        socket.terminate();
+        return;
+      }
+      this.alive = false;
+      try { socket.ping(); } catch { /* closing */ }
+    }, this.o.keepaliveMs);
+    this.keepalive.unref();
+    if (resumed || this.newSessionsInARow === 0) this.newSessionsInARow = 0;
+  }
+
+  /**
+   * The old session is gone. Requests it may have seen get "outcome unknown";
+   * what it never saw is sent to the new one, after the replayed initialize.
+   */
+  private startNewSession(): boolean {
+    if (++this.newSessionsInARow > MAX_NEW_SESSIONS) {
+      this.session = undefined;
+      this.fail(new AccessError('SESSION_LOST', `the session with "${this.o.server}" was lost ${MAX_NEW_SESSIONS} times in a row`));
+      return false;
+    }
+    this.session = undefined;
+    const unacked = this.channel.reset();
+    const resend: Buffer[] = [];
+    const notSent = new Set<string>();
+    for (const { data, transmitted } of unacked) {
+      if (transmitted) continue;
+      resend.push(data);
+      const c = safeClassify(data);
+      if (c?.kind === 'request') notSent.add(idKey(c.id));
+    }
+    for (const [key, f] of this.inflight) {
+      if (notSent.has(key)) continue;
+      if (this.init && !this.init.answered && f.id === this.init.id) { notSent.add(key); resend.unshift(this.init.request); continue; }
+      this.inflight.delete(key);
+      this.out.write(Buffer.from(errorResponse(f.id, RPC.INTERNAL_ERROR,
+        `mcp-access: the session with "${this.o.server}" was lost while ${f.method} was in flight; its outcome is unknown (retry it if it is safe to)`,
+        { code: 'SESSION_LOST' })));
+    }
+    if (this.init?.answered) {
+      this.replayId = `${REPLAY_PREFIX}${++this.replaySeq}`;
+      const req = JSON.parse(this.init.request.toString('utf8')) as Record<string, unknown>;
+      req.id = this.replayId;
+      this.channel.send(Buffer.from(JSON.stringify(req)));
+      if (this.initialized) this.channel.send(this.initialized);
+    }
+    for (const data of resend) this.channel.send(data);
+    return true;
+  }
+
+  private fail(err: AccessError): void {
+    this.failure = err;
+    if (err.line !== this.lastReported) {
+      this.lastReported = err.line;
+      this.log.error(err.line);
+    }
+    this.channel.reset();
+    for (const f of this.inflight.values()) {
+      this.out.write(Buffer.from(errorResponse(f.id, rpcCodeFor(err), `mcp-access: ${err.line}`, { code: err.code })));
+    }
+    this.inflight.clear();
+  }
+
+  // ---- tunnel → stdout -----------------------------------------------------
+
+  private fromProxy(data: Buffer): void {
+    let msg: unknown;
+    try { msg = JSON.parse(data.toString('utf8')); } catch { this.out.write(data); return; }
+    const c = classify(msg);
+    if (c.kind === 'response' && c.id !== null) {
+      if (typeof c.id === 'string' && c.id === this.replayId) return this.replayAnswered(msg as Record<string, unknown>);
+      const key = idKey(c.id);
+      const f = this.inflight.get(key);
+      if (f) {
+        this.inflight.delete(key);
+        if (this.init && f.id === this.init.id && f.method === 'initialize') {
+          const result = (msg as { result?: { serverInfo?: unknown; capabilities?: Record<string, unknown> } }).result;
+          this.init.answered = result !== undefined;
+          this.init.serverInfo = result?.serverInfo;
+          this.init.capabilities = result?.capabilities;
+        }
+        if (this.log.enabled('debug')) this.trace('←', c, data.length, performance.now() - f.sentAt);
+      }
+    } else if (this.log.enabled('debug')) this.trace('←', c, data.length);
+    this.out.write(data);
+  }
+
+  private replayAnswered(msg: Record<string, unknown>): void {
+    this.replayId = undefined;
+    const result = msg.result as { serverInfo?: unknown; capabilities?: Record<string, unknown> } | undefined;
+    if (!result) {
+      this.log.error(`the server refused the replayed initialize: ${JSON.stringify(msg.error ?? null)}`);
+      return;
+    }
+    this.newSessionsInARow = 0;
+    if (JSON.stringify(result.serverInfo) !== JSON.stringify(this.init?.serverInfo)) {
+      this.log.warn(`the new session's server is ${JSON.stringify(result.serverInfo)}, not ${JSON.stringify(this.init?.serverInfo)} as before`);
+    }
+    this.log.info('new session ready; asking the client to refresh its lists');
+    const caps = result.capabilities ?? {};
+    for (const kind of ['tools', 'resources', 'prompts'] as const) {
+      if (caps[kind]) this.out.write(Buffer.from(JSON.stringify({ jsonrpc: '2.0', method: `notifications/${kind}/list_changed` })));
+    }
+  }
+
+  private trace(dir: string, c: ReturnType<typeof classify>, bytes: number, latencyMs?: number): void {
+    const what = c.kind === 'request' ? `${c.method} id=${JSON.stringify(c.id)}` : c.kind === 'notification' ? c.method : c.kind === 'response' ? `response id=${JSON.stringify(c.id)}` : c.kind;
+    this.log.debug(`${dir} ${what} ${bytes}B${latencyMs !== undefined ? ` ${latencyMs.toFixed(2)}ms` : ''}`);
+  }
+}
+
+function rpcCodeFor(err: AccessError): number {
+  return err.code === 'ACCESS_DENIED' || err.code === 'TOOL_DENIED' ? RPC.INVALID_PARAMS : RPC.INTERNAL_ERROR;
+}
+
+function asAccessError(err: unknown): AccessError {
+  if (err instanceof AccessError) return err;
+  return new AccessError('INTERNAL', describeError(err));
+}
+
+function safeClassify(data: Buffer): ReturnType<typeof classify> | undefined {
+  try { return classify(JSON.parse(data.toString('utf8'))); } catch { return undefined; }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export type { JsonRpcId };

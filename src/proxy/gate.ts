@@ -1,0 +1,43 @@
+/**
+ * The gate every message passes through in the proxy: where roles are
+ * enforced and the audit trail is written. A session calls it in order, one
+ * message at a time per direction, and waits for it: an audited event is
+ * written before the message moves on.
+ */
+import type { Peer } from './peer.js';
+import type { ServerConfig } from './config.js';
+
+export type ClientVerdict =
+  /** Send these bytes to the server (usually the very bytes that came in). */
+  | { forward: Buffer }
+  /** Do not forward; answer the client with this JSON-RPC message. */
+  | { reply: Buffer };
+
+export interface SessionInfo {
+  sessionId: string;
+  peer: Peer;
+  server: ServerConfig;
+}
+
+export interface SessionGate {
+  fromClient(bytes: Buffer): ClientVerdict | Promise<ClientVerdict>;
+  /** Returns the bytes to deliver (maybe rewritten, e.g. a filtered tools/list), or undefined to drop. */
+  fromServer(bytes: Buffer): Buffer | undefined | Promise<Buffer | undefined>;
+  /** The session ended (after the upstream stopped). */
+  end(reason: string): void | Promise<void>;
+}
+
+export interface GateFactory {
+  open(info: SessionInfo): Promise<SessionGate>;
+}
+
+/** No roles, no audit: every message passes unchanged. */
+export const passThroughGates: GateFactory = {
+  async open() {
+    return {
+      fromClient: (bytes) => ({ forward: bytes }),
+      fromServer: (bytes) => bytes,
+      end: () => {},
+    };
+  },
+};

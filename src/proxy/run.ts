@@ -1,0 +1,75 @@
+/**
+ * `mcp-access proxy start`: load the configuration and the CA, build the
+ * policy and the audit trail, serve, reload on SIGHUP, stop on SIGTERM/SIGINT.
+ */
+import { describeError } from '../errors.js';
+import { Logger } from '../util/log.js';
+import { loadCa } from '../identity/ca.js';
+import { loadProxyConfig, type ProxyConfig } from './config.js';
+import { ProxyServer } from './server.js';
+import { buildAccess } from './access.js';
+
+export interface RunningProxy {
+  server: ProxyServer;
+  address: { host: string; port: number };
+  reload(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startProxy(configPath: string, opts: { logLevel?: ProxyConfig['logLevel']; logger?: Logger; port?: number } = {}): Promise<RunningProxy> {
+  const config = await loadProxyConfig(configPath);
+  if (opts.port !== undefined) config.listen = { ...config.listen, port: opts.port };
+  const log = opts.logger ?? new Logger({ name: 'proxy', level: opts.logLevel ?? config.logLevel, timestamps: true });
+  const ca = await loadCa(config.caDir);
+  if (ca.cluster !== config.cluster) {
+    log.warn(`config says cluster "${config.cluster}" but the CA in ${config.caDir} is for "${ca.cluster}"; using the CA's`);
+    config.cluster = ca.cluster;
+  }
+  let access = await buildAccess(config, log);
+  const server = new ProxyServer(config, { key: ca.proxyKeyPem, cert: ca.proxyCertPem, ca: [ca.caCertPem] }, access.gates, access.decider, log, access.routes);
+  const address = await server.listen();
+
+  let reloading: Promise<void> | undefined;
+  const reload = async () => {
+    if (reloading) return reloading;
+    reloading = (async () => {
+      try {
+        const next = await loadProxyConfig(configPath);
+        next.listen = config.listen;
+        next.cluster = config.cluster;
+        const nextAccess = await buildAccess(next, log, access);
+        server.reconfigure(next, nextAccess.gates, nextAccess.decider);
+        access = nextAccess;
+        log.info(`reloaded ${configPath}: ${next.servers.length} servers`);
+      } catch (err) {
+        log.error(`reload failed, keeping the running configuration: ${describeError(err)}`);
+      } finally {
+        reloading = undefined;
+      }
+    })();
+    return reloading;
+  };
+  const close = async () => {
+    await server.close();
+    await access.close();
+  };
+  return { server, address, reload, close };
+}
+
+/** Run until a signal: the body of `mcp-access proxy start`. */
+export async function runProxy(configPath: string, opts: { logLevel?: ProxyConfig['logLevel']; onListening?: (addr: { host: string; port: number }) => void }): Promise<void> {
+  const proxy = await startProxy(configPath, opts);
+  opts.onListening?.(proxy.address);
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(`proxy: ${sig}: shutting down\n`);
+      proxy.close().finally(resolve);
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => { void proxy.reload(); });
+  });
+}
