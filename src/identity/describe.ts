@@ -86,10 +86,11 @@ export function formatIdentityText(d: IdentityDescription, now = Date.now()): st
     ['Key type', d.keyType],
     ['SHA-256', d.fingerprint256],
   );
-  if (d.sshCertificate) rows.push(['SSH certificate', 'present (ignored by mcp-access)']);
+  if (d.sshCertificate) rows.push(['SSH cert', 'present (ignored by mcp-access)']);
   d.cas.forEach((ca, i) => {
     rows.push([`CA #${i + 1}`, ca.subject], ['  SHA-256', ca.fingerprint256], ['  pin', ca.pin], ['  valid until', ca.validUntil]);
   });
-  const width = Math.max(...rows.map(([k]) => k.length)) + 2;
+  // A fixed label column, so the layout does not shift with the content.
+  const width = 16;
   return rows.map(([k, v]) => `${`${k}:`.padEnd(width)}${v}`).join('\n');
 }
