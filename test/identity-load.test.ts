@@ -192,3 +192,28 @@ describe('loadIdentity details', () => {
     expect(retries).toBe(0);
   });
 });
+
+describe('start-up weight', () => {
+  it('load.ts, claims.ts and identity-file.ts import only node:* and other light local modules', async () => {
+    // `connect` loads identities on every start and the proxy reads claims per
+    // connection: neither may pull in @peculiar/x509 (or any package).
+    const { readFile: read } = await import('node:fs/promises');
+    const { dirname: dirOf, resolve: res } = await import('node:path');
+    const seen = new Set<string>();
+    const packages = new Set<string>();
+    const walk = async (file: string): Promise<void> => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const src = await read(file, 'utf8');
+      for (const m of src.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'|^\s*import\s+'([^']+)'/gm)) {
+        const spec = (m[1] ?? m[2])!;
+        if (spec.startsWith('.')) await walk(res(dirOf(file), spec.replace(/\.js$/, '.ts')));
+        else if (!spec.startsWith('node:')) packages.add(spec);
+      }
+    };
+    const root = res(import.meta.dirname, '../src/identity');
+    for (const f of ['load.ts', 'claims.ts', 'identity-file.ts', 'describe.ts']) await walk(res(root, f));
+    expect([...packages]).toEqual([]);
+    expect([...seen].some((f) => f.endsWith('x509.ts') || f.endsWith('ca.ts'))).toBe(false);
+  });
+});
