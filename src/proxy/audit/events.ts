@@ -1,0 +1,81 @@
+/**
+ * Audit event names and codes (Teleport's for MCP sessions), and how tool
+ * arguments are recorded: in full (with credential-like keys redacted), as a
+ * digest, or not at all. Field reference: docs/audit.md.
+ */
+import { createHash } from 'node:crypto';
+
+export const EVENT_CODES = {
+  'mcp.session.start': { ok: 'TMCP001I', failed: 'TMCP001E' },
+  'mcp.session.end': { ok: 'TMCP002I', failed: 'TMCP002E' },
+  'mcp.session.request': { ok: 'TMCP003I', failed: 'TMCP003E' },
+  'mcp.session.notification': { ok: 'TMCP004I', failed: 'TMCP004E' },
+  /** mcp-access's own: the log was resumed after an incomplete write (see docs/audit.md). */
+  'audit.recovered': { ok: 'TAUD001W', failed: 'TAUD001W' },
+} as const;
+
+/** The code for an event type and outcome: `…E` for `error` and `denied`, `…I` otherwise. */
+export function eventCode(type: string, outcome?: string): string | undefined {
+  const entry = (EVENT_CODES as Record<string, { ok: string; failed: string }>)[type];
+  if (entry === undefined) return undefined;
+  return outcome === 'error' || outcome === 'denied' ? entry.failed : entry.ok;
+}
+
+export type ArgsPolicy = 'full' | 'digest' | 'none';
+
+/**
+ * Keys redacted wherever they appear in arguments, on top of those
+ * configured. Compared after lower-casing and dropping `-` and `_`, so
+ * `apiKey`, `api_key` and `API-KEY` are one key.
+ */
+export const DEFAULT_REDACT_KEYS = [
+  'password', 'passwd', 'secret', 'client_secret', 'token', 'access_token', 'refresh_token', 'id_token',
+  'api_key', 'authorization', 'cookie', 'private_key',
+];
+
+export const REDACTED = '[REDACTED]';
+/** Objects nested deeper than this are not walked (the inspector refuses deeper messages anyway). */
+const MAX_DEPTH = 600;
+
+export function normaliseKey(key: string): string {
+  return key.toLowerCase().replace(/[-_]/g, '');
+}
+
+export interface ArgsRecorder {
+  readonly policy: ArgsPolicy;
+  /** What to store in the event's `args` field; undefined means leave it out. */
+  record(args: unknown): unknown;
+}
+
+export function argsRecorder(policy: ArgsPolicy, redactKeys: string[], maxArgsBytes: number): ArgsRecorder {
+  const keys = new Set([...DEFAULT_REDACT_KEYS, ...redactKeys].map(normaliseKey));
+  return {
+    policy,
+    record(args: unknown): unknown {
+      if (args === undefined || policy === 'none') return undefined;
+      const redacted = redact(args, keys, 0);
+      if (policy === 'full') {
+        const json = JSON.stringify(redacted);
+        if (Buffer.byteLength(json) <= maxArgsBytes) return redacted;
+        return { truncated: true, ...digestOf(json) };
+      }
+      return digestOf(JSON.stringify(redacted));
+    },
+  };
+}
+
+function digestOf(json: string): { sha256: string; bytes: number } {
+  return { sha256: createHash('sha256').update(json).digest('hex'), bytes: Buffer.byteLength(json) };
+}
+
+export function redact(value: unknown, keys: ReadonlySet<string>, depth: number): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth >= MAX_DEPTH) return '[TOO DEEP]';
+  if (Array.isArray(value)) return value.map((v) => redact(v, keys, depth + 1));
+  // No prototype: a "__proto__" argument key stays an ordinary, recorded key.
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    out[k] = keys.has(normaliseKey(k)) ? REDACTED : redact(v, keys, depth + 1);
+  }
+  return out;
+}

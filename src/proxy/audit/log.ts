@@ -1,0 +1,481 @@
+/**
+ * The audit log: JSON Lines, one event per line, each carrying the hash of
+ * the one before (format: ./chain.ts; fields and policies: docs/audit.md).
+ *
+ * `append` resolves only after the event's bytes were handed to the kernel
+ * (and fsynced, with `fsync: 'always'`); it rejects with AUDIT_UNAVAILABLE if
+ * they could not be, so the proxy can refuse the request instead of running
+ * it unaudited. Appends are serialised in call order, because the chain
+ * depends on order; events that arrive while a write is in flight are written
+ * together in the next single write (group commit), so the hot path costs one
+ * hash and, under load, less than one write per event.
+ *
+ * One process writes a file at a time: `<file>.lock` holds the writer's pid
+ * and a stale lock (dead pid) is taken over.
+ *
+ * An interrupted write (crash, disk full) leaves an incomplete last line. The
+ * next write ends that line and appends an `audit.recovered` event listing the
+ * incomplete lines' sizes, chained to the last complete event, so
+ * `audit verify` can tell a torn write from an edit.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { AccessError } from '../../errors.js';
+import type { Logger } from '../../util/log.js';
+import { GENESIS, HASH_SUFFIX_BYTES, sealEvent, trailingHash } from './chain.js';
+import { argsRecorder, eventCode, type ArgsPolicy, type ArgsRecorder } from './events.js';
+
+export { verifyAuditFile } from './verify.js';
+
+export type AuditEventType = 'mcp.session.start' | 'mcp.session.end' | 'mcp.session.request' | 'mcp.session.notification' | string;
+
+export interface AuditEventInput {
+  type: AuditEventType;
+  /** Teleport's event code; derived from type and outcome when left out (see EVENT_CODES). */
+  code?: string;
+  sessionId?: string;
+  user?: string;
+  roles?: string[];
+  server?: string;
+  client?: { name?: string; version?: string };
+  remoteAddr?: string;
+  method?: string;
+  rpcId?: string | number | null;
+  tool?: string;
+  /** Recorded according to the log's args policy (full with redaction, digest, or none). */
+  args?: unknown;
+  outcome?: 'success' | 'error' | 'denied';
+  reason?: string;
+  latencyMs?: number;
+  direction?: 'client_to_server' | 'server_to_client';
+  [k: string]: unknown;
+}
+
+export interface StoredAuditEvent {
+  time: string;
+  id: string;
+  type: string;
+  code?: string;
+  prev: string;
+  hash: string;
+  [k: string]: unknown;
+}
+
+export type FsyncPolicy = 'always' | 'interval' | 'never';
+
+export interface AuditLogOptions {
+  args?: ArgsPolicy;
+  /** Argument keys to redact (any depth), added to DEFAULT_REDACT_KEYS. */
+  redactKeys?: string[];
+  /** Default `interval`. */
+  fsync?: FsyncPolicy;
+  /** With `interval`: the longest time a written event waits for an fsync. Default 1000 ms. */
+  fsyncIntervalMs?: number;
+  /** With `full`: arguments whose JSON is larger are stored as a digest marked truncated. Default 1 MiB. */
+  maxArgsBytes?: number;
+  logger?: Logger;
+}
+
+/** Fields in the order they are written; anything else follows, `prev` is last. */
+const FIELD_ORDER = [
+  'sessionId', 'user', 'roles', 'server', 'client', 'remoteAddr', 'direction', 'method', 'rpcId', 'tool', 'args',
+  'outcome', 'reason', 'latencyMs',
+];
+const RESERVED = new Set(['time', 'id', 'type', 'code', 'prev', 'hash']);
+
+interface Queued {
+  fields: Record<string, unknown>;
+  resolve: (e: StoredAuditEvent) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Segment {
+  bytes: number;
+  /** For event lines: the chain hash, the stored event and who waits for it. */
+  hash?: string;
+  stored?: StoredAuditEvent;
+  waiter?: Queued;
+  recovery?: boolean;
+}
+
+/** Paths open in this process (the lock file only guards against other processes). */
+const openHere = new Set<string>();
+
+export class AuditLog {
+  private readonly queue: Queued[] = [];
+  private flushing: Promise<void> | null = null;
+  private closed = false;
+  private syncTimer: NodeJS.Timeout | null = null;
+  private syncError: unknown = null;
+  /** The file ends in the middle of a line. */
+  private midLine = false;
+  /** Byte sizes of incomplete lines after the last complete event, not yet covered by a recovery event. */
+  private tornLines: number[] = [];
+
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+    private lastHash: string,
+    private readonly args: ArgsRecorder,
+    private readonly fsync: FsyncPolicy,
+    private readonly fsyncIntervalMs: number,
+    private readonly logger: Logger | undefined,
+    private readonly releaseLock: () => Promise<void>,
+  ) {}
+
+  static async open(path: string, opts: AuditLogOptions = {}): Promise<AuditLog> {
+    const file = resolve(path);
+    if (openHere.has(file)) {
+      throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${path} is already open in this process`, { hint: 'close it before opening it again' });
+    }
+    const unavailable = (what: string, err: unknown) =>
+      new AccessError('AUDIT_UNAVAILABLE', `audit log ${path}: ${what}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    try {
+      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw unavailable('cannot create its directory', err);
+    }
+    openHere.add(file);
+    let releaseLock: () => Promise<void> = async () => {};
+    let fh: FileHandle | undefined;
+    try {
+      releaseLock = await acquireLock(file, path);
+      try {
+        fh = await open(file, 'a+', 0o600);
+      } catch (err) {
+        throw unavailable('cannot be opened for writing', err);
+      }
+      const tail = await readTail(fh, path);
+      const log = new AuditLog(
+        path,
+        fh,
+        tail.lastHash,
+        argsRecorder(opts.args ?? 'full', opts.redactKeys ?? [], opts.maxArgsBytes ?? 1024 * 1024),
+        opts.fsync ?? 'interval',
+        opts.fsyncIntervalMs ?? 1000,
+        opts.logger,
+        async () => {
+          openHere.delete(file);
+          await releaseLock();
+        },
+      );
+      log.midLine = tail.midLine;
+      log.tornLines = tail.tornLines;
+      if (tail.midLine || tail.tornLines.length) {
+        opts.logger?.warn(`audit log ${path} ends with an incomplete event (an interrupted write); it is closed and an audit.recovered event is added`);
+        await log.flush();
+        if (log.midLine || log.tornLines.length) throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${path}: cannot repair its incomplete last line`);
+      }
+      return log;
+    } catch (err) {
+      await fh?.close().catch(() => {});
+      openHere.delete(file);
+      await releaseLock().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** The hash of the last event written (64 zeros for an empty log). */
+  get head(): string {
+    return this.lastHash;
+  }
+
+  /**
+   * Writes the event (time RFC 3339 with ms, id, prev hash, hash) BEFORE
+   * resolving. Rejects with AccessError('AUDIT_UNAVAILABLE') if it cannot be
+   * written. Returns the stored event.
+   */
+  append(event: AuditEventInput): Promise<StoredAuditEvent> {
+    if (this.closed) return Promise.reject(new AccessError('AUDIT_UNAVAILABLE', `audit log ${this.path} is closed`));
+    let fields: Record<string, unknown>;
+    try {
+      fields = this.buildFields(event);
+    } catch (err) {
+      return Promise.reject(new AccessError('AUDIT_UNAVAILABLE', `audit event cannot be recorded: ${(err as Error).message}`, { cause: err }));
+    }
+    return new Promise<StoredAuditEvent>((resolve, reject) => {
+      this.queue.push({ fields, resolve, reject });
+      if (this.flushing === null) void this.flush();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Everything appended before close is written (or rejected) first.
+    while (this.flushing || this.queue.length > 0) await (this.flushing ?? this.flush());
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    this.syncTimer = null;
+    try {
+      if (this.fsync !== 'never') await this.fh.datasync();
+    } catch (err) {
+      this.logger?.error(`audit log ${this.path}: final fsync failed: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    await this.fh.close().catch(() => {});
+    await this.releaseLock();
+  }
+
+  private buildFields(event: AuditEventInput): Record<string, unknown> {
+    const out: Record<string, unknown> = {
+      time: new Date().toISOString(),
+      id: randomUUID(),
+      type: event.type,
+    };
+    const code = event.code ?? eventCode(event.type, event.outcome);
+    if (code !== undefined) out.code = code;
+    const put = (k: string, v: unknown) => {
+      if (v === undefined) return;
+      if (k === 'args') {
+        const recorded = this.args.record(v);
+        if (recorded !== undefined) out.args = recorded;
+        return;
+      }
+      out[k] = v;
+    };
+    for (const k of FIELD_ORDER) put(k, event[k]);
+    for (const k of Object.keys(event)) if (!RESERVED.has(k) && !FIELD_ORDER.includes(k)) put(k, event[k]);
+    // Fail here, on the caller's turn, rather than inside a batch.
+    JSON.stringify(out);
+    return out;
+  }
+
+  /** Write everything queued, one write per batch, until the queue is empty. */
+  private flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    this.flushing = (async () => {
+      try {
+        while (this.queue.length > 0 || this.midLine || this.tornLines.length > 0) {
+          const batch = this.queue.splice(0, this.queue.length);
+          const ok = await this.writeBatch(batch);
+          if (!ok) break;
+        }
+      } finally {
+        this.flushing = null;
+      }
+      // Appends that arrived while a failed batch was being handled.
+      if (this.queue.length > 0) void this.flush();
+    })();
+    return this.flushing;
+  }
+
+  private async writeBatch(batch: Queued[]): Promise<boolean> {
+    const fail = (why: string, err: unknown, waiters: Queued[]) => {
+      const e = new AccessError('AUDIT_UNAVAILABLE', `audit log ${this.path}: ${why}: ${(err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? err}`, { cause: err });
+      this.logger?.error(e.message);
+      for (const q of waiters) q.reject(e);
+    };
+    if (this.syncError !== null) {
+      // An earlier fsync failed: events may not be on disk. Try again before writing more.
+      try {
+        await this.fh.datasync();
+        this.syncError = null;
+      } catch (err) {
+        fail('fsync failed', err, batch);
+        return false;
+      }
+    }
+
+    const segments: Segment[] = [];
+    const text: string[] = [];
+    let hash = this.lastHash;
+    if (this.midLine) {
+      segments.push({ bytes: 1 });
+      text.push('\n');
+    }
+    const addEvent = (fields: Record<string, unknown>, waiter?: Queued, recovery = false) => {
+      const prev = hash;
+      const sealed = sealEvent(JSON.stringify({ ...fields, prev }));
+      hash = sealed.hash;
+      segments.push({
+        bytes: Buffer.byteLength(sealed.line),
+        hash: sealed.hash,
+        stored: { ...fields, prev, hash: sealed.hash } as StoredAuditEvent,
+        waiter,
+        recovery,
+      });
+      text.push(sealed.line);
+    };
+    if (this.tornLines.length > 0) {
+      addEvent(
+        {
+          time: new Date().toISOString(),
+          id: randomUUID(),
+          type: 'audit.recovered',
+          code: eventCode('audit.recovered'),
+          reason: 'a write was interrupted; the incomplete line(s) before this event are not events, and the chain continues from the last complete event',
+          torn: [...this.tornLines],
+        },
+        undefined,
+        true,
+      );
+    }
+    for (const q of batch) addEvent(q.fields, q);
+
+    const buf = Buffer.from(text.join(''), 'utf8');
+    const { written, error } = await writeAll(this.fh, buf);
+
+    // Account for exactly what reached the file.
+    let offset = 0;
+    const done = new Set<Segment>();
+    for (const seg of segments) {
+      const got = Math.max(0, Math.min(seg.bytes, written - offset));
+      offset += seg.bytes;
+      if (seg.hash === undefined) {
+        if (got === 1) this.midLine = false;
+        continue;
+      }
+      if (got === 0) continue;
+      if (got >= seg.bytes - 1) {
+        // Complete (perhaps without its newline, which the next write adds).
+        this.lastHash = seg.hash;
+        this.tornLines = [];
+        this.midLine = got < seg.bytes;
+        done.add(seg);
+      } else {
+        this.tornLines.push(got);
+        this.midLine = true;
+      }
+    }
+    const waitersDone = [...done].filter((s) => s.waiter).map((s) => s.waiter!);
+    const waitersFailed = segments.filter((s) => s.waiter && !done.has(s)).map((s) => s.waiter!);
+    if (error !== undefined) {
+      fail('write failed', error, waitersFailed);
+      if (waitersDone.length === 0) return false;
+    }
+    if (this.fsync === 'always') {
+      try {
+        await this.fh.datasync();
+      } catch (err) {
+        this.syncError = err;
+        fail('fsync failed', err, waitersDone);
+        return false;
+      }
+    } else if (this.fsync === 'interval') {
+      this.scheduleSync();
+    }
+    for (const seg of done) seg.waiter?.resolve(seg.stored!);
+    return error === undefined;
+  }
+
+  private scheduleSync(): void {
+    if (this.syncTimer !== null) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = null;
+      if (this.closed) return;
+      this.fh.datasync().catch((err) => {
+        this.syncError = err;
+        this.logger?.error(`audit log ${this.path}: fsync failed: ${(err as NodeJS.ErrnoException).code ?? err}; requests are refused until it works again`);
+      });
+    }, this.fsyncIntervalMs);
+    this.syncTimer.unref();
+  }
+}
+
+async function writeAll(fh: FileHandle, buf: Buffer): Promise<{ written: number; error?: unknown }> {
+  let written = 0;
+  while (written < buf.length) {
+    try {
+      const { bytesWritten } = await fh.write(buf, written, buf.length - written);
+      if (bytesWritten <= 0) return { written, error: new Error('the write made no progress') };
+      written += bytesWritten;
+    } catch (error) {
+      return { written, error };
+    }
+  }
+  return { written };
+}
+
+/**
+ * Where the chain continues: the hash at the end of the last complete line.
+ * A final line without its newline is an interrupted write: if it is a
+ * complete event it only needs its newline, otherwise it is torn.
+ */
+async function readTail(fh: FileHandle, shown: string): Promise<{ lastHash: string; midLine: boolean; tornLines: number[] }> {
+  const { size } = await fh.stat();
+  if (size === 0) return { lastHash: GENESIS, midLine: false, tornLines: [] };
+  const read = async (pos: number, len: number): Promise<Buffer> => {
+    const b = Buffer.alloc(len);
+    const { bytesRead } = await fh.read(b, 0, len, pos);
+    return b.subarray(0, bytesRead);
+  };
+  const hashOfLineEndingAt = async (end: number): Promise<string | undefined> =>
+    trailingHash((await read(Math.max(0, end - HASH_SUFFIX_BYTES), Math.min(end, HASH_SUFFIX_BYTES))).toString('latin1'));
+
+  const endsWithNewline = (await read(size - 1, 1))[0] === 0x0a;
+  if (endsWithNewline) {
+    const h = await hashOfLineEndingAt(size - 1);
+    if (h === undefined) {
+      throw new AccessError('AUDIT_TAMPERED', `audit log ${shown}: its last line is not an audit event`, {
+        hint: 'run `mcp-access audit verify` on it; to start a new log, move this file away',
+      });
+    }
+    return { lastHash: h, midLine: false, tornLines: [] };
+  }
+  const lineStart = (await lastNewlineBefore(read, size)) + 1;
+  const own = await hashOfLineEndingAt(size);
+  if (own !== undefined) return { lastHash: own, midLine: true, tornLines: [] };
+  let lastHash = GENESIS;
+  if (lineStart > 0) {
+    const h = await hashOfLineEndingAt(lineStart - 1);
+    if (h === undefined) {
+      throw new AccessError('AUDIT_TAMPERED', `audit log ${shown}: its last two lines are not audit events`, {
+        hint: 'run `mcp-access audit verify` on it; to start a new log, move this file away',
+      });
+    }
+    lastHash = h;
+  }
+  return { lastHash, midLine: true, tornLines: [size - lineStart] };
+}
+
+/** Offset of the last newline before `end`, or -1; reads backwards in chunks. */
+async function lastNewlineBefore(read: (pos: number, len: number) => Promise<Buffer>, end: number): Promise<number> {
+  const CHUNK = 64 * 1024;
+  let hi = end;
+  while (hi > 0) {
+    const lo = Math.max(0, hi - CHUNK);
+    const chunk = await read(lo, hi - lo);
+    const i = chunk.lastIndexOf(0x0a);
+    if (i >= 0) return lo + i;
+    hi = lo;
+  }
+  return -1;
+}
+
+async function acquireLock(file: string, shown: string): Promise<() => Promise<void>> {
+  const lockPath = `${file}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(lockPath, 'wx', 0o600);
+      try {
+        await fh.writeFile(`${process.pid}\n`);
+      } finally {
+        await fh.close();
+      }
+      return async () => {
+        await unlink(lockPath).catch(() => {});
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown}: cannot create its lock file: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+      }
+      const pid = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+        throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown} is being written by process ${pid}`, {
+          hint: 'two proxies cannot share one audit log; give each its own audit.path',
+        });
+      }
+      await unlink(lockPath).catch(() => {}); // stale: its writer is gone
+    }
+  }
+  throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown}: cannot take its lock file`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
