@@ -91,6 +91,11 @@ function caSigningKey(ca: CertificateAuthority): Promise<CryptoKey> {
   return key;
 }
 
+/** A copy as a plain ArrayBuffer (what WebCrypto-typed APIs want, whatever Buffer's backing store). */
+function toArrayBuffer(buf: Buffer): ArrayBuffer {
+  return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
+}
+
 function caKeyId(caCertPem: string): string {
   return keyIdentifierHex(spkiDer(caCertPem));
 }
@@ -105,7 +110,7 @@ async function signProxyCertificate(ca: Omit<CertificateAuthority, 'proxyCertPem
     issuer: new x509.X509Certificate(ca.caCertPem).subjectName,
     notBefore: new Date(now - CLOCK_SKEW_MS),
     notAfter: new Date(now + PROXY_CERT_VALIDITY_MS),
-    publicKey: spki,
+    publicKey: toArrayBuffer(spki),
     signingKey,
     signingAlgorithm: SIGNING,
     extensions: [
@@ -282,7 +287,7 @@ export async function signCertificate(ca: CertificateAuthority, opts: SignOption
     issuer: new x509.X509Certificate(ca.caCertPem).subjectName,
     notBefore: new Date(now - CLOCK_SKEW_MS),
     notAfter: new Date(now + opts.ttlMs),
-    publicKey: spki,
+    publicKey: toArrayBuffer(spki),
     signingKey: await caSigningKey(ca),
     signingAlgorithm: SIGNING,
     extensions,

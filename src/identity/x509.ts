@@ -8,6 +8,7 @@ import './reflect-shim.js';
 import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+// node's webcrypto is the standard Crypto; the cast only bridges the two type declarations.
+x509.cryptoProvider.set(webcrypto as never);
 
 export { x509, webcrypto };
