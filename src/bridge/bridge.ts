@@ -113,6 +113,7 @@ export class Bridge {
     if (this.keepalive) clearInterval(this.keepalive);
     const socket = this.socket;
     if (socket) {
+      if (socket.isPaused) socket.resume();
       const closed = new Promise<void>((r) => socket.once('close', () => r()));
       socket.close(CLOSE.NORMAL);
       await Promise.race([closed, sleep(300)]);

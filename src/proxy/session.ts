@@ -166,6 +166,9 @@ export class ProxySession {
   }
 
   private detach(): void {
+    // A paused socket would never read the peer's close frame (ws then waits
+    // its 30 s close timeout): read again before letting go of it.
+    if (this.socket?.isPaused) this.socket.resume();
     this.socket?.removeAllListeners('message');
     this.socket?.removeAllListeners('close');
     this.socket = undefined;
