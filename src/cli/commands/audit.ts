@@ -1,10 +1,130 @@
-import type { CommandModule } from 'yargs';
-import { AccessError } from '../../errors.js';
+/** `mcp-access audit verify|search`: check the hash chain of an audit log, and read it. */
+import type { Argv, CommandModule } from 'yargs';
+
+interface VerifyArgs {
+  file: string;
+  format: 'text' | 'json';
+}
+
+const verifyCommand: CommandModule<object, VerifyArgs> = {
+  command: 'verify <file>',
+  describe: 'Check the hash chain; report the first edited, deleted or reordered event',
+  builder: (y) =>
+    (y as Argv<object>)
+      .positional('file', { type: 'string', demandOption: true, describe: 'The audit log (audit.path in the proxy config)' })
+      .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' })
+      .example('$0 audit verify /var/log/mcp-access/audit.jsonl', 'Exit 0 if intact, 9 with the first broken line otherwise') as unknown as Argv<VerifyArgs>,
+  handler: async (argv) => {
+    const { AccessError } = await import('../../errors.js');
+    const { verifyAuditFile } = await import('../../proxy/audit/verify.js');
+    const { print, printJson } = await import('../output.js');
+    const result = await verifyAuditFile(argv.file);
+    if (argv.format === 'json') printJson({ file: argv.file, ...result });
+    if (!result.ok) {
+      throw new AccessError('AUDIT_TAMPERED', `${argv.file}: line ${result.line}: ${result.problem} (${result.events} event(s) before it verified)`, {
+        detail: { line: result.line, problem: result.problem, events: result.events },
+      });
+    }
+    if (argv.format === 'text') print(`${argv.file}: chain intact, ${result.events} event(s); last hash ${result.head}`);
+  },
+};
+
+interface SearchArgs {
+  file: string;
+  user?: string;
+  server?: string;
+  session?: string;
+  tool?: string;
+  type?: string;
+  denied: boolean;
+  since?: string;
+  limit?: number;
+  format: 'text' | 'json';
+}
+
+const searchCommand: CommandModule<object, SearchArgs> = {
+  command: 'search <file>',
+  describe: 'List audit events matching every filter given',
+  builder: (y) =>
+    (y as Argv<object>)
+      .positional('file', { type: 'string', demandOption: true, describe: 'The audit log' })
+      .option('user', { type: 'string', describe: 'Only this user' })
+      .option('server', { type: 'string', describe: 'Only this server' })
+      .option('session', { type: 'string', describe: 'Only this session id' })
+      .option('tool', { type: 'string', describe: 'Only this tool' })
+      .option('type', { type: 'string', describe: 'Only this event type, e.g. mcp.session.request' })
+      .option('denied', { type: 'boolean', default: false, describe: 'Only denials' })
+      .option('since', { type: 'string', describe: 'Only events since a time (RFC 3339) or for a duration back (e.g. 1h)' })
+      .option('limit', { type: 'number', describe: 'Only the last N matches' })
+      .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'A table, or a JSON array of the events' })
+      .example('$0 audit search audit.jsonl --denied --since 1h', 'Denials in the last hour')
+      .example('$0 audit search audit.jsonl --user alice --server filesystem --format json', "alice's events on one server, as JSON") as unknown as Argv<SearchArgs>,
+  handler: async (argv) => {
+    const { AccessError } = await import('../../errors.js');
+    const { searchAuditFile } = await import('../../proxy/audit/search.js');
+    const { print, printJson, table } = await import('../output.js');
+    let sinceMs: number | undefined;
+    if (argv.since !== undefined) {
+      sinceMs = await parseSince(argv.since);
+      if (sinceMs === undefined) {
+        throw new AccessError('USAGE', `--since "${argv.since}" is neither a time nor a duration`, { hint: 'write it like 2026-11-21T10:00:00Z or 30m, 1h, 2d' });
+      }
+    }
+    if (argv.limit !== undefined && !(Number.isInteger(argv.limit) && argv.limit > 0)) {
+      throw new AccessError('USAGE', '--limit must be a positive whole number');
+    }
+    const { events, unreadable } = await searchAuditFile(argv.file, {
+      user: argv.user, server: argv.server, sessionId: argv.session, tool: argv.tool, type: argv.type, denied: argv.denied, sinceMs, limit: argv.limit,
+    });
+    if (unreadable > 0) process.stderr.write(`mcp-access: ${unreadable} line(s) of ${argv.file} are not events (run \`mcp-access audit verify\`)\n`);
+    if (argv.format === 'json') {
+      printJson(events);
+      return;
+    }
+    if (events.length === 0) {
+      print('no matching events');
+      return;
+    }
+    const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v));
+    const rows = events.map((e) => [
+      cell(e.time),
+      cell(e.type).replace(/^mcp\.session\./, ''),
+      cell(e.code),
+      cell(e.user),
+      cell(e.server),
+      cell(e.method),
+      cell(e.tool),
+      cell(e.outcome),
+      cell(e.id),
+      shorten(cell(e.reason), 80),
+    ]);
+    print(table(['TIME', 'TYPE', 'CODE', 'USER', 'SERVER', 'METHOD', 'TOOL', 'OUTCOME', 'EVENT ID', 'REASON'], rows));
+  },
+};
+
+/** A duration back from now (`30m`, `1h`, `2d`) or an RFC 3339 time. */
+async function parseSince(text: string): Promise<number | undefined> {
+  const { parseDuration } = await import('../../util/duration.js');
+  try {
+    return Date.now() - parseDuration(text, '--since');
+  } catch {
+    if (!/^\d{4}-\d{2}-\d{2}/.test(text)) return undefined;
+    const t = Date.parse(text);
+    return Number.isNaN(t) ? undefined : t;
+  }
+}
+
+function shorten(s: string, n: number): string {
+  return s.length <= n ? s : `${s.slice(0, n - 1)}…`;
+}
 
 export const auditCommand: CommandModule = {
   command: 'audit',
-  describe: '(not implemented yet)',
-  handler: () => {
-    throw new AccessError('USAGE', '`audit` is not implemented yet');
-  },
+  describe: 'Verify and search the audit log (see docs/audit.md)',
+  builder: (y) =>
+    y
+      .command(verifyCommand as unknown as CommandModule)
+      .command(searchCommand as unknown as CommandModule)
+      .demandCommand(1, 'name an audit command: verify or search'),
+  handler: () => {},
 };

@@ -139,7 +139,7 @@ export class Policy {
         ? {
             allowed: true,
             role: r.name,
-            rule: 'spec.allow.mcp tools without app_labels (every server)',
+            rule: 'spec.allow without app_labels: every server',
             reason: `role ${r.name} allows MCP tools and names no app_labels, so it applies to every server, including ${server.name}`,
           }
         : {
