@@ -212,7 +212,7 @@ export class ProxyServer {
     const name = url.searchParams.get('server') ?? '';
     const server = this.config.servers.find((s) => s.name === name);
     if (!server) throw new AccessError('UNKNOWN_SERVER', `no MCP server named "${name}" is enrolled on this proxy`);
-    this.access.checkServer(peer, server);
+    // Whether the peer may reach it is the gate's first decision (audited).
     void this.startSession(ws, peer, server);
   }
 

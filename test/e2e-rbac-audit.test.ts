@@ -1,0 +1,195 @@
+/**
+ * Roles and audit end to end, with the seeds' two roles verbatim
+ * (test/fixtures/roles) against the real @modelcontextprotocol/server-filesystem,
+ * through the real `connect` and proxy.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TestCluster, FILESYSTEM, ROOT, testServer, resultText } from './helpers/cluster.js';
+import { RawBridge, INIT } from './helpers/raw-bridge.js';
+import { verifyAuditFile } from '../src/proxy/audit/log.js';
+
+let cluster: TestCluster;
+let reader: string; // llm-access: read-only
+let developer: string; // example-role: env dev, every tool
+let sample: string;
+let auditPath: string;
+
+const READ_ONLY = /^(get_.*|list_.*|read_.*|search_files)$/;
+const WRITES: Array<[string, Record<string, unknown>]> = [];
+
+async function snapshot(dir: string): Promise<string> {
+  const entries = await readdir(dir, { recursive: true });
+  const parts = await Promise.all(entries.sort().map(async (e) => `${e}:${await readFile(join(dir, e)).then((b) => b.toString('base64'), () => 'dir')}`));
+  return parts.join('\n');
+}
+
+async function auditEvents(): Promise<Array<Record<string, unknown>>> {
+  const text = await readFile(auditPath, 'utf8');
+  return text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+beforeAll(async () => {
+  cluster = await TestCluster.start({ servers: [] });
+  sample = join(cluster.dir, 'sample');
+  await mkdir(join(sample, 'docs'), { recursive: true });
+  await writeFile(join(sample, 'products.csv'), 'id,name\n1,widget\n2,gadget\n');
+  await writeFile(join(sample, 'docs', 'readme.txt'), 'hello from the sample directory\n');
+  auditPath = join(cluster.dir, 'audit', 'audit.jsonl');
+  WRITES.push(
+    ['write_file', { path: join(sample, 'new.txt'), content: 'should not exist' }],
+    ['edit_file', { path: join(sample, 'products.csv'), edits: [{ oldText: 'widget', newText: 'WIDGET' }] }],
+    ['move_file', { source: join(sample, 'products.csv'), destination: join(sample, 'moved.csv') }],
+    ['create_directory', { path: join(sample, 'newdir') }],
+  );
+  await cluster.writeConfig({
+    servers: [
+      { name: 'files', description: 'sample files', labels: { env: 'dev' }, command: process.execPath, args: [FILESYSTEM, sample] },
+      { ...testServer('prod-tools'), labels: { env: 'prod' } },
+    ],
+    roles: [],
+    roles_files: [join(ROOT, 'test/fixtures/roles')],
+    audit: { path: auditPath },
+  });
+  await cluster.stopProxy();
+  await cluster.startProxy();
+  reader = await cluster.issue('llm-agent', ['llm-access']);
+  developer = await cluster.issue('dev-agent', ['example-role']);
+});
+afterAll(async () => { await cluster?.close(); });
+
+describe('the read-only role (llm-access) on server-filesystem', () => {
+  it('lists only the read tools', async () => {
+    const { client } = await cluster.client('files', reader);
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    expect(names.length).toBeGreaterThan(3);
+    for (const n of names) expect(n).toMatch(READ_ONLY);
+    for (const [w] of WRITES) expect(names).not.toContain(w);
+    await client.close();
+  });
+
+  it('reads work', async () => {
+    const { client } = await cluster.client('files', reader);
+    expect(resultText(await client.callTool({ name: 'read_text_file', arguments: { path: join(sample, 'docs', 'readme.txt') } }))).toContain('hello from the sample directory');
+    expect(resultText(await client.callTool({ name: 'list_directory', arguments: { path: sample } }))).toContain('products.csv');
+    await client.close();
+  });
+
+  it('denies every write with -32602, leaves the directory unchanged, and audits each denial', async () => {
+    const before = await snapshot(sample);
+    const { client } = await cluster.client('files', reader);
+    for (const [name, args] of WRITES) {
+      const err = await client.callTool({ name, arguments: args }).then(() => undefined, (e: { code?: number; message: string; data?: { auditEventId?: string } }) => e);
+      expect(err, name).toBeDefined();
+      expect(err!.code).toBe(-32602);
+      expect(err!.message).toMatch(new RegExp(`access to tool "${name}" on MCP server "files" is denied by the identity's roles`));
+      const events = await auditEvents();
+      const ev = events.find((e) => e.id === err!.data!.auditEventId);
+      expect(ev, `audit event for ${name}`).toMatchObject({ type: 'mcp.session.request', outcome: 'denied', tool: name, user: 'llm-agent', server: 'files', method: 'tools/call' });
+    }
+    await client.close();
+    expect(await snapshot(sample)).toBe(before);
+  });
+});
+
+describe('the seed guide role (example-role)', () => {
+  it('sees every tool of the env: dev server', async () => {
+    const { client } = await cluster.client('files', developer);
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    for (const [w] of WRITES) expect(names).toContain(w);
+    await client.close();
+  });
+
+  it('cannot reach a server labelled env: prod: the error names the server and the roles', async () => {
+    await expect(cluster.client('prod-tools', developer)).rejects.toThrow(/access to MCP server "prod-tools" is denied for dev-agent.*governed by the identity's roles/);
+  });
+});
+
+describe('parse-differential tricks never reach a denied tool', () => {
+  const target = () => join(sample, 'tricked.txt');
+  const trick = async (line: string) => {
+    const b = RawBridge.spawn(cluster.connectArgs('files', reader));
+    b.send(INIT(1));
+    await b.response(1);
+    b.write(`${line}\n`);
+    const r = await b.response(7);
+    await b.end();
+    return r;
+  };
+
+  it('duplicate keys are refused', async () => {
+    const r = await trick(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"read_text_file","name":"write_file","arguments":{"path":${JSON.stringify(target())},"content":"x"}}}`);
+    expect(r.error).toBeDefined();
+    expect((r.error as { message: string }).message).toMatch(/duplicate/i);
+  });
+
+  it('non-canonical key case (Params, Name, Method) is refused', async () => {
+    for (const line of [
+      `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"read_text_file"},"Params":{"name":"write_file","arguments":{"path":${JSON.stringify(target())},"content":"x"}}}`,
+      `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"Name":"write_file","name":"read_text_file","arguments":{"path":${JSON.stringify(target())},"content":"x"}}}`,
+      `{"jsonrpc":"2.0","id":7,"Method":"tools/call","method":"ping","params":{"name":"write_file","arguments":{"path":${JSON.stringify(target())},"content":"x"}}}`,
+    ]) {
+      const r = await trick(line);
+      expect(r.error, line).toBeDefined();
+    }
+  });
+
+  it('\\u escapes in a tool name are judged by the decoded name', async () => {
+    const denied = await trick(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"write\\u005ffile","arguments":{"path":${JSON.stringify(target())},"content":"x"}}}`);
+    expect((denied.error as { code: number }).code).toBe(-32602);
+    const allowed = await trick(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"read\\u005ftext_file","arguments":{"path":${JSON.stringify(join(sample, 'products.csv'))}}}}`);
+    expect(JSON.stringify(allowed.result)).toContain('widget');
+  });
+
+  it('a batch containing a tools/call is refused as a whole', async () => {
+    const b = RawBridge.spawn(cluster.connectArgs('files', reader));
+    b.send(INIT(1));
+    await b.response(1);
+    b.write(`[{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"write_file","arguments":{"path":${JSON.stringify(target())},"content":"x"}}}]\n`);
+    const r = await b.next((m) => 'error' in m && m.id === null);
+    expect((r.error as { message: string }).message).toMatch(/batch/i);
+    await b.end();
+  });
+
+  it('a tools/call without a usable name is refused without forwarding', async () => {
+    for (const params of ['{}', '{"name":""}', '{"name":42}']) {
+      const r = await trick(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":${params}}`);
+      expect(r.error, params).toBeDefined();
+    }
+  });
+
+  it('left the directory without the tricked file', async () => {
+    await expect(readFile(target())).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('the audit trail', () => {
+  it('has session start/end, requests with outcomes, notifications, and verifies', async () => {
+    const events = await auditEvents();
+    const types = new Set(events.map((e) => e.type));
+    for (const t of ['mcp.session.start', 'mcp.session.end', 'mcp.session.request', 'mcp.session.notification']) expect(types).toContain(t);
+    expect(events.some((e) => e.method === 'tools/list')).toBe(true);
+    expect(events.some((e) => e.phase === 'response' && e.outcome === 'success' && typeof e.latencyMs === 'number')).toBe(true);
+    expect(events.find((e) => e.method === 'initialize')).toMatchObject({ client: { name: 'mcp-access-test', version: '1.0.0' } });
+    expect(await verifyAuditFile(auditPath)).toMatchObject({ ok: true });
+  });
+});
+
+describe('reloading roles with SIGHUP', () => {
+  it('judges the next request by the new roles without dropping the session', async () => {
+    const { client } = await cluster.client('files', developer);
+    expect(resultText(await client.callTool({ name: 'list_directory', arguments: { path: sample } }))).toContain('products.csv');
+    await cluster.writeConfig({
+      roles: [{ kind: 'role', version: 'v7', metadata: { name: 'example-role' }, spec: { allow: { app_labels: { env: 'dev' }, mcp: { tools: ['read_*'] } } } }],
+      roles_files: [],
+    });
+    const reloaded = cluster.proxyLog.split('reloaded').length;
+    cluster.proxy!.kill('SIGHUP');
+    await expect.poll(() => cluster.proxyLog.split('reloaded').length, { timeout: 10_000 }).toBeGreaterThan(reloaded);
+    const err = await client.callTool({ name: 'list_directory', arguments: { path: sample } }).then(() => undefined, (e: { code: number }) => e);
+    expect(err?.code).toBe(-32602);
+    expect(resultText(await client.callTool({ name: 'read_text_file', arguments: { path: join(sample, 'docs', 'readme.txt') } }))).toContain('hello');
+    await client.close();
+  });
+});
