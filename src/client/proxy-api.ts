@@ -1,0 +1,41 @@
+/**
+ * Calls to the proxy's JSON endpoints with an identity's client certificate
+ * (undici over mTLS, trusting only the identity's CAs and --ca-file roots).
+ */
+import { Agent, request } from 'undici';
+import { AccessError, CATALOGUE, type ErrorCode } from '../errors.js';
+import type { Identity } from '../identity/load.js';
+import { classifySocketError } from '../bridge/connection.js';
+
+export interface ServerListing {
+  name: string;
+  description: string;
+  transport: string;
+  labels: Record<string, string>;
+  tools?: { allow: string[]; deny: string[] };
+}
+
+export async function proxyGet<T>(proxy: { host: string; port: number }, path: string, identity: Identity, extraCa: string[] = []): Promise<T> {
+  const where = `${proxy.host.includes(':') ? `[${proxy.host}]` : proxy.host}:${proxy.port}`;
+  const agent = new Agent({ connect: { key: identity.keyPem, cert: identity.certPem, ca: [...identity.caPems, ...extraCa], rejectUnauthorized: true }, connectTimeout: 10_000 });
+  try {
+    const res = await request(`https://${where}${path}`, { dispatcher: agent, method: 'GET', headersTimeout: 15_000, bodyTimeout: 15_000 });
+    const body = (await res.body.json().catch(() => undefined)) as { error?: { code?: string; message?: string; hint?: string } } | undefined;
+    if (res.statusCode !== 200) {
+      const e = body?.error;
+      const code: ErrorCode = e?.code && e.code in CATALOGUE ? (e.code as ErrorCode) : 'PROXY_PROTOCOL';
+      throw new AccessError(code, e?.message ?? `the proxy at ${where} answered HTTP ${res.statusCode} to ${path}`, e?.hint ? { hint: e.hint } : {});
+    }
+    return body as T;
+  } catch (err) {
+    if (err instanceof AccessError) throw err;
+    const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+    throw classifySocketError(e.cause?.code ? e.cause : e, where);
+  } finally {
+    await agent.close().catch(() => {});
+  }
+}
+
+export async function listServers(proxy: { host: string; port: number }, identity: Identity, extraCa: string[] = []): Promise<{ cluster: string; servers: ServerListing[] }> {
+  return proxyGet(proxy, '/v1/servers', identity, extraCa);
+}
