@@ -28,16 +28,16 @@ export interface KeyScanOptions {
 
 interface Frame {
   isObject: boolean;
-  /** Keys seen so far (objects only). */
-  keys: Set<string> | null;
+  /** Keys seen so far in this object; reused (cleared) between objects at the same depth. */
+  readonly keys: Set<string>;
   /** Case-folded keys, at the levels where case matters. */
-  folded: Map<string, string> | null;
+  readonly folded: Map<string, string>;
   canonical: ReadonlySet<string> | null;
   expectKey: boolean;
   lastKey: string | null;
-  path: string;
+  /** The key (or `[]`) under which this value sits in its parent, for messages. */
+  name: string;
 }
-
 
 export interface KeyProblem {
   reason: string;
@@ -48,76 +48,77 @@ export interface KeyProblem {
 
 /** Returns the first problem, or undefined when the text is clean. */
 export function scanKeys(text: string, opts: KeyScanOptions): KeyProblem | undefined {
-  const stack: Frame[] = [];
-  let pos = 0;
-  const re = /["{}[\],]/g;
-  for (;;) {
-    re.lastIndex = pos;
-    const m = re.exec(text);
-    if (m === null) return undefined;
-    const i = m.index;
+  // One frame object per depth, reused: no allocation per object or array.
+  const frames: Frame[] = [];
+  let depth = 0; // frames[0 .. depth-1] are open
+  const pathTo = (d: number): string => {
+    let path = '';
+    for (let k = 1; k <= d; k++) path = frames[k]!.name === '[]' ? `${path}[]` : path === '' ? frames[k]!.name : `${path}.${frames[k]!.name}`;
+    return path;
+  };
+  const len = text.length;
+  // A plain charCodeAt loop: several times faster than a regex search when
+  // structure is dense; strings are skipped with indexOf.
+  for (let i = 0; i < len; i++) {
     const ch = text.charCodeAt(i);
-    const top = stack.length ? stack[stack.length - 1]! : undefined;
-    switch (ch) {
-      case 0x22 /* " */: {
-        const end = stringEnd(text, i + 1);
-        if (top !== undefined && top.isObject && top.expectKey) {
-          const key = decodeKey(text, i, end);
-          const problem = addKey(top, key);
-          if (problem !== undefined) return problem;
-          top.lastKey = key;
-          top.expectKey = false;
-        }
-        pos = end + 1;
-        break;
-      }
-      case 0x7b /* { */:
-      case 0x5b /* [ */: {
-        if (stack.length >= opts.maxDepth) return { reason: `nesting is deeper than ${opts.maxDepth} levels`, path: top?.path ?? '', key: '' };
-        const isObject = ch === 0x7b;
-        const depth = stack.length; // 0 = the message object
-        const parentKey = top?.isObject ? top.lastKey : null;
-        const path = top === undefined ? '' : top.isObject ? join(top.path, parentKey ?? '') : `${top.path}[]`;
-        let canonical: ReadonlySet<string> | null = null;
-        if (isObject && depth === 0) canonical = opts.topKeys;
-        else if (isObject && depth === 1 && parentKey === 'params' && top?.isObject) canonical = opts.paramsKeys;
-        stack.push({
-          isObject,
-          keys: isObject ? new Set() : null,
-          folded: canonical ? new Map() : null,
-          canonical,
-          expectKey: isObject,
-          lastKey: null,
-          path,
+    if (ch === 0x22 /* " */) {
+      const end = stringEnd(text, i + 1);
+      const top = depth > 0 ? frames[depth - 1]! : undefined;
+      if (top !== undefined && top.isObject && top.expectKey) {
+        const key = decodeKey(text, i, end);
+        const problem = addKey(top, key, () => {
+          const path = pathTo(depth - 1);
+          return path === '' ? 'the message' : `"${path}"`;
         });
-        pos = i + 1;
-        break;
+        if (problem !== undefined) return { reason: problem, path: pathTo(depth - 1), key };
+        top.lastKey = key;
+        top.expectKey = false;
       }
-      case 0x7d /* } */:
-      case 0x5d /* ] */:
-        stack.pop();
-        pos = i + 1;
-        break;
-      default /* , */:
-        if (top?.isObject) top.expectKey = true;
-        pos = i + 1;
+      i = end;
+    } else if (ch === 0x7b /* { */ || ch === 0x5b /* [ */) {
+      if (depth >= opts.maxDepth) return { reason: `nesting is deeper than ${opts.maxDepth} levels`, path: pathTo(depth - 1), key: '' };
+      const top = depth > 0 ? frames[depth - 1]! : undefined;
+      const isObject = ch === 0x7b;
+      const name = top === undefined ? '' : top.isObject ? (top.lastKey ?? '') : '[]';
+      let canonical: ReadonlySet<string> | null = null;
+      if (isObject && depth === 0) canonical = opts.topKeys;
+      else if (isObject && depth === 1 && top!.isObject && name === 'params') canonical = opts.paramsKeys;
+      let f = frames[depth];
+      if (f === undefined) {
+        f = { isObject, keys: new Set(), folded: new Map(), canonical, expectKey: isObject, lastKey: null, name };
+        frames[depth] = f;
+      } else {
+        f.isObject = isObject;
+        if (f.keys.size) f.keys.clear();
+        if (f.folded.size) f.folded.clear();
+        f.canonical = canonical;
+        f.expectKey = isObject;
+        f.lastKey = null;
+        f.name = name;
+      }
+      depth++;
+    } else if (ch === 0x7d /* } */ || ch === 0x5d /* ] */) {
+      depth--;
+    } else if (ch === 0x2c /* , */) {
+      const top = frames[depth - 1];
+      if (top?.isObject) top.expectKey = true;
     }
   }
+  return undefined;
 }
 
-function addKey(frame: Frame, key: string): KeyProblem | undefined {
-  const where = frame.path === '' ? 'the message' : `"${frame.path}"`;
-  const problem = (reason: string): KeyProblem => ({ reason, path: frame.path, key });
-  if (frame.keys!.has(key)) return problem(`duplicate key "${key}" in ${where}`);
-  frame.keys!.add(key);
-  if (frame.folded !== null) {
+/** `where` names the object, built only when there is a problem to report. */
+function addKey(frame: Frame, key: string, where: () => string): string | undefined {
+  if (frame.keys.has(key)) return `duplicate key "${key}" in ${where()}`;
+  frame.keys.add(key);
+  if (frame.canonical !== null) {
     const f = fold(key);
     const other = frame.folded.get(f);
-    if (other !== undefined) return problem(`keys "${other}" and "${key}" in ${where} differ only in letter case`);
+    if (other !== undefined) return `keys "${other}" and "${key}" in ${where()} differ only in letter case`;
     frame.folded.set(f, key);
-    if (!frame.canonical!.has(key)) {
-      const c = foldedCanonical(frame.canonical!).get(f);
-      if (c !== undefined) return problem(`key "${key}" in ${where} must be written "${c}"`);
+    if (!frame.canonical.has(key)) {
+      const c = foldedCanonical(frame.canonical).get(f);
+      if (c !== undefined) return `key "${key}" in ${where()} must be written "${c}"`;
     }
   }
   return undefined;
@@ -154,8 +155,4 @@ function stringEnd(text: string, from: number): number {
 function decodeKey(text: string, open: number, close: number): string {
   const raw = text.slice(open + 1, close);
   return raw.includes('\\') ? (JSON.parse(text.slice(open, close + 1)) as string) : raw;
-}
-
-function join(path: string, key: string): string {
-  return path === '' ? key : `${path}.${key}`;
 }

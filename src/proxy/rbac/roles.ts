@@ -269,10 +269,8 @@ function readYamlDocuments(shown: string, path: string): Array<{ doc: unknown; w
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false });
   const list = Array.isArray(docs) ? docs : [];
-  const out: Array<{ doc: unknown; where: string }> = [];
-  const multi = list.filter((d) => d.contents !== null).length > 1;
+  const values: Array<{ value: unknown; index: number }> = [];
   list.forEach((d, i) => {
-    const whereDoc = multi ? `${shown} (document ${i + 1})` : shown;
     const error = d.errors[0];
     if (error) {
       const { line, col } = lineCounter.linePos(error.pos[0]);
@@ -283,16 +281,21 @@ function readYamlDocuments(shown: string, path: string): Array<{ doc: unknown; w
         hint: 'fix the role file; a role file that cannot be read is never partly applied',
       });
     }
-    if (d.contents === null) return;
     let value: unknown;
     try {
       value = d.toJS({ maxAliasCount: 100 });
     } catch (err) {
-      throw new AccessError('CONFIG_INVALID', `${whereDoc}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+      throw new AccessError('CONFIG_INVALID', `${shown} (document ${i + 1}): not valid YAML: ${(err as Error).message.split('\n')[0]}`);
     }
+    if (value !== null && value !== undefined) values.push({ value, index: i });
+  });
+  const multi = values.length > 1;
+  const out: Array<{ doc: unknown; where: string }> = [];
+  for (const { value, index } of values) {
+    const whereDoc = multi ? `${shown} (document ${index + 1})` : shown;
     if (Array.isArray(value)) value.forEach((item, j) => out.push({ doc: item, where: `${whereDoc}[${j}]` }));
     else out.push({ doc: value, where: whereDoc });
-  });
+  }
   return out;
 }
 
