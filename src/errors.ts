@@ -90,6 +90,8 @@ export const CATALOGUE = {
   BOT_CA_PIN_MISMATCH: { exit: EXIT.PROXY_UNREACHABLE, hint: 'the proxy is not the one the pin names; check --proxy and --ca-pin' },
   BOT_LOCKED: { exit: EXIT.ACCESS_DENIED, hint: 'the bot is locked; an operator can run `mcp-access bot unlock`' },
   BOT_STATE: { exit: EXIT.CONFIG, hint: 'check the bot state directory' },
+  BOT_EXISTS: { exit: EXIT.USAGE, hint: 'pick another name, or remove the bot first with `mcp-access bot rm`' },
+  BOT_UNKNOWN: { exit: EXIT.NOT_FOUND, hint: 'run `mcp-access bot ls` to see the registered bots' },
 } satisfies Record<string, Entry>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

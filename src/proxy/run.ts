@@ -8,6 +8,7 @@ import { loadCa } from '../identity/ca.js';
 import { loadProxyConfig, type ProxyConfig } from './config.js';
 import { ProxyServer } from './server.js';
 import { buildAccess } from './access.js';
+import { createBotService } from '../bot/service.js';
 
 export interface RunningProxy {
   server: ProxyServer;
@@ -26,7 +27,11 @@ export async function startProxy(configPath: string, opts: { logLevel?: ProxyCon
     config.cluster = ca.cluster;
   }
   let access = await buildAccess(config, log);
-  const server = new ProxyServer(config, { key: ca.proxyKeyPem, cert: ca.proxyCertPem, ca: [ca.caCertPem] }, access.gates, access.decider, log, access.routes);
+  // Bots (docs/bot.md): join/renew routes, and locked or removed bots refused before roles are consulted.
+  const bot = config.bot ? await createBotService({ config, ca, log, audit: access.audit }) : undefined;
+  const server = new ProxyServer(config, { key: ca.proxyKeyPem, cert: ca.proxyCertPem, ca: [ca.caCertPem] },
+    bot?.guardGates(access.gates) ?? access.gates, bot?.guard(access.decider) ?? access.decider, log, bot?.withRoutes(access.routes) ?? access.routes);
+  bot?.onServer(server);
   const address = await server.listen();
 
   let reloading: Promise<void> | undefined;
@@ -38,7 +43,8 @@ export async function startProxy(configPath: string, opts: { logLevel?: ProxyCon
         next.listen = config.listen;
         next.cluster = config.cluster;
         const nextAccess = await buildAccess(next, log, access);
-        server.reconfigure(next, nextAccess.gates, nextAccess.decider);
+        server.reconfigure(next, bot?.guardGates(nextAccess.gates) ?? nextAccess.gates, bot?.guard(nextAccess.decider) ?? nextAccess.decider);
+        bot?.setAudit(nextAccess.audit);
         access = nextAccess;
         log.info(`reloaded ${configPath}: ${next.servers.length} servers`);
       } catch (err) {
@@ -51,6 +57,7 @@ export async function startProxy(configPath: string, opts: { logLevel?: ProxyCon
   };
   const close = async () => {
     await server.close();
+    await bot?.close();
     await access.close();
   };
   return { server, address, reload, close };

@@ -1,10 +1,251 @@
-import type { CommandModule } from 'yargs';
-import { AccessError } from '../../errors.js';
+/**
+ * `mcp-access bot …`: register machine identities on the proxy (operator side:
+ * add, ls, rm, lock, unlock) and run the renewing bot on a machine (start).
+ * Reference: docs/bot.md.
+ */
+import type { Argv, CommandModule } from 'yargs';
+
+interface ConfigArgs { config: string }
+interface AddArgs extends ConfigArgs {
+  name: string;
+  roles: string[];
+  'token-ttl': string;
+  format: 'text' | 'json';
+  proxy?: string;
+  destination: string;
+}
+interface LsArgs extends ConfigArgs { format: 'text' | 'json' }
+interface NameArgs extends ConfigArgs { name: string; format: 'text' | 'json' }
+interface LockArgs extends NameArgs { reason?: string }
+interface StartArgs {
+  proxy: string;
+  destination: string;
+  token?: string;
+  'token-file'?: string;
+  'ca-pin'?: string;
+  ttl: string;
+  'renewal-interval': string;
+  oneshot: boolean;
+  debug?: boolean;
+}
+
+const DEFAULT_DESTINATION = '/var/lib/mcp-access/bot';
+
+function configOption<T>(y: Argv<T>): Argv<T & ConfigArgs> {
+  return y.option('config', { alias: 'c', type: 'string', demandOption: true, describe: 'The proxy configuration (its bot.state_dir holds the bots)' }) as Argv<T & ConfigArgs>;
+}
+
+function formatOption<T>(y: Argv<T>): Argv<T & { format: 'text' | 'json' }> {
+  return y.option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' }) as Argv<T & { format: 'text' | 'json' }>;
+}
+
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+const addCommand: CommandModule<object, AddArgs> = {
+  command: 'add <name>',
+  describe: 'Register a bot and print its one-time join token and the CA pin',
+  builder: (y) =>
+    formatOption(configOption(y as Argv<object>))
+      .positional('name', { type: 'string', demandOption: true, describe: 'Bot name (letters, digits, . _ -)' })
+      .option('roles', { type: 'string', array: true, demandOption: true, describe: 'Roles of its certificates, comma-separated or repeated' })
+      .option('token-ttl', { type: 'string', default: '1h', describe: 'How long the join token stays usable (it works once)' })
+      .option('proxy', { type: 'string', describe: 'host:port the bot dials, for the printed command (default: from the config and proxy certificate)' })
+      .option('destination', { type: 'string', default: DEFAULT_DESTINATION, describe: 'Destination directory, for the printed command' })
+      .example('$0 bot add ci-agent --roles mcp-reader --config proxy.yaml', 'Prints the token, the CA pin and the `bot start` command')
+      .example('$0 bot add ci-agent --roles mcp-reader --config proxy.yaml --format json', 'The same as JSON (token, ca_pin, …)') as unknown as Argv<AddArgs>,
+  handler: async (argv) => {
+    const { openBotState, addBot, readCaPublic, suggestProxyAddress } = await import('../../bot/admin.js');
+    const { parseDuration, formatDuration } = await import('../../util/duration.js');
+    const { print, printJson } = await import('../output.js');
+    const roles = argv.roles.flatMap((r) => String(r).split(',')).map((r) => r.trim()).filter((r) => r !== '');
+    const tokenTtlMs = parseDuration(argv['token-ttl'], '--token-ttl');
+    const { config, store } = await openBotState(argv.config);
+    const { caPin, proxyCertPem } = await readCaPublic(config);
+    const added = await addBot(store, { name: String(argv.name), roles, tokenTtlMs });
+    const proxy = argv.proxy ?? suggestProxyAddress(config, proxyCertPem);
+    const startArgs = ['mcp-access', 'bot', 'start', '--proxy', proxy, '--destination', argv.destination, '--token', added.token, '--ca-pin', caPin];
+    const command = startArgs.map(shellQuote).join(' ');
+    if (argv.format === 'json') {
+      printJson({
+        bot: added.record.name,
+        user: `bot-${added.record.name}`,
+        roles: added.record.roles,
+        token: added.token,
+        token_expires: added.tokenExpiresAt.toISOString(),
+        ca_pin: caPin,
+        proxy,
+        start_command: command,
+      });
+      return;
+    }
+    print(
+      [
+        `Registered bot "${added.record.name}" (user bot-${added.record.name}, roles ${added.record.roles.join(', ')}).`,
+        `Its join token works once, until ${added.tokenExpiresAt.toISOString()} (${formatDuration(tokenTtlMs)}); it is not shown again.`,
+        '',
+        `  token:   ${added.token}`,
+        `  CA pin:  ${caPin}`,
+        '',
+        'On the machine, run:',
+        '',
+        `  ${command}`,
+        '',
+        `It writes ${argv.destination}/identity and keeps it renewed; point \`mcp-access connect -i\` at that file.`,
+      ].join('\n'),
+    );
+  },
+};
+
+const lsCommand: CommandModule<object, LsArgs> = {
+  command: 'ls',
+  describe: 'List registered bots',
+  builder: (y) => formatOption(configOption(y as Argv<object>)).example('$0 bot ls --config proxy.yaml', 'Name, roles, status, generation, expiry') as unknown as Argv<LsArgs>,
+  handler: async (argv) => {
+    const { openBotState, listBots } = await import('../../bot/admin.js');
+    const { print, printJson, table } = await import('../output.js');
+    const { store } = await openBotState(argv.config);
+    const bots = await listBots(store);
+    if (argv.format === 'json') {
+      printJson({ bots });
+      return;
+    }
+    if (bots.length === 0) {
+      print('No bots registered. Add one with: mcp-access bot add NAME --roles ROLE --config CONFIG');
+      return;
+    }
+    print(table(
+      ['NAME', 'ROLES', 'STATUS', 'GENERATION', 'CERT EXPIRES', 'NOTE'],
+      bots.map((b) => [
+        b.name,
+        b.roles.join(','),
+        b.status,
+        String(b.generation),
+        b.certNotAfter ?? '-',
+        b.lock ? `locked ${b.lock.at}: ${b.lock.reason}` : b.tokenExpiresAt ? `token expires ${b.tokenExpiresAt}` : '',
+      ]),
+    ));
+  },
+};
+
+const rmCommand: CommandModule<object, NameArgs> = {
+  command: 'rm <name>',
+  describe: 'Remove a bot: its renewals are refused and its live sessions end',
+  builder: (y) => formatOption(configOption(y as Argv<object>)).positional('name', { type: 'string', demandOption: true }).example('$0 bot rm ci-agent --config proxy.yaml', '') as unknown as Argv<NameArgs>,
+  handler: async (argv) => {
+    const { openBotState, removeBot } = await import('../../bot/admin.js');
+    const { print, printJson } = await import('../output.js');
+    const { store } = await openBotState(argv.config);
+    const r = await removeBot(store, String(argv.name));
+    if (argv.format === 'json') printJson({ bot: r.name, removed: r.removedAt });
+    else print(`Removed bot "${r.name}". A running proxy ends its sessions within a few seconds; its certificates are refused from now on.`);
+  },
+};
+
+const lockCommand: CommandModule<object, LockArgs> = {
+  command: 'lock <name>',
+  describe: 'Lock a bot: renewals and new sessions are refused, live sessions end within seconds',
+  builder: (y) =>
+    formatOption(configOption(y as Argv<object>))
+      .positional('name', { type: 'string', demandOption: true })
+      .option('reason', { type: 'string', describe: 'Why (recorded in the state and the audit log)' })
+      .example('$0 bot lock ci-agent --config proxy.yaml --reason "host compromised"', '') as unknown as Argv<LockArgs>,
+  handler: async (argv) => {
+    const { openBotState, lockBot } = await import('../../bot/admin.js');
+    const { print, printJson } = await import('../output.js');
+    const { store } = await openBotState(argv.config);
+    const { record, already } = await lockBot(store, String(argv.name), argv.reason ?? 'locked by an operator');
+    if (argv.format === 'json') printJson({ bot: record.name, lock: record.lock, already_locked: already });
+    else if (already) print(`Bot "${record.name}" was already locked (since ${record.lock!.at}: ${record.lock!.reason}).`);
+    else print(`Locked bot "${record.name}". A running proxy ends its sessions within a few seconds and refuses its renewals.`);
+  },
+};
+
+const unlockCommand: CommandModule<object, NameArgs> = {
+  command: 'unlock <name>',
+  describe: 'Lift a lock: the bot may renew and connect again (if its certificate has not expired)',
+  builder: (y) => formatOption(configOption(y as Argv<object>)).positional('name', { type: 'string', demandOption: true }).example('$0 bot unlock ci-agent --config proxy.yaml', '') as unknown as Argv<NameArgs>,
+  handler: async (argv) => {
+    const { openBotState, unlockBot } = await import('../../bot/admin.js');
+    const { print, printJson } = await import('../output.js');
+    const { store } = await openBotState(argv.config);
+    const { record, was } = await unlockBot(store, String(argv.name));
+    if (argv.format === 'json') printJson({ bot: record.name, unlocked: was !== undefined, was_locked: was ?? null });
+    else if (!was) print(`Bot "${record.name}" was not locked.`);
+    else {
+      const copied = was.by === 'proxy' ? '\nIt had been locked because its credential was used from two places: prefer `bot rm` and `bot add` (a new token) unless you know which copy is gone.' : '';
+      print(`Unlocked bot "${record.name}" (it was locked since ${was.at}: ${was.reason}).${copied}`);
+    }
+  },
+};
+
+const startCommand: CommandModule<object, StartArgs> = {
+  command: 'start',
+  describe: 'Run the bot on a machine: join once with a token, then keep DIR/identity renewed',
+  builder: (y) =>
+    (y as Argv<object>)
+      .option('proxy', { type: 'string', demandOption: true, describe: 'Proxy host:port (a name or address in its certificate)' })
+      .option('destination', { alias: 'd', type: 'string', demandOption: true, describe: 'Directory for the identity file and renewal state (created 0700)' })
+      .option('token', { type: 'string', describe: 'One-time join token from `bot add` (first run only)' })
+      .option('token-file', { type: 'string', describe: 'Read the join token from this file instead (keeps it out of the process list)' })
+      .option('ca-pin', { type: 'string', describe: "sha256:HEX of the cluster CA's public key, from `bot add` (needed for the first join)" })
+      .option('ttl', { type: 'string', default: '1h', describe: 'Lifetime of each certificate (5s to 30d)' })
+      .option('renewal-interval', { type: 'string', default: '20m', describe: 'Renew this often (never later than half the remaining lifetime)' })
+      .option('oneshot', { type: 'boolean', default: false, describe: 'Join or renew once and exit (cron, CI jobs, init containers)' })
+      .conflicts('token', 'token-file')
+      .example('$0 bot start --proxy mcp.example.com:3080 --destination /var/lib/mcp-access/bot --token-file /run/secrets/join-token --ca-pin sha256:…', 'First run: join, then renew')
+      .example('$0 bot start --proxy mcp.example.com:3080 --destination /var/lib/mcp-access/bot', 'Later runs: renew with the stored identity')
+      .example('$0 bot start --proxy mcp.example.com:3080 --destination ./id --oneshot', 'Renew once and exit') as unknown as Argv<StartArgs>,
+  handler: async (argv) => {
+    const { AccessError } = await import('../../errors.js');
+    const { parseDuration } = await import('../../util/duration.js');
+    const { parseIdentityTtl } = await import('../../identity/ttl.js');
+    const { Logger } = await import('../../util/log.js');
+    const { parseProxyAddress } = await import('../../bot/address.js');
+    const { cleanToken } = await import('../../bot/token.js');
+    const { runBot, normalisePin } = await import('../../bot/agent.js');
+    const proxy = parseProxyAddress(argv.proxy);
+    const ttlMs = parseIdentityTtl(argv.ttl);
+    const renewalIntervalMs = parseDuration(argv['renewal-interval'], '--renewal-interval');
+    if (renewalIntervalMs < 1000) throw new AccessError('USAGE', `--renewal-interval ${argv['renewal-interval']} is too short (at least 1s)`);
+    let token: string | undefined;
+    if (argv.token !== undefined || argv['token-file'] !== undefined) {
+      let text = argv.token;
+      if (argv['token-file'] !== undefined) {
+        const { readFile } = await import('node:fs/promises');
+        try {
+          text = await readFile(argv['token-file'], 'utf8');
+        } catch (err) {
+          throw new AccessError('USAGE', `--token-file ${argv['token-file']} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+        }
+      }
+      token = cleanToken(String(text ?? ''));
+      if (!token) throw new AccessError('BOT_TOKEN_INVALID', `the join token${argv['token-file'] ? ` in ${argv['token-file']}` : ''} is malformed`, { hint: 'copy it exactly as `mcp-access bot add` printed it' });
+    }
+    const caPin = argv['ca-pin'] === undefined ? undefined : normalisePin(argv['ca-pin']);
+    const log = new Logger({ name: 'mcp-access bot', level: argv.debug ? 'debug' : 'info', timestamps: true });
+    const stop = new AbortController();
+    const onSignal = (sig: string) => { log.info(`${sig}: stopping`); stop.abort(); };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+    await runBot({ proxy, destination: argv.destination, token, caPin, ttlMs, renewalIntervalMs, oneshot: argv.oneshot, log, signal: stop.signal });
+  },
+};
 
 export const botCommand: CommandModule = {
   command: 'bot',
-  describe: '(not implemented yet)',
-  handler: () => {
-    throw new AccessError('USAGE', '`bot` is not implemented yet');
-  },
+  describe: 'Machine identities: register bots (operator) and run the renewing bot (machine)',
+  builder: (y) =>
+    y
+      .command(addCommand as unknown as CommandModule)
+      .command(lsCommand as unknown as CommandModule)
+      .command(rmCommand as unknown as CommandModule)
+      .command(lockCommand as unknown as CommandModule)
+      .command(unlockCommand as unknown as CommandModule)
+      .command(startCommand as unknown as CommandModule)
+      .demandCommand(1, 'name a bot command: add, ls, rm, lock, unlock or start')
+      .example('$0 bot add ci-agent --roles mcp-reader --config proxy.yaml', 'Operator: register a bot')
+      .example('$0 bot start --proxy mcp.example.com:3080 -d /var/lib/mcp-access/bot --token-file t --ca-pin sha256:…', 'Machine: join and keep renewing'),
+  handler: () => {},
 };

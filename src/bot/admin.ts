@@ -1,0 +1,191 @@
+/**
+ * The operator's side: `bot add | ls | rm | lock | unlock`. These change the
+ * state directory only; a running proxy notices within a second (service.ts).
+ */
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AccessError } from '../errors.js';
+import { nameProblem } from '../identity/names.js';
+import { caPin } from '../identity/pin.js';
+import { loadProxyConfig, type ProxyConfig } from '../proxy/config.js';
+import { formatDuration } from '../util/duration.js';
+import { BotStore, isActive, type BotRecord } from './store.js';
+import { hashToken, newJoinToken } from './token.js';
+
+export const MIN_TOKEN_TTL_MS = 1_000;
+export const MAX_TOKEN_TTL_MS = 30 * 86_400_000;
+export const DEFAULT_TOKEN_TTL = '1h';
+
+/** The proxy config and the bot store it names. */
+export async function openBotState(configPath: string): Promise<{ config: ProxyConfig; store: BotStore }> {
+  const config = await loadProxyConfig(configPath);
+  if (!config.bot) {
+    throw new AccessError('CONFIG_INVALID', `${config.path}: bot: the config has no bot.state_dir, so bots cannot be registered`, {
+      hint: 'add `bot: { state_dir: ./bots }` to the proxy config and restart the proxy',
+    });
+  }
+  const store = new BotStore(config.bot.stateDir);
+  await store.ensure();
+  return { config, store };
+}
+
+export function botUserName(bot: string): string {
+  return `bot-${bot}`;
+}
+
+export interface AddedBot {
+  record: BotRecord;
+  token: string;
+  tokenExpiresAt: Date;
+}
+
+export async function addBot(store: BotStore, opts: { name: string; roles: string[]; tokenTtlMs: number; now?: number }): Promise<AddedBot> {
+  const problem = nameProblem('bot', opts.name) ?? opts.roles.map((r) => nameProblem('role', r)).find(Boolean);
+  if (problem) throw new AccessError('USAGE', problem);
+  const roles = [...new Set(opts.roles)];
+  if (roles.length === 0) throw new AccessError('USAGE', 'a bot needs at least one role', { hint: 'pass --roles R1,R2' });
+  if (!Number.isFinite(opts.tokenTtlMs) || opts.tokenTtlMs < MIN_TOKEN_TTL_MS || opts.tokenTtlMs > MAX_TOKEN_TTL_MS) {
+    throw new AccessError('USAGE', `--token-ttl ${formatDuration(opts.tokenTtlMs)} is out of range (${formatDuration(MIN_TOKEN_TTL_MS)} to ${formatDuration(MAX_TOKEN_TTL_MS)})`);
+  }
+  const now = opts.now ?? Date.now();
+  const token = newJoinToken();
+  const tokenExpiresAt = new Date(now + opts.tokenTtlMs);
+  const record = await store.locked(async () => {
+    const existing = await store.read(opts.name);
+    if (existing && existing.removedAt === undefined) {
+      throw new AccessError('BOT_EXISTS', `bot "${opts.name}" already exists in ${store.dir}`, {
+        hint: `to give it a new join token, remove it first: mcp-access bot rm ${opts.name}`,
+      });
+    }
+    // A re-added name continues the numbering, so the old registration's
+    // certificates (still valid until they expire) are told apart and refused.
+    const base = existing ? existing.generation + 1 : 1;
+    const rec: BotRecord = {
+      version: 1,
+      name: opts.name,
+      roles,
+      createdAt: new Date(now).toISOString(),
+      minGeneration: base,
+      generation: base - 1,
+      token: { hash: hashToken(token), expiresAt: tokenExpiresAt.toISOString() },
+    };
+    await store.write(rec);
+    return rec;
+  });
+  return { record, token, tokenExpiresAt };
+}
+
+export type BotStatus = 'awaiting join' | 'token expired' | 'active' | 'expired' | 'locked';
+
+export interface BotSummary {
+  name: string;
+  roles: string[];
+  status: BotStatus;
+  generation: number;
+  createdAt: string;
+  joinedAt?: string;
+  renewedAt?: string;
+  certNotAfter?: string;
+  tokenExpiresAt?: string;
+  lock?: BotRecord['lock'];
+}
+
+export function botStatus(r: BotRecord, now = Date.now()): BotStatus {
+  if (r.lock) return 'locked';
+  if (!r.joinedAt) return r.token && Date.parse(r.token.expiresAt) > now ? 'awaiting join' : 'token expired';
+  return r.certNotAfter && Date.parse(r.certNotAfter) > now ? 'active' : 'expired';
+}
+
+export async function listBots(store: BotStore, now = Date.now()): Promise<BotSummary[]> {
+  return (await store.readAll()).filter(isActive).map((r) => {
+    const s: BotSummary = { name: r.name, roles: r.roles, status: botStatus(r, now), generation: r.generation, createdAt: r.createdAt };
+    if (r.joinedAt) s.joinedAt = r.joinedAt;
+    if (r.renewedAt) s.renewedAt = r.renewedAt;
+    if (r.certNotAfter) s.certNotAfter = r.certNotAfter;
+    if (!r.joinedAt && r.token) s.tokenExpiresAt = r.token.expiresAt;
+    if (r.lock) s.lock = r.lock;
+    return s;
+  });
+}
+
+/** Change one active bot's record under the state lock. */
+async function changeBot(store: BotStore, name: string, change: (r: BotRecord) => BotRecord | undefined): Promise<BotRecord> {
+  const problem = nameProblem('bot', name);
+  if (problem) throw new AccessError('USAGE', problem);
+  return store.locked(async () => {
+    const r = await store.read(name);
+    if (!isActive(r)) throw new AccessError('BOT_UNKNOWN', `no bot named "${name}" in ${store.dir}`, { hint: 'run `mcp-access bot ls` to see the registered bots' });
+    const next = change(r);
+    if (next) await store.write(next);
+    return next ?? r;
+  });
+}
+
+/** Forget a bot: its token stops working, its renewals are refused, its sessions end. */
+export async function removeBot(store: BotStore, name: string, now = Date.now()): Promise<BotRecord> {
+  return changeBot(store, name, (r) => {
+    const { token: _token, lastIssue: _lastIssue, ...rest } = r;
+    return { ...rest, removedAt: new Date(now).toISOString() };
+  });
+}
+
+/** Refuse renewals and new sessions, end live sessions. Returns whether it was already locked. */
+export async function lockBot(store: BotStore, name: string, reason: string, now = Date.now()): Promise<{ record: BotRecord; already: boolean }> {
+  let already = false;
+  const record = await changeBot(store, name, (r) => {
+    if (r.lock) { already = true; return undefined; }
+    return { ...r, lock: { at: new Date(now).toISOString(), reason, by: 'operator' } };
+  });
+  return { record, already };
+}
+
+export async function unlockBot(store: BotStore, name: string): Promise<{ record: BotRecord; was?: BotRecord['lock'] }> {
+  let was: BotRecord['lock'];
+  const record = await changeBot(store, name, (r) => {
+    if (!r.lock) return undefined;
+    was = r.lock;
+    const { lock: _lock, ...rest } = r;
+    return rest;
+  });
+  return { record, was };
+}
+
+/**
+ * The address a bot should dial, for the printed `bot start` command: the
+ * listen host unless it is a wildcard, else the first name in the proxy's
+ * certificate (the bot verifies the proxy's host name against it).
+ */
+export function suggestProxyAddress(config: ProxyConfig, proxyCertPem: string): string {
+  const { host, port } = config.listen;
+  let h = host;
+  if (h === '' || h === '0.0.0.0' || h === '::') {
+    const sans = (new X509Certificate(proxyCertPem).subjectAltName ?? '').split(', ').map((s) => s.replace(/^(DNS|IP Address):/, '')).filter(Boolean);
+    h = sans[0] ?? 'localhost';
+  }
+  return `${h.includes(':') ? `[${h}]` : h}:${port}`;
+}
+
+/**
+ * The cluster CA's pin and the proxy certificate, read from the public files
+ * of the CA directory only (the operator running `bot add` need not be able
+ * to read the CA's private key).
+ */
+export async function readCaPublic(config: ProxyConfig): Promise<{ caPin: string; proxyCertPem: string }> {
+  const read = async (file: string): Promise<string> => {
+    const path = join(config.caDir, file);
+    try {
+      return await readFile(path, 'utf8');
+    } catch (err) {
+      throw new AccessError('CA_MISSING', `cannot read ${path} named by ca_dir in ${config.path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  };
+  const caPem = await read('ca.crt');
+  let pin: string;
+  try {
+    pin = caPin(caPem);
+  } catch {
+    throw new AccessError('CA_INVALID', `${join(config.caDir, 'ca.crt')} is not a certificate`);
+  }
+  return { caPin: pin, proxyCertPem: await read('proxy.crt') };
+}

@@ -1,0 +1,115 @@
+/**
+ * The bot's HTTPS calls to the proxy (undici). Three trust levels:
+ *
+ *   fetchClusterCa   trusts nothing: it only fetches the CA, which the caller
+ *                    checks against its pin before anything secret is sent
+ *   requestJoin      trusts only the pinned CA (host name checked as well)
+ *   requestRenewal   the same, plus the bot's current certificate (mTLS)
+ */
+import { Agent, request, type Dispatcher } from 'undici';
+import { AccessError, CATALOGUE, type ErrorCode } from '../errors.js';
+import { BOT_PATHS, type CaResponse, type CertificateResponse, type JoinRequest, type RenewRequest } from './protocol.js';
+
+export interface ProxyAddress { host: string; port: number }
+
+export interface CallOptions {
+  /** Connect + answer time limit per call; default 15 s. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export function proxyLabel(p: ProxyAddress): string {
+  return `${p.host.includes(':') ? `[${p.host}]` : p.host}:${p.port}`;
+}
+
+const TLS_TRUST_ERRORS = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT', 'CERT_SIGNATURE_FAILURE', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED', 'CERT_UNTRUSTED',
+]);
+
+function networkError(err: unknown, where: string): AccessError {
+  if (err instanceof AccessError) return err;
+  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  const code = e?.code ?? e?.cause?.code ?? '';
+  const message = e?.message ?? String(err);
+  if (TLS_TRUST_ERRORS.has(code)) {
+    const why = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'its certificate is not valid for that host name' : `its certificate is not signed by the pinned cluster CA (${code})`;
+    return new AccessError('PROXY_UNTRUSTED', `the proxy at ${where} could not be verified: ${why}`, {
+      hint: 'check --proxy: it must be a name or address in the proxy certificate, of the cluster the CA pin names',
+    });
+  }
+  if (e?.name === 'AbortError' || code === 'ABORT_ERR') return new AccessError('PROXY_UNREACHABLE', `the call to the proxy at ${where} was cancelled`);
+  if (code === 'ECONNREFUSED') return new AccessError('PROXY_UNREACHABLE', `no proxy is listening at ${where} (connection refused)`);
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new AccessError('PROXY_UNREACHABLE', `the proxy host in ${where} cannot be resolved`);
+  if (/TIMEOUT|ETIMEDOUT/i.test(code)) return new AccessError('PROXY_UNREACHABLE', `the proxy at ${where} did not answer in time`);
+  return new AccessError('PROXY_UNREACHABLE', `the call to the proxy at ${where} failed: ${message}`);
+}
+
+async function call<T>(proxy: ProxyAddress, agent: Dispatcher, path: string, opts: CallOptions, body?: unknown): Promise<T> {
+  const where = proxyLabel(proxy);
+  const timeout = opts.timeoutMs ?? 15_000;
+  try {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(`https://${where}${path}`, {
+        method: body === undefined ? 'GET' : 'POST',
+        dispatcher: agent,
+        headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        signal: opts.signal,
+      });
+    } catch (err) {
+      throw networkError(err, where);
+    }
+    const text = await res.body.text().catch((err: unknown) => { throw networkError(err, where); });
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new AccessError('PROXY_PROTOCOL', `${where}${path} answered HTTP ${res.statusCode} with something that is not JSON`);
+    }
+    if (res.statusCode >= 200 && res.statusCode < 300) return parsed as T;
+    const e = (parsed as { error?: { code?: string; message?: string; hint?: string } }).error;
+    if (!e || typeof e.message !== 'string') {
+      throw new AccessError(res.statusCode >= 500 ? 'PROXY_UNREACHABLE' : 'PROXY_PROTOCOL', `${where}${path} answered HTTP ${res.statusCode}`);
+    }
+    const code: ErrorCode = e.code && e.code in CATALOGUE ? (e.code as ErrorCode) : res.statusCode >= 500 ? 'PROXY_UNREACHABLE' : 'PROXY_PROTOCOL';
+    if (res.statusCode === 404 && code === 'PROXY_PROTOCOL') {
+      throw new AccessError('PROXY_PROTOCOL', `${where} does not offer ${path}: the proxy has no bot.state_dir configured, or it is not an mcp-access proxy`, {
+        hint: 'ask the operator to add `bot: { state_dir: … }` to the proxy config',
+      });
+    }
+    throw new AccessError(code, `the proxy refused: ${e.message}`, typeof e.hint === 'string' ? { hint: e.hint } : {});
+  } finally {
+    await agent.close().catch(() => {});
+  }
+}
+
+function connectTimeout(opts: CallOptions): number {
+  return opts.timeoutMs ?? 15_000;
+}
+
+/** The cluster CA as the proxy presents it, fetched without trusting the proxy yet. Sends nothing secret. */
+export async function fetchClusterCa(proxy: ProxyAddress, opts: CallOptions = {}): Promise<CaResponse> {
+  // Deliberately unverified: this answer is only used after its pin matched.
+  const agent = new Agent({ connect: { rejectUnauthorized: false, timeout: connectTimeout(opts) } });
+  const res = await call<CaResponse>(proxy, agent, BOT_PATHS.ca, opts);
+  if (typeof res?.ca !== 'string' || typeof res.cluster !== 'string') {
+    throw new AccessError('PROXY_PROTOCOL', `${proxyLabel(proxy)} answered ${BOT_PATHS.ca} without a CA certificate`);
+  }
+  return res;
+}
+
+/** Exchange a one-time token and a certificate request for the bot's first certificate. */
+export function requestJoin(proxy: ProxyAddress, caPem: string, body: JoinRequest, opts: CallOptions = {}): Promise<CertificateResponse> {
+  const agent = new Agent({ connect: { ca: [caPem], rejectUnauthorized: true, timeout: connectTimeout(opts) } });
+  return call<CertificateResponse>(proxy, agent, BOT_PATHS.join, opts, body);
+}
+
+/** Renew over mTLS with the current certificate. */
+export function requestRenewal(proxy: ProxyAddress, caPem: string, tls: { key: string; cert: string }, body: RenewRequest, opts: CallOptions = {}): Promise<CertificateResponse> {
+  const agent = new Agent({ connect: { ca: [caPem], key: tls.key, cert: tls.cert, rejectUnauthorized: true, timeout: connectTimeout(opts) } });
+  return call<CertificateResponse>(proxy, agent, BOT_PATHS.renew, opts, body);
+}

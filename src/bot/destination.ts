@@ -1,0 +1,151 @@
+/**
+ * The bot's destination directory: what `connect -i` reads, and what the bot
+ * needs for its next renewal.
+ *
+ *   DIR/              mode 0700
+ *     identity        the identity file (key, certificate, cluster CA), 0600
+ *     ca.crt          the cluster CA the bot pinned at join, 0644
+ *     bot.json        facts about the last issue (bot, generation, expiry), 0600
+ *     pending.key     a key sent for certification whose answer has not been
+ *                     stored yet (0600); reused when that request is retried,
+ *                     so a lost answer is recognised by the proxy as a retry
+ *
+ * Every file is written temp + fsync + rename: a reader sees the old identity
+ * or the new one, never a torn file.
+ */
+import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
+import { chmod, mkdir, readFile, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AccessError } from '../errors.js';
+import { formatIdentityFile } from '../identity/identity-file.js';
+import { examineIdentity, type ExaminedIdentity } from '../identity/load.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import type { Logger } from '../util/log.js';
+import type { CertificateResponse } from './protocol.js';
+
+export const DEST_FILES = { identity: 'identity', ca: 'ca.crt', meta: 'bot.json', pendingKey: 'pending.key' } as const;
+
+export interface BotMeta {
+  bot: string;
+  cluster: string;
+  proxy: string;
+  generation: number;
+  notAfter: string;
+  caPin: string;
+  updatedAt: string;
+}
+
+export class Destination {
+  readonly identityPath: string;
+  readonly caPath: string;
+  readonly metaPath: string;
+  readonly pendingKeyPath: string;
+
+  constructor(readonly dir: string, private readonly log: Logger) {
+    this.identityPath = join(dir, DEST_FILES.identity);
+    this.caPath = join(dir, DEST_FILES.ca);
+    this.metaPath = join(dir, DEST_FILES.meta);
+    this.pendingKeyPath = join(dir, DEST_FILES.pendingKey);
+  }
+
+  /** Create DIR (0700), or tighten an existing one. */
+  async prepare(): Promise<void> {
+    try {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new AccessError('USAGE', `cannot create the destination directory ${this.dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+        hint: 'choose a --destination this user can write to',
+      });
+    }
+    const st = await stat(this.dir);
+    if (!st.isDirectory()) throw new AccessError('USAGE', `--destination ${this.dir} is not a directory`);
+    if ((st.mode & 0o077) !== 0) {
+      try {
+        await chmod(this.dir, 0o700);
+      } catch {
+        this.log.warn(`${this.dir} is accessible by group or others and cannot be changed to mode 0700; the private key in it is exposed`);
+      }
+    }
+  }
+
+  /** The stored identity, examined (also when expired); undefined when there is none. */
+  async identity(): Promise<ExaminedIdentity | undefined> {
+    try {
+      return await examineIdentity(this.identityPath, { warn: (m) => this.log.warn(m) });
+    } catch (err) {
+      if (err instanceof AccessError && err.code === 'IDENTITY_MISSING') return undefined;
+      throw err;
+    }
+  }
+
+  async ca(): Promise<string | undefined> {
+    return readOptional(this.caPath);
+  }
+
+  async saveCa(pem: string): Promise<void> {
+    await writeFileAtomic(this.caPath, pem, 0o644);
+  }
+
+  /**
+   * The key to certify next: a pending one (its request may have reached the
+   * proxy) unless it is already the key of the stored identity.
+   */
+  async pendingKey(currentKeyPem?: string): Promise<string | undefined> {
+    const pem = await readOptional(this.pendingKeyPath);
+    if (!pem) return undefined;
+    try {
+      const pub = spki(pem);
+      if (currentKeyPem && pub.equals(spki(currentKeyPem))) {
+        await unlink(this.pendingKeyPath).catch(() => {});
+        return undefined;
+      }
+      return pem;
+    } catch {
+      this.log.warn(`${this.pendingKeyPath} is not a private key; making a new one`);
+      await unlink(this.pendingKeyPath).catch(() => {});
+      return undefined;
+    }
+  }
+
+  async savePendingKey(pem: string): Promise<void> {
+    await writeFileAtomic(this.pendingKeyPath, pem, 0o600);
+  }
+
+  /**
+   * Check what the proxy issued against our key and the pinned CA, then store
+   * it: identity first (what readers use), then the facts, then drop the
+   * pending key.
+   */
+  async store(keyPem: string, caPem: string, res: CertificateResponse, meta: Omit<BotMeta, 'bot' | 'generation' | 'notAfter' | 'updatedAt' | 'cluster'>): Promise<void> {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(res.certificate);
+    } catch {
+      throw new AccessError('PROXY_PROTOCOL', 'the proxy answered with a certificate that cannot be parsed');
+    }
+    const ca = new X509Certificate(caPem);
+    if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw new AccessError('PROXY_PROTOCOL', 'the proxy certified a different key than the one the bot sent');
+    if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new AccessError('PROXY_PROTOCOL', 'the certificate the proxy issued is not signed by the pinned cluster CA');
+    const text = formatIdentityFile({ keyPem, certPem: res.certificate, authorityLines: [], caPems: [caPem] });
+    await writeFileAtomic(this.identityPath, text, 0o600);
+    const facts: BotMeta = {
+      bot: res.bot, cluster: res.cluster, proxy: meta.proxy, generation: res.generation,
+      notAfter: new Date(cert.validTo).toISOString(), caPin: meta.caPin, updatedAt: new Date().toISOString(),
+    };
+    await writeFileAtomic(this.metaPath, `${JSON.stringify(facts, null, 2)}\n`, 0o600);
+    await unlink(this.pendingKeyPath).catch(() => {});
+  }
+}
+
+function spki(pem: string): Buffer {
+  return createPublicKey(pem).export({ type: 'spki', format: 'der' });
+}
+
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new AccessError('USAGE', `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Bot records in the state directory named by the proxy config's
+ * `bot.state_dir`:
+ *
+ *   STATE/             mode 0700
+ *     lock             cross-process mutex (file-lock.ts), exists only while held
+ *     bots/NAME.json   one record per bot, mode 0600, replaced atomically
+ *
+ * Readers need no lock: every write is temp file + fsync + rename, so a
+ * reader sees the old record or the new one. Writers (the CLI and the proxy)
+ * hold the lock around read-modify-write. The proxy notices changes by
+ * polling the directory (see service.ts).
+ *
+ * A removed bot leaves a tombstone (`removedAt`): its generations are
+ * remembered, so certificates of an earlier registration of the same name
+ * stay refused when the name is added again.
+ */
+import { chmod, mkdir, readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AccessError } from '../errors.js';
+import { isValidName } from '../identity/names.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { withFileLock } from './file-lock.js';
+
+export interface BotLock {
+  at: string;
+  reason: string;
+  by: 'operator' | 'proxy';
+}
+
+export interface BotRecord {
+  version: 1;
+  name: string;
+  roles: string[];
+  createdAt: string;
+  /** Certificates below this generation belong to an earlier registration of the name. */
+  minGeneration: number;
+  /** The last generation issued; minGeneration - 1 until the bot joins. */
+  generation: number;
+  token?: { hash: string; expiresAt: string; usedAt?: string };
+  joinedAt?: string;
+  renewedAt?: string;
+  /** not-after of the last certificate issued. */
+  certNotAfter?: string;
+  /**
+   * How `generation` was issued: the serial of the certificate that was
+   * renewed (null for a join) and the SHA-256 of the key certified. A renewal
+   * retried after a lost answer presents exactly these again.
+   */
+  lastIssue?: { fromSerial: string | null; keySha256: string };
+  lock?: BotLock;
+  removedAt?: string;
+}
+
+/** Where each bot record lives, and how to change them safely. */
+export class BotStore {
+  readonly dir: string;
+  readonly botsDir: string;
+  readonly lockPath: string;
+
+  constructor(stateDir: string) {
+    this.dir = stateDir;
+    this.botsDir = join(stateDir, 'bots');
+    this.lockPath = join(stateDir, 'lock');
+  }
+
+  /** Create the directories (0700) if needed. */
+  async ensure(): Promise<void> {
+    try {
+      await mkdir(this.botsDir, { recursive: true, mode: 0o700 });
+      await chmod(this.dir, 0o700);
+      await chmod(this.botsDir, 0o700);
+    } catch (err) {
+      throw new AccessError('BOT_STATE', `cannot create the bot state directory ${this.dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+        hint: 'check bot.state_dir in the proxy config and that this user may write there',
+      });
+    }
+  }
+
+  pathOf(name: string): string {
+    if (!isValidName('bot', name)) throw new AccessError('USAGE', `bot name ${JSON.stringify(name)} is not allowed`);
+    return join(this.botsDir, `${name}.json`);
+  }
+
+  /** Run `fn` holding the state lock. Only writes made inside it are safe. */
+  locked<T>(fn: () => Promise<T>): Promise<T> {
+    return withFileLock(this.lockPath, fn);
+  }
+
+  async read(name: string): Promise<BotRecord | undefined> {
+    const path = this.pathOf(name);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new AccessError('BOT_STATE', `cannot read bot record ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    return parseRecord(text, path);
+  }
+
+  /** Every record, tombstones included, sorted by name. */
+  async readAll(): Promise<BotRecord[]> {
+    const out: BotRecord[] = [];
+    for (const name of await this.names()) {
+      const r = await this.read(name);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  /** Call only inside `locked`. */
+  async write(record: BotRecord): Promise<void> {
+    const path = this.pathOf(record.name);
+    try {
+      await writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, 0o600);
+    } catch (err) {
+      throw new AccessError('BOT_STATE', `cannot write bot record ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+
+  async names(): Promise<string[]> {
+    let entries: string[];
+    try {
+      entries = await readdir(this.botsDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new AccessError('BOT_STATE', `cannot list ${this.botsDir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    return entries
+      .filter((f) => f.endsWith('.json') && !f.startsWith('.'))
+      .map((f) => f.slice(0, -'.json'.length))
+      .filter((n) => isValidName('bot', n))
+      .sort();
+  }
+
+  /** A cheap change marker for a record file (a rename gives a new inode). */
+  async stamp(name: string): Promise<string | undefined> {
+    try {
+      const st = await stat(this.pathOf(name));
+      return `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+export function isActive(r: BotRecord | undefined): r is BotRecord {
+  return r !== undefined && r.removedAt === undefined;
+}
+
+function parseRecord(text: string, path: string): BotRecord {
+  const bad = (why: string) => new AccessError('BOT_STATE', `bot record ${path} is damaged: ${why}`, { hint: 'remove the bot (`mcp-access bot rm`) and add it again' });
+  let r: BotRecord;
+  try {
+    r = JSON.parse(text) as BotRecord;
+  } catch {
+    throw bad('not JSON');
+  }
+  if (typeof r !== 'object' || r === null || r.version !== 1) throw bad('unknown format version');
+  if (typeof r.name !== 'string' || !Array.isArray(r.roles) || !Number.isSafeInteger(r.generation) || !Number.isSafeInteger(r.minGeneration)) {
+    throw bad('missing name, roles or generation');
+  }
+  return r;
+}

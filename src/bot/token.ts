@@ -1,0 +1,29 @@
+/**
+ * One-time join tokens. 256 random bits, so a plain SHA-256 is enough to store
+ * them (no password hashing needed: nothing to brute-force). Only the hash is
+ * ever written; the token itself is printed once by `bot add`.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** Recognisable prefix (secret scanners, logs): `mcpab_` + 43 base64url characters. */
+export const TOKEN_PREFIX = 'mcpab_';
+
+export function newJoinToken(): string {
+  return `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+}
+
+export function hashToken(token: string): string {
+  return `sha256:${createHash('sha256').update(token, 'utf8').digest('hex')}`;
+}
+
+export function tokenMatches(token: string, storedHash: string): boolean {
+  const a = Buffer.from(hashToken(token));
+  const b = Buffer.from(storedHash);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** A token as typed or read from a file: trimmed; undefined when it cannot be one. */
+export function cleanToken(text: string): string | undefined {
+  const t = text.trim();
+  return /^[A-Za-z0-9_-]{16,200}$/.test(t) ? t : undefined;
+}
