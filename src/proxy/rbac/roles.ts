@@ -276,8 +276,11 @@ function readYamlDocuments(shown: string, path: string): Array<{ doc: unknown; w
       const { line, col } = lineCounter.linePos(error.pos[0]);
       const sourceLine = text.split('\n')[line - 1] ?? '';
       // The read-only role in our seed documents has `_ list_*` where `- list_*` was meant.
-      const typo = /^\s*_\s+\S/.test(sourceLine) ? ` — did you mean "${sourceLine.replace(/_(\s+)/, '-$1').trim()}"?` : '';
-      throw new AccessError('CONFIG_INVALID', `${shown}: line ${line}, column ${col}: not valid YAML: ${error.message}${typo}`, {
+      const typo = /^(\s*)_(\s+\S.*)$/.exec(sourceLine.replace(/\r$/, ''));
+      const detail = typo
+        ? `line ${line}, column ${typo[1]!.length + 1}: not valid YAML: "${sourceLine.trim()}" is not a list item — did you mean "-${typo[2]}"?`
+        : `line ${line}, column ${col}: not valid YAML: ${error.message}`;
+      throw new AccessError('CONFIG_INVALID', `${shown}: ${detail}`, {
         hint: 'fix the role file; a role file that cannot be read is never partly applied',
       });
     }
