@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AccessError } from '../src/errors.js';
@@ -355,6 +355,40 @@ describe('interrupted writes', () => {
     expect(recovered).toMatchObject({ type: 'audit.recovered', code: 'TAUD001W', torn: [Buffer.byteLength(torn)], prev: (JSON.parse(all[1]!) as { hash: string }).hash });
     expect(next.prev).toBe(recovered.hash);
     expect(await verifyAuditFile(path)).toMatchObject({ ok: true, events: 4 });
+  });
+
+  it('a real partial write (a process over its file size limit): the writer refuses from there on, the next writer recovers', async () => {
+    // A child process with `ulimit -f` gets a genuinely short write() and then EFBIG. It runs the built module (dist/).
+    const path = tempFile();
+    const script = join(path, '..', 'writer.mjs');
+    writeFileSync(
+      script,
+      `process.on('SIGXFSZ', () => {});
+       const { AuditLog } = await import(${JSON.stringify(resolve(import.meta.dirname, '../dist/proxy/audit/log.js'))});
+       const log = await AuditLog.open(${JSON.stringify(path)}, { fsync: 'never' });
+       const results = [];
+       for (let i = 0; i < 30; i++) {
+         try { await log.append({ type: 'mcp.session.request', rpcId: i, args: { pad: 'x'.repeat(150) } }); results.push('ok'); }
+         catch (e) { results.push(e.code + ': ' + e.message); }
+       }
+       await log.close();
+       console.log(JSON.stringify(results));`,
+    );
+    const child = spawn('/bin/sh', ['-c', `ulimit -f 4 && exec "${process.execPath}" "${script}"`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    expect(await new Promise((r) => child.once('close', r))).toBe(0);
+    const results = JSON.parse(out) as string[];
+    const firstFailure = results.indexOf(results.find((r) => r !== 'ok')!);
+    expect(firstFailure).toBeGreaterThan(0);
+    expect(results.slice(0, firstFailure).every((r) => r === 'ok')).toBe(true);
+    expect(results.slice(firstFailure).every((r) => r === `AUDIT_UNAVAILABLE: audit log ${path}: write failed: EFBIG`)).toBe(true);
+    expect(readFileSync(path).at(-1)).not.toBe(0x0a); // cut inside an event
+    expect(await verifyAuditFile(path)).toMatchObject({ ok: false, events: firstFailure, line: firstFailure + 1 });
+
+    const log = await openLog(path);
+    await log.append(request(99));
+    expect(await verifyAuditFile(path)).toMatchObject({ ok: true, events: firstFailure + 2 });
   });
 
   it('a recovery event does not excuse an edited line elsewhere', async () => {

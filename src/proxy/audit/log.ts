@@ -96,7 +96,6 @@ interface Segment {
   hash?: string;
   stored?: StoredAuditEvent;
   waiter?: Queued;
-  recovery?: boolean;
 }
 
 /** Paths open in this process (the lock file only guards against other processes). */
@@ -283,7 +282,7 @@ export class AuditLog {
       segments.push({ bytes: 1 });
       text.push('\n');
     }
-    const addEvent = (fields: Record<string, unknown>, waiter?: Queued, recovery = false) => {
+    const addEvent = (fields: Record<string, unknown>, waiter?: Queued) => {
       const prev = hash;
       const sealed = sealEvent(JSON.stringify({ ...fields, prev }));
       hash = sealed.hash;
@@ -292,7 +291,6 @@ export class AuditLog {
         hash: sealed.hash,
         stored: { ...fields, prev, hash: sealed.hash } as StoredAuditEvent,
         waiter,
-        recovery,
       });
       text.push(sealed.line);
     };
@@ -306,8 +304,6 @@ export class AuditLog {
           reason: 'a write was interrupted; the incomplete line(s) before this event are not events, and the chain continues from the last complete event',
           torn: [...this.tornLines],
         },
-        undefined,
-        true,
       );
     }
     for (const q of batch) addEvent(q.fields, q);
