@@ -1,0 +1,164 @@
+/**
+ * A throw-away cluster for the benchmark, all in one temp directory: a CA, an
+ * identity for user "bench", a proxy.yaml enrolling the two echo servers, and
+ * the proxy itself as a child process. Nothing outside the temp dir is used
+ * or changed, and everything started here is stopped by `teardown`.
+ */
+import { spawn, execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+const run = promisify(execFile);
+
+/**
+ * The environment every process of the bench gets: the minimal one MCP
+ * clients give the servers they spawn (HOME, PATH, USER, …). The proxy passes
+ * its own environment on to its upstreams, so starting it with the full one
+ * would make the through path's server start differently from the direct one.
+ */
+export const MINIMAL_ENV = getDefaultEnvironment();
+
+export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const CLI = join(ROOT, 'bin', 'mcp-access.js');
+export const EVERYTHING = join(ROOT, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
+export const BIG_ECHO = join(ROOT, 'scripts', 'bench', 'echo-server.mjs');
+
+/** The two enrolled servers, and how the direct path starts the same programs. */
+export const SERVERS = {
+  everything: { command: process.execPath, args: [EVERYTHING, 'stdio'] },
+  bigecho: { command: process.execPath, args: [BIG_ECHO] },
+};
+
+/** A port nobody is listening on right now (the proxy binds it a moment later). */
+export function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function cli(args) {
+  try {
+    await run(process.execPath, [CLI, ...args], { cwd: ROOT, env: MINIMAL_ENV, timeout: 60_000 });
+  } catch (err) {
+    throw new Error(`mcp-access ${args.slice(0, 2).join(' ')} failed: ${err.stderr || err.message}`);
+  }
+}
+
+/**
+ * The proxy configuration. The role and the audit log are written even while
+ * the proxy does not enforce them yet, so the bench measures the real,
+ * role-checked and audited path as soon as it exists.
+ */
+function proxyYaml({ port, dir, extraNodeArgs }) {
+  const server = (name, { args }) => [
+    `  - name: ${name}`,
+    `    description: benchmark echo server`,
+    `    labels: {env: bench}`,
+    `    command: ${JSON.stringify(process.execPath)}`,
+    `    args: ${JSON.stringify([...extraNodeArgs, ...args])}`,
+  ].join('\n');
+  return [
+    'cluster: bench',
+    `listen: 127.0.0.1:${port}`,
+    `ca_dir: ${JSON.stringify(join(dir, 'ca'))}`,
+    'log_level: info',
+    'servers:',
+    server('everything', SERVERS.everything),
+    server('bigecho', SERVERS.bigecho),
+    'roles:',
+    '  - kind: role',
+    '    version: v7',
+    '    metadata: {name: bench}',
+    "    spec: {allow: {app_labels: {'*': '*'}, mcp: {tools: ['*']}}}",
+    `audit: {path: ${JSON.stringify(join(dir, 'audit.jsonl'))}}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Make the CA, the identity and the config; start the proxy and wait for its
+ * "listening on" line. `proxyNodeArgs` go to the proxy's node (e.g. --cpu-prof).
+ */
+export async function setUp({ proxyNodeArgs = [], upstreamNodeArgs = [], log = () => {} } = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'mcp-access-bench-'));
+  const env = { dir, identity: join(dir, 'id'), proxy: undefined, proxyAddress: undefined, proxyLog: [], sessionsEnded: 0 };
+  try {
+    await cli(['ca', 'init', '--dir', join(dir, 'ca'), '--cluster', 'bench']);
+    await cli(['identity', 'issue', '--ca-dir', join(dir, 'ca'), '--user', 'bench', '--roles', 'bench', '--ttl', '1h', '--out', env.identity]);
+    const port = await freePort();
+    await writeFile(join(dir, 'proxy.yaml'), proxyYaml({ port, dir, extraNodeArgs: upstreamNodeArgs }));
+    env.proxy = spawn(process.execPath, [...proxyNodeArgs, CLI, 'proxy', 'start', '--config', join(dir, 'proxy.yaml')], {
+      cwd: dir,
+      env: MINIMAL_ENV,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    env.proxyAddress = await waitForListening(env, log);
+    return env;
+  } catch (err) {
+    await tearDown(env);
+    throw err;
+  }
+}
+
+function waitForListening(env, log) {
+  const proxy = env.proxy;
+  return new Promise((res, rej) => {
+    let partial = '';
+    const timer = setTimeout(() => rej(new Error(`the proxy did not say "listening on" within 20s:\n${env.proxyLog.slice(-10).join('\n')}`)), 20_000);
+    proxy.stderr.setEncoding('utf8');
+    proxy.stderr.on('data', (text) => {
+      const lines = (partial + text).split('\n');
+      partial = lines.pop();
+      for (const line of lines) {
+        // Keep the log bounded: only the tail matters for error reports.
+        env.proxyLog.push(line);
+        if (env.proxyLog.length > 200) env.proxyLog.shift();
+        if (/session ended/.test(line)) { env.sessionsEnded++; env.onSessionEnded?.(); }
+        if (/\b(error|warn)\b/i.test(line) && !/Starting default/.test(line)) log(`proxy: ${line}`);
+        const m = /listening on (\S+):(\d+)/.exec(line);
+        if (m) { clearTimeout(timer); res(`${m[1]}:${m[2]}`); }
+      }
+    });
+    proxy.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      rej(new Error(`the proxy exited (${signal ?? code}) before listening:\n${env.proxyLog.slice(-10).join('\n')}`));
+    });
+  });
+}
+
+/** Resolves once the proxy has logged `count` ended sessions in total (or after `timeoutMs`). */
+export function sessionsEnded(env, count, timeoutMs = 5000) {
+  if (env.sessionsEnded >= count) return Promise.resolve(true);
+  return new Promise((res) => {
+    const timer = setTimeout(() => { env.onSessionEnded = undefined; res(false); }, timeoutMs);
+    env.onSessionEnded = () => {
+      if (env.sessionsEnded < count) return;
+      clearTimeout(timer);
+      env.onSessionEnded = undefined;
+      res(true);
+    };
+  });
+}
+
+/** SIGTERM the proxy (it stops its upstreams), SIGKILL after 5 s, remove the temp dir. */
+export async function tearDown(env, { keepDir = false } = {}) {
+  const proxy = env.proxy;
+  if (proxy && proxy.exitCode === null && proxy.signalCode === null) {
+    const exited = new Promise((r) => proxy.once('exit', r));
+    proxy.kill('SIGTERM');
+    const timer = setTimeout(() => proxy.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+  if (!keepDir && env.dir) await rm(env.dir, { recursive: true, force: true });
+}
