@@ -1,0 +1,197 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: the official SDK client against the same MCP server,
+ * directly over stdio and through `mcp-access connect` + the proxy, in one
+ * run on one machine. Prints a table with ratios and the targets of the
+ * data-path issue. See docs/performance.md for what each row means.
+ *
+ *   node scripts/bench.mjs [--quick] [--write-docs] [--json FILE] [--profile DIR] [--keep]
+ *
+ * --quick       fewer samples (about a third of the time), for a smoke check
+ * --write-docs  put the table into docs/performance.md (between its markers)
+ * --json FILE   also write the raw results as JSON
+ * --profile DIR run the bridge and the proxy with --cpu-prof into DIR and
+ *               summarise where their CPU time goes per small call (skips the
+ *               large arguments; timings are skewed by the profiler)
+ * --keep        keep the temp directory (CA, identity, proxy.yaml, audit log)
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { closeAll, closeClient, echo, launchParams, memory, openClient } from './bench/clients.mjs';
+import { bigMessage, coldStarts, idleMemory, largeArgument, median, percentile, sequential, throughputRounds, versionTimes } from './bench/measure.mjs';
+import { machine, render, writeDocs } from './bench/report.mjs';
+import { setUp, tearDown } from './bench/setup.mjs';
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    'write-docs': { type: 'boolean', default: false },
+    json: { type: 'string' },
+    profile: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (opt.help) {
+  process.stdout.write('usage: node scripts/bench.mjs [--quick] [--write-docs] [--json FILE] [--profile DIR] [--keep]\n');
+  process.exit(0);
+}
+
+const PLAN = opt.quick
+  ? { versionRuns: 3, coldSamples: 4, warmup: 100, seqCalls: 500, tpTotal: 1500, tpRounds: 1, inFlight: 64, mib1Reps: 2, mib16Reps: 1 }
+  : { versionRuns: 7, coldSamples: 10, warmup: 300, seqCalls: 2000, tpTotal: 4000, tpRounds: 3, inFlight: 64, mib1Reps: 5, mib16Reps: 3 };
+// A profile is about the cost of a small call: few cold starts and no large
+// arguments (one 16 MiB message would outweigh thousands of calls).
+if (opt.profile) Object.assign(PLAN, { coldSamples: 2, mib1Reps: 0, mib16Reps: 0 });
+
+const started = performance.now();
+const step = (what) => process.stderr.write(`bench [${((performance.now() - started) / 1000).toFixed(1)}s] ${what}\n`);
+
+const results = {
+  date: new Date().toISOString().slice(0, 10),
+  mode: opt.profile ? 'profiled' : opt.quick ? 'quick' : 'full',
+  machine: machine(),
+  plan: PLAN,
+  large: [],
+  memory: {},
+};
+
+let env;
+const profileDir = opt.profile ? resolve(opt.profile) : undefined;
+let cleaning;
+const cleanup = () => (cleaning ??= (async () => {
+  await closeAll();
+  if (env) await tearDown(env, { keepDir: opt.keep });
+})());
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    step(`${sig}: stopping every process the bench started`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+let failed;
+try {
+  step('start-up of the CLI');
+  results.version = await versionTimes(PLAN.versionRuns);
+
+  step('CA, identity, proxy');
+  env = await setUp({ proxyNodeArgs: await profilerArgs('proxy'), log: (line) => process.stderr.write(`  ${line}\n`) });
+  env.bridgeNodeArgs = await profilerArgs('bridge');
+  step(`proxy listening on ${env.proxyAddress}${opt.keep ? ` (kept: ${env.dir})` : ''}`);
+
+  step(`cold starts: ${PLAN.coldSamples} spawns per path (+1 warm-up)`);
+  await measureColdStarts();
+  await measureSessions();
+  if (PLAN.mib16Reps > 0) await measure16MiB();
+  results.memory.proxyPeak = memory(env.proxy.pid);
+  results.audit = await auditState(env);
+} catch (err) {
+  failed = err;
+} finally {
+  step('stopping the proxy and every client');
+  await cleanup();
+}
+
+if (failed) {
+  process.stderr.write(`bench failed: ${failed.stack ?? failed}\n`);
+  if (env?.proxyLog?.length) process.stderr.write(`last proxy log lines:\n${env.proxyLog.slice(-15).join('\n')}\n`);
+  process.exitCode = 1;
+}
+step('done');
+process.stdout.write(`\n${render(results)}`);
+if (opt.json) await writeFile(opt.json, `${JSON.stringify(results, null, 2)}\n`);
+if (opt['write-docs'] && !failed) {
+  if (results.mode === 'profiled') process.stderr.write('not writing docs: a profiled run is not representative\n');
+  else process.stderr.write(`wrote ${await writeDocs(results)}\n`);
+}
+if (profileDir && !failed) {
+  const { summarizeRun } = await import('./bench/profile-summary.mjs');
+  process.stdout.write(`\n${await summarizeRun(profileDir, { bridgePid: results.bridgePid, calls: results.callsPerSession })}\n`);
+}
+
+// ---- phases --------------------------------------------------------------------
+
+async function profilerArgs(who) {
+  if (!profileDir) return [];
+  await mkdir(`${profileDir}/${who}`, { recursive: true });
+  return ['--cpu-prof', `--cpu-prof-dir=${profileDir}/${who}`];
+}
+
+async function measureColdStarts() {
+  const cold = await coldStarts(env, PLAN.coldSamples);
+  results.cold = {
+    ...cold,
+    directMedian: { init: median(cold.direct.init), first: median(cold.direct.first) },
+    throughMedian: { init: median(cold.through.init), first: median(cold.through.first), tunnel: median(cold.through.tunnel) },
+  };
+}
+
+/** One long-lived session per path with server-everything: latency, throughput, 1 MiB, memory. */
+async function measureSessions() {
+  step('long-lived sessions with server-everything');
+  const sessions = {
+    direct: await openClient(launchParams('direct', 'everything', env)),
+    through: await openClient(launchParams('through', 'everything', env)),
+  };
+  results.bridgePid = sessions.through.pid;
+  results.memory.bridgeIdle = await idleMemory(sessions.through.pid);
+  results.memory.serverIdle = memory(sessions.direct.pid);
+
+  step(`sequential: ${PLAN.seqCalls} calls per path after ${PLAN.warmup} warm-up`);
+  const lat = await sequential(sessions, { calls: PLAN.seqCalls, warmup: PLAN.warmup });
+  results.sequential = {
+    calls: PLAN.seqCalls,
+    direct: { p50: percentile(lat.direct, 50), p99: percentile(lat.direct, 99) },
+    through: { p50: percentile(lat.through, 50), p99: percentile(lat.through, 99) },
+  };
+
+  step(`throughput: ${PLAN.tpRounds} round(s) of ${PLAN.tpTotal} calls, ${PLAN.inFlight} in flight`);
+  results.throughput = {
+    total: PLAN.tpTotal, rounds: PLAN.tpRounds, inFlight: PLAN.inFlight,
+    ...(await throughputRounds(sessions, env, { total: PLAN.tpTotal, inFlight: PLAN.inFlight, rounds: PLAN.tpRounds })),
+  };
+  results.callsPerSession = PLAN.warmup + PLAN.seqCalls + PLAN.tpRounds * PLAN.tpTotal;
+
+  if (PLAN.mib1Reps > 0) {
+    step(`1 MiB argument, ${PLAN.mib1Reps} round trips per path`);
+    results.large.push({ label: '1 MiB', server: 'server-everything', reps: PLAN.mib1Reps, required: false, ...(await largeArgument(sessions, bigMessage(1 << 20), PLAN.mib1Reps)) });
+  }
+  results.memory.bridgePeakSmall = memory(sessions.through.pid);
+  await Promise.all([closeClient(sessions.direct), closeClient(sessions.through)]);
+}
+
+/**
+ * server-everything cannot read a line over 10 MiB (the SDK's default), so
+ * 16 MiB goes to the same SDK code with a 64 MiB limit (bench/echo-server.mjs),
+ * on both paths.
+ */
+async function measure16MiB() {
+  step(`16 MiB argument, ${PLAN.mib16Reps} round trips per path (SDK echo server with a 64 MiB line limit)`);
+  const big = {
+    direct: await openClient(launchParams('direct', 'bigecho', env)),
+    through: await openClient(launchParams('through', 'bigecho', env)),
+  };
+  for (const h of Object.values(big)) await echo(h, 'warm-up');
+  results.large.push({ label: '16 MiB', server: 'SDK echo server', reps: PLAN.mib16Reps, required: true, ...(await largeArgument(big, bigMessage(16 << 20), PLAN.mib16Reps)) });
+  results.memory.bridgePeakBig = memory(big.through.pid);
+  await Promise.all([closeClient(big.direct), closeClient(big.through)]);
+}
+
+/** Whether the proxy wrote an audit trail for this run (roles + audit enforced) or not yet. */
+async function auditState(e) {
+  const file = `${e.dir}/audit.jsonl`;
+  let size;
+  try {
+    size = (await stat(file)).size;
+  } catch {
+    return 'not enforced yet: proxy.yaml has a role and an audit path, but the proxy wrote no audit log (every message passes ungated)';
+  }
+  let lines = 0;
+  for await (const chunk of createReadStream(file)) {
+    for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) lines++;
+  }
+  return `enforced: every message passed the role gate; the proxy wrote ${lines.toLocaleString('en-US')} audit events (${(size / 1e6).toFixed(1)} MB) for this run`;
+}

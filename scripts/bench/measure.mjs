@@ -1,0 +1,194 @@
+/**
+ * The measurements. Each one runs the direct and the through path in the same
+ * way, interleaved where it matters (so that a neighbour's load on a shared
+ * machine hits both), and every loop is bounded by a count.
+ */
+import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { CLI, MINIMAL_ENV, ROOT, sessionsEnded } from './setup.mjs';
+import { childrenOf, closeClient, cpuMs, echo, launchParams, memory, openClient, sleep, tunnelMs } from './clients.mjs';
+
+const run = promisify(execFile);
+export const PATHS = ['direct', 'through'];
+
+// ---- statistics ---------------------------------------------------------------
+
+export function percentile(values, p) {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank];
+}
+export const median = (values) => percentile(values, 50);
+
+// ---- process start ------------------------------------------------------------
+
+/** Wall time of a command that starts and exits (median of `runs`), and its output. */
+export async function timeCommand(args, runs) {
+  const times = [];
+  let stdout = '';
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    ({ stdout } = await run(process.execPath, args, { cwd: ROOT, env: MINIMAL_ENV, timeout: 30_000 }));
+    times.push(performance.now() - t0);
+  }
+  return { ms: median(times), stdout: stdout.trim() };
+}
+
+export async function versionTimes(runs) {
+  const node = await timeCommand(['-e', '0'], runs);
+  const version = await timeCommand([CLI, '--version'], runs);
+  return { nodeMs: node.ms, versionMs: version.ms, version: version.stdout };
+}
+
+/**
+ * Cold starts: spawn, initialize, one `echo`, close — what LangGraph pays per
+ * tool call. Paths alternate which goes first; one untimed round warms the
+ * disk cache. Waits for the proxy to end each session (its upstream stopped)
+ * before the next spawn, so no leftover process competes for the CPU.
+ */
+export async function coldStarts(env, samples) {
+  const out = { direct: { init: [], first: [] }, through: { init: [], first: [], tunnel: [] } };
+  const base = env.sessionsEnded;
+  let throughOpened = 0;
+  for (let i = -1; i < samples; i++) {
+    const order = i % 2 === 0 ? PATHS : [...PATHS].reverse();
+    for (const path of order) {
+      const h = await openClient(launchParams(path, 'everything', env));
+      await echo(h, 'hi');
+      const firstMs = performance.now() - h.t0;
+      const tMs = tunnelMs(h);
+      await closeClient(h);
+      if (path === 'through') await sessionsEnded(env, base + ++throughOpened);
+      if (i < 0) continue;
+      out[path].init.push(h.initMs);
+      out[path].first.push(firstMs);
+      if (path === 'through') out.through.tunnel.push(tMs);
+    }
+  }
+  return out;
+}
+
+// ---- calls on an open session --------------------------------------------------
+
+/** Sequential small calls, in alternating blocks; latencies in ms per path. */
+export async function sequential(sessions, { calls, warmup, block = 250 }) {
+  for (const path of PATHS) for (let i = 0; i < warmup; i++) await echo(sessions[path], 'warm-up');
+  const lat = { direct: [], through: [] };
+  for (let done = 0; done < calls; done += block) {
+    const n = Math.min(block, calls - done);
+    for (const path of PATHS) {
+      const h = sessions[path];
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        await echo(h, 'hello');
+        lat[path].push(performance.now() - t0);
+      }
+    }
+  }
+  return lat;
+}
+
+/**
+ * `total` calls with `inFlight` outstanding at any time. Also reads the CPU
+ * time each process of the path used, to show where the work is done.
+ */
+export async function throughput(h, { total, inFlight, processes }) {
+  const before = Object.fromEntries(Object.entries(processes).map(([k, pid]) => [k, cpuMs(pid)]));
+  const self0 = process.cpuUsage();
+  let started = 0;
+  const t0 = performance.now();
+  const worker = async () => {
+    while (started < total) {
+      started++;
+      await echo(h, 'hello');
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const seconds = (performance.now() - t0) / 1000;
+  const self = process.cpuUsage(self0);
+  const cpuPerCallUs = { client: ((self.user + self.system) / 1000 / total) * 1000 };
+  for (const [k, pid] of Object.entries(processes)) cpuPerCallUs[k] = ((cpuMs(pid) - before[k]) / total) * 1000;
+  return { callsPerSec: total / seconds, cpuPerCallUs, seconds };
+}
+
+export async function throughputRounds(sessions, env, { total, inFlight, rounds }) {
+  const procs = {
+    direct: { server: sessions.direct.pid },
+    through: { bridge: sessions.through.pid, proxy: env.proxy.pid, server: childrenOf(env.proxy.pid, 'server-everything')[0] },
+  };
+  const res = { direct: [], through: [] };
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 === 0 ? PATHS : [...PATHS].reverse();
+    for (const path of order) res[path].push(await throughput(sessions[path], { total, inFlight, processes: procs[path] }));
+  }
+  const summarize = (list) => {
+    const best = list.map((x) => x.callsPerSec);
+    const cpu = {};
+    for (const k of Object.keys(list[0].cpuPerCallUs)) cpu[k] = median(list.map((x) => x.cpuPerCallUs[k]));
+    return { callsPerSec: median(best), rounds: best, cpuPerCallUs: cpu };
+  };
+  return { direct: summarize(res.direct), through: summarize(res.through) };
+}
+
+// ---- large arguments ----------------------------------------------------------
+
+/**
+ * A deterministic message of about `bytes` UTF-8 bytes mixing ASCII with 2-,
+ * 3- and 4-byte characters, so that a character split across pipe or TLS
+ * chunks would show up as a corrupted hash.
+ */
+export function bigMessage(bytes) {
+  const alphabet = ['a', 'b', 'c', 'x', 'y', 'z', '0', '9', ' ', '"', '\\', 'é', 'ß', '€', '中', '😀'];
+  let seed = 0x2f6b;
+  const piece = [];
+  let pieceBytes = 0;
+  while (pieceBytes < 64 * 1024) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    const ch = alphabet[(seed >>> 16) % alphabet.length];
+    piece.push(ch);
+    pieceBytes += Buffer.byteLength(ch);
+  }
+  const chunk = piece.join('');
+  const chunkBytes = Buffer.byteLength(chunk);
+  let s = chunk.repeat(Math.max(1, Math.floor(bytes / chunkBytes)));
+  while (Buffer.byteLength(s) < bytes) s += 'a'.repeat(Math.min(4096, bytes - Buffer.byteLength(s)));
+  return s;
+}
+
+const sha256 = (s) => createHash('sha256').update(s, 'utf8').digest('hex');
+
+/** Round trips of `message` on each path, alternating; median time and whether every echo was intact. */
+export async function largeArgument(sessions, message, reps) {
+  const want = { length: message.length, hash: sha256(message) };
+  const out = { direct: { times: [], intact: true, error: undefined }, through: { times: [], intact: true, error: undefined } };
+  for (let r = 0; r < reps; r++) {
+    const order = r % 2 === 0 ? PATHS : [...PATHS].reverse();
+    for (const path of order) {
+      const o = out[path];
+      if (o.error) continue;
+      try {
+        const t0 = performance.now();
+        const text = await echo(sessions[path], message, 120_000);
+        o.times.push(performance.now() - t0);
+        const got = text.startsWith('Echo: ') ? text.slice(6) : text;
+        if (got.length !== want.length || sha256(got) !== want.hash) o.intact = false;
+      } catch (err) {
+        o.intact = false;
+        o.error = err.message.split('\n')[0].slice(0, 160);
+      }
+    }
+  }
+  return {
+    bytes: Buffer.byteLength(message),
+    direct: { ms: median(out.direct.times), intact: out.direct.intact, error: out.direct.error },
+    through: { ms: median(out.through.times), intact: out.through.intact, error: out.through.error },
+  };
+}
+
+/** RSS of a process after it has been idle for `settleMs`. */
+export async function idleMemory(pid, settleMs = 300) {
+  await sleep(settleMs);
+  return memory(pid);
+}

@@ -1,0 +1,114 @@
+/**
+ * Turns the results into the table (Markdown, readable in a terminal too),
+ * checks the targets from the data-path issue, and can put the table into
+ * docs/performance.md between its markers.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from './setup.mjs';
+
+const BEGIN = '<!-- bench:begin -->';
+const END = '<!-- bench:end -->';
+
+export const TARGETS = {
+  startupExtraMs: 100,
+  p50Ratio: 1.5,
+  throughputRatio: 0.7,
+  bridgeIdleRssBytes: 60e6,
+};
+
+export function ms(v) {
+  if (!Number.isFinite(v)) return 'n/a';
+  if (v < 10) return `${v.toFixed(2)} ms`;
+  if (v < 100) return `${v.toFixed(1)} ms`;
+  return `${Math.round(v).toLocaleString('en-US')} ms`;
+}
+const mb = (bytes) => (Number.isFinite(bytes) ? `${(bytes / 1e6).toFixed(1)} MB` : 'n/a');
+const us = (v) => (Number.isFinite(v) ? `${Math.round(v)} µs` : 'n/a');
+const int = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
+const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : '—');
+const verdict = (ok) => (ok === undefined ? '' : ok ? 'met' : '**missed**');
+const sum = (o) => Object.values(o).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+const cpuParts = (o) => Object.entries(o).map(([k, v]) => `${k} ${Math.round(v)}`).join(' + ');
+
+/** Rows: [measure, direct, through, ratio, target, status]. */
+export function buildRows(r) {
+  const rows = [];
+  const c = r.cold;
+  if (c) {
+    const n = c.direct.init.length;
+    for (const [label, key] of [[`initialize, spawn → answered (median of ${n})`, 'init'], [`spawn → first tool result (median of ${n})`, 'first']]) {
+      const d = c.directMedian[key];
+      const t = c.throughMedian[key];
+      rows.push([label, ms(d), ms(t), `${ratio(t, d)} (+${Math.round(t - d)} ms)`, `≤ direct + ${TARGETS.startupExtraMs} ms`, verdict(t - d <= TARGETS.startupExtraMs)]);
+    }
+  }
+  const s = r.sequential;
+  if (s) {
+    rows.push([`sequential echo p50 (${s.calls} calls)`, ms(s.direct.p50), ms(s.through.p50), ratio(s.through.p50, s.direct.p50), `≤ ${TARGETS.p50Ratio}× direct`, verdict(s.through.p50 <= TARGETS.p50Ratio * s.direct.p50)]);
+    rows.push([`sequential echo p99 (${s.calls} calls)`, ms(s.direct.p99), ms(s.through.p99), ratio(s.through.p99, s.direct.p99), '—', '']);
+  }
+  const t = r.throughput;
+  if (t) {
+    rows.push([`throughput, ${t.inFlight} in flight (calls/s, median of ${t.rounds}×${t.total})`, int(t.direct.callsPerSec), int(t.through.callsPerSec), ratio(t.through.callsPerSec, t.direct.callsPerSec), `≥ ${TARGETS.throughputRatio}× direct`, verdict(t.through.callsPerSec >= TARGETS.throughputRatio * t.direct.callsPerSec)]);
+    rows.push(['CPU per call at that load (µs)', `${cpuParts(t.direct.cpuPerCallUs)} = ${Math.round(sum(t.direct.cpuPerCallUs))}`, `${cpuParts(t.through.cpuPerCallUs)} = ${Math.round(sum(t.through.cpuPerCallUs))}`, ratio(sum(t.through.cpuPerCallUs), sum(t.direct.cpuPerCallUs)), '—', '']);
+  }
+  for (const big of r.large ?? []) {
+    const show = (x) => (x.error ? `fails: ${x.error}` : `${ms(x.ms)}${x.intact ? ', intact' : ', **corrupted**'}`);
+    const ok = big.direct.intact && big.through.intact;
+    rows.push([`${big.label} argument, echo round trip (${big.server}, median of ${big.reps})`, show(big.direct), show(big.through), ratio(big.through.ms, big.direct.ms), 'intact both ways', verdict(big.required ? ok : undefined) || (ok ? 'intact' : 'corrupted')]);
+  }
+  const m = r.memory;
+  if (m) {
+    rows.push(['bridge RSS, idle after initialize', '—', mb(m.bridgeIdle?.rss), '—', `≤ ${TARGETS.bridgeIdleRssBytes / 1e6} MB`, verdict(m.bridgeIdle?.rss <= TARGETS.bridgeIdleRssBytes)]);
+    rows.push(['bridge peak RSS (VmHWM), small calls incl. 64 in flight + 1 MiB', '—', mb(m.bridgePeakSmall?.hwm), '—', '—', '']);
+    if (m.bridgePeakBig) rows.push(['bridge peak RSS (VmHWM), 16 MiB session', '—', mb(m.bridgePeakBig?.hwm), '—', '—', '']);
+    rows.push(['server RSS idle after initialize (for scale)', mb(m.serverIdle?.rss), '—', '—', '—', '']);
+    rows.push(['proxy peak RSS (VmHWM), whole run', '—', mb(m.proxyPeak?.hwm), '—', '—', '']);
+  }
+  return rows;
+}
+
+export function markdownTable(rows) {
+  const head = ['measure', 'direct stdio', 'through connect + proxy', 'through / direct', 'target', 'status'];
+  const line = (cells) => `| ${cells.join(' | ')} |`;
+  return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export function notes(r) {
+  const out = [];
+  if (r.version) out.push(`- \`mcp-access --version\`: ${ms(r.version.versionMs)} (bare \`node -e 0\`: ${ms(r.version.nodeMs)}); version ${r.version.version}`);
+  if (r.cold) {
+    const tunnel = r.cold.throughMedian.tunnel;
+    out.push(`- \`connect\` start-up: spawn → tunnel open ("connected" on stderr) ${ms(tunnel)} median; through − direct initialize ${ms(r.cold.throughMedian.init - r.cold.directMedian.init)}`);
+  }
+  if (r.audit) out.push(`- roles + audit: ${r.audit}`);
+  return out.join('\n');
+}
+
+export function machine() {
+  const cpu = cpus()[0]?.model?.replace(/\s+/g, ' ').trim() ?? 'unknown CPU';
+  return { nproc: availableParallelism(), cpu, node: process.version, platform: `${process.platform}-${process.arch}` };
+}
+
+export function header(r) {
+  const m = r.machine;
+  return `${r.date} · ${r.mode} run · ${m.nproc} cores (${m.cpu}) · node ${m.node} · ${m.platform}`;
+}
+
+export function render(r) {
+  return `${header(r)}\n\n${markdownTable(buildRows(r))}\n\n${notes(r)}\n`;
+}
+
+/** Replace the block between the markers in docs/performance.md. */
+export async function writeDocs(r) {
+  const file = join(ROOT, 'docs', 'performance.md');
+  const text = await readFile(file, 'utf8');
+  const a = text.indexOf(BEGIN);
+  const b = text.indexOf(END);
+  if (a < 0 || b < a) throw new Error(`docs/performance.md has no ${BEGIN} … ${END} block`);
+  const block = `${BEGIN}\n${render(r)}${END}`;
+  await writeFile(file, text.slice(0, a) + block + text.slice(b + END.length));
+  return file;
+}
