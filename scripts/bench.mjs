@@ -5,9 +5,13 @@
  * run on one machine. Prints a table with ratios and the targets of the
  * data-path issue. See docs/performance.md for what each row means.
  *
- *   node scripts/bench.mjs [--quick] [--write-docs] [--json FILE] [--profile DIR] [--keep]
+ *   node scripts/bench.mjs [--quick] [--no-floor] [--write-docs] [--json FILE] [--profile DIR] [--keep]
+ *
+ * The "floor" column is a minimal relay with the same processes, mTLS and
+ * WebSocket and nothing else (bench/floor/): what the design itself costs.
  *
  * --quick       fewer samples (about a third of the time), for a smoke check
+ * --no-floor    skip the minimal relay
  * --write-docs  put the table into docs/performance.md (between its markers)
  * --json FILE   also write the raw results as JSON
  * --profile DIR run the bridge and the proxy with --cpu-prof into DIR and
@@ -20,13 +24,14 @@ import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { closeAll, closeClient, echo, launchParams, memory, openClient } from './bench/clients.mjs';
-import { bigMessage, coldStarts, idleMemory, largeArgument, median, percentile, sequential, throughputRounds, versionTimes } from './bench/measure.mjs';
+import { bigMessage, coldStarts, idleMemory, largeArgument, median, pathProcesses, percentile, sequential, throughputRounds, versionTimes } from './bench/measure.mjs';
 import { machine, render, writeDocs } from './bench/report.mjs';
-import { setUp, tearDown } from './bench/setup.mjs';
+import { setUp, startRelay, tearDown } from './bench/setup.mjs';
 
 const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    floor: { type: 'boolean', default: true },
     'write-docs': { type: 'boolean', default: false },
     json: { type: 'string' },
     profile: { type: 'string' },
@@ -35,7 +40,7 @@ const { values: opt } = parseArgs({
   },
 });
 if (opt.help) {
-  process.stdout.write('usage: node scripts/bench.mjs [--quick] [--write-docs] [--json FILE] [--profile DIR] [--keep]\n');
+  process.stdout.write('usage: node scripts/bench.mjs [--quick] [--no-floor] [--write-docs] [--json FILE] [--profile DIR] [--keep]\n');
   process.exit(0);
 }
 
@@ -81,6 +86,8 @@ try {
   env = await setUp({ proxyNodeArgs: await profilerArgs('proxy'), log: (line) => process.stderr.write(`  ${line}\n`) });
   env.bridgeNodeArgs = await profilerArgs('bridge');
   step(`proxy listening on ${env.proxyAddress}${opt.keep ? ` (kept: ${env.dir})` : ''}`);
+  if (opt.floor) await startRelay(env);
+  results.paths = opt.floor ? ['direct', 'floor', 'through'] : ['direct', 'through'];
 
   step(`cold starts: ${PLAN.coldSamples} spawns per path (+1 warm-up)`);
   await measureColdStarts();
@@ -121,37 +128,31 @@ async function profilerArgs(who) {
 }
 
 async function measureColdStarts() {
-  const cold = await coldStarts(env, PLAN.coldSamples);
-  results.cold = {
-    ...cold,
-    directMedian: { init: median(cold.direct.init), first: median(cold.direct.first) },
-    throughMedian: { init: median(cold.through.init), first: median(cold.through.first), tunnel: median(cold.through.tunnel) },
-  };
+  const raw = await coldStarts(env, PLAN.coldSamples, results.paths);
+  const medians = {};
+  for (const [path, r] of Object.entries(raw)) medians[path] = { init: median(r.init), first: median(r.first), tunnel: median(r.tunnel) };
+  results.cold = { samples: PLAN.coldSamples, median: medians, raw };
 }
 
 /** One long-lived session per path with server-everything: latency, throughput, 1 MiB, memory. */
 async function measureSessions() {
   step('long-lived sessions with server-everything');
-  const sessions = {
-    direct: await openClient(launchParams('direct', 'everything', env)),
-    through: await openClient(launchParams('through', 'everything', env)),
-  };
+  const sessions = {};
+  for (const path of results.paths) sessions[path] = await openClient(launchParams(path, 'everything', env));
   results.bridgePid = sessions.through.pid;
   results.memory.bridgeIdle = await idleMemory(sessions.through.pid);
   results.memory.serverIdle = memory(sessions.direct.pid);
+  if (sessions.floor) results.memory.floorBridgeIdle = memory(sessions.floor.pid);
 
   step(`sequential: ${PLAN.seqCalls} calls per path after ${PLAN.warmup} warm-up`);
   const lat = await sequential(sessions, { calls: PLAN.seqCalls, warmup: PLAN.warmup });
-  results.sequential = {
-    calls: PLAN.seqCalls,
-    direct: { p50: percentile(lat.direct, 50), p99: percentile(lat.direct, 99) },
-    through: { p50: percentile(lat.through, 50), p99: percentile(lat.through, 99) },
-  };
+  results.sequential = { calls: PLAN.seqCalls };
+  for (const [path, l] of Object.entries(lat)) results.sequential[path] = { p50: percentile(l, 50), p99: percentile(l, 99) };
 
   step(`throughput: ${PLAN.tpRounds} round(s) of ${PLAN.tpTotal} calls, ${PLAN.inFlight} in flight`);
   results.throughput = {
     total: PLAN.tpTotal, rounds: PLAN.tpRounds, inFlight: PLAN.inFlight,
-    ...(await throughputRounds(sessions, env, { total: PLAN.tpTotal, inFlight: PLAN.inFlight, rounds: PLAN.tpRounds })),
+    ...(await throughputRounds(sessions, pathProcesses(sessions, env), { total: PLAN.tpTotal, inFlight: PLAN.inFlight, rounds: PLAN.tpRounds })),
   };
   results.callsPerSession = PLAN.warmup + PLAN.seqCalls + PLAN.tpRounds * PLAN.tpTotal;
 
@@ -160,7 +161,7 @@ async function measureSessions() {
     results.large.push({ label: '1 MiB', server: 'server-everything', reps: PLAN.mib1Reps, required: false, ...(await largeArgument(sessions, bigMessage(1 << 20), PLAN.mib1Reps)) });
   }
   results.memory.bridgePeakSmall = memory(sessions.through.pid);
-  await Promise.all([closeClient(sessions.direct), closeClient(sessions.through)]);
+  await Promise.all(Object.values(sessions).map((h) => closeClient(h)));
 }
 
 /**

@@ -8,14 +8,21 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { join } from 'node:path';
 import { CLI, ROOT, SERVERS } from './setup.mjs';
+
+const RELAY_BRIDGE = join(ROOT, 'scripts', 'bench', 'floor', 'relay-bridge.mjs');
 
 const MAX_MESSAGE = 64 * 1024 * 1024;
 const open = new Set();
 
-/** How to start `server` on `path` ('direct' | 'through'); `env.bridgeNodeArgs` go to the bridge's node. */
+/**
+ * How to start `server` on `path`: 'direct', 'through' (`env.bridgeNodeArgs`
+ * go to the bridge's node) or 'floor' (the minimal relay, server-everything only).
+ */
 export function launchParams(path, server, env) {
   if (path === 'direct') return { command: SERVERS[server].command, args: SERVERS[server].args };
+  if (path === 'floor') return { command: process.execPath, args: [RELAY_BRIDGE, env.identity, env.relayAddress] };
   return {
     command: process.execPath,
     args: [...(env.bridgeNodeArgs ?? []), CLI, 'connect', server, '-i', env.identity, '--proxy', env.proxyAddress],

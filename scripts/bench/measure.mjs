@@ -44,23 +44,24 @@ export async function versionTimes(runs) {
 
 /**
  * Cold starts: spawn, initialize, one `echo`, close — what LangGraph pays per
- * tool call. Paths alternate which goes first; one untimed round warms the
- * disk cache. Waits for the proxy to end each session (its upstream stopped)
- * before the next spawn, so no leftover process competes for the CPU.
+ * tool call. The order of paths rotates; one untimed round warms the disk
+ * cache. Waits until the proxy (or relay) has stopped each session's
+ * upstream before the next spawn, so no leftover process competes for the CPU.
  */
-export async function coldStarts(env, samples) {
-  const out = { direct: { init: [], first: [] }, through: { init: [], first: [], tunnel: [] } };
+export async function coldStarts(env, samples, paths = PATHS) {
+  const out = Object.fromEntries(paths.map((p) => [p, { init: [], first: [], tunnel: [] }]));
   const base = env.sessionsEnded;
   let throughOpened = 0;
   for (let i = -1; i < samples; i++) {
-    const order = i % 2 === 0 ? PATHS : [...PATHS].reverse();
-    for (const path of order) {
+    const k = ((i % paths.length) + paths.length) % paths.length;
+    for (const path of [...paths.slice(k), ...paths.slice(0, k)]) {
       const h = await openClient(launchParams(path, 'everything', env));
       await echo(h, 'hi');
       const firstMs = performance.now() - h.t0;
       const tMs = tunnelMs(h);
       await closeClient(h);
       if (path === 'through') await sessionsEnded(env, base + ++throughOpened);
+      if (path === 'floor') await noChildren(env.relay.pid);
       if (i < 0) continue;
       out[path].init.push(h.initMs);
       out[path].first.push(firstMs);
@@ -70,15 +71,20 @@ export async function coldStarts(env, samples) {
   return out;
 }
 
+async function noChildren(pid, timeoutMs = 3000) {
+  for (const end = Date.now() + timeoutMs; Date.now() < end && childrenOf(pid).length > 0;) await sleep(20);
+}
+
 // ---- calls on an open session --------------------------------------------------
 
-/** Sequential small calls, in alternating blocks; latencies in ms per path. */
+/** Sequential small calls, in alternating blocks; latencies in ms per path (each key of `sessions`). */
 export async function sequential(sessions, { calls, warmup, block = 250 }) {
-  for (const path of PATHS) for (let i = 0; i < warmup; i++) await echo(sessions[path], 'warm-up');
-  const lat = { direct: [], through: [] };
+  const paths = Object.keys(sessions);
+  for (const path of paths) for (let i = 0; i < warmup; i++) await echo(sessions[path], 'warm-up');
+  const lat = Object.fromEntries(paths.map((p) => [p, []]));
   for (let done = 0; done < calls; done += block) {
     const n = Math.min(block, calls - done);
-    for (const path of PATHS) {
+    for (const path of paths) {
       const h = sessions[path];
       for (let i = 0; i < n; i++) {
         const t0 = performance.now();
@@ -113,14 +119,23 @@ export async function throughput(h, { total, inFlight, processes }) {
   return { callsPerSec: total / seconds, cpuPerCallUs, seconds };
 }
 
-export async function throughputRounds(sessions, env, { total, inFlight, rounds }) {
-  const procs = {
-    direct: { server: sessions.direct.pid },
-    through: { bridge: sessions.through.pid, proxy: env.proxy.pid, server: childrenOf(env.proxy.pid, 'server-everything')[0] },
-  };
-  const res = { direct: [], through: [] };
+/** The processes of each path whose CPU time is read: the server, and the bridge and proxy in between. */
+export function pathProcesses(sessions, env) {
+  const procs = {};
+  for (const path of Object.keys(sessions)) {
+    if (path === 'direct') procs.direct = { server: sessions.direct.pid };
+    const proxy = path === 'through' ? env.proxy.pid : path === 'floor' ? env.relay.pid : undefined;
+    if (proxy) procs[path] = { bridge: sessions[path].pid, proxy, server: childrenOf(proxy, 'server-everything')[0] };
+  }
+  return procs;
+}
+
+/** `rounds` throughput runs per path, the order of paths rotating each round; medians. */
+export async function throughputRounds(sessions, procs, { total, inFlight, rounds }) {
+  const paths = Object.keys(sessions);
+  const res = Object.fromEntries(paths.map((p) => [p, []]));
   for (let r = 0; r < rounds; r++) {
-    const order = r % 2 === 0 ? PATHS : [...PATHS].reverse();
+    const order = [...paths.slice(r % paths.length), ...paths.slice(0, r % paths.length)];
     for (const path of order) res[path].push(await throughput(sessions[path], { total, inFlight, processes: procs[path] }));
   }
   const summarize = (list) => {
@@ -129,7 +144,7 @@ export async function throughputRounds(sessions, env, { total, inFlight, rounds 
     for (const k of Object.keys(list[0].cpuPerCallUs)) cpu[k] = median(list.map((x) => x.cpuPerCallUs[k]));
     return { callsPerSec: median(best), rounds: best, cpuPerCallUs: cpu };
   };
-  return { direct: summarize(res.direct), through: summarize(res.through) };
+  return Object.fromEntries(paths.map((p) => [p, summarize(res[p])]));
 }
 
 // ---- large arguments ----------------------------------------------------------

@@ -32,46 +32,49 @@ const verdict = (ok) => (ok === undefined ? '' : ok ? 'met' : '**missed**');
 const sum = (o) => Object.values(o).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
 const cpuParts = (o) => Object.entries(o).map(([k, v]) => `${k} ${Math.round(v)}`).join(' + ');
 
-/** Rows: [measure, direct, through, ratio, target, status]. */
+/** Rows: [measure, direct, floor, through, ratio, target, status]. */
 export function buildRows(r) {
   const rows = [];
+  const floor = r.paths?.includes('floor');
+  const row = (label, direct, floorValue, through, ratioText, target, status) => rows.push([label, direct, floor ? floorValue : undefined, through, ratioText, target, status].filter((_, i) => floor || i !== 2));
   const c = r.cold;
   if (c) {
-    const n = c.direct.init.length;
-    for (const [label, key] of [[`initialize, spawn → answered (median of ${n})`, 'init'], [`spawn → first tool result (median of ${n})`, 'first']]) {
-      const d = c.directMedian[key];
-      const t = c.throughMedian[key];
-      rows.push([label, ms(d), ms(t), `${ratio(t, d)} (+${Math.round(t - d)} ms)`, `≤ direct + ${TARGETS.startupExtraMs} ms`, verdict(t - d <= TARGETS.startupExtraMs)]);
+    const m = c.median;
+    for (const [label, key] of [[`initialize, spawn → answered (median of ${c.samples})`, 'init'], [`spawn → first tool result (median of ${c.samples})`, 'first']]) {
+      const d = m.direct[key];
+      const t = m.through[key];
+      row(label, ms(d), ms(m.floor?.[key]), ms(t), `${ratio(t, d)} (+${Math.round(t - d)} ms)`, `≤ direct + ${TARGETS.startupExtraMs} ms`, verdict(t - d <= TARGETS.startupExtraMs));
     }
   }
   const s = r.sequential;
   if (s) {
-    rows.push([`sequential echo p50 (${s.calls} calls)`, ms(s.direct.p50), ms(s.through.p50), ratio(s.through.p50, s.direct.p50), `≤ ${TARGETS.p50Ratio}× direct`, verdict(s.through.p50 <= TARGETS.p50Ratio * s.direct.p50)]);
-    rows.push([`sequential echo p99 (${s.calls} calls)`, ms(s.direct.p99), ms(s.through.p99), ratio(s.through.p99, s.direct.p99), '—', '']);
+    row(`sequential echo p50 (${s.calls} calls)`, ms(s.direct.p50), ms(s.floor?.p50), ms(s.through.p50), ratio(s.through.p50, s.direct.p50), `≤ ${TARGETS.p50Ratio}× direct`, verdict(s.through.p50 <= TARGETS.p50Ratio * s.direct.p50));
+    row(`sequential echo p99 (${s.calls} calls)`, ms(s.direct.p99), ms(s.floor?.p99), ms(s.through.p99), ratio(s.through.p99, s.direct.p99), '—', '');
   }
   const t = r.throughput;
   if (t) {
-    rows.push([`throughput, ${t.inFlight} in flight (calls/s, median of ${t.rounds}×${t.total})`, int(t.direct.callsPerSec), int(t.through.callsPerSec), ratio(t.through.callsPerSec, t.direct.callsPerSec), `≥ ${TARGETS.throughputRatio}× direct`, verdict(t.through.callsPerSec >= TARGETS.throughputRatio * t.direct.callsPerSec)]);
-    rows.push(['CPU per call at that load (µs)', `${cpuParts(t.direct.cpuPerCallUs)} = ${Math.round(sum(t.direct.cpuPerCallUs))}`, `${cpuParts(t.through.cpuPerCallUs)} = ${Math.round(sum(t.through.cpuPerCallUs))}`, ratio(sum(t.through.cpuPerCallUs), sum(t.direct.cpuPerCallUs)), '—', '']);
+    row(`throughput, ${t.inFlight} in flight (calls/s, median of ${t.rounds}×${t.total})`, int(t.direct.callsPerSec), int(t.floor?.callsPerSec), int(t.through.callsPerSec), ratio(t.through.callsPerSec, t.direct.callsPerSec), `≥ ${TARGETS.throughputRatio}× direct`, verdict(t.through.callsPerSec >= TARGETS.throughputRatio * t.direct.callsPerSec));
+    const cpu = (x) => (x ? `${cpuParts(x.cpuPerCallUs)} = ${Math.round(sum(x.cpuPerCallUs))}` : 'n/a');
+    row('CPU per call at that load (µs, per process)', cpu(t.direct), cpu(t.floor), cpu(t.through), ratio(sum(t.through.cpuPerCallUs), sum(t.direct.cpuPerCallUs)), '—', '');
   }
   for (const big of r.large ?? []) {
     const show = (x) => (x.error ? `fails: ${x.error}` : `${ms(x.ms)}${x.intact ? ', intact' : ', **corrupted**'}`);
     const ok = big.direct.intact && big.through.intact;
-    rows.push([`${big.label} argument, echo round trip (${big.server}, median of ${big.reps})`, show(big.direct), show(big.through), ratio(big.through.ms, big.direct.ms), 'intact both ways', verdict(big.required ? ok : undefined) || (ok ? 'intact' : 'corrupted')]);
+    row(`${big.label} argument, echo round trip (${big.server}, median of ${big.reps})`, show(big.direct), '—', show(big.through), ratio(big.through.ms, big.direct.ms), 'intact both ways', verdict(big.required ? ok : undefined) || (ok ? 'intact' : 'corrupted'));
   }
   const m = r.memory;
   if (m) {
-    rows.push(['bridge RSS, idle after initialize', '—', mb(m.bridgeIdle?.rss), '—', `≤ ${TARGETS.bridgeIdleRssBytes / 1e6} MB`, verdict(m.bridgeIdle?.rss <= TARGETS.bridgeIdleRssBytes)]);
-    rows.push(['bridge peak RSS (VmHWM), small calls incl. 64 in flight + 1 MiB', '—', mb(m.bridgePeakSmall?.hwm), '—', '—', '']);
-    if (m.bridgePeakBig) rows.push(['bridge peak RSS (VmHWM), 16 MiB session', '—', mb(m.bridgePeakBig?.hwm), '—', '—', '']);
-    rows.push(['server RSS idle after initialize (for scale)', mb(m.serverIdle?.rss), '—', '—', '—', '']);
-    rows.push(['proxy peak RSS (VmHWM), whole run', '—', mb(m.proxyPeak?.hwm), '—', '—', '']);
+    row('bridge RSS, idle after initialize', '—', mb(m.floorBridgeIdle?.rss), mb(m.bridgeIdle?.rss), '—', `≤ ${TARGETS.bridgeIdleRssBytes / 1e6} MB`, verdict(m.bridgeIdle?.rss <= TARGETS.bridgeIdleRssBytes));
+    row('bridge peak RSS (VmHWM), small calls + 1 MiB', '—', '—', mb(m.bridgePeakSmall?.hwm), '—', '—', '');
+    if (m.bridgePeakBig) row('bridge peak RSS (VmHWM), 16 MiB session', '—', '—', mb(m.bridgePeakBig?.hwm), '—', '—', '');
+    row('server RSS idle after initialize (for scale)', mb(m.serverIdle?.rss), '—', '—', '—', '—', '');
+    row('proxy peak RSS (VmHWM), whole run', '—', '—', mb(m.proxyPeak?.hwm), '—', '—', '');
   }
   return rows;
 }
 
-export function markdownTable(rows) {
-  const head = ['measure', 'direct stdio', 'through connect + proxy', 'through / direct', 'target', 'status'];
+export function markdownTable(rows, { floor = false } = {}) {
+  const head = ['measure', 'direct stdio', ...(floor ? ['floor: minimal relay'] : []), 'through connect + proxy', 'through / direct', 'target', 'status'];
   const line = (cells) => `| ${cells.join(' | ')} |`;
   return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
 }
@@ -80,8 +83,8 @@ export function notes(r) {
   const out = [];
   if (r.version) out.push(`- \`mcp-access --version\`: ${ms(r.version.versionMs)} (bare \`node -e 0\`: ${ms(r.version.nodeMs)}); version ${r.version.version}`);
   if (r.cold) {
-    const tunnel = r.cold.throughMedian.tunnel;
-    out.push(`- \`connect\` start-up: spawn → tunnel open ("connected" on stderr) ${ms(tunnel)} median; through − direct initialize ${ms(r.cold.throughMedian.init - r.cold.directMedian.init)}`);
+    const m = r.cold.median;
+    out.push(`- \`connect\` start-up: spawn → tunnel open ("connected" on stderr) ${ms(m.through.tunnel)} median; through − direct initialize ${ms(m.through.init - m.direct.init)}`);
   }
   if (r.audit) out.push(`- roles + audit: ${r.audit}`);
   return out.join('\n');
@@ -98,7 +101,7 @@ export function header(r) {
 }
 
 export function render(r) {
-  return `${header(r)}\n\n${markdownTable(buildRows(r))}\n\n${notes(r)}\n`;
+  return `${header(r)}\n\n${markdownTable(buildRows(r), { floor: r.paths?.includes('floor') })}\n\n${notes(r)}\n`;
 }
 
 /** Replace the block between the markers in docs/performance.md. */

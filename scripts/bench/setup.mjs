@@ -150,15 +150,36 @@ export function sessionsEnded(env, count, timeoutMs = 5000) {
   });
 }
 
-/** SIGTERM the proxy (it stops its upstreams), SIGKILL after 5 s, remove the temp dir. */
+/**
+ * The architecture floor (bench/floor/): a minimal relay with the same
+ * processes, mTLS and WebSocket as the proxy, enrolling server-everything.
+ */
+export async function startRelay(env) {
+  const port = await freePort();
+  const relay = spawn(process.execPath, [join(ROOT, 'scripts', 'bench', 'floor', 'relay-proxy.mjs'), join(env.dir, 'ca'), String(port), ...[SERVERS.everything.command, ...SERVERS.everything.args]], {
+    cwd: env.dir,
+    env: MINIMAL_ENV,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  env.relay = relay;
+  await new Promise((res, rej) => {
+    const timer = setTimeout(() => rej(new Error('the relay did not start within 10s')), 10_000);
+    relay.stderr.setEncoding('utf8');
+    relay.stderr.on('data', (text) => { if (/listening on/.test(text)) { clearTimeout(timer); res(); } });
+    relay.once('exit', (code) => { clearTimeout(timer); rej(new Error(`the relay exited (${code})`)); });
+  });
+  env.relayAddress = `127.0.0.1:${port}`;
+}
+
+/** SIGTERM the proxy (it stops its upstreams) and the relay, SIGKILL after 5 s, remove the temp dir. */
 export async function tearDown(env, { keepDir = false } = {}) {
-  const proxy = env.proxy;
-  if (proxy && proxy.exitCode === null && proxy.signalCode === null) {
-    const exited = new Promise((r) => proxy.once('exit', r));
-    proxy.kill('SIGTERM');
-    const timer = setTimeout(() => proxy.kill('SIGKILL'), 5000);
+  await Promise.all([env.proxy, env.relay].filter(Boolean).map(async (child) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
     await exited;
     clearTimeout(timer);
-  }
+  }));
   if (!keepDir && env.dir) await rm(env.dir, { recursive: true, force: true });
 }
