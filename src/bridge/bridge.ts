@@ -25,8 +25,9 @@ import { decodeControl } from '../tunnel/control.js';
 import { classify, errorResponse, idKey, RPC, type JsonRpcId } from '../tunnel/jsonrpc.js';
 import { LineFramer, type FramedLine } from '../tunnel/line-framer.js';
 import { ReliableChannel } from '../tunnel/reliable-channel.js';
-import { openTunnel, isRetryable, type Hello } from './connection.js';
+import { openTunnel, isRetryable, type Opened } from './connection.js';
 import { StdoutWriter } from './stdout-writer.js';
+import { IdentitySource, rotationTime } from './identity-source.js';
 
 export interface BridgeOptions {
   server: string;
@@ -68,6 +69,10 @@ export class Bridge {
   private alive = true;
   private closing = false;
   private newSessionsInARow = 0;
+  private readonly identity: IdentitySource;
+  /** The certificate the current tunnel was opened with. */
+  private tunnelIdentity: Identity | undefined;
+  private rotateTimer: NodeJS.Timeout | undefined;
 
   /** The client's initialize, kept to replay on a new session. */
   private init: { request: Buffer; id: string | number; answered: boolean; serverInfo?: unknown; capabilities?: Record<string, unknown> } | undefined;
@@ -88,6 +93,7 @@ export class Bridge {
       onWritable: () => { if (this.o.input.isPaused() && !this.closing) this.o.input.resume(); },
     });
     this.finished = new Promise((resolve) => { this.done = resolve; });
+    this.identity = new IdentitySource(options.identityPath, options.loadIdentity, this.log, (id) => this.identityRenewed(id));
   }
 
   /** Start reading stdin and connecting, at once. Resolves with the exit code. */
@@ -97,6 +103,7 @@ export class Bridge {
     input.on('end', () => { this.framer.end(this.onLine); void this.shutdown('stdin closed'); });
     input.on('error', (err) => { this.log.error(`stdin: ${err.message}`); void this.shutdown('stdin error'); });
     this.out.onError = () => { void this.shutdown('stdout closed'); };
+    this.identity.start();
     void this.connect();
     return this.finished;
   }
@@ -107,6 +114,8 @@ export class Bridge {
     this.closing = true;
     this.log.debug(`${why}: shutting down`);
     this.o.input.pause();
+    this.identity.stop();
+    if (this.rotateTimer) clearTimeout(this.rotateTimer);
     // Give queued messages a moment to reach the proxy (bounded: exit within 2 s).
     const deadline = Date.now() + 1500;
     while (this.socket && this.channel.pendingBytes > 0 && Date.now() < deadline) await sleep(10);
@@ -176,7 +185,7 @@ export class Bridge {
     for (let attempt = 0; !this.closing; attempt++) {
       let identity: Identity;
       try {
-        identity = await this.o.loadIdentity(this.o.identityPath);
+        identity = await this.identity.load();
       } catch (err) {
         return this.fail(asAccessError(err));
       }
@@ -189,7 +198,9 @@ export class Bridge {
           resume: this.session ? { token: this.session.token, received: this.channel.receivedCount } : undefined,
         });
         if (this.closing) { opened.socket.terminate(); return; }
-        this.adopt(opened.socket, opened.hello);
+        this.tunnelIdentity = identity;
+        this.adopt(opened);
+        this.scheduleRotation();
         return;
       } catch (e) {
         const err = asAccessError(e);
@@ -210,14 +221,20 @@ export class Bridge {
     }
   }
 
-  private adopt(socket: WebSocket, hello: Hello): void {
+  private adopt(opened: Opened): void {
+    const { socket, hello } = opened;
+    socket.removeAllListeners();
+    let fatal: AccessError | undefined;
     const resumed = this.session !== undefined && hello.resumed;
     this.session = { id: hello.session, token: hello.resumeToken };
     this.socket = socket;
     this.alive = true;
     this.channel.attach(socket, hello.received);
     this.log.info(resumed ? `resumed session ${hello.session.slice(0, 8)} with ${hello.server}` : `connected to ${hello.server} through ${this.o.proxy.host}:${this.o.proxy.port}`);
-    socket.on('message', (data: Buffer, isBinary: boolean) => {
+    const onMessage = (data: Buffer, isBinary: boolean) => {
+      // After a rotation the old socket may still deliver a frame or two; they
+      // are not counted here, and the proxy re-sends them on the new tunnel.
+      if (socket !== this.socket) return;
       if (isBinary) {
         this.channel.noteReceived();
         this.fromProxy(data);
@@ -226,8 +243,8 @@ export class Bridge {
         if (frame?.type === 'ack') this.channel.acknowledge(frame.received);
         else if (frame?.type === 'fatal') fatal = new AccessError(frame.code, frame.message, frame.hint ? { hint: frame.hint } : {});
       }
-    });
-    let fatal: AccessError | undefined;
+    };
+    socket.on('message', onMessage);
     socket.on('pong', () => { this.alive = true; });
     socket.on('error', (err) => this.log.debug(`tunnel: ${err.message}`));
     socket.on('close', (code: number, reason: Buffer) => {
@@ -261,7 +278,8 @@ export class Bridge {
       try { socket.ping(); } catch { /* closing */ }
     }, this.o.keepaliveMs);
     this.keepalive.unref();
-    if (resumed || this.newSessionsInARow === 0) this.newSessionsInARow = 0;
+    for (const f of opened.early) onMessage(f.data, f.isBinary);
+    if (opened.closedEarly) socket.emit('close', opened.closedEarly.code, opened.closedEarly.reason);
   }
 
   /**
@@ -292,28 +310,80 @@ export class Bridge {
         `mcp-access: the session with "${this.o.server}" was lost while ${f.method} was in flight; its outcome is unknown (retry it if it is safe to)`,
         { code: 'SESSION_LOST' })));
     }
-    if (this.init?.answered) {
-      this.replayId = `${REPLAY_PREFIX}${++this.replaySeq}`;
-      const req = JSON.parse(this.init.request.toString('utf8')) as Record<string, unknown>;
-      req.id = this.replayId;
-      this.channel.send(Buffer.from(JSON.stringify(req)));
-      if (this.initialized) this.channel.send(this.initialized);
-    }
+    this.queueReplay();
     for (const data of resend) this.channel.send(data);
     return true;
   }
 
+  /**
+   * A failure a person must act on: one stderr line, and an error for every
+   * request that is waiting. The session is abandoned (nothing answered here
+   * may run later); the next message, or a renewed identity file, starts a
+   * new one, replaying the client's initialize.
+   */
   private fail(err: AccessError): void {
     this.failure = err;
     if (err.line !== this.lastReported) {
       this.lastReported = err.line;
       this.log.error(err.line);
     }
+    this.session = undefined;
     this.channel.reset();
     for (const f of this.inflight.values()) {
       this.out.write(Buffer.from(errorResponse(f.id, rpcCodeFor(err), `mcp-access: ${err.line}`, { code: err.code })));
     }
     this.inflight.clear();
+    this.queueReplay();
+  }
+
+  /** Queue the client's initialize (and initialized) for a new session, ahead of anything else. */
+  private queueReplay(): void {
+    if (!this.init?.answered) return;
+    this.replayId = `${REPLAY_PREFIX}${++this.replaySeq}`;
+    const req = JSON.parse(this.init.request.toString('utf8')) as Record<string, unknown>;
+    req.id = this.replayId;
+    this.channel.send(Buffer.from(JSON.stringify(req)));
+    if (this.initialized) this.channel.send(this.initialized);
+  }
+
+  // ---- renewed identities --------------------------------------------------
+
+  private identityRenewed(id: Identity): void {
+    if (this.closing) return;
+    if (this.failure?.code.startsWith('IDENTITY')) {
+      this.log.info(`a valid identity file appeared; reconnecting`);
+      this.failure = undefined;
+      void this.connect();
+      return;
+    }
+    if (this.tunnelIdentity && id.serial !== this.tunnelIdentity.serial && Date.now() >= rotationTime(this.tunnelIdentity)) this.rotate();
+  }
+
+  /** At the rotation time, move onto the renewed certificate if there is one (else when it appears). */
+  private scheduleRotation(): void {
+    if (this.rotateTimer) clearTimeout(this.rotateTimer);
+    const tunnelId = this.tunnelIdentity;
+    if (!tunnelId) return;
+    const wait = Math.max(0, rotationTime(tunnelId) - Date.now());
+    this.rotateTimer = setTimeout(() => {
+      const cur = this.identity.current;
+      if (cur && cur.serial !== tunnelId.serial) this.rotate();
+      else this.log.debug(`certificate expires at ${tunnelId.notAfter.toISOString()}; waiting for a renewed identity file`);
+    }, Math.min(wait, 2 ** 31 - 1));
+    this.rotateTimer.unref();
+  }
+
+  /** A planned reconnect: the same session, resumed over a tunnel with the new certificate. */
+  private rotate(): void {
+    const socket = this.socket;
+    if (!socket || this.connecting || this.closing) return;
+    this.log.info('moving the session onto the renewed certificate');
+    this.socket = undefined;
+    this.channel.detach();
+    if (this.keepalive) { clearInterval(this.keepalive); this.keepalive = undefined; }
+    if (socket.isPaused) socket.resume();
+    socket.close(CLOSE.ROTATING, 'rotating identity');
+    void this.connect();
   }
 
   // ---- tunnel → stdout -----------------------------------------------------
@@ -328,6 +398,7 @@ export class Bridge {
       const f = this.inflight.get(key);
       if (f) {
         this.inflight.delete(key);
+        this.newSessionsInARow = 0;
         if (this.init && f.id === this.init.id && f.method === 'initialize') {
           const result = (msg as { result?: { serverInfo?: unknown; capabilities?: Record<string, unknown> } }).result;
           this.init.answered = result !== undefined;

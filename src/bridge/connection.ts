@@ -19,7 +19,17 @@ export interface ConnectParams {
   handshakeTimeoutMs?: number;
 }
 
-export interface Opened { socket: WebSocket; hello: Hello }
+export interface Opened {
+  socket: WebSocket;
+  hello: Hello;
+  /**
+   * Frames that arrived after the hello, before the caller took the socket
+   * over (ws emits every frame of a TCP chunk at once), and whether it closed.
+   * The caller must replay them in order.
+   */
+  early: Array<{ data: Buffer; isBinary: boolean }>;
+  closedEarly?: { code: number; reason: Buffer };
+}
 
 /** Errors worth another attempt (the proxy may come back). */
 export function isRetryable(err: AccessError): boolean {
@@ -65,7 +75,11 @@ export function openTunnel(p: ConnectParams): Promise<Opened> {
       if (frame?.type === 'hello') {
         settled = true;
         socket.removeAllListeners();
-        resolve({ socket, hello: frame });
+        const opened: Opened = { socket, hello: frame, early: [] };
+        socket.on('message', (d: Buffer, b: boolean) => opened.early.push({ data: d, isBinary: b }));
+        socket.on('close', (code: number, reason: Buffer) => { opened.closedEarly = { code, reason }; });
+        socket.on('error', () => {});
+        resolve(opened);
       } else if (frame?.type === 'fatal') {
         fatal = new AccessError(frame.code, frame.message, frame.hint ? { hint: frame.hint } : {});
       }

@@ -50,6 +50,11 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     describeServer(peer, server) {
       return { tools: live.policy.toolPatterns(peer.roles, server) };
     },
+    recordRefusal(peer, server, reason) {
+      live.audit?.append({
+        type: 'mcp.session.start', outcome: 'denied', reason, user: peer.user, roles: peer.roles, server: server.name, remoteAddr: peer.remoteAddr,
+      }).catch((err: Error) => log.error(`audit: ${err.message}`));
+    },
   };
   return {
     live,

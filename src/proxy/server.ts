@@ -39,6 +39,8 @@ export interface AccessDecider {
   checkServer(peer: Peer, server: ServerConfig): void;
   /** Extra per-server facts for `ls` (e.g. tool patterns). */
   describeServer?(peer: Peer, server: ServerConfig): Record<string, unknown>;
+  /** Audit a refusal that happens outside a session (e.g. a resume by someone else). */
+  recordRefusal?(peer: Peer, server: ServerConfig, reason: string): void;
 }
 
 export const allowAll: AccessDecider = { checkServer: () => {} };
@@ -203,6 +205,7 @@ export class ProxyServer {
       }
       if (session.peer.user !== peer.user || session.peer.bot?.name !== peer.bot?.name) {
         this.log.warn(`resume refused: ${peer.user} tried to resume a session of ${session.peer.user}`);
+        this.access.recordRefusal?.(peer, session.server, `tried to resume session ${session.id} of ${session.peer.user}`);
         throw new AccessError('IDENTITY_REJECTED', 'only the identity that opened a session can resume it');
       }
       this.access.checkServer(peer, session.server);

@@ -9,6 +9,8 @@ export const CLOSE = {
   /** ws closes with this by itself when a frame exceeds maxPayload. */
   WS_MESSAGE_TOO_BIG: 1009,
   GOING_AWAY: 4001,
+  /** bridge → proxy: moving onto a renewed certificate; the session stays for a resume. */
+  ROTATING: 4002,
   PROTOCOL_ERROR: 4400,
   IDENTITY_REJECTED: 4401,
   IDENTITY_EXPIRED: 4402,

@@ -49,7 +49,7 @@ export class RawBridge {
     for (;;) {
       const found = this.messages.find(match);
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`no matching message; got ${JSON.stringify(this.messages)}; stderr: ${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`no matching message (${this.messages.length} so far, last: ${JSON.stringify(this.messages.at(-1))?.slice(0, 300)}); stderr: ${this.stderr.slice(-3000)}`);
       await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, 200); });
     }
   }
