@@ -216,6 +216,12 @@ export class BotAgent {
 
 /** Run the bot; resolves when stopped (or after one issue with oneshot). */
 export async function runBot(o: BotOptions): Promise<void> {
-  await new BotAgent(o).run();
+  try {
+    await new BotAgent(o).run();
+  } catch (err) {
+    // Stopped by a signal mid-request: not a failure (the next run retries with the same key).
+    if (o.signal?.aborted) return;
+    throw err;
+  }
 }
 
