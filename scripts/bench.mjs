@@ -158,7 +158,7 @@ async function measureSessions() {
 
   if (PLAN.mib1Reps > 0) {
     step(`1 MiB argument, ${PLAN.mib1Reps} round trips per path`);
-    results.large.push({ label: '1 MiB', server: 'server-everything', reps: PLAN.mib1Reps, required: false, ...(await largeArgument(sessions, bigMessage(1 << 20), PLAN.mib1Reps)) });
+    results.large.push({ label: '1 MiB', server: 'server-everything', reps: PLAN.mib1Reps, required: false, ...(await largeArgument(sessions, bigMessage(1 << 20), PLAN.mib1Reps, pathProcesses(sessions, env))) });
   }
   results.memory.bridgePeakSmall = memory(sessions.through.pid);
   await Promise.all(Object.values(sessions).map((h) => closeClient(h)));
@@ -176,7 +176,7 @@ async function measure16MiB() {
     through: await openClient(launchParams('through', 'bigecho', env)),
   };
   for (const h of Object.values(big)) await echo(h, 'warm-up');
-  results.large.push({ label: '16 MiB', server: 'SDK echo server', reps: PLAN.mib16Reps, required: true, ...(await largeArgument(big, bigMessage(16 << 20), PLAN.mib16Reps)) });
+  results.large.push({ label: '16 MiB', server: 'SDK echo server', reps: PLAN.mib16Reps, required: true, ...(await largeArgument(big, bigMessage(16 << 20), PLAN.mib16Reps, pathProcesses(big, env, 'echo-server'))) });
   results.memory.bridgePeakBig = memory(big.through.pid);
   await Promise.all([closeClient(big.direct), closeClient(big.through)]);
 }

@@ -120,12 +120,12 @@ export async function throughput(h, { total, inFlight, processes }) {
 }
 
 /** The processes of each path whose CPU time is read: the server, and the bridge and proxy in between. */
-export function pathProcesses(sessions, env) {
+export function pathProcesses(sessions, env, serverNeedle = 'server-everything') {
   const procs = {};
   for (const path of Object.keys(sessions)) {
     if (path === 'direct') procs.direct = { server: sessions.direct.pid };
     const proxy = path === 'through' ? env.proxy.pid : path === 'floor' ? env.relay.pid : undefined;
-    if (proxy) procs[path] = { bridge: sessions[path].pid, proxy, server: childrenOf(proxy, 'server-everything')[0] };
+    if (proxy) procs[path] = { bridge: sessions[path].pid, proxy, server: childrenOf(proxy, serverNeedle)[0] };
   }
   return procs;
 }
@@ -174,19 +174,31 @@ export function bigMessage(bytes) {
 
 const sha256 = (s) => createHash('sha256').update(s, 'utf8').digest('hex');
 
-/** Round trips of `message` on each path, alternating; median time and whether every echo was intact. */
-export async function largeArgument(sessions, message, reps) {
+/**
+ * Round trips of `message` on each path, alternating: median time, whether
+ * every echo came back intact, and the median CPU time (ms) each process of
+ * the path spent on one round trip (`procs` as from `pathProcesses`).
+ */
+export async function largeArgument(sessions, message, reps, procs = {}) {
   const want = { length: message.length, hash: sha256(message) };
-  const out = { direct: { times: [], intact: true, error: undefined }, through: { times: [], intact: true, error: undefined } };
+  const out = {};
+  for (const path of PATHS) out[path] = { times: [], cpu: [], intact: true, error: undefined };
   for (let r = 0; r < reps; r++) {
     const order = r % 2 === 0 ? PATHS : [...PATHS].reverse();
     for (const path of order) {
       const o = out[path];
       if (o.error) continue;
       try {
+        const ps = procs[path] ?? {};
+        const before = Object.fromEntries(Object.entries(ps).map(([k, pid]) => [k, cpuMs(pid)]));
+        const self0 = process.cpuUsage();
         const t0 = performance.now();
         const text = await echo(sessions[path], message, 120_000);
         o.times.push(performance.now() - t0);
+        const self = process.cpuUsage(self0);
+        const cpu = { client: (self.user + self.system) / 1000 };
+        for (const [k, pid] of Object.entries(ps)) cpu[k] = cpuMs(pid) - before[k];
+        o.cpu.push(cpu);
         const got = text.startsWith('Echo: ') ? text.slice(6) : text;
         if (got.length !== want.length || sha256(got) !== want.hash) o.intact = false;
       } catch (err) {
@@ -195,11 +207,12 @@ export async function largeArgument(sessions, message, reps) {
       }
     }
   }
-  return {
-    bytes: Buffer.byteLength(message),
-    direct: { ms: median(out.direct.times), intact: out.direct.intact, error: out.direct.error },
-    through: { ms: median(out.through.times), intact: out.through.intact, error: out.through.error },
+  const summary = (o) => {
+    const cpuMsPerCall = {};
+    for (const k of Object.keys(o.cpu[0] ?? {})) cpuMsPerCall[k] = median(o.cpu.map((c) => c[k]));
+    return { ms: median(o.times), intact: o.intact, error: o.error, cpuMsPerCall };
   };
+  return { bytes: Buffer.byteLength(message), direct: summary(out.direct), through: summary(out.through) };
 }
 
 /** RSS of a process after it has been idle for `settleMs`. */

@@ -86,6 +86,10 @@ export function notes(r) {
     const m = r.cold.median;
     out.push(`- \`connect\` start-up: spawn → tunnel open ("connected" on stderr) ${ms(m.through.tunnel)} median; through − direct initialize ${ms(m.through.init - m.direct.init)}`);
   }
+  for (const big of r.large ?? []) {
+    const cpu = (x) => Object.entries(x.cpuMsPerCall ?? {}).map(([k, v]) => `${k} ${Math.round(v)}`).join(' + ');
+    out.push(`- CPU ms per ${big.label} round trip: direct ${cpu(big.direct)}; through ${cpu(big.through)}`);
+  }
   if (r.audit) out.push(`- roles + audit: ${r.audit}`);
   return out.join('\n');
 }
