@@ -106,6 +106,11 @@ describe('joining', () => {
     const events = await waitForAudit(auditPath, (e) => e.type === 'bot.join' && e.bot === 'writer');
     expect(events.find((e) => e.type === 'bot.join' && e.bot === 'writer')).toMatchObject({ code: 'BOT001I', generation: 1, user: 'bot-writer', roles: ['all'] });
     expect(JSON.stringify(events)).not.toContain(token);
+    // The registration itself is recorded (by the proxy, which noticed it), before the join.
+    const added = events.findIndex((e) => e.type === 'bot.add' && e.bot === 'writer');
+    expect(added).toBeGreaterThanOrEqual(0);
+    expect(events[added]).toMatchObject({ code: 'BOT005I', roles: ['all'] });
+    expect(added).toBeLessThan(events.findIndex((e) => e.type === 'bot.join' && e.bot === 'writer'));
 
     // A later run needs no token: it renews with the stored identity.
     const later = await oneshot(['--destination', d]);

@@ -194,6 +194,9 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
       sendError(res, err);
       return true;
     }
+    // Catch up with the CLI's changes first (e.g. a `bot add` a moment ago),
+    // so they are audited before this request's events.
+    await scan(false);
     let issued: Issued;
     try {
       issued = joining
