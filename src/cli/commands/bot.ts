@@ -132,7 +132,7 @@ const lsCommand: CommandModule<object, LsArgs> = {
 const rmCommand: CommandModule<object, NameArgs> = {
   command: 'rm <name>',
   describe: 'Remove a bot: its renewals are refused and its live sessions end',
-  builder: (y) => formatOption(configOption(y as Argv<object>)).positional('name', { type: 'string', demandOption: true }).example('$0 bot rm ci-agent --config proxy.yaml', '') as unknown as Argv<NameArgs>,
+  builder: (y) => formatOption(configOption(y as Argv<object>)).positional('name', { type: 'string', demandOption: true }).example('$0 bot rm ci-agent --config proxy.yaml', 'Forget ci-agent (re-adding the name later gets a new token)') as unknown as Argv<NameArgs>,
   handler: async (argv) => {
     const { openBotState, removeBot } = await import('../../bot/admin.js');
     const { print, printJson } = await import('../output.js');
@@ -150,7 +150,7 @@ const lockCommand: CommandModule<object, LockArgs> = {
     formatOption(configOption(y as Argv<object>))
       .positional('name', { type: 'string', demandOption: true })
       .option('reason', { type: 'string', describe: 'Why (recorded in the state and the audit log)' })
-      .example('$0 bot lock ci-agent --config proxy.yaml --reason "host compromised"', '') as unknown as Argv<LockArgs>,
+      .example('$0 bot lock ci-agent --config proxy.yaml --reason "host compromised"', 'Cut ci-agent off now') as unknown as Argv<LockArgs>,
   handler: async (argv) => {
     const { openBotState, lockBot } = await import('../../bot/admin.js');
     const { print, printJson } = await import('../output.js');
@@ -165,7 +165,7 @@ const lockCommand: CommandModule<object, LockArgs> = {
 const unlockCommand: CommandModule<object, NameArgs> = {
   command: 'unlock <name>',
   describe: 'Lift a lock: the bot may renew and connect again (if its certificate has not expired)',
-  builder: (y) => formatOption(configOption(y as Argv<object>)).positional('name', { type: 'string', demandOption: true }).example('$0 bot unlock ci-agent --config proxy.yaml', '') as unknown as Argv<NameArgs>,
+  builder: (y) => formatOption(configOption(y as Argv<object>)).positional('name', { type: 'string', demandOption: true }).example('$0 bot unlock ci-agent --config proxy.yaml', 'Let it renew and connect again') as unknown as Argv<NameArgs>,
   handler: async (argv) => {
     const { openBotState, unlockBot } = await import('../../bot/admin.js');
     const { print, printJson } = await import('../output.js');
