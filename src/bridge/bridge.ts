@@ -67,6 +67,9 @@ export class Bridge {
   private lastReported = '';
   private keepalive: NodeJS.Timeout | undefined;
   private alive = true;
+  /** No more input (stdin ended, a signal): draining what is in flight. */
+  private stopping = false;
+  /** Tearing down: no new tunnels. */
   private closing = false;
   private newSessionsInARow = 0;
   private readonly identity: IdentitySource;
@@ -110,15 +113,19 @@ export class Bridge {
 
   /** Stop: flush what is queued, close the tunnel cleanly, resolve `finished`. */
   async shutdown(why: string): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
+    if (this.stopping) return;
+    this.stopping = true;
     this.log.debug(`${why}: shutting down`);
     this.o.input.pause();
     this.identity.stop();
     if (this.rotateTimer) clearTimeout(this.rotateTimer);
-    // Give queued messages a moment to reach the proxy (bounded: exit within 2 s).
-    const deadline = Date.now() + 1500;
-    while (this.socket && this.channel.pendingBytes > 0 && Date.now() < deadline) await sleep(10);
+    // Give queued messages a moment to reach the proxy, and requests in flight
+    // a moment to be answered (a person piping lines in expects the answers).
+    // Bounded: the process exits within 2 s.
+    const deadline = Date.now() + 1700;
+    const busy = () => !this.failure && (this.channel.pendingBytes > 0 || this.inflight.size > 0);
+    while ((this.socket || this.connecting) && busy() && Date.now() < deadline) await sleep(10);
+    this.closing = true;
     if (this.keepalive) clearInterval(this.keepalive);
     const socket = this.socket;
     if (socket) {
