@@ -80,6 +80,7 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
   let audit = opts.audit;
   let server: SessionEnder | undefined;
   const cache = new Map<string, { stamp: string | undefined; record: BotRecord }>();
+  const damaged = new Map<string, string | undefined>();
   const deps = { store, ca: opts.ca };
 
   const record = async (event: Record<string, unknown>): Promise<void> => {
@@ -151,9 +152,16 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
           try {
             rec = await store.read(name);
           } catch (err) {
-            log.error(describeError(err));
+            // Fail closed: a bot whose record cannot be read is refused. Logged
+            // once per version of the damaged file, not every second.
+            if (damaged.get(name) !== stamp) log.error(describeError(err));
+            damaged.set(name, stamp);
+            const before = cache.get(name)?.record;
+            cache.delete(name);
+            if (isActive(before)) endSessions(name, new AccessError('IDENTITY_REJECTED', `the record of bot "${name}" cannot be read`));
             continue;
           }
+          damaged.delete(name);
           if (!rec) continue;
           cache.set(name, { stamp, record: rec });
           applyChange(name, cached?.record, rec, quiet);
