@@ -92,6 +92,11 @@ export const CATALOGUE = {
   BOT_STATE: { exit: EXIT.CONFIG, hint: 'check the bot state directory' },
   BOT_EXISTS: { exit: EXIT.USAGE, hint: 'pick another name, or remove the bot first with `mcp-access bot rm`' },
   BOT_UNKNOWN: { exit: EXIT.NOT_FOUND, hint: 'run `mcp-access bot ls` to see the registered bots' },
+
+  // the demo (`mcp-access demo`, `npm start`)
+  DEMO_SETUP: { exit: EXIT.CONFIG, hint: 'run `npm install` in the mcp-access checkout: the demo uses its development dependencies' },
+  DEMO_DIR: { exit: EXIT.USAGE, hint: 'pass --dir with a new or empty directory (or one an earlier demo made)' },
+  DEMO_UNEXPECTED: { exit: EXIT.INTERNAL, hint: 'the demo checks what it shows; report this with the output of --debug' },
 } satisfies Record<string, Entry>;
 
 export type ErrorCode = keyof typeof CATALOGUE;
