@@ -61,11 +61,14 @@ export class HttpUpstream implements Upstream {
     }
     t.send(msg).catch((err: Error & { code?: number }) => {
       const c = classify(msg);
-      const expired = err.code === 404;
-      const why = expired ? 'its session expired (HTTP 404)' : err.message;
+      // The spec says an ended session answers 404. Some servers (the reference
+      // server-everything among them) answer 400 "No valid session ID"; both
+      // mean the same: this upstream session is over.
+      const expired = err.code === 404 || (err.code === 400 && /session/i.test(err.message));
+      const why = expired ? `its session ended (HTTP ${err.code})` : err.message;
       this.log.warn(`${this.serverName}: send failed: ${why}`);
       if (c.kind === 'request') this.deliver(Buffer.from(errorResponse(c.id, RPC.INTERNAL_ERROR, `MCP server "${this.serverName}" failed: ${why}`)));
-      if (expired) this.finish(new AccessError('UPSTREAM_EXITED', `MCP server "${this.serverName}" ended the session (HTTP 404)`));
+      if (expired) this.finish(new AccessError('UPSTREAM_EXITED', `MCP server "${this.serverName}" ended the session (HTTP ${err.code})`));
     });
     return true;
   }

@@ -1,0 +1,88 @@
+/**
+ * Streamable HTTP and legacy SSE upstreams: the published server-everything
+ * in its HTTP modes, enrolled by `url` and `sse_url`, reached through the
+ * real connect and proxy.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { TestCluster, EVERYTHING, resultText } from './helpers/cluster.js';
+
+let cluster: TestCluster;
+let alice: string;
+const servers: ChildProcess[] = [];
+let httpPort = 0;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
+  });
+}
+
+/** server-everything in `streamableHttp` or `sse` mode on `port`; resolves once it listens. */
+async function startEverything(mode: 'streamableHttp' | 'sse', port: number): Promise<ChildProcess> {
+  const p = spawn(process.execPath, [EVERYTHING, mode], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  servers.push(p);
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    p.stderr!.on('data', (d: Buffer) => { err += d.toString(); if (/listening on port|running on port/i.test(err)) resolve(); });
+    p.once('exit', (code) => reject(new Error(`server-everything ${mode} exited (${code}): ${err}`)));
+  });
+  return p;
+}
+
+beforeAll(async () => {
+  httpPort = await freePort();
+  const ssePort = await freePort();
+  await startEverything('streamableHttp', httpPort);
+  await startEverything('sse', ssePort);
+  cluster = await TestCluster.start({
+    servers: [
+      { name: 'remote', description: 'Streamable HTTP', labels: { env: 'dev' }, url: `http://127.0.0.1:${httpPort}/mcp`, headers: { 'X-Test': 'yes' } },
+      { name: 'legacy', description: 'HTTP+SSE', labels: { env: 'dev' }, sse_url: `http://127.0.0.1:${ssePort}/sse` },
+    ],
+  });
+  alice = await cluster.issue('alice', ['all']);
+});
+afterAll(async () => {
+  await cluster?.close();
+  for (const p of servers) p.kill('SIGKILL');
+});
+
+describe('HTTP upstreams', () => {
+  it('Streamable HTTP: lists and calls tools', async () => {
+    const { client } = await cluster.client('remote', alice);
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('echo');
+    expect(resultText(await client.callTool({ name: 'echo', arguments: { message: 'over http' } }))).toBe('Echo: over http');
+    await client.close();
+  });
+
+  it('legacy SSE: lists and calls tools', async () => {
+    const { client } = await cluster.client('legacy', alice);
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('echo');
+    expect(resultText(await client.callTool({ name: 'echo', arguments: { message: 'over sse' } }))).toBe('Echo: over sse');
+    await client.close();
+  });
+
+  it("Streamable HTTP: a restarted server (it no longer knows the session: 404, or 400 as server-everything answers) leads to a new session", async () => {
+    const { client } = await cluster.client('remote', alice);
+    expect(resultText(await client.callTool({ name: 'echo', arguments: { message: 'one' } }))).toBe('Echo: one');
+    const old = servers.find((p) => p.spawnargs.includes('streamableHttp'))!;
+    const gone = new Promise((r) => old.once('exit', r));
+    old.kill('SIGKILL');
+    await gone;
+    await startEverything('streamableHttp', httpPort);
+    // The call that meets the 404 is answered (an error: its outcome is unknown);
+    // the bridge opens a new session and the next call works.
+    const first = await client.callTool({ name: 'echo', arguments: { message: 'two' } }).then(resultText, (e: Error) => e.message);
+    expect(first).toMatch(/Echo: two|404|outcome is unknown|session/);
+    let answer = '';
+    for (let i = 0; i < 20 && answer !== 'Echo: three'; i++) {
+      answer = await client.callTool({ name: 'echo', arguments: { message: 'three' } }).then(resultText, (e: Error) => e.message);
+      if (answer !== 'Echo: three') await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(answer).toBe('Echo: three');
+    await client.close();
+  });
+});
