@@ -1,24 +1,14 @@
 /** `mcp-access ls` and `mcp-access config` against a real proxy. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { TestCluster, CLI, testServer } from './helpers/cluster.js';
+import { runCli } from './helpers/run-cli.js';
 
-const run = promisify(execFile);
 let cluster: TestCluster;
 let reader: string;
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = runCli;
 
 beforeAll(async () => {
   cluster = await TestCluster.start({

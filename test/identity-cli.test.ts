@@ -3,31 +3,17 @@
  * `identity show`, exit codes, and one-line errors without stack traces.
  * Runs the built CLI (`npm test` builds first; alone: `npx tsc -p .`).
  */
-import { spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { runCli, type CliRun } from './helpers/run-cli.js';
 import { caPin, issueIdentity, loadCa, writeIdentityFile } from '../src/identity/ca.js';
 import { loadIdentity } from '../src/identity/load.js';
 
-const BIN = resolve(import.meta.dirname, '../bin/mcp-access.js');
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function run(args: string[], opts: { uid?: number; gid?: number; env?: Record<string, string> } = {}): Promise<Run> {
-  return new Promise((done, fail) => {
-    // The minimal environment MCP clients give the processes they start.
-    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/', ...opts.env };
-    const child = spawn(process.execPath, [BIN, ...args], { env, uid: opts.uid, gid: opts.gid, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
-}
+type Run = CliRun;
+const run = runCli;
 
 /** A user-facing failure: exactly one `mcp-access: … (…)` line, no stack. */
 function expectOneLineError(r: Run, code: number, message: RegExp): void {
