@@ -31,7 +31,7 @@ import { setUp, startRelay, tearDown } from './bench/setup.mjs';
 const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    floor: { type: 'boolean', default: true },
+    'no-floor': { type: 'boolean', default: false },
     'write-docs': { type: 'boolean', default: false },
     json: { type: 'string' },
     profile: { type: 'string' },
@@ -86,8 +86,8 @@ try {
   env = await setUp({ proxyNodeArgs: await profilerArgs('proxy'), log: (line) => process.stderr.write(`  ${line}\n`) });
   env.bridgeNodeArgs = await profilerArgs('bridge');
   step(`proxy listening on ${env.proxyAddress}${opt.keep ? ` (kept: ${env.dir})` : ''}`);
-  if (opt.floor) await startRelay(env);
-  results.paths = opt.floor ? ['direct', 'floor', 'through'] : ['direct', 'through'];
+  if (!opt['no-floor']) await startRelay(env);
+  results.paths = opt['no-floor'] ? ['direct', 'through'] : ['direct', 'floor', 'through'];
 
   step(`cold starts: ${PLAN.coldSamples} spawns per path (+1 warm-up)`);
   await measureColdStarts();
@@ -130,7 +130,7 @@ async function profilerArgs(who) {
 async function measureColdStarts() {
   const raw = await coldStarts(env, PLAN.coldSamples, results.paths);
   const medians = {};
-  for (const [path, r] of Object.entries(raw)) medians[path] = { init: median(r.init), first: median(r.first), tunnel: median(r.tunnel) };
+  for (const [path, r] of Object.entries(raw)) medians[path] = { init: median(r.init), first: median(r.first), tunnel: median(r.tunnel), idleRss: median(r.idleRss) };
   results.cold = { samples: PLAN.coldSamples, median: medians, raw };
 }
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { CLI, MINIMAL_ENV, ROOT, sessionsEnded } from './setup.mjs';
+import { CLI, MINIMAL_ENV, ROOT } from './setup.mjs';
 import { childrenOf, closeClient, cpuMs, echo, launchParams, memory, openClient, sleep, tunnelMs } from './clients.mjs';
 
 const run = promisify(execFile);
@@ -44,34 +44,37 @@ export async function versionTimes(runs) {
 
 /**
  * Cold starts: spawn, initialize, one `echo`, close — what LangGraph pays per
- * tool call. The order of paths rotates; one untimed round warms the disk
+ * tool call. Also reads each bridge's RSS once idle after initialize. The order of paths rotates; one untimed round warms the disk
  * cache. Waits until the proxy (or relay) has stopped each session's
  * upstream before the next spawn, so no leftover process competes for the CPU.
  */
 export async function coldStarts(env, samples, paths = PATHS) {
-  const out = Object.fromEntries(paths.map((p) => [p, { init: [], first: [], tunnel: [] }]));
-  const base = env.sessionsEnded;
-  let throughOpened = 0;
+  const out = Object.fromEntries(paths.map((p) => [p, { init: [], first: [], tunnel: [], idleRss: [] }]));
   for (let i = -1; i < samples; i++) {
     const k = ((i % paths.length) + paths.length) % paths.length;
     for (const path of [...paths.slice(k), ...paths.slice(0, k)]) {
       const h = await openClient(launchParams(path, 'everything', env));
+      // The bridge's RSS once idle after initialize; the pause is left out of "first result".
+      const rss = path === 'direct' ? undefined : (await idleMemory(h.pid))?.rss;
+      const t1 = performance.now();
       await echo(h, 'hi');
-      const firstMs = performance.now() - h.t0;
+      const firstMs = h.initMs + (performance.now() - t1);
       const tMs = tunnelMs(h);
       await closeClient(h);
-      if (path === 'through') await sessionsEnded(env, base + ++throughOpened);
+      if (path === 'through') await noChildren(env.proxy.pid);
       if (path === 'floor') await noChildren(env.relay.pid);
       if (i < 0) continue;
       out[path].init.push(h.initMs);
       out[path].first.push(firstMs);
       if (path === 'through') out.through.tunnel.push(tMs);
+      if (rss !== undefined) out[path].idleRss.push(rss);
     }
   }
   return out;
 }
 
-async function noChildren(pid, timeoutMs = 3000) {
+/** Waits (bounded) until `pid` has no child processes: the session's server has been stopped. */
+async function noChildren(pid, timeoutMs = 5000) {
   for (const end = Date.now() + timeoutMs; Date.now() < end && childrenOf(pid).length > 0;) await sleep(20);
 }
 

@@ -91,7 +91,7 @@ function proxyYaml({ port, dir, extraNodeArgs }) {
  */
 export async function setUp({ proxyNodeArgs = [], upstreamNodeArgs = [], log = () => {} } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'mcp-access-bench-'));
-  const env = { dir, identity: join(dir, 'id'), proxy: undefined, proxyAddress: undefined, proxyLog: [], sessionsEnded: 0 };
+  const env = { dir, identity: join(dir, 'id'), proxy: undefined, proxyAddress: undefined, proxyLog: [] };
   try {
     await cli(['ca', 'init', '--dir', join(dir, 'ca'), '--cluster', 'bench']);
     await cli(['identity', 'issue', '--ca-dir', join(dir, 'ca'), '--user', 'bench', '--roles', 'bench', '--ttl', '1h', '--out', env.identity]);
@@ -123,7 +123,6 @@ function waitForListening(env, log) {
         // Keep the log bounded: only the tail matters for error reports.
         env.proxyLog.push(line);
         if (env.proxyLog.length > 200) env.proxyLog.shift();
-        if (/session ended/.test(line)) { env.sessionsEnded++; env.onSessionEnded?.(); }
         if (/\b(error|warn)\b/i.test(line) && !/Starting default/.test(line)) log(`proxy: ${line}`);
         const m = /listening on (\S+):(\d+)/.exec(line);
         if (m) { clearTimeout(timer); res(`${m[1]}:${m[2]}`); }
@@ -133,20 +132,6 @@ function waitForListening(env, log) {
       clearTimeout(timer);
       rej(new Error(`the proxy exited (${signal ?? code}) before listening:\n${env.proxyLog.slice(-10).join('\n')}`));
     });
-  });
-}
-
-/** Resolves once the proxy has logged `count` ended sessions in total (or after `timeoutMs`). */
-export function sessionsEnded(env, count, timeoutMs = 5000) {
-  if (env.sessionsEnded >= count) return Promise.resolve(true);
-  return new Promise((res) => {
-    const timer = setTimeout(() => { env.onSessionEnded = undefined; res(false); }, timeoutMs);
-    env.onSessionEnded = () => {
-      if (env.sessionsEnded < count) return;
-      clearTimeout(timer);
-      env.onSessionEnded = undefined;
-      res(true);
-    };
   });
 }
 
