@@ -38,7 +38,7 @@ export function demoHandover(env: DemoEnvironment): DemoHandover {
     langgraph: langgraphSnippet(launches),
     tryCommands: [
       { what: 'what the bot may reach', command: `${cli} ls -i ${id} --proxy ${env.proxyAddress}` },
-      { what: 'the bot identity (watch it renew)', command: `${cli} identity show ${id}` },
+      { what: 'the bot identity (watch it renew)', command: `${cli} identity show -i ${id}` },
       { what: 'the denials in the audit log', command: `${cli} audit search ${quote(env.auditPath)} --denied` },
       { what: 'check the audit hash chain', command: `${cli} audit verify ${quote(env.auditPath)}` },
       { what: 'why write_file is denied', command: `${cli} policy check --config ${quote(env.configPath)} --roles llm-access --server ${TOUR_SERVER} --tool write_file` },

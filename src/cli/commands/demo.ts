@@ -39,19 +39,35 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
 
     printer.title();
     printer.setupHeading();
-    const env = await createDemoEnvironment({ dir: argv.dir, port: argv.port }, printer);
+    // A Ctrl-C part-way also stops the bot and servers (they share the terminal), so a step may fail because of it: that is a stop, not an error.
+    const stoppedOr = async <T>(work: Promise<T>): Promise<T | undefined> => {
+      try {
+        return await work;
+      } catch (err) {
+        if (stop.requested()) return undefined;
+        throw err;
+      }
+    };
+    const env = await stoppedOr(createDemoEnvironment({ dir: argv.dir, port: argv.port }, printer));
+    if (!env) {
+      printer.line(`Stopped during set-up (${stop.signal()}).`);
+      stop.dispose();
+      return;
+    }
     try {
       if (!stop.requested()) {
-        const tour = await runTour(env, printer);
-        printer.tour(env, tour);
-        printer.took(Date.now() - startedAt);
+        const tour = await stoppedOr(runTour(env, printer));
+        if (tour) {
+          printer.tour(env, tour);
+          printer.took(Date.now() - startedAt);
+        }
       }
       if (!argv.exit && !stop.requested()) {
         printer.handover(env, demoHandover(env));
         env.bot.onLog((line) => printer.botLog(line));
-        const signal = await stop.wait();
-        printer.line(`\n${signal}: stopping…`);
+        await stop.wait();
       }
+      if (stop.requested()) printer.line(`\n${stop.signal()}: stopping…`);
       await env.close();
       printer.closing(env);
     } finally {
@@ -81,6 +97,7 @@ function stopSignal() {
   process.on('SIGTERM', onSignal);
   return {
     requested: () => received !== undefined,
+    signal: () => received,
     wait: () => new Promise<NodeJS.Signals>((resolve) => { if (received) resolve(received); else wake = resolve; }),
     dispose: () => { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); },
   };
