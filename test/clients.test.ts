@@ -14,6 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { MultiServerMCPClient } from '@langchain/mcp-adapters';
@@ -127,7 +128,37 @@ describe("LangChain's MultiServerMCPClient (@langchain/mcp-adapters), configured
     } finally {
       await client.close();
       await cluster.writeConfig({ roles: [] });
+      await reloadProxy();
     }
+  });
+});
+
+describe('the LangGraph JavaScript snippet `config --client langgraph` prints', () => {
+  it('runs as printed: the tools it loads are the role-filtered ones, and a read works', async () => {
+    const printed = await runCli(['config', 'filesystem', '-i', reader, '--proxy', cluster.address, '--client', 'langgraph']);
+    expect(printed.code, printed.stderr).toBe(0);
+    const js = printed.stdout.slice(printed.stdout.indexOf('// JavaScript'));
+    expect(js).toContain('new MultiServerMCPClient(');
+    // The snippet as a user pastes it, plus two lines to report what it got.
+    const program = `${js}
+const read = tools.find((t) => t.name === 'read_text_file');
+const text = await read.invoke({ path: ${JSON.stringify(join(sample, 'products.csv'))} });
+process.stdout.write(JSON.stringify({ names: tools.map((t) => t.name), text }));
+await client.close();
+`;
+    const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const p = spawn(process.execPath, ['--input-type=module', '-e', program], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+      p.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+      p.once('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(out.code, out.stderr).toBe(0);
+    const { names, text } = JSON.parse(out.stdout) as { names: string[]; text: unknown };
+    expect(names).toContain('read_text_file');
+    for (const n of names) expect(n).toMatch(READ_ONLY);
+    expect(JSON.stringify(text)).toContain('1,widget');
   });
 });
 
