@@ -16,7 +16,6 @@
  *   operator.identity  an identity with example-role, for contrast
  */
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -196,7 +195,3 @@ export async function createDemoEnvironment(opts: DemoOptions, progress: DemoPro
   }
 }
 
-/** True once `dir` is gone (for the caller's closing line). */
-export function directoryExists(dir: string): boolean {
-  return existsSync(dir);
-}
