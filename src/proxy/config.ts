@@ -49,6 +49,8 @@ export interface ProxyConfig {
   keepaliveMs: number;
   /** SIGTERM → SIGKILL grace for stdio upstreams. */
   stopGraceMs: number;
+  /** Keep one started process per stdio server for the next session (upstream/spares.ts). */
+  prestart: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   bot?: { stateDir: string };
 }
@@ -126,10 +128,15 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
 
   let gracePeriodMs = 120_000;
   let stopGraceMs = 3_000;
+  let prestart = true;
   if (d.sessions !== undefined) {
     if (!isObject(d.sessions)) fail('sessions', 'must be a mapping');
     const s = d.sessions as Record<string, unknown>;
-    for (const k of Object.keys(s)) if (!['grace_period', 'stop_grace'].includes(k)) fail(`sessions.${k}`, 'unknown key (known: grace_period, stop_grace)');
+    for (const k of Object.keys(s)) if (!['grace_period', 'stop_grace', 'prestart'].includes(k)) fail(`sessions.${k}`, 'unknown key (known: grace_period, stop_grace, prestart)');
+    if (s.prestart !== undefined) {
+      if (typeof s.prestart !== 'boolean') fail('sessions.prestart', 'must be true or false');
+      prestart = s.prestart as boolean;
+    }
     if (s.grace_period !== undefined) gracePeriodMs = duration(s.grace_period, 'sessions.grace_period', fail);
     if (s.stop_grace !== undefined) stopGraceMs = duration(s.stop_grace, 'sessions.stop_grace', fail);
   }
@@ -148,7 +155,7 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
     bot = { stateDir: abs(str(b.state_dir, 'bot.state_dir', fail)) };
   }
 
-  return { path: resolve(path), baseDir, cluster, listen, caDir, servers, rolesInline, rolesFiles, audit, gracePeriodMs, maxMessageSize, keepaliveMs, stopGraceMs, logLevel, bot };
+  return { path: resolve(path), baseDir, cluster, listen, caDir, servers, rolesInline, rolesFiles, audit, gracePeriodMs, maxMessageSize, keepaliveMs, stopGraceMs, prestart, logLevel, bot };
 }
 
 type Fail = (field: string, what: string) => never;

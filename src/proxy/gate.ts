@@ -1,8 +1,11 @@
 /**
  * The gate every message passes through in the proxy: where roles are
- * enforced and the audit trail is written. A session calls it in order, one
- * message at a time per direction, and waits for it: an audited event is
- * written before the message moves on.
+ * enforced and the audit trail is written. A session calls `fromClient` for
+ * each client message as it arrives, in order, without waiting for the
+ * previous one; an implementation must therefore take its order-dependent
+ * steps (queueing the audit event) synchronously, before its first await.
+ * The session forwards a message only once its verdict (and so its audit
+ * event) is settled, in arrival order.
  */
 import type { Peer } from './peer.js';
 import type { ServerConfig } from './config.js';

@@ -23,6 +23,7 @@ import type { ProxyConfig, ServerConfig } from './config.js';
 import type { GateFactory } from './gate.js';
 import { peerFromSocket, type Peer } from './peer.js';
 import { ProxySession, refuseTunnel } from './session.js';
+import { SparePool } from './upstream/spares.js';
 
 export interface ProxyRoutes {
   /** Extra HTTP routes (the bot service). Return true when handled. */
@@ -53,6 +54,7 @@ export class ProxyServer {
   private keepalive: NodeJS.Timeout | undefined;
   private closing = false;
   private readonly alive = new WeakMap<WebSocket, boolean>();
+  private readonly upstreams: SparePool;
 
   constructor(
     private config: ProxyConfig,
@@ -81,6 +83,7 @@ export class ProxyServer {
     this.https.on('request', (req, res) => { void this.request(req, res); });
     this.https.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
     this.https.on('tlsClientError', (err) => this.log.debug(`TLS handshake failed: ${err.message}`));
+    this.upstreams = new SparePool(log, { maxMessageSize: config.maxMessageSize, stopGraceMs: config.stopGraceMs }, config.prestart);
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -91,6 +94,7 @@ export class ProxyServer {
     });
     this.keepalive = setInterval(() => this.ping(), this.config.keepaliveMs);
     this.keepalive.unref();
+    this.upstreams.refresh(this.config.servers, this.config.prestart);
     const addr = this.address();
     this.log.info(`listening on ${addr.host}:${addr.port} (cluster ${this.config.cluster}, ${this.config.servers.length} servers)`);
     return addr;
@@ -109,6 +113,7 @@ export class ProxyServer {
     this.config = config;
     this.gates = gates;
     this.access = access;
+    this.upstreams.refresh(config.servers, config.prestart);
   }
 
   /** End every session of a user or bot (lock); returns how many. */
@@ -128,6 +133,7 @@ export class ProxyServer {
     const closed = new Promise<void>((resolve) => this.https.close(() => resolve()));
     const goingAway = new AccessError('PROXY_GOING_AWAY', 'the proxy is shutting down');
     await Promise.all([...this.sessions.values()].map((s) => s.end(goingAway)));
+    await this.upstreams.close();
     for (const ws of this.wss.clients) ws.terminate();
     this.https.closeAllConnections();
     await closed;
@@ -229,7 +235,7 @@ export class ProxyServer {
       const id = randomUUID();
       const gate = await this.gates.open({ sessionId: id, peer, server });
       session = new ProxySession({
-        id, config: this.config, server, peer, gate, log: this.log,
+        id, config: this.config, server, peer, gate, log: this.log, upstreams: this.upstreams,
         onEnded: (s) => { this.sessions.delete(s.id); this.byToken.delete(s.resumeToken); },
       });
     } catch (err) {

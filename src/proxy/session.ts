@@ -12,9 +12,10 @@ import { CLOSE, type CloseCode } from '../tunnel/close-codes.js';
 import { encodeControl, decodeControl } from '../tunnel/control.js';
 import { ReliableChannel } from '../tunnel/reliable-channel.js';
 import type { ProxyConfig, ServerConfig } from './config.js';
-import type { SessionGate } from './gate.js';
+import type { ClientVerdict, SessionGate } from './gate.js';
 import type { Peer } from './peer.js';
-import { createUpstream, type Upstream } from './upstream/index.js';
+import type { Upstream } from './upstream/index.js';
+import type { UpstreamFactory } from './upstream/spares.js';
 
 /** Close code for each error a session can end with. */
 const CLOSE_FOR: Partial<Record<AccessError['code'], CloseCode>> = {
@@ -69,6 +70,7 @@ export class ProxySession {
       peer: Peer;
       gate: SessionGate;
       log: Logger;
+      upstreams: UpstreamFactory;
       onEnded: (session: ProxySession) => void;
     },
   ) {
@@ -81,11 +83,11 @@ export class ProxySession {
       highWaterBytes: Math.max(8 * 1024 * 1024, deps.config.maxMessageSize),
       onWritable: () => this.upstream.resume(),
     });
-    this.upstream = createUpstream(deps.server, {
+    this.upstream = deps.upstreams.create(deps.server, {
       onMessage: (m) => this.fromServer(m),
       onClose: (reason) => this.upstreamClosed(reason),
       onDrain: () => { this.upstreamBlocked = false; this.updateReading(); },
-    }, deps.log, { maxMessageSize: deps.config.maxMessageSize, stopGraceMs: deps.config.stopGraceMs });
+    });
   }
 
   get isAttached(): boolean { return this.socket !== undefined; }
@@ -213,9 +215,19 @@ export class ProxySession {
     this.channel.noteReceived();
     this.clientBacklog++;
     this.updateReading();
+    // The gate starts judging at once: its audit event is queued now, in
+    // arrival order, so concurrent requests share one log write. Only the
+    // forwarding waits its turn (and for its event to be written).
+    let judged: Promise<ClientVerdict>;
+    try {
+      judged = Promise.resolve(this.deps.gate.fromClient(data));
+    } catch (err) {
+      judged = Promise.reject(err);
+    }
+    judged.catch(() => {});
     this.clientChain = this.clientChain.then(async () => {
       try {
-        const verdict = await this.deps.gate.fromClient(data);
+        const verdict = await judged;
         if ('reply' in verdict) {
           this.channel.send(verdict.reply);
         } else {

@@ -23,6 +23,7 @@ export class StdioUpstream implements Upstream {
   private stopping = false;
   private closed = false;
   private readonly stderrTail: string[] = [];
+  private started: Promise<void> | undefined;
 
   constructor(
     private readonly serverName: string,
@@ -36,7 +37,19 @@ export class StdioUpstream implements Upstream {
     return this.child?.pid ? `pid ${this.child.pid}` : this.config.command;
   }
 
+  /** Idempotent: a spare is started before a session takes it. */
   start(): Promise<void> {
+    this.started ??= this.spawnChild();
+    return this.started;
+  }
+
+  /** Still running (not exited, not stopped)? */
+  get alive(): boolean {
+    const c = this.child;
+    return !this.closed && !this.stopping && c !== undefined && c.exitCode === null && c.signalCode === null;
+  }
+
+  private spawnChild(): Promise<void> {
     return new Promise((resolveStart, rejectStart) => {
       let child: ChildProcess;
       try {
