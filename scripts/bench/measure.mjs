@@ -61,8 +61,10 @@ export async function coldStarts(env, samples, paths = PATHS) {
       const firstMs = h.initMs + (performance.now() - t1);
       const tMs = tunnelMs(h);
       await closeClient(h);
-      if (path === 'through') await noChildren(env.proxy.pid);
-      if (path === 'floor') await noChildren(env.relay.pid);
+      // The proxy keeps one warm spare per stdio server (sessions.prestart):
+      // wait until only those are left and idle, as between an agent's calls.
+      if (path === 'through') await settled(env.proxy.pid, SPARES);
+      if (path === 'floor') await settled(env.relay.pid, 0);
       if (i < 0) continue;
       out[path].init.push(h.initMs);
       out[path].first.push(firstMs);
@@ -73,9 +75,23 @@ export async function coldStarts(env, samples, paths = PATHS) {
   return out;
 }
 
-/** Waits (bounded) until `pid` has no child processes: the session's server has been stopped. */
-async function noChildren(pid, timeoutMs = 5000) {
-  for (const end = Date.now() + timeoutMs; Date.now() < end && childrenOf(pid).length > 0;) await sleep(20);
+/** Stdio servers the bench enrols: the proxy keeps one warm spare of each. */
+const SPARES = 2;
+
+/**
+ * Waits (bounded) until `pid` has `expected` child processes (the session's
+ * server stopped, the spares started) and they have stopped using CPU.
+ */
+async function settled(pid, expected, timeoutMs = 5000) {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end && childrenOf(pid).length !== expected) await sleep(20);
+  let last = -1;
+  while (Date.now() < end) {
+    const cpu = childrenOf(pid).reduce((sum, c) => sum + cpuMs(c), 0);
+    if (cpu === last) return;
+    last = cpu;
+    await sleep(100);
+  }
 }
 
 // ---- calls on an open session --------------------------------------------------
@@ -128,7 +144,8 @@ export function pathProcesses(sessions, env, serverNeedle = 'server-everything')
   for (const path of Object.keys(sessions)) {
     if (path === 'direct') procs.direct = { server: sessions.direct.pid };
     const proxy = path === 'through' ? env.proxy.pid : path === 'floor' ? env.relay.pid : undefined;
-    if (proxy) procs[path] = { bridge: sessions[path].pid, proxy, server: childrenOf(proxy, serverNeedle)[0] };
+    // The session's server is the oldest child; a newer one is the warm spare.
+    if (proxy) procs[path] = { bridge: sessions[path].pid, proxy, server: Math.min(...childrenOf(proxy, serverNeedle)) };
   }
   return procs;
 }

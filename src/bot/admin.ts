@@ -163,7 +163,8 @@ export function suggestProxyAddress(config: ProxyConfig, proxyCertPem: string): 
     const sans = (new X509Certificate(proxyCertPem).subjectAltName ?? '').split(', ').map((s) => s.replace(/^(DNS|IP Address):/, '')).filter(Boolean);
     h = sans[0] ?? 'localhost';
   }
-  return `${h.includes(':') ? `[${h}]` : h}:${port}`;
+  // Port 0 means "any free port": the real one is only known to the running proxy.
+  return `${h.includes(':') ? `[${h}]` : h}:${port === 0 ? 'PORT' : port}`;
 }
 
 /**

@@ -32,7 +32,14 @@ export async function startProxy(configPath: string, opts: { logLevel?: ProxyCon
   const server = new ProxyServer(config, { key: ca.proxyKeyPem, cert: ca.proxyCertPem, ca: [ca.caCertPem] },
     bot?.guardGates(access.gates) ?? access.gates, bot?.guard(access.decider) ?? access.decider, log, bot?.withRoutes(access.routes) ?? access.routes);
   bot?.onServer(server);
-  const address = await server.listen();
+  let address: { host: string; port: number };
+  try {
+    address = await server.listen();
+  } catch (err) {
+    await bot?.close();
+    await access.close();
+    throw err;
+  }
 
   let reloading: Promise<void> | undefined;
   const reload = async () => {

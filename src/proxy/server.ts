@@ -89,8 +89,14 @@ export class ProxyServer {
   async listen(): Promise<{ host: string; port: number }> {
     const { host, port } = this.config.listen;
     await new Promise<void>((resolve, reject) => {
-      this.https.once('error', reject);
-      this.https.listen(port, host, () => { this.https.off('error', reject); resolve(); });
+      const failed = (err: NodeJS.ErrnoException) => {
+        const why = err.code === 'EADDRINUSE' ? 'the address is already in use (another proxy running?)'
+          : err.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)'
+          : err.code === 'EADDRNOTAVAIL' ? 'no network interface has that address' : err.message;
+        reject(new AccessError('CONFIG_INVALID', `${this.config.path}: listen: cannot listen on ${host}:${port}: ${why}`, { hint: 'change listen, or stop what uses the port' }));
+      };
+      this.https.once('error', failed);
+      this.https.listen(port, host, () => { this.https.off('error', failed); resolve(); });
     });
     this.keepalive = setInterval(() => this.ping(), this.config.keepaliveMs);
     this.keepalive.unref();

@@ -27,6 +27,14 @@ export const configCommand: CommandModule = {
       if (servers.length === 0) throw new AccessError('ACCESS_DENIED', `no MCP server is reachable with ${identityPath}`);
     } else {
       servers = [String(argv.server)];
+      // Offline by design (no proxy needed), but say so when the file cannot work.
+      try {
+        const { loadIdentity } = await import('../../identity/load.js');
+        await loadIdentity(identityPath, { retries: 0, warn: () => {} });
+      } catch (err) {
+        const { describeError } = await import('../../errors.js');
+        process.stderr.write(`mcp-access: warning: ${describeError(err)}; the configuration below will not work until it does\n`);
+      }
     }
     const launches = new Map(servers.map((s) => [s, cfg.connectLaunch(s, identityPath, proxyText)]));
     const client = argv.client as import('../../client/client-config.js').ClientKind;
