@@ -93,7 +93,7 @@ export class Bridge {
     this.out = new StdoutWriter(options.output, () => this.socket?.pause(), () => this.socket?.resume());
     this.channel = new ReliableChannel({
       highWaterBytes: Math.max(4 * 1024 * 1024, options.maxMessageSize),
-      onWritable: () => { if (this.o.input.isPaused() && !this.closing) this.o.input.resume(); },
+      onWritable: () => { if (this.o.input.isPaused() && !this.stopping) this.o.input.resume(); },
     });
     this.finished = new Promise((resolve) => { this.done = resolve; });
     this.identity = new IdentitySource(options.identityPath, options.loadIdentity, this.log, (id) => this.identityRenewed(id));

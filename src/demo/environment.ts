@@ -113,7 +113,8 @@ function proxyConfig(env: { sampleDir: string; port: number; servers: EnrolledSe
 
 /** A friendlier line for the one start-up failure people cause themselves: a busy --port. */
 function listenError(err: unknown, port: number): unknown {
-  const code = (err as NodeJS.ErrnoException).code;
+  // The proxy reports it as a configuration error; the socket's errno is its cause.
+  const code = ((err as { cause?: NodeJS.ErrnoException }).cause ?? (err as NodeJS.ErrnoException)).code;
   if (code === 'EADDRINUSE') return new AccessError('USAGE', `port ${port} on 127.0.0.1 is already in use`, { hint: 'pass another --port, or leave it out to use a free one' });
   if (code === 'EACCES') return new AccessError('USAGE', `port ${port} on 127.0.0.1 may not be used by this user`, { hint: 'pass a port above 1023, or leave --port out' });
   return err;

@@ -93,7 +93,7 @@ export class ProxyServer {
         const why = err.code === 'EADDRINUSE' ? 'the address is already in use (another proxy running?)'
           : err.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)'
           : err.code === 'EADDRNOTAVAIL' ? 'no network interface has that address' : err.message;
-        reject(new AccessError('CONFIG_INVALID', `${this.config.path}: listen: cannot listen on ${host}:${port}: ${why}`, { hint: 'change listen, or stop what uses the port' }));
+        reject(new AccessError('CONFIG_INVALID', `${this.config.path}: listen: cannot listen on ${host}:${port}: ${why}`, { hint: 'change listen, or stop what uses the port', cause: err }));
       };
       this.https.once('error', failed);
       this.https.listen(port, host, () => { this.https.off('error', failed); resolve(); });
