@@ -22,7 +22,7 @@ import type { Logger } from '../util/log.js';
 import type { Identity } from '../identity/load.js';
 import { isFinalClose, errorCodeForClose, CLOSE } from '../tunnel/close-codes.js';
 import { decodeControl } from '../tunnel/control.js';
-import { classify, errorResponse, idKey, RPC, type JsonRpcId } from '../tunnel/jsonrpc.js';
+import { classify, errorResponse, idKey, RPC } from '../tunnel/jsonrpc.js';
 import { LineFramer, type FramedLine } from '../tunnel/line-framer.js';
 import { ReliableChannel } from '../tunnel/reliable-channel.js';
 import { openTunnel, isRetryable, type Opened } from './connection.js';
@@ -459,4 +459,3 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export type { JsonRpcId };

@@ -33,14 +33,3 @@ export interface SessionGate {
 export interface GateFactory {
   open(info: SessionInfo): Promise<SessionGate>;
 }
-
-/** No roles, no audit: every message passes unchanged. */
-export const passThroughGates: GateFactory = {
-  async open() {
-    return {
-      fromClient: (bytes) => ({ forward: bytes }),
-      fromServer: (bytes) => bytes,
-      end: () => {},
-    };
-  },
-};

@@ -44,7 +44,6 @@ export interface AccessDecider {
   recordRefusal?(peer: Peer, server: ServerConfig, reason: string): void;
 }
 
-export const allowAll: AccessDecider = { checkServer: () => {} };
 
 export class ProxyServer {
   private readonly https: Server;

@@ -5,13 +5,8 @@ export type JsonRpcId = string | number | null;
 export const RPC = {
   PARSE_ERROR: -32700,
   INVALID_REQUEST: -32600,
-  METHOD_NOT_FOUND: -32601,
   INVALID_PARAMS: -32602,
   INTERNAL_ERROR: -32603,
-  /** Implementation-defined server errors (-32000..-32099). */
-  ACCESS_ERROR: -32001,
-  CONNECTION_CLOSED: -32000,
-  REQUEST_TIMEOUT: -32001,
 } as const;
 
 export type Classified =
