@@ -9,6 +9,7 @@ import {
   CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { TestCluster, EVERYTHING, testServer, resultText, waitForExit } from './helpers/cluster.js';
+import { RawBridge, INIT } from './helpers/raw-bridge.js';
 
 let cluster: TestCluster;
 let alice: string;
@@ -39,13 +40,25 @@ describe('through connect and the proxy', () => {
     await client.close();
   });
 
-  it('carries progress notifications with the client’s own progress token', async () => {
-    const { client } = await cluster.client('test', alice);
-    const seen: number[] = [];
-    const r = await client.callTool({ name: 'slow', arguments: { steps: 4, ms: 5 } }, undefined, { onprogress: (p) => seen.push(p.progress) });
-    expect(resultText(r)).toBe('done 4');
-    expect(seen).toEqual([1, 2, 3, 4]);
-    await client.close();
+  it('carries progress notifications with the client’s own progress token, in order, before the result', async () => {
+    // Observed on the raw stream: the SDK Client dispatches notifications a
+    // microtask later than responses, so progress that arrives in the same
+    // read as the result is dropped by the client itself (not by mcp-access).
+    const b = RawBridge.spawn(cluster.connectArgs('test', alice));
+    b.send(INIT(1));
+    await b.response(1);
+    const token = 'client-token-\u00e9-42';
+    b.send({ jsonrpc: '2.0', id: 'call-7', method: 'tools/call', params: { name: 'slow', arguments: { steps: 4, ms: 5 }, _meta: { progressToken: token } } });
+    const result = await b.response('call-7');
+    expect((result.result as { content: Array<{ text: string }> }).content[0]!.text).toBe('done 4');
+    const resultAt = b.messages.indexOf(result);
+    const progress = b.messages.filter((m) => m.method === 'notifications/progress');
+    expect(progress.map((m) => (m.params as { progress: number }).progress)).toEqual([1, 2, 3, 4]);
+    for (const m of progress) {
+      expect((m.params as { progressToken: string }).progressToken).toBe(token);
+      expect(b.messages.indexOf(m)).toBeLessThan(resultAt);
+    }
+    expect(await b.end()).toBe(0);
   });
 
   it('carries server-to-client requests: sampling, elicitation and roots', async () => {
