@@ -3,8 +3,8 @@
  * when the stream's buffer is full, the tunnel is paused until 'drain'.
  */
 import type { Writable } from 'node:stream';
+import { writeLine } from '../tunnel/write-line.js';
 
-const NEWLINE = Buffer.from('\n');
 
 export class StdoutWriter {
   private blocked = false;
@@ -25,10 +25,7 @@ export class StdoutWriter {
 
   write(message: Buffer): void {
     if (this.broken) return;
-    this.stream.cork();
-    this.stream.write(message);
-    const ok = this.stream.write(NEWLINE);
-    this.stream.uncork();
+    const ok = writeLine(this.stream, message);
     if (!ok && !this.blocked) {
       this.blocked = true;
       this.pause();

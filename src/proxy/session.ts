@@ -57,6 +57,8 @@ export class ProxySession {
   private serverChain: Promise<void> = Promise.resolve();
   private clientBacklog = 0;
   private upstreamBlocked = false;
+  /** We stopped reading the upstream because the tunnel's outbox is full. */
+  private upstreamPaused = false;
   private graceTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private ended = false;
@@ -81,7 +83,11 @@ export class ProxySession {
     this.log.level = deps.log.level;
     this.channel = new ReliableChannel({
       highWaterBytes: Math.max(8 * 1024 * 1024, deps.config.maxMessageSize),
-      onWritable: () => this.upstream.resume(),
+      onWritable: () => {
+        if (!this.upstreamPaused) return;
+        this.upstreamPaused = false;
+        this.upstream.resume();
+      },
     });
     this.upstream = deps.upstreams.create(deps.server, {
       onMessage: (m) => this.fromServer(m),
@@ -248,7 +254,10 @@ export class ProxySession {
       try {
         const out = await this.deps.gate.fromServer(data);
         if (out) this.channel.send(out);
-        if (this.channel.full) this.upstream.pause();
+        if (this.channel.full && !this.upstreamPaused) {
+          this.upstreamPaused = true;
+          this.upstream.pause();
+        }
       } catch (err) {
         this.log.warn(`dropped a server message: ${describeError(err)}`);
       }

@@ -11,10 +11,10 @@ import { AccessError } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
 import { LineFramer } from '../../tunnel/line-framer.js';
 import { errorResponse, RPC } from '../../tunnel/jsonrpc.js';
+import { writeLine } from '../../tunnel/write-line.js';
 import type { StdioServerConfig } from '../config.js';
 import type { Upstream, UpstreamEvents } from './upstream.js';
 
-const NEWLINE = Buffer.from('\n');
 const STDERR_TAIL_LINES = 5;
 
 export class StdioUpstream implements Upstream {
@@ -113,11 +113,7 @@ export class StdioUpstream implements Upstream {
   send(message: Buffer): boolean {
     const stdin = this.child?.stdin;
     if (!stdin || stdin.destroyed || !stdin.writable) return true;
-    stdin.cork();
-    stdin.write(message);
-    const ok = stdin.write(NEWLINE);
-    stdin.uncork();
-    return ok;
+    return writeLine(stdin, message);
   }
 
   pause(): void { this.child?.stdout?.pause(); }
