@@ -1,7 +1,6 @@
 /** The line framer and the over-size id scanner, byte by byte. */
 import { describe, expect, it } from 'vitest';
 import { LineFramer, type FramedLine } from '../src/tunnel/line-framer.js';
-import { TopLevelIdScanner } from '../src/tunnel/oversize-id.js';
 import { parseProxyConfig } from '../src/proxy/config.js';
 
 function frame(chunks: Buffer[], max = 1024): FramedLine[] {
@@ -40,23 +39,6 @@ describe('LineFramer', () => {
     f.push(Buffer.from('\n'), (l) => out.push(l));
     expect(maxHeld).toBe(32 * 1024 * 1024);
     expect(out[0]!.kind === 'line' && out[0]!.bytes.length).toBe(32 * 1024 * 1024);
-  });
-});
-
-describe('TopLevelIdScanner', () => {
-  const scan = (s: string, piece = 3) => {
-    const sc = new TopLevelIdScanner();
-    const b = Buffer.from(s);
-    for (let i = 0; i < b.length; i += piece) sc.push(b.subarray(i, i + piece));
-    sc.end();
-    return sc.id;
-  };
-  it('finds numeric, string and null ids at the top level only', () => {
-    expect(scan('{"params":{"id":1},"id":42}')).toBe(42);
-    expect(scan('{"id":"a\\"b","x":1}')).toBe('a"b');
-    expect(scan('{"id":null}')).toBeNull();
-    expect(scan('{"params":{"id":1}}')).toBeUndefined();
-    expect(scan('{"method":"id","x":"id"}')).toBeUndefined();
   });
 });
 

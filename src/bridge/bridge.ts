@@ -22,7 +22,7 @@ import type { Logger } from '../util/log.js';
 import type { Identity } from '../identity/load.js';
 import { isFinalClose, errorCodeForClose, CLOSE } from '../tunnel/close-codes.js';
 import { decodeControl } from '../tunnel/control.js';
-import { classify, errorResponse, idKey, RPC } from '../tunnel/jsonrpc.js';
+import { classify, classifyLarge, classifyMessage, errorResponse, idKey, LARGE_MESSAGE, RPC, type Classified } from '../tunnel/jsonrpc.js';
 import { LineFramer, type FramedLine } from '../tunnel/line-framer.js';
 import { ReliableChannel } from '../tunnel/reliable-channel.js';
 import { openTunnel, isRetryable, type Opened } from './connection.js';
@@ -149,15 +149,20 @@ export class Bridge {
       return;
     }
     const bytes = line.bytes;
-    let msg: unknown;
-    try {
-      msg = JSON.parse(bytes.toString('utf8'));
-    } catch (err) {
-      this.log.warn(`stdin: a line that is not JSON was answered with a parse error (${(err as Error).message})`);
-      this.out.write(Buffer.from(errorResponse(null, RPC.PARSE_ERROR, `Parse error: ${(err as Error).message}`)));
-      return;
+    // A large message is routed by its top level; the proxy's inspector still
+    // checks it whole. Anything the scan cannot settle is parsed here.
+    let c: Classified | undefined = bytes.length > LARGE_MESSAGE ? classifyLarge(bytes)?.classified : undefined;
+    if (!c) {
+      let msg: unknown;
+      try {
+        msg = JSON.parse(bytes.toString('utf8'));
+      } catch (err) {
+        this.log.warn(`stdin: a line that is not JSON was answered with a parse error (${(err as Error).message})`);
+        this.out.write(Buffer.from(errorResponse(null, RPC.PARSE_ERROR, `Parse error: ${(err as Error).message}`)));
+        return;
+      }
+      c = classify(msg);
     }
-    const c = classify(msg);
     if (c.kind === 'other') {
       this.out.write(Buffer.from(errorResponse(null, RPC.INVALID_REQUEST, 'Invalid Request: not a JSON-RPC 2.0 message')));
       return;
@@ -306,7 +311,7 @@ export class Bridge {
     for (const { data, transmitted } of unacked) {
       if (transmitted) continue;
       resend.push(data);
-      const c = safeClassify(data);
+      const c = classifyMessage(data);
       if (c?.kind === 'request') notSent.add(idKey(c.id));
     }
     for (const [key, f] of this.inflight) {
@@ -396,18 +401,17 @@ export class Bridge {
   // ---- tunnel → stdout -----------------------------------------------------
 
   private fromProxy(data: Buffer): void {
-    let msg: unknown;
-    try { msg = JSON.parse(data.toString('utf8')); } catch { this.out.write(data); return; }
-    const c = classify(msg);
+    const c = classifyMessage(data);
+    if (!c) { this.out.write(data); return; }
     if (c.kind === 'response' && c.id !== null) {
-      if (typeof c.id === 'string' && c.id === this.replayId) return this.replayAnswered(msg as Record<string, unknown>);
+      if (typeof c.id === 'string' && c.id === this.replayId) return this.replayAnswered(parseObject(data));
       const key = idKey(c.id);
       const f = this.inflight.get(key);
       if (f) {
         this.inflight.delete(key);
         this.newSessionsInARow = 0;
         if (this.init && f.id === this.init.id && f.method === 'initialize') {
-          const result = (msg as { result?: { serverInfo?: unknown; capabilities?: Record<string, unknown> } }).result;
+          const result = (parseObject(data) as { result?: { serverInfo?: unknown; capabilities?: Record<string, unknown> } }).result;
           this.init.answered = result !== undefined;
           this.init.serverInfo = result?.serverInfo;
           this.init.capabilities = result?.capabilities;
@@ -451,8 +455,8 @@ function asAccessError(err: unknown): AccessError {
   return new AccessError('INTERNAL', describeError(err));
 }
 
-function safeClassify(data: Buffer): ReturnType<typeof classify> | undefined {
-  try { return classify(JSON.parse(data.toString('utf8'))); } catch { return undefined; }
+function parseObject(data: Buffer): Record<string, unknown> {
+  try { return JSON.parse(data.toString('utf8')) as Record<string, unknown>; } catch { return {}; }
 }
 
 function sleep(ms: number): Promise<void> {

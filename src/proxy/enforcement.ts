@@ -12,7 +12,7 @@
  */
 import { AccessError, describeError } from '../errors.js';
 import type { Logger } from '../util/log.js';
-import { classify, errorResponse, idKey, RPC } from '../tunnel/jsonrpc.js';
+import { classify, classifyLarge, errorResponse, idKey, LARGE_MESSAGE, RPC } from '../tunnel/jsonrpc.js';
 import type { AuditEventInput, AuditLog } from './audit/log.js';
 import type { ClientVerdict, GateFactory, SessionGate, SessionInfo } from './gate.js';
 import type { Peer } from './peer.js';
@@ -127,26 +127,44 @@ class EnforcingGate implements SessionGate {
   }
 
   async fromServer(bytes: Buffer): Promise<Buffer | undefined> {
-    let msg: Record<string, unknown>;
-    try {
-      msg = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
-    } catch {
+    // A large message is routed by its top level (one pass, no string or object
+    // tree); it is parsed in full only when its content matters: a tools/list
+    // answer to filter, an error to quote.
+    const quick = bytes.length > LARGE_MESSAGE ? classifyLarge(bytes) : undefined;
+    let parsed: Record<string, unknown> | undefined;
+    const message = (): Record<string, unknown> | undefined => {
+      if (parsed === undefined) {
+        try {
+          parsed = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+        } catch {
+          return undefined;
+        }
+      }
+      return parsed;
+    };
+    if (!quick && message() === undefined) {
       this.log.warn(`${this.server.name} sent a line that is not JSON; dropped`);
       return undefined;
     }
-    const c = classify(msg);
+    const c = quick?.classified ?? classify(parsed);
     const common = { ...this.base, client: this.client, direction: 'server_to_client' as const };
     if (c.kind === 'response' && c.id !== null) {
       const key = idKey(c.id);
       const p = this.pending.get(key);
       if (p?.direction === 'client_to_server') this.pending.delete(key);
-      const error = msg.error as { message?: unknown } | undefined;
+      const isError = quick ? quick.keys.has('error') : parsed!.error !== undefined;
+      const error = isError ? (message()?.error as { message?: unknown } | undefined) ?? {} : undefined;
       void this.recordLater({
         ...common, type: 'mcp.session.request', phase: 'response', rpcId: c.id, method: p?.method, tool: p?.tool,
         requestEventId: p?.eventId, outcome: error ? 'error' : 'success', reason: error ? String(error.message ?? '') : undefined,
         latencyMs: p ? round(performance.now() - p.startedAt) : undefined,
       });
-      if (p?.method === 'tools/list' && !error) return this.filterToolList(msg, bytes);
+      if (p?.method === 'tools/list' && !error) {
+        const msg = message();
+        // Fail closed: what cannot be filtered is not passed on.
+        if (!msg) return Buffer.from(errorResponse(c.id, RPC.INTERNAL_ERROR, `mcp-access: the tools/list answer of "${this.server.name}" is not valid JSON`));
+        return this.filterToolList(msg, bytes);
+      }
       return bytes;
     }
     if (c.kind === 'request') {

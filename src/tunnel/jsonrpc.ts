@@ -1,4 +1,13 @@
 /** The little JSON-RPC 2.0 both ends need: classify a message, build an error. */
+import { scanTopLevel } from './top-level-scanner.js';
+
+/**
+ * Above this size a message is routed by a scan of its top level (which keys,
+ * which id and method) instead of being decoded and parsed whole: a 16 MiB
+ * message then costs one pass over its bytes, not a 32 MiB string and its
+ * object tree.
+ */
+export const LARGE_MESSAGE = 64 * 1024;
 
 export type JsonRpcId = string | number | null;
 
@@ -43,4 +52,38 @@ export function errorResponse(id: JsonRpcId, code: number, message: string, data
   const error: Record<string, unknown> = { code, message };
   if (data !== undefined) error.data = data;
   return JSON.stringify({ jsonrpc: '2.0', id, error });
+}
+
+/**
+ * Classify a large message from its top level alone. Undefined when the scan
+ * cannot settle it (not one object, an over-long id or method, nothing
+ * JSON-RPC): the caller then parses it in full.
+ */
+export function classifyLarge(message: Uint8Array): { classified: Classified; keys: ReadonlySet<string> } | undefined {
+  const s = scanTopLevel(message);
+  if (!s.ok) return undefined;
+  const { keys, id, method } = s;
+  const scalarId = typeof id === 'string' || typeof id === 'number' ? id : undefined;
+  let classified: Classified | undefined;
+  if (method !== undefined) {
+    if (!keys.has('id')) classified = { kind: 'notification', method };
+    else if (scalarId !== undefined) classified = { kind: 'request', id: scalarId, method };
+  } else if (!keys.has('method') && keys.has('id') && (keys.has('result') || keys.has('error')) && (scalarId !== undefined || id === null)) {
+    classified = { kind: 'response', id: scalarId ?? null };
+  }
+  return classified ? { classified, keys } : undefined;
+}
+
+/**
+ * Classify any message: a large one by its top level, the rest (and what the
+ * scan cannot settle) by a full parse. Undefined when it is not JSON.
+ */
+export function classifyMessage(message: Buffer): Classified | undefined {
+  const quick = message.length > LARGE_MESSAGE ? classifyLarge(message)?.classified : undefined;
+  if (quick) return quick;
+  try {
+    return classify(JSON.parse(message.toString('utf8')));
+  } catch {
+    return undefined;
+  }
 }

@@ -11,7 +11,7 @@
  *   bounded) and reported as `oversize` with its size and, where it can be
  *   found, its top-level JSON-RPC id.
  */
-import { TopLevelIdScanner } from './oversize-id.js';
+import { TopLevelScanner } from './top-level-scanner.js';
 
 export type FramedLine =
   | { kind: 'line'; bytes: Buffer }
@@ -21,7 +21,7 @@ export class LineFramer {
   private readonly maxLine: number;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  private discarding: { size: number; scanner: TopLevelIdScanner } | undefined;
+  private discarding: { size: number; scanner: TopLevelScanner } | undefined;
 
   constructor(maxLine: number) {
     this.maxLine = maxLine;
@@ -59,7 +59,7 @@ export class LineFramer {
       return;
     }
     if (this.pendingBytes + part.length > this.maxLine) {
-      const scanner = new TopLevelIdScanner();
+      const scanner = new TopLevelScanner();
       for (const p of this.pending) scanner.push(p);
       scanner.push(part);
       this.discarding = { size: this.pendingBytes + part.length, scanner };
