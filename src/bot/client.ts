@@ -10,7 +10,9 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { AccessError, CATALOGUE, type ErrorCode } from '../errors.js';
 import { BOT_PATHS, type CaResponse, type CertificateResponse, type JoinRequest, type RenewRequest } from './protocol.js';
 
-export interface ProxyAddress { host: string; port: number }
+import { classifyDialError, formatProxyAddress, type ProxyAddress } from '../tunnel/proxy-address.js';
+
+export type { ProxyAddress };
 
 export interface CallOptions {
   /** Connect + answer time limit per call; default 15 s. */
@@ -18,31 +20,13 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-export function proxyLabel(p: ProxyAddress): string {
-  return `${p.host.includes(':') ? `[${p.host}]` : p.host}:${p.port}`;
-}
+/** `host:port` of the proxy, as messages show it. */
+export const proxyLabel = formatProxyAddress;
 
-const TLS_TRUST_ERRORS = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'UNABLE_TO_GET_ISSUER_CERT', 'CERT_SIGNATURE_FAILURE', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED', 'CERT_UNTRUSTED',
-]);
+const UNTRUSTED_HINT = 'check --proxy: it must be a name or address in the proxy certificate, of the cluster the CA pin names';
 
 function networkError(err: unknown, where: string): AccessError {
-  if (err instanceof AccessError) return err;
-  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
-  const code = e?.code ?? e?.cause?.code ?? '';
-  const message = e?.message ?? String(err);
-  if (TLS_TRUST_ERRORS.has(code)) {
-    const why = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'its certificate is not valid for that host name' : `its certificate is not signed by the pinned cluster CA (${code})`;
-    return new AccessError('PROXY_UNTRUSTED', `the proxy at ${where} could not be verified: ${why}`, {
-      hint: 'check --proxy: it must be a name or address in the proxy certificate, of the cluster the CA pin names',
-    });
-  }
-  if (e?.name === 'AbortError' || code === 'ABORT_ERR') return new AccessError('PROXY_UNREACHABLE', `the call to the proxy at ${where} was cancelled`);
-  if (code === 'ECONNREFUSED') return new AccessError('PROXY_UNREACHABLE', `no proxy is listening at ${where} (connection refused)`);
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new AccessError('PROXY_UNREACHABLE', `the proxy host in ${where} cannot be resolved`);
-  if (/TIMEOUT|ETIMEDOUT/i.test(code)) return new AccessError('PROXY_UNREACHABLE', `the proxy at ${where} did not answer in time`);
-  return new AccessError('PROXY_UNREACHABLE', `the call to the proxy at ${where} failed: ${message}`);
+  return classifyDialError(err, where, UNTRUSTED_HINT);
 }
 
 async function call<T>(proxy: ProxyAddress, agent: Dispatcher, path: string, opts: CallOptions, body?: unknown): Promise<T> {

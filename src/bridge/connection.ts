@@ -6,12 +6,13 @@
 import WebSocket from 'ws';
 import { AccessError, type ErrorCode } from '../errors.js';
 import { errorCodeForClose } from '../tunnel/close-codes.js';
+import { classifyDialError, formatProxyAddress, type ProxyAddress } from '../tunnel/proxy-address.js';
 import { decodeControl, SUBPROTOCOL, TUNNEL_PATH, type ControlFrame } from '../tunnel/control.js';
 
 export type Hello = Extract<ControlFrame, { type: 'hello' }>;
 
 export interface ConnectParams {
-  proxy: { host: string; port: number };
+  proxy: ProxyAddress;
   server: string;
   tls: { key: string; cert: string; ca: string[] };
   maxMessageSize: number;
@@ -36,14 +37,8 @@ export function isRetryable(err: AccessError): boolean {
   return err.code === 'PROXY_UNREACHABLE' || err.code === 'PROXY_GOING_AWAY';
 }
 
-const TLS_TRUST_ERRORS = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'CERT_SIGNATURE_FAILURE', 'ERR_TLS_CERT_ALTNAME_INVALID',
-  'CERT_HAS_EXPIRED', 'CERT_UNTRUSTED',
-]);
-
 export function openTunnel(p: ConnectParams): Promise<Opened> {
-  const where = `${p.proxy.host.includes(':') ? `[${p.proxy.host}]` : p.proxy.host}:${p.proxy.port}`;
+  const where = formatProxyAddress(p.proxy);
   const qs = new URLSearchParams({ server: p.server });
   if (p.resume) { qs.set('resume', p.resume.token); qs.set('received', String(p.resume.received)); }
   const url = `wss://${where}${TUNNEL_PATH}?${qs.toString()}`;
@@ -92,29 +87,6 @@ export function openTunnel(p: ConnectParams): Promise<Opened> {
     socket.on('unexpected-response', (_req, res) => {
       fail(new AccessError('PROXY_PROTOCOL', `${where} answered HTTP ${res.statusCode} instead of opening a tunnel`));
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => fail(classifySocketError(err, where)));
+    socket.on('error', (err: NodeJS.ErrnoException) => fail(classifyDialError(err, where)));
   });
-}
-
-export function classifySocketError(err: NodeJS.ErrnoException, where: string): AccessError {
-  const code = err.code ?? '';
-  if (TLS_TRUST_ERRORS.has(code)) {
-    const why = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? `its certificate is not valid for that host name` : `its certificate is not trusted (${code})`;
-    return new AccessError('PROXY_UNTRUSTED', `the proxy at ${where} could not be verified: ${why}`);
-  }
-  if (code === 'ECONNREFUSED') return new AccessError('PROXY_UNREACHABLE', `no proxy is listening at ${where} (connection refused)`);
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new AccessError('PROXY_UNREACHABLE', `the proxy host in ${where} cannot be resolved`);
-  if (/handshake has timed out|ETIMEDOUT/i.test(`${code} ${err.message}`)) return new AccessError('PROXY_UNREACHABLE', `the proxy at ${where} did not answer in time`);
-  if (/alert|ssl|tls/i.test(err.message)) return new AccessError('IDENTITY_REJECTED', `the proxy at ${where} refused the TLS handshake: ${err.message}`);
-  return new AccessError('PROXY_UNREACHABLE', `the connection to the proxy at ${where} failed: ${err.message}`);
-}
-
-/** `host:port`, `[v6]:port`; the port is required. */
-export function parseProxyAddress(text: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:/\s]+)):(\d{1,5})$/.exec(text.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 1 || port > 65535) {
-    throw new AccessError('USAGE', `--proxy "${text}" must be host:port`, { hint: 'e.g. --proxy proxy.example.com:443 or set MCP_ACCESS_PROXY' });
-  }
-  return { host: m[1] ?? m[2]!, port };
 }

@@ -7,7 +7,7 @@ import { parseDuration } from '../util/duration.js';
 import { parseSize } from '../util/size.js';
 import { loadIdentity } from '../identity/load.js';
 import { Bridge } from './bridge.js';
-import { parseProxyAddress } from './connection.js';
+import { parseProxyAddress } from '../tunnel/proxy-address.js';
 
 export interface ConnectOptions {
   server: string;

@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { AccessError } from '../errors.js';
 import { CONNECT_OPTIONS } from './commands/connect-options.js';
+import { identityAndProxy } from './commands/client-options.js';
 
 /** argv after `connect`; undefined when the fast path does not apply (help, unusual syntax). */
 export function parseConnectArgs(args: string[]): Record<string, unknown> | undefined {
@@ -33,10 +34,7 @@ export function parseConnectArgs(args: string[]): Record<string, unknown> | unde
 
 /** Runs connect with parsed options; sets process.exitCode. */
 export async function connectMain(argv: Record<string, unknown>): Promise<void> {
-  const identityPath = (argv.identity as string | undefined) ?? process.env.MCP_ACCESS_IDENTITY;
-  const proxyText = (argv.proxy as string | undefined) ?? process.env.MCP_ACCESS_PROXY;
-  if (!identityPath) throw new AccessError('USAGE', 'no identity file given', { hint: 'pass -i FILE or set MCP_ACCESS_IDENTITY' });
-  if (!proxyText) throw new AccessError('USAGE', 'no proxy address given', { hint: 'pass --proxy HOST:PORT or set MCP_ACCESS_PROXY' });
+  const { identityPath, proxyText } = identityAndProxy(argv);
   const retries = Number(argv['connect-retries']);
   if (!Number.isInteger(retries) || retries < 0) throw new AccessError('USAGE', `--connect-retries must be a whole number, not "${String(argv['connect-retries'])}"`);
   const { runConnect } = await import('../bridge/run.js');

@@ -5,7 +5,7 @@
 import { Agent, request } from 'undici';
 import { AccessError, CATALOGUE, type ErrorCode } from '../errors.js';
 import type { Identity } from '../identity/load.js';
-import { classifySocketError } from '../bridge/connection.js';
+import { classifyDialError, formatProxyAddress, type ProxyAddress } from '../tunnel/proxy-address.js';
 
 export interface ServerListing {
   name: string;
@@ -15,8 +15,8 @@ export interface ServerListing {
   tools?: { allow: string[]; deny: string[] };
 }
 
-export async function proxyGet<T>(proxy: { host: string; port: number }, path: string, identity: Identity, extraCa: string[] = []): Promise<T> {
-  const where = `${proxy.host.includes(':') ? `[${proxy.host}]` : proxy.host}:${proxy.port}`;
+export async function proxyGet<T>(proxy: ProxyAddress, path: string, identity: Identity, extraCa: string[] = []): Promise<T> {
+  const where = formatProxyAddress(proxy);
   const agent = new Agent({ connect: { key: identity.keyPem, cert: identity.certPem, ca: [...identity.caPems, ...extraCa], rejectUnauthorized: true }, connectTimeout: 10_000 });
   try {
     const res = await request(`https://${where}${path}`, { dispatcher: agent, method: 'GET', headersTimeout: 15_000, bodyTimeout: 15_000 });
@@ -28,14 +28,12 @@ export async function proxyGet<T>(proxy: { host: string; port: number }, path: s
     }
     return body as T;
   } catch (err) {
-    if (err instanceof AccessError) throw err;
-    const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
-    throw classifySocketError(e.cause?.code ? e.cause : e, where);
+    throw classifyDialError(err, where);
   } finally {
     await agent.close().catch(() => {});
   }
 }
 
-export async function listServers(proxy: { host: string; port: number }, identity: Identity, extraCa: string[] = []): Promise<{ cluster: string; servers: ServerListing[] }> {
+export async function listServers(proxy: ProxyAddress, identity: Identity, extraCa: string[] = []): Promise<{ cluster: string; servers: ServerListing[] }> {
   return proxyGet(proxy, '/v1/servers', identity, extraCa);
 }

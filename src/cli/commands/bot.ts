@@ -202,10 +202,10 @@ const startCommand: CommandModule<object, StartArgs> = {
     const { parseDuration } = await import('../../util/duration.js');
     const { parseIdentityTtl } = await import('../../identity/ttl.js');
     const { Logger } = await import('../../util/log.js');
-    const { parseProxyAddress } = await import('../../bot/address.js');
+    const { parseProxyAddress } = await import('../../tunnel/proxy-address.js');
     const { cleanToken } = await import('../../bot/token.js');
     const { runBot, normalisePin } = await import('../../bot/agent.js');
-    const proxy = parseProxyAddress(argv.proxy);
+    const proxy = parseProxyAddress(argv.proxy, 'use the address `mcp-access bot add` printed, e.g. --proxy mcp.example.com:3080');
     const ttlMs = parseIdentityTtl(argv.ttl);
     const renewalIntervalMs = parseDuration(argv['renewal-interval'], '--renewal-interval');
     if (renewalIntervalMs < 1000) throw new AccessError('USAGE', `--renewal-interval ${argv['renewal-interval']} is too short (at least 1s)`);

@@ -20,7 +20,7 @@ export function identityAndProxy(argv: Record<string, unknown>): { identityPath:
 
 export async function resolveClient(argv: Record<string, unknown>) {
   const { identityPath, proxyText } = identityAndProxy(argv);
-  const [{ loadIdentity }, { parseProxyAddress }] = await Promise.all([import('../../identity/load.js'), import('../../bridge/connection.js')]);
+  const [{ loadIdentity }, { parseProxyAddress }] = await Promise.all([import('../../identity/load.js'), import('../../tunnel/proxy-address.js')]);
   const proxy = parseProxyAddress(proxyText);
   const identity = await loadIdentity(identityPath, { warn: (m) => process.stderr.write(`mcp-access: warning: ${m}\n`) });
   const extraCa: string[] = [];
