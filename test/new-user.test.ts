@@ -1,0 +1,156 @@
+/**
+ * What a new user trips over: each message a person meets on the way from a
+ * fresh clone to a working set-up, asserted word for word with its exit status.
+ * Real proxy, real TLS, the real CLI.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLI, TestCluster } from './helpers/cluster.js';
+import { runCli } from './helpers/run-cli.js';
+import { addBot } from './helpers/bot.js';
+import { INIT, RawBridge } from './helpers/raw-bridge.js';
+
+const scratch: string[] = [];
+afterAll(async () => { await Promise.all(scratch.map((d) => rm(d, { recursive: true, force: true }))); });
+async function scratchDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'mcp-access-new-user-'));
+  scratch.push(d);
+  return d;
+}
+
+/** stderr's lines, without the bot's and the bridge's timestamped progress lines. */
+function lines(stderr: string): string[] {
+  return stderr.trim().split('\n').filter((l) => l !== '');
+}
+
+/** `connect` as a smoke test does it: the lines piped in, stdin closed, every answer and the exit status. */
+async function pipeThroughConnect(args: string[], input: unknown[]): Promise<{ code: number | null; messages: Array<Record<string, unknown>>; stderr: string }> {
+  const bridge = RawBridge.spawn([CLI, 'connect', ...args]);
+  bridge.proc.stdin!.end(input.map((m) => `${JSON.stringify(m)}\n`).join(''));
+  const code = await bridge.exited;
+  return { code, messages: bridge.messages, stderr: bridge.stderr };
+}
+
+describe('a --proxy that is not an mcp-access proxy', () => {
+  let cluster: TestCluster;
+  let plain: Server;
+  let plainAddress: string;
+  let identity: string;
+  beforeAll(async () => {
+    cluster = await TestCluster.start({ config: { bot: { state_dir: 'bots' } } });
+    identity = await cluster.issue('alice', ['all']);
+    plain = createServer((_req, res) => res.end('hello'));
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', () => r()));
+    plainAddress = `127.0.0.1:${(plain.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    plain.close();
+    await cluster.close();
+  });
+
+  const notTls = (where: string) => `what answers at ${where} does not speak TLS, so it is not an mcp-access proxy (check --proxy: the host and port the proxy listens on, not those of another service)`;
+
+  it('a plain HTTP server: ls says so in one line, exit 4', async () => {
+    const r = await runCli(['ls', '-i', identity, '--proxy', plainAddress]);
+    expect(r.code).toBe(4);
+    expect(lines(r.stderr)).toEqual([`mcp-access: ${notTls(plainAddress)}`]);
+  });
+
+  it('a plain HTTP server: connect answers the request with it and exits 4, no OpenSSL dump', async () => {
+    const r = await pipeThroughConnect(['-i', identity, '--proxy', plainAddress, '--connect-retries', '0', 'test'], [INIT(1)]);
+    expect(r.code).toBe(4);
+    expect(r.messages).toEqual([{ jsonrpc: '2.0', id: 1, error: { code: -32603, message: `mcp-access: ${notTls(plainAddress)}`, data: { code: 'PROXY_PROTOCOL' } } }]);
+    expect(lines(r.stderr)).toEqual([`mcp-access connect: error: ${notTls(plainAddress)}`]);
+    expect(r.stderr).not.toMatch(/SSL routines|\.c:\d+/);
+  });
+
+  it('a plain HTTP server: bot start says the same, exit 4', async () => {
+    const { token, ca_pin } = await addBot(cluster.configPath, 'agent', ['all']);
+    const r = await runCli(['bot', 'start', '--proxy', plainAddress, '--destination', join(await scratchDir(), 'id'), '--token', token, '--ca-pin', ca_pin, '--oneshot']);
+    expect(r.code).toBe(4);
+    expect(lines(r.stderr).at(-1)).toBe(`mcp-access: ${notTls(plainAddress)}`);
+    expect(r.stderr).not.toMatch(/SSL routines/);
+  });
+});
+
+describe('a host name the proxy certificate does not hold', () => {
+  let cluster: TestCluster;
+  let identity: string;
+  beforeAll(async () => {
+    cluster = await TestCluster.start({ proxyHosts: ['proxy.test', 'mcp.test'], config: { bot: { state_dir: 'bots' } } });
+    identity = await cluster.issue('alice', ['all']);
+  });
+  afterAll(async () => { await cluster.close(); });
+
+  const message = (where: string, port: number) => `the proxy at ${where} could not be verified: its certificate is not valid for "127.0.0.1" (it holds "proxy.test", "mcp.test") (use --proxy proxy.test:${port}, or have the operator add "127.0.0.1" to the proxy certificate: mcp-access ca init --proxy-host 127.0.0.1 …)`;
+
+  it('ls, connect and bot start give the one message naming the names the certificate holds, exit 4', async () => {
+    const ls = await runCli(['ls', '-i', identity, '--proxy', cluster.address]);
+    expect(ls.code).toBe(4);
+    expect(lines(ls.stderr)).toEqual([`mcp-access: ${message(cluster.address, cluster.port)}`]);
+
+    const connect = await pipeThroughConnect(['-i', identity, '--proxy', cluster.address, 'test'], [INIT(1)]);
+    expect(connect.code).toBe(4);
+    expect(connect.messages).toEqual([{ jsonrpc: '2.0', id: 1, error: { code: -32603, message: `mcp-access: ${message(cluster.address, cluster.port)}`, data: { code: 'PROXY_UNTRUSTED' } } }]);
+
+    const { token, ca_pin } = await addBot(cluster.configPath, 'agent', ['all']);
+    const bot = await runCli(['bot', 'start', '--proxy', cluster.address, '--destination', join(await scratchDir(), 'id'), '--token', token, '--ca-pin', ca_pin, '--oneshot']);
+    expect(bot.code).toBe(4);
+    expect(lines(bot.stderr).at(-1)).toBe(`mcp-access: ${message(cluster.address, cluster.port)}`);
+  });
+});
+
+describe('-i pointed at a directory', () => {
+  it("says to use the identity file in it (the bot's destination layout), exit 3", async () => {
+    const dir = join(await scratchDir(), 'machine-id');
+    await mkdir(dir);
+    const r = await runCli(['ls', '-i', dir, '--proxy', '127.0.0.1:1']);
+    expect(r.code).toBe(3);
+    expect(lines(r.stderr)).toEqual([`mcp-access: identity file ${dir} is a directory (-i takes the identity file itself; for a bot's --destination directory use ${dir}/identity)`]);
+  });
+});
+
+describe('the smoke test against a proxy that cannot be reached', () => {
+  it('answers every piped request with the failure and exits 4 once stdin closes', async () => {
+    const cluster = await TestCluster.start();
+    const identity = await cluster.issue('alice', ['all'], 600_000, { path: join(await scratchDir(), 'alice.identity') });
+    const where = cluster.address;
+    await cluster.close(); // nothing listens there any more
+    const r = await pipeThroughConnect(['-i', identity, '--proxy', where, 'test'], [INIT(1), { jsonrpc: '2.0', id: 2, method: 'tools/list' }]);
+    expect(r.code).toBe(4);
+    const error = { code: -32603, message: `mcp-access: no proxy is listening at ${where} (connection refused) (check the --proxy address and that the proxy is running)`, data: { code: 'PROXY_UNREACHABLE' } };
+    expect(r.messages).toEqual([{ jsonrpc: '2.0', id: 1, error }, { jsonrpc: '2.0', id: 2, error }]);
+    expect(lines(r.stderr).at(-1)).toBe(`mcp-access connect: error: ${error.message.slice('mcp-access: '.length)}`);
+  });
+});
+
+describe('usage without arguments', () => {
+  it('mcp-access alone lists the commands, then says to name one, exit 2', async () => {
+    const r = await runCli([]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^mcp-access <command> \[options\]\n/);
+    for (const c of ['connect <server>', 'ls', 'config [server]', 'ca', 'identity', 'proxy <action>', 'policy', 'audit', 'bot', 'demo']) {
+      expect(r.stderr).toContain(`mcp-access ${c} `);
+    }
+    expect(lines(r.stderr).at(-1)).toBe('mcp-access: name a command (the commands are listed above; mcp-access COMMAND --help shows one)');
+  });
+
+  it('connect without a server name says what is missing, in one line, exit 2', async () => {
+    for (const args of [['connect'], ['connect', '-i', 'x.identity', '--proxy', 'p:443']]) {
+      const r = await runCli(args);
+      expect(r.code).toBe(2);
+      expect(lines(r.stderr)).toEqual(['mcp-access: connect needs the name of the MCP server to reach (e.g. mcp-access connect -i ID --proxy HOST:PORT files; `mcp-access ls` lists the servers you can reach)']);
+    }
+  });
+
+  it('bot start, which reads no MCP_ACCESS_PROXY, is not told to check it', async () => {
+    const r = await runCli(['bot', 'start', '--proxy', '127.0.0.1:1', '--destination', join(await scratchDir(), 'id'), '--token', 'mcpab_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', '--ca-pin', `sha256:${'0'.repeat(64)}`, '--oneshot']);
+    expect(r.code).toBe(4);
+    expect(lines(r.stderr).at(-1)).toBe('mcp-access: no proxy is listening at 127.0.0.1:1 (connection refused) (check the --proxy address and that the proxy is running)');
+    expect(r.stderr).not.toContain('MCP_ACCESS_PROXY');
+  });
+});
