@@ -154,3 +154,83 @@ describe('usage without arguments', () => {
     expect(r.stderr).not.toContain('MCP_ACCESS_PROXY');
   });
 });
+
+const NO_AUDIT = 'the proxy keeps no audit trail: its configuration has no audit: section (add audit: { path: FILE }, see docs/configuration.md)';
+
+describe('roles the proxy does not define', () => {
+  let cluster: TestCluster;
+  beforeAll(async () => { cluster = await TestCluster.start({ config: { bot: { state_dir: 'bots' }, audit: { path: 'audit.jsonl' } } }); });
+  afterAll(async () => { await cluster.close(); });
+
+  it('bot add with only unknown roles is refused, naming them and the roles there are; nothing is registered', async () => {
+    const r = await runCli(['bot', 'add', 'ghost', '--roles', 'nosuchrole', '--config', cluster.configPath]);
+    expect(r.code).toBe(2);
+    expect(lines(r.stderr)).toEqual([`mcp-access: ${cluster.configPath} defines no role named "nosuchrole"; the bot was not registered (the roles it defines: all; define the role first, under roles or roles_files)`]);
+    expect(r.stdout).toBe('');
+    const ls = await runCli(['bot', 'ls', '--config', cluster.configPath, '--format', 'json']);
+    expect((JSON.parse(ls.stdout) as { bots: Array<{ name: string }> }).bots.map((b) => b.name)).not.toContain('ghost');
+  });
+
+  it('bot add with some unknown roles registers the bot and warns, naming them', async () => {
+    const r = await runCli(['bot', 'add', 'partly', '--roles', 'all,typo-role', '--config', cluster.configPath]);
+    expect(r.code).toBe(0);
+    expect(lines(r.stderr)).toEqual([`mcp-access: warning: ${cluster.configPath} defines no role named "typo-role": it grants the bot nothing until it is defined (the roles it defines: all)`]);
+    expect(r.stdout).toMatch(/^Registered bot "partly"/);
+  });
+
+  it('ls for an identity whose roles the proxy does not know says why nothing is reachable', async () => {
+    const identity = await cluster.issue('bob', ['nosuch', 'other']);
+    const r = await runCli(['ls', '-i', identity, '--proxy', cluster.address]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe('No MCP servers on cluster test-cluster are reachable by bob (roles: nosuch, other): the proxy defines none of these roles.');
+    expect(lines(r.stderr)).toEqual(['mcp-access: warning: the proxy defines no role named "nosuch", "other", so they grant nothing (ask an administrator to define them in the proxy\'s roles, or for an identity with roles the proxy defines)']);
+
+    const json = await runCli(['ls', '-i', identity, '--proxy', cluster.address, '--format', 'json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ servers: [], unknownRoles: ['nosuch', 'other'] });
+  });
+
+  it('ls for an identity with one unknown role among known ones lists what it reaches and warns', async () => {
+    const identity = await cluster.issue('carol', ['all', 'typo-role']);
+    const r = await runCli(['ls', '-i', identity, '--proxy', cluster.address]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^NAME +DESCRIPTION/);
+    expect(lines(r.stderr)).toEqual(['mcp-access: warning: the proxy defines no role named "typo-role", so it grants nothing (ask an administrator to define it in the proxy\'s roles, or for an identity with roles the proxy defines)']);
+  });
+
+  it('a proxy with an audit trail says nothing about it', async () => {
+    expect(cluster.proxyLog).not.toContain('audit trail');
+    const identity = await cluster.issue('alice', ['all']);
+    const r = await runCli(['ls', '-i', identity, '--proxy', cluster.address]);
+    expect(r.stderr).toBe('');
+    const check = await runCli(['policy', 'check', '--config', cluster.configPath, '--roles', 'all', '--server', 'test']);
+    expect(check.stdout).not.toContain('audit trail');
+  });
+});
+
+describe('a proxy.yaml without audit:', () => {
+  let cluster: TestCluster;
+  beforeAll(async () => { cluster = await TestCluster.start(); });
+  afterAll(async () => { await cluster.close(); });
+
+  it('the proxy warns at start (and the server count reads right)', async () => {
+    expect(cluster.proxyLog).toContain(`proxy: warn: ${NO_AUDIT}\n`);
+    expect(cluster.proxyLog).toMatch(/listening on 127\.0\.0\.1:\d+ \(cluster test-cluster, 1 server\)\n/);
+  });
+
+  it('ls says it to whoever asks, as a warning on stderr and in the JSON', async () => {
+    const identity = await cluster.issue('alice', ['all']);
+    const r = await runCli(['ls', '-i', identity, '--proxy', cluster.address]);
+    expect(r.code).toBe(0);
+    expect(lines(r.stderr)).toEqual([`mcp-access: warning: ${NO_AUDIT}`]);
+    const json = await runCli(['ls', '-i', identity, '--proxy', cluster.address, '--format', 'json']);
+    expect((JSON.parse(json.stdout) as { warnings: string[] }).warnings).toEqual([NO_AUDIT]);
+  });
+
+  it('policy check says it in its output', async () => {
+    const r = await runCli(['policy', 'check', '--config', cluster.configPath, '--roles', 'all', '--server', 'test']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe(`warning ${NO_AUDIT}`);
+    const json = await runCli(['policy', 'check', '--config', cluster.configPath, '--roles', 'all', '--server', 'test', '--format', 'json']);
+    expect((JSON.parse(json.stdout) as { warnings: string[] }).warnings).toEqual([NO_AUDIT]);
+  });
+});
