@@ -234,3 +234,42 @@ describe('a proxy.yaml without audit:', () => {
     expect((JSON.parse(json.stdout) as { warnings: string[] }).warnings).toEqual([NO_AUDIT]);
   });
 });
+
+describe('config for a server name with a typo', () => {
+  let cluster: TestCluster;
+  let identity: string;
+  beforeAll(async () => {
+    cluster = await TestCluster.start({ config: { audit: { path: 'audit.jsonl' } } });
+    identity = await cluster.issue('alice', ['all']);
+  });
+  afterAll(async () => { await cluster.close(); });
+
+  it('is checked against the proxy and refused, exit 6, nothing written', async () => {
+    const target = join(await scratchDir(), 'claude_desktop_config.json');
+    const r = await runCli(['config', 'tset', '-i', identity, '--proxy', cluster.address, '--write', target]);
+    expect(r.code).toBe(6);
+    expect(lines(r.stderr)).toEqual([`mcp-access: no MCP server named "tset" is reachable with this identity on the proxy at ${cluster.address} (it reaches: test) (check the name with \`mcp-access ls\`; --no-check prints the entry without asking the proxy)`]);
+    expect(r.stdout).toBe('');
+    await expect(import('node:fs/promises').then((fs) => fs.stat(target))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('a name the proxy serves prints its entry without a word on stderr', async () => {
+    const r = await runCli(['config', 'test', '-i', identity, '--proxy', cluster.address]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(Object.keys((JSON.parse(r.stdout) as { mcpServers: object }).mcpServers)).toEqual(['mcp-access-test']);
+  });
+
+  it('when the proxy cannot be asked, the entry is printed and the warning says it was not checked', async () => {
+    const r = await runCli(['config', 'tset', '-i', identity, '--proxy', '127.0.0.1:1']);
+    expect(r.code).toBe(0);
+    expect(lines(r.stderr)).toEqual(['mcp-access: warning: could not ask the proxy whether "tset" exists, so the configuration below is unchecked: no proxy is listening at 127.0.0.1:1 (connection refused) (check the --proxy address and that the proxy is running)']);
+    expect(Object.keys((JSON.parse(r.stdout) as { mcpServers: object }).mcpServers)).toEqual(['mcp-access-tset']);
+  });
+
+  it('--no-check prints it offline, silently', async () => {
+    const r = await runCli(['config', 'tset', '-i', identity, '--proxy', '127.0.0.1:1', '--no-check']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+  });
+});
