@@ -5,11 +5,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, TestCluster } from './helpers/cluster.js';
+import { CLI, ROOT, TestCluster } from './helpers/cluster.js';
 import { runCli } from './helpers/run-cli.js';
 import { addBot } from './helpers/bot.js';
 import { INIT, RawBridge } from './helpers/raw-bridge.js';
@@ -271,5 +273,61 @@ describe('config for a server name with a typo', () => {
     const r = await runCli(['config', 'tset', '-i', identity, '--proxy', '127.0.0.1:1', '--no-check']);
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
+  });
+});
+
+describe('getting the command onto PATH', () => {
+  /** A copy of bin/ as a fresh clone has it, with dist/ as given. */
+  async function cloneWith(dist?: Record<string, string>): Promise<string> {
+    const root = join(await scratchDir(), 'mcp-access');
+    await mkdir(join(root, 'bin'), { recursive: true });
+    await copyFile(CLI, join(root, 'bin', 'mcp-access.js'));
+    for (const [path, text] of Object.entries(dist ?? {})) {
+      await mkdir(join(root, 'dist', path, '..'), { recursive: true });
+      await writeFile(join(root, 'dist', path), text);
+    }
+    return root;
+  }
+  const run = (root: string, args: string[]) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    execFile(process.execPath, [join(root, 'bin', 'mcp-access.js'), ...args], (err, _stdout, stderr) => resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stderr }));
+  });
+
+  it('a clone that was not built says to build it, in one line, exit 1', async () => {
+    const root = await cloneWith();
+    const r = await run(root, ['ls']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`mcp-access: this copy of mcp-access is not built (run npm install, then npm run build, in ${root})\n`);
+  });
+
+  it('a clone without its dependencies says to install them, in one line, exit 1', async () => {
+    const root = await cloneWith({ 'cli/main.js': "import 'yargs';\n" });
+    const r = await run(root, []);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`mcp-access: a dependency of mcp-access is missing: yargs (run npm install in ${root})\n`);
+  });
+
+  it('npm pack builds first (prepack) and packs dist/ with bin/', async () => {
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; files: string[]; bin: Record<string, string> };
+    expect(pkg.scripts.prepack).toBe('npm run build --silent');
+    expect(pkg.bin['mcp-access']).toBe('bin/mcp-access.js');
+    // What the tarball holds (the build itself already ran: `npm test` builds first).
+    const { stdout } = await promisify(execFile)('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT });
+    const files = (JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);
+    expect(files).toEqual(expect.arrayContaining(['bin/mcp-access.js', 'dist/cli/main.js', 'dist/bridge/bridge.js', 'README.md', 'package.json']));
+    expect(files.some((f) => f.startsWith('test/') || f.startsWith('src/'))).toBe(false);
+  });
+
+  it("the docs' client entry has the shape config prints: node and the script, absolute", async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const entry = /"mcp-access-files": \{\s*"command": "([^"]+)",\s*"args": \["([^"]+)", "connect"/.exec(readme);
+    expect(entry?.[1]).toBe('/usr/local/bin/node');
+    expect(entry?.[2]).toBe('/usr/local/lib/node_modules/mcp-access/bin/mcp-access.js');
+    const r = await runCli(['config', 'files', '-i', '/opt/machine-id/identity', '--proxy', 'mcp.example.com:3080', '--no-check']);
+    const printed = (JSON.parse(r.stdout) as { mcpServers: Record<string, { command: string; args: string[] }> }).mcpServers['mcp-access-files']!;
+    expect(printed.command).toBe(process.execPath);
+    expect(printed.args.slice(0, 2)).toEqual([CLI, 'connect']);
+    for (const doc of ['README.md', 'docs/operations.md', 'docs/bot.md']) {
+      expect(await readFile(join(ROOT, doc), 'utf8'), doc).not.toContain('/usr/bin/mcp-access');
+    }
   });
 });
