@@ -331,3 +331,52 @@ describe('getting the command onto PATH', () => {
     }
   });
 });
+
+describe("the README's real set-up and the product's words", () => {
+  it("step 3's bot add prints exactly step 4's bot start command (with the real token and pin)", async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const block = readme.slice(readme.indexOf('# 3. Operator'), readme.indexOf('# 5. Use it'));
+    const command = (from: string) => {
+      const start = block.indexOf(from);
+      const text = block.slice(start, block.indexOf('\n#', start));
+      return text.replace(/\\\n\s*/g, '').trim().split(/\s+/);
+    };
+    const step3 = command('mcp-access bot add');
+    const step4 = command('mcp-access bot start');
+    // Step 2's proxy.yaml defines llm-access; a cluster with that role stands in for it.
+    const llmAccess = { kind: 'role', version: 'v7', metadata: { name: 'llm-access' }, spec: { allow: { mcp: { tools: ['get_*', 'list_*', 'read_*', 'search_files'] } } } };
+    const cluster = await TestCluster.start({ roles: [llmAccess], config: { bot: { state_dir: 'bots' } } });
+    try {
+      const args = step3.slice(1).map((a) => (a === 'proxy.yaml' ? cluster.configPath : a));
+      const r = await runCli(args);
+      expect(r.code, r.stderr).toBe(0);
+      const token = /token:\s+(\S+)/.exec(r.stdout)![1]!;
+      const pin = /CA pin:\s+sha256:(\S+)/.exec(r.stdout)![1]!;
+      const printed = /^\s+(mcp-access bot start .*)$/m.exec(r.stdout)![1]!.split(/\s+/);
+      expect(printed).toEqual(step4.map((a) => a.replace('<token>', token).replace('<pin>', pin)));
+      expect(step4).toContain('/opt/machine-id');
+      expect(readme).toContain('mcp-access ls -i /opt/machine-id/identity --proxy mcp.example.com:3080');
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('the bench shows a path that is faster than direct as a minus, not "+-"', async () => {
+    const { deltaMs } = (await import(join(ROOT, 'scripts/bench/report.mjs'))) as { deltaMs(v: number): string };
+    expect(deltaMs(-91.2)).toBe('-91 ms');
+    expect(deltaMs(12.4)).toBe('+12 ms');
+    expect(deltaMs(0)).toBe('+0 ms');
+    expect(await readFile(join(ROOT, 'docs/performance.md'), 'utf8')).not.toContain('+-');
+  });
+
+  it('docs and messages speak of the product and Teleport, not of seeds or the issue', async () => {
+    const { readdir } = await import('node:fs/promises');
+    const docs = ['README.md', ...(await readdir(join(ROOT, 'docs'))).map((f) => `docs/${f}`)];
+    for (const f of docs) {
+      const text = await readFile(join(ROOT, f), 'utf8');
+      expect(text, f).not.toMatch(/\bseeds?\b(?![-/])|\bseed \d{3}|\bthe issue\b/i);
+    }
+    const help = await runCli(['--help']);
+    expect(help.stdout).not.toMatch(/\bseed/i);
+  });
+});
