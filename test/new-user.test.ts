@@ -380,3 +380,32 @@ describe("the README's real set-up and the product's words", () => {
     expect(help.stdout).not.toMatch(/\bseed/i);
   });
 });
+
+describe("docs/rbac.md's table of the demo's roles", () => {
+  it('says what the policy decides, row by row, on both servers', async () => {
+    const { parse } = await import('yaml');
+    const { DEMO_ROLES } = await import('../src/demo/content.js');
+    const { loadRoles } = await import('../src/proxy/rbac/roles.js');
+    const { Policy } = await import('../src/proxy/rbac/policy.js');
+    const policy = new Policy(loadRoles({ inline: DEMO_ROLES.map((r) => parse(r.yaml) as unknown), files: [], baseDir: ROOT }).roles);
+    const servers = { filesystem: { name: 'filesystem', labels: { env: 'dev' } }, everything: { name: 'everything', labels: { env: 'prod' } } };
+
+    const doc = await readFile(join(ROOT, 'docs/rbac.md'), 'utf8');
+    const section = doc.slice(doc.indexOf("## The demo's roles, side by side"), doc.indexOf('### The typo'));
+    const rows = section.split('\n').filter((l) => /^\| `/.test(l)).map((l) => l.split(' | ').map((c) => c.replace(/^\| |\s*\|$/g, '')));
+    expect(rows).toHaveLength(5);
+    for (const [who, fs, ev] of rows) {
+      const roles = [...who!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+      for (const [cell, server, sample] of [[fs!, servers.filesystem, 'read_text_file'], [ev!, servers.everything, 'get-sum']] as const) {
+        const reach = policy.canReachServer(roles, server).allowed;
+        expect(reach, `${who} on ${server.name}: "${cell}"`).toBe(!cell.startsWith('not reachable'));
+        if (!reach) continue;
+        const allowed = policy.toolDecision(roles, server, sample).allowed;
+        expect(allowed, `${who} on ${server.name}, ${sample}: "${cell}"`).toBe(!/no tool/.test(cell));
+        if (/except `get-env`/.test(cell)) expect(policy.toolDecision(roles, server, 'get-env').allowed).toBe(false);
+        if (/`write_file`.*denied/.test(cell)) expect(policy.toolDecision(roles, server, 'write_file').allowed).toBe(false);
+        if (/every tool/.test(cell)) expect(policy.toolDecision(roles, server, 'write_file').allowed).toBe(true);
+      }
+    }
+  });
+});
