@@ -2,8 +2,8 @@
 /**
  * `npm run bench`: the official SDK client against the same MCP server,
  * directly over stdio and through `mcp-access connect` + the proxy, in one
- * run on one machine. Prints a table with ratios and the targets of the
- * data-path issue. See docs/performance.md for what each row means.
+ * run on one machine. Prints a table with ratios and the
+ * performance targets. See docs/performance.md for what each row means.
  *
  *   node scripts/bench.mjs [--quick] [--no-floor] [--write-docs] [--json FILE] [--profile DIR] [--keep]
  *

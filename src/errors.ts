@@ -61,7 +61,7 @@ export const CATALOGUE = {
   CONFIG_MISSING: { exit: EXIT.CONFIG, hint: 'check the path given to --config' },
 
   // talking to the proxy
-  PROXY_UNREACHABLE: { exit: EXIT.PROXY_UNREACHABLE, hint: 'check --proxy / MCP_ACCESS_PROXY and that the proxy is running' },
+  PROXY_UNREACHABLE: { exit: EXIT.PROXY_UNREACHABLE, hint: 'check the --proxy address and that the proxy is running' },
   PROXY_UNTRUSTED: { exit: EXIT.PROXY_UNREACHABLE, hint: "the proxy's certificate is not signed by the CAs in the identity file; pass --ca-file if the proxy uses another CA" },
   PROXY_PROTOCOL: { exit: EXIT.PROXY_UNREACHABLE, hint: 'check that --proxy points at an mcp-access proxy of a compatible version' },
   PROXY_GOING_AWAY: { exit: EXIT.PROXY_UNREACHABLE, hint: 'the proxy is shutting down; it reconnects when the proxy is back' },

@@ -82,11 +82,11 @@ async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 
 }
 
 describe('the demo content', () => {
-  it("embeds the seeds' two roles as the same documents as test/fixtures/roles", () => {
+  it("embeds Teleport's two example roles as the same documents as test/fixtures/roles, and its own role for env: prod", () => {
     const fixture = (f: string) => parseYaml(readFileSync(join(ROOT, 'test/fixtures/roles', f), 'utf8')) as unknown;
     expect(parseYaml(EXAMPLE_ROLE_YAML)).toEqual(fixture('example-role.yaml'));
     expect(parseYaml(LLM_ACCESS_ROLE_YAML)).toEqual(fixture('llm-access.yaml'));
-    expect(DEMO_ROLES.map((r) => r.name)).toEqual(['example-role', 'llm-access']);
+    expect(DEMO_ROLES.map((r) => r.name)).toEqual(['example-role', 'llm-access', 'prod-get-tools']);
   });
 
   it('names the package to install when a published server is missing', () => {
@@ -128,13 +128,13 @@ describe('mcp-access demo --exit', () => {
     // Plain text: no escape sequences when stdout is a pipe.
     expect(out).not.toMatch(/\x1b\[/);
 
-    // Set-up: CA, proxy, both servers with their labels, the two seed roles, the bot with the read-only role.
+    // Set-up: CA, proxy, both servers with their labels, the roles, the bot with the read-only roles.
     expect(out).toMatch(/certificate authority for cluster "demo"/);
     expect(out).toMatch(/proxy listening on 127\.0\.0\.1:\d+/);
     expect(out).toMatch(/enrolled filesystem \(env: dev\): @modelcontextprotocol\/server-filesystem/);
     expect(out).toMatch(/enrolled everything \(env: prod\): @modelcontextprotocol\/server-everything/);
-    expect(out).toMatch(/roles loaded: example-role, llm-access/);
-    expect(out).toMatch(/bot "demo-agent" joined \(user bot-demo-agent, role llm-access\)/);
+    expect(out).toMatch(/roles loaded: example-role, llm-access, prod-get-tools/);
+    expect(out).toMatch(/bot "demo-agent" joined \(user bot-demo-agent, roles llm-access, prod-get-tools\)/);
 
     // The filtered tool list: read tools visible, write tools filtered out.
     const visible = /(\d+) visible: (.+)/.exec(out);
@@ -155,14 +155,30 @@ describe('mcp-access demo --exit', () => {
     const eventId = /audit event ([0-9a-f-]{36}); sample\/products\.csv on disk is unchanged/.exec(out)?.[1];
     expect(eventId).toBeDefined();
 
-    // The audit events just written: the bot's join, its session, the read, the denial (same event id), the end; the chain verifies.
-    const audit = out.slice(out.indexOf('5. The audit trail'));
-    expect(audit).toMatch(/bot\.join\s+BOT001I/);
-    expect(audit).toMatch(/mcp\.session\.start\s+TMCP001I/);
-    expect(audit).toMatch(/tools\/call\s+read_text_file\s+success/);
-    expect(audit).toMatch(new RegExp(`TMCP003E\\s+→\\s+tools/call\\s+write_file\\s+denied\\s+${eventId!.slice(0, 8)}`));
-    expect(audit).toMatch(/mcp\.session\.end\s+TMCP002I/);
+    // The env: prod server: hyphenated tool names, so the demo's own role allows them; get-env is denied.
+    const prod = out.slice(out.indexOf('5. The env: prod server, everything, as the bot'), out.indexOf('6. The audit trail'));
+    expect(prod).toContain("Its tools are named with hyphens (get-sum), so llm-access's get_*, list_*");
+    const prodVisible = /✔ (\d+) visible: (.+)/.exec(prod)![2]!.split(', ');
+    expect(prodVisible).toEqual(expect.arrayContaining(['echo', 'get-sum']));
+    for (const n of prodVisible) expect(n).toMatch(/^(get-.*|echo)$/);
+    expect(prodVisible).not.toContain('get-env');
+    expect(prod).toContain('✔ get-sum {"a":2,"b":3}: The sum of 2 and 3 is 5.');
+    expect(prod).toContain('access to tool "get-env" on MCP server "everything" is denied by the identity\'s roles (tool "get-env" is denied by role prod-get-tools');
+
+    // The audit events just written: the bot's join, its sessions, the read, the denials (same event id), the ends; the chain verifies.
+    const audit = out.slice(out.indexOf('6. The audit trail'));
+    expect(audit).toMatch(/bot\.join\s+success/);
+    expect(audit).toMatch(/ start\s+success/);
+    expect(audit).toMatch(/→ tools\/call read_text_file\s+\S/);
+    expect(audit).toMatch(/← tools\/call read_text_file\s+success/);
+    expect(audit).toMatch(new RegExp(`→ tools/call write_file\\s+denied\\s+${eventId!.slice(0, 8)}`));
+    expect(audit).toMatch(/→ tools\/call get-env\s+denied/);
+    expect(audit.match(/ end\s+success/g)).toHaveLength(2);
     expect(audit).toMatch(/hash chain intact: \d+ events/);
+    // The audit table fits an 80-column terminal.
+    const table = audit.split('\n').slice(1, audit.split('\n').findIndex((l) => l.includes('(EVENT: the type')));
+    expect(table.length).toBeGreaterThan(10);
+    for (const l of table) expect([...l].length, l).toBeLessThanOrEqual(80);
 
     // --exit: no client configs, everything stopped, the temporary directory removed, no process left.
     expect(out).not.toContain('Press Ctrl-C');

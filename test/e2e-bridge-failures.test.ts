@@ -77,7 +77,7 @@ describe('failures a person must act on', () => {
     const r = await b.response(1);
     expect((r.error as { message: string }).message).toMatch(new RegExp(`no proxy is listening at 127.0.0.1:${port}`));
     expect((r.error as { data: { code: string } }).data.code).toBe('PROXY_UNREACHABLE');
-    expect(b.stderr).toMatch(/mcp-access connect: error: no proxy is listening .* \(check --proxy/);
+    expect(b.stderr).toMatch(/mcp-access connect: error: no proxy is listening .* \(check the --proxy address/);
     expect(b.stderr).not.toMatch(/\n\s+at /); // no stack trace
     expect(await b.end()).toBe(4);
   });

@@ -1,6 +1,6 @@
 /**
  * Turns the results into the table (Markdown, readable in a terminal too),
- * checks the targets from the data-path issue, and can put the table into
+ * checks the performance targets, and can put the table into
  * docs/performance.md between its markers.
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -24,6 +24,12 @@ export function ms(v) {
   if (v < 100) return `${v.toFixed(1)} ms`;
   return `${Math.round(v).toLocaleString('en-US')} ms`;
 }
+/** A signed difference: `+12 ms`, `-91 ms`. */
+export function deltaMs(v) {
+  if (!Number.isFinite(v)) return 'n/a';
+  const r = Math.round(v);
+  return `${r < 0 ? '-' : '+'}${Math.abs(r)} ms`;
+}
 const mb = (bytes) => (Number.isFinite(bytes) ? `${(bytes / 1e6).toFixed(1)} MB` : 'n/a');
 const us = (v) => (Number.isFinite(v) ? `${Math.round(v)} µs` : 'n/a');
 const int = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
@@ -43,7 +49,7 @@ export function buildRows(r) {
     for (const [label, key] of [[`initialize, spawn → answered (median of ${c.samples})`, 'init'], [`spawn → first tool result (median of ${c.samples})`, 'first']]) {
       const d = m.direct[key];
       const t = m.through[key];
-      row(label, ms(d), ms(m.floor?.[key]), ms(t), `${ratio(t, d)} (+${Math.round(t - d)} ms)`, `≤ direct + ${TARGETS.startupExtraMs} ms`, verdict(t - d <= TARGETS.startupExtraMs));
+      row(label, ms(d), ms(m.floor?.[key]), ms(t), `${ratio(t, d)} (${deltaMs(t - d)})`, `≤ direct + ${TARGETS.startupExtraMs} ms`, verdict(t - d <= TARGETS.startupExtraMs));
     }
   }
   const s = r.sequential;

@@ -64,6 +64,8 @@ export class Bridge {
   private session: { id: string; token: string } | undefined;
   private connecting: Promise<void> | undefined;
   private failure: AccessError | undefined;
+  /** Why the last attempt to open a tunnel failed (while retrying). */
+  private lastDialError: AccessError | undefined;
   private lastReported = '';
   private keepalive: NodeJS.Timeout | undefined;
   private alive = true;
@@ -125,6 +127,12 @@ export class Bridge {
     const deadline = Date.now() + 1700;
     const busy = () => !this.failure && (this.channel.pendingBytes > 0 || this.inflight.size > 0);
     while ((this.socket || this.connecting) && busy() && Date.now() < deadline) await sleep(10);
+    // Requests still waiting because the proxy could not be reached (a smoke
+    // test against a dead proxy): each gets the failure, and so does the exit status.
+    if (!this.failure && !this.socket && this.inflight.size > 0) {
+      const where = `${this.o.proxy.host}:${this.o.proxy.port}`;
+      this.fail(this.lastDialError ?? new AccessError('PROXY_UNREACHABLE', `the proxy at ${where} could not be reached before stdin closed`));
+    }
     this.closing = true;
     if (this.keepalive) clearInterval(this.keepalive);
     const socket = this.socket;
@@ -211,6 +219,7 @@ export class Bridge {
         });
         if (this.closing) { opened.socket.terminate(); return; }
         this.tunnelIdentity = identity;
+        this.lastDialError = undefined;
         this.adopt(opened);
         this.scheduleRotation();
         return;
@@ -223,6 +232,7 @@ export class Bridge {
           continue;
         }
         if (isRetryable(err) && attempt < this.o.connectRetries) {
+          this.lastDialError = err;
           const wait = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)]!;
           this.log.info(`${err.message}; retrying in ${wait}ms`);
           await sleep(wait);

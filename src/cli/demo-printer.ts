@@ -117,7 +117,8 @@ export class DemoPrinter implements DemoProgress {
       if (r.servers.length === 0) rows.push([r.user, r.roles.join(','), '(no server)', '', '']);
     }
     this.indent(table(['USER', 'ROLES', 'SERVER', 'LABELS', 'ALLOWED TOOLS'], rows));
-    this.line(s.dim('   example-role allows servers labelled env: dev; llm-access names no app_labels, so it applies to every server (docs/rbac.md).'));
+    this.note(' example-role allows servers labelled env: dev. llm-access names no app_labels,');
+    this.note(' so it applies to every server; prod-get-tools adds env: prod (docs/rbac.md).');
 
     this.heading(`2. tools/list through \`mcp-access connect ${t.launch.args.at(-1)}\`, as the bot`);
     this.line(`   ${s.green(OK)} ${t.tools.visible.length} visible: ${t.tools.visible.join(', ')}`);
@@ -132,24 +133,36 @@ export class DemoPrinter implements DemoProgress {
     this.line(`     ${t.write.message}`);
     this.line(`     audit event ${t.write.auditEventId ?? '(none given)'}; ${rel(t.write.path)} on disk is ${t.write.fileUnchanged ? 'unchanged' : s.red('CHANGED')}`);
 
-    this.heading(`5. The audit trail: the bot's events in ${t.audit.path}`);
+    const p = t.prod;
+    this.heading(`5. The env: prod server, ${p.server}, as the bot`);
+    this.note(' Its tools are named with hyphens (get-sum), so llm-access\'s get_*, list_*');
+    this.note(' and read_* match none of them: tool patterns match the names a server uses.');
+    this.note(' prod-get-tools allows get-* and echo on env: prod, and denies get-env.');
+    this.line(`   ${s.green(OK)} ${p.visible.length} visible: ${p.visible.join(', ')}`);
+    this.line(`   ${s.green(OK)} ${p.call.tool} ${JSON.stringify(p.call.arguments)}: ${p.call.text}`);
+    this.line(`   ${s.red(NO)} ${p.denied.tool} (it would print the server's environment): JSON-RPC error ${s.bold(String(p.denied.code))}`);
+    this.line(`     ${p.denied.message}`);
+
+    this.heading(`6. The audit trail: the bot's events in ${t.audit.path}`);
     const cell = (v: unknown) => (v === undefined || v === null ? '' : String(v));
+    // Fits an 80-column terminal: the time to the second, the event type
+    // without its "mcp.session." prefix, the direction and tool with the
+    // method, no event codes (`mcp-access audit search` shows every field).
+    const arrow = (d: string) => (d === 'server_to_client' ? '← ' : d === 'client_to_server' ? '→ ' : '');
     const auditRows = t.audit.events.map((e) => [
-      cell(e.time).slice(11, 23),
-      cell(e.type),
-      cell(e.code),
-      cell(e.direction) === 'server_to_client' ? '←' : cell(e.direction) === 'client_to_server' ? '→' : '',
-      cell(e.method),
-      cell(e.tool),
+      cell(e.time).slice(11, 19),
+      cell(e.type).replace(/^mcp\.session\./, ''),
+      e.method ? `${arrow(cell(e.direction))}${[cell(e.method), cell(e.tool)].filter(Boolean).join(' ')}` : '',
       cell(e.outcome),
       cell(e.id).slice(0, 8),
     ]);
-    const lines = table(['TIME (UTC)', 'EVENT', 'CODE', '', 'METHOD', 'TOOL', 'OUTCOME', 'EVENT ID'], auditRows).split('\n');
+    const lines = table(['UTC', 'EVENT', 'REQUEST', 'OUTCOME', 'EVENT ID'], auditRows).split('\n');
     lines.forEach((l, i) => {
       const denied = i > 0 && t.audit.events[i - 1]?.outcome === 'denied';
       this.line(`   ${denied ? s.red(l) : i === 0 ? s.dim(l) : l}`);
     });
-    if (t.audit.otherEvents > 0) this.line(s.dim(`   (+ ${t.audit.otherEvents} events of the operator's session and the bot's registration)`));
+    this.line(s.dim('   (EVENT: the type after "mcp.session."; every field: mcp-access audit search)'));
+    if (t.audit.otherEvents > 0) this.line(s.dim(`   (and ${t.audit.otherEvents} events of the operator's session and the bot's registration)`));
     if (t.audit.chain.ok) this.line(`   ${s.green(OK)} hash chain intact: ${t.audit.chain.events} events  (mcp-access audit verify)`);
   }
 

@@ -34,6 +34,15 @@ export async function proxyGet<T>(proxy: ProxyAddress, path: string, identity: I
   }
 }
 
-export async function listServers(proxy: ProxyAddress, identity: Identity, extraCa: string[] = []): Promise<{ cluster: string; servers: ServerListing[] }> {
+export interface ServerList {
+  cluster: string;
+  servers: ServerListing[];
+  /** The caller's roles that the proxy defines no role document for. */
+  unknownRoles?: string[];
+  /** What the proxy wants the caller (or its operator) to know: unknown roles, no audit trail. */
+  warnings?: string[];
+}
+
+export async function listServers(proxy: ProxyAddress, identity: Identity, extraCa: string[] = []): Promise<ServerList> {
   return proxyGet(proxy, '/v1/servers', identity, extraCa);
 }

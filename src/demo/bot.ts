@@ -1,5 +1,5 @@
 /**
- * The demo's machine identity, the way the seeds' guide does it with tbot:
+ * The demo's machine identity, the way Teleport's machine-identity guide does it with tbot:
  * the operator registers a bot (a one-time join token and the CA pin), and
  * `mcp-access bot start` — a real child process, the command a machine would
  * run — joins with them and keeps renewing DIR/machine-id/identity.

@@ -6,8 +6,8 @@
 import { relative, sep } from 'node:path';
 import { configObject, connectLaunch, langgraphSnippet } from '../client/client-config.js';
 import { cliScript } from './bot.js';
-import { DEMO_BOT, type DemoEnvironment } from './environment.js';
-import { TOUR_SERVER } from './tour.js';
+import { DEMO_BOT, DEMO_BOT_ROLES, type DemoEnvironment } from './environment.js';
+import { PROD_SERVER, TOUR_SERVER } from './tour.js';
 
 export interface DemoHandover {
   /** claude_desktop_config.json content (`mcpServers`). */
@@ -41,7 +41,8 @@ export function demoHandover(env: DemoEnvironment): DemoHandover {
       { what: 'the bot identity (watch it renew)', command: `${cli} identity show -i ${id}` },
       { what: 'the denials in the audit log', command: `${cli} audit search ${quote(env.auditPath)} --denied` },
       { what: 'check the audit hash chain', command: `${cli} audit verify ${quote(env.auditPath)}` },
-      { what: 'why write_file is denied', command: `${cli} policy check --config ${quote(env.configPath)} --roles llm-access --server ${TOUR_SERVER} --tool write_file` },
+      { what: 'why write_file is denied', command: `${cli} policy check --config ${quote(env.configPath)} --roles ${DEMO_BOT_ROLES.join(',')} --server ${TOUR_SERVER} --tool write_file` },
+      { what: 'why get-env is denied', command: `${cli} policy check --config ${quote(env.configPath)} --roles ${DEMO_BOT_ROLES.join(',')} --server ${PROD_SERVER} --tool get-env` },
       { what: 'lock the bot (its sessions end)', command: `${cli} bot lock ${DEMO_BOT} --config ${quote(env.configPath)}` },
     ],
   };

@@ -1,11 +1,11 @@
 /**
- * The demo's cluster, built for real in one directory: a CA, the seeds' roles,
+ * The demo's cluster, built for real in one directory: a CA, the roles,
  * a proxy (in this process) with two published MCP servers enrolled, an
- * operator identity and a bot that joined with the read-only role.
+ * operator identity and a bot that joined with the read-only roles.
  *
  * Layout of the directory (kept with --dir, otherwise removed at the end):
  *   ca/            the cluster CA (`mcp-access ca init`)
- *   roles/         example-role.yaml, llm-access.yaml (roles_files)
+ *   roles/         example-role.yaml, llm-access.yaml, prod-get-tools.yaml (roles_files)
  *   sample/        what server-filesystem serves
  *   proxy.yaml     the proxy configuration (listen names the real port)
  *   proxy.log      the proxy's log
@@ -29,7 +29,8 @@ import type { RunningProxy } from '../proxy/run.js';
 
 export const DEMO_CLUSTER = 'demo';
 export const DEMO_BOT = 'demo-agent';
-export const DEMO_BOT_ROLE = 'llm-access';
+/** Teleport's read-only role, and the demo's role for the env: prod server. */
+export const DEMO_BOT_ROLES = ['llm-access', 'prod-get-tools'];
 export const OPERATOR_USER = 'operator';
 export const OPERATOR_ROLE = 'example-role';
 /** Marks a directory this demo created, so a later run with the same --dir may empty it. */
@@ -181,11 +182,11 @@ export async function createDemoEnvironment(opts: DemoOptions, progress: DemoPro
       await writeIdentityFile(operatorIdentityPath, await issueIdentity(ca, { user: OPERATOR_USER, roles: [OPERATOR_ROLE], ttlMs: 3_600_000 }));
     }, () => `identity for user ${OPERATOR_USER} (role ${OPERATOR_ROLE}, 1h): ${operatorIdentityPath}`);
 
-    const bot = await progress.run(`Registering bot "${DEMO_BOT}" with role ${DEMO_BOT_ROLE}; the bot joins`, async () => {
-      const b = await joinDemoBot({ dir, configPath, proxyAddress, name: DEMO_BOT, roles: [DEMO_BOT_ROLE] });
+    const bot = await progress.run(`Registering bot "${DEMO_BOT}" with roles ${DEMO_BOT_ROLES.join(', ')}; the bot joins`, async () => {
+      const b = await joinDemoBot({ dir, configPath, proxyAddress, name: DEMO_BOT, roles: DEMO_BOT_ROLES });
       stops.push(() => b.stop());
       return b;
-    }, (b) => `bot "${b.name}" joined (user ${b.user}, role ${b.roles.join(', ')}): ${b.identityPath}, valid until ${b.validUntil.toISOString()}, renewed every ${b.renewalInterval}`);
+    }, (b) => `bot "${b.name}" joined (user ${b.user}, roles ${b.roles.join(', ')}): ${b.identityPath}, valid until ${b.validUntil.toISOString()}, renewed every ${b.renewalInterval}`);
 
     return {
       dir, temporary, startedAt, configPath, proxyLogPath, auditPath, sampleDir, proxyAddress, servers, roles, operatorIdentityPath, bot, close,

@@ -17,12 +17,16 @@ import type { ServerListing } from '../client/proxy-api.js';
 import type { AuditRecord } from '../proxy/audit/search.js';
 import type { VerifyResult } from '../proxy/audit/verify.js';
 import { SAMPLE_READ_FILE } from './content.js';
-import { DEMO_BOT_ROLE, OPERATOR_ROLE, type DemoEnvironment } from './environment.js';
+import { DEMO_BOT_ROLES, OPERATOR_ROLE, type DemoEnvironment } from './environment.js';
 import type { DemoProgress } from './progress.js';
 
 export const TOUR_SERVER = 'filesystem';
 export const READ_TOOL = 'read_text_file';
 export const WRITE_TOOL = 'write_file';
+/** The env: prod server: server-everything, whose tool names use hyphens. */
+export const PROD_SERVER = 'everything';
+export const PROD_CALL = { tool: 'get-sum', arguments: { a: 2, b: 3 } };
+export const PROD_DENIED_TOOL = 'get-env';
 
 export interface Reach {
   user: string;
@@ -44,6 +48,13 @@ export interface TourResult {
   };
   read: { tool: string; path: string; text: string };
   write: { tool: string; path: string; code: number; message: string; auditEventId?: string; fileUnchanged: boolean };
+  /** The bot on the env: prod server: what it sees, a call that works, the tool a deny takes away. */
+  prod: {
+    server: string;
+    visible: string[];
+    call: { tool: string; arguments: Record<string, unknown>; text: string };
+    denied: { tool: string; code: number; message: string; auditEventId?: string };
+  };
   audit: { path: string; events: AuditRecord[]; otherEvents: number; chain: VerifyResult };
 }
 
@@ -90,14 +101,14 @@ async function reachOf(env: DemoEnvironment, identityPath: string): Promise<Reac
   return { user: identity.user, roles: identity.roles, identityPath, servers };
 }
 
-/** Waits (bounded) until the proxy has written the end of the bot's session, so the table shows the whole session. */
-async function auditOfBot(env: DemoEnvironment, sinceMs: number): Promise<{ events: AuditRecord[]; otherEvents: number }> {
+/** Waits (bounded) until the proxy has written the end of the bot's sessions, so the table shows them whole. */
+async function auditOfBot(env: DemoEnvironment, sinceMs: number, sessions: number): Promise<{ events: AuditRecord[]; otherEvents: number }> {
   const { searchAuditFile } = await import('../proxy/audit/search.js');
   const deadline = Date.now() + 10_000;
   for (;;) {
     const { events } = await searchAuditFile(env.auditPath, { sinceMs });
     const mine = events.filter((e) => e.user === env.bot.user);
-    const ended = mine.some((e) => e.type === 'mcp.session.end');
+    const ended = mine.filter((e) => e.type === 'mcp.session.end').length >= sessions;
     if (ended || Date.now() > deadline) return { events: mine, otherEvents: events.length - mine.length };
     await sleep(50);
   }
@@ -127,9 +138,9 @@ export async function runTour(env: DemoEnvironment, progress: DemoProgress): Pro
     const [visible, all] = await Promise.all([listAllTools(bot.client), listAllTools(operator.client)]);
     await operator.close();
     const hidden = all.filter((t) => !visible.includes(t));
-    if (visible.length === 0) unexpected(`the bot's tools/list on ${TOUR_SERVER} is empty; ${DEMO_BOT_ROLE} should allow the read tools`);
+    if (visible.length === 0) unexpected(`the bot's tools/list on ${TOUR_SERVER} is empty; ${DEMO_BOT_ROLES[0]} should allow the read tools`);
     if (!visible.includes(READ_TOOL)) unexpected(`the bot's tools/list on ${TOUR_SERVER} lacks ${READ_TOOL}`);
-    if (visible.includes(WRITE_TOOL)) unexpected(`the bot's tools/list on ${TOUR_SERVER} includes ${WRITE_TOOL}; ${DEMO_BOT_ROLE} is read-only`);
+    if (visible.includes(WRITE_TOOL)) unexpected(`the bot's tools/list on ${TOUR_SERVER} includes ${WRITE_TOOL}; ${DEMO_BOT_ROLES[0]} is read-only`);
     if (!all.includes(WRITE_TOOL)) unexpected(`the ${OPERATOR_ROLE} identity's tools/list on ${TOUR_SERVER} lacks ${WRITE_TOOL}`);
 
     const path = join(env.sampleDir, SAMPLE_READ_FILE);
@@ -152,10 +163,13 @@ export async function runTour(env: DemoEnvironment, progress: DemoProgress): Pro
     if (!fileUnchanged) unexpected(`${path} changed although ${WRITE_TOOL} was denied`);
 
     await bot.close();
-    const { events, otherEvents } = await auditOfBot(env, env.startedAt);
+    const prod = await prodTour(env, progress);
+    const { events, otherEvents } = await auditOfBot(env, env.startedAt, 2);
     const { verifyAuditFile } = await import('../proxy/audit/verify.js');
     const chain = await verifyAuditFile(env.auditPath);
-    if (denial.auditEventId && !events.some((e) => e.id === denial.auditEventId)) unexpected(`the denial's audit event ${denial.auditEventId} is not in ${env.auditPath}`);
+    for (const id of [denial.auditEventId, prod.denied.auditEventId]) {
+      if (id && !events.some((e) => e.id === id)) unexpected(`the denial's audit event ${id} is not in ${env.auditPath}`);
+    }
     if (!chain.ok) unexpected(`${env.auditPath} does not verify: line ${chain.line}: ${chain.problem}`);
 
     return {
@@ -164,9 +178,42 @@ export async function runTour(env: DemoEnvironment, progress: DemoProgress): Pro
       tools: { visible, hidden },
       read: { tool: READ_TOOL, path, text },
       write: { tool: WRITE_TOOL, path, ...denial, fileUnchanged },
+      prod,
       audit: { path: env.auditPath, events, otherEvents, chain },
     };
   } finally {
     await Promise.all([bot.close().catch(() => {}), operator.close().catch(() => {})]);
+  }
+}
+
+/**
+ * The bot on server-everything (env: prod). Its tools are named with hyphens
+ * (get-sum), so llm-access's get_*, list_* and read_* match none of them; the
+ * demo's prod-get-tools role allows get-* and echo there and denies get-env.
+ */
+async function prodTour(env: DemoEnvironment, progress: DemoProgress): Promise<TourResult['prod']> {
+  const launch = connectLaunch(PROD_SERVER, env.bot.identityPath, env.proxyAddress);
+  const session = await progress.run(`Starting ${PROD_SERVER} through \`mcp-access connect\` (the bot's identity)`, () => openSession(launch, 'mcp-access-demo'),
+    () => `an MCP session to ${PROD_SERVER} through \`mcp-access connect\``);
+  try {
+    const visible = await listAllTools(session.client);
+    if (!visible.includes(PROD_CALL.tool)) unexpected(`the bot's tools/list on ${PROD_SERVER} lacks ${PROD_CALL.tool}: ${visible.join(', ') || '(none)'}`);
+    if (visible.includes(PROD_DENIED_TOOL)) unexpected(`the bot's tools/list on ${PROD_SERVER} includes ${PROD_DENIED_TOOL}, which prod-get-tools denies`);
+    if (visible.some((t) => !t.startsWith('get-') && t !== 'echo')) unexpected(`the bot's tools/list on ${PROD_SERVER} has tools prod-get-tools does not allow: ${visible.join(', ')}`);
+    const result = await session.client.callTool({ name: PROD_CALL.tool, arguments: PROD_CALL.arguments });
+    const text = ((result.content as Array<{ type: string; text?: string }> | undefined) ?? []).find((c) => c.type === 'text')?.text ?? '';
+    if (result.isError || !text) unexpected(`${PROD_CALL.tool} did not answer: ${JSON.stringify(result).slice(0, 300)}`);
+    let denied: TourResult['prod']['denied'] | undefined;
+    try {
+      await session.client.callTool({ name: PROD_DENIED_TOOL, arguments: {} });
+    } catch (err) {
+      const e = err as { code?: unknown; message?: string; data?: { auditEventId?: unknown } };
+      denied = { tool: PROD_DENIED_TOOL, code: Number(e.code), message: String(e.message ?? err), auditEventId: typeof e.data?.auditEventId === 'string' ? e.data.auditEventId : undefined };
+    }
+    if (!denied) unexpected(`${PROD_DENIED_TOOL} was not denied on ${PROD_SERVER}`);
+    if (denied.code !== -32602) unexpected(`${PROD_DENIED_TOOL} failed with ${denied.code}, not the -32602 of a role denial: ${denied.message}`);
+    return { server: PROD_SERVER, visible, call: { tool: PROD_CALL.tool, arguments: PROD_CALL.arguments, text }, denied };
+  } finally {
+    await session.close().catch(() => {});
   }
 }

@@ -75,7 +75,7 @@ async function readIdentityText(path: string, warn: (msg: string) => void): Prom
   let mode: number;
   try {
     const st = await stat(path);
-    if (st.isDirectory()) throw new AccessError('IDENTITY_UNREADABLE', `identity file ${path} is a directory`);
+    if (st.isDirectory()) throw isADirectory(path);
     mode = st.mode;
   } catch (err) {
     throw fsError(err, path);
@@ -93,12 +93,20 @@ async function readIdentityText(path: string, warn: (msg: string) => void): Prom
   }
 }
 
+/** `-i` at a directory, most often the bot's --destination: the file in it is `identity`. */
+function isADirectory(path: string): AccessError {
+  const file = `${path.replace(/[\\/]+$/, '')}/identity`;
+  return new AccessError('IDENTITY_UNREADABLE', `identity file ${path} is a directory`, {
+    hint: `-i takes the identity file itself; for a bot's --destination directory use ${file}`,
+  });
+}
+
 function fsError(err: unknown, path: string): AccessError {
   if (err instanceof AccessError) return err;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT') return new AccessError('IDENTITY_MISSING', `identity file ${path} does not exist`);
   if (code === 'ENOTDIR') return new AccessError('IDENTITY_MISSING', `identity file ${path} does not exist (a parent is not a directory)`);
-  if (code === 'EISDIR') return new AccessError('IDENTITY_UNREADABLE', `identity file ${path} is a directory`);
+  if (code === 'EISDIR') return isADirectory(path);
   if (code === 'EACCES' || code === 'EPERM') return new AccessError('IDENTITY_UNREADABLE', `identity file ${path} cannot be read (permission denied)`);
   return new AccessError('IDENTITY_UNREADABLE', `identity file ${path} cannot be read (${code ?? (err as Error)?.message ?? 'unknown error'})`, { cause: err });
 }

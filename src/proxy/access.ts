@@ -12,6 +12,7 @@ import { AuditLog } from './audit/log.js';
 import { loadRoles } from './rbac/roles.js';
 import { Policy } from './rbac/policy.js';
 import { accessDenied, createEnforcingGates, type LiveAccess } from './enforcement.js';
+import { NO_AUDIT_TRAIL, unknownRolesNotice } from './notices.js';
 
 export interface Access {
   /** Shared with every running session's gate; a reload updates it in place. */
@@ -28,6 +29,7 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
   for (const w of warnings) log.warn(w);
   if (roles.length === 0) log.warn('no roles are configured (roles, roles_files): no identity can reach any server');
   const policy = new Policy(roles);
+  if (!config.audit) log.warn(NO_AUDIT_TRAIL);
 
   let audit: AuditLog | undefined;
   if (config.audit) {
@@ -49,6 +51,11 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     },
     describeServer(peer, server) {
       return { tools: live.policy.toolPatterns(peer.roles, server) };
+    },
+    describePeer(peer) {
+      const unknownRoles = live.policy.unknownRoles(peer.roles);
+      const warnings = [...(unknownRoles.length ? [unknownRolesNotice(unknownRoles)] : []), ...(live.audit ? [] : [NO_AUDIT_TRAIL])];
+      return { ...(unknownRoles.length ? { unknownRoles } : {}), ...(warnings.length ? { warnings } : {}) };
     },
     recordRefusal(peer, server, reason) {
       live.audit?.append({

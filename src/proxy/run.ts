@@ -53,7 +53,7 @@ export async function startProxy(configPath: string, opts: { logLevel?: ProxyCon
         server.reconfigure(next, bot?.guardGates(nextAccess.gates) ?? nextAccess.gates, bot?.guard(nextAccess.decider) ?? nextAccess.decider);
         bot?.setAudit(nextAccess.audit);
         access = nextAccess;
-        log.info(`reloaded ${configPath}: ${next.servers.length} servers`);
+        log.info(`reloaded ${configPath}: ${next.servers.length} server${next.servers.length === 1 ? '' : 's'}`);
       } catch (err) {
         log.error(`reload failed, keeping the running configuration: ${describeError(err)}`);
       } finally {

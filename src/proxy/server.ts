@@ -40,6 +40,8 @@ export interface AccessDecider {
   checkServer(peer: Peer, server: ServerConfig): void;
   /** Extra per-server facts for `ls` (e.g. tool patterns). */
   describeServer?(peer: Peer, server: ServerConfig): Record<string, unknown>;
+  /** Facts about the caller for `ls` (roles the proxy does not define, warnings). */
+  describePeer?(peer: Peer): Record<string, unknown>;
   /** Audit a refusal that happens outside a session (e.g. a resume by someone else). */
   recordRefusal?(peer: Peer, server: ServerConfig, reason: string): void;
 }
@@ -101,7 +103,7 @@ export class ProxyServer {
     this.keepalive.unref();
     this.upstreams.refresh(this.config.servers, this.config.prestart);
     const addr = this.address();
-    this.log.info(`listening on ${addr.host}:${addr.port} (cluster ${this.config.cluster}, ${this.config.servers.length} servers)`);
+    this.log.info(`listening on ${addr.host}:${addr.port} (cluster ${this.config.cluster}, ${plural(this.config.servers.length, 'server')})`);
     return addr;
   }
 
@@ -154,7 +156,7 @@ export class ProxyServer {
       const open = this.routes.openPaths?.includes(url.pathname) ?? false;
       const peer = open ? tryPeer(req.socket as TLSSocket) : peerFromSocket(req.socket as TLSSocket);
       if (req.method === 'GET' && url.pathname === '/v1/servers') {
-        return json(res, 200, { cluster: this.config.cluster, servers: this.visibleServers(peer!) });
+        return json(res, 200, { cluster: this.config.cluster, servers: this.visibleServers(peer!), ...this.access.describePeer?.(peer!) });
       }
       if (this.routes.handle && (await this.routes.handle(req, res, peer))) return;
       json(res, 404, { error: { code: 'NOT_FOUND', message: `no such endpoint: ${req.method} ${url.pathname}` } });
@@ -279,4 +281,8 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }

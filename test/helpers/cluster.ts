@@ -27,6 +27,8 @@ export interface ClusterOptions {
   roles?: Array<Record<string, unknown>>;
   /** Extra top-level config keys (audit, sessions, keepalive, …). */
   config?: Record<string, unknown>;
+  /** Names in the proxy's certificate (default: localhost and 127.0.0.1). */
+  proxyHosts?: string[];
 }
 
 export function testServer(name = 'test', extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -43,7 +45,7 @@ export class TestCluster {
 
   static async start(opts: ClusterOptions = {}): Promise<TestCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'mcp-access-test-'));
-    const pki = await makeTestPki(dir, { cluster: 'test-cluster' });
+    const pki = await makeTestPki(dir, { cluster: 'test-cluster', proxyHosts: opts.proxyHosts });
     const config: Record<string, unknown> = {
       cluster: 'test-cluster',
       listen: '127.0.0.1:0',

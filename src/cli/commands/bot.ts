@@ -43,6 +43,25 @@ function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * Roles the proxy does not define grant nothing. None defined: the bot would
+ * reach nothing, so it is not registered. Some: registered, with a warning.
+ */
+async function checkBotRoles(config: import('../../proxy/config.js').ProxyConfig, roles: string[]): Promise<void> {
+  const [{ loadRoles }, { Policy }, { AccessError }] = await Promise.all([import('../../proxy/rbac/roles.js'), import('../../proxy/rbac/policy.js'), import('../../errors.js')]);
+  const defined = loadRoles({ inline: config.rolesInline, files: config.rolesFiles, baseDir: config.baseDir }).roles;
+  const unknown = new Policy(defined).unknownRoles(roles);
+  if (unknown.length === 0) return;
+  const names = unknown.map((r) => `"${r}"`).join(', ');
+  const known = `the roles it defines: ${defined.map((r) => r.name).join(', ') || 'none'}`;
+  if (unknown.length === new Set(roles).size) {
+    throw new AccessError('USAGE', `${config.path} defines no role named ${names}; the bot was not registered`, {
+      hint: `${known}; define the role first, under roles or roles_files`,
+    });
+  }
+  process.stderr.write(`mcp-access: warning: ${config.path} defines no role named ${names}: it grants the bot nothing until it is defined (${known})\n`);
+}
+
 const addCommand: CommandModule<object, AddArgs> = {
   command: 'add <name>',
   describe: 'Register a bot and print its one-time join token and the CA pin',
@@ -62,6 +81,7 @@ const addCommand: CommandModule<object, AddArgs> = {
     const roles = argv.roles.flatMap((r) => String(r).split(',')).map((r) => r.trim()).filter((r) => r !== '');
     const tokenTtlMs = parseDuration(argv['token-ttl'], '--token-ttl');
     const { config, store } = await openBotState(argv.config);
+    await checkBotRoles(config, roles);
     const { caPin, proxyCertPem } = await readCaPublic(config);
     const added = await addBot(store, { name: String(argv.name), roles, tokenTtlMs });
     const proxy = argv.proxy ?? suggestProxyAddress(config, proxyCertPem);

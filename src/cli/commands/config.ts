@@ -11,6 +11,7 @@ export const configCommand: CommandModule = {
       .positional('server', { type: 'string', describe: 'Server name (or --all)' })
       .option('all', { type: 'boolean', describe: 'Every server this identity can reach (asks the proxy)' })
       .option('client', { choices: ['claude', 'cursor', 'vscode', 'claude-code', 'langgraph'] as const, default: 'claude' as const, describe: 'Which MCP client' })
+      .option('check', { type: 'boolean', default: true, describe: 'Ask the proxy that the server exists and is reachable (--no-check: offline)' })
       .option('write', { type: 'string', describe: "Merge into the client's config file (default location, or PATH); keeps a backup" })
       .example('$0 config files -i ~/machine-id/identity --proxy proxy.example.com:443', 'claude_desktop_config.json entry for "files"')
       .example('$0 config --all --client cursor --write -i ID --proxy HOST:443', 'Add every reachable server to ~/.cursor/mcp.json'),
@@ -27,14 +28,7 @@ export const configCommand: CommandModule = {
       if (servers.length === 0) throw new AccessError('ACCESS_DENIED', `no MCP server is reachable with ${identityPath}`);
     } else {
       servers = [String(argv.server)];
-      // Offline by design (no proxy needed), but say so when the file cannot work.
-      try {
-        const { loadIdentity } = await import('../../identity/load.js');
-        await loadIdentity(identityPath, { retries: 0, warn: () => {} });
-      } catch (err) {
-        const { describeError } = await import('../../errors.js');
-        process.stderr.write(`mcp-access: warning: ${describeError(err)}; the configuration below will not work until it does\n`);
-      }
+      if (argv.check !== false) await checkServer(argv, servers[0]!);
     }
     const launches = new Map(servers.map((s) => [s, cfg.connectLaunch(s, identityPath, proxyText)]));
     const client = argv.client as import('../../client/client-config.js').ClientKind;
@@ -49,3 +43,31 @@ export const configCommand: CommandModule = {
     print(`Wrote ${servers.map(cfg.entryName).join(', ')} to ${path}${backup ? ` (previous file kept as ${backup})` : ''}`);
   },
 };
+
+/**
+ * A named server is checked against the proxy before an entry is printed or
+ * written: a typo is refused. When the proxy cannot be asked, the entry is
+ * printed with a warning saying it was not checked.
+ */
+async function checkServer(argv: Record<string, unknown>, server: string): Promise<void> {
+  const { describeError } = await import('../../errors.js');
+  let reachable: string[];
+  let where: string;
+  try {
+    const { resolveClient } = await import('./client-options.js');
+    const { identity, proxy, proxyText, extraCa } = await resolveClient(argv);
+    const { listServers } = await import('../../client/proxy-api.js');
+    where = proxyText;
+    reachable = (await listServers(proxy, identity, extraCa)).servers.map((s) => s.name);
+  } catch (err) {
+    const identityProblem = (err as { code?: string }).code?.startsWith('IDENTITY');
+    process.stderr.write(identityProblem
+      ? `mcp-access: warning: ${describeError(err)}; the configuration below will not work until it does\n`
+      : `mcp-access: warning: could not ask the proxy whether "${server}" exists, so the configuration below is unchecked: ${describeError(err)}\n`);
+    return;
+  }
+  if (reachable.includes(server)) return;
+  throw new AccessError('UNKNOWN_SERVER', `no MCP server named "${server}" is reachable with this identity on the proxy at ${where} (it reaches: ${reachable.join(', ') || 'none'})`, {
+    hint: 'check the name with `mcp-access ls`; --no-check prints the entry without asking the proxy',
+  });
+}

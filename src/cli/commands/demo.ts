@@ -13,7 +13,7 @@ interface DemoArgs {
 
 export const demoCommand: CommandModule<object, DemoArgs> = {
   command: 'demo',
-  describe: 'Run a local cluster (CA, proxy, two MCP servers, the seed roles, a bot) and tour it',
+  describe: 'Run a local cluster (CA, proxy, two MCP servers, read-only roles, a bot) and tour it',
   builder: (y) =>
     (y as Argv<object>)
       .option('exit', { type: 'boolean', default: false, describe: 'Stop after the tour (exit 0) instead of running until Ctrl-C' })

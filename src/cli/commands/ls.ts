@@ -12,13 +12,19 @@ export const lsCommand: CommandModule = {
   handler: async (argv) => {
     const { identity, proxy, extraCa } = await resolveClient(argv);
     const { listServers } = await import('../../client/proxy-api.js');
-    const { cluster, servers } = await listServers(proxy, identity, extraCa);
-    if (argv.format === 'json') return printJson({ cluster, servers });
+    const list = await listServers(proxy, identity, extraCa);
+    const { cluster, servers } = list;
+    for (const w of list.warnings ?? []) process.stderr.write(`mcp-access: warning: ${w}\n`);
+    if (argv.format === 'json') return printJson(list);
     if (argv.format === 'yaml') {
       const { stringify } = await import('yaml');
-      return print(stringify({ cluster, servers }));
+      return print(stringify(list));
     }
-    if (servers.length === 0) return print(`No MCP servers on cluster ${cluster} are reachable by ${identity.user} (roles: ${identity.roles.join(', ')}).`);
+    if (servers.length === 0) {
+      const unknown = list.unknownRoles ?? [];
+      const why = unknown.length === identity.roles.length && unknown.length > 0 ? ': the proxy defines none of these roles' : unknown.length ? `: the proxy does not define ${unknown.join(', ')}, and the other roles reach no server` : '';
+      return print(`No MCP servers on cluster ${cluster} are reachable by ${identity.user} (roles: ${identity.roles.join(', ')})${why}.`);
+    }
     const rows = servers.map((s) => [
       s.name,
       s.description || '-',

@@ -45,6 +45,10 @@ const checkCommand: CommandModule<object, CheckArgs> = {
     const unknown = policy.unknownRoles(roleNames);
     const tool = argv.tool === undefined ? undefined : { name: argv.tool, ...policy.toolDecision(roleNames, ref, argv.tool) };
     const relevantWarnings = warnings.filter((w) => roles.some((r) => roleNames.includes(r.name) && w.startsWith(`${r.source}:`)));
+    if (!config.audit) {
+      const { NO_AUDIT_TRAIL } = await import('../../proxy/notices.js');
+      relevantWarnings.push(NO_AUDIT_TRAIL);
+    }
 
     if (argv.format === 'json') {
       printJson({ server: server.name, labels: server.labels, roles: roleNames, unknownRoles: unknown, reach, tools: patterns, tool, warnings: relevantWarnings });

@@ -13,7 +13,7 @@
  *    match case-insensitively; an entry that cannot be evaluated matches.
  *  - No allow entries → no tools.
  *  - A role that allows tools but writes no `spec.allow.app_labels`
- *    ("tools-only", like the seed's `llm-access`) allows every server.
+ *    ("tools-only", like `llm-access` in Teleport's MCP access guide) allows every server.
  *
  * A Policy is immutable: a reload builds a new one. Per (roles, server) the
  * applicable rules are computed once and cached, so the per-message cost of a

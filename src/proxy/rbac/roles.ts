@@ -9,7 +9,7 @@
  *     deny:  { mcp: {tools: [write_file]} }
  *
  * `mcp_tools` written directly under allow/deny (as the read-only example in
- * our seed documents does) is read like `mcp.tools`.
+ * Teleport's MCP access guide does) is read like `mcp.tools`.
  *
  * Rule of thumb for what is an error and what is a warning: anything that
  * could silently drop or weaken a deny, or make a grant ambiguous, is a
@@ -275,7 +275,7 @@ function readYamlDocuments(shown: string, path: string): Array<{ doc: unknown; w
     if (error) {
       const { line, col } = lineCounter.linePos(error.pos[0]);
       const sourceLine = text.split('\n')[line - 1] ?? '';
-      // The read-only role in our seed documents has `_ list_*` where `- list_*` was meant.
+      // The read-only role in Teleport's MCP access guide has `_ list_*` where `- list_*` was meant.
       const typo = /^(\s*)_(\s+\S.*)$/.exec(sourceLine.replace(/\r$/, ''));
       const detail = typo
         ? `line ${line}, column ${typo[1]!.length + 1}: not valid YAML: "${sourceLine.trim()}" is not a list item — did you mean "-${typo[2]}"?`
