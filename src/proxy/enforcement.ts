@@ -129,8 +129,16 @@ class EnforcingGate implements SessionGate {
               { code: 'TOOL_DENIED', auditEventId: ev?.id, tool: m.toolName, server: this.server.name });
           }
         }
-        const ev = await this.record(event);
-        this.pending.set(clientKey(m.id), { method: m.method, tool: m.toolName, startedAt: performance.now(), eventId: ev?.id, direction: 'client_to_server' });
+        // Pending from now (before the await): a second request with this id
+        // that arrives meanwhile is refused above.
+        const entry: Pending = { method: m.method, tool: m.toolName, startedAt: performance.now(), direction: 'client_to_server' };
+        this.pending.set(clientKey(m.id), entry);
+        try {
+          entry.eventId = (await this.record(event))?.id;
+        } catch (err) {
+          this.pending.delete(clientKey(m.id));
+          throw err;
+        }
         return { forward: bytes };
       }
       case 'notification':
