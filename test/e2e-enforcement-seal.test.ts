@@ -78,6 +78,7 @@ beforeAll(async () => {
       { name: 'everything', labels: { env: 'dev' }, command: process.execPath, args: [EVERYTHING, 'stdio'], env: { EXTRA_FROM_CONFIG: 'yes' } },
       testServer('limited'),
       testServer('expiring'),
+      testServer('as-nobody', { run_as: 'nobody' }),
     ],
     roles: [
       ALLOW_ALL_ROLE,
@@ -227,6 +228,19 @@ describe('upstream processes cannot reach the proxy\'s secrets', () => {
     const allowed = /^(PATH|HOME|USER|LOGNAME|SHELL|TERM|LANG|LANGUAGE|TZ|TMPDIR|TMP|TEMP|LC_.*|EXTRA_FROM_CONFIG)$/;
     // (Node and npm may add a few of their own at start-up, e.g. npm_*.)
     for (const k of Object.keys(env)) if (!k.startsWith('npm_') && !k.startsWith('NODE')) expect(k).toMatch(allowed);
+    await t.close();
+  });
+
+  // Switching users needs root (or CAP_SETUID/CAP_SETGID); other runs cannot test it.
+  it.runIf(process.getuid?.() === 0)('run_as: the server process runs as that user (here nobody, who cannot read the CA key)', async () => {
+    const t = await session(admin, 'as-nobody');
+    t.send({ jsonrpc: '2.0', id: 'pid', method: 'tools/call', params: { name: 'pid', arguments: {} } });
+    const pid = Number(((await t.response('pid')).result as { content: Array<{ text: string }> }).content[0]!.text);
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    expect(status).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
+    expect(status).toMatch(/^Gid:\s+65534\s/m);
+    expect(status).toMatch(/^Groups:\s*$/m);
+    expect(cluster.proxyLog).not.toMatch(/SECURITY: .*"as-nobody"/);
     await t.close();
   });
 
