@@ -79,6 +79,8 @@ beforeAll(async () => {
       testServer('limited'),
       testServer('expiring'),
       testServer('as-nobody', { run_as: 'nobody' }),
+      // As operators write it: npx (the package is installed here, so no download).
+      { name: 'files-npx', labels: { env: 'dev' }, command: 'npx', args: ['--no-install', '@modelcontextprotocol/server-filesystem', sample], cwd: ROOT },
     ],
     roles: [
       ALLOW_ALL_ROLE,
@@ -228,6 +230,13 @@ describe('upstream processes cannot reach the proxy\'s secrets', () => {
     const allowed = /^(PATH|HOME|USER|LOGNAME|SHELL|TERM|LANG|LANGUAGE|TZ|TMPDIR|TMP|TEMP|LC_.*|EXTRA_FROM_CONFIG)$/;
     // (Node and npm may add a few of their own at start-up, e.g. npm_*.)
     for (const k of Object.keys(env)) if (!k.startsWith('npm_') && !k.startsWith('NODE')) expect(k).toMatch(allowed);
+    await t.close();
+  });
+
+  it('an npx-started server still starts with the minimal environment', async () => {
+    const t = await session(reader, 'files-npx');
+    t.send({ jsonrpc: '2.0', id: 'read', method: 'tools/call', params: { name: 'read_text_file', arguments: { path: join(sample, 'products.csv') } } });
+    expect(text(await t.response('read', 30_000))).toContain('widget');
     await t.close();
   });
 
