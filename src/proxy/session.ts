@@ -217,7 +217,7 @@ export class ProxySession {
     const fire = () => {
       const socket = this.socket;
       if (!socket) return;
-      this.log.info(`${this.peer.user}'s certificate expired; ending the session`);
+      this.log.info(`${this.peer.user}'s certificate expired; closing the tunnel and ending the session (no resume can succeed)`);
       void this.end(new AccessError('IDENTITY_EXPIRED', `the certificate of ${this.peer.user} expired at ${this.peer.notAfter.toISOString()}`));
     };
     if (ms <= 0) { fire(); return; }
