@@ -84,6 +84,8 @@ describe('configuration: roots, client_roots, run_as, inherit_env, limits', () =
     expect(() => config({ servers: [{ name: 'f', command: 'x', inherit_env: ['A=B'] }] })).toThrow(/servers\[0\]\.inherit_env/);
     expect(() => config({ servers: [{ name: 'f', url: 'http://x', run_as: 'nobody' }] })).toThrow(/run_as: applies only to a stdio server/);
     expect(() => config({ sessions: { max_per_identity: 0 } })).toThrow(/sessions\.max_per_identity: must be a whole number of at least 1/);
+    expect(() => config({ sessions: { max_processes_per_server: 1 } })).toThrow(/max_processes_per_server: must be at least 2 while prestart is on/);
+    expect(config({ sessions: { max_processes_per_server: 1, prestart: false } }).limits.processesPerServer).toBe(1);
   });
   it('limits have defaults and can be set', () => {
     expect(config({}).limits).toEqual(DEFAULT_LIMITS);

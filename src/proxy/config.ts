@@ -169,6 +169,7 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
     if (s.grace_period !== undefined) gracePeriodMs = duration(s.grace_period, 'sessions.grace_period', fail);
     if (s.stop_grace !== undefined) stopGraceMs = duration(s.stop_grace, 'sessions.stop_grace', fail);
   }
+  if (prestart && limits.processesPerServer < 2) fail('sessions.max_processes_per_server', 'must be at least 2 while prestart is on (the warm spare is one of them)');
   const keepaliveMs = d.keepalive === undefined ? 15_000 : duration(d.keepalive, 'keepalive', fail);
   if (keepaliveMs < 100) fail('keepalive', 'must be at least 100ms');
   const maxMessageSize = d.max_message_size === undefined ? 64 * 1024 * 1024 : size(d.max_message_size, 'max_message_size', fail);

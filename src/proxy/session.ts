@@ -128,8 +128,11 @@ export class ProxySession {
     if (peer) {
       // From now on the session is judged by the certificate presented now.
       this.peer = peer;
-      if (this.deps.gate.resumed) {
-        Promise.resolve().then(() => this.deps.gate.resumed!(peer)).catch((err) => this.log.error(`audit: ${describeError(err)}`));
+      // Called synchronously: the gate takes the new roles before any frame of the new tunnel.
+      try {
+        Promise.resolve(this.deps.gate.resumed?.(peer)).catch((err) => this.log.error(`audit: ${describeError(err)}`));
+      } catch (err) {
+        this.log.error(`resume: ${describeError(err)}`);
       }
     }
     if (this.graceTimer) { clearTimeout(this.graceTimer); this.graceTimer = undefined; }
