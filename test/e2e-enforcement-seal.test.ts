@@ -12,7 +12,19 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TestCluster, ALLOW_ALL_ROLE, EVERYTHING, FILESYSTEM, ROOT, testServer, waitForExit } from './helpers/cluster.js';
 import { RawTunnel } from './helpers/raw-tunnel.js';
+import { RawBridge, INIT } from './helpers/raw-bridge.js';
 
+const CR_SERVER = `
+  let buf = '';
+  process.stdin.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\\n')) >= 0) {
+      const m = JSON.parse(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+      if (m.id !== undefined) process.stdout.write('{"jsonrpc":"2.0",\\r"id":' + JSON.stringify(m.id) + ',\\r\\r"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"cr","version":"1"}}}\\n');
+    }
+  });`;
 const SECRET_ENV = 'MCP_ACCESS_TEST_PROXY_SECRET';
 const SECRET_VALUE = 'proxy-only-secret-7f3a';
 
@@ -79,6 +91,8 @@ beforeAll(async () => {
       testServer('limited'),
       testServer('expiring'),
       testServer('as-nobody', { run_as: 'nobody' }),
+      // A server whose answers carry a raw CR (JSON whitespace) in the middle of the line.
+      { name: 'cr-server', labels: { env: 'dev' }, command: process.execPath, args: ['-e', CR_SERVER] },
       // As operators write it: npx (the package is installed here, so no download).
       { name: 'files-npx', labels: { env: 'dev' }, command: 'npx', args: ['--no-install', '@modelcontextprotocol/server-filesystem', sample], cwd: ROOT },
     ],
@@ -125,6 +139,18 @@ describe('one frame is one message: no line break reaches a stdio server', () =>
     await t.close();
     await expect(readFile(target())).rejects.toThrow(/ENOENT/);
     expect((await auditEvents()).some((e) => e.tool === 'write_file' && e.outcome !== 'denied')).toBe(false);
+  });
+});
+
+describe('the bridge writes one line per message', () => {
+  it('a frame with raw CRs (JSON whitespace) from the server reaches the client as one line, same JSON', async () => {
+    const b = RawBridge.spawn(cluster.connectArgs('cr-server', admin));
+    b.send(INIT(1));
+    const r = await b.response(1);
+    expect((r.result as { serverInfo: { name: string } }).serverInfo.name).toBe('cr');
+    expect(b.stdoutText).not.toMatch(/\r/);
+    expect(b.stdoutText.trim().split('\n')).toHaveLength(1);
+    expect(await b.end()).toBe(0);
   });
 });
 
