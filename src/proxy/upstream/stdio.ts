@@ -165,7 +165,7 @@ export class StdioUpstream implements Upstream {
   private startError(err: unknown): AccessError {
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'ENOENT' ? `command "${this.config.command}" was not found` : e.code === 'EACCES' ? `command "${this.config.command}" is not executable`
-      : e.code === 'EPERM' && this.config.runAs !== undefined ? `the proxy may not start processes as run_as "${this.config.runAs}" (it needs to run as root, or with CAP_SETUID and CAP_SETGID)` : e.message;
+      : e.code === 'EPERM' && this.config.runAs !== undefined ? `the proxy may not start processes as run_as "${this.config.runAs}" (it needs to run as root, or with CAP_SETUID, CAP_SETGID and CAP_KILL)` : e.message;
     return new AccessError('UPSTREAM_FAILED', `MCP server "${this.serverName}" could not be started: ${why}`);
   }
 }
