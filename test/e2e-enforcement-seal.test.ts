@@ -327,7 +327,7 @@ describe('a resumed session is judged by the certificate presented now', () => {
 
 describe('an expired certificate ends its session at once', () => {
   it('the upstream is stopped when the certificate expires, not kept for a resume that cannot come', async () => {
-    const shortLived = await cluster.issue('brief', ['all'], 5_000);
+    const shortLived = await cluster.issue('brief', ['all'], 8_000);
     const t = await session(shortLived, 'expiring');
     t.send({ jsonrpc: '2.0', id: 'pid', method: 'tools/call', params: { name: 'pid', arguments: {} } });
     const pid = Number(((await t.response('pid')).result as { content: Array<{ text: string }> }).content[0]!.text);
