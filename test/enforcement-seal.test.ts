@@ -105,6 +105,10 @@ describe('the environment and user of a stdio server', () => {
   it('with run_as, HOME, USER and LOGNAME are that user\'s', () => {
     expect(childEnvironment(server(), { uid: 65534, gid: 65534, name: 'nobody', home: '/nonexistent' }, proxyEnv))
       .toMatchObject({ HOME: '/nonexistent', USER: 'nobody', LOGNAME: 'nobody' });
+    const anonymous = childEnvironment(server(), { uid: 12345, gid: 12345 }, { ...proxyEnv, USER: 'root', LOGNAME: 'root' });
+    expect(anonymous.HOME).toBeUndefined();
+    expect(anonymous.USER).toBeUndefined();
+    expect(anonymous.LOGNAME).toBeUndefined();
   });
   it('run_as: a name, a uid, or uid:gid; an unknown user is a configuration error', () => {
     expect(resolveRunAs('root', 'run_as')).toMatchObject({ uid: 0, gid: 0, name: 'root' });

@@ -6,7 +6,8 @@
  * PATH, HOME, USER, LOGNAME, SHELL, TERM, LANG, LANGUAGE, LC_*, TZ, TMPDIR,
  * TMP, TEMP (and Windows' SYSTEMROOT, WINDIR, COMSPEC, PATHEXT); then the
  * variables the server's `inherit_env` names, then its `env`. With `run_as`,
- * HOME, USER and LOGNAME are those of that user.
+ * HOME, USER and LOGNAME are those of that user (unset for a uid without an
+ * account).
  */
 import type { StdioServerConfig } from '../config.js';
 import { resolveRunAs, type OsUser } from '../os-user.js';
@@ -19,6 +20,8 @@ export function childEnvironment(config: StdioServerConfig, user: OsUser | undef
     if (v !== undefined && (MINIMAL_ENV.includes(k) || k.startsWith('LC_') || config.inheritEnv.includes(k))) env[k] = v;
   }
   if (user) {
+    // Never the proxy user's: that user's values, or none (run_as uid:gid without an account).
+    delete env.HOME; delete env.USER; delete env.LOGNAME;
     if (user.home) env.HOME = user.home;
     if (user.name) { env.USER = user.name; env.LOGNAME = user.name; }
   }
