@@ -310,6 +310,21 @@ describe('a resumed session is judged by the certificate presented now', () => {
     await expect(readFile(path)).rejects.toThrow(/ENOENT/);
   });
 
+  it('the expiry of the resuming certificate applies: a short-lived one ends the session at its notAfter', async () => {
+    const long = await cluster.issue('switcher', ['all'], 600_000);
+    const brief = await cluster.issue('switcher', ['all'], 8_000);
+    const t = await session(long, 'expiring');
+    t.send({ jsonrpc: '2.0', id: 'pid', method: 'tools/call', params: { name: 'pid', arguments: {} } });
+    const pid = Number(((await t.response('pid')).result as { content: Array<{ text: string }> }).content[0]!.text);
+    const received = t.messages.length;
+    t.drop();
+    const r = await RawTunnel.open(cluster.address, brief, { resume: t.hello!.resumeToken, received });
+    expect(r.hello?.resumed).toBe(true);
+    await r.until(() => r.closed !== undefined, 'close at the resuming certificate\'s expiry', 30_000);
+    expect(r.closed!.code).toBe(4402);
+    expect(await waitForExit(pid, 15_000)).toBe(true);
+  });
+
   it('another user cannot resume the session', async () => {
     const t = await session(admin, 'files');
     const token = t.hello!.resumeToken;
