@@ -71,6 +71,7 @@ export const CATALOGUE = {
   ACCESS_DENIED: { exit: EXIT.ACCESS_DENIED, hint: "access is governed by the identity's roles; ask an administrator" },
   TOOL_DENIED: { exit: EXIT.ACCESS_DENIED, hint: "access is governed by the identity's roles; ask an administrator" },
   SESSION_LOCKED: { exit: EXIT.ACCESS_DENIED, hint: 'the identity was locked by an administrator' },
+  LIMIT_REACHED: { exit: EXIT.ACCESS_DENIED, hint: 'close sessions you no longer use, or ask the operator to raise the limit the message names (sessions.* in the proxy configuration)' },
 
   // upstream MCP servers
   UPSTREAM_FAILED: { exit: EXIT.UPSTREAM, hint: "the MCP server could not be started; see the proxy's log" },

@@ -22,7 +22,7 @@ describe('well-formed messages pass and are classified', () => {
   it('other requests, with and without params; string ids', () => {
     expect(inspect('{"jsonrpc":"2.0","id":"a-1","method":"tools/list"}')).toEqual({ kind: 'request', id: 'a-1', method: 'tools/list' });
     expect(inspect('{"jsonrpc":"2.0","id":0,"method":"tools/list","params":{"cursor":"abc"}}')).toEqual({ kind: 'request', id: 0, method: 'tools/list', params: { cursor: 'abc' } });
-    expect(inspect('  {"method":"ping","id":-3,"jsonrpc":"2.0"}\r\n')).toEqual({ kind: 'request', id: -3, method: 'ping' });
+    expect(inspect(' \t{"method":"ping","id":-3,"jsonrpc":"2.0"} ')).toEqual({ kind: 'request', id: -3, method: 'ping' });
   });
   it('notifications', () => {
     expect(inspect('{"jsonrpc":"2.0","method":"notifications/initialized"}')).toEqual({ kind: 'notification', method: 'notifications/initialized' });
@@ -100,6 +100,24 @@ describe('parse-differential tricks', () => {
     expect(inspect('{"jsonrpc":"2.0","id":1,"method":"TOOLS/CALL","params":{"name":"write_file"}}')).toMatchObject({ kind: 'invalid', code: -32600 });
     expect(inspect('{"jsonrpc":"2.0","id":1,"method":"tools/call ","params":{"name":"write_file"}}')).toMatchObject({ kind: 'invalid', reason: 'method contains spaces, control or invisible characters' });
     expect(inspect('{"jsonrpc":"2.0","id":1,"method":"tools/call\\u0000","params":{"name":"write_file"}}')).toMatchObject({ kind: 'invalid', code: -32600 });
+  });
+});
+
+describe('what a line-based server would read differently, and requests without an id', () => {
+  it('a raw LF or CR anywhere (legal JSON whitespace) is refused: a stdio server would read a second message', () => {
+    const hidden = '{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":\n{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"write_file","arguments":{}}}\n}}';
+    expect(inspect(hidden)).toMatchObject({ kind: 'invalid', id: 1, code: -32600, reason: expect.stringMatching(/raw line break/) });
+    expect(inspect('{"jsonrpc":"2.0","id":3,"method":"ping"}\r\n')).toMatchObject({ kind: 'invalid', id: 3, code: -32600 });
+    expect(inspect('{"jsonrpc":"2.0",\r"id":4,"method":"ping"}')).toMatchObject({ kind: 'invalid', id: 4, code: -32600 });
+    // Escaped inside a string it is data, and fine.
+    expect(inspect('{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"w","arguments":{"content":"a\\nb\\r"}}}')).toMatchObject({ kind: 'request', id: 5 });
+  });
+  it('a request method sent as a notification (no id) is refused; notifications/* pass', () => {
+    for (const method of ['tools/call', 'tools/list', 'ping', 'initialize', 'x-custom/thing']) {
+      expect(inspect(`{"jsonrpc":"2.0","method":"${method}","params":{"name":"write_file","arguments":{}}}`), method)
+        .toMatchObject({ kind: 'invalid', id: null, code: -32600, reason: expect.stringMatching(/needs an id/) });
+    }
+    expect(inspect('{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}')).toMatchObject({ kind: 'notification' });
   });
 });
 

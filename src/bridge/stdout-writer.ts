@@ -1,6 +1,7 @@
 /**
  * Writes messages to the MCP client, one per line, honouring backpressure:
  * when the stream's buffer is full, the tunnel is paused until 'drain'.
+ * A message is never more than one line (see `oneLine`).
  */
 import type { Writable } from 'node:stream';
 import { writeLine } from '../tunnel/write-line.js';
@@ -25,7 +26,7 @@ export class StdoutWriter {
 
   write(message: Buffer): void {
     if (this.broken) return;
-    const ok = writeLine(this.stream, message);
+    const ok = writeLine(this.stream, oneLine(message));
     if (!ok && !this.blocked) {
       this.blocked = true;
       this.pause();
@@ -40,4 +41,19 @@ export class StdoutWriter {
       this.stream.write('', () => { clearTimeout(t); resolve(); });
     });
   }
+}
+
+/**
+ * The message as one line. In JSON a raw CR or LF can only be whitespace
+ * between tokens (inside strings they must be escaped), so turning each into
+ * a space leaves the JSON value exactly as it was, while the client, which
+ * reads its input line by line, can no longer be handed two messages in one
+ * frame. (A frame that is not JSON stays one line too.) The common case costs
+ * two byte searches and no copy.
+ */
+export function oneLine(message: Buffer): Buffer {
+  if (!message.includes(0x0a) && !message.includes(0x0d)) return message;
+  const out = Buffer.from(message);
+  for (let i = 0; i < out.length; i++) if (out[i] === 0x0a || out[i] === 0x0d) out[i] = 0x20;
+  return out;
 }

@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { AccessError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
@@ -15,14 +16,25 @@ export interface StdioServerConfig {
   args: string[];
   env: Record<string, string>;
   cwd?: string;
+  /** Names of the proxy's environment variables passed on as they are (on top of the minimal set). */
+  inheritEnv: string[];
+  /** OS user (name, uid or uid:gid) the process runs as; the proxy's own user when unset. */
+  runAs?: string;
 }
 export interface HttpServerConfig { transport: 'http'; url: string; headers: Record<string, string> }
 export interface SseServerConfig { transport: 'sse'; url: string; headers: Record<string, string> }
+
+/** A root the proxy reports to the server (`roots/list`) on the client's behalf. */
+export interface RootConfig { uri: string; name?: string }
 
 export type ServerConfig = {
   name: string;
   description: string;
   labels: Record<string, string>;
+  /** What the proxy answers to the server's `roots/list` (unless clientRoots). */
+  roots: RootConfig[];
+  /** Forward the client's roots (filtered by the roles' mcp.roots) instead. */
+  clientRoots: boolean;
 } & (StdioServerConfig | HttpServerConfig | SseServerConfig);
 
 export interface AuditConfig {
@@ -45,6 +57,8 @@ export interface ProxyConfig {
   audit?: AuditConfig;
   /** How long a disconnected session's upstream is kept for a resume. */
   gracePeriodMs: number;
+  /** Caps on sessions and upstream processes (docs/configuration.md, "Limits"). */
+  limits: SessionLimits;
   maxMessageSize: number;
   keepaliveMs: number;
   /** SIGTERM → SIGKILL grace for stdio upstreams. */
@@ -54,6 +68,16 @@ export interface ProxyConfig {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   bot?: { stateDir: string };
 }
+
+export interface SessionLimits {
+  /** Sessions (attached or waiting for a resume) per identity: user, or bot. */
+  perIdentity: number;
+  /** Sessions on this proxy. */
+  total: number;
+  /** Running processes per stdio server (sessions plus the warm spare). */
+  processesPerServer: number;
+}
+export const DEFAULT_LIMITS: SessionLimits = { perIdentity: 32, total: 512, processesPerServer: 64 };
 
 const TOP_KEYS = new Set(['cluster', 'listen', 'ca_dir', 'servers', 'roles', 'roles_files', 'audit', 'sessions', 'keepalive', 'log_level', 'bot', 'max_message_size']);
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -129,10 +153,15 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
   let gracePeriodMs = 120_000;
   let stopGraceMs = 3_000;
   let prestart = true;
+  const limits = { ...DEFAULT_LIMITS };
   if (d.sessions !== undefined) {
     if (!isObject(d.sessions)) fail('sessions', 'must be a mapping');
     const s = d.sessions as Record<string, unknown>;
-    for (const k of Object.keys(s)) if (!['grace_period', 'stop_grace', 'prestart'].includes(k)) fail(`sessions.${k}`, 'unknown key (known: grace_period, stop_grace, prestart)');
+    const knownSession = ['grace_period', 'stop_grace', 'prestart', 'max_per_identity', 'max_total', 'max_processes_per_server'];
+    for (const k of Object.keys(s)) if (!knownSession.includes(k)) fail(`sessions.${k}`, `unknown key (known: ${knownSession.join(', ')})`);
+    if (s.max_per_identity !== undefined) limits.perIdentity = count(s.max_per_identity, 'sessions.max_per_identity', fail);
+    if (s.max_total !== undefined) limits.total = count(s.max_total, 'sessions.max_total', fail);
+    if (s.max_processes_per_server !== undefined) limits.processesPerServer = count(s.max_processes_per_server, 'sessions.max_processes_per_server', fail);
     if (s.prestart !== undefined) {
       if (typeof s.prestart !== 'boolean') fail('sessions.prestart', 'must be true or false');
       prestart = s.prestart as boolean;
@@ -140,6 +169,7 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
     if (s.grace_period !== undefined) gracePeriodMs = duration(s.grace_period, 'sessions.grace_period', fail);
     if (s.stop_grace !== undefined) stopGraceMs = duration(s.stop_grace, 'sessions.stop_grace', fail);
   }
+  if (prestart && limits.processesPerServer < 2) fail('sessions.max_processes_per_server', 'must be at least 2 while prestart is on (the warm spare is one of them)');
   const keepaliveMs = d.keepalive === undefined ? 15_000 : duration(d.keepalive, 'keepalive', fail);
   if (keepaliveMs < 100) fail('keepalive', 'must be at least 100ms');
   const maxMessageSize = d.max_message_size === undefined ? 64 * 1024 * 1024 : size(d.max_message_size, 'max_message_size', fail);
@@ -155,7 +185,7 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
     bot = { stateDir: abs(str(b.state_dir, 'bot.state_dir', fail)) };
   }
 
-  return { path: resolve(path), baseDir, cluster, listen, caDir, servers, rolesInline, rolesFiles, audit, gracePeriodMs, maxMessageSize, keepaliveMs, stopGraceMs, prestart, logLevel, bot };
+  return { path: resolve(path), baseDir, cluster, listen, caDir, servers, rolesInline, rolesFiles, audit, gracePeriodMs, limits, maxMessageSize, keepaliveMs, stopGraceMs, prestart, logLevel, bot };
 }
 
 type Fail = (field: string, what: string) => never;
@@ -163,7 +193,7 @@ type Fail = (field: string, what: string) => never;
 function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string) => string): ServerConfig {
   if (!isObject(s)) fail(at, 'must be a mapping with name and command, url or sse_url');
   const o = s as Record<string, unknown>;
-  const known = ['name', 'description', 'labels', 'command', 'args', 'env', 'cwd', 'url', 'sse_url', 'headers'];
+  const known = ['name', 'description', 'labels', 'roots', 'client_roots', 'command', 'args', 'env', 'inherit_env', 'run_as', 'cwd', 'url', 'sse_url', 'headers'];
   for (const k of Object.keys(o)) if (!known.includes(k)) fail(`${at}.${k}`, `unknown key (known: ${known.join(', ')})`);
   const name = str(o.name, `${at}.name`, fail);
   if (!NAME_RE.test(name)) fail(`${at}.name`, `"${name}" must be 1-64 letters, digits, dot, dash or underscore`);
@@ -171,7 +201,8 @@ function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string) => str
   const labels = stringMap(o.labels, `${at}.labels`, fail);
   const kinds = ['command', 'url', 'sse_url'].filter((k) => o[k] !== undefined);
   if (kinds.length !== 1) fail(at, `server "${name}" needs exactly one of command (stdio), url (Streamable HTTP) or sse_url (SSE)${kinds.length ? `, not ${kinds.join(' and ')}` : ''}`);
-  const base = { name, description, labels };
+  if (o.client_roots !== undefined && typeof o.client_roots !== 'boolean') fail(`${at}.client_roots`, 'must be true or false');
+  const base = { name, description, labels, roots: parseRoots(o.roots, `${at}.roots`, fail, abs), clientRoots: o.client_roots === true };
   if (o.command !== undefined) {
     for (const k of ['url', 'sse_url', 'headers']) if (o[k] !== undefined) fail(`${at}.${k}`, 'does not apply to a stdio server');
     const args = o.args ?? [];
@@ -183,9 +214,11 @@ function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string) => str
       args: (args as unknown[]).map(String),
       env: stringMap(o.env, `${at}.env`, fail),
       cwd: o.cwd === undefined ? undefined : abs(str(o.cwd, `${at}.cwd`, fail)),
+      inheritEnv: envNames(o.inherit_env, `${at}.inherit_env`, fail),
+      runAs: o.run_as === undefined ? undefined : runAs(o.run_as, `${at}.run_as`, fail),
     };
   }
-  for (const k of ['args', 'env', 'cwd']) if (o[k] !== undefined) fail(`${at}.${k}`, 'applies only to a stdio server (command)');
+  for (const k of ['args', 'env', 'cwd', 'inherit_env', 'run_as']) if (o[k] !== undefined) fail(`${at}.${k}`, 'applies only to a stdio server (command)');
   const key = o.url !== undefined ? 'url' : 'sse_url';
   const url = str(o[key], `${at}.${key}`, fail);
   try {
@@ -195,6 +228,51 @@ function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string) => str
     fail(`${at}.${key}`, `"${url}" is not an http(s) URL`);
   }
   return { ...base, transport: key === 'url' ? 'http' : 'sse', url, headers: stringMap(o.headers, `${at}.headers`, fail) };
+}
+
+/**
+ * `roots:` entries: an absolute path, a `file://` URI, or `{uri, name}`.
+ * Paths resolve against the configuration file's directory.
+ */
+function parseRoots(v: unknown, field: string, fail: Fail, abs: (p: string) => string): RootConfig[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) fail(field, 'must be a list of directories or file:// URIs');
+  return (v as unknown[]).map((entry, i) => {
+    const at = `${field}[${i}]`;
+    let uri: string;
+    let name: string | undefined;
+    if (typeof entry === 'string' && entry.length > 0) uri = entry;
+    else if (isObject(entry) && typeof entry.uri === 'string') {
+      for (const k of Object.keys(entry)) if (k !== 'uri' && k !== 'name') fail(`${at}.${k}`, 'unknown key (known: uri, name)');
+      if (entry.name !== undefined && typeof entry.name !== 'string') fail(`${at}.name`, 'must be a string');
+      uri = entry.uri;
+      name = entry.name as string | undefined;
+    } else return fail(at, 'must be a directory, a file:// URI, or a mapping with uri (and name)');
+    if (!/^[a-z][a-z0-9+.-]*:/i.test(uri)) uri = pathToFileURL(abs(uri)).href;
+    try {
+      uri = new URL(uri).href;
+    } catch {
+      fail(at, `"${uri}" is not a URI`);
+    }
+    return name === undefined ? { uri } : { uri, name };
+  });
+}
+
+function envNames(v: unknown, field: string, fail: Fail): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(x))) fail(field, 'must be a list of environment variable names');
+  return v as string[];
+}
+
+function runAs(v: unknown, field: string, fail: Fail): string {
+  const text = typeof v === 'number' ? String(v) : v;
+  if (typeof text !== 'string' || !/^(?:[A-Za-z_][A-Za-z0-9_.-]*[$]?|\d+(?::\d+)?)$/.test(text)) fail(field, 'must be a user name, a uid, or uid:gid');
+  return text as string;
+}
+
+function count(v: unknown, field: string, fail: Fail): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) fail(field, 'must be a whole number of at least 1');
+  return v as number;
 }
 
 function parseListen(text: string, fail: Fail): { host: string; port: number } {

@@ -14,7 +14,7 @@ import { AccessError, describeError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { classify, classifyLarge, errorResponse, idKey, LARGE_MESSAGE, RPC } from '../tunnel/jsonrpc.js';
 import type { AuditEventInput, AuditLog } from './audit/log.js';
-import type { ClientVerdict, GateFactory, SessionGate, SessionInfo } from './gate.js';
+import type { ClientVerdict, GateFactory, ServerVerdict, SessionGate, SessionInfo } from './gate.js';
 import type { Peer } from './peer.js';
 import type { ServerConfig } from './config.js';
 import { inspectClientMessage } from './rbac/inspect.js';
@@ -55,6 +55,10 @@ export function createEnforcingGates(live: LiveAccess, log: Logger): GateFactory
   };
 }
 
+/** Keys of `pending`: a client's request and a server's request may carry the same id. */
+const clientKey = (id: string | number | null) => `c${idKey(id)}`;
+const serverKey = (id: string | number | null) => `s${idKey(id)}`;
+
 class EnforcingGate implements SessionGate {
   private client: { name?: string; version?: string } | undefined;
   private readonly pending = new Map<string, Pending>();
@@ -62,10 +66,22 @@ class EnforcingGate implements SessionGate {
   constructor(
     private readonly live: LiveAccess,
     private readonly log: Logger,
-    private readonly peer: Peer,
+    private peer: Peer,
     private readonly server: ServerConfig,
-    private readonly base: Record<string, unknown>,
+    private base: Record<string, unknown>,
   ) {}
+
+  /** A resume: judged by the certificate presented now (roles, expiry, bot), audited with the roles in force. */
+  async resumed(peer: Peer): Promise<void> {
+    const before = this.peer.roles;
+    this.peer = peer;
+    this.base = { ...this.base, user: peer.user, roles: peer.roles, remoteAddr: peer.remoteAddr, ...(peer.bot ? { bot: peer.bot.name } : {}) };
+    const changed = before.length !== peer.roles.length || before.some((r, i) => r !== peer.roles[i]);
+    await this.audit?.append({
+      ...this.base, client: this.client, type: 'mcp.session.resume', code: 'TMCP005I', outcome: 'success',
+      ...(changed ? { previousRoles: before } : {}),
+    });
+  }
 
   private get policy(): Policy { return this.live.policy; }
   private get audit(): AuditSink { return this.live.audit; }
@@ -93,6 +109,13 @@ class EnforcingGate implements SessionGate {
         return reply(m.id, m.code, `mcp-access: refused: ${m.reason}`, { code: 'INVALID_MESSAGE', auditEventId: ev?.id });
       }
       case 'request': {
+        if (this.pending.has(clientKey(m.id))) {
+          // Two requests with one id: the server's answer could be taken for the
+          // other one's (an unfiltered tools/list, say). MCP forbids it; refuse.
+          const reason = `id ${JSON.stringify(m.id)} is already used by a request that has not been answered`;
+          const ev = await this.record({ ...common, type: 'mcp.session.request', method: m.method, rpcId: m.id, tool: m.toolName, outcome: 'denied', reason });
+          return reply(m.id, RPC.INVALID_REQUEST, `mcp-access: refused: ${reason}`, { code: 'INVALID_MESSAGE', auditEventId: ev?.id });
+        }
         if (m.method === 'initialize') this.client = clientInfo(m.params);
         const args = m.method === 'tools/call' ? (m.params as { arguments?: unknown } | undefined)?.arguments : undefined;
         const event: AuditEventInput = { ...common, client: this.client, type: 'mcp.session.request', method: m.method, rpcId: m.id, tool: m.toolName, args };
@@ -106,27 +129,53 @@ class EnforcingGate implements SessionGate {
               { code: 'TOOL_DENIED', auditEventId: ev?.id, tool: m.toolName, server: this.server.name });
           }
         }
-        const ev = await this.record(event);
-        this.pending.set(idKey(m.id), { method: m.method, tool: m.toolName, startedAt: performance.now(), eventId: ev?.id, direction: 'client_to_server' });
+        // Pending from now (before the await): a second request with this id
+        // that arrives meanwhile is refused above.
+        const entry: Pending = { method: m.method, tool: m.toolName, startedAt: performance.now(), direction: 'client_to_server' };
+        this.pending.set(clientKey(m.id), entry);
+        try {
+          entry.eventId = (await this.record(event))?.id;
+        } catch (err) {
+          this.pending.delete(clientKey(m.id));
+          throw err;
+        }
         return { forward: bytes };
       }
       case 'notification':
+        if (m.method === 'notifications/roots/list_changed' && !this.server.clientRoots) {
+          // The server never sees the client's roots, so their changes are not its business.
+          await this.record({ ...common, type: 'mcp.session.notification', method: m.method, outcome: 'denied', reason: `not forwarded: "${this.server.name}" is not given client roots (client_roots is off)` });
+          return { drop: true };
+        }
         await this.record({ ...common, type: 'mcp.session.notification', method: m.method });
         return { forward: bytes };
       case 'response': {
         // The client answering a server → client request (sampling, elicitation, roots).
-        const p = this.pending.get(idKey(m.id));
-        if (p?.direction === 'server_to_client') this.pending.delete(idKey(m.id));
+        const key = serverKey(m.id);
+        const p = this.pending.get(key);
+        if (!p) {
+          // Only answers the server asked for reach it: a forged early answer
+          // could otherwise win the race against the real one (or the proxy's own roots).
+          await this.record({
+            ...common, type: 'mcp.session.request', phase: 'response', rpcId: m.id, outcome: 'denied',
+            reason: `not forwarded: the server has no pending request with id ${JSON.stringify(m.id)}`,
+          });
+          return { drop: true };
+        }
+        this.pending.delete(key);
+        let forward = bytes;
+        let rootsAudit: Record<string, unknown> = {};
+        if (p.method === 'roots/list' && !m.isError) ({ forward, rootsAudit } = this.filterClientRoots(bytes));
         await this.record({
-          ...common, type: 'mcp.session.request', phase: 'response', rpcId: m.id, method: p?.method,
-          requestEventId: p?.eventId, outcome: m.isError ? 'error' : 'success', latencyMs: p ? round(performance.now() - p.startedAt) : undefined,
+          ...common, type: 'mcp.session.request', phase: 'response', rpcId: m.id, method: p.method, ...rootsAudit,
+          requestEventId: p.eventId, outcome: m.isError ? 'error' : 'success', latencyMs: round(performance.now() - p.startedAt),
         });
-        return { forward: bytes };
+        return { forward };
       }
     }
   }
 
-  async fromServer(bytes: Buffer): Promise<Buffer | undefined> {
+  async fromServer(bytes: Buffer): Promise<ServerVerdict> {
     // A large message is routed by its top level (one pass, no string or object
     // tree); it is parsed in full only when its content matters: a tools/list
     // answer to filter, an error to quote.
@@ -149,9 +198,9 @@ class EnforcingGate implements SessionGate {
     const c = quick?.classified ?? classify(parsed);
     const common = { ...this.base, client: this.client, direction: 'server_to_client' as const };
     if (c.kind === 'response' && c.id !== null) {
-      const key = idKey(c.id);
+      const key = clientKey(c.id);
       const p = this.pending.get(key);
-      if (p?.direction === 'client_to_server') this.pending.delete(key);
+      if (p) this.pending.delete(key);
       const isError = quick ? quick.keys.has('error') : parsed!.error !== undefined;
       const error = isError ? (message()?.error as { message?: unknown } | undefined) ?? {} : undefined;
       void this.recordLater({
@@ -167,9 +216,10 @@ class EnforcingGate implements SessionGate {
       }
       return bytes;
     }
+    if (c.kind === 'request' && c.method === 'roots/list' && !this.server.clientRoots) return this.answerRoots(c.id, common);
     if (c.kind === 'request') {
       const ev = await this.recordLater({ ...common, type: 'mcp.session.request', method: c.method, rpcId: c.id });
-      this.pending.set(idKey(c.id), { method: c.method, startedAt: performance.now(), eventId: ev?.id, direction: 'server_to_client' });
+      this.pending.set(serverKey(c.id), { method: c.method, startedAt: performance.now(), eventId: ev?.id, direction: 'server_to_client' });
     } else if (c.kind === 'notification') {
       void this.recordLater({ ...common, type: 'mcp.session.notification', method: c.method });
     }
@@ -178,6 +228,35 @@ class EnforcingGate implements SessionGate {
 
   async end(reason: string): Promise<void> {
     await this.audit?.append({ ...this.base, client: this.client, type: 'mcp.session.end', outcome: reason === 'closed' ? 'success' : 'error', reason });
+  }
+
+  /**
+   * Roots belong to the client's machine: unless the server is configured with
+   * `client_roots: true`, the proxy answers `roots/list` itself with the
+   * server's configured `roots` (none by default) and the client never sees it.
+   */
+  private async answerRoots(id: string | number, common: Record<string, unknown>): Promise<ServerVerdict> {
+    const roots = this.server.roots;
+    await this.recordLater({
+      ...common, type: 'mcp.session.request', method: 'roots/list', rpcId: id, outcome: 'success',
+      reason: 'answered by the proxy from the server\'s configuration (client_roots is off)', roots: roots.map((r) => r.uri),
+    });
+    return { toServer: Buffer.from(JSON.stringify({ jsonrpc: '2.0', id, result: { roots } })) };
+  }
+
+  /** With `client_roots: true`: only the roots the roles allow (mcp.roots) reach the server. */
+  private filterClientRoots(bytes: Buffer): { forward: Buffer; rootsAudit: Record<string, unknown> } {
+    const msg = JSON.parse(bytes.toString('utf8')) as { result?: { roots?: unknown } };
+    const list = Array.isArray(msg.result?.roots) ? (msg.result!.roots as unknown[]) : [];
+    const kept: unknown[] = [];
+    const refused: string[] = [];
+    for (const r of list) {
+      const uri = normaliseRootUri((r as { uri?: unknown } | null)?.uri);
+      if (uri !== undefined && this.policy.rootDecision(this.peer.roles, this.server, uri).allowed) kept.push({ ...(r as object), uri });
+      else refused.push(String((r as { uri?: unknown } | null)?.uri ?? JSON.stringify(r)).slice(0, 512));
+    }
+    const forward = Buffer.from(JSON.stringify({ ...msg, result: { ...msg.result, roots: kept } }));
+    return { forward, rootsAudit: { roots: kept.map((r) => (r as { uri: string }).uri), ...(refused.length ? { refusedRoots: refused } : {}) } };
   }
 
   /** tools/list answers carry only the tools the roles allow; the cursor stays. */
@@ -215,6 +294,22 @@ function clientInfo(params: unknown): { name?: string; version?: string } | unde
   const ci = (params as { clientInfo?: { name?: unknown; version?: unknown } } | undefined)?.clientInfo;
   if (!ci) return undefined;
   return { name: typeof ci.name === 'string' ? ci.name : undefined, version: typeof ci.version === 'string' ? ci.version : undefined };
+}
+
+/**
+ * A root URI in the one form policy judges: parsed and re-printed (so `..`
+ * segments and `%2e%2e` are resolved), never one with an encoded slash or
+ * backslash that a server could decode into another path. Undefined: refused.
+ */
+export function normaliseRootUri(uri: unknown): string | undefined {
+  if (typeof uri !== 'string' || uri.length === 0 || uri.length > 4096) return undefined;
+  if (/%2f|%5c|\\/i.test(uri) || /[\u0000-\u001f\u007f]/.test(uri)) return undefined;
+  try {
+    const href = new URL(uri).href;
+    return /%2f|%5c/i.test(href) ? undefined : href;
+  } catch {
+    return undefined;
+  }
 }
 
 function round(ms: number): number {

@@ -14,7 +14,12 @@ export type ClientVerdict =
   /** Send these bytes to the server (usually the very bytes that came in). */
   | { forward: Buffer }
   /** Do not forward; answer the client with this JSON-RPC message. */
-  | { reply: Buffer };
+  | { reply: Buffer }
+  /** Do not forward and do not answer (a refused response or notification; audited). */
+  | { drop: true };
+
+/** What to do with a server message: deliver it (maybe rewritten) or drop it, or answer the server. */
+export type ServerVerdict = Buffer | undefined | { toServer: Buffer };
 
 export interface SessionInfo {
   sessionId: string;
@@ -24,8 +29,17 @@ export interface SessionInfo {
 
 export interface SessionGate {
   fromClient(bytes: Buffer): ClientVerdict | Promise<ClientVerdict>;
-  /** Returns the bytes to deliver (maybe rewritten, e.g. a filtered tools/list), or undefined to drop. */
-  fromServer(bytes: Buffer): Buffer | undefined | Promise<Buffer | undefined>;
+  /**
+   * Returns the bytes to deliver (maybe rewritten, e.g. a filtered tools/list),
+   * undefined to drop, or `{toServer}`: the proxy answers the server itself
+   * (e.g. `roots/list`) and the client sees nothing.
+   */
+  fromServer(bytes: Buffer): ServerVerdict | Promise<ServerVerdict>;
+  /**
+   * The session was resumed with this certificate: from now on it is judged
+   * by it (roles, expiry, bot). Throws to refuse the resume.
+   */
+  resumed?(peer: Peer): void | Promise<void>;
   /** The session ended (after the upstream stopped). */
   end(reason: string): void | Promise<void>;
 }

@@ -8,6 +8,7 @@ import { loadCa } from '../identity/ca.js';
 import { loadProxyConfig, type ProxyConfig } from './config.js';
 import { ProxyServer } from './server.js';
 import { buildAccess } from './access.js';
+import { checkUpstreamIsolation } from './isolation.js';
 import { createBotService } from '../bot/service.js';
 
 export interface RunningProxy {
@@ -26,6 +27,7 @@ export async function startProxy(configPath: string, opts: { logLevel?: ProxyCon
     log.warn(`config says cluster "${config.cluster}" but the CA in ${config.caDir} is for "${ca.cluster}"; using the CA's`);
     config.cluster = ca.cluster;
   }
+  checkUpstreamIsolation(config, log);
   let access = await buildAccess(config, log);
   // Bots (docs/bot.md): join/renew routes, and locked or removed bots refused before roles are consulted.
   const bot = config.bot ? await createBotService({ config, ca, log, audit: access.audit }) : undefined;
@@ -49,6 +51,7 @@ export async function startProxy(configPath: string, opts: { logLevel?: ProxyCon
         const next = await loadProxyConfig(configPath);
         next.listen = config.listen;
         next.cluster = config.cluster;
+        checkUpstreamIsolation(next, log);
         const nextAccess = await buildAccess(next, log, access);
         server.reconfigure(next, bot?.guardGates(nextAccess.gates) ?? nextAccess.gates, bot?.guard(nextAccess.decider) ?? nextAccess.decider);
         bot?.setAudit(nextAccess.audit);

@@ -52,6 +52,8 @@ export class ProxyServer {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, ProxySession>();
   private readonly byToken = new Map<string, ProxySession>();
+  /** Sessions whose gate is being opened: they count against the limits already. */
+  private readonly opening = new Set<{ peer: Peer; server: ServerConfig }>();
   private keepalive: NodeJS.Timeout | undefined;
   private closing = false;
   private readonly alive = new WeakMap<WebSocket, boolean>();
@@ -228,8 +230,43 @@ export class ProxyServer {
     const name = url.searchParams.get('server') ?? '';
     const server = this.config.servers.find((s) => s.name === name);
     if (!server) throw new AccessError('UNKNOWN_SERVER', `no MCP server named "${name}" is enrolled on this proxy`);
+    this.checkLimits(peer, server);
+    const slot = { peer, server };
+    this.opening.add(slot);
     // Whether the peer may reach it is the gate's first decision (audited).
-    void this.startSession(ws, peer, server);
+    void this.startSession(ws, peer, server).finally(() => this.opening.delete(slot));
+  }
+
+  /**
+   * Sessions per identity and per proxy, processes per stdio server
+   * (docs/configuration.md, "Limits"). Sessions waiting for a resume count:
+   * they hold a process. When an identity is at its limit, its oldest
+   * session that waits for a resume is ended to make room (a client that
+   * drops and reconnects does not lock itself out); otherwise the refusal
+   * names the limit, and is audited.
+   */
+  private checkLimits(peer: Peer, server: ServerConfig): void {
+    const { limits } = this.config;
+    const same = (p: Peer) => p.user === peer.user && p.bot?.name === peer.bot?.name;
+    const refuse = (what: string, key: string, n: number): never => {
+      const message = `${what} (${n}, sessions.${key}); ${peer.user} cannot open another session to "${server.name}" now`;
+      this.log.warn(`session refused: ${message}`);
+      this.access.recordRefusal?.(peer, server, message);
+      throw new AccessError('LIMIT_REACHED', message);
+    };
+    const all = [...[...this.sessions.values()].filter((s) => !s.isEnding), ...this.opening];
+    const mine = all.filter((s) => same(s.peer));
+    if (mine.length >= limits.perIdentity) {
+      const idle = mine.find((s): s is ProxySession => s instanceof ProxySession && !s.isAttached);
+      if (!idle) refuse(`the identity ${peer.user} has reached its limit of sessions`, 'max_per_identity', limits.perIdentity);
+      this.log.info(`${peer.user} is at sessions.max_per_identity; ending its oldest session waiting for a resume`);
+      void idle!.end(new AccessError('LIMIT_REACHED', `the session was ended to make room for a new session of ${peer.user} (sessions.max_per_identity)`));
+    }
+    if (all.length >= limits.total) refuse('the proxy has reached its limit of sessions', 'max_total', limits.total);
+    if (server.transport === 'stdio') {
+      const running = all.filter((s) => s.server.name === server.name).length + (this.config.prestart ? 1 : 0);
+      if (running + 1 > limits.processesPerServer) refuse(`MCP server "${server.name}" has reached its limit of processes`, 'max_processes_per_server', limits.processesPerServer);
+    }
   }
 
   private async startSession(ws: WebSocket, peer: Peer, server: ServerConfig): Promise<void> {

@@ -29,6 +29,7 @@ const CLOSE_FOR: Partial<Record<AccessError['code'], CloseCode>> = {
   MESSAGE_TOO_LARGE: CLOSE.MESSAGE_TOO_LARGE,
   PROXY_GOING_AWAY: CLOSE.GOING_AWAY,
   SESSION_LOST: CLOSE.RESUME_REJECTED,
+  LIMIT_REACHED: CLOSE.LIMIT_REACHED,
 };
 
 /** Refuse a tunnel before any session exists: the full reason, then the close code. */
@@ -97,6 +98,8 @@ export class ProxySession {
   }
 
   get isAttached(): boolean { return this.socket !== undefined; }
+  /** Ending or ended (its upstream may still be stopping). */
+  get isEnding(): boolean { return this.ended; }
 
   /** Start the upstream; messages from the client wait for it. */
   start(): void {
@@ -122,7 +125,16 @@ export class ProxySession {
       this.detach();
       old.terminate();
     }
-    if (peer) this.peer = peer;
+    if (peer) {
+      // From now on the session is judged by the certificate presented now.
+      this.peer = peer;
+      // Called synchronously: the gate takes the new roles before any frame of the new tunnel.
+      try {
+        Promise.resolve(this.deps.gate.resumed?.(peer)).catch((err) => this.log.error(`audit: ${describeError(err)}`));
+      } catch (err) {
+        this.log.error(`resume: ${describeError(err)}`);
+      }
+    }
     if (this.graceTimer) { clearTimeout(this.graceTimer); this.graceTimer = undefined; }
     this.socket = socket;
     this.armExpiry();
@@ -195,17 +207,21 @@ export class ProxySession {
     this.graceTimer.unref();
   }
 
-  /** An expired certificate never keeps access: close the tunnel when it expires. */
+  /**
+   * An expired certificate never keeps access: close the tunnel when it
+   * expires, and end the session: the bridge answers 4402 by opening a new
+   * session once a valid identity appears, never by resuming this one.
+   * (A session waiting for a resume is left to its grace period: a renewed
+   * certificate of the same identity may still resume it.)
+   */
   private armExpiry(): void {
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     const ms = this.peer.notAfter.getTime() - Date.now();
     const fire = () => {
       const socket = this.socket;
       if (!socket) return;
-      this.log.info(`${this.peer.user}'s certificate expired; closing the tunnel`);
-      this.detach();
-      refuseTunnel(socket, new AccessError('IDENTITY_EXPIRED', `the certificate of ${this.peer.user} expired at ${this.peer.notAfter.toISOString()}`));
-      this.startGrace('certificate expired');
+      this.log.info(`${this.peer.user}'s certificate expired; closing the tunnel and ending the session (no resume can succeed)`);
+      void this.end(new AccessError('IDENTITY_EXPIRED', `the certificate of ${this.peer.user} expired at ${this.peer.notAfter.toISOString()}`));
     };
     if (ms <= 0) { fire(); return; }
     this.expiryTimer = setTimeout(fire, Math.min(ms, 2 ** 31 - 1));
@@ -236,7 +252,7 @@ export class ProxySession {
         const verdict = await judged;
         if ('reply' in verdict) {
           this.channel.send(verdict.reply);
-        } else {
+        } else if ('forward' in verdict) {
           await this.upstreamReady;
           if (!this.upstream.send(verdict.forward)) this.upstreamBlocked = true;
         }
@@ -253,7 +269,11 @@ export class ProxySession {
     this.serverChain = this.serverChain.then(async () => {
       try {
         const out = await this.deps.gate.fromServer(data);
-        if (out) this.channel.send(out);
+        if (out && !Buffer.isBuffer(out)) {
+          // The proxy answered the server itself (e.g. roots/list).
+          await this.upstreamReady;
+          if (!this.upstream.send(out.toServer)) this.upstreamBlocked = true;
+        } else if (out) this.channel.send(out);
         if (this.channel.full && !this.upstreamPaused) {
           this.upstreamPaused = true;
           this.upstream.pause();

@@ -19,6 +19,8 @@ export const CLOSE = {
   RESUME_REJECTED: 4409,
   MESSAGE_TOO_LARGE: 4413,
   SESSION_LOCKED: 4423,
+  /** A session limit (sessions per identity, per proxy, processes per server) was reached. */
+  LIMIT_REACHED: 4429,
   UPSTREAM_FAILED: 4500,
   UPSTREAM_EXITED: 4502,
 } as const;
@@ -36,6 +38,7 @@ export function errorCodeForClose(code: number): ErrorCode | undefined {
     case CLOSE.MESSAGE_TOO_LARGE:
     case CLOSE.WS_MESSAGE_TOO_BIG: return 'MESSAGE_TOO_LARGE';
     case CLOSE.SESSION_LOCKED: return 'SESSION_LOCKED';
+    case CLOSE.LIMIT_REACHED: return 'LIMIT_REACHED';
     case CLOSE.RESUME_REJECTED: return 'SESSION_LOST';
     case CLOSE.UPSTREAM_FAILED: return 'UPSTREAM_FAILED';
     case CLOSE.UPSTREAM_EXITED: return 'UPSTREAM_EXITED';

@@ -13,7 +13,9 @@
  *  - method names that are a case variant of an MCP method (`Tools/Call`) or
  *    contain spaces or control characters;
  *  - a `tools/call` whose `params.name` is missing, empty, not a string, or
- *    contains control, format or space characters or lone surrogates.
+ *    contains control, format or space characters or lone surrogates;
+ *  - a raw CR or LF anywhere (JSON whitespace, but a line break to a stdio server);
+ *  - a notification whose method is not `notifications/…` (a request without an id).
  *
  * `\u` escapes are not refused: JSON defines them, every conforming parser
  * decodes them identically, and the decoded name is what policy checks.
@@ -80,6 +82,11 @@ export function inspectClientMessage(bytes: Buffer): Inspected {
     return invalid(ambiguousId ? null : id, JSONRPC_INVALID_REQUEST, keyProblem.reason);
   }
 
+  // A raw CR or LF is legal JSON whitespace, but a stdio server splits its
+  // input into lines: the second line would be a message nobody judged.
+  if (bytes.includes(0x0a) || bytes.includes(0x0d)) {
+    return invalid(id, JSONRPC_INVALID_REQUEST, 'the message contains a raw line break (CR or LF); a message must be one line');
+  }
   for (const k of Object.keys(m)) {
     if (!TOP_KEYS.has(k)) return invalid(id, JSONRPC_INVALID_REQUEST, `"${k}" is not a JSON-RPC member`);
   }
@@ -100,6 +107,11 @@ export function inspectClientMessage(bytes: Buffer): Inspected {
 
     if (hasId && !isId(m.id)) return invalid(null, JSONRPC_INVALID_REQUEST, 'id must be a string or an integer');
     if (!hasId) {
+      // Every MCP notification is `notifications/…`; anything else without an
+      // id (a `tools/call`, say) is a request sent where no answer is awaited.
+      if (!method.startsWith('notifications/')) {
+        return invalid(null, JSONRPC_INVALID_REQUEST, `"${method}" is not a notification: a request needs an id (notification methods start with "notifications/")`);
+      }
       return params === undefined ? { kind: 'notification', method } : { kind: 'notification', method, params };
     }
     const reqId = m.id as string | number;

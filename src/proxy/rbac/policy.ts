@@ -99,6 +99,28 @@ export class Policy {
     };
   }
 
+  /**
+   * May the server be told about this client root (servers with
+   * `client_roots: true`)? Like tools: a deny `mcp.roots` entry of any role
+   * wins; otherwise an allow entry of a role that reaches the server must
+   * match; no entry means no root. `uri` should be normalised (`new URL().href`).
+   */
+  rootDecision(roleNames: string[], server: ServerRef, uri: string): Decision {
+    const view = this.view(roleNames, server);
+    if (!view.reach.allowed) return view.reach;
+    const roles = unique(roleNames).map((n) => this.byName.get(n)).filter((r): r is Role => r !== undefined);
+    for (const r of roles) {
+      const m = r.deny.roots.find((x) => x.test(uri));
+      if (m) return { allowed: false, role: r.name, rule: ruleText(m), reason: `root "${uri}" is denied by role ${r.name} (${m.field} "${m.text}")` };
+    }
+    for (const r of roles) {
+      if (!(r.toolsOnly || labelsMatch(r.allow.appLabels, server.labels, 'allow'))) continue;
+      const m = r.allow.roots.find((x) => x.test(uri));
+      if (m) return { allowed: true, role: r.name, rule: ruleText(m), reason: `root "${uri}" is allowed by role ${r.name} (${m.field} "${m.text}")` };
+    }
+    return { allowed: false, reason: `no role allows root "${uri}" on server ${server.name} (spec.allow.mcp.roots)` };
+  }
+
   toolPatterns(roleNames: string[], server: ServerRef): { allow: string[]; deny: string[] } {
     const view = this.view(roleNames, server);
     return {

@@ -34,6 +34,8 @@ export interface ToolMatcher extends Pattern {
 export interface RoleRules {
   appLabels: LabelMatchers;
   tools: ToolMatcher[];
+  /** `mcp.roots`: client root URIs a server may be told about (servers with `client_roots: true`). */
+  roots: ToolMatcher[];
 }
 
 export interface Role {
@@ -58,6 +60,8 @@ const TOP_FIELDS = new Set(['kind', 'version', 'metadata', 'spec']);
 const METADATA_FIELDS = new Set(['name', 'description', 'labels', 'namespace', 'revision']);
 const SPEC_FIELDS = new Set(['allow', 'deny']);
 const SIDE_FIELDS = new Set(['app_labels', 'app_labels_expression', 'mcp', 'mcp_tools']);
+/** Keys of `spec.allow.mcp` / `spec.deny.mcp` that mcp-access reads. */
+const MCP_FIELDS = new Set(['tools', 'roots']);
 
 export interface LoadRolesOptions {
   /** Role documents from the proxy config's `roles` key. */
@@ -149,7 +153,7 @@ type Fail = (field: string, what: string) => never;
 
 function parseSide(raw: unknown, side: 'allow' | 'deny', where: string, warn: (msg: string) => void, fail: Fail): RoleRules {
   const base = `spec.${side}`;
-  if (raw === undefined || raw === null) return { appLabels: NO_LABELS, tools: [] };
+  if (raw === undefined || raw === null) return { appLabels: NO_LABELS, tools: [], roots: [] };
   if (!isMapping(raw)) return fail(base, 'must be a mapping');
   for (const k of Object.keys(raw)) {
     if (!SIDE_FIELDS.has(k)) warn(`${where}: ${base}.${k}: not used by mcp-access (ignored${side === 'allow' ? '; it grants nothing' : ''})`);
@@ -172,10 +176,12 @@ function parseSide(raw: unknown, side: 'allow' | 'deny', where: string, warn: (m
   }
 
   const tools: ToolMatcher[] = [];
+  let roots: ToolMatcher[] = [];
   if (raw.mcp !== undefined && raw.mcp !== null) {
     if (!isMapping(raw.mcp)) return fail(`${base}.mcp`, 'must be a mapping with tools');
-    for (const k of Object.keys(raw.mcp)) if (k !== 'tools') warn(`${where}: ${base}.mcp.${k}: not used by mcp-access (ignored)`);
+    for (const k of Object.keys(raw.mcp)) if (!MCP_FIELDS.has(k)) warn(`${where}: ${base}.mcp.${k}: not used by mcp-access (ignored)`);
     tools.push(...parseTools(raw.mcp.tools, side, `${base}.mcp.tools`, where, warn, fail));
+    roots = parseTools(raw.mcp.roots, side, `${base}.mcp.roots`, where, warn, fail);
   }
   if (raw.mcp_tools !== undefined) {
     if (raw.mcp !== undefined && isMapping(raw.mcp) && raw.mcp.tools !== undefined) {
@@ -183,7 +189,7 @@ function parseSide(raw: unknown, side: 'allow' | 'deny', where: string, warn: (m
     }
     tools.push(...parseTools(raw.mcp_tools, side, `${base}.mcp_tools`, where, warn, fail));
   }
-  return { appLabels, tools };
+  return { appLabels, tools, roots };
 }
 
 function parseTools(raw: unknown, side: 'allow' | 'deny', field: string, where: string, warn: (msg: string) => void, fail: Fail): ToolMatcher[] {

@@ -108,5 +108,5 @@ export class SparePool implements UpstreamFactory {
 }
 
 function keyOf(s: ServerConfig): string {
-  return s.transport === 'stdio' ? JSON.stringify([s.command, s.args, s.env, s.cwd]) : '';
+  return s.transport === 'stdio' ? JSON.stringify([s.command, s.args, s.env, s.cwd, s.runAs, s.inheritEnv]) : '';
 }

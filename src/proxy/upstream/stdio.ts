@@ -14,6 +14,7 @@ import { errorResponse, RPC } from '../../tunnel/jsonrpc.js';
 import { writeLine } from '../../tunnel/write-line.js';
 import type { StdioServerConfig } from '../config.js';
 import type { Upstream, UpstreamEvents } from './upstream.js';
+import { childProcessOptions } from './child-env.js';
 
 const STDERR_TAIL_LINES = 5;
 
@@ -55,7 +56,8 @@ export class StdioUpstream implements Upstream {
       try {
         child = spawn(this.config.command, this.config.args, {
           cwd: this.config.cwd,
-          env: { ...process.env, ...this.config.env },
+          // A minimal environment and the run_as user, never the proxy's secrets (child-env.ts).
+          ...childProcessOptions(this.serverName, this.config),
           stdio: ['pipe', 'pipe', 'pipe'],
           detached: true,
         });
@@ -162,7 +164,8 @@ export class StdioUpstream implements Upstream {
 
   private startError(err: unknown): AccessError {
     const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'ENOENT' ? `command "${this.config.command}" was not found` : e.code === 'EACCES' ? `command "${this.config.command}" is not executable` : e.message;
+    const why = e.code === 'ENOENT' ? `command "${this.config.command}" was not found` : e.code === 'EACCES' ? `command "${this.config.command}" is not executable`
+      : e.code === 'EPERM' && this.config.runAs !== undefined ? `the proxy may not start processes as run_as "${this.config.runAs}" (it needs to run as root, or with CAP_SETUID, CAP_SETGID and CAP_KILL)` : e.message;
     return new AccessError('UPSTREAM_FAILED', `MCP server "${this.serverName}" could not be started: ${why}`);
   }
 }
