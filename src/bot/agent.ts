@@ -6,6 +6,7 @@
  * it against --ca-pin, and only then open a verified connection that carries
  * the token. Later runs trust the CA stored in DIR and need no token.
  */
+import { X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AccessError, describeError } from '../errors.js';
 import { caPin } from '../identity/pin.js';
@@ -36,7 +37,7 @@ export interface BotOptions {
 
 /** Failures worth retrying: the proxy may come back, an operator may unlock, the audit log may recover. */
 function isRetryable(err: AccessError): boolean {
-  return ['PROXY_UNREACHABLE', 'PROXY_GOING_AWAY', 'AUDIT_UNAVAILABLE', 'BOT_LOCKED', 'INTERNAL'].includes(err.code);
+  return ['PROXY_UNREACHABLE', 'PROXY_GOING_AWAY', 'AUDIT_UNAVAILABLE', 'BOT_LOCKED', 'BOT_JOIN_LIMITED', 'INTERNAL'].includes(err.code);
 }
 
 function asAccessError(err: unknown): AccessError {
@@ -132,6 +133,7 @@ export class BotAgent {
     const stored = await this.dest.ca();
     if (!this.o.caPin) {
       if (stored) {
+        await this.checkStoredCa(stored);
         this.log.info(`trusting the cluster CA stored in ${this.dest.caPath} (${caPin(stored)})`);
         return { caPem: stored, pin: caPin(stored) };
       }
@@ -174,6 +176,7 @@ export class BotAgent {
     const id = examined.identity;
     if (!id.bot) throw new AccessError('IDENTITY_BAD_CERT', `${this.dest.identityPath} is not a bot identity`);
     const caPem = (await this.dest.ca()) ?? id.caPems[0]!;
+    await this.checkStoredCa(caPem, id.certPem);
     if (this.o.caPin && caPin(caPem) !== normalisePin(this.o.caPin)) {
       throw new AccessError('BOT_CA_PIN_MISMATCH', `the CA stored in ${this.dest.dir} is ${caPin(caPem)}, not the pinned ${normalisePin(this.o.caPin)}`, {
         hint: 'drop --ca-pin, or empty the destination directory and join again',
@@ -187,6 +190,34 @@ export class BotAgent {
     const notAfter = Date.parse(res.not_after);
     this.log.info(`renewed bot "${res.bot}": generation ${res.generation}, valid until ${res.not_after} (${formatDuration(notAfter - Date.now())} from now)`);
     return { notAfter };
+  }
+
+  /**
+   * The stored CA is the one this bot joined with: the pin recorded at the
+   * join (bot.json) names it, and it signed the stored identity. A ca.crt
+   * replaced by someone else is never trusted.
+   */
+  private async checkStoredCa(caPem: string, certPem?: string): Promise<void> {
+    const refuse = (why: string) => new AccessError('BOT_CA_PIN_MISMATCH', `${this.dest.caPath} ${why}, so the bot does not trust it`, {
+      hint: `if the cluster CA really changed, empty ${this.dest.dir} and join again with a new token and --ca-pin`,
+    });
+    let pin: string;
+    try {
+      pin = caPin(caPem);
+    } catch {
+      throw refuse('is not a CA certificate');
+    }
+    const meta = await this.dest.meta();
+    if (!meta) {
+      if (!certPem) throw refuse('has no record of the join it came from (bot.json)');
+    } else if (meta.caPin !== pin) {
+      throw refuse(`is ${pin}, not the ${meta.caPin} the bot joined with`);
+    }
+    if (certPem) {
+      const cert = new X509Certificate(certPem);
+      const ca = new X509Certificate(caPem);
+      if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw refuse('did not sign the stored identity');
+    }
   }
 
   private async newPendingKey(): Promise<string> {
