@@ -24,7 +24,14 @@ export interface BotOptions {
   proxy: ProxyAddress;
   destination: string;
   token?: string;
-  caPin?: string;
+  /** Pins the cluster CA must match (any one of them); needed for the first join. */
+  caPins?: string[];
+  /**
+   * More directories that get the identity file after every join and
+   * renewal (the identity services of a configuration file). `destination`
+   * holds the bot's own state and an identity file as well.
+   */
+  outputs?: string[];
   ttlMs: number;
   renewalIntervalMs: number;
   oneshot: boolean;
@@ -58,12 +65,26 @@ export class BotAgent {
   constructor(private readonly o: BotOptions) {
     this.log = o.log;
     this.dest = new Destination(o.destination, o.log);
+    this.outputs = (o.outputs ?? []).map((dir) => new Destination(dir, o.log));
     this.where = proxyLabel(o.proxy);
+  }
+
+  private readonly outputs: Destination[];
+
+  private get pins(): string[] | undefined {
+    return this.o.caPins && this.o.caPins.length > 0 ? this.o.caPins.map(normalisePin) : undefined;
+  }
+
+  /** The identity file in every other destination, each written atomically (0600 in a 0700 directory). */
+  private async writeOutputs(identityText: string): Promise<void> {
+    for (const out of this.outputs) await out.writeIdentity(identityText);
+    if (this.outputs.length > 0) this.log.debug(`wrote ${this.outputs.map((o) => o.identityPath).join(', ')}`);
   }
 
   /** Join or renew once (retrying a proxy that is away a few times), then, unless one-shot, renew forever. */
   async run(): Promise<void> {
     await this.dest.prepare();
+    for (const out of this.outputs) await out.prepare();
     let current = await this.firstIssue();
     if (this.o.oneshot) return;
     for (let failures = 0; !this.o.signal?.aborted;) {
@@ -131,7 +152,8 @@ export class BotAgent {
   /** The trust anchor for the join: the CA that matches --ca-pin, or the one stored by an earlier join. */
   private async joinCa(): Promise<{ caPem: string; pin: string }> {
     const stored = await this.dest.ca();
-    if (!this.o.caPin) {
+    const pins = this.pins;
+    if (!pins) {
       if (stored) {
         await this.checkStoredCa(stored);
         this.log.info(`trusting the cluster CA stored in ${this.dest.caPath} (${caPin(stored)})`);
@@ -141,7 +163,6 @@ export class BotAgent {
         hint: 'copy --ca-pin from the output of `mcp-access bot add`',
       });
     }
-    const want = normalisePin(this.o.caPin);
     // Nothing secret goes out on this connection: it only fetches the CA.
     const { ca, cluster } = await fetchClusterCa(this.o.proxy, { signal: this.o.signal });
     let got: string;
@@ -150,8 +171,8 @@ export class BotAgent {
     } catch {
       throw new AccessError('PROXY_PROTOCOL', `the proxy at ${this.where} sent a CA certificate that cannot be parsed`);
     }
-    if (got !== want) {
-      throw new AccessError('BOT_CA_PIN_MISMATCH', `the proxy at ${this.where} presents cluster CA ${got} (cluster "${cluster}"), not the pinned ${want}; the token was not sent`);
+    if (!pins.includes(got)) {
+      throw new AccessError('BOT_CA_PIN_MISMATCH', `the proxy at ${this.where} presents cluster CA ${got} (cluster "${cluster}"), not the pinned ${pins.join(' or ')}; the token was not sent`);
     }
     this.log.info(`the proxy at ${this.where} presents the pinned CA of cluster "${cluster}"`);
     return { caPem: ca, pin: got };
@@ -164,7 +185,7 @@ export class BotAgent {
     // requestJoin verifies the proxy's certificate against the pinned CA before the token leaves.
     const res = await requestJoin(this.o.proxy, caPem, { token, csr, ttl_ms: this.o.ttlMs }, { signal: this.o.signal });
     await this.dest.saveCa(caPem);
-    await this.dest.store(keyPem, caPem, res, { proxy: this.where, caPin: pin });
+    await this.writeOutputs(await this.dest.store(keyPem, caPem, res, { proxy: this.where, caPin: pin }));
     this.log.info(`joined as bot "${res.bot}" (user ${res.user}, roles ${res.roles.join(', ')}, generation ${res.generation}); wrote ${this.dest.identityPath}, valid until ${res.not_after}`);
     this.log.info(`use it with: mcp-access connect -i ${this.dest.identityPath} --proxy ${this.where} SERVER`);
     return { notAfter: Date.parse(res.not_after) };
@@ -177,8 +198,9 @@ export class BotAgent {
     if (!id.bot) throw new AccessError('IDENTITY_BAD_CERT', `${this.dest.identityPath} is not a bot identity`);
     const caPem = (await this.dest.ca()) ?? id.caPems[0]!;
     await this.checkStoredCa(caPem, id.certPem);
-    if (this.o.caPin && caPin(caPem) !== normalisePin(this.o.caPin)) {
-      throw new AccessError('BOT_CA_PIN_MISMATCH', `the CA stored in ${this.dest.dir} is ${caPin(caPem)}, not the pinned ${normalisePin(this.o.caPin)}`, {
+    const pins = this.pins;
+    if (pins && !pins.includes(caPin(caPem))) {
+      throw new AccessError('BOT_CA_PIN_MISMATCH', `the CA stored in ${this.dest.dir} is ${caPin(caPem)}, not the pinned ${pins.join(' or ')}`, {
         hint: 'drop --ca-pin, or empty the destination directory and join again',
       });
     }
@@ -186,7 +208,7 @@ export class BotAgent {
     const csr = await createCsr(keyPem, botUserName(id.bot.name));
     const res: CertificateResponse = await requestRenewal(this.o.proxy, caPem, { key: id.keyPem, cert: id.certPem }, { csr, ttl_ms: this.o.ttlMs }, { signal: this.o.signal });
     if (res.bot !== id.bot.name) throw new AccessError('PROXY_PROTOCOL', `the proxy renewed bot "${res.bot}" instead of "${id.bot.name}"`);
-    await this.dest.store(keyPem, caPem, res, { proxy: this.where, caPin: caPin(caPem) });
+    await this.writeOutputs(await this.dest.store(keyPem, caPem, res, { proxy: this.where, caPin: caPin(caPem) }));
     const notAfter = Date.parse(res.not_after);
     this.log.info(`renewed bot "${res.bot}": generation ${res.generation}, valid until ${res.not_after} (${formatDuration(notAfter - Date.now())} from now)`);
     return { notAfter };

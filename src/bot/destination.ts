@@ -145,7 +145,7 @@ export class Destination {
    * it: identity first (what readers use), then the facts, then drop the
    * pending key.
    */
-  async store(keyPem: string, caPem: string, res: CertificateResponse, meta: Omit<BotMeta, 'bot' | 'generation' | 'notAfter' | 'updatedAt' | 'cluster'>): Promise<void> {
+  async store(keyPem: string, caPem: string, res: CertificateResponse, meta: Omit<BotMeta, 'bot' | 'generation' | 'notAfter' | 'updatedAt' | 'cluster'>): Promise<string> {
     let cert: X509Certificate;
     try {
       cert = new X509Certificate(res.certificate);
@@ -163,6 +163,12 @@ export class Destination {
     };
     await writeFileAtomic(this.metaPath, `${JSON.stringify(facts, null, 2)}\n`, 0o600);
     await unlink(this.pendingKeyPath).catch(() => {});
+    return text;
+  }
+
+  /** Write an identity file (another service's destination): temp + fsync + rename, 0600. */
+  async writeIdentity(text: string): Promise<void> {
+    await writeFileAtomic(this.identityPath, text, 0o600);
   }
 }
 
