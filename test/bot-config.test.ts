@@ -256,6 +256,14 @@ describe('bot start --config', () => {
     expect((await loadIdentity(join(dest, 'identity'))).bot?.name).toBe('override');
     await expect(stat(join(cluster.dir, 'not-used'))).rejects.toThrow();
 
+    // No trust on first use: a file without ca_pins cannot make the first join.
+    const { token: t2 } = await addBot(cluster.configPath, 'no-pin', ['all']);
+    const noPin = await writeYaml('no-pin.yaml', ['version: v2', `proxy_server: ${cluster.address}`, 'onboarding:', `  token: ${t2}`, 'services:', '- type: identity', `  destination: {type: directory, path: ${join(cluster.dir, 'no-pin')}}`]);
+    const np = await runCli(['bot', 'start', '--config', noPin, '--oneshot']);
+    expect(np.code).toBe(2);
+    expect(np.stderr).toMatch(/the first join needs --ca-pin, so that the token is only sent to the right proxy/);
+    await expect(stat(join(cluster.dir, 'no-pin', 'identity'))).rejects.toThrow();
+
     const bad = await writeYaml('bad.yaml', ['version: v2', 'services:', '- type: database', '  destination: {path: /tmp/x}']);
     const b = await runCli(['bot', 'start', '--config', bad]);
     expect(b.code).toBe(2);

@@ -187,7 +187,7 @@ export class BotAgent {
     await this.dest.saveCa(caPem);
     await this.writeOutputs(await this.dest.store(keyPem, caPem, res, { proxy: this.where, caPin: pin }));
     this.log.info(`joined as bot "${res.bot}" (user ${res.user}, roles ${res.roles.join(', ')}, generation ${res.generation}); wrote ${this.dest.identityPath}, valid until ${res.not_after}`);
-    this.log.info(`use it with: mcp-access connect -i ${this.dest.identityPath} --proxy ${this.where} SERVER`);
+    this.log.info(`use it with: mcp-access connect -i ${(this.outputs[0] ?? this.dest).identityPath} --proxy ${this.where} SERVER`);
     return { notAfter: Date.parse(res.not_after) };
   }
 
