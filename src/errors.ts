@@ -93,6 +93,9 @@ export const CATALOGUE = {
   BOT_STATE: { exit: EXIT.CONFIG, hint: 'check the bot state directory' },
   BOT_EXISTS: { exit: EXIT.USAGE, hint: 'pick another name, or remove the bot first with `mcp-access bot rm`' },
   BOT_UNKNOWN: { exit: EXIT.NOT_FOUND, hint: 'run `mcp-access bot ls` to see the registered bots' },
+  BOT_JOIN_LIMITED: { exit: EXIT.ACCESS_DENIED, hint: 'too many join attempts from this address; wait and try again with the right token' },
+  BOT_CONFIG_INVALID: { exit: EXIT.USAGE, hint: 'fix the bot configuration file (see docs/bot.md)' },
+  UNSAFE_PATH: { exit: EXIT.USAGE, hint: 'use a path owned by this user that others cannot write to, and no symlink' },
 
   // the demo (`mcp-access demo`, `npm start`)
   DEMO_SETUP: { exit: EXIT.CONFIG, hint: 'run `npm install` in the mcp-access checkout: the demo uses its development dependencies' },

@@ -77,7 +77,10 @@ describe('join', () => {
     expect(again.response.generation).toBe(issued.response.generation);
     const other = await refusal(joinWithToken({ store, ca: pki.ca }, { token, csr: await createCsr(await generateBotKey(), 'x'), ttl_ms: 60_000 }));
     expect(codeOf(other)).toBe('BOT_TOKEN_INVALID');
-    expect(other.message).toMatch(/was already used/);
+    // The client learns nothing about the bot; the audit trail gets the detail.
+    expect(other.message).toBe('the join token is not valid (unknown, already used or expired)');
+    expect(other.message).not.toContain('beta');
+    expect((other as BotRefusal).detail).toMatch(/already used/);
   });
 
   it('refuses tokens of locked and removed bots, and TTLs out of range', async () => {

@@ -6,6 +6,7 @@
  * it against --ca-pin, and only then open a verified connection that carries
  * the token. Later runs trust the CA stored in DIR and need no token.
  */
+import { X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AccessError, describeError } from '../errors.js';
 import { caPin } from '../identity/pin.js';
@@ -23,7 +24,14 @@ export interface BotOptions {
   proxy: ProxyAddress;
   destination: string;
   token?: string;
-  caPin?: string;
+  /** Pins the cluster CA must match (any one of them); needed for the first join. */
+  caPins?: string[];
+  /**
+   * More directories that get the identity file after every join and
+   * renewal (the identity services of a configuration file). `destination`
+   * holds the bot's own state and an identity file as well.
+   */
+  outputs?: string[];
   ttlMs: number;
   renewalIntervalMs: number;
   oneshot: boolean;
@@ -36,7 +44,7 @@ export interface BotOptions {
 
 /** Failures worth retrying: the proxy may come back, an operator may unlock, the audit log may recover. */
 function isRetryable(err: AccessError): boolean {
-  return ['PROXY_UNREACHABLE', 'PROXY_GOING_AWAY', 'AUDIT_UNAVAILABLE', 'BOT_LOCKED', 'INTERNAL'].includes(err.code);
+  return ['PROXY_UNREACHABLE', 'PROXY_GOING_AWAY', 'AUDIT_UNAVAILABLE', 'BOT_LOCKED', 'BOT_JOIN_LIMITED', 'INTERNAL'].includes(err.code);
 }
 
 function asAccessError(err: unknown): AccessError {
@@ -57,12 +65,26 @@ export class BotAgent {
   constructor(private readonly o: BotOptions) {
     this.log = o.log;
     this.dest = new Destination(o.destination, o.log);
+    this.outputs = (o.outputs ?? []).map((dir) => new Destination(dir, o.log));
     this.where = proxyLabel(o.proxy);
+  }
+
+  private readonly outputs: Destination[];
+
+  private get pins(): string[] | undefined {
+    return this.o.caPins && this.o.caPins.length > 0 ? this.o.caPins.map(normalisePin) : undefined;
+  }
+
+  /** The identity file in every other destination, each written atomically (0600 in a 0700 directory). */
+  private async writeOutputs(identityText: string): Promise<void> {
+    for (const out of this.outputs) await out.writeIdentity(identityText);
+    if (this.outputs.length > 0) this.log.debug(`wrote ${this.outputs.map((o) => o.identityPath).join(', ')}`);
   }
 
   /** Join or renew once (retrying a proxy that is away a few times), then, unless one-shot, renew forever. */
   async run(): Promise<void> {
     await this.dest.prepare();
+    for (const out of this.outputs) await out.prepare();
     let current = await this.firstIssue();
     if (this.o.oneshot) return;
     for (let failures = 0; !this.o.signal?.aborted;) {
@@ -130,8 +152,10 @@ export class BotAgent {
   /** The trust anchor for the join: the CA that matches --ca-pin, or the one stored by an earlier join. */
   private async joinCa(): Promise<{ caPem: string; pin: string }> {
     const stored = await this.dest.ca();
-    if (!this.o.caPin) {
+    const pins = this.pins;
+    if (!pins) {
       if (stored) {
+        await this.checkStoredCa(stored);
         this.log.info(`trusting the cluster CA stored in ${this.dest.caPath} (${caPin(stored)})`);
         return { caPem: stored, pin: caPin(stored) };
       }
@@ -139,7 +163,6 @@ export class BotAgent {
         hint: 'copy --ca-pin from the output of `mcp-access bot add`',
       });
     }
-    const want = normalisePin(this.o.caPin);
     // Nothing secret goes out on this connection: it only fetches the CA.
     const { ca, cluster } = await fetchClusterCa(this.o.proxy, { signal: this.o.signal });
     let got: string;
@@ -148,8 +171,8 @@ export class BotAgent {
     } catch {
       throw new AccessError('PROXY_PROTOCOL', `the proxy at ${this.where} sent a CA certificate that cannot be parsed`);
     }
-    if (got !== want) {
-      throw new AccessError('BOT_CA_PIN_MISMATCH', `the proxy at ${this.where} presents cluster CA ${got} (cluster "${cluster}"), not the pinned ${want}; the token was not sent`);
+    if (!pins.includes(got)) {
+      throw new AccessError('BOT_CA_PIN_MISMATCH', `the proxy at ${this.where} presents cluster CA ${got} (cluster "${cluster}"), not the pinned ${pins.join(' or ')}; the token was not sent`);
     }
     this.log.info(`the proxy at ${this.where} presents the pinned CA of cluster "${cluster}"`);
     return { caPem: ca, pin: got };
@@ -162,9 +185,9 @@ export class BotAgent {
     // requestJoin verifies the proxy's certificate against the pinned CA before the token leaves.
     const res = await requestJoin(this.o.proxy, caPem, { token, csr, ttl_ms: this.o.ttlMs }, { signal: this.o.signal });
     await this.dest.saveCa(caPem);
-    await this.dest.store(keyPem, caPem, res, { proxy: this.where, caPin: pin });
+    await this.writeOutputs(await this.dest.store(keyPem, caPem, res, { proxy: this.where, caPin: pin }));
     this.log.info(`joined as bot "${res.bot}" (user ${res.user}, roles ${res.roles.join(', ')}, generation ${res.generation}); wrote ${this.dest.identityPath}, valid until ${res.not_after}`);
-    this.log.info(`use it with: mcp-access connect -i ${this.dest.identityPath} --proxy ${this.where} SERVER`);
+    this.log.info(`use it with: mcp-access connect -i ${(this.outputs[0] ?? this.dest).identityPath} --proxy ${this.where} SERVER`);
     return { notAfter: Date.parse(res.not_after) };
   }
 
@@ -174,8 +197,10 @@ export class BotAgent {
     const id = examined.identity;
     if (!id.bot) throw new AccessError('IDENTITY_BAD_CERT', `${this.dest.identityPath} is not a bot identity`);
     const caPem = (await this.dest.ca()) ?? id.caPems[0]!;
-    if (this.o.caPin && caPin(caPem) !== normalisePin(this.o.caPin)) {
-      throw new AccessError('BOT_CA_PIN_MISMATCH', `the CA stored in ${this.dest.dir} is ${caPin(caPem)}, not the pinned ${normalisePin(this.o.caPin)}`, {
+    await this.checkStoredCa(caPem, id.certPem);
+    const pins = this.pins;
+    if (pins && !pins.includes(caPin(caPem))) {
+      throw new AccessError('BOT_CA_PIN_MISMATCH', `the CA stored in ${this.dest.dir} is ${caPin(caPem)}, not the pinned ${pins.join(' or ')}`, {
         hint: 'drop --ca-pin, or empty the destination directory and join again',
       });
     }
@@ -183,10 +208,38 @@ export class BotAgent {
     const csr = await createCsr(keyPem, botUserName(id.bot.name));
     const res: CertificateResponse = await requestRenewal(this.o.proxy, caPem, { key: id.keyPem, cert: id.certPem }, { csr, ttl_ms: this.o.ttlMs }, { signal: this.o.signal });
     if (res.bot !== id.bot.name) throw new AccessError('PROXY_PROTOCOL', `the proxy renewed bot "${res.bot}" instead of "${id.bot.name}"`);
-    await this.dest.store(keyPem, caPem, res, { proxy: this.where, caPin: caPin(caPem) });
+    await this.writeOutputs(await this.dest.store(keyPem, caPem, res, { proxy: this.where, caPin: caPin(caPem) }));
     const notAfter = Date.parse(res.not_after);
     this.log.info(`renewed bot "${res.bot}": generation ${res.generation}, valid until ${res.not_after} (${formatDuration(notAfter - Date.now())} from now)`);
     return { notAfter };
+  }
+
+  /**
+   * The stored CA is the one this bot joined with: the pin recorded at the
+   * join (bot.json) names it, and it signed the stored identity. A ca.crt
+   * replaced by someone else is never trusted.
+   */
+  private async checkStoredCa(caPem: string, certPem?: string): Promise<void> {
+    const refuse = (why: string) => new AccessError('BOT_CA_PIN_MISMATCH', `${this.dest.caPath} ${why}, so the bot does not trust it`, {
+      hint: `if the cluster CA really changed, empty ${this.dest.dir} and join again with a new token and --ca-pin`,
+    });
+    let pin: string;
+    try {
+      pin = caPin(caPem);
+    } catch {
+      throw refuse('is not a CA certificate');
+    }
+    const meta = await this.dest.meta();
+    if (!meta) {
+      if (!certPem) throw refuse('has no record of the join it came from (bot.json)');
+    } else if (meta.caPin !== pin) {
+      throw refuse(`is ${pin}, not the ${meta.caPin} the bot joined with`);
+    }
+    if (certPem) {
+      const cert = new X509Certificate(certPem);
+      const ca = new X509Certificate(caPem);
+      if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw refuse('did not sign the stored identity');
+    }
   }
 
   private async newPendingKey(): Promise<string> {

@@ -3,7 +3,7 @@
  * only a request signed with it; the proxy checks that signature (proof that
  * the sender holds the private key) and certifies the public key in it.
  */
-import { createHash, createPrivateKey, createPublicKey, type webcrypto as WebCrypto } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, type KeyObject, type webcrypto as WebCrypto } from 'node:crypto';
 import { AccessError } from '../errors.js';
 import { webcrypto, x509 } from '../identity/x509.js';
 
@@ -60,11 +60,31 @@ export async function checkCsr(pem: unknown): Promise<CheckedCsr> {
   if (!ok) throw new AccessError('USAGE', 'the certificate request is not signed by the key it names');
   const spki = Buffer.from(csr.publicKey.rawData);
   const key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
-  if (!['ec', 'rsa', 'ed25519'].includes(key.asymmetricKeyType ?? '')) {
-    throw new AccessError('USAGE', `${key.asymmetricKeyType ?? 'unknown'} keys cannot be certified (use EC, RSA or Ed25519)`);
-  }
+  const weak = keyWeakness(key);
+  if (weak) throw new AccessError('USAGE', `the certificate request's key cannot be certified: ${weak}`, { hint: 'use EC P-256 (what `mcp-access bot start` makes), RSA of 2048 bits or more, or Ed25519' });
   return {
     publicKeyPem: key.export({ type: 'spki', format: 'pem' }) as string,
     keySha256: createHash('sha256').update(spki).digest('hex'),
   };
+}
+
+/** Curves with at least 128-bit security that TLS peers accept. */
+const STRONG_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
+export const MIN_RSA_BITS = 2048;
+
+/** Why a public key is too weak (or of a kind) to certify; undefined when it is fine. */
+export function keyWeakness(key: KeyObject): string | undefined {
+  const type = key.asymmetricKeyType;
+  const d = key.asymmetricKeyDetails ?? {};
+  if (type === 'ed25519') return undefined;
+  if (type === 'ec') {
+    return STRONG_CURVES.has(d.namedCurve ?? '') ? undefined : `EC curve ${d.namedCurve ?? 'unknown'} is not accepted (P-256, P-384 or P-521)`;
+  }
+  if (type === 'rsa') {
+    if ((d.modulusLength ?? 0) < MIN_RSA_BITS) return `RSA keys need at least ${MIN_RSA_BITS} bits (this one has ${d.modulusLength ?? 0})`;
+    const e = d.publicExponent ?? 0n;
+    if (e < 65537n || e % 2n === 0n) return `RSA public exponent ${e} is not accepted (65537 or a larger odd number)`;
+    return undefined;
+  }
+  return `${type ?? 'unknown'} keys cannot be certified (EC, RSA or Ed25519)`;
 }

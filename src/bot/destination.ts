@@ -14,12 +14,13 @@
  * or the new one, never a torn file.
  */
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
-import { chmod, mkdir, readFile, stat, unlink } from 'node:fs/promises';
+import { chmod, mkdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AccessError } from '../errors.js';
 import { formatIdentityFile } from '../identity/identity-file.js';
 import { examineIdentity, type ExaminedIdentity } from '../identity/load.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { checkOwnDirectory, readOwnFile } from '../util/safe-path.js';
 import type { Logger } from '../util/log.js';
 import type { CertificateResponse } from './protocol.js';
 
@@ -57,13 +58,15 @@ export class Destination {
         hint: 'choose a --destination this user can write to',
       });
     }
+    // Another user's directory, or one others may write to, is refused: a
+    // chmod would not undo what someone may already have planted in it.
+    await checkOwnDirectory(this.dir, 'the destination directory');
     const st = await stat(this.dir);
-    if (!st.isDirectory()) throw new AccessError('USAGE', `--destination ${this.dir} is not a directory`);
     if ((st.mode & 0o077) !== 0) {
       try {
         await chmod(this.dir, 0o700);
       } catch {
-        this.log.warn(`${this.dir} is accessible by group or others and cannot be changed to mode 0700; the private key in it is exposed`);
+        this.log.warn(`${this.dir} is readable by group or others and cannot be changed to mode 0700`);
       }
     }
   }
@@ -78,8 +81,27 @@ export class Destination {
     }
   }
 
+  /** The stored trust anchor; refused (UNSAFE_PATH) when someone else could have put it there. */
   async ca(): Promise<string | undefined> {
-    return readOptional(this.caPath);
+    const f = await readOwnFile(this.caPath);
+    if (f && 'unsafe' in f) {
+      throw new AccessError('UNSAFE_PATH', `${f.unsafe}, so the bot does not trust the CA in it`, {
+        hint: `remove ${this.caPath} and run bot start with --ca-pin (from \`mcp-access bot add\`)`,
+      });
+    }
+    return f?.text;
+  }
+
+  /** Facts of the last issue (bot.json), when present and sound. */
+  async meta(): Promise<BotMeta | undefined> {
+    const f = await readOwnFile(this.metaPath, { secret: true });
+    if (!f || 'unsafe' in f) return undefined;
+    try {
+      const m = JSON.parse(f.text) as BotMeta;
+      return typeof m?.caPin === 'string' ? m : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   async saveCa(pem: string): Promise<void> {
@@ -91,8 +113,15 @@ export class Destination {
    * proxy) unless it is already the key of the stored identity.
    */
   async pendingKey(currentKeyPem?: string): Promise<string | undefined> {
-    const pem = await readOptional(this.pendingKeyPath);
-    if (!pem) return undefined;
+    const f = await readOwnFile(this.pendingKeyPath, { secret: true });
+    if (!f) return undefined;
+    if ('unsafe' in f) {
+      // Never certify a key someone else may know: drop it and make a new one.
+      this.log.warn(`${f.unsafe}; not using it (a new key is made)`);
+      await unlink(this.pendingKeyPath).catch(() => {});
+      return undefined;
+    }
+    const pem = f.text;
     try {
       const pub = spki(pem);
       if (currentKeyPem && pub.equals(spki(currentKeyPem))) {
@@ -116,7 +145,7 @@ export class Destination {
    * it: identity first (what readers use), then the facts, then drop the
    * pending key.
    */
-  async store(keyPem: string, caPem: string, res: CertificateResponse, meta: Omit<BotMeta, 'bot' | 'generation' | 'notAfter' | 'updatedAt' | 'cluster'>): Promise<void> {
+  async store(keyPem: string, caPem: string, res: CertificateResponse, meta: Omit<BotMeta, 'bot' | 'generation' | 'notAfter' | 'updatedAt' | 'cluster'>): Promise<string> {
     let cert: X509Certificate;
     try {
       cert = new X509Certificate(res.certificate);
@@ -134,18 +163,15 @@ export class Destination {
     };
     await writeFileAtomic(this.metaPath, `${JSON.stringify(facts, null, 2)}\n`, 0o600);
     await unlink(this.pendingKeyPath).catch(() => {});
+    return text;
+  }
+
+  /** Write an identity file (another service's destination): temp + fsync + rename, 0600. */
+  async writeIdentity(text: string): Promise<void> {
+    await writeFileAtomic(this.identityPath, text, 0o600);
   }
 }
 
 function spki(pem: string): Buffer {
   return createPublicKey(pem).export({ type: 'spki', format: 'der' });
-}
-
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new AccessError('USAGE', `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
 }

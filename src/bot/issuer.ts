@@ -9,7 +9,8 @@
  * older generation means someone renews with a copy of an earlier credential
  * while the original moved on: the bot is locked (Teleport's rule). The one
  * exception is a retry of the very last renewal (its answer was lost): same
- * certificate renewed, same new key, which gets the same generation again.
+ * certificate renewed, same new key, which gets the certificate issued the
+ * first time back (never a second one), while it is still valid.
  */
 import { X509Certificate } from 'node:crypto';
 import { AccessError } from '../errors.js';
@@ -40,17 +41,23 @@ export class BotRefusal extends Error {
     readonly bot: string | undefined,
     /** Set when this refusal locked the bot (copied credential). */
     readonly lockedNow?: BotRecord,
+    /** What the audit trail records when the client is told less (join refusals). */
+    readonly detail?: string,
   ) {
     super(error.message);
   }
 }
 
-async function issue(deps: IssuerDeps, record: BotRecord, publicKeyPem: string, generation: number, ttlMs: number): Promise<CertificateResponse> {
+async function issue(deps: IssuerDeps, record: BotRecord, publicKeyPem: string, generation: number, ttlMs: number, now: number): Promise<CertificateResponse> {
   const user = botUserName(record.name);
-  const certificate = await signCertificate(deps.ca, { publicKeyPem, user, roles: record.roles, ttlMs, bot: { name: record.name, generation } });
+  const certificate = await signCertificate(deps.ca, { publicKeyPem, user, roles: record.roles, ttlMs, bot: { name: record.name, generation }, now });
+  return answer(deps, record, certificate, generation);
+}
+
+function answer(deps: IssuerDeps, record: BotRecord, certificate: string, generation: number): CertificateResponse {
   return {
     bot: record.name,
-    user,
+    user: botUserName(record.name),
     roles: record.roles,
     generation,
     certificate,
@@ -60,50 +67,73 @@ async function issue(deps: IssuerDeps, record: BotRecord, publicKeyPem: string, 
   };
 }
 
+/**
+ * The answer to a retried request: the very certificate issued the first
+ * time, as long as it is still valid (and, for a join, the token has not
+ * expired). Never a new certificate: a retry cannot get more than the
+ * original request got, and no generation has two certificates.
+ */
+function repeatAnswer(deps: IssuerDeps, record: BotRecord, now: number, deadline: number): CertificateResponse | undefined {
+  if (!record.lastCertificate || !record.certNotAfter) return undefined;
+  if (now >= Math.min(Date.parse(record.certNotAfter), deadline)) return undefined;
+  return answer(deps, record, record.lastCertificate, record.generation);
+}
+
+/** What a client is told about any token that does not work: nothing about the bot it belonged to. */
+function tokenRefused(): AccessError {
+  return new AccessError('BOT_TOKEN_INVALID', 'the join token is not valid (unknown, already used or expired)', {
+    hint: 'ask the operator for a new one (`mcp-access bot add`)',
+  });
+}
+
 function checkTtl(ttlMs: unknown): number {
   if (typeof ttlMs !== 'number') throw new AccessError('USAGE', 'the request has no ttl_ms');
   return checkIdentityTtl(ttlMs);
 }
 
+/**
+ * Refusals of a join tell the client nothing about the bot (its name, roles
+ * or whether the token ever existed); the audit trail gets the specifics via
+ * `BotRefusal.bot` and `reason`.
+ */
 export async function joinWithToken(deps: IssuerDeps, req: { token: unknown; csr: unknown; ttl_ms: unknown }, now = Date.now): Promise<Issued> {
   const ttlMs = checkTtl(req.ttl_ms);
   const csr = await checkCsr(req.csr);
   if (typeof req.token !== 'string' || req.token === '') throw new BotRefusal(new AccessError('BOT_TOKEN_INVALID', 'the join request carries no token'), undefined);
   const token = req.token;
   return deps.store.locked(async () => {
+    const at = now();
     const record = (await deps.store.readAll()).find((r) => isActive(r) && r.token !== undefined && tokenMatches(token, r.token.hash));
-    if (!record) {
-      throw new BotRefusal(new AccessError('BOT_TOKEN_INVALID', 'the join token is not valid: no bot on this proxy was registered with it'), undefined);
-    }
+    if (!record) throw new BotRefusal(tokenRefused(), undefined, undefined, 'no bot on this proxy was registered with this token');
     const t = record.token!;
+    const tokenExpiry = Date.parse(t.expiresAt);
     if (t.usedAt && isJoinRetry(record, csr.keySha256)) {
-      // The answer to this very join was lost: same key, nothing renewed since.
-      const response = await issue(deps, record, csr.publicKeyPem, record.generation, ttlMs);
-      const next: BotRecord = { ...record, certNotAfter: response.not_after };
-      await deps.store.write(next);
-      return { record: next, response, repeated: true };
+      // The answer to this very join was lost: same key, nothing renewed
+      // since. It gets the same certificate again, only while both the token
+      // and that certificate are still valid.
+      const response = repeatAnswer(deps, record, at, tokenExpiry);
+      if (!response) {
+        throw new BotRefusal(tokenRefused(), record.name, undefined,
+          `a join with the token used at ${t.usedAt} was repeated after the token (${t.expiresAt}) or the certificate it got (${record.certNotAfter ?? '?'}) expired`);
+      }
+      return { record, response, repeated: true };
     }
-    if (t.usedAt) {
-      throw new BotRefusal(new AccessError('BOT_TOKEN_INVALID', `the join token of bot "${record.name}" was already used at ${t.usedAt}`, {
-        hint: `a token works once; for a new one: mcp-access bot rm ${record.name}, then mcp-access bot add ${record.name} --roles ${record.roles.join(',')}`,
-      }), record.name);
+    if (t.usedAt) throw new BotRefusal(tokenRefused(), record.name, undefined, `the token was already used at ${t.usedAt}`);
+    if (tokenExpiry <= at) throw new BotRefusal(tokenRefused(), record.name, undefined, `the token expired at ${t.expiresAt}`);
+    if (record.lock) {
+      throw new BotRefusal(new AccessError('BOT_LOCKED', 'the bot this token belongs to is locked', { hint: 'ask the operator (`mcp-access bot unlock`)' }), record.name, undefined, lockedError(record).message);
     }
-    if (Date.parse(t.expiresAt) <= now()) {
-      throw new BotRefusal(new AccessError('BOT_TOKEN_INVALID', `the join token of bot "${record.name}" expired at ${t.expiresAt}`, {
-        hint: `ask the operator for a new one: mcp-access bot rm ${record.name}, then mcp-access bot add ${record.name} --roles ${record.roles.join(',')}`,
-      }), record.name);
-    }
-    if (record.lock) throw new BotRefusal(lockedError(record), record.name);
     const generation = record.generation + 1;
-    const response = await issue(deps, record, csr.publicKeyPem, generation, ttlMs);
-    const at = new Date(now()).toISOString();
+    const response = await issue(deps, record, csr.publicKeyPem, generation, ttlMs, at);
+    const when = new Date(at).toISOString();
     const next: BotRecord = {
       ...record,
-      token: { ...t, usedAt: at },
-      joinedAt: at,
+      token: { ...t, usedAt: when },
+      joinedAt: when,
       generation,
       certNotAfter: response.not_after,
       lastIssue: { fromSerial: null, keySha256: csr.keySha256 },
+      lastCertificate: response.certificate,
     };
     await deps.store.write(next);
     return { record: next, response };
@@ -153,17 +183,30 @@ export async function renewBot(deps: IssuerDeps, peer: RenewingPeer, req: { csr:
         hint: 'the bot state directory looks older than the bot (restored from a backup?); remove and re-add the bot',
       }), name);
     }
-    const generation = retry ? record.generation : record.generation + 1;
-    const response = await issue(deps, record, csr.publicKeyPem, generation, ttlMs);
+    const at = now();
+    if (retry) {
+      // A lost answer, or two renewals of the same certificate with the same
+      // key racing each other: both get the one certificate of this generation.
+      const response = repeatAnswer(deps, record, at, Number.POSITIVE_INFINITY);
+      if (!response) {
+        throw new BotRefusal(new AccessError('IDENTITY_EXPIRED', `the certificate issued for this request (generation ${record.generation} of bot "${name}") is no longer valid, so it cannot be handed out again`, {
+          hint: 'ask the operator for a new join token',
+        }), name);
+      }
+      return { record, response, repeated: true };
+    }
+    const generation = record.generation + 1;
+    const response = await issue(deps, record, csr.publicKeyPem, generation, ttlMs, at);
     const next: BotRecord = {
       ...record,
       generation,
-      renewedAt: new Date(now()).toISOString(),
+      renewedAt: new Date(at).toISOString(),
       certNotAfter: response.not_after,
       lastIssue: { fromSerial: peer.serial, keySha256: csr.keySha256 },
+      lastCertificate: response.certificate,
     };
     await deps.store.write(next);
-    return { record: next, response, repeated: retry };
+    return { record: next, response };
   });
 }
 

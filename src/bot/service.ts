@@ -20,6 +20,7 @@ import type { Logger } from '../util/log.js';
 import { BotRefusal, joinWithToken, lockedError, renewBot, type Issued } from './issuer.js';
 import { BOT_OPEN_PATHS, BOT_PATHS, MAX_BOT_REQUEST_BYTES, type CaResponse } from './protocol.js';
 import { BotStore, isActive, type BotRecord } from './store.js';
+import { AddressRateLimiter, JOIN_RATE_LIMIT, type RateLimitOptions } from './rate-limit.js';
 
 /** Where bot events go (the proxy's audit log). Append must resolve once the event is stored. */
 export interface BotAuditSink {
@@ -38,6 +39,8 @@ export interface BotServiceOptions {
   audit?: BotAuditSink;
   /** How often the state directory is checked for changes; default 1 s. */
   pollMs?: number;
+  /** Join attempts per source address (default JOIN_RATE_LIMIT). */
+  joinRateLimit?: RateLimitOptions;
 }
 
 export interface BotService {
@@ -82,6 +85,9 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
   const cache = new Map<string, { stamp: string | undefined; record: BotRecord }>();
   const damaged = new Map<string, string | undefined>();
   const deps = { store, ca: opts.ca };
+  const joinLimiter = new AddressRateLimiter(opts.joinRateLimit ?? { ...JOIN_RATE_LIMIT });
+  /** Refusals by the limiter are audited at most once per address and minute. */
+  const limitAudited = new Map<string, number>();
 
   const record = async (event: Record<string, unknown>): Promise<void> => {
     if (!audit) return;
@@ -195,6 +201,14 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     if (req.method !== 'POST') return methodNotAllowed(res, 'POST');
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     const joining = path === BOT_PATHS.join;
+    if (joining) {
+      // Counted before anything is read or checked: a limited address learns nothing.
+      const taken = joinLimiter.take(req.socket.remoteAddress);
+      if (!taken.ok) {
+        limitedJoin(res, req.socket.remoteAddress, remote, taken.retryAfterMs);
+        return true;
+      }
+    }
     let body: Record<string, unknown>;
     try {
       body = await readJson(req);
@@ -210,6 +224,7 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
       issued = joining
         ? await joinWithToken(deps, { token: body.token, csr: body.csr, ttl_ms: body.ttl_ms })
         : await renewBot(deps, peer!, { csr: body.csr, ttl_ms: body.ttl_ms });
+      if (joining) joinLimiter.giveBack(req.socket.remoteAddress);
     } catch (err) {
       await refused(err, joining, peer, remote);
       sendError(res, err instanceof BotRefusal ? err.error : err);
@@ -236,13 +251,31 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     return true;
   };
 
+  const limitedJoin = (res: ServerResponse, address: string | undefined, remote: string, retryAfterMs: number): void => {
+    const key = AddressRateLimiter.keyOf(address);
+    const seconds = Math.ceil(retryAfterMs / 1000);
+    const last = limitAudited.get(key);
+    if (last === undefined || Date.now() - last >= 60_000) {
+      if (limitAudited.size >= 10_000) limitAudited.clear();
+      limitAudited.set(key, Date.now());
+      log.warn(`join attempts from ${key} are over the limit; refusing them for now`);
+      recordQuietly({
+        ...BOT_EVENTS.joinDenied, outcome: 'denied', errorCode: 'BOT_JOIN_LIMITED', remoteAddr: remote,
+        reason: `more than ${joinLimiter.burst} join attempts from ${key}; further ones are refused (and audited once a minute) until the limit recovers`,
+      });
+    }
+    res.setHeader('retry-after', String(seconds));
+    sendError(res, new AccessError('BOT_JOIN_LIMITED', `too many join attempts from ${key}; try again in ${seconds}s`));
+  };
+
   const refused = async (err: unknown, joining: boolean, peer: Peer | undefined, remote: string): Promise<void> => {
     const e = err instanceof BotRefusal ? err.error : isAccessError(err) ? err : new AccessError('INTERNAL', (err as Error)?.message ?? String(err));
     const bot = err instanceof BotRefusal ? err.bot : peer?.bot?.name;
     if (e.code === 'INTERNAL') log.error(`${joining ? 'join' : 'renewal'}: ${describeError(err)}`);
-    else log.warn(`${joining ? 'join' : 'renewal'} refused${bot ? ` for bot "${bot}"` : ''} (${remote}): ${e.message}`);
+    else log.warn(`${joining ? 'join' : 'renewal'} refused${bot ? ` for bot "${bot}"` : ''} (${remote}): ${err instanceof BotRefusal && err.detail ? err.detail : e.message}`);
     const base = { ...(bot ? { bot } : {}), ...(peer ? { user: peer.user } : {}), ...(peer?.bot ? { generation: peer.bot.generation, fromSerial: peer.serial } : {}), remoteAddr: remote };
-    const events: Record<string, unknown>[] = [{ ...(joining ? BOT_EVENTS.joinDenied : BOT_EVENTS.renewDenied), ...base, outcome: 'denied', errorCode: e.code, reason: e.message }];
+    const reason = err instanceof BotRefusal && err.detail ? err.detail : e.message;
+    const events: Record<string, unknown>[] = [{ ...(joining ? BOT_EVENTS.joinDenied : BOT_EVENTS.renewDenied), ...base, outcome: 'denied', errorCode: e.code, reason }];
     if (err instanceof BotRefusal && err.lockedNow) {
       events.push({ ...BOT_EVENTS.lockCopied, ...base, outcome: 'success', reason: err.lockedNow.lock!.reason, by: 'proxy' });
       await adopt(err.lockedNow);
@@ -263,6 +296,13 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     if (rec.lock) {
       const err = lockedError(rec);
       throw new AccessError('SESSION_LOCKED', err.message, { hint: err.hint });
+    }
+    // A superseded generation: a newer certificate exists, so this one opens
+    // nothing any more (a stolen older copy is useless once the bot renewed).
+    if (peer.bot.generation < rec.generation) {
+      throw new AccessError('IDENTITY_REJECTED', `this certificate of bot "${peer.bot.name}" (generation ${peer.bot.generation}) was superseded by generation ${rec.generation}`, {
+        hint: 'use the identity file the bot keeps renewed; `connect` picks up the new one by itself',
+      });
     }
   };
 
@@ -345,6 +385,7 @@ function statusFor(e: AccessError): number {
   if (e.code === 'BOT_UNKNOWN') return 404;
   if (e.code === 'BOT_STATE') return 409;
   if (e.code === 'MESSAGE_TOO_LARGE') return 413;
+  if (e.code === 'BOT_JOIN_LIMITED') return 429;
   if (e.code === 'AUDIT_UNAVAILABLE') return 503;
   if (e.code === 'USAGE') return 400;
   return 500;

@@ -48,6 +48,12 @@ export interface BotRecord {
    * retried after a lost answer presents exactly these again.
    */
   lastIssue?: { fromSerial: string | null; keySha256: string };
+  /**
+   * The certificate issued last (PEM). A retry of a lost answer gets exactly
+   * this certificate back, never a new one: no two certificates of one
+   * generation exist, and a retry cannot outlive what the original granted.
+   */
+  lastCertificate?: string;
   lock?: BotLock;
   removedAt?: string;
 }

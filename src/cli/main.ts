@@ -5,7 +5,10 @@
  */
 import { describeError, EXIT, isAccessError } from '../errors.js';
 
-const argv = process.argv.slice(2);
+// tsh's shape (`tsh mcp connect …`): `mcp-access mcp connect|ls|config …` is
+// `mcp-access connect|ls|config …`, so connect keeps its fast path.
+const given = process.argv.slice(2);
+const argv = given[0] === 'mcp' && ['connect', 'ls', 'config'].includes(given[1] ?? '') ? given.slice(1) : given;
 const debug = argv.includes('--debug');
 
 async function main(): Promise<void> {

@@ -4,13 +4,15 @@
  * untouched). The command is absolute (this node, this script) so it works
  * under the minimal PATH that MCP clients start servers with.
  */
-import { copyFile, readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { AccessError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { createExclusive, refuseSymlink } from '../util/safe-path.js';
 
 export type ClientKind = 'claude' | 'cursor' | 'vscode' | 'claude-code' | 'langgraph';
 export const CLIENT_KINDS: ClientKind[] = ['claude', 'cursor', 'vscode', 'claude-code', 'langgraph'];
@@ -81,10 +83,16 @@ export async function mergeIntoConfigFile(path: string, addition: Record<string,
   let current: Record<string, unknown> = {};
   let backup: string | undefined;
   let text: string | undefined;
+  // A symlinked config would be replaced by a copy of its target (or, for a
+  // planted link, written where the link points): neither is what was asked.
+  await refuseSymlink(path, 'the client configuration');
   try {
-    text = await readFile(path, 'utf8');
+    const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try { text = await fh.readFile('utf8'); } finally { await fh.close(); }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new AccessError('USAGE', `cannot read ${path} (${(err as NodeJS.ErrnoException).code})`);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw new AccessError('UNSAFE_PATH', `the client configuration ${path} is a symlink, so it is not written through`, { hint: 'remove the symlink, or pass the real path' });
+    if (code !== 'ENOENT') throw new AccessError('USAGE', `cannot read ${path} (${code})`);
   }
   if (text !== undefined && text.trim() !== '') {
     try {
@@ -94,7 +102,8 @@ export async function mergeIntoConfigFile(path: string, addition: Record<string,
     }
     if (typeof current !== 'object' || current === null || Array.isArray(current)) throw new AccessError('USAGE', `${path} does not hold a JSON object, so it was left alone`);
     backup = `${path}.bak-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    await copyFile(path, backup);
+    // A new file (exclusive, never through a symlink planted at that name), private.
+    await createExclusive(backup, text, 0o600);
   }
   for (const [key, entries] of Object.entries(addition)) {
     const existing = current[key];

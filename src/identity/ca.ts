@@ -13,7 +13,7 @@
  * Certificates are made with @peculiar/x509 on node's WebCrypto.
  */
 import { X509Certificate as NodeX509, createPrivateKey, createPublicKey, randomBytes, type webcrypto as WebCrypto } from 'node:crypto';
-import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { AccessError } from '../errors.js';
@@ -71,7 +71,7 @@ export function randomSerial(): string {
 
 async function exists(path: string): Promise<boolean> {
   try {
-    await stat(path);
+    await lstat(path);
     return true;
   } catch {
     return false;
@@ -142,8 +142,16 @@ export async function initCa(opts: { dir: string; cluster: string; proxyHosts?: 
   const hosts = checkProxyHosts(opts.proxyHosts && opts.proxyHosts.length > 0 ? opts.proxyHosts : DEFAULT_PROXY_HOSTS);
   const dir = opts.dir;
   const p = paths(dir);
-  if (!opts.force && ((await exists(p.caKeyPath)) || (await exists(p.caCertPath)))) {
-    throw new AccessError('CA_EXISTS', `a certificate authority already exists in ${dir}`);
+  if (!opts.force) {
+    // Any one of the four files (a lone proxy.key too, or a symlink in its
+    // place) is something --force alone may replace.
+    for (const path of [p.caKeyPath, p.caCertPath, p.proxyKeyPath, p.proxyCertPath]) {
+      if (await exists(path)) {
+        throw new AccessError('CA_EXISTS', path === p.caKeyPath || path === p.caCertPath
+          ? `a certificate authority already exists in ${dir}`
+          : `${path} already exists in ${dir}, so ca init does not overwrite it`);
+      }
+    }
   }
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });

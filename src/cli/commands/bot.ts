@@ -18,14 +18,15 @@ interface LsArgs extends ConfigArgs { format: 'text' | 'json' }
 interface NameArgs extends ConfigArgs { name: string; format: 'text' | 'json' }
 interface LockArgs extends NameArgs { reason?: string }
 interface StartArgs {
-  proxy: string;
-  destination: string;
+  config?: string;
+  proxy?: string;
+  destination?: string;
   token?: string;
   'token-file'?: string;
   'ca-pin'?: string;
-  ttl: string;
-  'renewal-interval': string;
-  oneshot: boolean;
+  ttl?: string;
+  'renewal-interval'?: string;
+  oneshot?: boolean;
   debug?: boolean;
 }
 
@@ -205,18 +206,20 @@ const startCommand: CommandModule<object, StartArgs> = {
   describe: 'Run the bot on a machine: join once with a token, then keep DIR/identity renewed',
   builder: (y) =>
     (y as Argv<object>)
-      .option('proxy', { type: 'string', demandOption: true, describe: 'Proxy host:port (a name or address in its certificate)' })
-      .option('destination', { alias: 'd', type: 'string', demandOption: true, describe: 'Directory for the identity file and renewal state (created 0700)' })
+      .option('config', { alias: 'c', type: 'string', describe: "A bot configuration file (tbot's v2 format, docs/bot.md); flags override it" })
+      .option('proxy', { type: 'string', describe: 'Proxy host:port (a name or address in its certificate)' })
+      .option('destination', { alias: 'd', type: 'string', describe: 'Directory for the identity file and renewal state (created 0700)' })
       .option('token', { type: 'string', describe: 'One-time join token from `bot add` (first run only)' })
       .option('token-file', { type: 'string', describe: 'Read the join token from this file instead (keeps it out of the process list)' })
       .option('ca-pin', { type: 'string', describe: "sha256:HEX of the cluster CA's public key, from `bot add` (needed for the first join)" })
-      .option('ttl', { type: 'string', default: '1h', describe: 'Lifetime of each certificate (5s to 30d)' })
-      .option('renewal-interval', { type: 'string', default: '20m', describe: 'Renew this often (never later than half the remaining lifetime)' })
-      .option('oneshot', { type: 'boolean', default: false, describe: 'Join or renew once and exit (cron, CI jobs, init containers)' })
+      .option('ttl', { type: 'string', describe: 'Lifetime of each certificate (5s to 30d; default 1h)' })
+      .option('renewal-interval', { type: 'string', describe: 'Renew this often (default 20m; never later than half the remaining lifetime)' })
+      .option('oneshot', { type: 'boolean', describe: 'Join or renew once and exit (cron, CI jobs, init containers)' })
       .conflicts('token', 'token-file')
+      .example('$0 bot start --config /etc/mcp-access/bot.yaml', 'Everything from the configuration file')
       .example('$0 bot start --proxy mcp.example.com:3080 --destination /var/lib/mcp-access/bot --token-file /run/secrets/join-token --ca-pin sha256:…', 'First run: join, then renew')
       .example('$0 bot start --proxy mcp.example.com:3080 --destination /var/lib/mcp-access/bot', 'Later runs: renew with the stored identity')
-      .example('$0 bot start --proxy mcp.example.com:3080 --destination ./id --oneshot', 'Renew once and exit') as unknown as Argv<StartArgs>,
+      .example('$0 bot start --config bot.yaml --oneshot', 'Renew once and exit') as unknown as Argv<StartArgs>,
   handler: async (argv) => {
     const { AccessError } = await import('../../errors.js');
     const { parseDuration } = await import('../../util/duration.js');
@@ -225,31 +228,62 @@ const startCommand: CommandModule<object, StartArgs> = {
     const { parseProxyAddress } = await import('../../tunnel/proxy-address.js');
     const { cleanToken } = await import('../../bot/token.js');
     const { runBot, normalisePin } = await import('../../bot/agent.js');
-    const proxy = parseProxyAddress(argv.proxy, 'use the address `mcp-access bot add` printed, e.g. --proxy mcp.example.com:3080');
-    const ttlMs = parseIdentityTtl(argv.ttl);
-    const renewalIntervalMs = parseDuration(argv['renewal-interval'], '--renewal-interval');
-    if (renewalIntervalMs < 1000) throw new AccessError('USAGE', `--renewal-interval ${argv['renewal-interval']} is too short (at least 1s)`);
+    const { readFile } = await import('node:fs/promises');
+    let file: import('../../bot/config-file.js').BotFileConfig = { services: [] };
+    if (argv.config !== undefined) {
+      const { parseBotConfig } = await import('../../bot/config-file.js');
+      let text: string;
+      try {
+        text = await readFile(argv.config, 'utf8');
+      } catch (err) {
+        throw new AccessError('BOT_CONFIG_INVALID', `--config ${argv.config} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
+      file = parseBotConfig(text, argv.config);
+    }
+    // Flags override the file, key by key.
+    const proxyText = argv.proxy ?? file.proxy;
+    if (proxyText === undefined) throw new AccessError('USAGE', 'no proxy to join: pass --proxy HOST:PORT or set proxy_server in --config');
+    const proxy = parseProxyAddress(proxyText, 'use the address `mcp-access bot add` printed, e.g. --proxy mcp.example.com:3080');
+    let storage: string;
+    let outputs: string[];
+    if (argv.destination !== undefined) {
+      storage = argv.destination;
+      outputs = [];
+    } else {
+      const dirs = file.services.map((sv) => sv.path);
+      if (dirs.length === 0 && !file.storage) {
+        throw new AccessError('USAGE', 'no destination: pass --destination DIR, or list a service of type identity in --config');
+      }
+      storage = file.storage ?? dirs[0]!;
+      outputs = dirs.filter((d) => d !== storage);
+    }
+    const ttlMs = parseIdentityTtl(argv.ttl ?? file.ttl ?? '1h');
+    const intervalText = argv['renewal-interval'] ?? file.renewalInterval ?? '20m';
+    const renewalIntervalMs = parseDuration(intervalText, '--renewal-interval');
+    if (renewalIntervalMs < 1000) throw new AccessError('USAGE', `--renewal-interval ${intervalText} is too short (at least 1s)`);
     let token: string | undefined;
-    if (argv.token !== undefined || argv['token-file'] !== undefined) {
-      let text = argv.token;
-      if (argv['token-file'] !== undefined) {
-        const { readFile } = await import('node:fs/promises');
+    const tokenFile = argv['token-file'] ?? (argv.token === undefined && file.token && 'file' in file.token ? file.token.file : undefined);
+    const tokenText = argv.token ?? (argv['token-file'] === undefined && file.token && 'value' in file.token ? file.token.value : undefined);
+    if (tokenText !== undefined || tokenFile !== undefined) {
+      let text = tokenText;
+      if (tokenFile !== undefined) {
         try {
-          text = await readFile(argv['token-file'], 'utf8');
+          text = await readFile(tokenFile, 'utf8');
         } catch (err) {
-          throw new AccessError('USAGE', `--token-file ${argv['token-file']} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+          throw new AccessError('USAGE', `the token file ${tokenFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
         }
       }
       token = cleanToken(String(text ?? ''));
-      if (!token) throw new AccessError('BOT_TOKEN_INVALID', `the join token${argv['token-file'] ? ` in ${argv['token-file']}` : ''} is malformed`, { hint: 'copy it exactly as `mcp-access bot add` printed it' });
+      if (!token) throw new AccessError('BOT_TOKEN_INVALID', `the join token${tokenFile ? ` in ${tokenFile}` : ''} is malformed`, { hint: 'copy it exactly as `mcp-access bot add` printed it' });
     }
-    const caPin = argv['ca-pin'] === undefined ? undefined : normalisePin(argv['ca-pin']);
+    const caPins = argv['ca-pin'] !== undefined ? [normalisePin(argv['ca-pin'])] : file.caPins;
+    const oneshot = argv.oneshot ?? file.oneshot ?? false;
     const log = new Logger({ name: 'mcp-access bot', level: argv.debug ? 'debug' : 'info', timestamps: true });
     const stop = new AbortController();
     const onSignal = (sig: string) => { log.info(`${sig}: stopping`); stop.abort(); };
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
-    await runBot({ proxy, destination: argv.destination, token, caPin, ttlMs, renewalIntervalMs, oneshot: argv.oneshot, log, signal: stop.signal });
+    await runBot({ proxy, destination: storage, outputs, token, caPins, ttlMs, renewalIntervalMs, oneshot, log, signal: stop.signal });
   },
 };
 

@@ -9,6 +9,7 @@ import { policyCommand } from './policy.js';
 import { auditCommand } from './audit.js';
 import { botCommand } from './bot.js';
 import { demoCommand } from './demo.js';
+import { mcpCommand } from './mcp.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -22,4 +23,5 @@ export const commands: CommandModule<any, any>[] = [
   auditCommand,
   botCommand,
   demoCommand,
+  mcpCommand,
 ];
