@@ -333,16 +333,14 @@ describe('getting the command onto PATH', () => {
 });
 
 describe("the README's real set-up and the product's words", () => {
-  it("step 3's bot add prints exactly step 4's bot start command (with the real token and pin)", async () => {
+  it("step 3's bot add prints exactly step 4's bot.yaml (with the real token and pin)", async () => {
     const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
     const block = readme.slice(readme.indexOf('# 3. Operator'), readme.indexOf('# 5. Use it'));
-    const command = (from: string) => {
-      const start = block.indexOf(from);
-      const text = block.slice(start, block.indexOf('\n#', start));
-      return text.replace(/\\\n\s*/g, '').trim().split(/\s+/);
-    };
-    const step3 = command('mcp-access bot add');
-    const step4 = command('mcp-access bot start');
+    const start = block.indexOf('mcp-access bot add');
+    const step3 = block.slice(start, block.indexOf('\n#', start)).replace(/\\\n\s*/g, '').trim().split(/\s+/);
+    const yamlStart = block.indexOf("<<'EOF'\n") + "<<'EOF'\n".length;
+    const step4Yaml = block.slice(yamlStart, block.indexOf('EOF\n', yamlStart));
+    expect(block).toContain('mcp-access bot start --config /etc/mcp-access/bot.yaml');
     // Step 2's proxy.yaml defines llm-access; a cluster with that role stands in for it.
     const llmAccess = { kind: 'role', version: 'v7', metadata: { name: 'llm-access' }, spec: { allow: { mcp: { tools: ['get_*', 'list_*', 'read_*', 'search_files'] } } } };
     const cluster = await TestCluster.start({ roles: [llmAccess], config: { bot: { state_dir: 'bots' } } });
@@ -352,9 +350,15 @@ describe("the README's real set-up and the product's words", () => {
       expect(r.code, r.stderr).toBe(0);
       const token = /token:\s+(\S+)/.exec(r.stdout)![1]!;
       const pin = /CA pin:\s+sha256:(\S+)/.exec(r.stdout)![1]!;
-      const printed = /^\s+(mcp-access bot start .*)$/m.exec(r.stdout)![1]!.split(/\s+/);
-      expect(printed).toEqual(step4.map((a) => a.replace('<token>', token).replace('<pin>', pin)));
-      expect(step4).toContain('/opt/machine-id');
+      const printedYaml = r.stdout
+        .slice(r.stdout.indexOf('  version: v2'), r.stdout.indexOf('\n\nIt writes'))
+        .split('\n')
+        .map((l) => l.slice(2))
+        .join('\n');
+      expect(`${printedYaml}\n`).toBe(step4Yaml.replace('<token>', token).replace('<pin>', pin));
+      const printedCommand = /^\s+(mcp-access bot start .*)$/m.exec(r.stdout)![1]!;
+      expect(printedCommand).toContain(`--token ${token}`);
+      expect(printedCommand).toContain('--destination /opt/machine-id');
       expect(readme).toContain('mcp-access ls -i /opt/machine-id/identity --proxy mcp.example.com:3080');
     } finally {
       await cluster.close();

@@ -88,6 +88,7 @@ const addCommand: CommandModule<object, AddArgs> = {
     const proxy = argv.proxy ?? suggestProxyAddress(config, proxyCertPem);
     const startArgs = ['mcp-access', 'bot', 'start', '--proxy', proxy, '--destination', argv.destination, '--token', added.token, '--ca-pin', caPin];
     const command = startArgs.map(shellQuote).join(' ');
+    const botYaml = botYamlFor({ proxy, destination: argv.destination, token: added.token, caPin });
     if (argv.format === 'json') {
       printJson({
         bot: added.record.name,
@@ -98,6 +99,7 @@ const addCommand: CommandModule<object, AddArgs> = {
         ca_pin: caPin,
         proxy,
         start_command: command,
+        bot_yaml: botYaml,
       });
       return;
     }
@@ -113,11 +115,33 @@ const addCommand: CommandModule<object, AddArgs> = {
         '',
         `  ${command}`,
         '',
+        'or, the same as a bot.yaml for `mcp-access bot start --config bot.yaml` (tbot\'s v2 shape, docs/bot.md):',
+        '',
+        ...botYaml.trimEnd().split('\n').map((l) => `  ${l}`),
+        '',
         `It writes ${argv.destination}/identity and keeps it renewed; point \`mcp-access connect -i\` at that file.`,
       ].join('\n'),
     );
   },
 };
+
+/** The bot.yaml equivalent of the printed `bot start` command (the token inline: keep the file 0600). */
+function botYamlFor(o: { proxy: string; destination: string; token: string; caPin: string }): string {
+  return [
+    'version: v2',
+    `proxy_server: ${o.proxy}`,
+    'onboarding:',
+    '  join_method: token',
+    `  token: ${o.token}`,
+    `  ca_pins: [${o.caPin}]`,
+    'services:',
+    '- type: identity',
+    '  destination:',
+    '    type: directory',
+    `    path: ${o.destination}`,
+    '',
+  ].join('\n');
+}
 
 const lsCommand: CommandModule<object, LsArgs> = {
   command: 'ls',
