@@ -285,6 +285,7 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
         },
       };
       if (decider.describeServer) guarded.describeServer = decider.describeServer.bind(decider);
+      if (decider.recordRefusal) guarded.recordRefusal = decider.recordRefusal.bind(decider);
       return guarded;
     },
     guardGates(gates: GateFactory): GateFactory {
