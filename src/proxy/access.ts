@@ -90,7 +90,7 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     if (previous?.audit && previous.audit.path === config.audit.path) {
       audit = previous.audit;
     } else {
-      audit = await AuditLog.open(config.audit.path, { args: config.audit.args, redactKeys: config.audit.redact, fsync: config.audit.fsync, logger: log });
+      audit = await AuditLog.open(config.audit.path, { args: config.audit.args, redactKeys: config.audit.redact, fsync: config.audit.fsync, identityBudgetBytes: config.audit.identityBudget, logger: log });
     }
   }
 
