@@ -80,7 +80,7 @@ export class RefusalAudit {
 }
 
 export async function buildAccess(config: ProxyConfig, log: Logger, previous?: Access): Promise<Access> {
-  const { roles, warnings } = loadRoles({ inline: config.rolesInline, files: config.rolesFiles, baseDir: config.baseDir });
+  const { roles, warnings } = loadRoles({ inline: config.rolesInline, files: config.rolesFiles, baseDir: config.baseDir, configPath: config.path });
   for (const w of warnings) log.warn(w);
   if (roles.length === 0) log.warn('no roles are configured (roles, roles_files): no identity can reach any server');
   const policy = new Policy(roles);
