@@ -127,6 +127,12 @@ describe('no upgrade before authentication', () => {
     await pingOk();
   });
 
+  it('the JSON API without a certificate: 401 and audited', async () => {
+    const answer = await raw('GET /v1/servers HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+    await auditEvent((e) => e.error === 'IDENTITY_REJECTED' && String(e.reason).startsWith('GET /v1/servers: '));
+  });
+
   it('a certificate from another CA: 401 and audited', async () => {
     const answer = await raw(upgradeRequest('/v1/tunnel?server=test'), stranger);
     expect(answer).toMatch(/^HTTP\/1\.1 401 /);

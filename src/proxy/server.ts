@@ -215,6 +215,9 @@ export class ProxyServer {
     } catch (err) {
       const e = isAccessError(err) ? err : new AccessError('INTERNAL', (err as Error).message);
       if (!isAccessError(err)) this.log.error(`${req.method} ${url.pathname}: ${describeError(err)}`);
+      if (e.code.startsWith('IDENTITY')) {
+        this.access.recordRefusal?.({ remoteAddr: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`, code: e.code, reason: `${req.method} ${boundedParam(url.pathname)}: ${e.message}` });
+      }
       const status = e.code.startsWith('IDENTITY') ? 401 : e.code === 'PROXY_GOING_AWAY' ? 503 : e.exitCode === 5 ? 403 : e.code === 'INTERNAL' ? 500 : 400;
       json(res, status, { error: { code: e.code, message: e.message, hint: e.hint } });
     }
