@@ -5,7 +5,7 @@
  * a digest, and one identity's volume is capped by its budget without
  * touching others'. Real files throughout.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, symlinkSync, truncateSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -91,6 +91,19 @@ describe('a deleted or rotated file', () => {
     expect(String(events(path)[0]!.reason)).toContain('rotated');
     expect((await verifyAuditFile(path)).ok).toBe(true);
     expect((await verifyAuditFile(join(dir, 'audit.jsonl.1'))).ok).toBe(true);
+  });
+
+  it('truncated in place (copytruncate): the chain restarts from zeros with audit.reopened', async () => {
+    const path = join(tempDir(), 'audit.jsonl');
+    const log = await openLog(path);
+    await log.append({ type: 'mcp.session.start', user: 'alice', outcome: 'success' });
+    truncateSync(path, 0);
+    await log.append({ type: 'mcp.session.end', user: 'alice', outcome: 'success' });
+    const after = events(path);
+    expect(after.map((e) => e.type)).toEqual(['audit.reopened', 'mcp.session.end']);
+    expect(after[0]).toMatchObject({ prev: GENESIS });
+    expect(String(after[0]!.reason)).toContain('truncated');
+    expect((await verifyAuditFile(path)).ok).toBe(true);
   });
 
   it('replaced by a symbolic link: events are refused (fail closed), nothing is written through it', async () => {

@@ -19,7 +19,7 @@
  * `audit verify` can tell a torn write from an edit.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { constants as fsc, statSync, writeSync } from 'node:fs';
+import { constants as fsc, fstatSync, statSync, writeSync } from 'node:fs';
 import { mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { AccessError } from '../../errors.js';
@@ -155,6 +155,8 @@ export class AuditLog {
   private now: () => number = Date.now;
   /** Device and inode of the open file: a deleted or rotated file is noticed before the next write. */
   private fileId = '';
+  /** Bytes the file should hold (what was there at open plus what we wrote): less means it was truncated. */
+  private size = 0;
   private reopenReason: string | undefined;
 
   private constructor(
@@ -204,6 +206,7 @@ export class AuditLog {
       log.midLine = tail.midLine;
       log.tornLines = tail.tornLines;
       log.fileId = await fileIdOf(fh);
+      log.size = (await fh.stat()).size;
       log.identityBudget = opts.identityBudgetBytes ?? DEFAULT_IDENTITY_BUDGET_BYTES;
       if (opts.now) log.now = opts.now;
       if (tail.midLine || tail.tornLines.length) {
@@ -410,6 +413,7 @@ export class AuditLog {
     // Small batches (the common case) are written synchronously: a write to the
     // page cache costs microseconds, a thread-pool round trip tens of them.
     const { written, error } = buf.length <= SYNC_WRITE_MAX ? writeAllSync(this.fh.fd, buf) : await writeAll(this.fh, buf);
+    this.size += written;
 
     // Account for exactly what reached the file.
     let offset = 0;
@@ -468,7 +472,18 @@ export class AuditLog {
     } catch {
       id = '';
     }
-    if (id === this.fileId) return;
+    if (id === this.fileId) {
+      // Same file, but shorter than what we wrote: truncated in place (logrotate's copytruncate).
+      if (fstatSync(this.fh.fd).size >= this.size) return;
+      const tail = await readTail(this.fh, this.path);
+      this.reopenReason = `the audit file was truncated (copytruncate rotation?); events continue in it. The last event written before has hash ${this.lastHash}`;
+      this.logger?.warn(`audit log ${this.path} was truncated; continuing in it`);
+      this.lastHash = tail.lastHash;
+      this.midLine = tail.midLine;
+      this.tornLines = tail.tornLines;
+      this.size = fstatSync(this.fh.fd).size;
+      return;
+    }
     const previousHead = this.lastHash;
     const fh = await openLogFile(resolve(this.path), this.path);
     let tail;
@@ -481,6 +496,7 @@ export class AuditLog {
     await this.fh.close().catch(() => {});
     this.fh = fh;
     this.fileId = await fileIdOf(fh);
+    this.size = (await fh.stat()).size;
     this.lastHash = tail.lastHash;
     this.midLine = tail.midLine;
     this.tornLines = tail.tornLines;
