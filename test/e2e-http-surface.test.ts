@@ -204,8 +204,9 @@ describe('refusals of valid identities are audited (bots enabled)', () => {
     const own = await tunnel('server=test', alice);
     expect(own.first).toMatchObject({ type: 'hello' });
     const token = own.first.resumeToken as string;
-    const theft = await tunnel(`server=test&resume=${encodeURIComponent(token)}&received=0`, bob);
+    const theft = await tunnel(`server=other&resume=${encodeURIComponent(token)}&received=0`, bob);
     expect(theft.first).toMatchObject({ type: 'fatal', code: 'IDENTITY_REJECTED' });
+    expect(JSON.stringify(theft.first)).not.toContain('alice'); // the owner is named in the audit trail only
     await theft.closed;
     await auditEvent((e) => e.user === 'bob' && e.error === 'IDENTITY_REJECTED' && e.server === 'test' && String(e.reason).includes('alice'));
     own.ws.close(1000);

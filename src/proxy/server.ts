@@ -275,7 +275,11 @@ export class ProxyServer {
       } catch (err) {
         const e = isAccessError(err) ? err : new AccessError('INTERNAL', (err as Error).message);
         this.log.info(`tunnel refused: ${e.message}`);
-        this.access.recordRefusal?.({ peer, remoteAddr: peer.remoteAddr, server: server ?? boundedParam(url.searchParams.get('server')), code: e.code, reason: e.message });
+        const detail = (e.detail ?? {}) as { auditReason?: string; server?: string };
+        this.access.recordRefusal?.({
+          peer, remoteAddr: peer.remoteAddr, server: detail.server ?? server ?? boundedParam(url.searchParams.get('server')), code: e.code,
+          reason: detail.auditReason ? `${e.message}: ${detail.auditReason}` : e.message,
+        });
         refuseTunnel(ws, e);
       }
     });
@@ -291,7 +295,10 @@ export class ProxyServer {
       }
       if (session.peer.user !== peer.user || session.peer.bot?.name !== peer.bot?.name) {
         this.log.warn(`resume refused: ${peer.user} tried to resume a session of ${session.peer.user}`);
-        throw new AccessError('IDENTITY_REJECTED', `only the identity that opened a session can resume it (session ${session.id} of ${session.peer.user})`);
+        // The owner's name is for the audit trail, not for the one who tried.
+        throw new AccessError('IDENTITY_REJECTED', 'only the identity that opened a session can resume it', {
+          detail: { auditReason: `tried to resume session ${session.id} of ${session.peer.user}`, server: session.server.name },
+        });
       }
       this.access.checkServer(peer, session.server);
       session.attach(ws, received, true, peer);
