@@ -156,3 +156,14 @@ describe('per-identity budget', () => {
     expect((await verifyAuditFile(path)).ok).toBe(true);
   });
 });
+
+describe('audit.identity_budget in the proxy configuration', () => {
+  const base = { cluster: 'c', listen: '127.0.0.1:0', ca_dir: './ca', servers: [] };
+  it('a size, 0 for no limit, anything else refused', async () => {
+    const { parseProxyConfig } = await import('../src/proxy/config.js');
+    expect(parseProxyConfig({ ...base, audit: { path: './a.jsonl', identity_budget: '1MiB' } }, '/etc/p.yaml').audit?.identityBudget).toBe(1024 * 1024);
+    expect(parseProxyConfig({ ...base, audit: { path: './a.jsonl', identity_budget: 0 } }, '/etc/p.yaml').audit?.identityBudget).toBe(0);
+    expect(parseProxyConfig({ ...base, audit: { path: './a.jsonl' } }, '/etc/p.yaml').audit?.identityBudget).toBeUndefined();
+    expect(() => parseProxyConfig({ ...base, audit: { path: './a.jsonl', identity_budget: 'lots' } }, '/etc/p.yaml')).toThrow(/audit\.identity_budget/);
+  });
+});
