@@ -65,6 +65,7 @@ export const CATALOGUE = {
   PROXY_UNTRUSTED: { exit: EXIT.PROXY_UNREACHABLE, hint: "the proxy's certificate is not signed by the CAs in the identity file; pass --ca-file if the proxy uses another CA" },
   PROXY_PROTOCOL: { exit: EXIT.PROXY_UNREACHABLE, hint: 'check that --proxy points at an mcp-access proxy of a compatible version' },
   PROXY_GOING_AWAY: { exit: EXIT.PROXY_UNREACHABLE, hint: 'the proxy is shutting down; it reconnects when the proxy is back' },
+  HTTP_BAD_REQUEST: { exit: EXIT.PROXY_UNREACHABLE, hint: 'the request was not well-formed HTTP for the proxy; use the mcp-access CLI or follow docs/protocol.md' },
 
   // access
   UNKNOWN_SERVER: { exit: EXIT.NOT_FOUND, hint: 'run `mcp-access ls` to see the servers you can reach' },

@@ -4,7 +4,7 @@
  * (unreachable, untrusted proxy, refused identity, unknown server, …).
  */
 import WebSocket from 'ws';
-import { AccessError, type ErrorCode } from '../errors.js';
+import { AccessError, CATALOGUE, type ErrorCode } from '../errors.js';
 import { errorCodeForClose } from '../tunnel/close-codes.js';
 import { classifyDialError, formatProxyAddress, type ProxyAddress } from '../tunnel/proxy-address.js';
 import { decodeControl, SUBPROTOCOL, TUNNEL_PATH, type ControlFrame } from '../tunnel/control.js';
@@ -85,8 +85,26 @@ export function openTunnel(p: ConnectParams): Promise<Opened> {
       fail(new AccessError(ec, `the proxy at ${where} closed the tunnel (${code}${reason.length ? `: ${reason.toString()}` : ''})`));
     });
     socket.on('unexpected-response', (_req, res) => {
-      fail(new AccessError('PROXY_PROTOCOL', `${where} answered HTTP ${res.statusCode} instead of opening a tunnel`));
+      // A refusal before the upgrade (401: no valid certificate, 400) carries the proxy's error as JSON.
+      const fallback = new AccessError('PROXY_PROTOCOL', `${where} answered HTTP ${res.statusCode} instead of opening a tunnel`);
+      if (res.statusCode !== 401 && res.statusCode !== 400) return fail(fallback);
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (t: string) => { if (body.length < 8192) body += t; });
+      res.on('error', () => fail(fallback));
+      res.on('end', () => fail(proxyErrorFromBody(body) ?? fallback));
     });
     socket.on('error', (err: NodeJS.ErrnoException) => fail(classifyDialError(err, where)));
   });
+}
+
+/** The `{error: {code, message, hint}}` the proxy answers a refused upgrade with. */
+function proxyErrorFromBody(body: string): AccessError | undefined {
+  try {
+    const e = (JSON.parse(body) as { error?: { code?: unknown; message?: unknown; hint?: unknown } }).error;
+    if (typeof e?.code !== 'string' || !Object.hasOwn(CATALOGUE, e.code) || typeof e.message !== 'string') return undefined;
+    return new AccessError(e.code as ErrorCode, e.message, typeof e.hint === 'string' ? { hint: e.hint } : {});
+  } catch {
+    return undefined;
+  }
 }

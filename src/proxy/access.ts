@@ -13,6 +13,17 @@ import { loadRoles } from './rbac/roles.js';
 import { Policy } from './rbac/policy.js';
 import { accessDenied, createEnforcingGates, type LiveAccess } from './enforcement.js';
 import { NO_AUDIT_TRAIL, unknownRolesNotice } from './notices.js';
+import { AuditRateLimiter } from './audit/rate-limit.js';
+import type { Refusal } from './server.js';
+
+/**
+ * Refused connections (before a session exists) are audited at most
+ * REFUSAL_BURST at once and REFUSAL_PER_SECOND on average, per identity and
+ * for all unauthenticated clients together; a summary event counts the rest.
+ */
+export const REFUSAL_BURST = 20;
+export const REFUSAL_PER_SECOND = 2;
+const REFUSAL_SUMMARY_MS = 10_000;
 
 export interface Access {
   /** Shared with every running session's gate; a reload updates it in place. */
@@ -21,11 +32,56 @@ export interface Access {
   gates: GateFactory;
   decider: AccessDecider;
   routes: ProxyRoutes;
+  /** Rate limit of refusal events; kept across reloads. */
+  refusals: RefusalAudit;
   close(): Promise<void>;
 }
 
+/** Audits refused connections through `live.audit`, rate-limited, with summaries of what was suppressed. */
+export class RefusalAudit {
+  private readonly limiter = new AuditRateLimiter({ burst: REFUSAL_BURST, perSecond: REFUSAL_PER_SECOND });
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly live: LiveAccess, private readonly log: Logger) {
+    this.timer = setInterval(() => this.flush(), REFUSAL_SUMMARY_MS);
+    this.timer.unref();
+  }
+
+  record(r: Refusal): void {
+    const key = r.peer ? `identity ${r.peer.user}${r.peer.bot ? ` (bot ${r.peer.bot.name})` : ''}` : 'unauthenticated clients';
+    const { allowed, suppressed, since } = this.limiter.take(key);
+    if (suppressed > 0) this.summary(key, suppressed, since!);
+    if (!allowed) return;
+    this.write({
+      type: 'mcp.session.start', outcome: 'denied', reason: r.reason, error: r.code,
+      user: r.peer?.user, roles: r.peer?.roles, bot: r.peer?.bot?.name, server: r.server, remoteAddr: r.remoteAddr,
+    });
+  }
+
+  /** Summaries for everything suppressed so far. */
+  flush(): void {
+    for (const { key, suppressed, since } of this.limiter.drain()) this.summary(key, suppressed, since);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.flush();
+  }
+
+  private summary(key: string, suppressed: number, since: number): void {
+    this.write({
+      type: 'mcp.session.start', outcome: 'denied', suppressed, suppressedSince: new Date(since).toISOString(),
+      reason: `${suppressed} more refused connection(s) of ${key} were not recorded one by one (rate limit: ${REFUSAL_BURST} at once, ${REFUSAL_PER_SECOND}/s)`,
+    });
+  }
+
+  private write(event: Parameters<NonNullable<LiveAccess['audit']>['append']>[0]): void {
+    this.live.audit?.append(event).catch((err: Error) => this.log.error(`audit: ${err.message}`));
+  }
+}
+
 export async function buildAccess(config: ProxyConfig, log: Logger, previous?: Access): Promise<Access> {
-  const { roles, warnings } = loadRoles({ inline: config.rolesInline, files: config.rolesFiles, baseDir: config.baseDir });
+  const { roles, warnings } = loadRoles({ inline: config.rolesInline, files: config.rolesFiles, baseDir: config.baseDir, configPath: config.path });
   for (const w of warnings) log.warn(w);
   if (roles.length === 0) log.warn('no roles are configured (roles, roles_files): no identity can reach any server');
   const policy = new Policy(roles);
@@ -36,13 +92,14 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     if (previous?.audit && previous.audit.path === config.audit.path) {
       audit = previous.audit;
     } else {
-      audit = await AuditLog.open(config.audit.path, { args: config.audit.args, redactKeys: config.audit.redact, fsync: config.audit.fsync, logger: log });
+      audit = await AuditLog.open(config.audit.path, { args: config.audit.args, redactKeys: config.audit.redact, fsync: config.audit.fsync, identityBudgetBytes: config.audit.identityBudget, logger: log });
     }
   }
 
   const live = previous?.live ?? { policy, audit };
   live.policy = policy;
   live.audit = audit;
+  const refusals = previous?.refusals ?? new RefusalAudit(live, log);
   if (previous?.audit && previous.audit !== audit) await previous.audit.close();
   const decider: AccessDecider = {
     checkServer(peer, server) {
@@ -57,10 +114,8 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
       const warnings = [...(unknownRoles.length ? [unknownRolesNotice(unknownRoles)] : []), ...(live.audit ? [] : [NO_AUDIT_TRAIL])];
       return { ...(unknownRoles.length ? { unknownRoles } : {}), ...(warnings.length ? { warnings } : {}) };
     },
-    recordRefusal(peer, server, reason) {
-      live.audit?.append({
-        type: 'mcp.session.start', outcome: 'denied', reason, user: peer.user, roles: peer.roles, server: server.name, remoteAddr: peer.remoteAddr,
-      }).catch((err: Error) => log.error(`audit: ${err.message}`));
+    recordRefusal(refusal) {
+      refusals.record(refusal);
     },
   };
   return {
@@ -69,6 +124,7 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     gates: previous?.gates ?? createEnforcingGates(live, log),
     decider,
     routes: {},
-    close: async () => { await audit?.close(); },
+    refusals,
+    close: async () => { refusals.close(); await audit?.close(); },
   };
 }

@@ -42,6 +42,8 @@ export interface AuditConfig {
   args: 'full' | 'digest' | 'none';
   redact: string[];
   fsync: 'always' | 'interval' | 'never';
+  /** Bytes of audit events one identity may add per hour; 0 = unlimited (docs/audit.md). */
+  identityBudget?: number;
 }
 
 export interface ProxyConfig {
@@ -140,7 +142,7 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
   if (d.audit !== undefined) {
     if (!isObject(d.audit)) fail('audit', 'must be a mapping with path');
     const a = d.audit as Record<string, unknown>;
-    for (const k of Object.keys(a)) if (!['path', 'args', 'redact', 'fsync'].includes(k)) fail(`audit.${k}`, 'unknown key (known: path, args, redact, fsync)');
+    for (const k of Object.keys(a)) if (!['path', 'args', 'redact', 'fsync', 'identity_budget'].includes(k)) fail(`audit.${k}`, 'unknown key (known: path, args, redact, fsync, identity_budget)');
     const args = a.args ?? 'full';
     if (args !== 'full' && args !== 'digest' && args !== 'none') fail('audit.args', 'must be full, digest or none');
     const fsync = a.fsync ?? 'interval';
@@ -148,6 +150,7 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
     const redact = a.redact ?? [];
     if (!Array.isArray(redact) || !redact.every((x) => typeof x === 'string')) fail('audit.redact', 'must be a list of argument keys');
     audit = { path: abs(str(a.path, 'audit.path', fail)), args: args as AuditConfig['args'], redact: redact as string[], fsync: fsync as AuditConfig['fsync'] };
+    if (a.identity_budget !== undefined) audit.identityBudget = a.identity_budget === 0 || a.identity_budget === '0' ? 0 : size(a.identity_budget, 'audit.identity_budget', fail);
   }
 
   let gracePeriodMs = 120_000;

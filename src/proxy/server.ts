@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { AccessError, describeError, isAccessError } from '../errors.js';
+import { AccessError, CATALOGUE, describeError, isAccessError } from '../errors.js';
 import { VERSION } from '../version.js';
 import type { Logger } from '../util/log.js';
 import { SUBPROTOCOL, TUNNEL_PATH } from '../tunnel/control.js';
@@ -42,9 +42,37 @@ export interface AccessDecider {
   describeServer?(peer: Peer, server: ServerConfig): Record<string, unknown>;
   /** Facts about the caller for `ls` (roles the proxy does not define, warnings). */
   describePeer?(peer: Peer): Record<string, unknown>;
-  /** Audit a refusal that happens outside a session (e.g. a resume by someone else). */
-  recordRefusal?(peer: Peer, server: ServerConfig, reason: string): void;
+  /**
+   * Audit a refusal that happens outside a session: an unauthenticated
+   * upgrade, an unknown server, a bad resume token, a resume by someone else.
+   * Rate-limited by the implementation (see docs/audit.md).
+   */
+  recordRefusal?(refusal: Refusal): void;
 }
+
+/** A connection refused before a session existed. */
+export interface Refusal {
+  /** The verified identity, when there was one. */
+  peer?: Peer;
+  remoteAddr: string;
+  server?: string;
+  code: string;
+  reason: string;
+}
+
+/** Small limits and deadlines before a client has authenticated (docs/protocol.md). */
+export const PRE_AUTH = {
+  /** TLS handshake. */
+  handshakeTimeoutMs: 10_000,
+  /** From the TLS handshake's end to the first request. */
+  firstRequestMs: 10_000,
+  /** A request's headers, from its first byte. */
+  headersTimeoutMs: 10_000,
+  /** A whole request (headers and body). */
+  requestTimeoutMs: 30_000,
+  /** All request headers together. */
+  maxHeaderBytes: 16 * 1024,
+} as const;
 
 
 export class ProxyServer {
@@ -57,6 +85,8 @@ export class ProxyServer {
   private keepalive: NodeJS.Timeout | undefined;
   private closing = false;
   private readonly alive = new WeakMap<WebSocket, boolean>();
+  /** Connections that sent a first request (the pre-auth deadline no longer applies). */
+  private readonly spoken = new WeakSet<object>();
   private readonly upstreams: SparePool;
 
   constructor(
@@ -76,6 +106,11 @@ export class ProxyServer {
       // and an expired one gets its own, specific answer.
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
+      handshakeTimeout: PRE_AUTH.handshakeTimeoutMs,
+      headersTimeout: PRE_AUTH.headersTimeoutMs,
+      requestTimeout: PRE_AUTH.requestTimeoutMs,
+      maxHeaderSize: PRE_AUTH.maxHeaderBytes,
+      connectionsCheckingInterval: 1000,
     });
     this.wss = new WebSocketServer({
       noServer: true,
@@ -83,9 +118,24 @@ export class ProxyServer {
       perMessageDeflate: false,
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
-    this.https.on('request', (req, res) => { void this.request(req, res); });
-    this.https.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+    this.https.on('secureConnection', (socket: TLSSocket) => {
+      // The first request must arrive within the pre-auth deadline (Node's
+      // headersTimeout only starts with a request's first byte).
+      const timer = setTimeout(() => { if (!this.spoken.has(socket)) socket.destroy(); }, PRE_AUTH.firstRequestMs);
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+    });
+    this.https.on('request', (req, res) => { this.spoken.add(req.socket); void this.request(req, res); });
+    this.https.on('upgrade', (req, socket, head) => { this.spoken.add(req.socket); this.upgrade(req, socket, head); });
     this.https.on('tlsClientError', (err) => this.log.debug(`TLS handshake failed: ${err.message}`));
+    // Malformed HTTP (bad request line, over-size headers, timeouts): 400 / 431 / 408 and close, never a crash.
+    this.https.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      this.log.debug(`bad HTTP from a client: ${err.code ?? err.message}`);
+      if (!socket.writable) { socket.destroy(); return; }
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    });
     this.upstreams = new SparePool(log, { maxMessageSize: config.maxMessageSize, stopGraceMs: config.stopGraceMs }, config.prestart);
   }
 
@@ -149,7 +199,11 @@ export class ProxyServer {
   }
 
   private async request(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'https://proxy');
+    const url = parseTarget(req.url);
+    if (!url) {
+      json(res, 400, { error: { code: 'HTTP_BAD_REQUEST', message: 'the request target is not a valid path', hint: CATALOGUE.HTTP_BAD_REQUEST.hint } });
+      return;
+    }
     try {
       if (this.closing) throw new AccessError('PROXY_GOING_AWAY', 'the proxy is shutting down');
       if (req.method === 'GET' && url.pathname === '/v1/ping') {
@@ -165,6 +219,9 @@ export class ProxyServer {
     } catch (err) {
       const e = isAccessError(err) ? err : new AccessError('INTERNAL', (err as Error).message);
       if (!isAccessError(err)) this.log.error(`${req.method} ${url.pathname}: ${describeError(err)}`);
+      if (e.code.startsWith('IDENTITY')) {
+        this.access.recordRefusal?.({ remoteAddr: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`, code: e.code, reason: `${req.method} ${boundedParam(url.pathname)}: ${e.message}` });
+      }
       const status = e.code.startsWith('IDENTITY') ? 401 : e.code === 'PROXY_GOING_AWAY' ? 503 : e.exitCode === 5 ? 403 : e.code === 'INTERNAL' ? 500 : 400;
       json(res, status, { error: { code: e.code, message: e.message, hint: e.hint } });
     }
@@ -190,29 +247,51 @@ export class ProxyServer {
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const url = new URL(req.url ?? '/', 'https://proxy');
+    socket.on('error', (err) => this.log.debug(`upgrade: ${err.message}`));
+    const remoteAddr = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    const url = parseTarget(req.url);
+    if (!url) {
+      answerUpgrade(socket, 400, new AccessError('HTTP_BAD_REQUEST', 'the request target is not a valid path'));
+      return;
+    }
     if (url.pathname !== TUNNEL_PATH || this.closing) {
-      socket.end(`HTTP/1.1 ${this.closing ? '503 Service Unavailable' : '404 Not Found'}\r\nConnection: close\r\n\r\n`);
+      socket.end(`HTTP/1.1 ${this.closing ? '503 Service Unavailable' : '404 Not Found'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    // No WebSocket (and no 64 MiB frame limit) before the client certificate is verified.
+    let peer: Peer;
+    try {
+      peer = peerFromSocket(req.socket as TLSSocket);
+    } catch (err) {
+      const e = isAccessError(err) ? err : new AccessError('IDENTITY_REJECTED', (err as Error).message);
+      this.log.info(`tunnel refused before upgrade (${remoteAddr}): ${e.message}`);
+      this.access.recordRefusal?.({ remoteAddr, server: boundedParam(url.searchParams.get('server')), code: e.code, reason: e.message });
+      answerUpgrade(socket, 401, e);
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('error', (err) => this.log.debug(`tunnel: ${err.message}`));
       this.alive.set(ws, true);
       ws.on('pong', () => this.alive.set(ws, true));
+      let server: string | undefined;
       try {
-        this.openTunnel(ws, req, url);
+        server = this.openTunnel(ws, peer, url);
       } catch (err) {
         const e = isAccessError(err) ? err : new AccessError('INTERNAL', (err as Error).message);
         this.log.info(`tunnel refused: ${e.message}`);
+        const detail = (e.detail ?? {}) as { auditReason?: string; server?: string };
+        this.access.recordRefusal?.({
+          peer, remoteAddr: peer.remoteAddr, server: detail.server ?? server ?? boundedParam(url.searchParams.get('server')), code: e.code,
+          reason: detail.auditReason ? `${e.message}: ${detail.auditReason}` : e.message,
+        });
         refuseTunnel(ws, e);
       }
     });
   }
 
-  private openTunnel(ws: WebSocket, req: IncomingMessage, url: URL): void {
-    const peer = peerFromSocket(req.socket as TLSSocket);
+  private openTunnel(ws: WebSocket, peer: Peer, url: URL): string | undefined {
     const token = url.searchParams.get('resume');
-    if (token) {
+    if (token !== null) {
       const session = this.byToken.get(token);
       const received = Number(url.searchParams.get('received') ?? 'NaN');
       if (!session || !Number.isSafeInteger(received) || received < 0) {
@@ -220,21 +299,24 @@ export class ProxyServer {
       }
       if (session.peer.user !== peer.user || session.peer.bot?.name !== peer.bot?.name) {
         this.log.warn(`resume refused: ${peer.user} tried to resume a session of ${session.peer.user}`);
-        this.access.recordRefusal?.(peer, session.server, `tried to resume session ${session.id} of ${session.peer.user}`);
-        throw new AccessError('IDENTITY_REJECTED', 'only the identity that opened a session can resume it');
+        // The owner's name is for the audit trail, not for the one who tried.
+        throw new AccessError('IDENTITY_REJECTED', 'only the identity that opened a session can resume it', {
+          detail: { auditReason: `tried to resume session ${session.id} of ${session.peer.user}`, server: session.server.name },
+        });
       }
       this.access.checkServer(peer, session.server);
       session.attach(ws, received, true, peer);
-      return;
+      return session.server.name;
     }
     const name = url.searchParams.get('server') ?? '';
     const server = this.config.servers.find((s) => s.name === name);
-    if (!server) throw new AccessError('UNKNOWN_SERVER', `no MCP server named "${name}" is enrolled on this proxy`);
+    if (!server) throw new AccessError('UNKNOWN_SERVER', `no MCP server named "${boundedParam(name)}" is enrolled on this proxy`);
     this.checkLimits(peer, server);
     const slot = { peer, server };
     this.opening.add(slot);
     // Whether the peer may reach it is the gate's first decision (audited).
     void this.startSession(ws, peer, server).finally(() => this.opening.delete(slot));
+    return undefined;
   }
 
   /**
@@ -251,7 +333,6 @@ export class ProxyServer {
     const refuse = (what: string, key: string, n: number): never => {
       const message = `${what} (${n}, sessions.${key}); ${peer.user} cannot open another session to "${server.name}" now`;
       this.log.warn(`session refused: ${message}`);
-      this.access.recordRefusal?.(peer, server, message);
       throw new AccessError('LIMIT_REACHED', message);
     };
     const all = [...[...this.sessions.values()].filter((s) => !s.isEnding), ...this.opening];
@@ -308,6 +389,38 @@ export class ProxyServer {
       try { ws.ping(); } catch { /* closing */ }
     }
   }
+}
+
+/**
+ * The request target as a URL, or undefined when it is not an origin-form
+ * path (`GET //a:99999`, `GET http://x/`, `GET *`, bad percent-encoding):
+ * malformed input gets a 400, never an exception outside a handler.
+ */
+export function parseTarget(target: string | undefined): URL | undefined {
+  if (typeof target !== 'string' || !target.startsWith('/') || target.startsWith('//')) return undefined;
+  try {
+    const url = new URL(target, 'https://proxy');
+    if (url.host !== 'proxy') return undefined;
+    // URLSearchParams repairs bad escapes silently; a query must be strict
+    // percent-encoded UTF-8 (decodeURIComponent throws otherwise).
+    for (const part of url.search.slice(1).split(/[&=]/)) decodeURIComponent(part.replace(/\+/g, ' '));
+    return url;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A client-chosen query parameter, bounded for logs and audit events. */
+function boundedParam(v: string | null): string | undefined {
+  if (v === null) return undefined;
+  return v.length <= 200 ? v : `${v.slice(0, 200)}…`;
+}
+
+/** An HTTP answer on a socket that asked to upgrade, then close it. */
+function answerUpgrade(socket: Duplex, status: 400 | 401, err: AccessError): void {
+  const body = JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint } });
+  const text = status === 401 ? 'Unauthorized' : 'Bad Request';
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 function tryPeer(socket: TLSSocket): Peer | undefined {

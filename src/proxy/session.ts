@@ -230,7 +230,8 @@ export class ProxySession {
 
   private control(text: string): void {
     const frame = decodeControl(text);
-    if (frame?.type === 'ack') this.channel.acknowledge(frame.received);
+    // Anything else (unknown types, a non-integer count) is ignored.
+    if (frame?.type === 'ack' && Number.isSafeInteger(frame.received) && frame.received >= 0) this.channel.acknowledge(frame.received);
   }
 
   private fromClient(data: Buffer): void {

@@ -62,7 +62,7 @@ const searchCommand: CommandModule<object, SearchArgs> = {
   handler: async (argv) => {
     const { AccessError } = await import('../../errors.js');
     const { searchAuditFile } = await import('../../proxy/audit/search.js');
-    const { print, printJson, table } = await import('../output.js');
+    const { print, table } = await import('../output.js');
     let sinceMs: number | undefined;
     if (argv.since !== undefined) {
       sinceMs = await parseSince(argv.since);
@@ -78,14 +78,18 @@ const searchCommand: CommandModule<object, SearchArgs> = {
     });
     if (unreadable > 0) process.stderr.write(`mcp-access: ${unreadable} line(s) of ${argv.file} are not events (run \`mcp-access audit verify\`)\n`);
     if (argv.format === 'json') {
-      printJson(events);
+      // JSON escapes C0 controls itself; C1 controls (a bare CSI) and bidi overrides are escaped too.
+      print(JSON.stringify(events, null, 2).replace(UNSAFE_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
       return;
     }
     if (events.length === 0) {
       print('no matching events');
       return;
     }
-    const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v));
+    // Every cell: control and invisible characters escaped, then capped, so
+    // an event cannot move the cursor, retitle the terminal, fake a row or
+    // widen every row of the table.
+    const cell = (v: unknown, max = 40) => shorten(escapeControl(v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v)), max);
     const rows = events.map((e) => [
       cell(e.time),
       cell(e.type).replace(/^mcp\.session\./, ''),
@@ -96,7 +100,7 @@ const searchCommand: CommandModule<object, SearchArgs> = {
       cell(e.tool),
       cell(e.outcome),
       cell(e.id),
-      shorten(cell(e.reason), 80),
+      cell(e.reason, 80),
     ]);
     print(table(['TIME', 'TYPE', 'CODE', 'USER', 'SERVER', 'METHOD', 'TOOL', 'OUTCOME', 'EVENT ID', 'REASON'], rows));
   },
@@ -112,6 +116,18 @@ async function parseSince(text: string): Promise<number | undefined> {
     const t = Date.parse(text);
     return Number.isNaN(t) ? undefined : t;
   }
+}
+
+/** C0/C1 controls, DEL, line/paragraph separators, bidi controls and zero-width characters. */
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
+/** Visible escapes (`\x1b`, `\u202e`) for characters a terminal would act on or hide. */
+export function escapeControl(s: string): string {
+  return s.replace(UNSAFE, (c) => {
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+  });
 }
 
 function shorten(s: string, n: number): string {

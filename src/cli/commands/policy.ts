@@ -30,7 +30,7 @@ const checkCommand: CommandModule<object, CheckArgs> = {
     const { print, printJson } = await import('../output.js');
 
     const config = await loadProxyConfig(argv.config);
-    const { roles, warnings } = loadRoles({ inline: config.rolesInline, files: config.rolesFiles, baseDir: config.baseDir });
+    const { roles, warnings } = loadRoles({ inline: config.rolesInline, files: config.rolesFiles, baseDir: config.baseDir, configPath: config.path });
     const server = config.servers.find((s) => s.name === argv.server);
     if (!server) {
       throw new AccessError('UNKNOWN_SERVER', `server "${argv.server}" is not in ${argv.config} (servers: ${config.servers.map((s) => s.name).join(', ') || 'none'})`, {

@@ -12,6 +12,10 @@ export const EVENT_CODES = {
   'mcp.session.notification': { ok: 'TMCP004I', failed: 'TMCP004E' },
   /** mcp-access's own: the log was resumed after an incomplete write (see docs/audit.md). */
   'audit.recovered': { ok: 'TAUD001W', failed: 'TAUD001W' },
+  /** mcp-access's own: one identity used up its audit budget (its events and requests are refused). */
+  'audit.budget_exceeded': { ok: 'TAUD002W', failed: 'TAUD002W' },
+  /** mcp-access's own: the audit file was deleted or rotated and was opened again. */
+  'audit.reopened': { ok: 'TAUD003W', failed: 'TAUD003W' },
 } as const;
 
 /** The code for an event type and outcome: `…E` for `error` and `denied`, `…I` otherwise. */

@@ -18,9 +18,9 @@
  * incomplete lines' sizes, chained to the last complete event, so
  * `audit verify` can tell a torn write from an edit.
  */
-import { randomUUID } from 'node:crypto';
-import { writeSync } from 'node:fs';
-import { mkdir, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { constants as fsc, fstatSync, statSync, writeSync } from 'node:fs';
+import { mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { AccessError } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
@@ -75,7 +75,41 @@ export interface AuditLogOptions {
   fsyncIntervalMs?: number;
   /** With `full`: arguments whose JSON is larger are stored as a digest marked truncated. Default 1 MiB. */
   maxArgsBytes?: number;
+  /**
+   * Bytes of events one identity (`user`) may add per hour (a token bucket
+   * holding one hour's worth). Over it, its events are refused (and so its
+   * requests); others are unaffected. 0 = no limit. Default 256 MiB.
+   */
+  identityBudgetBytes?: number;
+  /** For tests: the clock of the identity budget. */
+  now?: () => number;
   logger?: Logger;
+}
+
+/** Longest stored string: `reason` (error messages, denial reasons) and every other field (see docs/audit.md). */
+export const MAX_REASON_CHARS = 2048;
+export const MAX_FIELD_CHARS = 256;
+export const DEFAULT_IDENTITY_BUDGET_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A string cut to `max` characters, followed by the size and SHA-256 of the
+ * whole value, so a copy can still be matched: `abc…[cut: 1048576 bytes, sha256 …]`.
+ */
+export function boundString(s: string, max: number): string {
+  if (s.length <= max) return s;
+  let end = max;
+  const c = s.charCodeAt(end - 1);
+  if (c >= 0xd800 && c <= 0xdbff) end--; // do not split a surrogate pair
+  return `${s.slice(0, end)}…[cut: ${Buffer.byteLength(s)} bytes, sha256 ${createHash('sha256').update(s).digest('hex')}]`;
+}
+
+function boundValue(v: unknown, max: number, depth: number): unknown {
+  if (typeof v === 'string') return boundString(v, max);
+  if (typeof v !== 'object' || v === null || depth > 4) return v;
+  if (Array.isArray(v)) return v.map((x) => boundValue(x, max, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[boundString(k, MAX_FIELD_CHARS)] = boundValue(x, max, depth + 1);
+  return out;
 }
 
 /** Fields in the order they are written; anything else follows, `prev` is last. */
@@ -115,9 +149,19 @@ export class AuditLog {
   /** Byte sizes of incomplete lines after the last complete event, not yet covered by a recovery event. */
   private tornLines: number[] = [];
 
+  /** Per identity: bytes left in its budget, when last refilled, whether the overrun was recorded. */
+  private readonly budgets = new Map<string, { bytes: number; at: number; announced: boolean }>();
+  private identityBudget = DEFAULT_IDENTITY_BUDGET_BYTES;
+  private now: () => number = Date.now;
+  /** Device and inode of the open file: a deleted or rotated file is noticed before the next write. */
+  private fileId = '';
+  /** Bytes the file should hold (what was there at open plus what we wrote): less means it was truncated. */
+  private size = 0;
+  private reopenReason: string | undefined;
+
   private constructor(
     readonly path: string,
-    private readonly fh: FileHandle,
+    private fh: FileHandle,
     private lastHash: string,
     private readonly args: ArgsRecorder,
     private readonly fsync: FsyncPolicy,
@@ -138,16 +182,13 @@ export class AuditLog {
     } catch (err) {
       throw unavailable('cannot create its directory', err);
     }
+    await checkDirectory(dirname(file), path, opts.logger);
     openHere.add(file);
     let releaseLock: () => Promise<void> = async () => {};
     let fh: FileHandle | undefined;
     try {
       releaseLock = await acquireLock(file, path);
-      try {
-        fh = await open(file, 'a+', 0o600);
-      } catch (err) {
-        throw unavailable('cannot be opened for writing', err);
-      }
+      fh = await openLogFile(file, path);
       const tail = await readTail(fh, path);
       const log = new AuditLog(
         path,
@@ -164,6 +205,10 @@ export class AuditLog {
       );
       log.midLine = tail.midLine;
       log.tornLines = tail.tornLines;
+      log.fileId = await fileIdOf(fh);
+      log.size = (await fh.stat()).size;
+      log.identityBudget = opts.identityBudgetBytes ?? DEFAULT_IDENTITY_BUDGET_BYTES;
+      if (opts.now) log.now = opts.now;
       if (tail.midLine || tail.tornLines.length) {
         opts.logger?.warn(`audit log ${path} ends with an incomplete event (an interrupted write); it is closed and an audit.recovered event is added`);
         await log.flush();
@@ -198,6 +243,8 @@ export class AuditLog {
     } catch (err) {
       return Promise.reject(new AccessError('AUDIT_UNAVAILABLE', `audit event cannot be recorded: ${(err as Error).message}`, { cause: err }));
     }
+    const over = this.overBudget(event, json);
+    if (over) return Promise.reject(over);
     return new Promise<StoredAuditEvent>((resolve, reject) => {
       this.queue.push({ fields, json, resolve, reject });
       if (this.flushing === null) void this.flush();
@@ -220,6 +267,40 @@ export class AuditLog {
     await this.releaseLock();
   }
 
+  /**
+   * Charges the event to its identity's budget; an error when the budget is
+   * spent. The first refusal of an overrun is itself recorded (once, not
+   * charged), so the trail says why that identity's requests stopped.
+   */
+  private overBudget(event: AuditEventInput, json: string): AccessError | undefined {
+    const user = event.user;
+    if (this.identityBudget <= 0 || typeof user !== 'string' || event.type === 'mcp.session.end') return undefined;
+    const t = this.now();
+    let b = this.budgets.get(user);
+    if (!b) {
+      if (this.budgets.size >= 100_000) this.budgets.delete(this.budgets.keys().next().value!);
+      b = { bytes: this.identityBudget, at: t, announced: false };
+      this.budgets.set(user, b);
+    }
+    b.bytes = Math.min(this.identityBudget, b.bytes + ((t - b.at) / 3_600_000) * this.identityBudget);
+    b.at = t;
+    if (b.bytes >= json.length) {
+      b.bytes -= json.length;
+      b.announced = false;
+      return undefined;
+    }
+    const mib = Math.round(this.identityBudget / (1024 * 1024));
+    const message = `identity ${boundString(user, MAX_FIELD_CHARS)} has used up its audit budget (${mib} MiB per hour); its requests are refused until the budget refills`;
+    if (!b.announced) {
+      b.announced = true;
+      const fields = this.buildFields({ type: 'audit.budget_exceeded', user, outcome: 'denied', reason: message, budgetBytesPerHour: this.identityBudget });
+      this.queue.push({ fields, json: JSON.stringify(fields), resolve: () => {}, reject: () => {} });
+      if (this.flushing === null) void this.flush();
+      this.logger?.warn(`audit: ${message}`);
+    }
+    return new AccessError('AUDIT_UNAVAILABLE', message, { hint: 'raise audit.identity_budget, or find out why this identity sends so much (see docs/audit.md)' });
+  }
+
   private buildFields(event: AuditEventInput): Record<string, unknown> {
     const out: Record<string, unknown> = {
       time: new Date().toISOString(),
@@ -235,10 +316,11 @@ export class AuditLog {
         if (recorded !== undefined) out.args = recorded;
         return;
       }
-      out[k] = v;
+      // Client- and server-chosen strings (client name, method, tool, error messages) are bounded.
+      out[k] = boundValue(v, k === 'reason' ? MAX_REASON_CHARS : MAX_FIELD_CHARS, 0);
     };
     for (const k of FIELD_ORDER) put(k, event[k]);
-    for (const k of Object.keys(event)) if (!RESERVED.has(k) && !FIELD_ORDER.includes(k)) put(k, event[k]);
+    for (const k of Object.keys(event)) if (!RESERVED.has(k) && !FIELD_ORDER.includes(k)) put(boundString(k, MAX_FIELD_CHARS), event[k]);
     return out;
   }
 
@@ -278,6 +360,13 @@ export class AuditLog {
       }
     }
 
+    try {
+      await this.followPath();
+    } catch (err) {
+      fail('it was deleted or replaced and cannot be reopened', err, batch);
+      return false;
+    }
+
     const segments: Segment[] = [];
     const text: string[] = [];
     let hash = this.lastHash;
@@ -311,12 +400,20 @@ export class AuditLog {
         },
       );
     }
+    if (this.reopenReason !== undefined) {
+      addEvent({
+        time: new Date().toISOString(), id: randomUUID(), type: 'audit.reopened', code: eventCode('audit.reopened'),
+        reason: this.reopenReason,
+      });
+      this.reopenReason = undefined;
+    }
     for (const q of batch) addEvent(q.fields, q);
 
     const buf = Buffer.from(text.join(''), 'utf8');
     // Small batches (the common case) are written synchronously: a write to the
     // page cache costs microseconds, a thread-pool round trip tens of them.
     const { written, error } = buf.length <= SYNC_WRITE_MAX ? writeAllSync(this.fh.fd, buf) : await writeAll(this.fh, buf);
+    this.size += written;
 
     // Account for exactly what reached the file.
     let offset = 0;
@@ -359,6 +456,54 @@ export class AuditLog {
     }
     for (const seg of done) seg.waiter?.resolve(seg.stored!);
     return error === undefined;
+  }
+
+  /**
+   * A log deleted or moved away (rotation) is noticed before each write: the
+   * path is opened again (created if gone) and the next event says so. The
+   * chain continues from the new file's own last event (a new file starts
+   * from zeros); `audit.reopened` names the previous file's last hash.
+   */
+  private async followPath(): Promise<void> {
+    let id: string;
+    try {
+      const st = statSync(this.path, { throwIfNoEntry: false });
+      id = st ? `${st.dev}:${st.ino}` : '';
+    } catch {
+      id = '';
+    }
+    if (id === this.fileId) {
+      // Same file, but shorter than what we wrote: truncated in place (logrotate's copytruncate).
+      if (fstatSync(this.fh.fd).size >= this.size) return;
+      const tail = await readTail(this.fh, this.path);
+      this.reopenReason = `the audit file was truncated (copytruncate rotation?); events continue in it. The last event written before has hash ${this.lastHash}`;
+      this.logger?.warn(`audit log ${this.path} was truncated; continuing in it`);
+      this.lastHash = tail.lastHash;
+      this.midLine = tail.midLine;
+      this.tornLines = tail.tornLines;
+      this.size = fstatSync(this.fh.fd).size;
+      return;
+    }
+    const previousHead = this.lastHash;
+    const fh = await openLogFile(resolve(this.path), this.path);
+    let tail;
+    try {
+      tail = await readTail(fh, this.path);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      throw err;
+    }
+    await this.fh.close().catch(() => {});
+    this.fh = fh;
+    this.fileId = await fileIdOf(fh);
+    this.size = (await fh.stat()).size;
+    this.lastHash = tail.lastHash;
+    this.midLine = tail.midLine;
+    this.tornLines = tail.tornLines;
+    this.syncError = null;
+    const what = id === '' ? 'was deleted or moved away (rotated)' : 'was replaced by another file (rotated)';
+    this.reopenReason = `the audit file ${what}; events continue in the file now at this path. The last event written before has hash ${previousHead}`;
+    this.logger?.warn(`audit log ${this.path} ${what}; reopened it`);
   }
 
   private scheduleSync(): void {
@@ -497,4 +642,57 @@ function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * Open the log for appending without following a symbolic link (a dangling
+ * link is never used to create its target) and only if it is a regular file
+ * owned by this user, created with mode 0600.
+ */
+async function openLogFile(file: string, shown: string): Promise<FileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(file, fsc.O_RDWR | fsc.O_APPEND | fsc.O_CREAT | (fsc.O_NOFOLLOW ?? 0), 0o600);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') {
+      throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown} is a symbolic link; the audit log is never written through a link`, { hint: 'set audit.path to the real file, or remove the link', cause: err });
+    }
+    throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown}: cannot be opened for writing: ${code ?? (err as Error).message}`, { cause: err });
+  }
+  const st = await fh.stat();
+  const uid = process.getuid?.();
+  const problem = !st.isFile() ? 'is not a regular file' : uid !== undefined && st.uid !== uid ? `is owned by another user (uid ${st.uid})` : undefined;
+  if (problem) {
+    await fh.close().catch(() => {});
+    throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown} ${problem}`, { hint: 'point audit.path at a file of the proxy\'s own user, in a directory only it can write' });
+  }
+  return fh;
+}
+
+async function fileIdOf(fh: FileHandle): Promise<string> {
+  const st = await fh.stat();
+  return `${st.dev}:${st.ino}`;
+}
+
+/**
+ * The audit directory must not let others replace the log: writable by every
+ * user (o+w, e.g. 0777) or owned by another user (other than root) is
+ * refused; group-writable is a warning.
+ */
+async function checkDirectory(dir: string, shown: string, logger: Logger | undefined): Promise<void> {
+  const st = await stat(dir);
+  const uid = process.getuid?.();
+  const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+  if ((st.mode & 0o002) !== 0) {
+    throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown}: its directory ${dir} is writable by every user (mode ${mode}), so anyone could replace or redirect the log`, {
+      hint: `run chmod o-w ${dir}, or choose a directory only the proxy's user can write`,
+    });
+  }
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+    throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown}: its directory ${dir} belongs to another user (uid ${st.uid})`, {
+      hint: "choose a directory owned by the proxy's user (or root)",
+    });
+  }
+  if ((st.mode & 0o020) !== 0) logger?.warn(`audit log ${shown}: its directory ${dir} is writable by its group (mode ${mode}); members could replace the log`);
 }

@@ -28,9 +28,10 @@ const TEMPLATE = /\{\{.*\}\}/;
 /**
  * `side` decides how a pattern behaves when it cannot be evaluated:
  * an allow pattern then matches nothing, a deny pattern matches everything
- * (fail closed). Deny patterns also match case-insensitively: an upstream
- * that looks names up without regard to case must not be able to run
- * `Write_File` past a deny of `write_file`. Allow patterns are exact.
+ * (fail closed). Deny patterns also match case-insensitively, and against
+ * the name's Unicode fold (`foldForDeny`): an upstream that looks names up
+ * without regard to case must not be able to run `Write_File`, `wrıte_file`
+ * or `WRİTE_FILE` past a deny of `write_file`. Allow patterns are exact.
  */
 export function compilePattern(text: string, side: 'allow' | 'deny'): Pattern {
   const denySide = side === 'deny';
@@ -54,8 +55,8 @@ export function compilePattern(text: string, side: 'allow' | 'deny'): Pattern {
     return guarded(text, 'glob', new RegExp(source, denySide ? 'i' : ''), denySide);
   }
   if (denySide) {
-    const lower = text.toLowerCase();
-    return { text, kind: 'literal', test: (v) => v === text || v.toLowerCase() === lower };
+    const folded = foldForDeny(text);
+    return { text, kind: 'literal', test: (v) => v === text || foldForDeny(v) === folded };
   }
   return { text, kind: 'literal', test: (v) => v === text };
 }
@@ -65,12 +66,31 @@ export function unevaluable(text: string, denySide: boolean): Pattern {
   return { text, kind: 'unevaluable', test: () => denySide };
 }
 
+/**
+ * The name a deny is also checked against: compatibility-decomposed (NFKD:
+ * `ſ`→s, `ﬁ`→fi, fullwidth→ASCII), combining marks removed (`İ`→I), then
+ * upper- and lower-cased with full Unicode case mapping (`ı`→I→i, `ß`→SS→ss).
+ * Whatever an upstream does to a name — `toUpperCase`, Python's `upper()` or
+ * `casefold()`, NFKC — a name it would turn into a denied one is denied here.
+ * ASCII names are only lower-cased. Deny only ever gets broader by it.
+ */
+export function foldForDeny(value: string): string {
+  if (/^[\x00-\x7f]*$/.test(value)) return value.toLowerCase();
+  const strip = (s: string) => s.normalize('NFKD').replace(/\p{M}/gu, '');
+  return strip(strip(value).toUpperCase()).toLowerCase();
+}
+
 function guarded(text: string, kind: PatternKind, re: RegExp, denySide: boolean): Pattern {
   return {
     text,
     kind,
     test(value: string): boolean {
       try {
+        if (denySide) {
+          if (re.test(value)) return true;
+          const folded = foldForDeny(value);
+          return folded !== value && re.test(folded);
+        }
         return re.test(value);
       } catch {
         // e.g. a stack overflow inside the regex engine: fail closed on deny.

@@ -19,7 +19,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { LineCounter, parseAllDocuments } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, parseDocument, type Document } from 'yaml';
 import { AccessError } from '../../errors.js';
 import { compileLabels, LabelSelectorError, NO_LABELS, withUnevaluable, type LabelMatchers } from './labels.js';
 import { compilePattern, InvalidRegexError, unevaluable, type Pattern } from './patterns.js';
@@ -60,8 +60,28 @@ const TOP_FIELDS = new Set(['kind', 'version', 'metadata', 'spec']);
 const METADATA_FIELDS = new Set(['name', 'description', 'labels', 'namespace', 'revision']);
 const SPEC_FIELDS = new Set(['allow', 'deny']);
 const SIDE_FIELDS = new Set(['app_labels', 'app_labels_expression', 'mcp', 'mcp_tools']);
-/** Keys of `spec.allow.mcp` / `spec.deny.mcp` that mcp-access reads. */
+/** Teleport's other `spec` fields: loaded with a warning. Any other key in `spec` refuses the role. */
+const TELEPORT_SPEC_FIELDS = new Set(['options']);
+/** Teleport's other allow/deny conditions (RoleConditions): loaded with a warning. */
+const TELEPORT_SIDE_FIELDS = new Set([
+  'logins', 'node_labels', 'node_labels_expression', 'rules', 'kubernetes_groups', 'kubernetes_users', 'kubernetes_labels',
+  'kubernetes_labels_expression', 'kubernetes_resources', 'cluster_labels', 'cluster_labels_expression', 'db_labels',
+  'db_labels_expression', 'db_service_labels', 'db_service_labels_expression', 'db_names', 'db_users', 'db_roles',
+  'db_permissions', 'aws_role_arns', 'azure_identities', 'gcp_service_accounts', 'windows_desktop_labels',
+  'windows_desktop_labels_expression', 'windows_desktop_logins', 'host_groups', 'host_sudoers', 'impersonate',
+  'review_requests', 'request', 'join_sessions', 'group_labels', 'group_labels_expression', 'desktop_groups', 'spiffe',
+  'account_assignments', 'github_permissions', 'workload_identity_labels', 'workload_identity_labels_expression',
+]);
+/** Keys under `mcp`: `tools`, `roots` (client roots a role may forward), and Teleport's `resources` (ignored). */
 const MCP_FIELDS = new Set(['tools', 'roots']);
+const MCP_IGNORED_FIELDS = new Set(['resources']);
+
+/**
+ * Where a key of a role document is written, as `line L, column C: `, when
+ * the document came from YAML text; '' otherwise.
+ */
+export type Locate = (path: Array<string | number>) => string;
+const NOWHERE: Locate = () => '';
 
 export interface LoadRolesOptions {
   /** Role documents from the proxy config's `roles` key. */
@@ -70,6 +90,8 @@ export interface LoadRolesOptions {
   files: string[];
   /** Relative paths in `files` resolve against it (the config file's directory). */
   baseDir: string;
+  /** The proxy configuration file `inline` came from: errors in inline roles then name line and column. */
+  configPath?: string;
 }
 
 export function loadRoles(opts: LoadRolesOptions): { roles: Role[]; warnings: string[] } {
@@ -88,11 +110,12 @@ export function loadRoles(opts: LoadRolesOptions): { roles: Role[]; warnings: st
     roles.push(role);
   };
 
-  opts.inline.forEach((doc, i) => add(parseRole(doc, `roles[${i}]`, (w) => warnings.push(w))));
+  const inlineAt = opts.configPath ? locatorForConfig(opts.configPath) : undefined;
+  opts.inline.forEach((doc, i) => add(parseRole(doc, `roles[${i}]`, (w) => warnings.push(w), inlineAt ? (p) => inlineAt(['roles', i, ...p]) : NOWHERE)));
   opts.files.forEach((given, i) => {
     for (const file of expandRoleFiles(given, resolve(opts.baseDir, given), `roles_files[${i}]`)) {
-      for (const { doc, where } of readYamlDocuments(file.shown, file.path)) {
-        add(parseRole(doc, where, (w) => warnings.push(w)));
+      for (const { doc, where, locate } of readYamlDocuments(file.shown, file.path)) {
+        add(parseRole(doc, where, (w) => warnings.push(w), locate));
       }
     }
   });
@@ -100,7 +123,7 @@ export function loadRoles(opts: LoadRolesOptions): { roles: Role[]; warnings: st
 }
 
 /** Parse one role document. `where` prefixes every error and warning. */
-export function parseRole(doc: unknown, where: string, warn: (msg: string) => void): Role {
+export function parseRole(doc: unknown, where: string, warn: (msg: string) => void, locate: Locate = NOWHERE): Role {
   const fail = (field: string, what: string): never => {
     throw new AccessError('CONFIG_INVALID', `${where}: ${field}: ${what}`, { hint: 'fix the role document (see docs/rbac.md)' });
   };
@@ -132,10 +155,13 @@ export function parseRole(doc: unknown, where: string, warn: (msg: string) => vo
   } else {
     warn(`${where}: spec: missing; role "${name}" allows nothing`);
   }
-  for (const k of Object.keys(spec)) if (!SPEC_FIELDS.has(k)) warn(`${where}: spec.${k}: not used by mcp-access (ignored)`);
+  for (const k of Object.keys(spec)) {
+    if (TELEPORT_SPEC_FIELDS.has(k)) warn(`${where}: spec.${k}: not used by mcp-access (ignored)`);
+    else if (!SPEC_FIELDS.has(k)) unknownKey(where, locate, ['spec', k], [...SPEC_FIELDS, ...TELEPORT_SPEC_FIELDS]);
+  }
 
-  const allow = parseSide(spec.allow, 'allow', where, warn, fail);
-  const deny = parseSide(spec.deny, 'deny', where, warn, fail);
+  const allow = parseSide(spec.allow, 'allow', where, warn, fail, locate);
+  const deny = parseSide(spec.deny, 'deny', where, warn, fail, locate);
   const toolsOnly = allow.tools.length > 0 && !allow.appLabels.written;
   if (toolsOnly) {
     warn(
@@ -151,12 +177,52 @@ export function parseRole(doc: unknown, where: string, warn: (msg: string) => vo
 
 type Fail = (field: string, what: string) => never;
 
-function parseSide(raw: unknown, side: 'allow' | 'deny', where: string, warn: (msg: string) => void, fail: Fail): RoleRules {
+/**
+ * A key mcp-access does not know in a role's spec: the role is refused, since
+ * a misspelt key (`app_lables`) would otherwise widen a grant (no app_labels
+ * means every server) or drop a deny.
+ */
+function unknownKey(where: string, locate: Locate, path: string[], known: string[]): never {
+  const key = path[path.length - 1]!;
+  const guess = closest(key, known);
+  throw new AccessError('CONFIG_INVALID', `${where}: ${locate(path)}${path.join('.')}: unknown key${guess ? ` — did you mean "${guess}"?` : ''}`, {
+    hint: 'a role with an unknown key is refused (it could be a misspelt grant or deny); fix the key (see docs/rbac.md)',
+  });
+}
+
+/** The known key nearest to `key` (edit distance at most 2, or 3 for long keys), if any. */
+export function closest(key: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = key.length >= 8 ? 3 : 2;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k);
+    if (d <= bestD && (best === undefined || d < bestD)) { best = k; bestD = d; }
+  }
+  return best;
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent transpositions (`app_lables`). */
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 3) return 99;
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+function parseSide(raw: unknown, side: 'allow' | 'deny', where: string, warn: (msg: string) => void, fail: Fail, locate: Locate): RoleRules {
   const base = `spec.${side}`;
   if (raw === undefined || raw === null) return { appLabels: NO_LABELS, tools: [], roots: [] };
   if (!isMapping(raw)) return fail(base, 'must be a mapping');
   for (const k of Object.keys(raw)) {
-    if (!SIDE_FIELDS.has(k)) warn(`${where}: ${base}.${k}: not used by mcp-access (ignored${side === 'allow' ? '; it grants nothing' : ''})`);
+    if (TELEPORT_SIDE_FIELDS.has(k)) warn(`${where}: ${base}.${k}: not used by mcp-access (ignored${side === 'allow' ? '; it grants nothing' : ''})`);
+    else if (!SIDE_FIELDS.has(k)) unknownKey(where, locate, ['spec', side, k], [...SIDE_FIELDS, ...TELEPORT_SIDE_FIELDS]);
   }
 
   let appLabels: LabelMatchers;
@@ -179,7 +245,10 @@ function parseSide(raw: unknown, side: 'allow' | 'deny', where: string, warn: (m
   let roots: ToolMatcher[] = [];
   if (raw.mcp !== undefined && raw.mcp !== null) {
     if (!isMapping(raw.mcp)) return fail(`${base}.mcp`, 'must be a mapping with tools');
-    for (const k of Object.keys(raw.mcp)) if (!MCP_FIELDS.has(k)) warn(`${where}: ${base}.mcp.${k}: not used by mcp-access (ignored)`);
+    for (const k of Object.keys(raw.mcp)) {
+      if (MCP_IGNORED_FIELDS.has(k)) warn(`${where}: ${base}.mcp.${k}: not used by mcp-access (ignored)`);
+      else if (!MCP_FIELDS.has(k)) unknownKey(where, locate, ['spec', side, 'mcp', k], [...MCP_FIELDS, ...MCP_IGNORED_FIELDS]);
+    }
     tools.push(...parseTools(raw.mcp.tools, side, `${base}.mcp.tools`, where, warn, fail));
     roots = parseTools(raw.mcp.roots, side, `${base}.mcp.roots`, where, warn, fail);
   }
@@ -265,7 +334,7 @@ function expandRoleFiles(shown: string, path: string, field: string): Array<{ sh
 }
 
 /** Every non-empty document of a (multi-document) YAML file; a list document yields one role per item. */
-function readYamlDocuments(shown: string, path: string): Array<{ doc: unknown; where: string }> {
+function readYamlDocuments(shown: string, path: string): Array<{ doc: unknown; where: string; locate: Locate }> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -275,7 +344,7 @@ function readYamlDocuments(shown: string, path: string): Array<{ doc: unknown; w
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false });
   const list = Array.isArray(docs) ? docs : [];
-  const values: Array<{ value: unknown; index: number }> = [];
+  const values: Array<{ value: unknown; index: number; locate: Locate }> = [];
   list.forEach((d, i) => {
     const error = d.errors[0];
     if (error) {
@@ -296,18 +365,55 @@ function readYamlDocuments(shown: string, path: string): Array<{ doc: unknown; w
     } catch (err) {
       throw new AccessError('CONFIG_INVALID', `${shown} (document ${i + 1}): not valid YAML: ${(err as Error).message.split('\n')[0]}`);
     }
-    if (value !== null && value !== undefined) values.push({ value, index: i });
+    if (value !== null && value !== undefined) values.push({ value, index: i, locate: locator(d, lineCounter) });
   });
   const multi = values.length > 1;
-  const out: Array<{ doc: unknown; where: string }> = [];
-  for (const { value, index } of values) {
+  const out: Array<{ doc: unknown; where: string; locate: Locate }> = [];
+  for (const { value, index, locate } of values) {
     const whereDoc = multi ? `${shown} (document ${index + 1})` : shown;
-    if (Array.isArray(value)) value.forEach((item, j) => out.push({ doc: item, where: `${whereDoc}[${j}]` }));
-    else out.push({ doc: value, where: whereDoc });
+    if (Array.isArray(value)) value.forEach((item, j) => out.push({ doc: item, where: `${whereDoc}[${j}]`, locate: (p) => locate([j, ...p]) }));
+    else out.push({ doc: value, where: whereDoc, locate });
   }
   return out;
 }
 
 function isMapping(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Finds the key at a path in a parsed YAML document: `line L, column C: `, or '' when it cannot. */
+function locator(doc: Document, lines: LineCounter): Locate {
+  return (path) => {
+    let node: unknown = doc.contents;
+    for (let i = 0; i < path.length; i++) {
+      const seg = path[i]!;
+      if (isSeq(node) && typeof seg === 'number') {
+        node = node.items[seg];
+      } else if (isMap(node)) {
+        const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(seg));
+        if (!pair) return '';
+        if (i === path.length - 1) {
+          const at = isScalar(pair.key) ? pair.key.range?.[0] : undefined;
+          if (at === undefined) return '';
+          const { line, col } = lines.linePos(at);
+          return `line ${line}, column ${col}: `;
+        }
+        node = pair.value;
+      } else {
+        return '';
+      }
+    }
+    return '';
+  };
+}
+
+/** A locator for the inline `roles:` of the proxy configuration file. */
+function locatorForConfig(path: string): Locate | undefined {
+  try {
+    const lines = new LineCounter();
+    const doc = parseDocument(readFileSync(path, 'utf8'), { lineCounter: lines });
+    return doc.errors.length ? undefined : locator(doc, lines);
+  } catch {
+    return undefined;
+  }
 }
