@@ -39,7 +39,7 @@ beforeAll(async () => {
   await mkdir(sample);
   await cluster.writeConfig({ servers: [{ name: 'files', labels: { env: 'dev' }, command: process.execPath, args: [FILESYSTEM, sample] }] });
   cluster.proxy!.kill('SIGHUP');
-  await cluster.waitForLog(/reloaded .*: 1 servers/);
+  await cluster.waitForLog(/reloaded .*: 1 servers?/);
   identity = await cluster.issue('mallory', ['all-but-writes']);
 });
 afterAll(async () => { await cluster?.close(); });
