@@ -236,7 +236,7 @@ export async function startCRelay(env) {
   env.crelay = relay;
   env.crelayLog = [];
   await new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`socat did not listen within 10s:\n${env.crelayLog.join('\n')}`)), 10_000);
+    const timer = setTimeout(() => rej(new Error(`socat did not listen within 10s: ${env.crelayLog.filter(Boolean).at(-1) ?? 'no message'}`)), 10_000);
     let partial = '';
     relay.stderr.setEncoding('utf8');
     relay.stderr.on('data', (text) => {
@@ -249,7 +249,8 @@ export async function startCRelay(env) {
       }
     });
     relay.once('error', (err) => { clearTimeout(timer); rej(err); });
-    relay.once('exit', (code, signal) => { clearTimeout(timer); rej(new Error(`socat exited (${signal ?? code}) before listening:\n${env.crelayLog.join('\n')}`)); });
+    // 'close', not 'exit': its stderr has been read by then, so its last words are in the message.
+    relay.once('close', (code, signal) => { clearTimeout(timer); rej(new Error(`socat exited (${signal ?? code}) before listening: ${env.crelayLog.filter(Boolean).at(-1) ?? 'no message'}`)); });
   });
   env.crelayAddress = `127.0.0.1:${port}`;
 }
