@@ -5,13 +5,18 @@
  * run on one machine. Prints a table with ratios and the
  * performance targets. See docs/performance.md for what each row means.
  *
- *   node scripts/bench.mjs [--quick] [--no-floor] [--write-docs] [--json FILE] [--profile DIR] [--keep]
+ *   node scripts/bench.mjs [--quick] [--no-c-relay] [--no-floor] [--write-docs] [--json FILE] [--profile DIR] [--keep]
  *
- * The "floor" column is a minimal relay with the same processes, mTLS and
- * WebSocket and nothing else (bench/floor/): what the design itself costs.
+ * The "C relay" column is socat, a relay written in C, with the same
+ * processes and real mTLS (client certificate from the identity file): what
+ * the topology itself costs. It is left out, with a note, when no socat with
+ * OpenSSL is on PATH; the bench never installs it.
+ * The "floor" column is a minimal Node relay with the same processes, mTLS and
+ * WebSocket and nothing else (bench/floor/): what Node and `ws` cost on top.
  *
  * --quick       fewer samples (about a third of the time), for a smoke check
- * --no-floor    skip the minimal relay
+ * --no-c-relay  skip the C relay (socat)
+ * --no-floor    skip the minimal Node relay
  * --write-docs  put the table into docs/performance.md (between its markers)
  * --json FILE   also write the raw results as JSON
  * --profile DIR run the bridge and the proxy with --cpu-prof into DIR and
@@ -26,11 +31,12 @@ import { parseArgs } from 'node:util';
 import { closeAll, closeClient, echo, launchParams, memory, openClient } from './bench/clients.mjs';
 import { bigMessage, coldStarts, idleMemory, largeArgument, median, pathProcesses, percentile, sequential, throughputRounds, versionTimes } from './bench/measure.mjs';
 import { machine, render, writeDocs } from './bench/report.mjs';
-import { setUp, startRelay, tearDown } from './bench/setup.mjs';
+import { findSocat, setUp, startCRelay, startRelay, stopCRelay, tearDown } from './bench/setup.mjs';
 
 const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    'no-c-relay': { type: 'boolean', default: false },
     'no-floor': { type: 'boolean', default: false },
     'write-docs': { type: 'boolean', default: false },
     json: { type: 'string' },
@@ -40,7 +46,7 @@ const { values: opt } = parseArgs({
   },
 });
 if (opt.help) {
-  process.stdout.write('usage: node scripts/bench.mjs [--quick] [--no-floor] [--write-docs] [--json FILE] [--profile DIR] [--keep]\n');
+  process.stdout.write('usage: node scripts/bench.mjs [--quick] [--no-c-relay] [--no-floor] [--write-docs] [--json FILE] [--profile DIR] [--keep]\n');
   process.exit(0);
 }
 
@@ -86,8 +92,9 @@ try {
   env = await setUp({ proxyNodeArgs: await profilerArgs('proxy'), log: (line) => process.stderr.write(`  ${line}\n`) });
   env.bridgeNodeArgs = await profilerArgs('bridge');
   step(`proxy listening on ${env.proxyAddress}${opt.keep ? ` (kept: ${env.dir})` : ''}`);
+  const cRelay = await setUpCRelay();
   if (!opt['no-floor']) await startRelay(env);
-  results.paths = opt['no-floor'] ? ['direct', 'through'] : ['direct', 'floor', 'through'];
+  results.paths = ['direct', ...(cRelay ? ['crelay'] : []), ...(opt['no-floor'] ? [] : ['floor']), 'through'];
 
   step(`cold starts: ${PLAN.coldSamples} spawns per path (+1 warm-up)`);
   await measureColdStarts();
@@ -127,6 +134,43 @@ async function profilerArgs(who) {
   return ['--cpu-prof', `--cpu-prof-dir=${profileDir}/${who}`];
 }
 
+/**
+ * The C relay column, if socat (with OpenSSL) is on PATH and works: start its
+ * listener and make one call through it. Anything that goes wrong leaves the
+ * column out with a note in `results.cRelay`; it never fails the bench.
+ */
+async function setUpCRelay() {
+  if (opt['no-c-relay']) {
+    results.cRelay = { skipped: 'left out with --no-c-relay' };
+    return false;
+  }
+  const socat = await findSocat();
+  if (!socat.path) {
+    results.cRelay = { skipped: socat.skip };
+    step(`C relay column skipped: ${socat.skip}`);
+    return false;
+  }
+  env.socat = socat.path;
+  try {
+    await startCRelay(env);
+    const probe = await openClient(launchParams('crelay', 'everything', env));
+    try {
+      await echo(probe, 'probe');
+    } finally {
+      await closeClient(probe);
+    }
+  } catch (err) {
+    const why = String(err.message).split('\n')[0].slice(0, 200);
+    results.cRelay = { skipped: `socat ${socat.version} did not relay (${why})` };
+    step(`C relay column skipped: ${results.cRelay.skipped}${env.crelayLog?.length ? `\n${env.crelayLog.slice(-5).join('\n')}` : ''}`);
+    await stopCRelay(env);
+    return false;
+  }
+  results.cRelay = { socat: socat.version };
+  step(`C relay: socat ${socat.version} listening on ${env.crelayAddress}`);
+  return true;
+}
+
 async function measureColdStarts() {
   const raw = await coldStarts(env, PLAN.coldSamples, results.paths);
   const medians = {};
@@ -143,6 +187,7 @@ async function measureSessions() {
   results.memory.bridgeIdle = await idleMemory(sessions.through.pid);
   results.memory.serverIdle = memory(sessions.direct.pid);
   if (sessions.floor) results.memory.floorBridgeIdle = memory(sessions.floor.pid);
+  if (sessions.crelay) results.memory.crelayBridgeIdle = memory(sessions.crelay.pid);
 
   step(`sequential: ${PLAN.seqCalls} calls per path after ${PLAN.warmup} warm-up`);
   const lat = await sequential(sessions, { calls: PLAN.seqCalls, warmup: PLAN.warmup });

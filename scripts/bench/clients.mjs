@@ -1,6 +1,8 @@
 /**
- * The official SDK client, over stdio, on either path:
+ * The official SDK client, over stdio, on any path:
  *   direct  — spawns the MCP server itself;
+ *   crelay  — spawns `socat STDIO OPENSSL:…` (the C relay, see setup.mjs);
+ *   floor   — spawns the minimal Node relay's bridge (bench/floor/);
  *   through — spawns `mcp-access connect <server>`, which tunnels to the proxy.
  * Every client opened here is remembered so that `closeAll` can stop it even
  * when the bench fails half-way.
@@ -9,7 +11,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { join } from 'node:path';
-import { CLI, ROOT, SERVERS } from './setup.mjs';
+import { CLI, CRELAY_FILES, ROOT, SERVERS } from './setup.mjs';
 
 const RELAY_BRIDGE = join(ROOT, 'scripts', 'bench', 'floor', 'relay-bridge.mjs');
 
@@ -18,10 +20,18 @@ const open = new Set();
 
 /**
  * How to start `server` on `path`: 'direct', 'through' (`env.bridgeNodeArgs`
- * go to the bridge's node) or 'floor' (the minimal relay, server-everything only).
+ * go to the bridge's node), 'floor' (the minimal relay) or 'crelay' (socat;
+ * these two relay server-everything only).
  */
 export function launchParams(path, server, env) {
   if (path === 'direct') return { command: SERVERS[server].command, args: SERVERS[server].args };
+  if (path === 'crelay') {
+    // The client certificate, key and CA split out of the identity file, in the
+    // bench's temp dir (its cwd, so socat's address parser sees plain names).
+    // verify=1: the proxy's certificate is checked against the cluster CA and 127.0.0.1.
+    const { cert, key, ca } = CRELAY_FILES;
+    return { command: env.socat, args: ['STDIO', `OPENSSL:${env.crelayAddress},nodelay,verify=1,cert=${cert},key=${key},cafile=${ca}`], cwd: env.dir };
+  }
   if (path === 'floor') return { command: process.execPath, args: [RELAY_BRIDGE, env.identity, env.relayAddress] };
   return {
     command: process.execPath,
@@ -35,7 +45,7 @@ export function launchParams(path, server, env) {
  * "connected to" line on stderr (through only).
  */
 export async function openClient(params, { name = 'mcp-access-bench' } = {}) {
-  const transport = new StdioClientTransport({ ...params, cwd: ROOT, stderr: 'pipe', maxBufferSize: MAX_MESSAGE });
+  const transport = new StdioClientTransport({ cwd: ROOT, ...params, stderr: 'pipe', maxBufferSize: MAX_MESSAGE });
   const client = new Client({ name, version: '1.0.0' });
   const handle = { client, transport, pid: undefined, initMs: NaN, tunnelAt: undefined, stderrTail: [], t0: 0 };
   let partial = '';

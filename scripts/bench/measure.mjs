@@ -65,6 +65,7 @@ export async function coldStarts(env, samples, paths = PATHS) {
       // wait until only those are left and idle, as between an agent's calls.
       if (path === 'through') await settled(env.proxy.pid, SPARES);
       if (path === 'floor') await settled(env.relay.pid, 0);
+      if (path === 'crelay') await settled(env.crelay.pid, 0);
       if (i < 0) continue;
       out[path].init.push(h.initMs);
       out[path].first.push(firstMs);
@@ -146,6 +147,11 @@ export function pathProcesses(sessions, env, serverNeedle = 'server-everything')
     const proxy = path === 'through' ? env.proxy.pid : path === 'floor' ? env.relay.pid : undefined;
     // The session's server is the oldest child; a newer one is the warm spare.
     if (proxy) procs[path] = { bridge: sessions[path].pid, proxy, server: Math.min(...childrenOf(proxy, serverNeedle)) };
+    if (path === 'crelay') {
+      // socat's listener forks one relay process per connection, and that one starts the server.
+      const relay = childrenOf(env.crelay.pid).find((pid) => childrenOf(pid, serverNeedle).length > 0);
+      procs.crelay = { bridge: sessions.crelay.pid, proxy: relay, server: relay && childrenOf(relay, serverNeedle)[0] };
+    }
   }
   return procs;
 }
@@ -195,16 +201,17 @@ export function bigMessage(bytes) {
 const sha256 = (s) => createHash('sha256').update(s, 'utf8').digest('hex');
 
 /**
- * Round trips of `message` on each path, alternating: median time, whether
+ * Round trips of `message` on each path of `sessions`, the order rotating: median time, whether
  * every echo came back intact, and the median CPU time (ms) each process of
  * the path spent on one round trip (`procs` as from `pathProcesses`).
  */
 export async function largeArgument(sessions, message, reps, procs = {}) {
   const want = { length: message.length, hash: sha256(message) };
+  const paths = Object.keys(sessions);
   const out = {};
-  for (const path of PATHS) out[path] = { times: [], cpu: [], intact: true, error: undefined };
+  for (const path of paths) out[path] = { times: [], cpu: [], intact: true, error: undefined };
   for (let r = 0; r < reps; r++) {
-    const order = r % 2 === 0 ? PATHS : [...PATHS].reverse();
+    const order = [...paths.slice(r % paths.length), ...paths.slice(0, r % paths.length)];
     for (const path of order) {
       const o = out[path];
       if (o.error) continue;
@@ -232,7 +239,7 @@ export async function largeArgument(sessions, message, reps, procs = {}) {
     for (const k of Object.keys(o.cpu[0] ?? {})) cpuMsPerCall[k] = median(o.cpu.map((c) => c[k]));
     return { ms: median(o.times), intact: o.intact, error: o.error, cpuMsPerCall };
   };
-  return { bytes: Buffer.byteLength(message), direct: summary(out.direct), through: summary(out.through) };
+  return { bytes: Buffer.byteLength(message), ...Object.fromEntries(paths.map((p) => [p, summary(out[p])])) };
 }
 
 /** RSS of a process after it has been idle for `settleMs`. */

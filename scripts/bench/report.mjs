@@ -11,11 +11,28 @@ import { ROOT } from './setup.mjs';
 const BEGIN = '<!-- bench:begin -->';
 const END = '<!-- bench:end -->';
 
+/**
+ * The performance targets. With the C relay column, the per-call targets are
+ * relative to it (what the topology itself costs); without it, the older
+ * targets relative to direct stdio are checked instead.
+ */
 export const TARGETS = {
   startupExtraMs: 100,
-  p50Ratio: 1.5,
-  throughputRatio: 0.7,
+  p50Ratio: 1.5, // × direct, without the C relay
+  throughputRatio: 0.7, // × direct, without the C relay
+  p50RatioCRelay: 1.5, // × the C relay
+  throughputRatioCRelay: 0.85, // × the C relay
+  bridgeCpuUs: 20, // per small call at 64 in flight
+  proxyCpuUs: 40,
   bridgeIdleRssBytes: 60e6,
+};
+
+/** Column headings of the paths, in table order. */
+export const PATH_LABELS = {
+  direct: 'direct stdio',
+  crelay: 'C relay: socat mTLS',
+  floor: 'floor: minimal Node relay',
+  through: 'through connect + proxy',
 };
 
 export function ms(v) {
@@ -38,59 +55,98 @@ const verdict = (ok) => (ok === undefined ? '' : ok ? 'met' : '**missed**');
 const sum = (o) => Object.values(o).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
 const cpuParts = (o) => Object.entries(o).map(([k, v]) => `${k} ${Math.round(v)}`).join(' + ');
 
-/** Rows: [measure, direct, floor, through, ratio, target, status]. */
+/** The ratio columns: through / direct always; C relay / direct and through / C relay with the C relay. */
+function ratioColumns(paths) {
+  const c = paths.includes('crelay');
+  return [...(c ? [['crelay', 'direct', 'C relay / direct']] : []), ['through', 'direct', 'through / direct'], ...(c ? [['through', 'crelay', 'through / C relay']] : [])];
+}
+
+/**
+ * Rows: [measure, one cell per path of `r.paths`, the ratio columns, target, status].
+ * Each row is given its values per path (numbers, for the ratios) and how to show them.
+ */
 export function buildRows(r) {
+  const paths = r.paths ?? ['direct', 'through'];
+  const hasC = paths.includes('crelay');
   const rows = [];
-  const floor = r.paths?.includes('floor');
-  const row = (label, direct, floorValue, through, ratioText, target, status) => rows.push([label, direct, floor ? floorValue : undefined, through, ratioText, target, status].filter((_, i) => floor || i !== 2));
+  /** `values`: { path: number }; `show(v, path)`: its cell; `withDelta`: ratios also give the difference in ms. */
+  const row = (label, { values = {}, cells = {}, show = String, withDelta = false, ratios = true, target = '—', status = '' }) => {
+    const cell = (p) => cells[p] ?? (Number.isFinite(values[p]) ? show(values[p], p) : '—');
+    const rel = ([a, b]) => {
+      if (!ratios) return '—';
+      const x = ratio(values[a], values[b]);
+      return withDelta && x !== '—' ? `${x} (${deltaMs(values[a] - values[b])})` : x;
+    };
+    rows.push([label, ...paths.map(cell), ...ratioColumns(paths).map(rel), target, status]);
+  };
   const c = r.cold;
   if (c) {
     const m = c.median;
     for (const [label, key] of [[`initialize, spawn → answered (median of ${c.samples})`, 'init'], [`spawn → first tool result (median of ${c.samples})`, 'first']]) {
-      const d = m.direct[key];
-      const t = m.through[key];
-      row(label, ms(d), ms(m.floor?.[key]), ms(t), `${ratio(t, d)} (${deltaMs(t - d)})`, `≤ direct + ${TARGETS.startupExtraMs} ms`, verdict(t - d <= TARGETS.startupExtraMs));
+      const values = Object.fromEntries(paths.map((p) => [p, m[p]?.[key]]));
+      row(label, { values, show: ms, withDelta: true, target: `≤ direct + ${TARGETS.startupExtraMs} ms`, status: verdict(values.through - values.direct <= TARGETS.startupExtraMs) });
     }
   }
   const s = r.sequential;
   if (s) {
-    row(`sequential echo p50 (${s.calls} calls)`, ms(s.direct.p50), ms(s.floor?.p50), ms(s.through.p50), ratio(s.through.p50, s.direct.p50), `≤ ${TARGETS.p50Ratio}× direct`, verdict(s.through.p50 <= TARGETS.p50Ratio * s.direct.p50));
-    row(`sequential echo p99 (${s.calls} calls)`, ms(s.direct.p99), ms(s.floor?.p99), ms(s.through.p99), ratio(s.through.p99, s.direct.p99), '—', '');
+    const p50 = Object.fromEntries(paths.map((p) => [p, s[p]?.p50]));
+    const p50Target = hasC
+      ? { target: `≤ ${TARGETS.p50RatioCRelay}× C relay`, status: verdict(p50.through <= TARGETS.p50RatioCRelay * p50.crelay) }
+      : { target: `≤ ${TARGETS.p50Ratio}× direct`, status: verdict(p50.through <= TARGETS.p50Ratio * p50.direct) };
+    row(`sequential echo p50 (${s.calls} calls)`, { values: p50, show: ms, ...p50Target });
+    row(`sequential echo p99 (${s.calls} calls)`, { values: Object.fromEntries(paths.map((p) => [p, s[p]?.p99])), show: ms });
   }
   const t = r.throughput;
   if (t) {
-    row(`throughput, ${t.inFlight} in flight (calls/s, median of ${t.rounds}×${t.total})`, int(t.direct.callsPerSec), int(t.floor?.callsPerSec), int(t.through.callsPerSec), ratio(t.through.callsPerSec, t.direct.callsPerSec), `≥ ${TARGETS.throughputRatio}× direct`, verdict(t.through.callsPerSec >= TARGETS.throughputRatio * t.direct.callsPerSec));
-    const cpu = (x) => (x ? `${cpuParts(x.cpuPerCallUs)} = ${Math.round(sum(x.cpuPerCallUs))}` : 'n/a');
-    row('CPU per call at that load (µs, per process)', cpu(t.direct), cpu(t.floor), cpu(t.through), ratio(sum(t.through.cpuPerCallUs), sum(t.direct.cpuPerCallUs)), '—', '');
+    const rate = Object.fromEntries(paths.map((p) => [p, t[p]?.callsPerSec]));
+    const rateTarget = hasC
+      ? { target: `≥ ${TARGETS.throughputRatioCRelay}× C relay`, status: verdict(rate.through >= TARGETS.throughputRatioCRelay * rate.crelay) }
+      : { target: `≥ ${TARGETS.throughputRatio}× direct`, status: verdict(rate.through >= TARGETS.throughputRatio * rate.direct) };
+    row(`throughput, ${t.inFlight} in flight (calls/s, median of ${t.rounds}×${t.total})`, { values: rate, show: int, ...rateTarget });
+    const cpu = Object.fromEntries(paths.map((p) => [p, t[p] && sum(t[p].cpuPerCallUs)]));
+    const through = t.through?.cpuPerCallUs ?? {};
+    row('CPU per call at that load (µs, per process)', {
+      values: cpu,
+      show: (v, p) => `${cpuParts(t[p].cpuPerCallUs)} = ${Math.round(v)}`,
+      target: `bridge ≤ ${TARGETS.bridgeCpuUs}, proxy ≤ ${TARGETS.proxyCpuUs}`,
+      status: verdict(through.bridge <= TARGETS.bridgeCpuUs && through.proxy <= TARGETS.proxyCpuUs),
+    });
   }
   for (const big of r.large ?? []) {
-    const show = (x) => (x.error ? `fails: ${x.error}` : `${ms(x.ms)}${x.intact ? ', intact' : ', **corrupted**'}`);
-    const ok = big.direct.intact && big.through.intact;
-    row(`${big.label} argument, echo round trip (${big.server}, median of ${big.reps})`, show(big.direct), '—', show(big.through), ratio(big.through.ms, big.direct.ms), 'intact both ways', verdict(big.required ? ok : undefined) || (ok ? 'intact' : 'corrupted'));
+    const show = (v, p) => `${ms(v)}${big[p].intact ? ', intact' : ', **corrupted**'}`;
+    const cells = Object.fromEntries(paths.filter((p) => big[p]?.error).map((p) => [p, `fails: ${big[p].error}`]));
+    const values = Object.fromEntries(paths.map((p) => [p, big[p]?.ms]));
+    const ok = paths.every((p) => !big[p] || big[p].intact);
+    row(`${big.label} argument, echo round trip (${big.server}, median of ${big.reps})`, { values, cells, show, target: `intact on every path`, status: verdict(big.required ? ok : undefined) || (ok ? 'intact' : 'corrupted') });
   }
   const m = r.memory;
   if (m) {
     // Median over the cold-start bridges when there are some: one process's figure moves with its GC timing.
-    const idle = Number.isFinite(r.cold?.median.through.idleRss) ? r.cold.median.through.idleRss : m.bridgeIdle?.rss;
-    const floorIdle = Number.isFinite(r.cold?.median.floor?.idleRss) ? r.cold.median.floor.idleRss : m.floorBridgeIdle?.rss;
-    const label = Number.isFinite(r.cold?.median.through.idleRss) ? `bridge RSS, idle after initialize (median of ${r.cold.samples})` : 'bridge RSS, idle after initialize';
-    row(label, '—', mb(floorIdle), mb(idle), '—', `≤ ${TARGETS.bridgeIdleRssBytes / 1e6} MB`, verdict(idle <= TARGETS.bridgeIdleRssBytes));
-    row('bridge peak RSS (VmHWM), small calls + 1 MiB', '—', '—', mb(m.bridgePeakSmall?.hwm), '—', '—', '');
-    if (m.bridgePeakBig) row('bridge peak RSS (VmHWM), 16 MiB session', '—', '—', mb(m.bridgePeakBig?.hwm), '—', '—', '');
-    row('server RSS idle after initialize (for scale)', mb(m.serverIdle?.rss), '—', '—', '—', '—', '');
-    row('proxy peak RSS (VmHWM), whole run', '—', '—', mb(m.proxyPeak?.hwm), '—', '—', '');
+    const fromCold = Number.isFinite(r.cold?.median.through.idleRss);
+    const idle = {
+      through: fromCold ? r.cold.median.through.idleRss : m.bridgeIdle?.rss,
+      floor: Number.isFinite(r.cold?.median.floor?.idleRss) ? r.cold.median.floor.idleRss : m.floorBridgeIdle?.rss,
+      crelay: Number.isFinite(r.cold?.median.crelay?.idleRss) ? r.cold.median.crelay.idleRss : m.crelayBridgeIdle?.rss,
+    };
+    row(fromCold ? `bridge RSS, idle after initialize (median of ${r.cold.samples})` : 'bridge RSS, idle after initialize', { values: idle, show: mb, target: `≤ ${TARGETS.bridgeIdleRssBytes / 1e6} MB`, status: verdict(idle.through <= TARGETS.bridgeIdleRssBytes) });
+    row('bridge peak RSS (VmHWM), small calls + 1 MiB', { values: { through: m.bridgePeakSmall?.hwm }, show: mb });
+    if (m.bridgePeakBig) row('bridge peak RSS (VmHWM), 16 MiB session', { values: { through: m.bridgePeakBig?.hwm }, show: mb });
+    row('server RSS idle after initialize (for scale)', { values: { direct: m.serverIdle?.rss }, show: mb });
+    row('proxy peak RSS (VmHWM), whole run', { values: { through: m.proxyPeak?.hwm }, show: mb });
   }
   return rows;
 }
 
-export function markdownTable(rows, { floor = false } = {}) {
-  const head = ['measure', 'direct stdio', ...(floor ? ['floor: minimal relay'] : []), 'through connect + proxy', 'through / direct', 'target', 'status'];
+export function markdownTable(rows, paths = ['direct', 'through']) {
+  const head = ['measure', ...paths.map((p) => PATH_LABELS[p]), ...ratioColumns(paths).map(([, , label]) => label), 'target', 'status'];
   const line = (cells) => `| ${cells.join(' | ')} |`;
   return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
 export function notes(r) {
   const out = [];
+  if (r.cRelay?.socat) out.push(`- C relay: socat ${r.cRelay.socat}, \`STDIO OPENSSL:…\` spawned by the client with the identity file's certificate and key, \`OPENSSL-LISTEN:…,fork,verify=1 EXEC:<server>\` on the other side`);
+  else if (r.cRelay?.skipped) out.push(`- C relay column skipped: ${r.cRelay.skipped}; ratios and targets are against direct only`);
   if (r.version) out.push(`- \`mcp-access --version\`: ${ms(r.version.versionMs)} (bare \`node -e 0\`: ${ms(r.version.nodeMs)}); version ${r.version.version}`);
   if (r.cold) {
     const m = r.cold.median;
@@ -98,7 +154,8 @@ export function notes(r) {
   }
   for (const big of r.large ?? []) {
     const cpu = (x) => Object.entries(x.cpuMsPerCall ?? {}).map(([k, v]) => `${k} ${Math.round(v)}`).join(' + ');
-    out.push(`- CPU ms per ${big.label} round trip: direct ${cpu(big.direct)}; through ${cpu(big.through)}`);
+    const per = (r.paths ?? ['direct', 'through']).filter((p) => big[p]).map((p) => `${p === 'crelay' ? 'C relay' : p} ${cpu(big[p]) || 'n/a'}`);
+    out.push(`- CPU ms per ${big.label} round trip: ${per.join('; ')}`);
   }
   if (r.audit) out.push(`- roles + audit: ${r.audit}`);
   return out.join('\n');
@@ -115,7 +172,7 @@ export function header(r) {
 }
 
 export function render(r) {
-  return `${header(r)}\n\n${markdownTable(buildRows(r), { floor: r.paths?.includes('floor') })}\n\n${notes(r)}\n`;
+  return `${header(r)}\n\n${markdownTable(buildRows(r), r.paths)}\n\n${notes(r)}\n`;
 }
 
 /** Replace the block between the markers in docs/performance.md. */

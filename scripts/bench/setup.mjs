@@ -5,10 +5,12 @@
  * or changed, and everything started here is stopped by `teardown`.
  */
 import { spawn, execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -156,15 +158,128 @@ export async function startRelay(env) {
   env.relayAddress = `127.0.0.1:${port}`;
 }
 
-/** SIGTERM the proxy (it stops its upstreams) and the relay, SIGKILL after 5 s, remove the temp dir. */
+/**
+ * The C relay (the "C relay" column): `socat`, a relay written in C, doing the
+ * same job with the same processes and real mTLS. The MCP client spawns
+ * `socat STDIO OPENSSL:…` with the identity file's client certificate (see
+ * `launchParams`); this listener, `socat OPENSSL-LISTEN:…,fork … EXEC:<server>`,
+ * requires a client certificate from the cluster CA, presents the proxy's
+ * certificate and forks one relay process per connection, which starts the
+ * server — client → relay → relay → server, as on the through path.
+ *
+ * Returns `{ path, version }` for a usable socat on PATH, or `{ skip }` saying
+ * why the column is left out. The bench never installs it.
+ */
+export async function findSocat() {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const file = join(dir, 'socat');
+    try {
+      await access(file, constants.X_OK);
+    } catch {
+      continue;
+    }
+    let out;
+    try {
+      ({ stdout: out } = await run(file, ['-V'], { env: MINIMAL_ENV, timeout: 10_000 }));
+    } catch (err) {
+      return { skip: `\`${file} -V\` failed (${String(err.message).split('\n')[0]})` };
+    }
+    const version = /socat version (\S+)/.exec(out)?.[1] ?? 'unknown version';
+    if (!/WITH_OPENSSL 1/.test(out)) return { skip: `${file} (socat ${version}) is built without OpenSSL` };
+    return { path: file, version };
+  }
+  return { skip: 'socat is not on PATH (install the socat package, e.g. `apt-get install socat`, to add this column)' };
+}
+
+/** Client certificate, key and CAs from the identity file, as files socat can read (in the bench's temp dir). */
+export const CRELAY_FILES = { key: 'crelay-client.key', cert: 'crelay-client.crt', ca: 'crelay-ca.crt' };
+
+async function splitIdentity(env) {
+  const blocks = (await readFile(env.identity, 'utf8')).match(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g) ?? [];
+  const key = blocks.find((b) => /^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(b));
+  const certs = blocks.filter((b) => b.startsWith('-----BEGIN CERTIFICATE-----'));
+  const leaf = certs.find((c) => !new X509Certificate(c).ca);
+  const cas = certs.filter((c) => new X509Certificate(c).ca);
+  if (!key || !leaf || cas.length === 0) throw new Error(`the identity file ${env.identity} has no key, client certificate and CA certificate`);
+  await writeFile(join(env.dir, CRELAY_FILES.key), `${key}\n`, { mode: 0o600 });
+  await writeFile(join(env.dir, CRELAY_FILES.cert), `${leaf}\n`);
+  await writeFile(join(env.dir, CRELAY_FILES.ca), `${cas.join('\n')}\n`);
+}
+
+/**
+ * socat's EXEC splits its command at spaces and its address parser gives
+ * `,` `:` `!` and quotes a meaning, so the server's command goes in as is when
+ * every word is plain, and through a one-line `exec` script (no extra process)
+ * otherwise.
+ */
+async function execCommand(env, words) {
+  if (words.every((w) => /^[A-Za-z0-9_./+@=-]+$/.test(w))) return words.join(' ');
+  const quote = (w) => `'${w.replaceAll("'", `'\\''`)}'`;
+  const script = join(env.dir, 'crelay-server.sh');
+  await writeFile(script, `#!/bin/sh\nexec ${words.map(quote).join(' ')}\n`);
+  await chmod(script, 0o755);
+  return './crelay-server.sh';
+}
+
+/** Start the C relay's server side for server-everything (`env.socat` from `findSocat`). */
+export async function startCRelay(env) {
+  await splitIdentity(env);
+  const port = await freePort();
+  const listen = [
+    `OPENSSL-LISTEN:${port}`, 'bind=127.0.0.1', 'reuseaddr', 'fork', 'nodelay',
+    'cert=ca/proxy.crt', 'key=ca/proxy.key', 'cafile=ca/ca.crt', 'verify=1',
+  ].join(',');
+  const exec = `EXEC:${await execCommand(env, [SERVERS.everything.command, ...SERVERS.everything.args])}`;
+  // Its own process group, so that tearDown stops the per-connection relays and their servers too.
+  const relay = spawn(env.socat, ['-d', '-d', listen, exec], { cwd: env.dir, env: MINIMAL_ENV, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  env.crelay = relay;
+  env.crelayLog = [];
+  await new Promise((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`socat did not listen within 10s: ${env.crelayLog.filter(Boolean).at(-1) ?? 'no message'}`)), 10_000);
+    let partial = '';
+    relay.stderr.setEncoding('utf8');
+    relay.stderr.on('data', (text) => {
+      const lines = (partial + text).split('\n');
+      partial = lines.pop();
+      for (const line of lines) {
+        env.crelayLog.push(line);
+        if (env.crelayLog.length > 50) env.crelayLog.shift();
+        if (/listening on/.test(line)) { clearTimeout(timer); res(); }
+      }
+    });
+    relay.once('error', (err) => { clearTimeout(timer); rej(err); });
+    // 'close', not 'exit': its stderr has been read by then, so its last words are in the message.
+    relay.once('close', (code, signal) => { clearTimeout(timer); rej(new Error(`socat exited (${signal ?? code}) before listening: ${env.crelayLog.filter(Boolean).at(-1) ?? 'no message'}`)); });
+  });
+  env.crelayAddress = `127.0.0.1:${port}`;
+}
+
+/** Stop the C relay's listener and everything it forked (SIGTERM to its process group, SIGKILL after 5 s). */
+export async function stopCRelay(env) {
+  const relay = env.crelay;
+  if (!relay?.pid) return;
+  const signalGroup = (sig) => {
+    try { process.kill(-relay.pid, sig); } catch { /* the group is gone */ }
+  };
+  const running = relay.exitCode === null && relay.signalCode === null;
+  const exited = running ? new Promise((r) => relay.once('exit', r)) : Promise.resolve();
+  signalGroup('SIGTERM');
+  const timer = setTimeout(() => signalGroup('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+  env.crelay = undefined;
+}
+
+/** SIGTERM the proxy (it stops its upstreams) and the relays, SIGKILL after 5 s, remove the temp dir. */
 export async function tearDown(env, { keepDir = false } = {}) {
-  await Promise.all([env.proxy, env.relay].filter(Boolean).map(async (child) => {
+  await Promise.all([stopCRelay(env), ...[env.proxy, env.relay].filter(Boolean).map(async (child) => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
     await exited;
     clearTimeout(timer);
-  }));
+  })]);
   if (!keepDir && env.dir) await rm(env.dir, { recursive: true, force: true });
 }
