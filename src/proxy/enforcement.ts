@@ -12,9 +12,12 @@
  */
 import { AccessError, describeError } from '../errors.js';
 import type { Logger } from '../util/log.js';
-import { classify, classifyLarge, errorResponse, idKey, LARGE_MESSAGE, RPC } from '../tunnel/jsonrpc.js';
+import { errorResponse, idKey, RPC, type JsonRpcId } from '../tunnel/jsonrpc.js';
 import type { AuditEventInput, AuditLog } from './audit/log.js';
-import type { ClientVerdict, GateFactory, SessionGate, SessionInfo } from './gate.js';
+import type { ClientVerdict, GateFactory, ServerVerdict, SessionGate, SessionInfo } from './gate.js';
+import { ClientCapabilities, clientInfoFromMeta } from './client-capabilities.js';
+import { inspectServerMessage } from './server-messages.js';
+import { excerpt } from './upstream/stderr-lines.js';
 import type { Peer } from './peer.js';
 import type { ServerConfig } from './config.js';
 import { inspectClientMessage } from './rbac/inspect.js';
@@ -58,6 +61,7 @@ export function createEnforcingGates(live: LiveAccess, log: Logger): GateFactory
 class EnforcingGate implements SessionGate {
   private client: { name?: string; version?: string } | undefined;
   private readonly pending = new Map<string, Pending>();
+  private readonly capabilities = new ClientCapabilities();
 
   constructor(
     private readonly live: LiveAccess,
@@ -94,6 +98,8 @@ class EnforcingGate implements SessionGate {
       }
       case 'request': {
         if (m.method === 'initialize') this.client = clientInfo(m.params);
+        else this.client = clientInfoFromMeta(m.params) ?? this.client;
+        this.capabilities.note(m.method, m.params);
         const args = m.method === 'tools/call' ? (m.params as { arguments?: unknown } | undefined)?.arguments : undefined;
         const event: AuditEventInput = { ...common, client: this.client, type: 'mcp.session.request', method: m.method, rpcId: m.id, tool: m.toolName, args };
         if (m.method === 'tools/call') {
@@ -115,8 +121,8 @@ class EnforcingGate implements SessionGate {
         return { forward: bytes };
       case 'response': {
         // The client answering a server → client request (sampling, elicitation, roots).
-        const p = this.pending.get(idKey(m.id));
-        if (p?.direction === 'server_to_client') this.pending.delete(idKey(m.id));
+        const p = this.pending.get(serverKey(m.id));
+        if (p?.direction === 'server_to_client') this.pending.delete(serverKey(m.id));
         await this.record({
           ...common, type: 'mcp.session.request', phase: 'response', rpcId: m.id, method: p?.method,
           requestEventId: p?.eventId, outcome: m.isError ? 'error' : 'success', latencyMs: p ? round(performance.now() - p.startedAt) : undefined,
@@ -126,53 +132,48 @@ class EnforcingGate implements SessionGate {
     }
   }
 
-  async fromServer(bytes: Buffer): Promise<Buffer | undefined> {
-    // A large message is routed by its top level (one pass, no string or object
-    // tree); it is parsed in full only when its content matters: a tools/list
-    // answer to filter, an error to quote.
-    const quick = bytes.length > LARGE_MESSAGE ? classifyLarge(bytes) : undefined;
-    let parsed: Record<string, unknown> | undefined;
-    const message = (): Record<string, unknown> | undefined => {
-      if (parsed === undefined) {
-        try {
-          parsed = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
-        } catch {
-          return undefined;
-        }
-      }
-      return parsed;
-    };
-    if (!quick && message() === undefined) {
-      this.log.warn(`${this.server.name} sent a line that is not JSON; dropped`);
-      return undefined;
-    }
-    const c = quick?.classified ?? classify(parsed);
+  async fromServer(bytes: Buffer): Promise<ServerVerdict> {
+    // Every server message is checked in full, whatever its size (a server is
+    // not trusted either): what is not one clean JSON-RPC message, and answers
+    // to requests the client never sent or that were already answered, are
+    // dropped and audited; the session goes on.
+    const m = inspectServerMessage(bytes);
     const common = { ...this.base, client: this.client, direction: 'server_to_client' as const };
-    if (c.kind === 'response' && c.id !== null) {
-      const key = idKey(c.id);
-      const p = this.pending.get(key);
-      if (p?.direction === 'client_to_server') this.pending.delete(key);
-      const isError = quick ? quick.keys.has('error') : parsed!.error !== undefined;
-      const error = isError ? (message()?.error as { message?: unknown } | undefined) ?? {} : undefined;
-      void this.recordLater({
-        ...common, type: 'mcp.session.request', phase: 'response', rpcId: c.id, method: p?.method, tool: p?.tool,
-        requestEventId: p?.eventId, outcome: error ? 'error' : 'success', reason: error ? String(error.message ?? '') : undefined,
-        latencyMs: p ? round(performance.now() - p.startedAt) : undefined,
-      });
-      if (p?.method === 'tools/list' && !error) {
-        const msg = message();
-        // Fail closed: what cannot be filtered is not passed on.
-        if (!msg) return Buffer.from(errorResponse(c.id, RPC.INTERNAL_ERROR, `mcp-access: the tools/list answer of "${this.server.name}" is not valid JSON`));
-        return this.filterToolList(msg, bytes);
+    const refuse = (reason: string, fields: Partial<AuditEventInput> = {}): undefined => {
+      this.log.warn(`refused a message from ${this.server.name}: ${reason}`);
+      void this.recordLater({ ...common, type: 'mcp.session.request', outcome: 'denied', reason: `refused from the server: ${reason}`, ...fields });
+      return undefined;
+    };
+    if (m.kind === 'invalid') return refuse(m.reason, m.id !== undefined ? { rpcId: m.id } : {});
+    if (m.kind === 'response') {
+      const key = m.id === null ? undefined : idKey(m.id);
+      const p = key === undefined ? undefined : this.pending.get(key);
+      if (!p || p.direction !== 'client_to_server') {
+        return refuse(`an answer to id ${JSON.stringify(m.id)}, which the client did not send or which was already answered`, { rpcId: m.id, phase: 'response' });
       }
+      this.pending.delete(key!);
+      const error = m.isError ? (m.message.error as { message?: unknown }) : undefined;
+      void this.recordLater({
+        ...common, type: 'mcp.session.request', phase: 'response', rpcId: m.id, method: p.method, tool: p.tool,
+        requestEventId: p.eventId, outcome: error ? 'error' : 'success', reason: error ? excerpt(String(error.message ?? ''), 1000) : undefined,
+        latencyMs: round(performance.now() - p.startedAt),
+      });
+      if (p.method === 'tools/list' && !error) return this.filterToolList(m.message, bytes);
       return bytes;
     }
-    if (c.kind === 'request') {
-      const ev = await this.recordLater({ ...common, type: 'mcp.session.request', method: c.method, rpcId: c.id });
-      this.pending.set(idKey(c.id), { method: c.method, startedAt: performance.now(), eventId: ev?.id, direction: 'server_to_client' });
-    } else if (c.kind === 'notification') {
-      void this.recordLater({ ...common, type: 'mcp.session.notification', method: c.method });
+    if (m.kind === 'request') {
+      const missing = this.capabilities.missingFor(m.method);
+      if (missing !== undefined) {
+        const reason = `the client did not declare the "${missing}" capability`;
+        const ev = await this.recordLater({ ...common, type: 'mcp.session.request', method: m.method, rpcId: m.id, outcome: 'denied', reason });
+        this.log.info(`answered ${this.server.name}'s ${m.method} itself: ${reason}`);
+        return { toServer: Buffer.from(errorResponse(m.id, RPC.METHOD_NOT_FOUND, `mcp-access: refused: ${reason}, so "${m.method}" is not forwarded`, { code: 'CAPABILITY_NOT_DECLARED', auditEventId: ev?.id })) };
+      }
+      const ev = await this.recordLater({ ...common, type: 'mcp.session.request', method: m.method, rpcId: m.id });
+      this.pending.set(serverKey(m.id), { method: m.method, startedAt: performance.now(), eventId: ev?.id, direction: 'server_to_client' });
+      return bytes;
     }
+    void this.recordLater({ ...common, type: 'mcp.session.notification', method: m.method });
     return bytes;
   }
 
@@ -215,6 +216,11 @@ function clientInfo(params: unknown): { name?: string; version?: string } | unde
   const ci = (params as { clientInfo?: { name?: unknown; version?: unknown } } | undefined)?.clientInfo;
   if (!ci) return undefined;
   return { name: typeof ci.name === 'string' ? ci.name : undefined, version: typeof ci.version === 'string' ? ci.version : undefined };
+}
+
+/** Server→client requests have ids of their own (the server's), kept apart from the client's. */
+function serverKey(id: JsonRpcId): string {
+  return `server:${idKey(id)}`;
 }
 
 function round(ms: number): number {

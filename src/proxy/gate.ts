@@ -16,6 +16,12 @@ export type ClientVerdict =
   /** Do not forward; answer the client with this JSON-RPC message. */
   | { reply: Buffer };
 
+/**
+ * What to do with a server message: deliver these bytes (maybe rewritten, e.g.
+ * a filtered tools/list), drop it (undefined), or answer the server itself.
+ */
+export type ServerVerdict = Buffer | undefined | { toServer: Buffer };
+
 export interface SessionInfo {
   sessionId: string;
   peer: Peer;
@@ -24,8 +30,8 @@ export interface SessionInfo {
 
 export interface SessionGate {
   fromClient(bytes: Buffer): ClientVerdict | Promise<ClientVerdict>;
-  /** Returns the bytes to deliver (maybe rewritten, e.g. a filtered tools/list), or undefined to drop. */
-  fromServer(bytes: Buffer): Buffer | undefined | Promise<Buffer | undefined>;
+  /** Returns the bytes to deliver (maybe rewritten, e.g. a filtered tools/list), undefined to drop, or an answer for the server. */
+  fromServer(bytes: Buffer): ServerVerdict | Promise<ServerVerdict>;
   /** The session ended (after the upstream stopped). */
   end(reason: string): void | Promise<void>;
 }

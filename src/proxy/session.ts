@@ -253,7 +253,8 @@ export class ProxySession {
     this.serverChain = this.serverChain.then(async () => {
       try {
         const out = await this.deps.gate.fromServer(data);
-        if (out) this.channel.send(out);
+        if (out !== undefined && 'toServer' in out) this.upstream.send(out.toServer);
+        else if (out) this.channel.send(out);
         if (this.channel.full && !this.upstreamPaused) {
           this.upstreamPaused = true;
           this.upstream.pause();
