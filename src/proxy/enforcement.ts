@@ -18,6 +18,7 @@ import type { ClientVerdict, GateFactory, ServerVerdict, SessionGate, SessionInf
 import { ClientCapabilities, clientInfoFromMeta } from './client-capabilities.js';
 import { inspectServerMessage } from './server-messages.js';
 import { excerpt } from './upstream/stderr-lines.js';
+import { redactSecrets } from '../util/redact.js';
 import type { Peer } from './peer.js';
 import type { ServerConfig } from './config.js';
 import { inspectClientMessage } from './rbac/inspect.js';
@@ -155,7 +156,7 @@ class EnforcingGate implements SessionGate {
       const error = m.isError ? (m.message.error as { message?: unknown }) : undefined;
       void this.recordLater({
         ...common, type: 'mcp.session.request', phase: 'response', rpcId: m.id, method: p.method, tool: p.tool,
-        requestEventId: p.eventId, outcome: error ? 'error' : 'success', reason: error ? excerpt(String(error.message ?? ''), 1000) : undefined,
+        requestEventId: p.eventId, outcome: error ? 'error' : 'success', reason: error ? redactSecrets(excerpt(String(error.message ?? ''), 1000)) : undefined,
         latencyMs: round(performance.now() - p.startedAt),
       });
       if (p.method === 'tools/list' && !error) return this.filterToolList(m.message, bytes);

@@ -12,7 +12,7 @@
  */
 import { AccessError } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
-import { redactUrl } from '../../util/redact.js';
+import { redactSecrets, redactUrl } from '../../util/redact.js';
 import { classify, errorResponse, RPC, type JsonRpcId } from '../../tunnel/jsonrpc.js';
 import type { HttpServerConfig, SseServerConfig } from '../config.js';
 import { boundedFetch } from './bounded-fetch.js';
@@ -53,7 +53,16 @@ export class HttpUpstream implements Upstream {
 
   async start(): Promise<void> {
     const url = new URL(this.config.url);
-    const requestInit = { headers: this.config.headers };
+    const headers: Record<string, string> = { ...this.config.headers };
+    // fetch refuses URLs with credentials: user:password in the URL becomes
+    // Basic authentication (unless an Authorization header is configured).
+    if (url.username || url.password) {
+      const hasAuth = Object.keys(headers).some((k) => k.toLowerCase() === 'authorization');
+      if (!hasAuth) headers.Authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+      url.username = '';
+      url.password = '';
+    }
+    const requestInit = { headers };
     const fetch = boundedFetch({
       maxMessageSize: this.opts.maxMessageSize,
       flow: { wait: () => this.waitForResume() },
@@ -91,7 +100,7 @@ export class HttpUpstream implements Upstream {
       // server-everything among them) answer 400 "No valid session ID"; both
       // mean the same: this upstream session is over.
       const expired = status === 404 || (status === 400 && /session/i.test(err.message));
-      const why = expired ? `its session ended (HTTP ${status})` : err.message;
+      const why = redactSecrets(expired ? `its session ended (HTTP ${status})` : err.message);
       this.log.warn(`${this.serverName}: send failed: ${why}`);
       if (c.kind === 'request') this.deliver(Buffer.from(errorResponse(c.id, RPC.INTERNAL_ERROR, `MCP server "${this.serverName}" failed: ${why}`)));
       if (expired) this.finish(new AccessError('UPSTREAM_EXITED', `MCP server "${this.serverName}" ended the session (HTTP ${status})`));
