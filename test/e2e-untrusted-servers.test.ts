@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { TestCluster, ROOT, resultText } from './helpers/cluster.js';
 import { RawBridge, INIT } from './helpers/raw-bridge.js';
+import { runCli } from './helpers/run-cli.js';
 
 const HOSTILE = join(ROOT, 'test/fixtures/servers/hostile-server.mjs');
 const HOSTILE_HTTP = join(ROOT, 'test/fixtures/servers/hostile-http-server.mjs');
@@ -45,6 +46,7 @@ beforeAll(async () => {
       stdio('hostile'),
       stdio('spare', { HOSTILE_PRE_OUTPUT: '1' }),
       stdio('crashy', { HOSTILE_CRASH: 'missing API key \x1b]0;pwned\x07\x1b[2J' }),
+      { name: 'ghost', description: 'a typo', labels: { env: 'dev' }, command: '/nonexistent/mcp-server-ghost' },
       { name: 'http', description: 'hostile http', labels: { env: 'dev' }, url: `http://127.0.0.1:${port}/mcp?api_key=supersecret-query` },
       { name: 'locked', description: 'secret url', labels: { env: 'dev' }, url: 'http://admin:hunter2-password@127.0.0.1:1/mcp?token=tok-123-secret' },
     ],
@@ -205,6 +207,16 @@ describe('a server that crashes at start', () => {
     expect(err.message).toContain('missing API key');
     expect(err.message).not.toMatch(/[\x00-\x1f\x7f]/);
     expect(err.message).toContain('\\x1b]0;pwned');
+  });
+});
+
+describe('a server whose command does not exist', () => {
+  it('is reported when the proxy starts and by ls', async () => {
+    expect(cluster.proxyLog).toMatch(/MCP server "ghost": command "\/nonexistent\/mcp-server-ghost" was not found/);
+    const ls = await runCli(['ls', '-i', user, '--proxy', cluster.address]);
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(/warning: ghost: command "\/nonexistent\/mcp-server-ghost" was not found/);
+    expect(ls.stdout).not.toMatch(/warning: hostile/);
   });
 });
 
