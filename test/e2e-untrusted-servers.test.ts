@@ -48,6 +48,7 @@ beforeAll(async () => {
       stdio('crashy', { HOSTILE_CRASH: 'missing API key \x1b]0;pwned\x07\x1b[2J' }),
       { name: 'ghost', description: 'a typo', labels: { env: 'dev' }, command: '/nonexistent/mcp-server-ghost' },
       { name: 'http', description: 'hostile http', labels: { env: 'dev' }, url: `http://127.0.0.1:${port}/mcp?api_key=supersecret-query` },
+      { name: 'legacy', description: 'hostile legacy sse', labels: { env: 'dev' }, sse_url: `http://127.0.0.1:${port}/sse` },
       { name: 'locked', description: 'secret url', labels: { env: 'dev' }, url: 'http://admin:hunter2-password@127.0.0.1:1/mcp?token=tok-123-secret' },
     ],
     roles: [{ kind: 'role', version: 'v7', metadata: { name: 'most' }, spec: { allow: { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }, deny: { mcp: { tools: ['write_note'] } } } }],
@@ -247,6 +248,16 @@ describe('HTTP upstreams', () => {
     const stats = JSON.parse(textOf(await raw.response(10))) as { hungUp: string[] };
     expect(stats.hungUp).toContain('endless_sse');
     expect(withId(raw, 8)).toHaveLength(1);
+  });
+
+  it('legacy SSE: an over-size event on the shared stream gets one JSON-RPC error for its id (found by scanning it); the stream goes on', async () => {
+    const raw = await session('legacy');
+    call(raw, 11, 'huge_json', { mb: 8 });
+    const e = (await raw.response(11, 60_000)).error as { message: string };
+    expect(e.message).toMatch(/max_message_size/);
+    call(raw, 12, 'echo', { text: 'the stream goes on' });
+    expect(textOf(await raw.response(12))).toBe('the stream goes on');
+    expect(withId(raw, 11)).toHaveLength(1);
   });
 
   it('secrets in upstream URLs stay out of errors, logs and the audit trail', async () => {

@@ -18,6 +18,7 @@
  *   transport).
  */
 import type { JsonRpcId } from '../../tunnel/jsonrpc.js';
+import { TopLevelScanner } from '../../tunnel/top-level-scanner.js';
 
 export interface FlowControl {
   /** Resolves at once while reading may go on, else when it may again. */
@@ -104,25 +105,56 @@ async function readBounded(body: ReadableStream<Uint8Array>, opts: BoundedFetchO
 
 /**
  * Passes SSE events on whole, one at a time, each at most maxMessageSize
- * bytes (an event ends at a blank line: LF LF, CR CR or CRLF CRLF).
+ * bytes (an event ends at a blank line: LF LF, CR CR or CRLF CRLF). An
+ * over-size event is dropped as it streams past; on a POST's stream the ids
+ * are the POST's requests, on the standalone (or legacy SSE) stream the id is
+ * found by a scan of the event's JSON top level, so its request still gets
+ * its error even when the event never ends.
  */
 function boundedEvents(body: ReadableStream<Uint8Array>, ids: JsonRpcId[], opts: BoundedFetchOptions): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let held: Uint8Array[] = [];
   let heldBytes = 0;
-  let discarding = 0; // bytes of the current over-size event dropped so far (0: not discarding)
+  /** The over-size event being dropped, with the scan for its id. */
+  let dropping: { size: number; scanner: TopLevelScanner; reported: boolean } | undefined;
   let atLineStart = true;
   let lastWasCR = false;
   let finished = false;
 
-  const oversize = (size: number, controller: ReadableStreamDefaultController<Uint8Array>): boolean => {
-    opts.onOversize(ids, size);
+  /** Returns true when the stream is over (a POST's requests are answered). */
+  const report = (found: JsonRpcId[], controller: ReadableStreamDefaultController<Uint8Array>): boolean => {
+    dropping!.reported = true;
+    opts.onOversize(found, dropping!.size);
     if (ids.length === 0) return false;
-    // The POST's requests are answered (with the error): close its stream.
     finished = true;
     void reader.cancel().catch(() => {});
     controller.close();
     return true;
+  };
+  const scan = (bytes: Uint8Array, controller: ReadableStreamDefaultController<Uint8Array>): boolean => {
+    const d = dropping!;
+    d.size += bytes.length;
+    if (d.reported) return false;
+    if (ids.length > 0) return report(ids, controller);
+    d.scanner.push(bytes);
+    const id = d.scanner.id;
+    return typeof id === 'string' || typeof id === 'number' ? report([id], controller) : false;
+  };
+  /** The event grew over the limit: drop what is held, start scanning for its id. */
+  const startDropping = (part: Uint8Array, controller: ReadableStreamDefaultController<Uint8Array>): boolean => {
+    const event = Buffer.concat([...held, part]);
+    held = []; heldBytes = 0;
+    dropping = { size: 0, scanner: new TopLevelScanner(), reported: false };
+    const at = event.indexOf('data:');
+    const from = at === -1 ? event.length : event[at + 5] === 0x20 ? at + 6 : at + 5;
+    dropping.size = from;
+    return scan(event.subarray(from), controller);
+  };
+  /** The over-size event ended: report it if its id was never found (the log line), stop dropping. */
+  const endDropping = (controller: ReadableStreamDefaultController<Uint8Array>): boolean => {
+    const over = dropping!.reported ? false : report([], controller);
+    dropping = undefined;
+    return over;
   };
 
   return new ReadableStream<Uint8Array>({
@@ -132,11 +164,13 @@ function boundedEvents(body: ReadableStream<Uint8Array>, ids: JsonRpcId[], opts:
         const { done, value } = await reader.read();
         if (done) {
           finished = true;
-          if (!discarding && heldBytes > 0) controller.enqueue(Buffer.concat(held, heldBytes));
+          if (dropping && !dropping.reported) opts.onOversize([], dropping.size);
+          else if (!dropping && heldBytes > 0) controller.enqueue(Buffer.concat(held, heldBytes));
           controller.close();
           return;
         }
         const out: Uint8Array[] = [];
+        const flush = () => { if (out.length) { controller.enqueue(Buffer.concat(out)); out.length = 0; } };
         let start = 0;
         for (let i = 0; i < value.length; i++) {
           const b = value[i]!;
@@ -149,7 +183,6 @@ function boundedEvents(body: ReadableStream<Uint8Array>, ids: JsonRpcId[], opts:
             if (atLineStart) boundary = true;
             atLineStart = true;
             lastWasCR = true;
-            if (boundary) lastWasCR = true;
           } else {
             atLineStart = false;
             lastWasCR = false;
@@ -157,14 +190,12 @@ function boundedEvents(body: ReadableStream<Uint8Array>, ids: JsonRpcId[], opts:
           if (!boundary) continue;
           const seg = value.subarray(start, i + 1);
           start = i + 1;
-          if (discarding) {
-            discarding = 0;
+          if (dropping) {
+            flush();
+            if (scan(seg, controller) || endDropping(controller)) return;
           } else if (heldBytes + seg.length > opts.maxMessageSize) {
-            const size = heldBytes + seg.length;
-            held = []; heldBytes = 0;
-            if (out.length) controller.enqueue(Buffer.concat(out));
-            if (oversize(size, controller)) return;
-            out.length = 0;
+            flush();
+            if (startDropping(seg, controller) || endDropping(controller)) return;
           } else {
             out.push(...held, seg);
             held = []; heldBytes = 0;
@@ -172,14 +203,11 @@ function boundedEvents(body: ReadableStream<Uint8Array>, ids: JsonRpcId[], opts:
         }
         const rest = value.subarray(start);
         if (rest.length) {
-          if (discarding) discarding += rest.length;
-          else if (heldBytes + rest.length > opts.maxMessageSize) {
-            const size = heldBytes + rest.length;
-            held = []; heldBytes = 0;
-            discarding = size;
-            if (out.length) controller.enqueue(Buffer.concat(out));
-            if (oversize(size, controller)) return;
-            out.length = 0;
+          if (dropping) {
+            if (scan(rest, controller)) { flush(); return; }
+          } else if (heldBytes + rest.length > opts.maxMessageSize) {
+            flush();
+            if (startDropping(rest, controller)) return;
           } else {
             // Copy: a small remainder must not pin the whole read chunk.
             held.push(rest.length * 2 < value.length ? Uint8Array.prototype.slice.call(rest) : rest);
@@ -187,7 +215,7 @@ function boundedEvents(body: ReadableStream<Uint8Array>, ids: JsonRpcId[], opts:
           }
         }
         if (out.length) {
-          controller.enqueue(Buffer.concat(out));
+          flush();
           return;
         }
       }
