@@ -145,6 +145,21 @@ describe('what is not one clean JSON-RPC message', () => {
   });
 });
 
+describe('a flood of refused messages', () => {
+  it('is recorded one by one only up to a bound, then summarised; the session goes on', async () => {
+    const raw = await session('hostile');
+    call(raw, 40, 'junk', { n: 2500 });
+    expect(textOf(await raw.response(40, 60_000))).toBe('after junk');
+    const ofSession = (events: Msg[]) => {
+      const start = events.filter((e) => e.type === 'mcp.session.request' && e.rpcId === 40 && e.direction === 'client_to_server').at(-1);
+      return refusals(events).filter((e) => e.sessionId === start?.sessionId);
+    };
+    const events = ofSession(await auditEvents((e) => ofSession(e).length >= 102));
+    expect(events.filter((e) => /not valid JSON/.test(String(e.reason)) && !/refused so far/.test(String(e.reason)))).toHaveLength(100);
+    expect(events.filter((e) => /refused so far in this session/.test(String(e.reason))).map((e) => /(\d+) messages/.exec(String(e.reason))?.[1])).toEqual(['1100', '2100']);
+  });
+});
+
 describe('server → client requests', () => {
   it('a sampling request to a client that did not declare sampling is answered by the proxy, never forwarded, and audited', async () => {
     const raw = await session('hostile');

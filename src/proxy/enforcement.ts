@@ -63,6 +63,7 @@ class EnforcingGate implements SessionGate {
   private client: { name?: string; version?: string } | undefined;
   private readonly pending = new Map<string, Pending>();
   private readonly capabilities = new ClientCapabilities();
+  private serverRefusals = 0;
 
   constructor(
     private readonly live: LiveAccess,
@@ -141,8 +142,17 @@ class EnforcingGate implements SessionGate {
     const m = inspectServerMessage(bytes);
     const common = { ...this.base, client: this.client, direction: 'server_to_client' as const };
     const refuse = (reason: string, fields: Partial<AuditEventInput> = {}): undefined => {
-      this.log.warn(`refused a message from ${this.server.name}: ${reason}`);
-      void this.recordLater({ ...common, type: 'mcp.session.request', outcome: 'denied', reason: `refused from the server: ${reason}`, ...fields });
+      // A server that floods refusals cannot flood the log and the audit trail:
+      // the first ones are recorded one by one, then one event per thousand.
+      const n = ++this.serverRefusals;
+      if (n <= REFUSALS_RECORDED) {
+        this.log.warn(`refused a message from ${this.server.name}: ${reason}`);
+        void this.recordLater({ ...common, type: 'mcp.session.request', outcome: 'denied', reason: `refused from the server: ${reason}`, ...fields });
+      } else if ((n - REFUSALS_RECORDED) % 1000 === 0) {
+        const more = `${n} messages from the server refused so far in this session (only the first ${REFUSALS_RECORDED} are recorded one by one); the latest: ${reason}`;
+        this.log.warn(`${this.server.name}: ${more}`);
+        void this.recordLater({ ...common, type: 'mcp.session.request', outcome: 'denied', reason: `refused from the server: ${more}` });
+      }
       return undefined;
     };
     if (m.kind === 'invalid') return refuse(m.reason, m.id !== undefined ? { rpcId: m.id } : {});
@@ -218,6 +228,9 @@ function clientInfo(params: unknown): { name?: string; version?: string } | unde
   if (!ci) return undefined;
   return { name: typeof ci.name === 'string' ? ci.name : undefined, version: typeof ci.version === 'string' ? ci.version : undefined };
 }
+
+/** Refused server messages recorded (log and audit) one by one per session; after that one per thousand. */
+const REFUSALS_RECORDED = 100;
 
 /** Server→client requests have ids of their own (the server's), kept apart from the client's. */
 function serverKey(id: JsonRpcId): string {
