@@ -8,6 +8,7 @@
  * JSON-RPC error for every request that is waiting. Messages never contain
  * key material; they name files, servers and proxies so a person can act.
  */
+import { redactSecrets } from './util/redact.js';
 
 /** Process exit statuses, one per failure class (documented in README). */
 export const EXIT = {
@@ -114,10 +115,12 @@ export class AccessError extends Error {
   readonly detail?: Record<string, unknown>;
 
   constructor(code: ErrorCode, message: string, options: { hint?: string; cause?: unknown; detail?: Record<string, unknown> } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // Secrets in URLs (passwords, api_key=…) never reach a message: it may end
+    // up in a fatal frame, a close reason, a log line or the audit trail.
+    super(redactSecrets(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AccessError';
     this.code = code;
-    this.hint = options.hint ?? CATALOGUE[code].hint;
+    this.hint = redactSecrets(options.hint ?? CATALOGUE[code].hint);
     this.exitCode = CATALOGUE[code].exit;
     this.detail = options.detail;
   }
@@ -135,6 +138,6 @@ export function isAccessError(err: unknown): err is AccessError {
 /** The one-line, no-stack form of any error. */
 export function describeError(err: unknown): string {
   if (isAccessError(err)) return err.line;
-  if (err instanceof Error) return `${err.message} (${CATALOGUE.INTERNAL.hint})`;
-  return `${String(err)} (${CATALOGUE.INTERNAL.hint})`;
+  if (err instanceof Error) return `${redactSecrets(err.message)} (${CATALOGUE.INTERNAL.hint})`;
+  return `${redactSecrets(String(err))} (${CATALOGUE.INTERNAL.hint})`;
 }

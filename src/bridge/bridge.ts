@@ -278,7 +278,7 @@ export class Bridge {
       const err = fatal ?? (errorCodeForClose(code) ? new AccessError(errorCodeForClose(code)!, `the proxy closed the tunnel (${code}${reason.length ? `: ${reason}` : ''})`) : undefined);
       if (err && (err.code === 'UPSTREAM_EXITED' || err.code === 'UPSTREAM_FAILED' && this.init?.answered)) {
         this.log.warn(`${err.message}; opening a new session`);
-        if (this.startNewSession()) void this.connect();
+        if (this.startNewSession(err)) void this.connect();
         return;
       }
       if (err && isFinalClose(code) && err.code !== 'IDENTITY_EXPIRED') {
@@ -308,10 +308,12 @@ export class Bridge {
    * The old session is gone. Requests it may have seen get "outcome unknown";
    * what it never saw is sent to the new one, after the replayed initialize.
    */
-  private startNewSession(): boolean {
+  private startNewSession(why?: AccessError): boolean {
     if (++this.newSessionsInARow > MAX_NEW_SESSIONS) {
       this.session = undefined;
-      this.fail(new AccessError('SESSION_LOST', `the session with "${this.o.server}" was lost ${MAX_NEW_SESSIONS} times in a row`));
+      // The last reason (e.g. the server's last stderr line) is what a person can act on.
+      const last = why ? `; last: ${why.message}` : '';
+      this.fail(new AccessError('SESSION_LOST', `the session with "${this.o.server}" was lost ${MAX_NEW_SESSIONS} times in a row${last}`, why ? { hint: why.hint } : {}));
       return false;
     }
     this.session = undefined;

@@ -13,6 +13,8 @@ export interface ServerListing {
   transport: string;
   labels: Record<string, string>;
   tools?: { allow: string[]; deny: string[] };
+  /** Set when the proxy knows the server cannot work (e.g. its command is missing). */
+  problem?: string;
 }
 
 export async function proxyGet<T>(proxy: ProxyAddress, path: string, identity: Identity, extraCa: string[] = []): Promise<T> {

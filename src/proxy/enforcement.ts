@@ -12,9 +12,13 @@
  */
 import { AccessError, describeError } from '../errors.js';
 import type { Logger } from '../util/log.js';
-import { classify, classifyLarge, errorResponse, idKey, LARGE_MESSAGE, RPC } from '../tunnel/jsonrpc.js';
+import { errorResponse, idKey, RPC } from '../tunnel/jsonrpc.js';
 import type { AuditEventInput, AuditLog } from './audit/log.js';
 import type { ClientVerdict, GateFactory, ServerVerdict, SessionGate, SessionInfo } from './gate.js';
+import { ClientCapabilities, clientInfoFromMeta } from './client-capabilities.js';
+import { inspectServerMessage } from './server-messages.js';
+import { excerpt } from './upstream/stderr-lines.js';
+import { redactSecrets } from '../util/redact.js';
 import type { Peer } from './peer.js';
 import type { ServerConfig } from './config.js';
 import { inspectClientMessage } from './rbac/inspect.js';
@@ -62,6 +66,8 @@ const serverKey = (id: string | number | null) => `s${idKey(id)}`;
 class EnforcingGate implements SessionGate {
   private client: { name?: string; version?: string } | undefined;
   private readonly pending = new Map<string, Pending>();
+  private readonly capabilities = new ClientCapabilities();
+  private serverRefusals = 0;
 
   constructor(
     private readonly live: LiveAccess,
@@ -117,6 +123,8 @@ class EnforcingGate implements SessionGate {
           return reply(m.id, RPC.INVALID_REQUEST, `mcp-access: refused: ${reason}`, { code: 'INVALID_MESSAGE', auditEventId: ev?.id });
         }
         if (m.method === 'initialize') this.client = clientInfo(m.params);
+        else this.client = clientInfoFromMeta(m.params) ?? this.client;
+        this.capabilities.note(m.method, m.params);
         const args = m.method === 'tools/call' ? (m.params as { arguments?: unknown } | undefined)?.arguments : undefined;
         const event: AuditEventInput = { ...common, client: this.client, type: 'mcp.session.request', method: m.method, rpcId: m.id, tool: m.toolName, args };
         if (m.method === 'tools/call') {
@@ -176,53 +184,57 @@ class EnforcingGate implements SessionGate {
   }
 
   async fromServer(bytes: Buffer): Promise<ServerVerdict> {
-    // A large message is routed by its top level (one pass, no string or object
-    // tree); it is parsed in full only when its content matters: a tools/list
-    // answer to filter, an error to quote.
-    const quick = bytes.length > LARGE_MESSAGE ? classifyLarge(bytes) : undefined;
-    let parsed: Record<string, unknown> | undefined;
-    const message = (): Record<string, unknown> | undefined => {
-      if (parsed === undefined) {
-        try {
-          parsed = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
-        } catch {
-          return undefined;
-        }
-      }
-      return parsed;
-    };
-    if (!quick && message() === undefined) {
-      this.log.warn(`${this.server.name} sent a line that is not JSON; dropped`);
-      return undefined;
-    }
-    const c = quick?.classified ?? classify(parsed);
+    // Every server message is checked in full, whatever its size (a server is
+    // not trusted either): what is not one clean JSON-RPC message, and answers
+    // to requests the client never sent or that were already answered, are
+    // dropped and audited; the session goes on.
+    const m = inspectServerMessage(bytes);
     const common = { ...this.base, client: this.client, direction: 'server_to_client' as const };
-    if (c.kind === 'response' && c.id !== null) {
-      const key = clientKey(c.id);
-      const p = this.pending.get(key);
-      if (p) this.pending.delete(key);
-      const isError = quick ? quick.keys.has('error') : parsed!.error !== undefined;
-      const error = isError ? (message()?.error as { message?: unknown } | undefined) ?? {} : undefined;
-      void this.recordLater({
-        ...common, type: 'mcp.session.request', phase: 'response', rpcId: c.id, method: p?.method, tool: p?.tool,
-        requestEventId: p?.eventId, outcome: error ? 'error' : 'success', reason: error ? String(error.message ?? '') : undefined,
-        latencyMs: p ? round(performance.now() - p.startedAt) : undefined,
-      });
-      if (p?.method === 'tools/list' && !error) {
-        const msg = message();
-        // Fail closed: what cannot be filtered is not passed on.
-        if (!msg) return Buffer.from(errorResponse(c.id, RPC.INTERNAL_ERROR, `mcp-access: the tools/list answer of "${this.server.name}" is not valid JSON`));
-        return this.filterToolList(msg, bytes);
+    const refuse = (reason: string, fields: Partial<AuditEventInput> = {}): undefined => {
+      // A server that floods refusals cannot flood the log and the audit trail:
+      // the first ones are recorded one by one, then one event per thousand.
+      const n = ++this.serverRefusals;
+      if (n <= REFUSALS_RECORDED) {
+        this.log.warn(`refused a message from ${this.server.name}: ${reason}`);
+        void this.recordLater({ ...common, type: 'mcp.session.request', outcome: 'denied', reason: `refused from the server: ${reason}`, ...fields });
+      } else if ((n - REFUSALS_RECORDED) % 1000 === 0) {
+        const more = `${n} messages from the server refused so far in this session (only the first ${REFUSALS_RECORDED} are recorded one by one); the latest: ${reason}`;
+        this.log.warn(`${this.server.name}: ${more}`);
+        void this.recordLater({ ...common, type: 'mcp.session.request', outcome: 'denied', reason: `refused from the server: ${more}` });
       }
+      return undefined;
+    };
+    if (m.kind === 'invalid') return refuse(m.reason, m.id !== undefined ? { rpcId: m.id } : {});
+    if (m.kind === 'response') {
+      const key = clientKey(m.id);
+      const p = this.pending.get(key);
+      if (!p || p.direction !== 'client_to_server') {
+        return refuse(`an answer to id ${JSON.stringify(m.id)}, which the client did not send or which was already answered`, { rpcId: m.id, phase: 'response' });
+      }
+      this.pending.delete(key);
+      const error = m.isError ? (m.message.error as { message?: unknown }) : undefined;
+      void this.recordLater({
+        ...common, type: 'mcp.session.request', phase: 'response', rpcId: m.id, method: p.method, tool: p.tool,
+        requestEventId: p.eventId, outcome: error ? 'error' : 'success', reason: error ? redactSecrets(excerpt(String(error.message ?? ''), 1000)) : undefined,
+        latencyMs: round(performance.now() - p.startedAt),
+      });
+      if (p.method === 'tools/list' && !error) return this.filterToolList(m.message, bytes);
       return bytes;
     }
-    if (c.kind === 'request' && c.method === 'roots/list' && !this.server.clientRoots) return this.answerRoots(c.id, common);
-    if (c.kind === 'request') {
-      const ev = await this.recordLater({ ...common, type: 'mcp.session.request', method: c.method, rpcId: c.id });
-      this.pending.set(serverKey(c.id), { method: c.method, startedAt: performance.now(), eventId: ev?.id, direction: 'server_to_client' });
-    } else if (c.kind === 'notification') {
-      void this.recordLater({ ...common, type: 'mcp.session.notification', method: c.method });
+    if (m.kind === 'request' && m.method === 'roots/list' && !this.server.clientRoots) return this.answerRoots(m.id, common);
+    if (m.kind === 'request') {
+      const missing = this.capabilities.missingFor(m.method);
+      if (missing !== undefined) {
+        const reason = `the client did not declare the "${missing}" capability`;
+        const ev = await this.recordLater({ ...common, type: 'mcp.session.request', method: m.method, rpcId: m.id, outcome: 'denied', reason });
+        this.log.info(`answered ${this.server.name}'s ${m.method} itself: ${reason}`);
+        return { toServer: Buffer.from(errorResponse(m.id, RPC.METHOD_NOT_FOUND, `mcp-access: refused: ${reason}, so "${m.method}" is not forwarded`, { code: 'CAPABILITY_NOT_DECLARED', auditEventId: ev?.id })) };
+      }
+      const ev = await this.recordLater({ ...common, type: 'mcp.session.request', method: m.method, rpcId: m.id });
+      this.pending.set(serverKey(m.id), { method: m.method, startedAt: performance.now(), eventId: ev?.id, direction: 'server_to_client' });
+      return bytes;
     }
+    void this.recordLater({ ...common, type: 'mcp.session.notification', method: m.method });
     return bytes;
   }
 
@@ -295,6 +307,9 @@ function clientInfo(params: unknown): { name?: string; version?: string } | unde
   if (!ci) return undefined;
   return { name: typeof ci.name === 'string' ? ci.name : undefined, version: typeof ci.version === 'string' ? ci.version : undefined };
 }
+
+/** Refused server messages recorded (log and audit) one by one per session; after that one per thousand. */
+const REFUSALS_RECORDED = 100;
 
 /**
  * A root URI in the one form policy judges: parsed and re-printed (so `..`

@@ -10,6 +10,15 @@ import { ProxyServer } from './server.js';
 import { buildAccess } from './access.js';
 import { checkUpstreamIsolation } from './isolation.js';
 import { createBotService } from '../bot/service.js';
+import { commandProblem } from './upstream/command-check.js';
+
+/** One warning line per stdio server whose command is missing: found at start, not at the first session. */
+function warnMissingCommands(config: ProxyConfig, log: Logger): void {
+  for (const s of config.servers) {
+    const problem = commandProblem(s);
+    if (problem) log.warn(`MCP server "${s.name}": ${problem}; sessions to it will fail (fix its command in the proxy configuration)`);
+  }
+}
 
 export interface RunningProxy {
   server: ProxyServer;
@@ -23,6 +32,7 @@ export async function startProxy(configPath: string, opts: { logLevel?: ProxyCon
   if (opts.port !== undefined) config.listen = { ...config.listen, port: opts.port };
   const log = opts.logger ?? new Logger({ name: 'proxy', level: opts.logLevel ?? config.logLevel, timestamps: true });
   const ca = await loadCa(config.caDir);
+  warnMissingCommands(config, log);
   if (ca.cluster !== config.cluster) {
     log.warn(`config says cluster "${config.cluster}" but the CA in ${config.caDir} is for "${ca.cluster}"; using the CA's`);
     config.cluster = ca.cluster;
@@ -52,6 +62,7 @@ export async function startProxy(configPath: string, opts: { logLevel?: ProxyCon
         next.listen = config.listen;
         next.cluster = config.cluster;
         checkUpstreamIsolation(next, log);
+        warnMissingCommands(next, log);
         const nextAccess = await buildAccess(next, log, access);
         server.reconfigure(next, bot?.guardGates(nextAccess.gates) ?? nextAccess.gates, bot?.guard(nextAccess.decider) ?? nextAccess.decider);
         bot?.setAudit(nextAccess.audit);

@@ -24,6 +24,7 @@ import type { GateFactory } from './gate.js';
 import { peerFromSocket, type Peer } from './peer.js';
 import { ProxySession, refuseTunnel } from './session.js';
 import { SparePool } from './upstream/spares.js';
+import { commandProblem } from './upstream/command-check.js';
 
 export interface ProxyRoutes {
   /** Extra HTTP routes (the bot service). Return true when handled. */
@@ -240,6 +241,7 @@ export class ProxyServer {
         description: s.description,
         transport: s.transport,
         labels: s.labels,
+        ...(commandProblem(s) ? { problem: commandProblem(s) } : {}),
         ...(this.access.describeServer?.(peer, s) ?? {}),
       });
     }

@@ -14,6 +14,7 @@ export type JsonRpcId = string | number | null;
 export const RPC = {
   PARSE_ERROR: -32700,
   INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
   INVALID_PARAMS: -32602,
   INTERNAL_ERROR: -32603,
 } as const;

@@ -23,6 +23,13 @@ export interface ReliableChannelOptions {
 
 interface Outgoing { seq: number; data: Buffer; transmitted: boolean }
 
+/**
+ * What a queued frame costs beyond its bytes (its objects, the socket's write
+ * request): counted in the outbox, so that many small frames cannot hold far
+ * more memory than the limit says (measured: scripts/untrusted-memory.mjs).
+ */
+const FRAME_OVERHEAD = 512;
+
 export class ReliableChannel {
   private socket: WebSocket | undefined;
   private outbox: Outgoing[] = [];
@@ -55,7 +62,7 @@ export class ReliableChannel {
     const seq = ++this.sent;
     const entry: Outgoing = { seq, data, transmitted: false };
     this.outbox.push(entry);
-    this.outboxBytes += data.length;
+    this.outboxBytes += data.length + FRAME_OVERHEAD;
     entry.transmitted = this.transmit(data);
   }
 
@@ -73,7 +80,7 @@ export class ReliableChannel {
   acknowledge(count: number): void {
     const wasFull = this.full;
     while (this.outboxHead < this.outbox.length && this.outbox[this.outboxHead]!.seq <= count) {
-      this.outboxBytes -= this.outbox[this.outboxHead]!.data.length;
+      this.outboxBytes -= this.outbox[this.outboxHead]!.data.length + FRAME_OVERHEAD;
       this.outbox[this.outboxHead] = undefined as unknown as Outgoing;
       this.outboxHead++;
     }

@@ -3,6 +3,7 @@
  * MCP stream. Quiet by default: `info` is one line per state change or error.
  */
 import { appendFileSync } from 'node:fs';
+import { redactSecrets } from './redact.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
@@ -52,7 +53,7 @@ export class Logger {
     if (!this.enabled(level)) return;
     const ts = this.timestamps ? `${new Date().toISOString()} ` : '';
     const tag = level === 'info' ? '' : `${level}: `;
-    const line = `${ts}${this.name}: ${tag}${msg}\n`;
+    const line = `${ts}${this.name}: ${tag}${redactSecrets(msg)}\n`;
     try { this.sink(line); } catch { /* stderr closed: nothing more to do */ }
     if (this.file) {
       try { appendFileSync(this.file, line); } catch { /* a log file must never break the data path */ }

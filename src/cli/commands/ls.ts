@@ -33,5 +33,6 @@ export const lsCommand: CommandModule = {
       Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
     ]);
     print(table(['NAME', 'DESCRIPTION', 'TYPE', 'ALLOWED TOOLS', 'LABELS'], rows));
+    for (const s of servers) if (s.problem) print(`warning: ${s.name}: ${s.problem} (ask the proxy's operator to fix the server's command)`);
   },
 };

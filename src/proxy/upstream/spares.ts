@@ -15,20 +15,29 @@ import { createUpstream } from './index.js';
 
 type StdioServer = ServerConfig & StdioServerConfig;
 
-/** Holds events until a session binds its own. */
+/**
+ * Passes events on once a session binds its own. Before that nothing is
+ * held: a spare has no session, so whatever it writes to stdout belongs to no
+ * one. It is dropped (never handed to the next user's session) and the spare
+ * is marked `spoiled`, so it is stopped and replaced instead of being used.
+ */
 class EventRelay implements UpstreamEvents {
   private target: UpstreamEvents | undefined;
-  private held: Buffer[] = [];
   private closed: Parameters<UpstreamEvents['onClose']>[0] | undefined;
-  constructor(private readonly onIdleClose: () => void) {}
+  /** Bytes the spare wrote before any session took it (discarded). */
+  spoiled = 0;
+  constructor(private readonly onIdleClose: () => void, private readonly onSpoiled: () => void) {}
 
   bind(target: UpstreamEvents): void {
     this.target = target;
-    for (const m of this.held) target.onMessage(m);
-    this.held = [];
     if (this.closed) target.onClose(this.closed);
   }
-  onMessage(m: Buffer): void { if (this.target) this.target.onMessage(m); else this.held.push(m); }
+  onMessage(m: Buffer): void {
+    if (this.target) { this.target.onMessage(m); return; }
+    const first = this.spoiled === 0;
+    this.spoiled += m.length;
+    if (first) this.onSpoiled();
+  }
   onClose(reason: Parameters<UpstreamEvents['onClose']>[0]): void {
     if (this.target) this.target.onClose(reason);
     else { this.closed = reason; this.onIdleClose(); }
@@ -58,7 +67,7 @@ export class SparePool implements UpstreamFactory {
     const spare = this.spares.get(server.name);
     this.spares.delete(server.name);
     let upstream: Upstream;
-    if (spare && spare.key === keyOf(server) && spare.upstream.alive) {
+    if (spare && spare.key === keyOf(server) && spare.upstream.alive && spare.relay.spoiled === 0) {
       spare.relay.bind(events);
       upstream = spare.upstream;
       this.log.debug(`${server.name}: using a warm spare (${spare.upstream.describe()})`);
@@ -96,6 +105,12 @@ export class SparePool implements UpstreamFactory {
     const key = keyOf(server);
     const relay: EventRelay = new EventRelay(() => {
       if (this.spares.get(server.name)?.relay === relay) this.spares.delete(server.name);
+    }, () => {
+      // Output before any session: dropped, and the spare is not used (it is
+      // stopped now; the next take starts a fresh one, so no restart loop).
+      this.log.warn(`${server.name}: the warm spare wrote to stdout before any session took it; its output is discarded and the spare stopped`);
+      if (this.spares.get(server.name)?.relay === relay) this.spares.delete(server.name);
+      void upstream.stop();
     });
     const upstream = new StdioUpstream(server.name, server, relay, this.log, this.opts);
     const spare: Spare = { key, upstream, relay };

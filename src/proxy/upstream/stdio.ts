@@ -13,10 +13,13 @@ import { LineFramer } from '../../tunnel/line-framer.js';
 import { errorResponse, RPC } from '../../tunnel/jsonrpc.js';
 import { writeLine } from '../../tunnel/write-line.js';
 import type { StdioServerConfig } from '../config.js';
+import { excerpt, StderrLines } from './stderr-lines.js';
 import type { Upstream, UpstreamEvents } from './upstream.js';
 import { childProcessOptions } from './child-env.js';
 
 const STDERR_TAIL_LINES = 5;
+/** How long an exited server's last stderr bytes may take to arrive before its exit is reported. */
+const STDERR_SETTLE_MS = 250;
 
 export class StdioUpstream implements Upstream {
   private child: ChildProcess | undefined;
@@ -77,19 +80,30 @@ export class StdioUpstream implements Upstream {
         if (!started) rejectStart(this.startError(err));
         else this.log.warn(`${this.serverName}: ${err.message}`);
       });
+      let stderrEnded: () => void = () => {};
+      const stderrDone = new Promise<void>((r) => { stderrEnded = r; });
       child.once('exit', (code, signal) => {
         if (!started) return;
         if (this.stopping) return;
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-        const tail = this.stderrTail.length ? `; last stderr: ${this.stderrTail.join(' | ')}` : '';
-        this.log.warn(`${this.serverName}: server ${how}${tail}`);
-        this.finish(new AccessError('UPSTREAM_EXITED', `MCP server "${this.serverName}" ${how}${tail}`));
+        // Its last words on stderr may still be in the pipe: wait for them (bounded).
+        const settle = setTimeout(stderrEnded, STDERR_SETTLE_MS);
+        void stderrDone.then(() => {
+          clearTimeout(settle);
+          if (this.stopping) return;
+          const last = this.stderrTail.at(-1);
+          const tail = last ? ` (last stderr line: "${excerpt(last)}")` : '';
+          this.log.warn(`${this.serverName}: server ${how}${tail}`);
+          this.finish(new AccessError('UPSTREAM_EXITED', `MCP server "${this.serverName}" ${how}${tail}`));
+        });
       });
 
       const framer = new LineFramer(this.opts.maxMessageSize);
       child.stdout!.on('data', (chunk: Buffer) => {
         framer.push(chunk, (line) => {
-          if (line.kind === 'line') this.events.onMessage(line.bytes);
+          // A short line is copied out of the 64 KiB read chunk, so what the
+          // tunnel's outbox counts is what it really keeps in memory.
+          if (line.kind === 'line') this.events.onMessage(line.bytes.length * 4 < line.bytes.buffer.byteLength ? Buffer.from(line.bytes) : line.bytes);
           else {
             this.log.error(`${this.serverName}: dropped a ${line.size}-byte message over max_message_size`);
             if (line.id !== undefined && line.id !== null) {
@@ -101,14 +115,11 @@ export class StdioUpstream implements Upstream {
       child.stdin!.on('drain', () => this.events.onDrain());
       child.stdin!.on('error', () => { /* EPIPE when the child died: reported by 'exit' */ });
 
-      let partial = '';
-      child.stderr!.setEncoding('utf8');
-      child.stderr!.on('data', (text: string) => {
-        const lines = (partial + text).split('\n');
-        partial = lines.pop() ?? '';
-        for (const l of lines) this.stderrLine(l);
-      });
-      child.stderr!.on('end', () => { if (partial) this.stderrLine(partial); });
+      const stderr = new StderrLines();
+      const line = (l: string) => this.stderrLine(l);
+      child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk, line));
+      child.stderr!.on('end', () => { stderr.end(line); stderrEnded(); });
+      child.stderr!.on('error', () => stderrEnded());
     });
   }
 
@@ -151,7 +162,7 @@ export class StdioUpstream implements Upstream {
 
   private stderrLine(line: string): void {
     if (!line) return;
-    this.stderrTail.push(line.length > 200 ? `${line.slice(0, 200)}…` : line);
+    this.stderrTail.push(excerpt(line));
     if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
     this.log.info(`[${this.serverName}] ${line}`);
   }
