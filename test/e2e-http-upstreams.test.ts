@@ -65,24 +65,27 @@ describe('HTTP upstreams', () => {
     await client.close();
   });
 
-  it("Streamable HTTP: a restarted server (it no longer knows the session: 404, or 400 as server-everything answers) leads to a new session", async () => {
-    const { client } = await cluster.client('remote', alice);
+  it('Streamable HTTP: a restarted server (it no longer knows the session: 404, or 400 as server-everything answers) leads to a new session', async () => {
+    const { client, stderr } = await cluster.client('remote', alice);
     expect(resultText(await client.callTool({ name: 'echo', arguments: { message: 'one' } }))).toBe('Echo: one');
     const old = servers.find((p) => p.spawnargs.includes('streamableHttp'))!;
     const gone = new Promise((r) => old.once('exit', r));
     old.kill('SIGKILL');
     await gone;
     await startEverything('streamableHttp', httpPort);
-    // The call that meets the 404 is answered (an error: its outcome is unknown);
-    // the bridge opens a new session and the next call works.
-    const first = await client.callTool({ name: 'echo', arguments: { message: 'two' } }).then(resultText, (e: Error) => e.message);
-    expect(first).toMatch(/Echo: two|404|outcome is unknown|session/);
-    let answer = '';
-    for (let i = 0; i < 20 && answer !== 'Echo: three'; i++) {
-      answer = await client.callTool({ name: 'echo', arguments: { message: 'three' } }).then(resultText, (e: Error) => e.message);
-      if (answer !== 'Echo: three') await new Promise((r) => setTimeout(r, 200));
-    }
-    expect(answer).toBe('Echo: three');
+    // The documented outcome (docs/operations.md, UPSTREAM_EXITED): the call that
+    // meets the ended session is answered with -32603 naming it; the proxy ends
+    // the session and the bridge opens a new one.
+    const first = await client.callTool({ name: 'echo', arguments: { message: 'two' } }).then(
+      () => undefined,
+      (e: { code?: number; message: string }) => e,
+    );
+    expect(first?.code).toBe(-32603);
+    expect(first?.message).toMatch(/MCP server "remote" failed: its session ended \(HTTP (404|400)\)/);
+    // Wait for the event itself: the bridge's replayed initialize was answered.
+    await expect.poll(() => stderr(), { timeout: 20_000 }).toMatch(/new session ready/);
+    expect(stderr()).toMatch(/MCP server "remote" ended the session \(HTTP (404|400)\).*opening a new session/);
+    expect(resultText(await client.callTool({ name: 'echo', arguments: { message: 'three' } }))).toBe('Echo: three');
     await client.close();
   });
 });
