@@ -3,8 +3,7 @@
  * stdin: driven with raw bytes against the real bridge and proxy.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer } from 'node:net';
-import { TestCluster, CLI, testServer } from './helpers/cluster.js';
+import { TestCluster, CLI, freePort, testServer } from './helpers/cluster.js';
 import { RawBridge, INIT } from './helpers/raw-bridge.js';
 
 let cluster: TestCluster;
@@ -126,13 +125,3 @@ describe('failures a person must act on', () => {
     await cluster.waitForLog(/alice closed the session/);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}

@@ -5,20 +5,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { TestCluster, EVERYTHING, resultText } from './helpers/cluster.js';
+import { TestCluster, EVERYTHING, freePort, resultText } from './helpers/cluster.js';
 
 let cluster: TestCluster;
 let alice: string;
 const servers: ChildProcess[] = [];
 let httpPort = 0;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
-  });
-}
 
 /** server-everything in `streamableHttp` or `sse` mode on `port`; resolves once it listens. */
 async function startEverything(mode: 'streamableHttp' | 'sse', port: number): Promise<ChildProcess> {

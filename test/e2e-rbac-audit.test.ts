@@ -4,9 +4,10 @@
  * through the real `connect` and proxy.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TestCluster, FILESYSTEM, ROOT, testServer, resultText } from './helpers/cluster.js';
+import { startSampleFilesCluster, testServer, resultText, type TestCluster } from './helpers/cluster.js';
+import { auditEvents as auditEventsIn } from './helpers/bot.js';
 import { RawBridge, INIT } from './helpers/raw-bridge.js';
 import { verifyAuditFile } from '../src/proxy/audit/log.js';
 
@@ -25,35 +26,16 @@ async function snapshot(dir: string): Promise<string> {
   return parts.join('\n');
 }
 
-async function auditEvents(): Promise<Array<Record<string, unknown>>> {
-  const text = await readFile(auditPath, 'utf8');
-  return text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-}
+const auditEvents = () => auditEventsIn(auditPath);
 
 beforeAll(async () => {
-  cluster = await TestCluster.start({ servers: [] });
-  sample = join(cluster.dir, 'sample');
-  await mkdir(join(sample, 'docs'), { recursive: true });
-  await writeFile(join(sample, 'products.csv'), 'id,name\n1,widget\n2,gadget\n');
-  await writeFile(join(sample, 'docs', 'readme.txt'), 'hello from the sample directory\n');
-  auditPath = join(cluster.dir, 'audit', 'audit.jsonl');
+  ({ cluster, sample, auditPath } = await startSampleFilesCluster('files', [{ ...testServer('prod-tools'), labels: { env: 'prod' } }]));
   WRITES.push(
     ['write_file', { path: join(sample, 'new.txt'), content: 'should not exist' }],
     ['edit_file', { path: join(sample, 'products.csv'), edits: [{ oldText: 'widget', newText: 'WIDGET' }] }],
     ['move_file', { source: join(sample, 'products.csv'), destination: join(sample, 'moved.csv') }],
     ['create_directory', { path: join(sample, 'newdir') }],
   );
-  await cluster.writeConfig({
-    servers: [
-      { name: 'files', description: 'sample files', labels: { env: 'dev' }, command: process.execPath, args: [FILESYSTEM, sample] },
-      { ...testServer('prod-tools'), labels: { env: 'prod' } },
-    ],
-    roles: [],
-    roles_files: [join(ROOT, 'test/fixtures/roles')],
-    audit: { path: auditPath },
-  });
-  await cluster.stopProxy();
-  await cluster.startProxy();
   reader = await cluster.issue('llm-agent', ['llm-access']);
   developer = await cluster.issue('dev-agent', ['example-role']);
 });
