@@ -3,9 +3,9 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AccessError } from '../src/errors.js';
-import { formatIdentityFile, parseIdentityFile } from '../src/identity/identity-file.js';
-import { makeTestPki, type TestPki } from './helpers/pki.js';
+import { AccessError } from '../../src/errors.js';
+import { formatIdentityFile, parseIdentityFile } from '../../src/identity/identity-file.js';
+import { makeTestPki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
 let text: string;

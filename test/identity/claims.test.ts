@@ -4,13 +4,13 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AccessError } from '../src/errors.js';
-import { issueIdentity, signCertificate } from '../src/identity/ca.js';
-import { claimsFromCertificate } from '../src/identity/claims.js';
-import { parseIdentityFile } from '../src/identity/identity-file.js';
-import { generateKeyPairPem } from '../src/identity/keys.js';
-import { webcrypto, x509 } from '../src/identity/x509.js';
-import { makeTestPki, type TestPki } from './helpers/pki.js';
+import { AccessError } from '../../src/errors.js';
+import { issueIdentity, signCertificate } from '../../src/identity/ca.js';
+import { claimsFromCertificate } from '../../src/identity/claims.js';
+import { parseIdentityFile } from '../../src/identity/identity-file.js';
+import { generateKeyPairPem } from '../../src/identity/keys.js';
+import { webcrypto, x509 } from '../../src/identity/x509.js';
+import { makeTestPki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
 

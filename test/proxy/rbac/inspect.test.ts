@@ -4,7 +4,7 @@
  * escapes, normalised to the decoded name the policy then judges).
  */
 import { describe, expect, it } from 'vitest';
-import { inspectClientMessage, MAX_NESTING } from '../src/proxy/rbac/inspect.js';
+import { inspectClientMessage, MAX_NESTING } from '../../../src/proxy/rbac/inspect.js';
 
 const inspect = (text: string | Buffer) => inspectClientMessage(typeof text === 'string' ? Buffer.from(text, 'utf8') : text);
 const call = (params: string, id = '7') => inspect(`{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${params}}`);

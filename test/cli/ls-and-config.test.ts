@@ -2,8 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TestCluster, CLI, testServer } from './helpers/cluster.js';
-import { runCli } from './helpers/run-cli.js';
+import { TestCluster, CLI, testServer } from '../helpers/cluster.js';
+import { runCli } from '../helpers/run-cli.js';
 
 let cluster: TestCluster;
 let reader: string;

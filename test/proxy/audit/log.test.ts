@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AccessError } from '../src/errors.js';
-import { GENESIS } from '../src/proxy/audit/chain.js';
-import { REDACTED } from '../src/proxy/audit/events.js';
-import { AuditLog, verifyAuditFile, type AuditEventInput, type AuditLogOptions } from '../src/proxy/audit/log.js';
+import { AccessError } from '../../../src/errors.js';
+import { GENESIS } from '../../../src/proxy/audit/chain.js';
+import { REDACTED } from '../../../src/proxy/audit/events.js';
+import { AuditLog, verifyAuditFile, type AuditEventInput, type AuditLogOptions } from '../../../src/proxy/audit/log.js';
 
 const open: AuditLog[] = [];
 afterEach(async () => {
@@ -364,7 +364,7 @@ describe('interrupted writes', () => {
     writeFileSync(
       script,
       `process.on('SIGXFSZ', () => {});
-       const { AuditLog } = await import(${JSON.stringify(resolve(import.meta.dirname, '../dist/proxy/audit/log.js'))});
+       const { AuditLog } = await import(${JSON.stringify(resolve(import.meta.dirname, '../../../dist/proxy/audit/log.js'))});
        const log = await AuditLog.open(${JSON.stringify(path)}, { fsync: 'never' });
        const results = [];
        for (let i = 0; i < 30; i++) {

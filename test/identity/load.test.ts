@@ -4,10 +4,10 @@ import { chmod, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AccessError, type ErrorCode } from '../src/errors.js';
-import { formatIdentityFile, parseIdentityFile } from '../src/identity/identity-file.js';
-import { loadIdentity, type LoadIdentityOptions } from '../src/identity/load.js';
-import { makeTestPki, type TestPki } from './helpers/pki.js';
+import { AccessError, type ErrorCode } from '../../src/errors.js';
+import { formatIdentityFile, parseIdentityFile } from '../../src/identity/identity-file.js';
+import { loadIdentity, type LoadIdentityOptions } from '../../src/identity/load.js';
+import { makeTestPki, type TestPki } from '../helpers/pki.js';
 
 let dir: string;
 let pki: TestPki;
@@ -211,7 +211,7 @@ describe('start-up weight', () => {
         else if (!spec.startsWith('node:')) packages.add(spec);
       }
     };
-    const root = res(import.meta.dirname, '../src/identity');
+    const root = res(import.meta.dirname, '../../src/identity');
     for (const f of ['load.ts', 'claims.ts', 'identity-file.ts', 'describe.ts']) await walk(res(root, f));
     expect([...packages]).toEqual([]);
     expect([...seen].some((f) => f.endsWith('x509.ts') || f.endsWith('ca.ts'))).toBe(false);

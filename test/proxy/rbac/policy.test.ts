@@ -7,10 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Policy } from '../src/proxy/rbac/policy.js';
-import { loadRoles } from '../src/proxy/rbac/roles.js';
+import { Policy } from '../../../src/proxy/rbac/policy.js';
+import { loadRoles } from '../../../src/proxy/rbac/roles.js';
 
-const FIXTURES = resolve(import.meta.dirname, 'fixtures/roles');
+const FIXTURES = resolve(import.meta.dirname, '../../fixtures/roles');
 
 function policyOf(...docs: unknown[]): Policy {
   return new Policy(loadRoles({ inline: docs, files: [], baseDir: FIXTURES }).roles);
@@ -26,7 +26,7 @@ const bare = { name: 'bare', labels: {} };
 
 /** The tool names the real @modelcontextprotocol/server-filesystem registers (read from its code, not typed in here). */
 function filesystemTools(): string[] {
-  const src = readFileSync(resolve(import.meta.dirname, '../node_modules/@modelcontextprotocol/server-filesystem/dist/index.js'), 'utf8');
+  const src = readFileSync(resolve(import.meta.dirname, '../../../node_modules/@modelcontextprotocol/server-filesystem/dist/index.js'), 'utf8');
   return [...src.matchAll(/registerTool\(\s*"([a-z_]+)"/g)].map((m) => m[1]!);
 }
 

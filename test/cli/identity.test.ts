@@ -7,9 +7,9 @@ import { chmod, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli, type CliRun } from './helpers/run-cli.js';
-import { caPin, issueIdentity, loadCa, writeIdentityFile } from '../src/identity/ca.js';
-import { loadIdentity } from '../src/identity/load.js';
+import { runCli, type CliRun } from '../helpers/run-cli.js';
+import { caPin, issueIdentity, loadCa, writeIdentityFile } from '../../src/identity/ca.js';
+import { loadIdentity } from '../../src/identity/load.js';
 
 
 type Run = CliRun;
