@@ -126,7 +126,8 @@ describe('joining', () => {
     expect(bad.code).toBe(5);
     expect(bad.stderr).toMatch(/the join token is not valid: no bot on this proxy was registered with it/);
 
-    // Registered (what `bot add` does) by a clock an hour back with a 10-minute token: expired 50 minutes ago, no waiting.
+    // Registered (what `bot add` does) by a clock an hour back with a 10-minute token: expired 50 minutes
+    // ago, no waiting.
     const expiring = await addBotRecord(new BotStore(join(cluster.dir, 'bots')), { name: 'expiring', roles: ['all'], tokenTtlMs: 10 * 60_000, now: Date.now() - 3_600_000 });
     expect(expiring.tokenExpiresAt.getTime()).toBeLessThan(Date.now());
     const expired = await oneshot(['--destination', dest('expiring'), '--token', expiring.token, '--ca-pin', ca_pin]);

@@ -74,7 +74,7 @@ describe("LangChain's MultiServerMCPClient (@langchain/mcp-adapters), configured
       expect(names).not.toContain('write_file');
 
       const read = tools.find((t) => t.name === 'read_text_file')!;
-      const out = await read.invoke({ path: join(sample, 'products.csv') });
+      const out: unknown = await read.invoke({ path: join(sample, 'products.csv') });
       expect(JSON.stringify(out)).toContain('1,widget');
 
       // The model cannot pick write_file (it is not in the list); a client that asks anyway is refused by the proxy.
@@ -153,7 +153,8 @@ describe('a Claude Desktop-style host: SDK Client + StdioClientTransport, minima
     const [, entry] = entries[0]!;
     expect(entry.args.at(-1)).toBe('filesystem');
 
-    // What such hosts do: spawn the entry with only HOME, PATH, USER, SHELL, TERM, LOGNAME, from a directory of their own.
+    // What such hosts do: spawn the entry with only HOME, PATH, USER, SHELL, TERM, LOGNAME, from a directory
+    // of their own.
     const env = getDefaultEnvironment();
     expect(Object.keys(env).every((k) => ['HOME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER'].includes(k))).toBe(true);
     const transport = new StdioClientTransport({ command: entry.command, args: entry.args, env: { ...env, ...entry.env }, cwd: tmpdir(), stderr: 'pipe' });

@@ -117,7 +117,7 @@ describe('mcp-access demo --exit', () => {
     const dir = workingDir(out);
 
     // Plain text: no escape sequences when stdout is a pipe.
-    expect(out).not.toMatch(/\x1b\[/);
+    expect(out).not.toContain('\x1b['); // no ANSI escape sequences
 
     // Set-up: CA, proxy, both servers with their labels, the two seed roles, the bot with the read-only role.
     expect(out).toMatch(/certificate authority for cluster "demo"/);
@@ -146,7 +146,8 @@ describe('mcp-access demo --exit', () => {
     const eventId = /audit event ([0-9a-f-]{36}); sample\/products\.csv on disk is unchanged/.exec(out)?.[1];
     expect(eventId).toBeDefined();
 
-    // The audit events just written: the bot's join, its session, the read, the denial (same event id), the end; the chain verifies.
+    // The audit events just written: the bot's join, its session, the read, the denial (same event id), the
+    // end; the chain verifies.
     const audit = out.slice(out.indexOf('5. The audit trail'));
     expect(audit).toMatch(/bot\.join\s+BOT001I/);
     expect(audit).toMatch(/mcp\.session\.start\s+TMCP001I/);

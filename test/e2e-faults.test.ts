@@ -48,7 +48,7 @@ const textOf = (m: Record<string, unknown>) => (m.result as { content: Array<{ t
 
 async function serverCalls(b: RawBridge, id: string): Promise<number> {
   b.send(call(id, 'stats'));
-  return JSON.parse(textOf(await b.response(id))).calls as number;
+  return (JSON.parse(textOf(await b.response(id))) as { calls: number }).calls;
 }
 
 describe('resume across a broken tunnel: nothing lost, nothing twice', () => {
@@ -232,7 +232,7 @@ describe('a resume by another identity', () => {
       back.socket.send(Buffer.from(JSON.stringify(INIT(1))));
       const events = await waitForAudit(join(own.dir, 'audit.jsonl'), (e) => e.user === 'alice' && e.method === 'initialize');
       expect(events.filter((e) => e.user === 'mallory')).toMatchObject([
-        { type: 'mcp.session.start', outcome: 'denied', server: 'test', reason: expect.stringMatching(new RegExp(`tried to resume session ${first.hello.session} of alice`)) },
+        { type: 'mcp.session.start', outcome: 'denied', server: 'test', reason: expect.stringMatching(new RegExp(`tried to resume session ${first.hello.session} of alice`)) as unknown },
       ]);
       back.socket.close(1000);
     } finally {

@@ -18,7 +18,7 @@ async function startEverything(mode: 'streamableHttp' | 'sse', port: number): Pr
   servers.push(p);
   await new Promise<void>((resolve, reject) => {
     let err = '';
-    p.stderr!.on('data', (d: Buffer) => { err += d.toString(); if (/listening on port|running on port/i.test(err)) resolve(); });
+    p.stderr.on('data', (d: Buffer) => { err += d.toString(); if (/listening on port|running on port/i.test(err)) resolve(); });
     p.once('exit', (code) => reject(new Error(`server-everything ${mode} exited (${code}): ${err}`)));
   });
   return p;

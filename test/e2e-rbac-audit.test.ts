@@ -91,10 +91,16 @@ describe('the seed guide role (example-role)', () => {
 describe('parse-differential tricks never reach a denied tool', () => {
   const target = () => join(sample, 'tricked.txt');
   const targetJson = () => JSON.stringify(target());
-  /** An allowed call sent after the trick: once its answer is audited, anything the server said about id 7 would be too. */
+  /**
+   * An allowed call sent after the trick: once its answer is audited, anything the server said about id 7
+   * would be too.
+   */
   const marker = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'read_text_file', arguments: { path: join(sample, 'products.csv') } } });
 
-  /** Sends `line` (id 7) on its own session; returns the answer to it and that session's audit events once the marker (id 8) is answered and audited. */
+  /**
+   * Sends `line` (id 7) on its own session; returns the answer to it and that session's audit events once the
+   * marker (id 8) is answered and audited.
+   */
   const trick = async (line: string) => {
     await expect(readFile(target()), 'precondition: no tricked file yet').rejects.toThrow(/ENOENT/);
     const b = RawBridge.spawn(cluster.connectArgs('files', reader));

@@ -24,7 +24,10 @@ function documentedRows(): Array<{ codes: string[]; exit: string }> {
   const rows: Array<{ codes: string[]; exit: string }> = [];
   for (const line of OPERATIONS.split('\n')) {
     if (!line.startsWith('| `')) continue;
-    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
+    const cells = line
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
     const codes = [...cells[0]!.matchAll(/`([A-Z][A-Z0-9_]*[A-Z0-9])`/g)].map((m) => m[1]!);
     if (codes.length) rows.push({ codes, exit: cells.at(-1)! });
   }
@@ -64,8 +67,12 @@ describe('the error catalogue (src/errors.ts) and docs/operations.md', () => {
   });
 
   it('documents only codes that exist', () => {
-    const unknown = documentedRows().flatMap((r) => r.codes).filter((c) => !(c in CATALOGUE) && !PROTOCOL_ONLY.has(c));
-    expect(unknown, `codes in docs/operations.md that src/errors.ts does not define: ${unknown.join(', ')}`).toEqual([]);
+    const unknown = documentedRows()
+      .flatMap((r) => r.codes)
+      .filter((c) => !(c in CATALOGUE) && !PROTOCOL_ONLY.has(c));
+    expect(unknown, `codes in docs/operations.md that src/errors.ts does not define: ${unknown.join(', ')}`).toEqual(
+      [],
+    );
   });
 
   it("gives each code's exit status as the catalogue does", () => {
@@ -82,7 +89,9 @@ describe('the error catalogue (src/errors.ts) and docs/operations.md', () => {
 
   it('uses every code somewhere in src (a quoted literal or CATALOGUE.CODE)', () => {
     const src = sourceText();
-    const unused = CODES.filter((c) => !new RegExp(`['"\`]${c}['"\`]|CATALOGUE\\.${c}\\b|CATALOGUE\\[['"]${c}['"]\\]`).test(src));
+    const unused = CODES.filter(
+      (c) => !new RegExp(`['"\`]${c}['"\`]|CATALOGUE\\.${c}\\b|CATALOGUE\\[['"]${c}['"]\\]`).test(src),
+    );
     expect(unused, `codes defined in src/errors.ts but never used in src: ${unused.join(', ')}`).toEqual([]);
   });
 });

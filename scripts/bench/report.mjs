@@ -25,7 +25,6 @@ export function ms(v) {
   return `${Math.round(v).toLocaleString('en-US')} ms`;
 }
 const mb = (bytes) => (Number.isFinite(bytes) ? `${(bytes / 1e6).toFixed(1)} MB` : 'n/a');
-const us = (v) => (Number.isFinite(v) ? `${Math.round(v)} µs` : 'n/a');
 const int = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : '—');
 const verdict = (ok) => (ok === undefined ? '' : ok ? 'met' : '**missed**');

@@ -133,7 +133,8 @@ export class DemoPrinter implements DemoProgress {
     this.line(`     audit event ${t.write.auditEventId ?? '(none given)'}; ${rel(t.write.path)} on disk is ${t.write.fileUnchanged ? 'unchanged' : s.red('CHANGED')}`);
 
     this.heading(`5. The audit trail: the bot's events in ${t.audit.path}`);
-    const cell = (v: unknown) => (v === undefined || v === null ? '' : String(v));
+    const cell = (v: unknown): string =>
+      v === undefined || v === null ? '' : typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
     const auditRows = t.audit.events.map((e) => [
       cell(e.time).slice(11, 23),
       cell(e.type),

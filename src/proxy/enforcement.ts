@@ -156,7 +156,7 @@ class EnforcingGate implements SessionGate {
       const error = isError ? (message()?.error as { message?: unknown } | undefined) ?? {} : undefined;
       void this.recordLater({
         ...common, type: 'mcp.session.request', phase: 'response', rpcId: c.id, method: p?.method, tool: p?.tool,
-        requestEventId: p?.eventId, outcome: error ? 'error' : 'success', reason: error ? String(error.message ?? '') : undefined,
+        requestEventId: p?.eventId, outcome: error ? 'error' : 'success', reason: error ? textOf(error.message) : undefined,
         latencyMs: p ? round(performance.now() - p.startedAt) : undefined,
       });
       if (p?.method === 'tools/list' && !error) {
@@ -219,4 +219,10 @@ function clientInfo(params: unknown): { name?: string; version?: string } | unde
 
 function round(ms: number): number {
   return Math.round(ms * 100) / 100;
+}
+
+/** A server's error message as text (a malformed one may not be a string). */
+function textOf(message: unknown): string {
+  if (message === undefined || message === null) return '';
+  return typeof message === 'string' ? message : JSON.stringify(message);
 }

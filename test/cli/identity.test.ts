@@ -132,7 +132,7 @@ describe('ca init → identity issue → identity show', () => {
       fingerprint256: id.fingerprint256,
       trusted: true,
       sshCertificate: false,
-      cas: [{ subject: 'CN=demo, O=mcp-access', fingerprint256: id.caFingerprints256[0], pin: caPin(ca.caCertPem), validUntil: expect.any(String) }],
+      cas: [{ subject: 'CN=demo, O=mcp-access', fingerprint256: id.caFingerprints256[0], pin: caPin(ca.caCertPem), validUntil: expect.any(String) as unknown }],
     });
     expect(j.secondsLeft).toBeGreaterThan(0);
     expect(j.secondsLeft).toBeLessThanOrEqual(600);

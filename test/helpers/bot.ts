@@ -56,7 +56,7 @@ export class RunningBot {
 
 /** Events of a JSON Lines audit log (empty before the first write). */
 export async function auditEvents(path: string): Promise<Array<Record<string, unknown>>> {
-  let text = '';
+  let text: string;
   try { text = await readFile(path, 'utf8'); } catch { return []; }
   return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
 }

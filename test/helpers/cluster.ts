@@ -73,10 +73,10 @@ export class TestCluster {
     if (this.port) await this.writeConfig({ listen: `127.0.0.1:${this.port}` });
     const proc = spawn(process.execPath, [CLI, 'proxy', 'start', '--config', this.configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proxy = proc;
-    proc.stderr!.setEncoding('utf8');
+    proc.stderr.setEncoding('utf8');
     this.port = await new Promise<number>((resolveListen, reject) => {
       let buf = '';
-      proc.stderr!.on('data', (t: string) => {
+      proc.stderr.on('data', (t: string) => {
         this.proxyLog += t;
         buf += t;
         const m = /listening on [^\s]+:(\d+)/.exec(buf);
@@ -144,8 +144,8 @@ export class TestCluster {
 export interface ConnectedClient {
   client: Client;
   transport: StdioClientTransport;
-  stderr(): string;
-  close(): Promise<void>;
+  stderr: () => string;
+  close: () => Promise<void>;
 }
 
 /** Resolves when `pid` no longer exists (bounded). */

@@ -39,7 +39,8 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
 
     printer.title();
     printer.setupHeading();
-    // A Ctrl-C part-way also stops the bot and servers (they share the terminal), so a step may fail because of it: that is a stop, not an error.
+    // A Ctrl-C part-way also stops the bot and servers (they share the terminal), so a step may fail because
+    // of it: that is a stop, not an error.
     const stoppedOr = async <T>(work: Promise<T>): Promise<T | undefined> => {
       try {
         return await work;

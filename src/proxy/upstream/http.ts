@@ -84,7 +84,7 @@ export class HttpUpstream implements Upstream {
   async stop(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const t = this.transport as (Transport & { terminateSession?: () => Promise<void> }) | undefined;
+    const t: (Transport & { terminateSession?: () => Promise<void> }) | undefined = this.transport;
     try { await t?.terminateSession?.(); } catch { /* server may not support DELETE */ }
     try { await t?.close(); } catch { /* already closed */ }
   }

@@ -290,7 +290,7 @@ describe('verify finds the first broken line', () => {
     rewrite(path, (ls) => [ls[0]!, '', ...ls.slice(1)]);
     expect(await verifyAuditFile(path)).toEqual({ ok: false, events: 1, line: 2, problem: 'the line is empty' });
     rewrite(path, (ls) => [ls[0]!, '{"type":"mcp.session.request","user":"mallory"}', ...ls.slice(1)]);
-    expect(await verifyAuditFile(path)).toMatchObject({ ok: false, line: 2, problem: expect.stringContaining('not a complete audit event') });
+    expect(await verifyAuditFile(path)).toMatchObject({ ok: false, line: 2, problem: expect.stringContaining('not a complete audit event') as unknown });
   });
 
   it('a file that does not exist is AUDIT_UNAVAILABLE', async () => {

@@ -24,7 +24,10 @@ const dev = { name: 'files', labels: { env: 'dev', team: 'ml' } };
 const prod = { name: 'billing', labels: { env: 'prod', region: 'eu-west-1' } };
 const bare = { name: 'bare', labels: {} };
 
-/** The tool names the real @modelcontextprotocol/server-filesystem registers (read from its code, not typed in here). */
+/**
+ * The tool names the real @modelcontextprotocol/server-filesystem registers (read from its code, not typed in
+ * here).
+ */
 function filesystemTools(): string[] {
   const src = readFileSync(resolve(import.meta.dirname, '../../../node_modules/@modelcontextprotocol/server-filesystem/dist/index.js'), 'utf8');
   return [...src.matchAll(/registerTool\(\s*"([a-z_]+)"/g)].map((m) => m[1]!);
@@ -193,6 +196,7 @@ describe('tool decisions', () => {
   it('a deny regex whose evaluation throws counts as a match (the engine failing is simulated: no real pattern fails on demand)', () => {
     const p = policyOf(role('all', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }), role('regex-deny', undefined, { mcp: { tools: ['^(?:a|b)+$'] } }));
     expect(p.toolDecision(['all', 'regex-deny'], dev, 'read_file').allowed).toBe(true);
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- kept to be put back on RegExp.prototype, never called alone
     const original = RegExp.prototype.test;
     RegExp.prototype.test = () => {
       throw new RangeError('Maximum call stack size exceeded');
