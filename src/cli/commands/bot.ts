@@ -4,6 +4,7 @@
  * Reference: docs/bot.md.
  */
 import type { Argv, CommandModule } from 'yargs';
+import { defineCommand } from './define.js';
 
 interface ConfigArgs { config: string }
 interface AddArgs extends ConfigArgs {
@@ -31,30 +32,30 @@ interface StartArgs {
 
 const DEFAULT_DESTINATION = '/var/lib/mcp-access/bot';
 
-function configOption<T>(y: Argv<T>): Argv<T & ConfigArgs> {
-  return y.option('config', { alias: 'c', type: 'string', demandOption: true, describe: 'The proxy configuration (its bot.state_dir holds the bots)' }) as Argv<T & ConfigArgs>;
+function configOption<T>(y: Argv<T>) {
+  return y.option('config', { alias: 'c', type: 'string', demandOption: true, describe: 'The proxy configuration (its bot.state_dir holds the bots)' });
 }
 
-function formatOption<T>(y: Argv<T>): Argv<T & { format: 'text' | 'json' }> {
-  return y.option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' }) as Argv<T & { format: 'text' | 'json' }>;
+function formatOption<T>(y: Argv<T>) {
+  return y.option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' });
 }
 
 function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-const addCommand: CommandModule<object, AddArgs> = {
+const addCommand = defineCommand<AddArgs>({
   command: 'add <name>',
   describe: 'Register a bot and print its one-time join token and the CA pin',
   builder: (y) =>
-    formatOption(configOption(y as Argv<object>))
+    formatOption(configOption(y))
       .positional('name', { type: 'string', demandOption: true, describe: 'Bot name (letters, digits, . _ -)' })
       .option('roles', { type: 'string', array: true, demandOption: true, describe: 'Roles of its certificates, comma-separated or repeated' })
       .option('token-ttl', { type: 'string', default: '1h', describe: 'How long the join token stays usable (it works once)' })
       .option('proxy', { type: 'string', describe: 'host:port the bot dials, for the printed command (default: from the config and proxy certificate)' })
       .option('destination', { type: 'string', default: DEFAULT_DESTINATION, describe: 'Destination directory, for the printed command' })
       .example('$0 bot add ci-agent --roles mcp-reader --config proxy.yaml', 'Prints the token, the CA pin and the `bot start` command')
-      .example('$0 bot add ci-agent --roles mcp-reader --config proxy.yaml --format json', 'The same as JSON (token, ca_pin, …)') as unknown as Argv<AddArgs>,
+      .example('$0 bot add ci-agent --roles mcp-reader --config proxy.yaml --format json', 'The same as JSON (token, ca_pin, …)'),
   handler: async (argv) => {
     const { openBotState, addBot, readCaPublic, suggestProxyAddress } = await import('../../bot/admin.js');
     const { parseDuration, formatDuration } = await import('../../util/duration.js');
@@ -96,12 +97,12 @@ const addCommand: CommandModule<object, AddArgs> = {
       ].join('\n'),
     );
   },
-};
+});
 
-const lsCommand: CommandModule<object, LsArgs> = {
+const lsCommand = defineCommand<LsArgs>({
   command: 'ls',
   describe: 'List registered bots',
-  builder: (y) => formatOption(configOption(y as Argv<object>)).example('$0 bot ls --config proxy.yaml', 'Name, roles, status, generation, expiry') as unknown as Argv<LsArgs>,
+  builder: (y) => formatOption(configOption(y)).example('$0 bot ls --config proxy.yaml', 'Name, roles, status, generation, expiry'),
   handler: async (argv) => {
     const { openBotState, listBots } = await import('../../bot/admin.js');
     const { print, printJson, table } = await import('../output.js');
@@ -127,12 +128,12 @@ const lsCommand: CommandModule<object, LsArgs> = {
       ]),
     ));
   },
-};
+});
 
-const rmCommand: CommandModule<object, NameArgs> = {
+const rmCommand = defineCommand<NameArgs>({
   command: 'rm <name>',
   describe: 'Remove a bot: its renewals are refused and its live sessions end',
-  builder: (y) => formatOption(configOption(y as Argv<object>)).positional('name', { type: 'string', demandOption: true }).example('$0 bot rm ci-agent --config proxy.yaml', 'Forget ci-agent (re-adding the name later gets a new token)') as unknown as Argv<NameArgs>,
+  builder: (y) => formatOption(configOption(y)).positional('name', { type: 'string', demandOption: true }).example('$0 bot rm ci-agent --config proxy.yaml', 'Forget ci-agent (re-adding the name later gets a new token)'),
   handler: async (argv) => {
     const { openBotState, removeBot } = await import('../../bot/admin.js');
     const { print, printJson } = await import('../output.js');
@@ -141,16 +142,16 @@ const rmCommand: CommandModule<object, NameArgs> = {
     if (argv.format === 'json') printJson({ bot: r.name, removed: r.removedAt });
     else print(`Removed bot "${r.name}". A running proxy ends its sessions within a few seconds; its certificates are refused from now on.`);
   },
-};
+});
 
-const lockCommand: CommandModule<object, LockArgs> = {
+const lockCommand = defineCommand<LockArgs>({
   command: 'lock <name>',
   describe: 'Lock a bot: renewals and new sessions are refused, live sessions end within seconds',
   builder: (y) =>
-    formatOption(configOption(y as Argv<object>))
+    formatOption(configOption(y))
       .positional('name', { type: 'string', demandOption: true })
       .option('reason', { type: 'string', describe: 'Why (recorded in the state and the audit log)' })
-      .example('$0 bot lock ci-agent --config proxy.yaml --reason "host compromised"', 'Cut ci-agent off now') as unknown as Argv<LockArgs>,
+      .example('$0 bot lock ci-agent --config proxy.yaml --reason "host compromised"', 'Cut ci-agent off now'),
   handler: async (argv) => {
     const { openBotState, lockBot } = await import('../../bot/admin.js');
     const { print, printJson } = await import('../output.js');
@@ -160,12 +161,12 @@ const lockCommand: CommandModule<object, LockArgs> = {
     else if (already) print(`Bot "${record.name}" was already locked (since ${record.lock!.at}: ${record.lock!.reason}).`);
     else print(`Locked bot "${record.name}". A running proxy ends its sessions within a few seconds and refuses its renewals.`);
   },
-};
+});
 
-const unlockCommand: CommandModule<object, NameArgs> = {
+const unlockCommand = defineCommand<NameArgs>({
   command: 'unlock <name>',
   describe: 'Lift a lock: the bot may renew and connect again (if its certificate has not expired)',
-  builder: (y) => formatOption(configOption(y as Argv<object>)).positional('name', { type: 'string', demandOption: true }).example('$0 bot unlock ci-agent --config proxy.yaml', 'Let it renew and connect again') as unknown as Argv<NameArgs>,
+  builder: (y) => formatOption(configOption(y)).positional('name', { type: 'string', demandOption: true }).example('$0 bot unlock ci-agent --config proxy.yaml', 'Let it renew and connect again'),
   handler: async (argv) => {
     const { openBotState, unlockBot } = await import('../../bot/admin.js');
     const { print, printJson } = await import('../output.js');
@@ -178,13 +179,13 @@ const unlockCommand: CommandModule<object, NameArgs> = {
       print(`Unlocked bot "${record.name}" (it was locked since ${was.at}: ${was.reason}).${copied}`);
     }
   },
-};
+});
 
-const startCommand: CommandModule<object, StartArgs> = {
+const startCommand = defineCommand<StartArgs>({
   command: 'start',
   describe: 'Run the bot on a machine: join once with a token, then keep DIR/identity renewed',
   builder: (y) =>
-    (y as Argv<object>)
+    y
       .option('proxy', { type: 'string', demandOption: true, describe: 'Proxy host:port (a name or address in its certificate)' })
       .option('destination', { alias: 'd', type: 'string', demandOption: true, describe: 'Directory for the identity file and renewal state (created 0700)' })
       .option('token', { type: 'string', describe: 'One-time join token from `bot add` (first run only)' })
@@ -196,7 +197,7 @@ const startCommand: CommandModule<object, StartArgs> = {
       .conflicts('token', 'token-file')
       .example('$0 bot start --proxy mcp.example.com:3080 --destination /var/lib/mcp-access/bot --token-file /run/secrets/join-token --ca-pin sha256:…', 'First run: join, then renew')
       .example('$0 bot start --proxy mcp.example.com:3080 --destination /var/lib/mcp-access/bot', 'Later runs: renew with the stored identity')
-      .example('$0 bot start --proxy mcp.example.com:3080 --destination ./id --oneshot', 'Renew once and exit') as unknown as Argv<StartArgs>,
+      .example('$0 bot start --proxy mcp.example.com:3080 --destination ./id --oneshot', 'Renew once and exit'),
   handler: async (argv) => {
     const { AccessError } = await import('../../errors.js');
     const { parseDuration } = await import('../../util/duration.js');
@@ -231,19 +232,19 @@ const startCommand: CommandModule<object, StartArgs> = {
     process.once('SIGINT', () => onSignal('SIGINT'));
     await runBot({ proxy, destination: argv.destination, token, caPin, ttlMs, renewalIntervalMs, oneshot: argv.oneshot, log, signal: stop.signal });
   },
-};
+});
 
 export const botCommand: CommandModule = {
   command: 'bot',
   describe: 'Machine identities: register bots (operator) and run the renewing bot (machine)',
   builder: (y) =>
     y
-      .command(addCommand as unknown as CommandModule)
-      .command(lsCommand as unknown as CommandModule)
-      .command(rmCommand as unknown as CommandModule)
-      .command(lockCommand as unknown as CommandModule)
-      .command(unlockCommand as unknown as CommandModule)
-      .command(startCommand as unknown as CommandModule)
+      .command(addCommand)
+      .command(lsCommand)
+      .command(rmCommand)
+      .command(lockCommand)
+      .command(unlockCommand)
+      .command(startCommand)
       .demandCommand(1, 'name a bot command: add, ls, rm, lock, unlock or start')
       .example('$0 bot add ci-agent --roles mcp-reader --config proxy.yaml', 'Operator: register a bot')
       .example('$0 bot start --proxy mcp.example.com:3080 -d /var/lib/mcp-access/bot --token-file t --ca-pin sha256:…', 'Machine: join and keep renewing'),

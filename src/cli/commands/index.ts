@@ -10,8 +10,7 @@ import { auditCommand } from './audit.js';
 import { botCommand } from './bot.js';
 import { demoCommand } from './demo.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [
+export const commands: CommandModule[] = [
   connectCommand,
   lsCommand,
   configCommand,
