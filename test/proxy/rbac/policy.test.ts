@@ -196,7 +196,7 @@ describe('tool decisions', () => {
   it('a deny regex whose evaluation throws counts as a match (the engine failing is simulated: no real pattern fails on demand)', () => {
     const p = policyOf(role('all', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }), role('regex-deny', undefined, { mcp: { tools: ['^(?:a|b)+$'] } }));
     expect(p.toolDecision(['all', 'regex-deny'], dev, 'read_file').allowed).toBe(true);
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- kept to be put back on RegExp.prototype, never called alone
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only put back on RegExp.prototype
     const original = RegExp.prototype.test;
     RegExp.prototype.test = () => {
       throw new RangeError('Maximum call stack size exceeded');
