@@ -181,7 +181,14 @@ describe('parse-differential tricks never reach a denied tool', () => {
 
 describe('the audit trail', () => {
   it('has session start/end, requests with outcomes, notifications, and verifies', async () => {
-    const events = await auditEvents();
+    // A session of its own: start, initialize (+ the initialized notification), a list, a read, a clean end.
+    const { client } = await cluster.client('files', reader);
+    await client.listTools();
+    await client.callTool({ name: 'read_text_file', arguments: { path: join(sample, 'docs', 'readme.txt') } });
+    const sessionId = (await auditEvents()).findLast((e) => e.type === 'mcp.session.start' && e.user === 'llm-agent')?.sessionId;
+    await client.close();
+    await expect.poll(async () => (await auditEvents()).some((e) => e.sessionId === sessionId && e.type === 'mcp.session.end'), { timeout: 10_000 }).toBe(true);
+    const events = (await auditEvents()).filter((e) => e.sessionId === sessionId);
     const types = new Set(events.map((e) => e.type));
     for (const t of ['mcp.session.start', 'mcp.session.end', 'mcp.session.request', 'mcp.session.notification']) expect(types).toContain(t);
     expect(events.some((e) => e.method === 'tools/list')).toBe(true);
