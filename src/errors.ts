@@ -80,7 +80,6 @@ export const CATALOGUE = {
   UPSTREAM_EXITED: { exit: EXIT.UPSTREAM, hint: "the MCP server stopped; see the proxy's log" },
 
   // the message stream
-  PARSE_ERROR: { exit: EXIT.USAGE, hint: 'each line on stdin must be one JSON-RPC message' },
   MESSAGE_TOO_LARGE: { exit: EXIT.USAGE, hint: 'raise --max-message-size on connect (and max_message_size on the proxy)' },
   SESSION_LOST: { exit: EXIT.SESSION_LOST, hint: 'the session could not be resumed; the request may or may not have run' },
 

@@ -8,6 +8,8 @@ import { cp, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { loadIdentity } from '../src/identity/load.js';
+import { addBot as addBotRecord } from '../src/bot/admin.js';
+import { BotStore } from '../src/bot/store.js';
 import { ALLOW_ALL_ROLE, TestCluster, resultText, testServer } from './helpers/cluster.js';
 import { RunningBot, addBot, auditEvents, runCli, waitForAudit } from './helpers/bot.js';
 
@@ -124,9 +126,10 @@ describe('joining', () => {
     expect(bad.code).toBe(5);
     expect(bad.stderr).toMatch(/the join token is not valid \(unknown, already used or expired\)/);
 
-    const expiring = await addBot(cluster.configPath, 'expiring', ['all'], ['--token-ttl', '1s']);
-    const expiresAt = Date.parse(expiring.token_expires);
-    while (Date.now() <= expiresAt + 50) await new Promise((r) => setTimeout(r, 50));
+    // Registered (what `bot add` does) by a clock an hour back with a 10-minute token: expired 50 minutes
+    // ago, no waiting.
+    const expiring = await addBotRecord(new BotStore(join(cluster.dir, 'bots')), { name: 'expiring', roles: ['all'], tokenTtlMs: 10 * 60_000, now: Date.now() - 3_600_000 });
+    expect(expiring.tokenExpiresAt.getTime()).toBeLessThan(Date.now());
     const expired = await oneshot(['--destination', dest('expiring'), '--token', expiring.token, '--ca-pin', ca_pin]);
     expect(expired.code).toBe(5);
     // The answer names neither the bot nor its roles (issue 10); the audit trail does.
@@ -287,8 +290,15 @@ describe('copied credentials', () => {
     const events = await waitForAudit(auditPath, (e) => e.type === 'bot.lock' && e.bot === 'cloned');
     expect(events.find((e) => e.type === 'bot.lock' && e.bot === 'cloned')).toMatchObject({ code: 'BOT003W', by: 'proxy', generation: 1 });
     expect(events.some((e) => e.type === 'bot.renew.denied' && e.bot === 'cloned' && e.errorCode === 'BOT_LOCKED')).toBe(true);
-    // One lock event, not a second one from the state watcher.
-    await new Promise((r) => setTimeout(r, 1500));
+    // One lock event, not a second one from the state watcher. Only the
+    // watcher could add one, so absence is proven once it has scanned the state
+    // after the lock: it records `bot add` of a marker bot registered now, and
+    // then the marker's lock (a later scan: scans run one at a time, and events
+    // are appended in order, so everything the first scan recorded is in).
+    ok(await runCli(['bot', 'add', 'after-cloned', '--roles', 'all', '--config', cluster.configPath]));
+    await waitForAudit(auditPath, (e) => e.type === 'bot.add' && e.bot === 'after-cloned');
+    ok(await runCli(['bot', 'lock', 'after-cloned', '--config', cluster.configPath]));
+    await waitForAudit(auditPath, (e) => e.type === 'bot.lock' && e.bot === 'after-cloned');
     expect((await auditEvents(auditPath)).filter((e) => e.type === 'bot.lock' && e.bot === 'cloned')).toHaveLength(1);
   });
 });

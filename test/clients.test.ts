@@ -12,17 +12,17 @@
  * with the seeds' roles (test/fixtures/roles).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { MultiServerMCPClient } from '@langchain/mcp-adapters';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
-import { TestCluster, CLI, FILESYSTEM, ROOT, resultText } from './helpers/cluster.js';
-import { runCli, waitForAudit } from './helpers/bot.js';
+import { CLI, ROOT, SAMPLE_FILES, resultText, startSampleFilesCluster, type TestCluster } from './helpers/cluster.js';
+import { waitForAudit } from './helpers/bot.js';
+import { run, runCli } from './helpers/run-cli.js';
 
 const READ_ONLY = /^(get_.*|list_.*|read_.*|search_files)$/;
 /** Denies the write tools; added while sessions run (SIGHUP reload). */
@@ -35,19 +35,7 @@ let reader: string; // llm-access (seed 003), read-only
 let developer: string; // example-role (seed 000) + no-writes, which is unknown until the reload defines it
 
 beforeAll(async () => {
-  cluster = await TestCluster.start({ servers: [] });
-  sample = join(cluster.dir, 'sample');
-  await mkdir(sample, { recursive: true });
-  await writeFile(join(sample, 'products.csv'), 'id,name\n1,widget\n2,gadget\n');
-  auditPath = join(cluster.dir, 'audit.jsonl');
-  await cluster.writeConfig({
-    servers: [{ name: 'filesystem', description: 'sample files', labels: { env: 'dev' }, command: process.execPath, args: [FILESYSTEM, sample] }],
-    roles: [],
-    roles_files: [join(ROOT, 'test/fixtures/roles')],
-    audit: { path: auditPath },
-  });
-  await cluster.stopProxy();
-  await cluster.startProxy();
+  ({ cluster, sample, auditPath } = await startSampleFilesCluster('filesystem'));
   reader = await cluster.issue('langgraph-agent', ['llm-access']);
   developer = await cluster.issue('dev-agent', ['example-role', 'no-writes']);
 });
@@ -86,7 +74,7 @@ describe("LangChain's MultiServerMCPClient (@langchain/mcp-adapters), configured
       expect(names).not.toContain('write_file');
 
       const read = tools.find((t) => t.name === 'read_text_file')!;
-      const out = await read.invoke({ path: join(sample, 'products.csv') });
+      const out: unknown = await read.invoke({ path: join(sample, 'products.csv') });
       expect(JSON.stringify(out)).toContain('1,widget');
 
       // The model cannot pick write_file (it is not in the list); a client that asks anyway is refused by the proxy.
@@ -95,7 +83,7 @@ describe("LangChain's MultiServerMCPClient (@langchain/mcp-adapters), configured
       expect(err).toBeInstanceOf(McpError);
       expect((err as McpError).code).toBe(-32602);
       expect((err as McpError).message).toContain("denied by the identity's roles");
-      expect(await readFile(join(sample, 'products.csv'), 'utf8')).toBe('id,name\n1,widget\n2,gadget\n');
+      expect(await readFile(join(sample, 'products.csv'), 'utf8')).toBe(SAMPLE_FILES['products.csv']);
       await waitForAudit(auditPath, (e) => e.user === 'langgraph-agent' && e.tool === 'write_file' && e.outcome === 'denied');
     } finally {
       await client.close();
@@ -146,14 +134,7 @@ const text = await read.invoke({ path: ${JSON.stringify(join(sample, 'products.c
 process.stdout.write(JSON.stringify({ names: tools.map((t) => t.name), text }));
 await client.close();
 `;
-    const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const p = spawn(process.execPath, ['--input-type=module', '-e', program], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-      p.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-      p.once('exit', (code) => resolve({ code, stdout, stderr }));
-    });
+    const out = await run(process.execPath, ['--input-type=module', '-e', program], { cwd: ROOT });
     expect(out.code, out.stderr).toBe(0);
     const { names, text } = JSON.parse(out.stdout) as { names: string[]; text: unknown };
     expect(names).toContain('read_text_file');
@@ -172,7 +153,8 @@ describe('a Claude Desktop-style host: SDK Client + StdioClientTransport, minima
     const [, entry] = entries[0]!;
     expect(entry.args.at(-1)).toBe('filesystem');
 
-    // What such hosts do: spawn the entry with only HOME, PATH, USER, SHELL, TERM, LOGNAME, from a directory of their own.
+    // What such hosts do: spawn the entry with only HOME, PATH, USER, SHELL, TERM, LOGNAME, from a directory
+    // of their own.
     const env = getDefaultEnvironment();
     expect(Object.keys(env).every((k) => ['HOME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER'].includes(k))).toBe(true);
     const transport = new StdioClientTransport({ command: entry.command, args: entry.args, env: { ...env, ...entry.env }, cwd: tmpdir(), stderr: 'pipe' });

@@ -3,8 +3,7 @@
  * stdin: driven with raw bytes against the real bridge and proxy.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer } from 'node:net';
-import { TestCluster, CLI, testServer } from './helpers/cluster.js';
+import { TestCluster, CLI, freePort, testServer } from './helpers/cluster.js';
 import { RawBridge, INIT } from './helpers/raw-bridge.js';
 
 let cluster: TestCluster;
@@ -91,14 +90,14 @@ describe('failures a person must act on', () => {
   });
 
   it('expired identity: says which file expired and when, and how to renew', async () => {
-    const expired = await cluster.issue('bob', ['all'], 5_000);
-    await new Promise((r) => setTimeout(r, 5_500));
+    // Issued by a clock ten minutes back: it expired 9m55s ago (no waiting).
+    const expired = await cluster.issue('bob', ['all'], 5_000, { now: Date.now() - 10 * 60_000 });
     const b = RawBridge.spawn(cluster.connectArgs('test', expired));
     b.send(INIT(1));
     const r = await b.response(1);
     const msg = (r.error as { message: string }).message;
     expect(msg).toContain(expired);
-    expect(msg).toMatch(/expired .* ago/);
+    expect(msg).toMatch(/expired (9m5\ds|10m(\d+s)?) ago at \d{4}-/);
     expect(msg).toMatch(/renewal bot|identity issue/);
     expect(await b.end()).toBe(3);
   });
@@ -126,13 +125,3 @@ describe('failures a person must act on', () => {
     await cluster.waitForLog(/alice closed the session/);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}

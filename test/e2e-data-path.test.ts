@@ -65,9 +65,9 @@ describe('through connect and the proxy', () => {
     const { client } = await cluster.client('test', alice, {
       capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } },
       setup: (c) => {
-        c.setRequestHandler(CreateMessageRequestSchema, async () => ({ role: 'assistant', content: { type: 'text', text: 'from the client' }, model: 'test' }));
-        c.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { name: 'Ada' } }));
-        c.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: 'file:///work', name: 'work' }] }));
+        c.setRequestHandler(CreateMessageRequestSchema, () => ({ role: 'assistant', content: { type: 'text', text: 'from the client' }, model: 'test' }));
+        c.setRequestHandler(ElicitRequestSchema, () => ({ action: 'accept', content: { name: 'Ada' } }));
+        c.setRequestHandler(ListRootsRequestSchema, () => ({ roots: [{ uri: 'file:///work', name: 'work' }] }));
       },
     });
     expect(resultText(await client.callTool({ name: 'sample', arguments: { prompt: 'hi' } }))).toBe('sampled: from the client');
@@ -84,17 +84,17 @@ describe('through connect and the proxy', () => {
     const ac = new AbortController();
     const call = client.callTool({ name: 'wait_forever', arguments: {} }, undefined, { signal: ac.signal });
     // Make sure the call reached the server before cancelling it.
-    await expect.poll(async () => JSON.parse(resultText(await client.callTool({ name: 'stats', arguments: {} }))).calls, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    await expect.poll(async () => (JSON.parse(resultText(await client.callTool({ name: 'stats', arguments: {} }))) as { calls: number }).calls, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
     ac.abort('user gave up');
     await expect(call).rejects.toThrow();
-    await expect.poll(async () => JSON.parse(resultText(await client.callTool({ name: 'stats', arguments: {} }))).cancelled, { timeout: 10_000 }).toBe(1);
+    await expect.poll(async () => (JSON.parse(resultText(await client.callTool({ name: 'stats', arguments: {} }))) as { cancelled: number }).cancelled, { timeout: 10_000 }).toBe(1);
     await client.close();
   });
 
   it('carries logging notifications', async () => {
     const logs: unknown[] = [];
     const { client } = await cluster.client('test', alice, {
-      setup: (c) => c.setNotificationHandler(LoggingMessageNotificationSchema, async (n) => { logs.push(n.params.data); }),
+      setup: (c) => c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => { logs.push(n.params.data); }),
     });
     await client.setLoggingLevel('info');
     await client.callTool({ name: 'log', arguments: { message: 'over the tunnel' } });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { TestCluster, testServer } from './helpers/cluster.js';
 import { RawBridge, INIT } from './helpers/raw-bridge.js';
 import { FaultRelay } from './helpers/fault-relay.js';
+import { waitForAudit } from './helpers/bot.js';
 import { issueIdentity, writeIdentityFile } from '../src/identity/ca.js';
 
 let cluster: TestCluster;
@@ -47,7 +48,7 @@ const textOf = (m: Record<string, unknown>) => (m.result as { content: Array<{ t
 
 async function serverCalls(b: RawBridge, id: string): Promise<number> {
   b.send(call(id, 'stats'));
-  return JSON.parse(textOf(await b.response(id))).calls as number;
+  return (JSON.parse(textOf(await b.response(id))) as { calls: number }).calls;
 }
 
 describe('resume across a broken tunnel: nothing lost, nothing twice', () => {
@@ -201,18 +202,53 @@ describe('renewed identities', () => {
     expect(answers(b).duplicated).toEqual([]);
   });
 
-  it('the proxy refuses to let another user resume a session (and audits it)', async () => {
-    // Covered at the protocol level: a resume token presented by a different identity.
-    const { openTunnel } = await import('../src/bridge/connection.js');
-    const { loadIdentity } = await import('../src/identity/load.js');
-    const a = await loadIdentity(alice);
-    const first = await openTunnel({ proxy: { host: '127.0.0.1', port: cluster.port }, server: 'test', tls: { key: a.keyPem, cert: a.certPem, ca: a.caPems }, maxMessageSize: 1 << 20 });
-    const mallory = await loadIdentity(await cluster.issue('mallory', ['all']));
-    await expect(openTunnel({
-      proxy: { host: '127.0.0.1', port: cluster.port }, server: 'test', tls: { key: mallory.keyPem, cert: mallory.certPem, ca: mallory.caPems }, maxMessageSize: 1 << 20,
-      resume: { token: first.hello.resumeToken, received: 0 },
-    })).rejects.toThrow(/only the identity that opened a session can resume it/);
-    first.socket.close(1000);
+});
+
+describe('a resume by another identity', () => {
+  /**
+   * A resume token presented by a different identity (at the protocol level:
+   * the stock bridge never does this) is refused, audited as a denied session
+   * start naming both users, and the owner's session survives it.
+   */
+  async function refusedAndAudited(config: Record<string, unknown>): Promise<void> {
+    const own = await TestCluster.start({ servers: [testServer('test')], config: { audit: { path: './audit.jsonl' }, ...config } });
+    try {
+      const { openTunnel } = await import('../src/bridge/connection.js');
+      const { loadIdentity } = await import('../src/identity/load.js');
+      const tunnel = async (identity: string, resume?: { token: string; received: number }) => {
+        const id = await loadIdentity(identity);
+        return openTunnel({ proxy: { host: '127.0.0.1', port: own.port }, server: 'test', tls: { key: id.keyPem, cert: id.certPem, ca: id.caPems }, maxMessageSize: 1 << 20, resume });
+      };
+      const alicePath = await own.issue('alice', ['all']);
+      const first = await tunnel(alicePath);
+      const token = first.hello.resumeToken;
+      await expect(tunnel(await own.issue('mallory', ['all']), { token, received: 0 })).rejects.toThrow(/only the identity that opened a session can resume it/);
+      // The owner's session was not disturbed: alice still resumes it.
+      first.socket.terminate();
+      const back = await tunnel(alicePath, { token, received: 0 });
+      expect(back.hello).toMatchObject({ session: first.hello.session, resumed: true });
+      // A marker: audit events are appended in order, so once alice's
+      // initialize (sent after the refusal) is recorded, the refusal's event is too.
+      back.socket.send(Buffer.from(JSON.stringify(INIT(1))));
+      const events = await waitForAudit(join(own.dir, 'audit.jsonl'), (e) => e.user === 'alice' && e.method === 'initialize');
+      expect(events.filter((e) => e.user === 'mallory')).toMatchObject([
+        { type: 'mcp.session.start', outcome: 'denied', server: 'test', reason: expect.stringMatching(new RegExp(`tried to resume session ${first.hello.session} of alice`)) as unknown },
+      ]);
+      back.socket.close(1000);
+    } finally {
+      await own.close();
+    }
+  }
+
+  it('is refused and audited', async () => {
+    await refusedAndAudited({});
+  });
+
+  // Known gap: with bots enabled the bot service's guard wraps the access
+  // decider and drops recordRefusal, so the refusal is not audited (being
+  // fixed in the proxy). Remove `.fails` once that lands.
+  it.fails('is refused and audited with bots enabled', async () => {
+    await refusedAndAudited({ bot: { state_dir: './bots' } });
   });
 });
 
@@ -224,7 +260,11 @@ describe('a client that stops reading stdout', () => {
     b.proc.stdout!.pause();
     const N = 40;
     for (let i = 1; i <= N; i++) b.send(call(i, 'big', { size: 256 * 1024 }));
-    await new Promise((r) => setTimeout(r, 1500)); // the client is busy elsewhere for a while
+    // The client is busy elsewhere until its side is full: its stream buffer at
+    // the high-water mark (so the pipe behind it is full too), and the bridge's
+    // writes block; 40 × 256 KiB cannot fit there, so the rest must be held back.
+    const out = b.proc.stdout!;
+    await expect.poll(() => out.readableLength >= out.readableHighWaterMark, { timeout: 20_000 }).toBe(true);
     b.proc.stdout!.resume();
     for (let i = 1; i <= N; i++) expect(textOf(await b.response(i)).length).toBe(256 * 1024);
     expect(answers(b).duplicated).toEqual([]);

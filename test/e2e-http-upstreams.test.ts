@@ -5,20 +5,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { TestCluster, EVERYTHING, resultText } from './helpers/cluster.js';
+import { TestCluster, EVERYTHING, freePort, resultText } from './helpers/cluster.js';
 
 let cluster: TestCluster;
 let alice: string;
 const servers: ChildProcess[] = [];
 let httpPort = 0;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
-  });
-}
 
 /** server-everything in `streamableHttp` or `sse` mode on `port`; resolves once it listens. */
 async function startEverything(mode: 'streamableHttp' | 'sse', port: number): Promise<ChildProcess> {
@@ -26,7 +18,7 @@ async function startEverything(mode: 'streamableHttp' | 'sse', port: number): Pr
   servers.push(p);
   await new Promise<void>((resolve, reject) => {
     let err = '';
-    p.stderr!.on('data', (d: Buffer) => { err += d.toString(); if (/listening on port|running on port/i.test(err)) resolve(); });
+    p.stderr.on('data', (d: Buffer) => { err += d.toString(); if (/listening on port|running on port/i.test(err)) resolve(); });
     p.once('exit', (code) => reject(new Error(`server-everything ${mode} exited (${code}): ${err}`)));
   });
   return p;
@@ -65,24 +57,27 @@ describe('HTTP upstreams', () => {
     await client.close();
   });
 
-  it("Streamable HTTP: a restarted server (it no longer knows the session: 404, or 400 as server-everything answers) leads to a new session", async () => {
-    const { client } = await cluster.client('remote', alice);
+  it('Streamable HTTP: a restarted server (it no longer knows the session: 404, or 400 as server-everything answers) leads to a new session', async () => {
+    const { client, stderr } = await cluster.client('remote', alice);
     expect(resultText(await client.callTool({ name: 'echo', arguments: { message: 'one' } }))).toBe('Echo: one');
     const old = servers.find((p) => p.spawnargs.includes('streamableHttp'))!;
     const gone = new Promise((r) => old.once('exit', r));
     old.kill('SIGKILL');
     await gone;
     await startEverything('streamableHttp', httpPort);
-    // The call that meets the 404 is answered (an error: its outcome is unknown);
-    // the bridge opens a new session and the next call works.
-    const first = await client.callTool({ name: 'echo', arguments: { message: 'two' } }).then(resultText, (e: Error) => e.message);
-    expect(first).toMatch(/Echo: two|404|outcome is unknown|session/);
-    let answer = '';
-    for (let i = 0; i < 20 && answer !== 'Echo: three'; i++) {
-      answer = await client.callTool({ name: 'echo', arguments: { message: 'three' } }).then(resultText, (e: Error) => e.message);
-      if (answer !== 'Echo: three') await new Promise((r) => setTimeout(r, 200));
-    }
-    expect(answer).toBe('Echo: three');
+    // The documented outcome (docs/operations.md, UPSTREAM_EXITED): the call that
+    // meets the ended session is answered with -32603 naming it; the proxy ends
+    // the session and the bridge opens a new one.
+    const first = await client.callTool({ name: 'echo', arguments: { message: 'two' } }).then(
+      () => undefined,
+      (e: { code?: number; message: string }) => e,
+    );
+    expect(first?.code).toBe(-32603);
+    expect(first?.message).toMatch(/MCP server "remote" failed: its session ended \(HTTP (404|400)\)/);
+    // Wait for the event itself: the bridge's replayed initialize was answered.
+    await expect.poll(() => stderr(), { timeout: 20_000 }).toMatch(/new session ready/);
+    expect(stderr()).toMatch(/MCP server "remote" ended the session \(HTTP (404|400)\).*opening a new session/);
+    expect(resultText(await client.callTool({ name: 'echo', arguments: { message: 'three' } }))).toBe('Echo: three');
     await client.close();
   });
 });

@@ -45,11 +45,11 @@ describe('messages over 64 KiB', () => {
     const { client } = await cluster.client('test', user, {
       capabilities: { sampling: {} },
       setup: (c) => {
-        c.setRequestHandler(CreateMessageRequestSchema, async (req) => ({
+        c.setRequestHandler(CreateMessageRequestSchema, (req) => ({
           role: 'assistant', model: 'test',
           content: { type: 'text', text: `prompt of ${(req.params.messages[0]!.content as { text: string }).text.length}` },
         }));
-        c.setNotificationHandler(LoggingMessageNotificationSchema, async (n) => { logs.push(String(n.params.data).length); });
+        c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => { logs.push(String(n.params.data).length); });
       },
     });
     const text = 'ü'.repeat(300_000); // 600,000 bytes

@@ -33,7 +33,7 @@ describe('bridge traces', () => {
     const text = await readFile(log, 'utf8');
     expect(text).toMatch(/→ tools\/call id=2 \d+B/);
     expect(text).toMatch(/← response id=2 \d+B \d+\.\d+ms/);
-    for (const line of b.stdoutText.trim().split('\n')) expect(JSON.parse(line).jsonrpc).toBe('2.0');
+    for (const line of b.stdoutText.trim().split('\n')) expect((JSON.parse(line) as { jsonrpc: unknown }).jsonrpc).toBe('2.0');
   });
 });
 

@@ -4,9 +4,10 @@
  * through the real `connect` and proxy.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TestCluster, FILESYSTEM, ROOT, testServer, resultText } from './helpers/cluster.js';
+import { startSampleFilesCluster, testServer, resultText, type TestCluster } from './helpers/cluster.js';
+import { auditEvents as auditEventsIn } from './helpers/bot.js';
 import { RawBridge, INIT } from './helpers/raw-bridge.js';
 import { verifyAuditFile } from '../src/proxy/audit/log.js';
 
@@ -25,35 +26,16 @@ async function snapshot(dir: string): Promise<string> {
   return parts.join('\n');
 }
 
-async function auditEvents(): Promise<Array<Record<string, unknown>>> {
-  const text = await readFile(auditPath, 'utf8');
-  return text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-}
+const auditEvents = () => auditEventsIn(auditPath);
 
 beforeAll(async () => {
-  cluster = await TestCluster.start({ servers: [] });
-  sample = join(cluster.dir, 'sample');
-  await mkdir(join(sample, 'docs'), { recursive: true });
-  await writeFile(join(sample, 'products.csv'), 'id,name\n1,widget\n2,gadget\n');
-  await writeFile(join(sample, 'docs', 'readme.txt'), 'hello from the sample directory\n');
-  auditPath = join(cluster.dir, 'audit', 'audit.jsonl');
+  ({ cluster, sample, auditPath } = await startSampleFilesCluster('files', [{ ...testServer('prod-tools'), labels: { env: 'prod' } }]));
   WRITES.push(
     ['write_file', { path: join(sample, 'new.txt'), content: 'should not exist' }],
     ['edit_file', { path: join(sample, 'products.csv'), edits: [{ oldText: 'widget', newText: 'WIDGET' }] }],
     ['move_file', { source: join(sample, 'products.csv'), destination: join(sample, 'moved.csv') }],
     ['create_directory', { path: join(sample, 'newdir') }],
   );
-  await cluster.writeConfig({
-    servers: [
-      { name: 'files', description: 'sample files', labels: { env: 'dev' }, command: process.execPath, args: [FILESYSTEM, sample] },
-      { ...testServer('prod-tools'), labels: { env: 'prod' } },
-    ],
-    roles: [],
-    roles_files: [join(ROOT, 'test/fixtures/roles')],
-    audit: { path: auditPath },
-  });
-  await cluster.stopProxy();
-  await cluster.startProxy();
   reader = await cluster.issue('llm-agent', ['llm-access']);
   developer = await cluster.issue('dev-agent', ['example-role']);
 });
@@ -108,65 +90,105 @@ describe('the seed guide role (example-role)', () => {
 
 describe('parse-differential tricks never reach a denied tool', () => {
   const target = () => join(sample, 'tricked.txt');
+  const targetJson = () => JSON.stringify(target());
+  /**
+   * An allowed call sent after the trick: once its answer is audited, anything the server said about id 7
+   * would be too.
+   */
+  const marker = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'read_text_file', arguments: { path: join(sample, 'products.csv') } } });
+
+  /**
+   * Sends `line` (id 7) on its own session; returns the answer to it and that session's audit events once the
+   * marker (id 8) is answered and audited.
+   */
   const trick = async (line: string) => {
+    await expect(readFile(target()), 'precondition: no tricked file yet').rejects.toThrow(/ENOENT/);
     const b = RawBridge.spawn(cluster.connectArgs('files', reader));
     b.send(INIT(1));
     await b.response(1);
     b.write(`${line}\n`);
     const r = await b.response(7);
+    b.send(marker(8));
+    expect(JSON.stringify((await b.response(8)).result)).toContain('widget');
     await b.end();
-    return r;
+    const auditEventId = (r.error as { data?: { auditEventId?: string } } | undefined)?.data?.auditEventId;
+    const sessionId = (await auditEvents()).find((e) => e.id === auditEventId)?.sessionId;
+    if (sessionId === undefined) return { r, session: [] }; // answered by the server: no denial to find the session by
+    const answered8 = (e: Record<string, unknown>) => e.sessionId === sessionId && e.rpcId === 8 && e.phase === 'response' && e.direction === 'server_to_client';
+    await expect.poll(async () => (await auditEvents()).some(answered8), { timeout: 10_000 }).toBe(true);
+    return { r, session: (await auditEvents()).filter((e) => e.sessionId === sessionId) };
+  };
+
+  /**
+   * The proxy's inspector answered (its code, its reason, INVALID_MESSAGE and a
+   * denial event), the server never saw id 7 (no event of it but the denial,
+   * although the server's answer to the later id 8 is recorded: a stdio server
+   * answers in order), and nothing was written.
+   */
+  const expectRefusedByInspector = async ({ r, session }: Awaited<ReturnType<typeof trick>>, code: number, reason: string) => {
+    const err = r.error as { code: number; message: string; data: { code: string; auditEventId: string } } | undefined;
+    expect(err, JSON.stringify(r)).toBeDefined();
+    expect(err!.code).toBe(code);
+    expect(err!.message).toBe(`mcp-access: refused: ${reason}`);
+    expect(err!.data.code).toBe('INVALID_MESSAGE');
+    const about7 = session.filter((e) => e.rpcId === 7);
+    expect(about7).toHaveLength(1);
+    expect(about7[0]).toMatchObject({ id: err!.data.auditEventId, type: 'mcp.session.request', outcome: 'denied', reason, direction: 'client_to_server', user: 'llm-agent' });
+    await expect(readFile(target())).rejects.toThrow(/ENOENT/);
   };
 
   it('duplicate keys are refused', async () => {
-    const r = await trick(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"read_text_file","name":"write_file","arguments":{"path":${JSON.stringify(target())},"content":"x"}}}`);
-    expect(r.error).toBeDefined();
-    expect((r.error as { message: string }).message).toMatch(/duplicate/i);
+    const t = await trick(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"read_text_file","name":"write_file","arguments":{"path":${targetJson()},"content":"x"}}}`);
+    await expectRefusedByInspector(t, -32600, 'duplicate key "name" in "params"');
   });
 
-  it('non-canonical key case (Params, Name, Method) is refused', async () => {
-    for (const line of [
-      `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"read_text_file"},"Params":{"name":"write_file","arguments":{"path":${JSON.stringify(target())},"content":"x"}}}`,
-      `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"Name":"write_file","name":"read_text_file","arguments":{"path":${JSON.stringify(target())},"content":"x"}}}`,
-      `{"jsonrpc":"2.0","id":7,"Method":"tools/call","method":"ping","params":{"name":"write_file","arguments":{"path":${JSON.stringify(target())},"content":"x"}}}`,
-    ]) {
-      const r = await trick(line);
-      expect(r.error, line).toBeDefined();
-    }
+  it.each([
+    ['Params', () => `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"read_text_file"},"Params":{"name":"write_file","arguments":{"path":${targetJson()},"content":"x"}}}`, 'keys "params" and "Params" in the message differ only in letter case'],
+    ['Name', () => `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"Name":"write_file","name":"read_text_file","arguments":{"path":${targetJson()},"content":"x"}}}`, 'key "Name" in "params" must be written "name"'],
+    ['Method', () => `{"jsonrpc":"2.0","id":7,"Method":"tools/call","method":"ping","params":{"name":"write_file","arguments":{"path":${targetJson()},"content":"x"}}}`, 'key "Method" in the message must be written "method"'],
+  ])('non-canonical key case (%s) is refused by the inspector', async (_key, line, reason) => {
+    await expectRefusedByInspector(await trick(line()), -32600, reason);
   });
 
   it('\\u escapes in a tool name are judged by the decoded name', async () => {
-    const denied = await trick(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"write\\u005ffile","arguments":{"path":${JSON.stringify(target())},"content":"x"}}}`);
-    expect((denied.error as { code: number }).code).toBe(-32602);
+    const denied = await trick(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"write\\u005ffile","arguments":{"path":${targetJson()},"content":"x"}}}`);
+    expect((denied.r.error as { code: number }).code).toBe(-32602);
+    expect(denied.session.filter((e) => e.rpcId === 7)).toMatchObject([{ outcome: 'denied', tool: 'write_file' }]);
+    await expect(readFile(target())).rejects.toThrow(/ENOENT/);
     const allowed = await trick(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"read\\u005ftext_file","arguments":{"path":${JSON.stringify(join(sample, 'products.csv'))}}}}`);
-    expect(JSON.stringify(allowed.result)).toContain('widget');
+    expect(JSON.stringify(allowed.r.result)).toContain('widget');
   });
 
   it('a batch containing a tools/call is refused as a whole', async () => {
     const b = RawBridge.spawn(cluster.connectArgs('files', reader));
     b.send(INIT(1));
     await b.response(1);
-    b.write(`[{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"write_file","arguments":{"path":${JSON.stringify(target())},"content":"x"}}}]\n`);
+    b.write(`[{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"write_file","arguments":{"path":${targetJson()},"content":"x"}}}]\n`);
     const r = await b.next((m) => 'error' in m && m.id === null);
     expect((r.error as { message: string }).message).toMatch(/batch/i);
     await b.end();
-  });
-
-  it('a tools/call without a usable name is refused without forwarding', async () => {
-    for (const params of ['{}', '{"name":""}', '{"name":42}']) {
-      const r = await trick(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":${params}}`);
-      expect(r.error, params).toBeDefined();
-    }
-  });
-
-  it('left the directory without the tricked file', async () => {
     await expect(readFile(target())).rejects.toThrow(/ENOENT/);
+  });
+
+  it.each([
+    ['{}', 'tools/call params.name is missing'],
+    ['{"name":""}', 'tools/call params.name is empty'],
+    ['{"name":42}', 'tools/call params.name must be a string'],
+  ])('a tools/call without a usable name (params %s) is refused by the inspector without forwarding', async (params, reason) => {
+    await expectRefusedByInspector(await trick(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":${params}}`), -32602, reason);
   });
 });
 
 describe('the audit trail', () => {
   it('has session start/end, requests with outcomes, notifications, and verifies', async () => {
-    const events = await auditEvents();
+    // A session of its own: start, initialize (+ the initialized notification), a list, a read, a clean end.
+    const { client } = await cluster.client('files', reader);
+    await client.listTools();
+    await client.callTool({ name: 'read_text_file', arguments: { path: join(sample, 'docs', 'readme.txt') } });
+    const sessionId = (await auditEvents()).findLast((e) => e.type === 'mcp.session.start' && e.user === 'llm-agent')?.sessionId;
+    await client.close();
+    await expect.poll(async () => (await auditEvents()).some((e) => e.sessionId === sessionId && e.type === 'mcp.session.end'), { timeout: 10_000 }).toBe(true);
+    const events = (await auditEvents()).filter((e) => e.sessionId === sessionId);
     const types = new Set(events.map((e) => e.type));
     for (const t of ['mcp.session.start', 'mcp.session.end', 'mcp.session.request', 'mcp.session.notification']) expect(types).toContain(t);
     expect(events.some((e) => e.method === 'tools/list')).toBe(true);

@@ -66,7 +66,7 @@ export async function openClient(params, { name = 'mcp-access-bench' } = {}) {
     await client.connect(transport);
   } catch (err) {
     await closeClient(handle);
-    throw new Error(`${params.args.slice(-5).join(' ')}: ${err.message}\n${handle.stderrTail.join('\n')}`);
+    throw new Error(`${params.args.slice(-5).join(' ')}: ${err.message}\n${handle.stderrTail.join('\n')}`, { cause: err });
   }
   handle.initMs = performance.now() - handle.t0;
   handle.pid = transport.pid;

@@ -44,7 +44,8 @@ export async function versionTimes(runs) {
 
 /**
  * Cold starts: spawn, initialize, one `echo`, close — what LangGraph pays per
- * tool call. Also reads each bridge's RSS once idle after initialize. The order of paths rotates; one untimed round warms the disk
+ * tool call. Also reads each bridge's RSS once idle after initialize. The order of paths rotates; one untimed
+ * round warms the disk
  * cache. Waits until the proxy (or relay) has stopped each session's
  * upstream before the next spawn, so no leftover process competes for the CPU.
  */

@@ -48,7 +48,6 @@ export function deltaMs(v) {
   return `${r < 0 ? '-' : '+'}${Math.abs(r)} ms`;
 }
 const mb = (bytes) => (Number.isFinite(bytes) ? `${(bytes / 1e6).toFixed(1)} MB` : 'n/a');
-const us = (v) => (Number.isFinite(v) ? `${Math.round(v)} µs` : 'n/a');
 const int = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : '—');
 const verdict = (ok) => (ok === undefined ? '' : ok ? 'met' : '**missed**');

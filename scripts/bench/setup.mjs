@@ -52,7 +52,7 @@ async function cli(args) {
   try {
     await run(process.execPath, [CLI, ...args], { cwd: ROOT, env: MINIMAL_ENV, timeout: 60_000 });
   } catch (err) {
-    throw new Error(`mcp-access ${args.slice(0, 2).join(' ')} failed: ${err.stderr || err.message}`);
+    throw new Error(`mcp-access ${args.slice(0, 2).join(' ')} failed: ${err.stderr || err.message}`, { cause: err });
   }
 }
 

@@ -12,7 +12,7 @@ const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
 
 /** A fresh EC P-256 key (PKCS#8 PEM, the form identity files use). */
 export async function generateBotKey(): Promise<string> {
-  const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify'])) as WebCrypto.CryptoKeyPair;
+  const keys = await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
   return createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string;
 }
@@ -27,7 +27,7 @@ export async function createCsr(privateKeyPem: string, commonName: string): Prom
   const publicKey = await webcrypto.subtle.importKey('spki', createPublicKey(priv).export({ type: 'spki', format: 'der' }), EC_P256, true, ['verify']);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: [{ CN: [commonName] }],
-    keys: { privateKey, publicKey } as WebCrypto.CryptoKeyPair,
+    keys: { privateKey, publicKey },
     signingAlgorithm: SIGNING,
   });
   return `${csr.toString('pem')}\n`;
@@ -51,7 +51,7 @@ export async function checkCsr(pem: unknown): Promise<CheckedCsr> {
   } catch {
     throw new AccessError('USAGE', 'the certificate request cannot be parsed');
   }
-  let ok = false;
+  let ok: boolean;
   try {
     ok = await csr.verify();
   } catch {

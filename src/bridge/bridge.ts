@@ -275,7 +275,7 @@ export class Bridge {
       this.channel.detach();
       if (this.keepalive) { clearInterval(this.keepalive); this.keepalive = undefined; }
       if (this.closing) return;
-      const err = fatal ?? (errorCodeForClose(code) ? new AccessError(errorCodeForClose(code)!, `the proxy closed the tunnel (${code}${reason.length ? `: ${reason}` : ''})`) : undefined);
+      const err = fatal ?? (errorCodeForClose(code) ? new AccessError(errorCodeForClose(code)!, `the proxy closed the tunnel (${code}${reason.length ? `: ${reason.toString()}` : ''})`) : undefined);
       if (err && (err.code === 'UPSTREAM_EXITED' || err.code === 'UPSTREAM_FAILED' && this.init?.answered)) {
         this.log.warn(`${err.message}; opening a new session`);
         if (this.startNewSession(err)) void this.connect();

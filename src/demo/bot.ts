@@ -60,7 +60,7 @@ export async function joinDemoBot(o: { dir: string; configPath: string; proxyAdd
   let stderr = '';
   const listeners: Array<(line: string) => void> = [];
   let partial = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     log.write(chunk);
     stderr += chunk;
     partial += chunk;
@@ -68,7 +68,7 @@ export async function joinDemoBot(o: { dir: string; configPath: string; proxyAdd
     partial = lines.pop()!;
     for (const line of lines) for (const l of listeners) l(line.replace(/^\S+Z mcp-access bot: /, ''));
   });
-  child.stderr!.once('end', () => log.end());
+  child.stderr.once('end', () => log.end());
 
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

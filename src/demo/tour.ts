@@ -97,7 +97,7 @@ async function reachOf(env: DemoEnvironment, identityPath: string): Promise<Reac
   const [{ loadIdentity }, { listServers }] = await Promise.all([import('../identity/load.js'), import('../client/proxy-api.js')]);
   const identity = await loadIdentity(identityPath, { warn: () => {} });
   const [host, port] = [env.proxyAddress.slice(0, env.proxyAddress.lastIndexOf(':')), Number(env.proxyAddress.slice(env.proxyAddress.lastIndexOf(':') + 1))];
-  const { servers } = await listServers({ host: host!, port }, identity);
+  const { servers } = await listServers({ host, port }, identity);
   return { user: identity.user, roles: identity.roles, identityPath, servers };
 }
 
@@ -128,8 +128,8 @@ export async function runTour(env: DemoEnvironment, progress: DemoProgress): Pro
     const sessions = await Promise.allSettled([openSession(launch, 'mcp-access-demo'), openSession(operatorLaunch, 'mcp-access-demo-operator')]);
     const failed = sessions.find((s) => s.status === 'rejected');
     if (failed) {
-      await Promise.all(sessions.map((s) => (s.status === 'fulfilled' ? s.value.close().catch(() => {}) : undefined)));
-      throw (failed as PromiseRejectedResult).reason;
+      await Promise.all(sessions.flatMap((s) => (s.status === 'fulfilled' ? [s.value.close().catch(() => {})] : [])));
+      throw failed.reason;
     }
     return sessions.map((s) => (s as PromiseFulfilledResult<Session>).value) as [Session, Session];
   }, () => `two MCP sessions to ${TOUR_SERVER} through \`mcp-access connect\` (SDK client, minimal environment)`);

@@ -48,7 +48,6 @@ export const PROXY_CERT_VALIDITY_MS = 2 * 365 * 86_400_000;
 export const CLOCK_SKEW_MS = 60_000;
 
 type CryptoKey = WebCrypto.CryptoKey;
-type CryptoKeyPair = WebCrypto.CryptoKeyPair;
 
 const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -85,7 +84,7 @@ function caSigningKey(ca: CertificateAuthority): Promise<CryptoKey> {
   let key = signingKeys.get(ca);
   if (!key) {
     const der = createPrivateKey(ca.caKeyPem).export({ type: 'pkcs8', format: 'der' });
-    key = webcrypto.subtle.importKey('pkcs8', der, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']) as Promise<CryptoKey>;
+    key = webcrypto.subtle.importKey('pkcs8', der, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
     signingKeys.set(ca, key);
   }
   return key;
@@ -160,7 +159,7 @@ export async function initCa(opts: { dir: string; cluster: string; proxyHosts?: 
     throw new AccessError('USAGE', `cannot create the CA directory ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { hint: 'choose a directory you can write to' });
   }
 
-  const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
   const now = Date.now();
   const spki = Buffer.from(await webcrypto.subtle.exportKey('spki', keys.publicKey));
   const caCert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -242,7 +241,10 @@ export async function loadCa(dir: string): Promise<CertificateAuthority> {
 }
 
 export interface SignOptions {
-  /** SubjectPublicKeyInfo PEM (`PUBLIC KEY`); a private key or certificate PEM also works (only its public half is used). */
+  /**
+   * SubjectPublicKeyInfo PEM (`PUBLIC KEY`); a private key or certificate PEM also works (only its public
+   * half is used).
+   */
   publicKeyPem: string;
   user: string;
   roles: string[];

@@ -37,7 +37,10 @@ export function spkiDer(pem: string): Buffer {
   return createPublicKey(pem).export({ type: 'spki', format: 'der' });
 }
 
-/** A key identifier: the leftmost 160 bits of SHA-256 over the DER SubjectPublicKeyInfo (unique per key is all that matters). */
+/**
+ * A key identifier: the leftmost 160 bits of SHA-256 over the DER SubjectPublicKeyInfo (unique per key is all
+ * that matters).
+ */
 export function keyIdentifierHex(spki: Buffer): string {
   return createHash('sha256').update(spki).digest('hex').slice(0, 40);
 }

@@ -281,21 +281,21 @@ function count(v: unknown, field: string, fail: Fail): number {
 function parseListen(text: string, fail: Fail): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
   if (!m) fail('listen', `"${text}" must be host:port, e.g. 127.0.0.1:3080`);
-  const port = Number(m![3]);
+  const port = Number(m[3]);
   if (port > 65535) fail('listen', `port ${port} is out of range`);
-  return { host: m![1] ?? (m![2] || '0.0.0.0'), port };
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
 function str(v: unknown, field: string, fail: Fail): string {
   if (typeof v !== 'string' || v.length === 0) fail(field, v === undefined ? 'is required' : 'must be a non-empty string');
-  return v as string;
+  return v;
 }
 
 function stringMap(v: unknown, field: string, fail: Fail): Record<string, string> {
   if (v === undefined || v === null) return {};
   if (!isObject(v)) fail(field, 'must be a mapping of names to strings');
   const out: Record<string, string> = {};
-  for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
+  for (const [k, val] of Object.entries(v)) {
     if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') fail(`${field}.${k}`, 'must be a string');
     out[k] = String(val);
   }
@@ -313,7 +313,7 @@ function duration(v: unknown, field: string, fail: Fail): number {
 function size(v: unknown, field: string, fail: Fail): number {
   const n = parseSize(String(v));
   if (n === undefined || n < 1024) fail(field, `"${String(v)}" must be a size like 64MiB (at least 1KiB)`);
-  return n!;
+  return n;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

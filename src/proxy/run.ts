@@ -94,7 +94,7 @@ export async function runProxy(configPath: string, opts: { logLevel?: ProxyConfi
       if (stopping) return;
       stopping = true;
       process.stderr.write(`proxy: ${sig}: shutting down\n`);
-      proxy.close().finally(resolve);
+      proxy.close().catch((err: unknown) => process.stderr.write(`proxy: shutting down: ${describeError(err)}\n`)).finally(resolve);
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));

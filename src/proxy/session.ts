@@ -245,7 +245,7 @@ export class ProxySession {
     try {
       judged = Promise.resolve(this.deps.gate.fromClient(data));
     } catch (err) {
-      judged = Promise.reject(err);
+      judged = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     judged.catch(() => {});
     this.clientChain = this.clientChain.then(async () => {

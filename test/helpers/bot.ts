@@ -6,21 +6,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { CLI } from './cluster.js';
+import { runCli } from './run-cli.js';
 
-export interface CliResult { code: number | null; stdout: string; stderr: string }
-
-/** Run `mcp-access ARGS` to the end (bounded). */
-export function runCli(args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    p.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`mcp-access ${args.join(' ')} did not finish:\n${stderr}`)); }, opts.timeoutMs ?? 30_000);
-    p.once('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
+/** One-off commands run through the shared spawn-and-collect helper. */
+export { runCli, type CliRun as CliResult } from './run-cli.js';
 
 /** `bot add` in JSON: the token and pin. */
 export async function addBot(configPath: string, name: string, roles: string[], extra: string[] = []): Promise<{ token: string; ca_pin: string; start_command: string; token_expires: string }> {
@@ -67,7 +56,7 @@ export class RunningBot {
 
 /** Events of a JSON Lines audit log (empty before the first write). */
 export async function auditEvents(path: string): Promise<Array<Record<string, unknown>>> {
-  let text = '';
+  let text: string;
   try { text = await readFile(path, 'utf8'); } catch { return []; }
   return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
 }

@@ -4,9 +4,10 @@
  * clients (the official SDK's) that spawn the real `mcp-access connect`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -74,10 +75,10 @@ export class TestCluster {
     if (this.port) await this.writeConfig({ listen: `127.0.0.1:${this.port}` });
     const proc = spawn(process.execPath, [CLI, 'proxy', 'start', '--config', this.configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proxy = proc;
-    proc.stderr!.setEncoding('utf8');
+    proc.stderr.setEncoding('utf8');
     this.port = await new Promise<number>((resolveListen, reject) => {
       let buf = '';
-      proc.stderr!.on('data', (t: string) => {
+      proc.stderr.on('data', (t: string) => {
         this.proxyLog += t;
         buf += t;
         const m = /listening on [^\s]+:(\d+)/.exec(buf);
@@ -145,8 +146,8 @@ export class TestCluster {
 export interface ConnectedClient {
   client: Client;
   transport: StdioClientTransport;
-  stderr(): string;
-  close(): Promise<void>;
+  stderr: () => string;
+  close: () => Promise<void>;
 }
 
 /** Resolves when `pid` no longer exists (bounded). */
@@ -163,4 +164,49 @@ export async function waitForExit(pid: number, timeoutMs = 15_000): Promise<bool
 export function resultText(r: unknown): string {
   const c = (r as { content?: Array<{ type: string; text?: string }> }).content ?? [];
   return c[0]?.text ?? '';
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a server the test starts, or one that must not be there). */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** What the sample directory of `startSampleFilesCluster` holds. */
+export const SAMPLE_FILES: Readonly<Record<string, string>> = {
+  'products.csv': 'id,name\n1,widget\n2,gadget\n',
+  'docs/readme.txt': 'hello from the sample directory\n',
+};
+
+/**
+ * A cluster with the seeds' roles (test/fixtures/roles) and the real
+ * server-filesystem, enrolled as `name` (labels env: dev), over a sample
+ * directory (SAMPLE_FILES) in the cluster's directory, with an audit log.
+ */
+export async function startSampleFilesCluster(
+  name: string,
+  extraServers: Array<Record<string, unknown>> = [],
+): Promise<{ cluster: TestCluster; sample: string; auditPath: string }> {
+  const cluster = await TestCluster.start({ servers: [] });
+  const sample = join(cluster.dir, 'sample');
+  for (const [file, text] of Object.entries(SAMPLE_FILES)) {
+    await mkdir(dirname(join(sample, file)), { recursive: true });
+    await writeFile(join(sample, file), text);
+  }
+  const auditPath = join(cluster.dir, 'audit.jsonl');
+  await cluster.writeConfig({
+    servers: [{ name, description: 'sample files', labels: { env: 'dev' }, command: process.execPath, args: [FILESYSTEM, sample] }, ...extraServers],
+    roles: [],
+    roles_files: [join(ROOT, 'test/fixtures/roles')],
+    audit: { path: auditPath },
+  });
+  await cluster.stopProxy();
+  await cluster.startProxy();
+  return { cluster, sample, auditPath };
 }

@@ -15,10 +15,10 @@ export class FaultRelay {
   private constructor(private readonly server: Server, readonly port: number) {}
 
   static async start(targetPort: number): Promise<FaultRelay> {
-    let relay!: FaultRelay;
-    const server = createServer((client) => relay.accept(client, targetPort));
+    const server = createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    relay = new FaultRelay(server, (server.address() as { port: number }).port);
+    const relay = new FaultRelay(server, (server.address() as { port: number }).port);
+    server.on('connection', (client) => relay.accept(client, targetPort));
     return relay;
   }
 

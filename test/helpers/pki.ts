@@ -15,6 +15,8 @@ export interface IssueOptions {
   bot?: { name: string; generation: number };
   /** Where to write it; default `<dir>/<user>-<n>.identity`. */
   path?: string;
+  /** The issuer's clock (ms since the epoch): a past `now` issues an already expired identity without waiting. */
+  now?: number;
 }
 
 export interface TestPki {
@@ -30,7 +32,7 @@ export async function makeTestPki(dir: string, opts: { cluster?: string; proxyHo
     ca,
     async issue(user, roles, ttlMs, issueOpts = {}) {
       const path = issueOpts.path ?? join(dir, `${user}-${++n}.identity`);
-      const text = await issueIdentity(ca, { user, roles, ttlMs, keyType: issueOpts.keyType, bot: issueOpts.bot });
+      const text = await issueIdentity(ca, { user, roles, ttlMs, keyType: issueOpts.keyType, bot: issueOpts.bot, now: issueOpts.now });
       await writeIdentityFile(path, text);
       return path;
     },

@@ -38,7 +38,7 @@ export class RawTunnel {
     const parts = parseIdentityFile(await readFile(identityPath, 'utf8'), identityPath);
     const qs = new URLSearchParams('server' in target ? { server: target.server } : { resume: target.resume, received: String(target.received) });
     const socket = new WebSocket(`wss://${address}/v1/tunnel?${qs.toString()}`, 'mcp-access.v1', {
-      key: parts.keyPem, cert: parts.certPem, ca: parts.caPems, servername: 'localhost', rejectUnauthorized: false, perMessageDeflate: false,
+      key: parts.keyPem, cert: parts.certPem, ca: parts.caPems, rejectUnauthorized: false, perMessageDeflate: false,
     });
     const t = new RawTunnel(socket);
     await t.until(() => t.hello !== undefined || t.closed !== undefined, 'hello or close');

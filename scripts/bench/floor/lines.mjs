@@ -1,4 +1,7 @@
-/** A 'data' handler that calls `onLine` with each complete newline-terminated line (bytes, no copy when it fits one chunk). */
+/**
+ * A 'data' handler that calls `onLine` with each complete newline-terminated line (bytes, no copy when it
+ * fits one chunk).
+ */
 export function splitLines(onLine) {
   let pending = [];
   return (chunk) => {

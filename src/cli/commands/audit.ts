@@ -1,19 +1,20 @@
 /** `mcp-access audit verify|search`: check the hash chain of an audit log, and read it. */
-import type { Argv, CommandModule } from 'yargs';
+import type { CommandModule } from 'yargs';
+import { defineCommand } from './define.js';
 
 interface VerifyArgs {
   file: string;
   format: 'text' | 'json';
 }
 
-const verifyCommand: CommandModule<object, VerifyArgs> = {
+const verifyCommand = defineCommand<VerifyArgs>({
   command: 'verify <file>',
   describe: 'Check the hash chain; report the first edited, deleted or reordered event',
   builder: (y) =>
-    (y as Argv<object>)
+    y
       .positional('file', { type: 'string', demandOption: true, describe: 'The audit log (audit.path in the proxy config)' })
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' })
-      .example('$0 audit verify /var/log/mcp-access/audit.jsonl', 'Exit 0 if intact, 9 with the first broken line otherwise') as unknown as Argv<VerifyArgs>,
+      .example('$0 audit verify /var/log/mcp-access/audit.jsonl', 'Exit 0 if intact, 9 with the first broken line otherwise'),
   handler: async (argv) => {
     const { AccessError } = await import('../../errors.js');
     const { verifyAuditFile } = await import('../../proxy/audit/verify.js');
@@ -27,7 +28,7 @@ const verifyCommand: CommandModule<object, VerifyArgs> = {
     }
     if (argv.format === 'text') print(`${argv.file}: chain intact, ${result.events} event(s); last hash ${result.head}`);
   },
-};
+});
 
 interface SearchArgs {
   file: string;
@@ -42,11 +43,11 @@ interface SearchArgs {
   format: 'text' | 'json';
 }
 
-const searchCommand: CommandModule<object, SearchArgs> = {
+const searchCommand = defineCommand<SearchArgs>({
   command: 'search <file>',
   describe: 'List audit events matching every filter given',
   builder: (y) =>
-    (y as Argv<object>)
+    y
       .positional('file', { type: 'string', demandOption: true, describe: 'The audit log' })
       .option('user', { type: 'string', describe: 'Only this user' })
       .option('server', { type: 'string', describe: 'Only this server' })
@@ -58,7 +59,7 @@ const searchCommand: CommandModule<object, SearchArgs> = {
       .option('limit', { type: 'number', describe: 'Only the last N matches' })
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'A table, or a JSON array of the events' })
       .example('$0 audit search audit.jsonl --denied --since 1h', 'Denials in the last hour')
-      .example('$0 audit search audit.jsonl --user alice --server filesystem --format json', "alice's events on one server, as JSON") as unknown as Argv<SearchArgs>,
+      .example('$0 audit search audit.jsonl --user alice --server filesystem --format json', "alice's events on one server, as JSON"),
   handler: async (argv) => {
     const { AccessError } = await import('../../errors.js');
     const { searchAuditFile } = await import('../../proxy/audit/search.js');
@@ -104,7 +105,7 @@ const searchCommand: CommandModule<object, SearchArgs> = {
     ]);
     print(table(['TIME', 'TYPE', 'CODE', 'USER', 'SERVER', 'METHOD', 'TOOL', 'OUTCOME', 'EVENT ID', 'REASON'], rows));
   },
-};
+});
 
 /** A duration back from now (`30m`, `1h`, `2d`) or an RFC 3339 time. */
 async function parseSince(text: string): Promise<number | undefined> {
@@ -139,8 +140,8 @@ export const auditCommand: CommandModule = {
   describe: 'Verify and search the audit log (see docs/audit.md)',
   builder: (y) =>
     y
-      .command(verifyCommand as unknown as CommandModule)
-      .command(searchCommand as unknown as CommandModule)
+      .command(verifyCommand)
+      .command(searchCommand)
       .demandCommand(1, 'name an audit command: verify or search'),
   handler: () => {},
 };

@@ -1,5 +1,6 @@
 /** `mcp-access ca init`: create the cluster CA and the proxy's certificate. */
-import type { Argv, CommandModule } from 'yargs';
+import type { CommandModule } from 'yargs';
+import { defineCommand } from './define.js';
 
 interface InitArgs {
   dir: string;
@@ -9,11 +10,11 @@ interface InitArgs {
   format: 'text' | 'json';
 }
 
-const initCommand: CommandModule<object, InitArgs> = {
+const initCommand = defineCommand<InitArgs>({
   command: 'init',
   describe: 'Create a cluster certificate authority and the proxy server certificate',
   builder: (y) =>
-    (y as Argv<object>)
+    y
       .option('dir', { type: 'string', demandOption: true, describe: 'Directory for the CA (created, mode 0700)' })
       .option('cluster', { type: 'string', demandOption: true, describe: 'Cluster name (the CA certificate CN)' })
       .option('proxy-host', {
@@ -24,7 +25,7 @@ const initCommand: CommandModule<object, InitArgs> = {
       .option('force', { type: 'boolean', default: false, describe: 'Replace an existing CA (every identity it issued stops working)' })
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' })
       .example('$0 ca init --dir ./ca --cluster demo', 'CA for a proxy on this machine')
-      .example('$0 ca init --dir /etc/mcp-access/ca --cluster prod --proxy-host mcp.example.com --proxy-host 10.0.0.5', 'CA for a proxy reached by name and IP') as unknown as Argv<InitArgs>,
+      .example('$0 ca init --dir /etc/mcp-access/ca --cluster prod --proxy-host mcp.example.com --proxy-host 10.0.0.5', 'CA for a proxy reached by name and IP'),
   handler: async (argv) => {
     const { initCa, caPin } = await import('../../identity/ca.js');
     const { print, printJson } = await import('../output.js');
@@ -59,14 +60,14 @@ const initCommand: CommandModule<object, InitArgs> = {
       ].join('\n'),
     );
   },
-};
+});
 
 export const caCommand: CommandModule = {
   command: 'ca',
   describe: 'Manage the cluster certificate authority',
   builder: (y) =>
     y
-      .command(initCommand as unknown as CommandModule)
+      .command(initCommand)
       .demandCommand(1, 'name a ca command: init')
       .example('$0 ca init --dir ./ca --cluster demo', 'Create a CA and proxy certificate in ./ca'),
   handler: () => {},

@@ -38,7 +38,7 @@ export const configCommand: CommandModule = {
     }
     const obj = cfg.configObject(client, launches);
     if (argv.write === undefined) return print(JSON.stringify(obj, null, 2));
-    const path = argv.write === '' ? cfg.defaultConfigPath(client) : String(argv.write);
+    const path = argv.write === '' ? cfg.defaultConfigPath(client) : (argv.write as string);
     const { backup } = await cfg.mergeIntoConfigFile(path, obj);
     print(`Wrote ${servers.map(cfg.entryName).join(', ')} to ${path}${backup ? ` (previous file kept as ${backup})` : ''}`);
   },

@@ -3,7 +3,7 @@
  * a guided tour through a real `mcp-access connect`, then client configs for
  * the running demo until Ctrl-C (or, with --exit, a clean stop after the tour).
  */
-import type { Argv, CommandModule } from 'yargs';
+import { defineCommand } from './define.js';
 
 interface DemoArgs {
   exit: boolean;
@@ -11,17 +11,17 @@ interface DemoArgs {
   dir?: string;
 }
 
-export const demoCommand: CommandModule<object, DemoArgs> = {
+export const demoCommand = defineCommand<DemoArgs>({
   command: 'demo',
   describe: 'Run a local cluster (CA, proxy, two MCP servers, read-only roles, a bot) and tour it',
   builder: (y) =>
-    (y as Argv<object>)
+    y
       .option('exit', { type: 'boolean', default: false, describe: 'Stop after the tour (exit 0) instead of running until Ctrl-C' })
       .option('port', { type: 'number', describe: 'Proxy port on 127.0.0.1 (default: a free one)' })
       .option('dir', { type: 'string', describe: 'Keep the cluster in this directory (new, empty, or an earlier demo\'s) instead of a temporary one' })
       .example('$0 demo', 'Tour, then keep the proxy and bot running for your own MCP client (Ctrl-C stops)')
       .example('$0 demo --exit', 'Tour and stop (what `npm start -- --exit` runs)')
-      .example('$0 demo --dir ./demo --port 3080', 'A fixed place and port, kept after it stops') as unknown as Argv<DemoArgs>,
+      .example('$0 demo --dir ./demo --port 3080', 'A fixed place and port, kept after it stops'),
   handler: async (argv) => {
     const { AccessError } = await import('../../errors.js');
     if (argv.port !== undefined && !(Number.isInteger(argv.port) && argv.port >= 0 && argv.port <= 65535)) {
@@ -39,7 +39,8 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
 
     printer.title();
     printer.setupHeading();
-    // A Ctrl-C part-way also stops the bot and servers (they share the terminal), so a step may fail because of it: that is a stop, not an error.
+    // A Ctrl-C part-way also stops the bot and servers (they share the terminal), so a step may fail because
+    // of it: that is a stop, not an error.
     const stoppedOr = async <T>(work: Promise<T>): Promise<T | undefined> => {
       try {
         return await work;
@@ -76,7 +77,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       stop.dispose();
     }
   },
-};
+});
 
 /**
  * SIGINT/SIGTERM while the demo runs: the first asks for a clean stop (the

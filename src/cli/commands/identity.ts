@@ -1,5 +1,6 @@
 /** `mcp-access identity issue|show`: write and inspect identity files. */
-import type { Argv, CommandModule } from 'yargs';
+import type { CommandModule } from 'yargs';
+import { defineCommand } from './define.js';
 
 interface IssueArgs {
   'ca-dir': string;
@@ -10,11 +11,11 @@ interface IssueArgs {
   out: string;
 }
 
-const issueCommand: CommandModule<object, IssueArgs> = {
+const issueCommand = defineCommand<IssueArgs>({
   command: 'issue',
   describe: 'Issue a short-lived identity file from the cluster CA',
   builder: (y) =>
-    (y as Argv<object>)
+    y
       .option('ca-dir', { type: 'string', demandOption: true, describe: 'The CA directory made by `ca init`' })
       .option('user', { type: 'string', demandOption: true, describe: 'User name (certificate CN)' })
       .option('roles', { type: 'string', array: true, demandOption: true, describe: 'Roles, comma-separated or repeated (certificate O values)' })
@@ -22,7 +23,7 @@ const issueCommand: CommandModule<object, IssueArgs> = {
       .option('key-type', { choices: ['ec', 'rsa', 'ed25519'] as const, default: 'ec' as const, describe: 'Private key type (ec = P-256)' })
       .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'Identity file to write (mode 0600, replaced atomically)' })
       .example('$0 identity issue --ca-dir ./ca --user alice --roles reader --out alice.identity', 'A one-hour identity for alice')
-      .example('$0 identity issue --ca-dir ./ca --user ci --roles reader,writer --ttl 10m --key-type ed25519 -o ci.identity', 'Ten minutes, Ed25519 key') as unknown as Argv<IssueArgs>,
+      .example('$0 identity issue --ca-dir ./ca --user ci --roles reader,writer --ttl 10m --key-type ed25519 -o ci.identity', 'Ten minutes, Ed25519 key'),
   handler: async (argv) => {
     const { parseIdentityTtl } = await import('../../identity/ttl.js');
     const { loadCa, issueIdentity, writeIdentityFile } = await import('../../identity/ca.js');
@@ -36,7 +37,7 @@ const issueCommand: CommandModule<object, IssueArgs> = {
     const until = new Date(Date.now() + ttlMs).toISOString();
     print(`Wrote ${argv.out}: user ${argv.user}, roles ${roles.join(', ')}, cluster ${ca.cluster}, valid for ${formatDuration(ttlMs)} (until about ${until})`);
   },
-};
+});
 
 interface ShowArgs {
   identity?: string;
@@ -44,16 +45,16 @@ interface ShowArgs {
   check: boolean;
 }
 
-const showCommand: CommandModule<object, ShowArgs> = {
+const showCommand = defineCommand<ShowArgs>({
   command: 'show',
   describe: 'Describe an identity file (also an expired one)',
   builder: (y) =>
-    (y as Argv<object>)
+    y
       .option('identity', { alias: 'i', type: 'string', describe: 'Identity file (default: $MCP_ACCESS_IDENTITY)' })
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' })
       .option('check', { type: 'boolean', default: false, describe: 'After printing, fail (exit 3) if the identity is expired, not yet valid or untrusted' })
       .example('$0 identity show -i alice.identity', 'User, roles, validity, fingerprints')
-      .example('$0 identity show -i alice.identity --format json', 'The same as JSON (fields in docs/identity.md)') as unknown as Argv<ShowArgs>,
+      .example('$0 identity show -i alice.identity --format json', 'The same as JSON (fields in docs/identity.md)'),
   handler: async (argv) => {
     const { AccessError } = await import('../../errors.js');
     const path = argv.identity ?? process.env.MCP_ACCESS_IDENTITY;
@@ -68,15 +69,15 @@ const showCommand: CommandModule<object, ShowArgs> = {
     else print(formatIdentityText(description, now));
     if (argv.check) assertUsable(examined, now);
   },
-};
+});
 
 export const identityCommand: CommandModule = {
   command: 'identity',
   describe: 'Issue and inspect identity files',
   builder: (y) =>
     y
-      .command(issueCommand as unknown as CommandModule)
-      .command(showCommand as unknown as CommandModule)
+      .command(issueCommand)
+      .command(showCommand)
       .demandCommand(1, 'name an identity command: issue or show')
       .example('$0 identity issue --ca-dir ./ca --user alice --roles reader --out alice.identity', 'Issue an identity')
       .example('$0 identity show -i alice.identity', 'Inspect it'),

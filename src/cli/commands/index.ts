@@ -11,8 +11,7 @@ import { botCommand } from './bot.js';
 import { demoCommand } from './demo.js';
 import { mcpCommand } from './mcp.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [
+export const commands: CommandModule[] = [
   connectCommand,
   lsCommand,
   configCommand,

@@ -1,5 +1,6 @@
 /** `mcp-access policy check`: what the proxy's roles decide for an identity, a server and a tool, and why. */
-import type { Argv, CommandModule } from 'yargs';
+import type { CommandModule } from 'yargs';
+import { defineCommand } from './define.js';
 
 interface CheckArgs {
   config: string;
@@ -9,11 +10,11 @@ interface CheckArgs {
   format: 'text' | 'json';
 }
 
-const checkCommand: CommandModule<object, CheckArgs> = {
+const checkCommand = defineCommand<CheckArgs>({
   command: 'check',
   describe: 'Explain whether roles reach a server (and may call a tool), and which role and rule decide',
   builder: (y) =>
-    (y as Argv<object>)
+    y
       .option('config', { alias: 'c', type: 'string', demandOption: true, describe: 'The proxy configuration file (its roles and roles_files)' })
       .option('roles', { type: 'string', array: true, demandOption: true, describe: "The identity's roles, comma-separated or repeated" })
       .option('server', { type: 'string', demandOption: true, describe: 'A server name from the configuration' })
@@ -21,7 +22,7 @@ const checkCommand: CommandModule<object, CheckArgs> = {
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' })
       .example('$0 policy check --config proxy.yaml --roles llm-access --server filesystem --tool write_file', 'Is write_file denied, and by what?')
       .example('$0 policy check -c proxy.yaml --roles example-role,llm-access --server filesystem', 'Reachability and the allowed/denied tool patterns')
-      .epilogue('Exit status: 0 when allowed, 5 when denied (the explanation is printed either way).') as unknown as Argv<CheckArgs>,
+      .epilogue('Exit status: 0 when allowed, 5 when denied (the explanation is printed either way).'),
   handler: async (argv) => {
     const { AccessError, EXIT } = await import('../../errors.js');
     const { loadProxyConfig } = await import('../../proxy/config.js');
@@ -71,11 +72,11 @@ const checkCommand: CommandModule<object, CheckArgs> = {
     const allowed = tool ? tool.allowed : reach.allowed;
     if (!allowed) process.exitCode = EXIT.ACCESS_DENIED;
   },
-};
+});
 
 export const policyCommand: CommandModule = {
   command: 'policy',
   describe: 'Check what roles allow (see docs/rbac.md)',
-  builder: (y) => y.command(checkCommand as unknown as CommandModule).demandCommand(1, 'name a policy command: check'),
+  builder: (y) => y.command(checkCommand).demandCommand(1, 'name a policy command: check'),
   handler: () => {},
 };

@@ -29,7 +29,11 @@ import { argsRecorder, eventCode, type ArgsPolicy, type ArgsRecorder } from './e
 
 export { verifyAuditFile } from './verify.js';
 
-export type AuditEventType = 'mcp.session.start' | 'mcp.session.end' | 'mcp.session.request' | 'mcp.session.notification' | string;
+/**
+ * Any string; the names are there for readers and editors (`string & NonNullable<unknown>` keeps them from
+ * collapsing into `string`).
+ */
+export type AuditEventType = 'mcp.session.start' | 'mcp.session.end' | 'mcp.session.request' | 'mcp.session.notification' | (string & NonNullable<unknown>);
 
 export interface AuditEventInput {
   type: AuditEventType;
@@ -261,7 +265,7 @@ export class AuditLog {
     try {
       if (this.fsync !== 'never') await this.fh.datasync();
     } catch (err) {
-      this.logger?.error(`audit log ${this.path}: final fsync failed: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      this.logger?.error(`audit log ${this.path}: final fsync failed: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
     await this.fh.close().catch(() => {});
     await this.releaseLock();
@@ -621,7 +625,7 @@ async function acquireLock(file: string, shown: string): Promise<() => Promise<v
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown}: cannot create its lock file: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+        throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown}: cannot create its lock file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
       }
       const pid = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {

@@ -138,7 +138,7 @@ export function inspectClientMessage(bytes: Buffer): Inspected {
   } else if (m.id === null) {
     return invalid(null, JSONRPC_INVALID_REQUEST, 'a successful response needs a string or integer id');
   }
-  return { kind: 'response', id: m.id as string | number | null, isError: hasError };
+  return { kind: 'response', id: m.id, isError: hasError };
 }
 
 function toolCallProblem(p: Record<string, unknown> | undefined): string | undefined {
@@ -154,7 +154,10 @@ function toolCallProblem(p: Record<string, unknown> | undefined): string | undef
   return undefined;
 }
 
-/** JSON-RPC ids: MCP allows strings and integers (not null); a non-safe integer would not round-trip in our own answers. */
+/**
+ * JSON-RPC ids: MCP allows strings and integers (not null); a non-safe integer would not round-trip in our
+ * own answers.
+ */
 function isId(v: unknown): v is string | number {
   return typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v));
 }

@@ -17,7 +17,10 @@ export interface LabelMatchers {
   /** The field was written in the role (even if empty). */
   written: boolean;
   entries: LabelEntry[];
-  /** Set when part of the selector cannot be evaluated (e.g. app_labels_expression): deny matches every server, allow none. */
+  /**
+   * Set when part of the selector cannot be evaluated (e.g. app_labels_expression): deny matches every
+   * server, allow none.
+   */
   unevaluable?: string;
 }
 

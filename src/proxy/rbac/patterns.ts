@@ -18,7 +18,8 @@ export interface Pattern {
   /** The entry exactly as written in the role. */
   readonly text: string;
   readonly kind: PatternKind;
-  test(value: string): boolean;
+  /** A plain function (no `this`): callers keep it apart from the pattern. */
+  readonly test: (value: string) => boolean;
 }
 
 export class InvalidRegexError extends Error {}

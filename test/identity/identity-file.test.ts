@@ -3,9 +3,9 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AccessError } from '../src/errors.js';
-import { formatIdentityFile, parseIdentityFile } from '../src/identity/identity-file.js';
-import { makeTestPki, type TestPki } from './helpers/pki.js';
+import { AccessError } from '../../src/errors.js';
+import { formatIdentityFile, parseIdentityFile } from '../../src/identity/identity-file.js';
+import { makeTestPki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
 let text: string;
@@ -15,6 +15,8 @@ beforeAll(async () => {
   pki = await makeTestPki(dir);
   text = await readFile(await pki.issue('alice', ['reader'], 3_600_000), 'utf8');
 });
+
+type Parts = ReturnType<typeof parseIdentityFile>;
 
 function parseError(input: string): AccessError {
   try {
@@ -77,24 +79,15 @@ describe('parseIdentityFile', () => {
     }
   });
 
-  it('a PEM block cut off at the end of the file is IDENTITY_TORN', () => {
-    const cut = text.slice(0, text.indexOf('-----END CERTIFICATE-----') - 10);
-    const err = parseError(cut);
+  const endOfCert = () => text.lastIndexOf('-----END CERTIFICATE-----');
+  it.each<[string, () => string, RegExp]>([
+    ['a PEM block cut off at the end of the file', () => text.slice(0, text.indexOf('-----END CERTIFICATE-----') - 10), /^identity file \/some\/where\/alice\.identity is torn: the CERTIFICATE block at line \d+ has no END line/],
+    ['a block cut in the middle of its END line', () => text.slice(0, endOfCert() + 12), /the CERTIFICATE block at line \d+ is cut off at line \d+/],
+    ['a block cut off inside the key', () => text.slice(0, 60), /the PRIVATE KEY block at line 1 has no END line/],
+  ])('%s is IDENTITY_TORN', (_what, input, message) => {
+    const err = parseError(input());
     expect(err.code).toBe('IDENTITY_TORN');
-    expect(err.message).toMatch(/^identity file \/some\/where\/alice\.identity is torn: the CERTIFICATE block at line \d+ has no END line/);
-  });
-
-  it('a block cut in the middle of its END line is torn too', () => {
-    const end = text.lastIndexOf('-----END CERTIFICATE-----');
-    const err = parseError(text.slice(0, end + 12));
-    expect(err.code).toBe('IDENTITY_TORN');
-    expect(err.message).toMatch(/the CERTIFICATE block at line \d+ is cut off at line \d+/);
-  });
-
-  it('a block cut off inside the key is torn', () => {
-    const err = parseError(text.slice(0, 60));
-    expect(err.code).toBe('IDENTITY_TORN');
-    expect(err.message).toMatch(/the PRIVATE KEY block at line 1 has no END line/);
+    expect(err.message).toMatch(message);
   });
 
   it('a file without PEM blocks, or starting with a certificate, is IDENTITY_NO_KEY', () => {
@@ -105,17 +98,12 @@ describe('parseIdentityFile', () => {
     expect(err.message).toMatch(/does not start with a private key \(its first PEM block, line 1, is a CERTIFICATE\)/);
   });
 
-  it('a key alone is IDENTITY_NO_CERT', () => {
-    const parts = parseIdentityFile(text, 'a.identity');
-    const err = parseError(parts.keyPem);
-    expect(err.code).toBe('IDENTITY_NO_CERT');
-    expect(err.message).toBe('identity file /some/where/alice.identity has a private key but no certificate');
-  });
-
-  it('a key and certificate without a CA is IDENTITY_NO_CA', () => {
-    const parts = parseIdentityFile(text, 'a.identity');
-    const err = parseError(parts.keyPem + parts.certPem);
-    expect(err.code).toBe('IDENTITY_NO_CA');
-    expect(err.message).toBe('identity file /some/where/alice.identity has no CA certificate after its certificate');
+  it.each([
+    ['a key alone', 'IDENTITY_NO_CERT', (p: Parts) => p.keyPem, 'identity file /some/where/alice.identity has a private key but no certificate'],
+    ['a key and certificate without a CA', 'IDENTITY_NO_CA', (p: Parts) => p.keyPem + p.certPem, 'identity file /some/where/alice.identity has no CA certificate after its certificate'],
+  ])('%s is %s', (_what, code, input, message) => {
+    const err = parseError(input(parseIdentityFile(text, 'a.identity')));
+    expect(err.code).toBe(code);
+    expect(err.message).toBe(message);
   });
 });

@@ -2,13 +2,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TestCluster, CLI, testServer } from './helpers/cluster.js';
-import { runCli } from './helpers/run-cli.js';
+import { TestCluster, CLI, testServer } from '../helpers/cluster.js';
+import { runCli } from '../helpers/run-cli.js';
 
 let cluster: TestCluster;
 let reader: string;
 
 const cli = runCli;
+
+/** The part of an MCP client's config file these tests read. */
+type ClientConfig = { mcpServers: Record<string, { command: string; args: string[] }> };
 
 beforeAll(async () => {
   cluster = await TestCluster.start({
@@ -26,7 +29,7 @@ describe('ls', () => {
     expect(text.stdout).toMatch(/NAME\s+DESCRIPTION\s+TYPE\s+ALLOWED TOOLS\s+LABELS/);
     expect(text.stdout).toMatch(/notes\s+team notes\s+stdio\s+read_\*,echo except read_secrets\s+env=dev/);
     expect(text.stdout).not.toContain('billing');
-    const json = JSON.parse((await cli(['ls', '-i', reader, '--proxy', cluster.address, '--format', 'json'])).stdout);
+    const json = JSON.parse((await cli(['ls', '-i', reader, '--proxy', cluster.address, '--format', 'json'])).stdout) as { servers: unknown[] };
     expect(json.servers).toEqual([expect.objectContaining({ name: 'notes', labels: { env: 'dev' }, tools: { allow: ['read_*', 'echo'], deny: ['read_secrets'] } })]);
     const yaml = await cli(['ls', '-i', reader, '--proxy', cluster.address, '--format', 'yaml']);
     expect(yaml.stdout).toMatch(/- name: notes/);
@@ -43,16 +46,16 @@ describe('ls', () => {
 describe('config', () => {
   it('prints a Claude Desktop entry whose command is absolute', async () => {
     const r = await cli(['config', 'notes', '-i', reader, '--proxy', cluster.address]);
-    const cfg = JSON.parse(r.stdout);
-    const entry = cfg.mcpServers['mcp-access-notes'];
+    const cfg = JSON.parse(r.stdout) as ClientConfig;
+    const entry = cfg.mcpServers['mcp-access-notes']!;
     expect(entry.command).toBe(process.execPath);
     expect(entry.args).toEqual([CLI, 'connect', '-i', reader, '--proxy', cluster.address, 'notes']);
   });
 
   it('prints VS Code and LangGraph forms, and --all asks the proxy', async () => {
-    const vs = JSON.parse((await cli(['config', '--all', '--client', 'vscode', '-i', reader, '--proxy', cluster.address])).stdout);
+    const vs = JSON.parse((await cli(['config', '--all', '--client', 'vscode', '-i', reader, '--proxy', cluster.address])).stdout) as { servers: Record<string, { type: string }> };
     expect(Object.keys(vs.servers)).toEqual(['mcp-access-notes']);
-    expect(vs.servers['mcp-access-notes'].type).toBe('stdio');
+    expect(vs.servers['mcp-access-notes']!.type).toBe('stdio');
     const lg = (await cli(['config', 'notes', '--client', 'langgraph', '-i', reader, '--proxy', cluster.address])).stdout;
     expect(lg).toContain('MultiServerMCPClient');
     expect(lg).toContain('"transport": "stdio"');
@@ -64,10 +67,10 @@ describe('config', () => {
     await writeFile(path, JSON.stringify(before));
     const r = await cli(['config', 'notes', '-i', reader, '--proxy', cluster.address, '--write', path]);
     expect(r.code).toBe(0);
-    const after = JSON.parse(await readFile(path, 'utf8'));
+    const after = JSON.parse(await readFile(path, 'utf8')) as ClientConfig & { globalShortcut: string };
     expect(after.globalShortcut).toBe('Ctrl+Space');
     expect(after.mcpServers.other).toEqual(before.mcpServers.other);
-    expect(after.mcpServers['mcp-access-notes'].args.at(-1)).toBe('notes');
+    expect(after.mcpServers['mcp-access-notes']!.args.at(-1)).toBe('notes');
     const backups = (await readdir(cluster.dir)).filter((f) => f.startsWith('claude_desktop_config.json.bak-'));
     expect(backups).toHaveLength(1);
     expect(JSON.parse(await readFile(join(cluster.dir, backups[0]!), 'utf8'))).toEqual(before);

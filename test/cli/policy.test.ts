@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from './helpers/run-cli.js';
+import { runCli } from '../helpers/run-cli.js';
 
-const ROLES = resolve(import.meta.dirname, 'fixtures/roles');
+const ROLES = resolve(import.meta.dirname, '../fixtures/roles');
 
 const run = runCli;
 

@@ -7,10 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Policy } from '../src/proxy/rbac/policy.js';
-import { loadRoles } from '../src/proxy/rbac/roles.js';
+import { Policy } from '../../../src/proxy/rbac/policy.js';
+import { loadRoles } from '../../../src/proxy/rbac/roles.js';
 
-const FIXTURES = resolve(import.meta.dirname, 'fixtures/roles');
+const FIXTURES = resolve(import.meta.dirname, '../../fixtures/roles');
 
 function policyOf(...docs: unknown[]): Policy {
   return new Policy(loadRoles({ inline: docs, files: [], baseDir: FIXTURES }).roles);
@@ -24,9 +24,12 @@ const dev = { name: 'files', labels: { env: 'dev', team: 'ml' } };
 const prod = { name: 'billing', labels: { env: 'prod', region: 'eu-west-1' } };
 const bare = { name: 'bare', labels: {} };
 
-/** The tool names the real @modelcontextprotocol/server-filesystem registers (read from its code, not typed in here). */
+/**
+ * The tool names the real @modelcontextprotocol/server-filesystem registers (read from its code, not typed in
+ * here).
+ */
 function filesystemTools(): string[] {
-  const src = readFileSync(resolve(import.meta.dirname, '../node_modules/@modelcontextprotocol/server-filesystem/dist/index.js'), 'utf8');
+  const src = readFileSync(resolve(import.meta.dirname, '../../../node_modules/@modelcontextprotocol/server-filesystem/dist/index.js'), 'utf8');
   return [...src.matchAll(/registerTool\(\s*"([a-z_]+)"/g)].map((m) => m[1]!);
 }
 
@@ -193,6 +196,7 @@ describe('tool decisions', () => {
   it('a deny regex whose evaluation throws counts as a match (the engine failing is simulated: no real pattern fails on demand)', () => {
     const p = policyOf(role('all', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }), role('regex-deny', undefined, { mcp: { tools: ['^(?:a|b)+$'] } }));
     expect(p.toolDecision(['all', 'regex-deny'], dev, 'read_file').allowed).toBe(true);
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only put back on RegExp.prototype
     const original = RegExp.prototype.test;
     RegExp.prototype.test = () => {
       throw new RangeError('Maximum call stack size exceeded');

@@ -4,7 +4,7 @@
  * escapes, normalised to the decoded name the policy then judges).
  */
 import { describe, expect, it } from 'vitest';
-import { inspectClientMessage, MAX_NESTING } from '../src/proxy/rbac/inspect.js';
+import { inspectClientMessage, MAX_NESTING } from '../../../src/proxy/rbac/inspect.js';
 
 const inspect = (text: string | Buffer) => inspectClientMessage(typeof text === 'string' ? Buffer.from(text, 'utf8') : text);
 const call = (params: string, id = '7') => inspect(`{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${params}}`);
@@ -85,14 +85,14 @@ describe('parse-differential tricks', () => {
   });
   it('escapes that decode to invisible, control or broken characters in the tool name are refused', () => {
     for (const name of ['write_file\\u0000', 'write_file\\n', ' write_file', 'write_file\\t', 'write\\u200b_file', '\\u202ewrite_file', 'write_file\\u00a0', '\\ufeffwrite_file', 'write_file\\ud800', '\\udc00write_file', 'write\\u2028file']) {
-      expect(call(`{"name":"${name}"}`)).toMatchObject({ kind: 'invalid', id: 7, code: -32602, reason: expect.stringContaining('control or invisible characters') });
+      expect(call(`{"name":"${name}"}`)).toMatchObject({ kind: 'invalid', id: 7, code: -32602, reason: expect.stringContaining('control or invisible characters') as unknown });
     }
     // A real astral character (a surrogate pair) is fine.
     expect(call('{"name":"emoji_\\ud83d\\ude00"}')).toMatchObject({ kind: 'request', toolName: 'emoji_😀' });
   });
   it('JSON-RPC batches are refused, whatever they contain', () => {
     const batch = '[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_file"}},{"jsonrpc":"2.0","id":2,"method":"ping"}]';
-    expect(inspect(batch)).toEqual({ kind: 'invalid', id: null, code: -32600, reason: expect.stringContaining('JSON-RPC batches are not supported') });
+    expect(inspect(batch)).toEqual({ kind: 'invalid', id: null, code: -32600, reason: expect.stringContaining('JSON-RPC batches are not supported') as unknown });
     expect(inspect('[]')).toMatchObject({ kind: 'invalid', code: -32600 });
   });
   it('method names that are case or whitespace variants of an MCP method are refused', () => {

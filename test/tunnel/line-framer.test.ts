@@ -1,7 +1,6 @@
-/** The line framer and the over-size id scanner, byte by byte. */
+/** The line framer, byte by byte. */
 import { describe, expect, it } from 'vitest';
-import { LineFramer, type FramedLine } from '../src/tunnel/line-framer.js';
-import { parseProxyConfig } from '../src/proxy/config.js';
+import { LineFramer, type FramedLine } from '../../src/tunnel/line-framer.js';
 
 function frame(chunks: Buffer[], max = 1024): FramedLine[] {
   const f = new LineFramer(max);
@@ -39,20 +38,5 @@ describe('LineFramer', () => {
     f.push(Buffer.from('\n'), (l) => out.push(l));
     expect(maxHeld).toBe(32 * 1024 * 1024);
     expect(out[0]!.kind === 'line' && out[0]!.bytes.length).toBe(32 * 1024 * 1024);
-  });
-});
-
-describe('proxy config errors name the field', () => {
-  const base = { cluster: 'c', listen: '127.0.0.1:0', ca_dir: 'ca', servers: [] as unknown[] };
-  const err = (doc: unknown) => { try { parseProxyConfig(doc, 'proxy.yaml'); return ''; } catch (e) { return (e as Error).message; } };
-  it('reports what is wrong where', () => {
-    expect(err({ ...base, listen: 'nope' })).toMatch(/proxy.yaml: listen: "nope" must be host:port/);
-    expect(err({ ...base, servers: [{ name: 'a' }] })).toMatch(/servers\[0\]: server "a" needs exactly one of command/);
-    expect(err({ ...base, servers: [{ name: 'a', command: 'x', url: 'http://h' }] })).toMatch(/not command and url/);
-    expect(err({ ...base, servers: [{ name: 'a', url: 'ftp://h' }] })).toMatch(/servers\[0\].url: "ftp:\/\/h" is not an http\(s\) URL/);
-    expect(err({ ...base, servers: [{ name: 'a', command: 'x' }, { name: 'a', command: 'y' }] })).toMatch(/servers\[1\].name: "a" is used twice/);
-    expect(err({ ...base, bogus: 1 })).toMatch(/bogus: unknown key/);
-    expect(err({ ...base, audit: { path: 'a', args: 'some' } })).toMatch(/audit.args: must be full, digest or none/);
-    expect(err({ ...base, sessions: { grace_period: 'soon' } })).toMatch(/sessions.grace_period: "soon" is not a duration/);
   });
 });

@@ -1,7 +1,7 @@
 /** TTL rules for issued identities. */
 import { describe, expect, it } from 'vitest';
-import { AccessError } from '../src/errors.js';
-import { MAX_IDENTITY_TTL_MS, MIN_IDENTITY_TTL_MS, checkIdentityTtl, parseIdentityTtl } from '../src/identity/ttl.js';
+import { AccessError } from '../../src/errors.js';
+import { MAX_IDENTITY_TTL_MS, MIN_IDENTITY_TTL_MS, checkIdentityTtl, parseIdentityTtl } from '../../src/identity/ttl.js';
 
 function usage(fn: () => unknown): AccessError {
   try {
@@ -25,20 +25,18 @@ describe('identity TTL', () => {
     expect(parseIdentityTtl('30d')).toBe(MAX_IDENTITY_TTL_MS);
   });
 
-  it('refuses shorter than 5s, saying the minimum', () => {
-    expect(usage(() => parseIdentityTtl('4999ms')).message).toBe('TTL 4999ms is too short: the minimum is 5s');
-    expect(usage(() => parseIdentityTtl('0s')).message).toBe('TTL 0s is too short: the minimum is 5s');
+  it.each([
+    ['4999ms', 'TTL 4999ms is too short: the minimum is 5s'],
+    ['0s', 'TTL 0s is too short: the minimum is 5s'],
+    ['31d', 'TTL 31d is too long: the maximum is 30d'],
+    ['1 hour', 'TTL "1 hour" is not a duration'],
+    ['60', 'TTL "60" has no unit'],
+  ])('refuses %s: %s', (ttl, message) => {
+    expect(usage(() => parseIdentityTtl(ttl)).message).toBe(message);
   });
 
-  it('refuses longer than 30d, saying the maximum and why', () => {
-    const err = usage(() => parseIdentityTtl('31d'));
-    expect(err.message).toBe('TTL 31d is too long: the maximum is 30d');
-    expect(err.hint).toMatch(/short-lived/);
-  });
-
-  it('refuses text that is not a duration', () => {
-    expect(usage(() => parseIdentityTtl('1 hour')).message).toBe('TTL "1 hour" is not a duration');
-    expect(usage(() => parseIdentityTtl('60')).message).toBe('TTL "60" has no unit');
+  it('says why there is a maximum', () => {
+    expect(usage(() => parseIdentityTtl('31d')).hint).toMatch(/short-lived/);
   });
 
   it('applies the same limits to a TTL given in ms', () => {

@@ -7,9 +7,9 @@ import { chmod, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli, type CliRun } from './helpers/run-cli.js';
-import { caPin, issueIdentity, loadCa, writeIdentityFile } from '../src/identity/ca.js';
-import { loadIdentity } from '../src/identity/load.js';
+import { runCli, type CliRun } from '../helpers/run-cli.js';
+import { caPin, issueIdentity, loadCa, writeIdentityFile } from '../../src/identity/ca.js';
+import { loadIdentity } from '../../src/identity/load.js';
 
 
 type Run = CliRun;
@@ -132,7 +132,7 @@ describe('ca init → identity issue → identity show', () => {
       fingerprint256: id.fingerprint256,
       trusted: true,
       sshCertificate: false,
-      cas: [{ subject: 'CN=demo, O=mcp-access', fingerprint256: id.caFingerprints256[0], pin: caPin(ca.caCertPem), validUntil: expect.any(String) }],
+      cas: [{ subject: 'CN=demo, O=mcp-access', fingerprint256: id.caFingerprints256[0], pin: caPin(ca.caCertPem), validUntil: expect.any(String) as unknown }],
     });
     expect(j.secondsLeft).toBeGreaterThan(0);
     expect(j.secondsLeft).toBeLessThanOrEqual(600);

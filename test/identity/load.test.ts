@@ -4,10 +4,10 @@ import { chmod, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AccessError, type ErrorCode } from '../src/errors.js';
-import { formatIdentityFile, parseIdentityFile } from '../src/identity/identity-file.js';
-import { loadIdentity, type LoadIdentityOptions } from '../src/identity/load.js';
-import { makeTestPki, type TestPki } from './helpers/pki.js';
+import { AccessError, type ErrorCode } from '../../src/errors.js';
+import { formatIdentityFile, parseIdentityFile } from '../../src/identity/identity-file.js';
+import { loadIdentity, type LoadIdentityOptions } from '../../src/identity/load.js';
+import { makeTestPki, type TestPki } from '../helpers/pki.js';
 
 let dir: string;
 let pki: TestPki;
@@ -96,7 +96,7 @@ describe('loadIdentity round trip', () => {
 
 describe('loadIdentity failures', () => {
   const cases: Array<[string, ErrorCode, () => Promise<string>, RegExp | ((path: string) => string)]> = [
-    ['missing', 'IDENTITY_MISSING', async () => join(dir, 'nope.identity'), (p) => `identity file ${p} does not exist`],
+    ['missing', 'IDENTITY_MISSING', () => Promise.resolve(join(dir, 'nope.identity')), (p) => `identity file ${p} does not exist`],
     ['a directory', 'IDENTITY_UNREADABLE', async () => { const p = join(dir, `d-${++n}`); await mkdir(p); return p; }, (p) => `identity file ${p} is a directory`],
     ['empty', 'IDENTITY_EMPTY', () => fileWith(''), (p) => `identity file ${p} is empty`],
     ['torn', 'IDENTITY_TORN', () => fileWith(good.slice(0, good.lastIndexOf('-----END CERTIFICATE-----') - 5)), /is torn: the CERTIFICATE block at line \d+ has no END line/],
@@ -198,7 +198,9 @@ describe('start-up weight', () => {
     // `connect` loads identities on every start and the proxy reads claims per
     // connection: neither may pull in @peculiar/x509 (or any package).
     const { readFile: read } = await import('node:fs/promises');
-    const { dirname: dirOf, resolve: res } = await import('node:path');
+    const path = await import('node:path');
+    const dirOf = (p: string) => path.dirname(p);
+    const res = (...p: string[]) => path.resolve(...p);
     const seen = new Set<string>();
     const packages = new Set<string>();
     const walk = async (file: string): Promise<void> => {
@@ -211,7 +213,7 @@ describe('start-up weight', () => {
         else if (!spec.startsWith('node:')) packages.add(spec);
       }
     };
-    const root = res(import.meta.dirname, '../src/identity');
+    const root = res(import.meta.dirname, '../../src/identity');
     for (const f of ['load.ts', 'claims.ts', 'identity-file.ts', 'describe.ts']) await walk(res(root, f));
     expect([...packages]).toEqual([]);
     expect([...seen].some((f) => f.endsWith('x509.ts') || f.endsWith('ca.ts'))).toBe(false);

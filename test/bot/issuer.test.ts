@@ -4,21 +4,21 @@
  * answer, copied credentials, request checks, the state lock and the
  * renewal schedule.
  */
-import { X509Certificate, createPublicKey, type webcrypto as WebCrypto } from 'node:crypto';
+import { X509Certificate, createPublicKey } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AccessError } from '../src/errors.js';
-import { claimsFromCertificate } from '../src/identity/claims.js';
-import { webcrypto, x509 } from '../src/identity/x509.js';
-import { addBot, lockBot, removeBot } from '../src/bot/admin.js';
-import { checkCsr, createCsr, generateBotKey } from '../src/bot/csr.js';
-import { BotRefusal, joinWithToken, renewBot } from '../src/bot/issuer.js';
-import { renewalDelay, retryDelay } from '../src/bot/schedule.js';
-import { BotStore } from '../src/bot/store.js';
-import { hashToken } from '../src/bot/token.js';
-import { makeTestPki, type TestPki } from './helpers/pki.js';
+import { AccessError } from '../../src/errors.js';
+import { claimsFromCertificate } from '../../src/identity/claims.js';
+import { webcrypto, x509 } from '../../src/identity/x509.js';
+import { addBot, lockBot, removeBot } from '../../src/bot/admin.js';
+import { checkCsr, createCsr, generateBotKey } from '../../src/bot/csr.js';
+import { BotRefusal, joinWithToken, renewBot } from '../../src/bot/issuer.js';
+import { renewalDelay, retryDelay } from '../../src/bot/schedule.js';
+import { BotStore } from '../../src/bot/store.js';
+import { hashToken } from '../../src/bot/token.js';
+import { makeTestPki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
 let root: string;
@@ -151,10 +151,10 @@ describe('certificate requests', () => {
     expect(checked.publicKeyPem).toBe(createPublicKey(key).export({ type: 'spki', format: 'pem' }));
     // Names key B but is signed with key A: proof of possession fails.
     const alg = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-    const a = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as WebCrypto.CryptoKeyPair;
-    const b = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as WebCrypto.CryptoKeyPair;
+    const a = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']));
+    const b = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']));
     const forged = await x509.Pkcs10CertificateRequestGenerator.create({
-      name: 'CN=x', keys: { privateKey: a.privateKey, publicKey: b.publicKey } as WebCrypto.CryptoKeyPair, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      name: 'CN=x', keys: { privateKey: a.privateKey, publicKey: b.publicKey }, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
     });
     await expect(checkCsr(forged.toString('pem'))).rejects.toThrow(/not signed by the key it names/);
     await expect(checkCsr('not a csr')).rejects.toThrow(/no PEM certificate request/);

@@ -4,13 +4,13 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AccessError } from '../src/errors.js';
-import { issueIdentity, signCertificate } from '../src/identity/ca.js';
-import { claimsFromCertificate } from '../src/identity/claims.js';
-import { parseIdentityFile } from '../src/identity/identity-file.js';
-import { generateKeyPairPem } from '../src/identity/keys.js';
-import { webcrypto, x509 } from '../src/identity/x509.js';
-import { makeTestPki, type TestPki } from './helpers/pki.js';
+import { AccessError } from '../../src/errors.js';
+import { issueIdentity, signCertificate } from '../../src/identity/ca.js';
+import { claimsFromCertificate } from '../../src/identity/claims.js';
+import { parseIdentityFile } from '../../src/identity/identity-file.js';
+import { generateKeyPairPem } from '../../src/identity/keys.js';
+import { webcrypto, x509 } from '../../src/identity/x509.js';
+import { makeTestPki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
 
@@ -18,8 +18,8 @@ beforeAll(async () => {
   pki = await makeTestPki(await mkdtemp(join(tmpdir(), 'mcp-access-claims-')), { cluster: 'prod.example' });
 });
 
-async function certOf(text: string): Promise<X509Certificate> {
-  return new X509Certificate(parseIdentityFile(text, 'x').certPem);
+function certOf(text: string): Promise<X509Certificate> {
+  return Promise.resolve(new X509Certificate(parseIdentityFile(text, 'x').certPem));
 }
 
 describe('certificate claims', () => {
@@ -88,7 +88,7 @@ describe('certificate claims', () => {
   it('a certificate from elsewhere with escaped characters is refused, not misread', async () => {
     // Made directly (not through our issuer) to see how node escapes: a CN
     // holding "\nO=admin" must not turn into an extra role.
-    const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']));
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       name: [{ CN: ['a\nO=admin'] }, { O: ['reader'] }],
       keys,
@@ -106,4 +106,3 @@ describe('certificate claims', () => {
   });
 });
 
-type CryptoKeyPair = import('node:crypto').webcrypto.CryptoKeyPair;

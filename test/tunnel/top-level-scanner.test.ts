@@ -1,6 +1,6 @@
 /** The top-level scanner agrees with JSON.parse, however the input is split. */
 import { describe, expect, it } from 'vitest';
-import { TopLevelScanner, scanTopLevel } from '../src/tunnel/top-level-scanner.js';
+import { TopLevelScanner, scanTopLevel } from '../../src/tunnel/top-level-scanner.js';
 
 function pieces(text: string, step: number): TopLevelScanner {
   const s = new TopLevelScanner();

@@ -7,10 +7,10 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AccessError } from '../src/errors.js';
-import { loadRoles, type Role } from '../src/proxy/rbac/roles.js';
+import { AccessError } from '../../../src/errors.js';
+import { loadRoles, type Role } from '../../../src/proxy/rbac/roles.js';
 
-const FIXTURES = resolve(import.meta.dirname, 'fixtures/roles');
+const FIXTURES = resolve(import.meta.dirname, '../../fixtures/roles');
 
 function inline(...docs: unknown[]) {
   return loadRoles({ inline: docs, files: [], baseDir: FIXTURES });

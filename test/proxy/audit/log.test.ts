@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AccessError } from '../src/errors.js';
-import { GENESIS } from '../src/proxy/audit/chain.js';
-import { REDACTED } from '../src/proxy/audit/events.js';
-import { AuditLog, verifyAuditFile, type AuditEventInput, type AuditLogOptions } from '../src/proxy/audit/log.js';
+import { AccessError } from '../../../src/errors.js';
+import { GENESIS } from '../../../src/proxy/audit/chain.js';
+import { REDACTED } from '../../../src/proxy/audit/events.js';
+import { AuditLog, verifyAuditFile, type AuditEventInput, type AuditLogOptions } from '../../../src/proxy/audit/log.js';
 
 const open: AuditLog[] = [];
 afterEach(async () => {
@@ -290,7 +290,7 @@ describe('verify finds the first broken line', () => {
     rewrite(path, (ls) => [ls[0]!, '', ...ls.slice(1)]);
     expect(await verifyAuditFile(path)).toEqual({ ok: false, events: 1, line: 2, problem: 'the line is empty' });
     rewrite(path, (ls) => [ls[0]!, '{"type":"mcp.session.request","user":"mallory"}', ...ls.slice(1)]);
-    expect(await verifyAuditFile(path)).toMatchObject({ ok: false, line: 2, problem: expect.stringContaining('not a complete audit event') });
+    expect(await verifyAuditFile(path)).toMatchObject({ ok: false, line: 2, problem: expect.stringContaining('not a complete audit event') as unknown });
   });
 
   it('a file that does not exist is AUDIT_UNAVAILABLE', async () => {
@@ -363,7 +363,7 @@ describe('interrupted writes', () => {
     writeFileSync(
       script,
       `process.on('SIGXFSZ', () => {});
-       const { AuditLog } = await import(${JSON.stringify(resolve(import.meta.dirname, '../dist/proxy/audit/log.js'))});
+       const { AuditLog } = await import(${JSON.stringify(resolve(import.meta.dirname, '../../../dist/proxy/audit/log.js'))});
        const log = await AuditLog.open(${JSON.stringify(path)}, { fsync: 'never' });
        const results = [];
        for (let i = 0; i < 30; i++) {
