@@ -9,7 +9,9 @@ try {
   const { fileURLToPath } = await import('node:url');
   const root = fileURLToPath(new URL('..', import.meta.url)).replace(/[\\/]$/, '');
   const message = String(err.message);
-  const pkg = /Cannot find package '([^']+)'/.exec(message)?.[1] ?? (/^Cannot find module '(?!\.{0,2}\/)([^']+)'/.exec(message)?.[1]);
+  const pkg =
+    /Cannot find package '([^']+)'/.exec(message)?.[1] ??
+    /^Cannot find module '(?!\.{0,2}\/)([^']+)'/.exec(message)?.[1];
   process.stderr.write(
     pkg
       ? `mcp-access: a dependency of mcp-access is missing: ${pkg} (run npm install in ${root})\n`

@@ -29,7 +29,18 @@ import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { closeAll, closeClient, echo, launchParams, memory, openClient } from './bench/clients.mjs';
-import { bigMessage, coldStarts, idleMemory, largeArgument, median, pathProcesses, percentile, sequential, throughputRounds, versionTimes } from './bench/measure.mjs';
+import {
+  bigMessage,
+  coldStarts,
+  idleMemory,
+  largeArgument,
+  median,
+  pathProcesses,
+  percentile,
+  sequential,
+  throughputRounds,
+  versionTimes,
+} from './bench/measure.mjs';
 import { machine, render, writeDocs } from './bench/report.mjs';
 import { findSocat, setUp, startCRelay, startRelay, stopCRelay, tearDown } from './bench/setup.mjs';
 
@@ -46,13 +57,35 @@ const { values: opt } = parseArgs({
   },
 });
 if (opt.help) {
-  process.stdout.write('usage: node scripts/bench.mjs [--quick] [--no-c-relay] [--no-floor] [--write-docs] [--json FILE] [--profile DIR] [--keep]\n');
+  process.stdout.write(
+    'usage: node scripts/bench.mjs [--quick] [--no-c-relay] [--no-floor] [--write-docs] [--json FILE] [--profile DIR] [--keep]\n',
+  );
   process.exit(0);
 }
 
 const PLAN = opt.quick
-  ? { versionRuns: 3, coldSamples: 4, warmup: 100, seqCalls: 500, tpTotal: 1500, tpRounds: 1, inFlight: 64, mib1Reps: 2, mib16Reps: 1 }
-  : { versionRuns: 7, coldSamples: 10, warmup: 300, seqCalls: 2000, tpTotal: 4000, tpRounds: 3, inFlight: 64, mib1Reps: 5, mib16Reps: 3 };
+  ? {
+      versionRuns: 3,
+      coldSamples: 4,
+      warmup: 100,
+      seqCalls: 500,
+      tpTotal: 1500,
+      tpRounds: 1,
+      inFlight: 64,
+      mib1Reps: 2,
+      mib16Reps: 1,
+    }
+  : {
+      versionRuns: 7,
+      coldSamples: 10,
+      warmup: 300,
+      seqCalls: 2000,
+      tpTotal: 4000,
+      tpRounds: 3,
+      inFlight: 64,
+      mib1Reps: 5,
+      mib16Reps: 3,
+    };
 // A profile is about the cost of a small call: few cold starts and no large
 // arguments (one 16 MiB message would outweigh thousands of calls).
 if (opt.profile) Object.assign(PLAN, { coldSamples: 2, mib1Reps: 0, mib16Reps: 0 });
@@ -72,10 +105,11 @@ const results = {
 let env;
 const profileDir = opt.profile ? resolve(opt.profile) : undefined;
 let cleaning;
-const cleanup = () => (cleaning ??= (async () => {
-  await closeAll();
-  if (env) await tearDown(env, { keepDir: opt.keep });
-})());
+const cleanup = () =>
+  (cleaning ??= (async () => {
+    await closeAll();
+    if (env) await tearDown(env, { keepDir: opt.keep });
+  })());
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.once(sig, () => {
     step(`${sig}: stopping every process the bench started`);
@@ -123,7 +157,9 @@ if (opt['write-docs'] && !failed) {
 }
 if (profileDir && !failed) {
   const { summarizeRun } = await import('./bench/profile-summary.mjs');
-  process.stdout.write(`\n${await summarizeRun(profileDir, { bridgePid: results.bridgePid, calls: results.callsPerSession })}\n`);
+  process.stdout.write(
+    `\n${await summarizeRun(profileDir, { bridgePid: results.bridgePid, calls: results.callsPerSession })}\n`,
+  );
 }
 
 // ---- phases --------------------------------------------------------------------
@@ -162,7 +198,9 @@ async function setUpCRelay() {
   } catch (err) {
     const why = String(err.message).split('\n')[0].slice(0, 200);
     results.cRelay = { skipped: `socat ${socat.version} did not relay (${why})` };
-    step(`C relay column skipped: ${results.cRelay.skipped}${env.crelayLog?.length ? `\n${env.crelayLog.slice(-5).join('\n')}` : ''}`);
+    step(
+      `C relay column skipped: ${results.cRelay.skipped}${env.crelayLog?.length ? `\n${env.crelayLog.slice(-5).join('\n')}` : ''}`,
+    );
     await stopCRelay(env);
     return false;
   }
@@ -174,7 +212,13 @@ async function setUpCRelay() {
 async function measureColdStarts() {
   const raw = await coldStarts(env, PLAN.coldSamples, results.paths);
   const medians = {};
-  for (const [path, r] of Object.entries(raw)) medians[path] = { init: median(r.init), first: median(r.first), tunnel: median(r.tunnel), idleRss: median(r.idleRss) };
+  for (const [path, r] of Object.entries(raw))
+    medians[path] = {
+      init: median(r.init),
+      first: median(r.first),
+      tunnel: median(r.tunnel),
+      idleRss: median(r.idleRss),
+    };
   results.cold = { samples: PLAN.coldSamples, median: medians, raw };
 }
 
@@ -192,18 +236,31 @@ async function measureSessions() {
   step(`sequential: ${PLAN.seqCalls} calls per path after ${PLAN.warmup} warm-up`);
   const lat = await sequential(sessions, { calls: PLAN.seqCalls, warmup: PLAN.warmup });
   results.sequential = { calls: PLAN.seqCalls };
-  for (const [path, l] of Object.entries(lat)) results.sequential[path] = { p50: percentile(l, 50), p99: percentile(l, 99) };
+  for (const [path, l] of Object.entries(lat))
+    results.sequential[path] = { p50: percentile(l, 50), p99: percentile(l, 99) };
 
   step(`throughput: ${PLAN.tpRounds} round(s) of ${PLAN.tpTotal} calls, ${PLAN.inFlight} in flight`);
   results.throughput = {
-    total: PLAN.tpTotal, rounds: PLAN.tpRounds, inFlight: PLAN.inFlight,
-    ...(await throughputRounds(sessions, pathProcesses(sessions, env), { total: PLAN.tpTotal, inFlight: PLAN.inFlight, rounds: PLAN.tpRounds })),
+    total: PLAN.tpTotal,
+    rounds: PLAN.tpRounds,
+    inFlight: PLAN.inFlight,
+    ...(await throughputRounds(sessions, pathProcesses(sessions, env), {
+      total: PLAN.tpTotal,
+      inFlight: PLAN.inFlight,
+      rounds: PLAN.tpRounds,
+    })),
   };
   results.callsPerSession = PLAN.warmup + PLAN.seqCalls + PLAN.tpRounds * PLAN.tpTotal;
 
   if (PLAN.mib1Reps > 0) {
     step(`1 MiB argument, ${PLAN.mib1Reps} round trips per path`);
-    results.large.push({ label: '1 MiB', server: 'server-everything', reps: PLAN.mib1Reps, required: false, ...(await largeArgument(sessions, bigMessage(1 << 20), PLAN.mib1Reps, pathProcesses(sessions, env))) });
+    results.large.push({
+      label: '1 MiB',
+      server: 'server-everything',
+      reps: PLAN.mib1Reps,
+      required: false,
+      ...(await largeArgument(sessions, bigMessage(1 << 20), PLAN.mib1Reps, pathProcesses(sessions, env))),
+    });
   }
   results.memory.bridgePeakSmall = memory(sessions.through.pid);
   await Promise.all(Object.values(sessions).map((h) => closeClient(h)));
@@ -221,7 +278,13 @@ async function measure16MiB() {
     through: await openClient(launchParams('through', 'bigecho', env)),
   };
   for (const h of Object.values(big)) await echo(h, 'warm-up');
-  results.large.push({ label: '16 MiB', server: 'SDK echo server', reps: PLAN.mib16Reps, required: true, ...(await largeArgument(big, bigMessage(16 << 20), PLAN.mib16Reps, pathProcesses(big, env, 'echo-server'))) });
+  results.large.push({
+    label: '16 MiB',
+    server: 'SDK echo server',
+    reps: PLAN.mib16Reps,
+    required: true,
+    ...(await largeArgument(big, bigMessage(16 << 20), PLAN.mib16Reps, pathProcesses(big, env, 'echo-server'))),
+  });
   results.memory.bridgePeakBig = memory(big.through.pid);
   await Promise.all([closeClient(big.direct), closeClient(big.through)]);
 }

@@ -5,17 +5,35 @@
  * a digest, and one identity's volume is capped by its budget without
  * touching others'. Real files throughout.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, symlinkSync, truncateSync, unlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  symlinkSync,
+  truncateSync,
+  unlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AccessError } from '../src/errors.js';
 import { GENESIS } from '../src/proxy/audit/chain.js';
-import { AuditLog, verifyAuditFile, MAX_FIELD_CHARS, MAX_REASON_CHARS, type AuditLogOptions } from '../src/proxy/audit/log.js';
+import {
+  AuditLog,
+  verifyAuditFile,
+  MAX_FIELD_CHARS,
+  MAX_REASON_CHARS,
+  type AuditLogOptions,
+} from '../src/proxy/audit/log.js';
 
 const opened: AuditLog[] = [];
-afterEach(async () => { await Promise.all(opened.splice(0).map((l) => l.close())); });
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((l) => l.close()));
+});
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'mcp-access-audit-h-'));
@@ -26,10 +44,17 @@ async function openLog(path: string, opts?: AuditLogOptions): Promise<AuditLog> 
   return log;
 }
 function events(path: string): Array<Record<string, unknown>> {
-  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 async function rejection(p: Promise<unknown>): Promise<AccessError> {
-  try { await p; } catch (err) { return err as AccessError; }
+  try {
+    await p;
+  } catch (err) {
+    return err as AccessError;
+  }
   throw new Error('expected a rejection');
 }
 
@@ -51,7 +76,9 @@ describe('files an attacker could plant', () => {
     chmodSync(dir, 0o777);
     const err = await rejection(AuditLog.open(join(dir, 'audit.jsonl')));
     expect(err.code).toBe('AUDIT_UNAVAILABLE');
-    expect(err.message).toBe(`audit log ${join(dir, 'audit.jsonl')}: its directory ${dir} is writable by every user (mode 0777), so anyone could replace or redirect the log`);
+    expect(err.message).toBe(
+      `audit log ${join(dir, 'audit.jsonl')}: its directory ${dir} is writable by every user (mode 0777), so anyone could replace or redirect the log`,
+    );
     expect(err.hint).toContain('chmod o-w');
     expect(existsSync(join(dir, 'audit.jsonl'))).toBe(false);
   });
@@ -125,11 +152,23 @@ describe('bounded strings', () => {
     const log = await openLog(path);
     const method = `x${'\u001b[2J'.repeat(300_000)}`; // ~1 MB of terminal escapes
     const reason = 'e'.repeat(100_000);
-    await log.append({ type: 'mcp.session.request', user: 'alice', client: { name: 'n'.repeat(5000), version: '1' }, method, tool: 't'.repeat(300), outcome: 'error', reason });
+    await log.append({
+      type: 'mcp.session.request',
+      user: 'alice',
+      client: { name: 'n'.repeat(5000), version: '1' },
+      method,
+      tool: 't'.repeat(300),
+      outcome: 'error',
+      reason,
+    });
     const [e] = events(path);
     const digest = (s: string) => createHash('sha256').update(s).digest('hex');
-    expect(e!.method).toBe(`${method.slice(0, MAX_FIELD_CHARS)}…[cut: ${Buffer.byteLength(method)} bytes, sha256 ${digest(method)}]`);
-    expect(String(e!.reason).startsWith('e'.repeat(MAX_REASON_CHARS) + '…[cut: 100000 bytes, sha256 ' + digest(reason))).toBe(true);
+    expect(e!.method).toBe(
+      `${method.slice(0, MAX_FIELD_CHARS)}…[cut: ${Buffer.byteLength(method)} bytes, sha256 ${digest(method)}]`,
+    );
+    expect(
+      String(e!.reason).startsWith('e'.repeat(MAX_REASON_CHARS) + '…[cut: 100000 bytes, sha256 ' + digest(reason)),
+    ).toBe(true);
     expect(String((e!.client as { name: string }).name).length).toBeLessThan(400);
     expect(String(e!.tool).length).toBeLessThan(400);
     expect(readFileSync(path).length).toBeLessThan(8 * 1024);
@@ -141,12 +180,21 @@ describe('per-identity budget', () => {
     const path = join(tempDir(), 'audit.jsonl');
     let now = 1_000_000;
     const log = await openLog(path, { identityBudgetBytes: 4096, now: () => now });
-    const big = (user: string) => log.append({ type: 'mcp.session.request', user, method: 'tools/call', tool: 'write_file', args: { content: 'x'.repeat(900) } });
+    const big = (user: string) =>
+      log.append({
+        type: 'mcp.session.request',
+        user,
+        method: 'tools/call',
+        tool: 'write_file',
+        args: { content: 'x'.repeat(900) },
+      });
     const results = await Promise.allSettled(Array.from({ length: 10 }, () => big('mallory')));
     const refused = results.filter((r) => r.status === 'rejected');
     expect(refused.length).toBeGreaterThan(0);
     expect(results.filter((r) => r.status === 'fulfilled').length).toBeLessThan(5);
-    expect(((refused[0] as PromiseRejectedResult).reason as AccessError).message).toMatch(/identity mallory has used up its audit budget/);
+    expect(((refused[0] as PromiseRejectedResult).reason as AccessError).message).toMatch(
+      /identity mallory has used up its audit budget/,
+    );
     await expect(big('alice')).resolves.toBeTruthy();
     const overruns = events(path).filter((e) => e.type === 'audit.budget_exceeded');
     expect(overruns).toHaveLength(1);
@@ -161,9 +209,19 @@ describe('audit.identity_budget in the proxy configuration', () => {
   const base = { cluster: 'c', listen: '127.0.0.1:0', ca_dir: './ca', servers: [] };
   it('a size, 0 for no limit, anything else refused', async () => {
     const { parseProxyConfig } = await import('../src/proxy/config.js');
-    expect(parseProxyConfig({ ...base, audit: { path: './a.jsonl', identity_budget: '1MiB' } }, '/etc/p.yaml').audit?.identityBudget).toBe(1024 * 1024);
-    expect(parseProxyConfig({ ...base, audit: { path: './a.jsonl', identity_budget: 0 } }, '/etc/p.yaml').audit?.identityBudget).toBe(0);
-    expect(parseProxyConfig({ ...base, audit: { path: './a.jsonl' } }, '/etc/p.yaml').audit?.identityBudget).toBeUndefined();
-    expect(() => parseProxyConfig({ ...base, audit: { path: './a.jsonl', identity_budget: 'lots' } }, '/etc/p.yaml')).toThrow(/audit\.identity_budget/);
+    expect(
+      parseProxyConfig({ ...base, audit: { path: './a.jsonl', identity_budget: '1MiB' } }, '/etc/p.yaml').audit
+        ?.identityBudget,
+    ).toBe(1024 * 1024);
+    expect(
+      parseProxyConfig({ ...base, audit: { path: './a.jsonl', identity_budget: 0 } }, '/etc/p.yaml').audit
+        ?.identityBudget,
+    ).toBe(0);
+    expect(
+      parseProxyConfig({ ...base, audit: { path: './a.jsonl' } }, '/etc/p.yaml').audit?.identityBudget,
+    ).toBeUndefined();
+    expect(() =>
+      parseProxyConfig({ ...base, audit: { path: './a.jsonl', identity_budget: 'lots' } }, '/etc/p.yaml'),
+    ).toThrow(/audit\.identity_budget/);
   });
 });

@@ -18,10 +18,20 @@ const evilMethod = `tools/call${ESC}]0;pwned${'\u0007'}${ESC}[2J\n2026-01-01T00:
 beforeAll(async () => {
   logPath = join(mkdtempSync(join(tmpdir(), 'mcp-access-audit-render-')), 'audit.jsonl');
   const log = await AuditLog.open(logPath);
-  await log.append({ type: 'mcp.session.request', user: 'mallory', server: 'evil', method: evilMethod, outcome: 'error', reason: `boom${ESC}[31m\r\nred\u009b2J` });
+  await log.append({
+    type: 'mcp.session.request',
+    user: 'mallory',
+    server: 'evil',
+    method: evilMethod,
+    outcome: 'error',
+    reason: `boom${ESC}[31m\r\nred\u009b2J`,
+  });
   await log.close();
   // A line the log would have cut (as an older version or an editor could leave it): 1 MB method.
-  appendFileSync(logPath, `${JSON.stringify({ time: new Date().toISOString(), id: 'x', type: 'mcp.session.request', user: 'mallory', method: 'm'.repeat(1_000_000), reason: 'r'.repeat(1_000_000) })}\n`);
+  appendFileSync(
+    logPath,
+    `${JSON.stringify({ time: new Date().toISOString(), id: 'x', type: 'mcp.session.request', user: 'mallory', method: 'm'.repeat(1_000_000), reason: 'r'.repeat(1_000_000) })}\n`,
+  );
 });
 
 describe('audit search rendering', () => {

@@ -27,7 +27,13 @@ import { addBot, runCli, waitForAudit } from './helpers/bot.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 
 const codeOf = (e: unknown) => (e instanceof BotRefusal ? e.error.code : e instanceof AccessError ? e.code : String(e));
-const failure = (p: Promise<unknown>) => p.then(() => { throw new Error('expected a refusal'); }, (e: unknown) => e);
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => {
+      throw new Error('expected a refusal');
+    },
+    (e: unknown) => e,
+  );
 const peerOf = (certPem: string) => {
   const cert = new X509Certificate(certPem);
   return { bot: claimsFromCertificate(cert).bot, serial: cert.serialNumber };
@@ -41,7 +47,11 @@ describe('issuer (injected clock)', () => {
     root = await mkdtemp(join(tmpdir(), 'mcp-access-botsec-'));
     pki = await makeTestPki(root, { cluster: 'sec' });
   });
-  const fresh = async () => { const s = new BotStore(join(root, `state-${++n}`)); await s.ensure(); return s; };
+  const fresh = async () => {
+    const s = new BotStore(join(root, `state-${++n}`));
+    await s.ensure();
+    return s;
+  };
 
   it('an expired bot cannot come back: a join retry with the used token after the token and the identity expired is refused', async () => {
     const store = await fresh();
@@ -53,17 +63,25 @@ describe('issuer (injected clock)', () => {
     expect(first.response.generation).toBe(1);
 
     // Within the window: the answer was lost, the retry gets the very same certificate back.
-    const retry = await joinWithToken({ store, ca: pki.ca }, { token, csr, ttl_ms: 30 * 86_400_000 }, () => t0 + 60_000);
+    const retry = await joinWithToken(
+      { store, ca: pki.ca },
+      { token, csr, ttl_ms: 30 * 86_400_000 },
+      () => t0 + 60_000,
+    );
     expect(retry.repeated).toBe(true);
     expect(retry.response.certificate).toBe(first.response.certificate);
     expect(retry.response.not_after).toBe(first.response.not_after);
 
     // The identity expired (10 min), the token is still valid: nothing is issued.
-    const late = await failure(joinWithToken({ store, ca: pki.ca }, { token, csr, ttl_ms: 30 * 86_400_000 }, () => t0 + 11 * 60_000));
+    const late = await failure(
+      joinWithToken({ store, ca: pki.ca }, { token, csr, ttl_ms: 30 * 86_400_000 }, () => t0 + 11 * 60_000),
+    );
     expect(codeOf(late)).toBe('BOT_TOKEN_INVALID');
     expect((late as BotRefusal).detail).toMatch(/repeated after the token .* or the certificate it got .* expired/);
     // Both expired: the issue's scenario.
-    const later = await failure(joinWithToken({ store, ca: pki.ca }, { token, csr, ttl_ms: 30 * 86_400_000 }, () => t0 + 2 * 3_600_000));
+    const later = await failure(
+      joinWithToken({ store, ca: pki.ca }, { token, csr, ttl_ms: 30 * 86_400_000 }, () => t0 + 2 * 3_600_000),
+    );
     expect(codeOf(later)).toBe('BOT_TOKEN_INVALID');
     expect((await store.read('sleeper'))!.generation).toBe(1);
   });
@@ -71,19 +89,31 @@ describe('issuer (injected clock)', () => {
   it('a join retry is bounded by the token expiry even while the certificate is valid', async () => {
     const store = await fresh();
     const t0 = Date.parse('2026-12-01T10:00:00Z');
-    const { token } = await addBotRecord(store, { name: 'short-token', roles: ['reader'], tokenTtlMs: 60_000, now: t0 });
+    const { token } = await addBotRecord(store, {
+      name: 'short-token',
+      roles: ['reader'],
+      tokenTtlMs: 60_000,
+      now: t0,
+    });
     const csr = await createCsr(await generateBotKey(), 'x');
     await joinWithToken({ store, ca: pki.ca }, { token, csr, ttl_ms: 3_600_000 }, () => t0);
-    expect(codeOf(await failure(joinWithToken({ store, ca: pki.ca }, { token, csr, ttl_ms: 3_600_000 }, () => t0 + 61_000)))).toBe('BOT_TOKEN_INVALID');
+    expect(
+      codeOf(await failure(joinWithToken({ store, ca: pki.ca }, { token, csr, ttl_ms: 3_600_000 }, () => t0 + 61_000))),
+    ).toBe('BOT_TOKEN_INVALID');
   });
 
   it('concurrent renewals of one certificate with the same key yield one certificate of the next generation', async () => {
     const store = await fresh();
     const { token } = await addBotRecord(store, { name: 'racer', roles: ['reader'], tokenTtlMs: 60_000 });
-    const joined = await joinWithToken({ store, ca: pki.ca }, { token, csr: await createCsr(await generateBotKey(), 'x'), ttl_ms: 60_000 });
+    const joined = await joinWithToken(
+      { store, ca: pki.ca },
+      { token, csr: await createCsr(await generateBotKey(), 'x'), ttl_ms: 60_000 },
+    );
     const csr = await createCsr(await generateBotKey(), 'x');
     const peer = peerOf(joined.response.certificate);
-    const results = await Promise.all([1, 2, 3, 4].map(() => renewBot({ store, ca: pki.ca }, peer, { csr, ttl_ms: 60_000 })));
+    const results = await Promise.all(
+      [1, 2, 3, 4].map(() => renewBot({ store, ca: pki.ca }, peer, { csr, ttl_ms: 60_000 })),
+    );
     const serials = new Set(results.map((r) => new X509Certificate(r.response.certificate).serialNumber));
     expect(serials.size).toBe(1);
     expect(results.map((r) => r.response.generation)).toEqual([2, 2, 2, 2]);
@@ -95,32 +125,48 @@ describe('issuer (injected clock)', () => {
     const store = await fresh();
     const t0 = Date.now();
     const { token } = await addBotRecord(store, { name: 'lost', roles: ['reader'], tokenTtlMs: 60_000 });
-    const joined = await joinWithToken({ store, ca: pki.ca }, { token, csr: await createCsr(await generateBotKey(), 'x'), ttl_ms: 60_000 }, () => t0);
+    const joined = await joinWithToken(
+      { store, ca: pki.ca },
+      { token, csr: await createCsr(await generateBotKey(), 'x'), ttl_ms: 60_000 },
+      () => t0,
+    );
     const csr = await createCsr(await generateBotKey(), 'x');
     await renewBot({ store, ca: pki.ca }, peerOf(joined.response.certificate), { csr, ttl_ms: 60_000 }, () => t0);
-    const late = await failure(renewBot({ store, ca: pki.ca }, peerOf(joined.response.certificate), { csr, ttl_ms: 60_000 }, () => t0 + 120_000));
+    const late = await failure(
+      renewBot({ store, ca: pki.ca }, peerOf(joined.response.certificate), { csr, ttl_ms: 60_000 }, () => t0 + 120_000),
+    );
     expect(codeOf(late)).toBe('IDENTITY_EXPIRED');
   });
 
   async function rsaCsr(bits: number, exponent = new Uint8Array([1, 0, 1])): Promise<string> {
     const alg = { name: 'RSASSA-PKCS1-v1_5', modulusLength: bits, publicExponent: exponent, hash: 'SHA-256' };
     const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as WebCrypto.CryptoKeyPair;
-    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: [{ CN: ['x'] }], keys, signingAlgorithm: alg });
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+      name: [{ CN: ['x'] }],
+      keys,
+      signingAlgorithm: alg,
+    });
     return csr.toString('pem');
   }
 
   it('refuses RSA keys under 2048 bits and weak exponents at join and renewal; accepts RSA 2048', async () => {
     const store = await fresh();
     const { token } = await addBotRecord(store, { name: 'weak', roles: ['reader'], tokenTtlMs: 60_000 });
-    const small = await failure(joinWithToken({ store, ca: pki.ca }, { token, csr: await rsaCsr(1024), ttl_ms: 60_000 }));
+    const small = await failure(
+      joinWithToken({ store, ca: pki.ca }, { token, csr: await rsaCsr(1024), ttl_ms: 60_000 }),
+    );
     expect(codeOf(small)).toBe('USAGE');
     expect((small as Error).message).toMatch(/RSA keys need at least 2048 bits \(this one has 1024\)/);
-    const e3 = await failure(joinWithToken({ store, ca: pki.ca }, { token, csr: await rsaCsr(2048, new Uint8Array([3])), ttl_ms: 60_000 }));
+    const e3 = await failure(
+      joinWithToken({ store, ca: pki.ca }, { token, csr: await rsaCsr(2048, new Uint8Array([3])), ttl_ms: 60_000 }),
+    );
     expect((e3 as Error).message).toMatch(/public exponent 3 is not accepted/);
     expect((await store.read('weak'))!.token!.usedAt).toBeUndefined();
     const ok = await joinWithToken({ store, ca: pki.ca }, { token, csr: await rsaCsr(2048), ttl_ms: 60_000 });
     expect(ok.response.generation).toBe(1);
-    const renewWeak = await failure(renewBot({ store, ca: pki.ca }, peerOf(ok.response.certificate), { csr: await rsaCsr(1024), ttl_ms: 60_000 }));
+    const renewWeak = await failure(
+      renewBot({ store, ca: pki.ca }, peerOf(ok.response.certificate), { csr: await rsaCsr(1024), ttl_ms: 60_000 }),
+    );
     expect((renewWeak as Error).message).toMatch(/at least 2048 bits/);
     expect((await store.read('weak'))!.generation).toBe(1);
   });
@@ -154,7 +200,9 @@ describe('against the real proxy', () => {
     });
     auditPath = join(cluster.dir, 'audit.log');
   });
-  afterAll(async () => { await cluster?.close(); });
+  afterAll(async () => {
+    await cluster?.close();
+  });
 
   const dest = (name: string) => join(cluster.dir, 'machines', name);
   const oneshot = (args: string[]) => runCli(['bot', 'start', '--proxy', cluster.address, '--oneshot', ...args]);
@@ -178,8 +226,13 @@ describe('against the real proxy', () => {
     expect(JSON.parse(ls1.stdout).servers).toEqual([]);
     const ls2 = await runCli(['ls', '-i', join(d, 'identity'), '--proxy', cluster.address, '--format', 'json']);
     expect(JSON.parse(ls2.stdout).servers.map((x: { name: string }) => x.name)).toEqual(['test']);
-    const events = await waitForAudit(auditPath, (e) => e.type === 'mcp.session.start' && e.outcome === 'denied' && e.bot === 'gens');
-    expect(events.find((e) => e.type === 'mcp.session.start' && e.outcome === 'denied' && e.bot === 'gens')?.reason).toMatch(/superseded by generation 2/);
+    const events = await waitForAudit(
+      auditPath,
+      (e) => e.type === 'mcp.session.start' && e.outcome === 'denied' && e.bot === 'gens',
+    );
+    expect(
+      events.find((e) => e.type === 'mcp.session.start' && e.outcome === 'denied' && e.bot === 'gens')?.reason,
+    ).toMatch(/superseded by generation 2/);
     const c2 = await cluster.client('test', join(d, 'identity'));
     expect(resultText(await c2.client.callTool({ name: 'echo', arguments: { text: 'hi' } }))).toMatch(/hi/);
     await c2.close();
@@ -195,8 +248,12 @@ describe('against the real proxy', () => {
     // Use the token once so that later guesses with it are "used token" refusals.
     const csr = await createCsr(await generateBotKey(), 'x');
     const agent = new Agent({ connect: { rejectUnauthorized: false } });
-    const join1 = (tok: string, body: string) => request(`https://${cluster.address}/v1/bot/join`, { method: 'POST', dispatcher: agent, body: JSON.stringify({ token: tok, csr: body, ttl_ms: 60_000 }) })
-      .then(async (r) => ({ status: r.statusCode, body: await r.body.text(), retryAfter: r.headers['retry-after'] }));
+    const join1 = (tok: string, body: string) =>
+      request(`https://${cluster.address}/v1/bot/join`, {
+        method: 'POST',
+        dispatcher: agent,
+        body: JSON.stringify({ token: tok, csr: body, ttl_ms: 60_000 }),
+      }).then(async (r) => ({ status: r.statusCode, body: await r.body.text(), retryAfter: r.headers['retry-after'] }));
     const first = await join1(token, csr);
     expect(first.status).toBe(200);
     // The same token and key again is the retry of a lost answer: the same certificate, not a guess.
@@ -205,7 +262,8 @@ describe('against the real proxy', () => {
     expect(JSON.parse(again.body).certificate).toBe(JSON.parse(first.body).certificate);
     const otherCsr = await createCsr(await generateBotKey(), 'x');
     const answers = [];
-    for (let i = 0; i < 10; i++) answers.push(await join1(i % 2 === 0 ? token : `mcpab_${'y'.repeat(42)}${i}`, otherCsr));
+    for (let i = 0; i < 10; i++)
+      answers.push(await join1(i % 2 === 0 ? token : `mcpab_${'y'.repeat(42)}${i}`, otherCsr));
     // The used token (another key) and unknown tokens get the same answer, naming nothing.
     for (const a of answers.filter((x) => x.status === 403)) {
       expect(a.body).not.toMatch(/guessed|secret-role|bot-guessed/);
@@ -219,27 +277,46 @@ describe('against the real proxy', () => {
     expect(JSON.parse(limited.body).error.code).toBe('BOT_JOIN_LIMITED');
     await agent.close();
     // The valid token was not even checked: still unused.
-    const ls = JSON.parse((await runCli(['bot', 'ls', '--config', cluster.configPath, '--format', 'json'])).stdout) as { bots: Array<{ name: string; status: string }> };
+    const ls = JSON.parse((await runCli(['bot', 'ls', '--config', cluster.configPath, '--format', 'json'])).stdout) as {
+      bots: Array<{ name: string; status: string }>;
+    };
     expect(ls.bots.find((b) => b.name === 'after-limit')?.status).toBe('awaiting join');
-    const events = await waitForAudit(auditPath, (e) => e.type === 'bot.join.denied' && e.errorCode === 'BOT_JOIN_LIMITED');
+    const events = await waitForAudit(
+      auditPath,
+      (e) => e.type === 'bot.join.denied' && e.errorCode === 'BOT_JOIN_LIMITED',
+    );
     expect(events.filter((e) => e.errorCode === 'BOT_JOIN_LIMITED')).toHaveLength(1);
-    expect(events.filter((e) => e.type === 'bot.join.denied' && e.bot === 'guessed' && /already used/.test(String(e.reason))).length).toBeGreaterThan(0);
+    expect(
+      events.filter((e) => e.type === 'bot.join.denied' && e.bot === 'guessed' && /already used/.test(String(e.reason)))
+        .length,
+    ).toBeGreaterThan(0);
     // The proxy still answers everyone else.
     const c = await cluster.client('test', await cluster.issue('alice', ['all']));
     await c.close();
   });
 });
 
-describe('the bot\'s directories are its own (real bot processes, planted files)', () => {
+describe("the bot's directories are its own (real bot processes, planted files)", () => {
   let cluster: TestCluster;
   beforeAll(async () => {
-    cluster = await TestCluster.start({ servers: [testServer('test')], roles: [ALLOW_ALL_ROLE], config: { bot: { state_dir: './bots' } } });
+    cluster = await TestCluster.start({
+      servers: [testServer('test')],
+      roles: [ALLOW_ALL_ROLE],
+      config: { bot: { state_dir: './bots' } },
+    });
   });
-  afterAll(async () => { await cluster?.close(); });
+  afterAll(async () => {
+    await cluster?.close();
+  });
   const dest = (name: string) => join(cluster.dir, 'machines', name);
   const oneshot = (args: string[]) => runCli(['bot', 'start', '--proxy', cluster.address, '--oneshot', ...args]);
   const ok = (r: { code: number | null; stderr: string }) => expect(r.code, r.stderr).toBe(0);
-  const status = async (name: string) => (JSON.parse((await runCli(['bot', 'ls', '--config', cluster.configPath, '--format', 'json'])).stdout) as { bots: Array<{ name: string; status: string }> }).bots.find((b) => b.name === name)?.status;
+  const status = async (name: string) =>
+    (
+      JSON.parse((await runCli(['bot', 'ls', '--config', cluster.configPath, '--format', 'json'])).stdout) as {
+        bots: Array<{ name: string; status: string }>;
+      }
+    ).bots.find((b) => b.name === name)?.status;
 
   it('a destination owned by another user, or writable by others, is refused: not chmod-ed, nothing written, the token not sent', async () => {
     const { token, ca_pin } = await addBot(cluster.configPath, 'dirs', ['all']);
@@ -248,7 +325,9 @@ describe('the bot\'s directories are its own (real bot processes, planted files)
     await chown(foreign, 65534, 65534);
     const a = await oneshot(['--destination', foreign, '--token', token, '--ca-pin', ca_pin]);
     expect(a.code).toBe(2);
-    expect(a.stderr).toMatch(/^mcp-access: the destination directory .*foreign belongs to another user \(uid 65534, not 0\), so it is not used \(/m);
+    expect(a.stderr).toMatch(
+      /^mcp-access: the destination directory .*foreign belongs to another user \(uid 65534, not 0\), so it is not used \(/m,
+    );
     expect(await readdir(foreign)).toEqual([]);
 
     const open = dest('open');
@@ -309,7 +388,9 @@ describe('the bot\'s directories are its own (real bot processes, planted files)
     await writeFile(join(d, 'ca.crt'), other.ca.caCertPem, { mode: 0o644 });
     const r = await oneshot(['--destination', d]);
     expect(r.code).toBe(4);
-    expect(r.stderr).toMatch(/ca\.crt is sha256:[0-9a-f]{64}, not the sha256:[0-9a-f]{64} the bot joined with, so the bot does not trust it/);
+    expect(r.stderr).toMatch(
+      /ca\.crt is sha256:[0-9a-f]{64}, not the sha256:[0-9a-f]{64} the bot joined with, so the bot does not trust it/,
+    );
     // A re-join without --ca-pin would send the token to whoever that CA names: refused as well.
     await writeFile(join(d, 'identity'), '');
     const j = await oneshot(['--destination', d, '--token', token]);
@@ -326,7 +407,9 @@ describe('the bot\'s directories are its own (real bot processes, planted files)
 
 describe('files the CLI writes', () => {
   let dir: string;
-  beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'mcp-access-files-')); });
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mcp-access-files-'));
+  });
 
   it('config --write refuses a symlinked config file; its target is untouched', async () => {
     const target = join(dir, 'target.json');
@@ -335,8 +418,15 @@ describe('files the CLI writes', () => {
     await symlink(target, link);
     const r = await runCli(['config', 'files', '-i', join(dir, 'id'), '--proxy', '127.0.0.1:1', '--write', link]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^mcp-access: the client configuration .*claude_desktop_config\.json is a symlink, so it is not written through \(/m);
-    expect(r.stderr.trim().split('\n').filter((l) => l.startsWith('mcp-access: ') && !l.includes('warning'))).toHaveLength(1);
+    expect(r.stderr).toMatch(
+      /^mcp-access: the client configuration .*claude_desktop_config\.json is a symlink, so it is not written through \(/m,
+    );
+    expect(
+      r.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('mcp-access: ') && !l.includes('warning')),
+    ).toHaveLength(1);
     expect(await readFile(target, 'utf8')).toBe('{"keep":true}\n');
     expect((await lstat(link)).isSymbolicLink()).toBe(true);
   });
@@ -351,7 +441,10 @@ describe('files the CLI writes', () => {
     for (let t = start; t < start + 3000; t++) {
       await symlink(victim, `${path}.bak-${new Date(t).toISOString().replace(/[:.]/g, '-')}`);
     }
-    const err = await mergeIntoConfigFile(path, { mcpServers: { x: { command: 'y' } } }).then(() => undefined, (e: unknown) => e);
+    const err = await mergeIntoConfigFile(path, { mcpServers: { x: { command: 'y' } } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(codeOf(err)).toBe('UNSAFE_PATH');
     expect(await readFile(victim, 'utf8')).toBe('precious\n');
     expect(await readFile(path, 'utf8')).toBe('{"mcpServers":{}}\n');
@@ -368,7 +461,9 @@ describe('files the CLI writes', () => {
     await writeFile(join(caDir, 'proxy.key'), 'KEEP\n', { mode: 0o600 });
     const r = await runCli(['ca', 'init', '--dir', caDir, '--cluster', 'x']);
     expect(r.code).toBe(7);
-    expect(r.stderr).toMatch(/^mcp-access: .*proxy\.key already exists in .*, so ca init does not overwrite it \(pass --force/m);
+    expect(r.stderr).toMatch(
+      /^mcp-access: .*proxy\.key already exists in .*, so ca init does not overwrite it \(pass --force/m,
+    );
     expect(await readFile(join(caDir, 'proxy.key'), 'utf8')).toBe('KEEP\n');
     expect(await readdir(caDir)).toEqual(['proxy.key']);
   });

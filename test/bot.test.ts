@@ -43,13 +43,25 @@ const ok = (r: { code: number | null; stderr: string }) => expect(r.code, r.stde
 
 describe('bot add / ls (operator)', () => {
   it('prints a one-time token, the CA pin and the exact start command; stores only the token hash', async () => {
-    const text = await runCli(['bot', 'add', 'printer', '--roles', 'all,extra', '--config', cluster.configPath, '--proxy', cluster.address]);
+    const text = await runCli([
+      'bot',
+      'add',
+      'printer',
+      '--roles',
+      'all,extra',
+      '--config',
+      cluster.configPath,
+      '--proxy',
+      cluster.address,
+    ]);
     expect(text.code).toBe(0);
     const token = /token:\s+(\S+)/.exec(text.stdout)?.[1];
     const pin = /CA pin:\s+(sha256:[0-9a-f]{64})/.exec(text.stdout)?.[1];
     expect(token).toMatch(/^mcpab_[A-Za-z0-9_-]{43}$/);
     expect(pin).toBeDefined();
-    expect(text.stdout).toContain(`mcp-access bot start --proxy ${cluster.address} --destination /var/lib/mcp-access/bot --token ${token} --ca-pin ${pin}`);
+    expect(text.stdout).toContain(
+      `mcp-access bot start --proxy ${cluster.address} --destination /var/lib/mcp-access/bot --token ${token} --ca-pin ${pin}`,
+    );
 
     const json = await addBot(cluster.configPath, 'printer-json', ['all']);
     expect(json.token).toMatch(/^mcpab_/);
@@ -66,7 +78,10 @@ describe('bot add / ls (operator)', () => {
 
     const ls = await runCli(['bot', 'ls', '--config', cluster.configPath, '--format', 'json']);
     const listed = (JSON.parse(ls.stdout) as { bots: Array<{ name: string; status: string; roles: string[] }> }).bots;
-    expect(listed.find((b) => b.name === 'printer')).toMatchObject({ status: 'awaiting join', roles: ['all', 'extra'] });
+    expect(listed.find((b) => b.name === 'printer')).toMatchObject({
+      status: 'awaiting join',
+      roles: ['all', 'extra'],
+    });
 
     const again = await runCli(['bot', 'add', 'printer', '--roles', 'all', '--config', cluster.configPath]);
     expect(again.code).toBe(2);
@@ -83,7 +98,9 @@ describe('joining', () => {
     expect(wrong.stderr).toContain(`presents cluster CA ${ca_pin}`);
     expect(wrong.stderr).toContain(`not the pinned ${wrongPin}; the token was not sent`);
     // The proxy never saw a join attempt.
-    expect((await auditEvents(auditPath)).filter((e) => String(e.type).startsWith('bot.join') && e.bot === 'pinned')).toEqual([]);
+    expect(
+      (await auditEvents(auditPath)).filter((e) => String(e.type).startsWith('bot.join') && e.bot === 'pinned'),
+    ).toEqual([]);
     await expect(stat(join(dest('pinned'), 'identity'))).rejects.toThrow();
 
     const right = await oneshot(['--destination', dest('pinned'), '--token', token, '--ca-pin', ca_pin]);
@@ -100,13 +117,23 @@ describe('joining', () => {
     expect(await mode(join(d, 'identity'))).toBe(0o600);
     expect((await readdir(d)).sort()).toEqual(['bot.json', 'ca.crt', 'identity']);
     const id = await loadIdentity(join(d, 'identity'));
-    expect(id).toMatchObject({ user: 'bot-writer', roles: ['all'], cluster: 'test-cluster', bot: { name: 'writer', generation: 1 } });
+    expect(id).toMatchObject({
+      user: 'bot-writer',
+      roles: ['all'],
+      cluster: 'test-cluster',
+      bot: { name: 'writer', generation: 1 },
+    });
     expect(id.notAfter.getTime() - Date.now()).toBeGreaterThan(9 * 60_000);
     // What the proxy recorded about the key: a hash, never the key.
     const record = await readFile(join(cluster.dir, 'bots', 'bots', 'writer.json'), 'utf8');
     expect(record).not.toContain('PRIVATE KEY');
     const events = await waitForAudit(auditPath, (e) => e.type === 'bot.join' && e.bot === 'writer');
-    expect(events.find((e) => e.type === 'bot.join' && e.bot === 'writer')).toMatchObject({ code: 'BOT001I', generation: 1, user: 'bot-writer', roles: ['all'] });
+    expect(events.find((e) => e.type === 'bot.join' && e.bot === 'writer')).toMatchObject({
+      code: 'BOT001I',
+      generation: 1,
+      user: 'bot-writer',
+      roles: ['all'],
+    });
     expect(JSON.stringify(events)).not.toContain(token);
     // The registration itself is recorded (by the proxy, which noticed it), before the join.
     const added = events.findIndex((e) => e.type === 'bot.add' && e.bot === 'writer');
@@ -128,7 +155,12 @@ describe('joining', () => {
 
     // Registered (what `bot add` does) by a clock an hour back with a 10-minute token: expired 50 minutes
     // ago, no waiting.
-    const expiring = await addBotRecord(new BotStore(join(cluster.dir, 'bots')), { name: 'expiring', roles: ['all'], tokenTtlMs: 10 * 60_000, now: Date.now() - 3_600_000 });
+    const expiring = await addBotRecord(new BotStore(join(cluster.dir, 'bots')), {
+      name: 'expiring',
+      roles: ['all'],
+      tokenTtlMs: 10 * 60_000,
+      now: Date.now() - 3_600_000,
+    });
     expect(expiring.tokenExpiresAt.getTime()).toBeLessThan(Date.now());
     const expired = await oneshot(['--destination', dest('expiring'), '--token', expiring.token, '--ca-pin', ca_pin]);
     expect(expired.code).toBe(5);
@@ -166,12 +198,25 @@ describe('renewal', () => {
   it('renews a 5 s identity for several cycles while a connect session calls tools without a single error; bot lock then ends that session', async () => {
     const { token, ca_pin } = await addBot(cluster.configPath, 'agent', ['all']);
     const d = dest('agent');
-    const bot = startBot(['--destination', d, '--token', token, '--ca-pin', ca_pin, '--ttl', '5s', '--renewal-interval', '20m']);
+    const bot = startBot([
+      '--destination',
+      d,
+      '--token',
+      token,
+      '--ca-pin',
+      ca_pin,
+      '--ttl',
+      '5s',
+      '--renewal-interval',
+      '20m',
+    ]);
     await bot.waitFor(/joined as bot "agent"/);
     const first = await loadIdentity(join(d, 'identity'));
 
     const { client, stderr } = await cluster.client('test', join(d, 'identity'));
-    onTestFailed(() => console.error(`bot:\n${bot.log}\nconnect:\n${stderr()}\nproxy:\n${cluster.proxyLog.slice(-6000)}`));
+    onTestFailed(() =>
+      console.error(`bot:\n${bot.log}\nconnect:\n${stderr()}\nproxy:\n${cluster.proxyLog.slice(-6000)}`),
+    );
     let calls = 0;
     const errors: string[] = [];
     let stopCalling = false;
@@ -195,7 +240,9 @@ describe('renewal', () => {
     expect(after.bot!.generation).toBeGreaterThanOrEqual(5);
     expect(Date.now()).toBeGreaterThan(first.notAfter.getTime());
     // Every renewal happened while the previous certificate was still valid.
-    const issued = [...bot.log.matchAll(/^(\S+) mcp-access bot: (?:joined|renewed) .*?valid until (\S+?)[\s,]/gm)].map((m) => ({ at: Date.parse(m[1]!), notAfter: Date.parse(m[2]!) }));
+    const issued = [...bot.log.matchAll(/^(\S+) mcp-access bot: (?:joined|renewed) .*?valid until (\S+?)[\s,]/gm)].map(
+      (m) => ({ at: Date.parse(m[1]!), notAfter: Date.parse(m[2]!) }),
+    );
     expect(issued.length).toBeGreaterThanOrEqual(5);
     for (let i = 1; i < issued.length; i++) expect(issued[i]!.at).toBeLessThan(issued[i - 1]!.notAfter);
     stopCalling = true;
@@ -228,16 +275,33 @@ describe('renewal', () => {
     // Renewals are refused while locked (the bot keeps trying until expiry).
     await bot.waitFor(/renewal failed \(the proxy refused: bot "agent" is locked/);
     const events = await waitForAudit(auditPath, (e) => e.type === 'bot.lock' && e.bot === 'agent');
-    expect(events.find((e) => e.type === 'bot.lock' && e.bot === 'agent')).toMatchObject({ code: 'BOT003I', reason: 'test lock', by: 'operator' });
+    expect(events.find((e) => e.type === 'bot.lock' && e.bot === 'agent')).toMatchObject({
+      code: 'BOT003I',
+      reason: 'test lock',
+      by: 'operator',
+    });
     expect(events.some((e) => e.type === 'bot.renew' && e.bot === 'agent' && e.code === 'BOT002I')).toBe(true);
-    expect(events.some((e) => e.type === 'bot.renew.denied' && e.bot === 'agent' && e.errorCode === 'BOT_LOCKED')).toBe(true);
+    expect(events.some((e) => e.type === 'bot.renew.denied' && e.bot === 'agent' && e.errorCode === 'BOT_LOCKED')).toBe(
+      true,
+    );
     console.info(`bot lock ended the session ${tookMs} ms after the lock command started`);
     await bot.stop();
   });
 
   it('retries with backoff while the proxy is away and renews once it is back', async () => {
     const { token, ca_pin } = await addBot(cluster.configPath, 'patient', ['all']);
-    const bot = startBot(['--destination', dest('patient'), '--token', token, '--ca-pin', ca_pin, '--ttl', '60s', '--renewal-interval', '1s']);
+    const bot = startBot([
+      '--destination',
+      dest('patient'),
+      '--token',
+      token,
+      '--ca-pin',
+      ca_pin,
+      '--ttl',
+      '60s',
+      '--renewal-interval',
+      '1s',
+    ]);
     await bot.waitFor(/joined as bot "patient"/);
     await bot.waitFor(/renewed bot "patient"/);
     await cluster.stopProxy();
@@ -278,18 +342,28 @@ describe('copied credentials', () => {
     expect(a.stderr).toMatch(/renewed bot "cloned": generation 2/);
     const b = await oneshot(['--destination', copy]);
     expect(b.code).toBe(5);
-    expect(b.stderr).toMatch(/bot "cloned" is now locked: credential copied: generation 1 was presented after generation 2 had been issued/);
+    expect(b.stderr).toMatch(
+      /bot "cloned" is now locked: credential copied: generation 1 was presented after generation 2 had been issued/,
+    );
 
     // Locked for everyone, the original included.
     const again = await oneshot(['--destination', original]);
     expect(again.code).toBe(5);
     expect(again.stderr).toMatch(/bot "cloned" is locked/);
-    const ls = JSON.parse((await runCli(['bot', 'ls', '--config', cluster.configPath, '--format', 'json'])).stdout) as { bots: Array<{ name: string; status: string; lock?: { by: string; reason: string } }> };
+    const ls = JSON.parse((await runCli(['bot', 'ls', '--config', cluster.configPath, '--format', 'json'])).stdout) as {
+      bots: Array<{ name: string; status: string; lock?: { by: string; reason: string } }>;
+    };
     expect(ls.bots.find((x) => x.name === 'cloned')).toMatchObject({ status: 'locked', lock: { by: 'proxy' } });
 
     const events = await waitForAudit(auditPath, (e) => e.type === 'bot.lock' && e.bot === 'cloned');
-    expect(events.find((e) => e.type === 'bot.lock' && e.bot === 'cloned')).toMatchObject({ code: 'BOT003W', by: 'proxy', generation: 1 });
-    expect(events.some((e) => e.type === 'bot.renew.denied' && e.bot === 'cloned' && e.errorCode === 'BOT_LOCKED')).toBe(true);
+    expect(events.find((e) => e.type === 'bot.lock' && e.bot === 'cloned')).toMatchObject({
+      code: 'BOT003W',
+      by: 'proxy',
+      generation: 1,
+    });
+    expect(
+      events.some((e) => e.type === 'bot.renew.denied' && e.bot === 'cloned' && e.errorCode === 'BOT_LOCKED'),
+    ).toBe(true);
     // One lock event, not a second one from the state watcher. Only the
     // watcher could add one, so absence is proven once it has scanned the state
     // after the lock: it records `bot add` of a marker bot registered now, and
@@ -320,6 +394,8 @@ describe('removal', () => {
     expect(stale.code).toBe(3);
     expect(stale.stderr).toMatch(/belongs to an earlier registration of bot "reborn"/);
     // Nor may it open sessions.
-    await expect(cluster.client('test', join(oldDir, 'identity'))).rejects.toThrow(/earlier registration|not registered/);
+    await expect(cluster.client('test', join(oldDir, 'identity'))).rejects.toThrow(
+      /earlier registration|not registered/,
+    );
   });
 });

@@ -26,7 +26,12 @@ import { run, runCli } from './helpers/run-cli.js';
 
 const READ_ONLY = /^(get_.*|list_.*|read_.*|search_files)$/;
 /** Denies the write tools; added while sessions run (SIGHUP reload). */
-const NO_WRITES_ROLE = { kind: 'role', version: 'v7', metadata: { name: 'no-writes' }, spec: { deny: { mcp: { tools: ['write_*', 'edit_*', 'move_*', 'create_*'] } } } };
+const NO_WRITES_ROLE = {
+  kind: 'role',
+  version: 'v7',
+  metadata: { name: 'no-writes' },
+  spec: { deny: { mcp: { tools: ['write_*', 'edit_*', 'move_*', 'create_*'] } } },
+};
 
 let cluster: TestCluster;
 let sample: string;
@@ -39,7 +44,9 @@ beforeAll(async () => {
   reader = await cluster.issue('langgraph-agent', ['llm-access']);
   developer = await cluster.issue('dev-agent', ['example-role', 'no-writes']);
 });
-afterAll(async () => { await cluster?.close(); });
+afterAll(async () => {
+  await cluster?.close();
+});
 
 /** SIGHUP, then wait (bounded) for the proxy to log one more reload. */
 async function reloadProxy(): Promise<void> {
@@ -79,12 +86,20 @@ describe("LangChain's MultiServerMCPClient (@langchain/mcp-adapters), configured
 
       // The model cannot pick write_file (it is not in the list); a client that asks anyway is refused by the proxy.
       const session = (await client.getClient('filesystem'))!;
-      const err = await session.callTool({ name: 'write_file', arguments: { path: join(sample, 'products.csv'), content: 'x' } }).then(() => undefined, (e: unknown) => e);
+      const err = await session
+        .callTool({ name: 'write_file', arguments: { path: join(sample, 'products.csv'), content: 'x' } })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       expect(err).toBeInstanceOf(McpError);
       expect((err as McpError).code).toBe(-32602);
       expect((err as McpError).message).toContain("denied by the identity's roles");
       expect(await readFile(join(sample, 'products.csv'), 'utf8')).toBe(SAMPLE_FILES['products.csv']);
-      await waitForAudit(auditPath, (e) => e.user === 'langgraph-agent' && e.tool === 'write_file' && e.outcome === 'denied');
+      await waitForAudit(
+        auditPath,
+        (e) => e.user === 'langgraph-agent' && e.tool === 'write_file' && e.outcome === 'denied',
+      );
     } finally {
       await client.close();
     }
@@ -102,11 +117,16 @@ describe("LangChain's MultiServerMCPClient (@langchain/mcp-adapters), configured
       await reloadProxy();
 
       const target = join(sample, 'from-langchain.txt');
-      const err = await write!.invoke({ path: target, content: 'should not be written' }).then(() => undefined, (e: unknown) => e as Error);
+      const err = await write!.invoke({ path: target, content: 'should not be written' }).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
       expect(err).toBeInstanceOf(Error);
       expect(err!.name).toBe('ToolException');
       expect(err!.message).toContain('-32602');
-      expect(err!.message).toContain("access to tool \"write_file\" on MCP server \"filesystem\" is denied by the identity's roles");
+      expect(err!.message).toContain(
+        'access to tool "write_file" on MCP server "filesystem" is denied by the identity\'s roles',
+      );
       expect(err!.message).toContain('role no-writes');
       expect(existsSync(target)).toBe(false);
 
@@ -123,7 +143,16 @@ describe("LangChain's MultiServerMCPClient (@langchain/mcp-adapters), configured
 
 describe('the LangGraph JavaScript snippet `config --client langgraph` prints', () => {
   it('runs as printed: the tools it loads are the role-filtered ones, and a read works', async () => {
-    const printed = await runCli(['config', 'filesystem', '-i', reader, '--proxy', cluster.address, '--client', 'langgraph']);
+    const printed = await runCli([
+      'config',
+      'filesystem',
+      '-i',
+      reader,
+      '--proxy',
+      cluster.address,
+      '--client',
+      'langgraph',
+    ]);
     expect(printed.code, printed.stderr).toBe(0);
     const js = printed.stdout.slice(printed.stdout.indexOf('// JavaScript'));
     expect(js).toContain('new MultiServerMCPClient(');
@@ -145,9 +174,20 @@ await client.close();
 
 describe('a Claude Desktop-style host: SDK Client + StdioClientTransport, minimal environment, the JSON `config --client claude` prints', () => {
   it('starts connect from the printed entry and sees the role-filtered server, a read, and a denial', async () => {
-    const printed = await runCli(['config', 'filesystem', '-i', reader, '--proxy', cluster.address, '--client', 'claude']);
+    const printed = await runCli([
+      'config',
+      'filesystem',
+      '-i',
+      reader,
+      '--proxy',
+      cluster.address,
+      '--client',
+      'claude',
+    ]);
     expect(printed.code, printed.stderr).toBe(0);
-    const config = JSON.parse(printed.stdout) as { mcpServers: Record<string, { command: string; args: string[]; env?: Record<string, string> }> };
+    const config = JSON.parse(printed.stdout) as {
+      mcpServers: Record<string, { command: string; args: string[]; env?: Record<string, string> }>;
+    };
     const entries = Object.entries(config.mcpServers);
     expect(entries).toHaveLength(1);
     const [, entry] = entries[0]!;
@@ -157,9 +197,17 @@ describe('a Claude Desktop-style host: SDK Client + StdioClientTransport, minima
     // of their own.
     const env = getDefaultEnvironment();
     expect(Object.keys(env).every((k) => ['HOME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER'].includes(k))).toBe(true);
-    const transport = new StdioClientTransport({ command: entry.command, args: entry.args, env: { ...env, ...entry.env }, cwd: tmpdir(), stderr: 'pipe' });
+    const transport = new StdioClientTransport({
+      command: entry.command,
+      args: entry.args,
+      env: { ...env, ...entry.env },
+      cwd: tmpdir(),
+      stderr: 'pipe',
+    });
     let stderr = '';
-    transport.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    transport.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     const client = new Client({ name: 'claude-ai', version: '0.1.0' });
     await client.connect(transport);
     try {
@@ -171,7 +219,12 @@ describe('a Claude Desktop-style host: SDK Client + StdioClientTransport, minima
       const read = await client.callTool({ name: 'read_text_file', arguments: { path: join(sample, 'products.csv') } });
       expect(resultText(read)).toContain('2,gadget');
 
-      const err = await client.callTool({ name: 'write_file', arguments: { path: join(sample, 'products.csv'), content: 'x' } }).then(() => undefined, (e: unknown) => e as McpError);
+      const err = await client
+        .callTool({ name: 'write_file', arguments: { path: join(sample, 'products.csv'), content: 'x' } })
+        .then(
+          () => undefined,
+          (e: unknown) => e as McpError,
+        );
       expect(err).toBeInstanceOf(McpError);
       expect(err!.code).toBe(-32602);
       const eventId = (err!.data as { auditEventId?: string }).auditEventId;
@@ -179,7 +232,12 @@ describe('a Claude Desktop-style host: SDK Client + StdioClientTransport, minima
 
       const events = await waitForAudit(auditPath, (e) => e.id === eventId);
       const denial = events.find((e) => e.id === eventId)!;
-      expect(denial).toMatchObject({ user: 'langgraph-agent', server: 'filesystem', tool: 'write_file', outcome: 'denied' });
+      expect(denial).toMatchObject({
+        user: 'langgraph-agent',
+        server: 'filesystem',
+        tool: 'write_file',
+        outcome: 'denied',
+      });
       // The client's own name, from its initialize request, is in the trail.
       expect(denial.client).toMatchObject({ name: 'claude-ai', version: '0.1.0' });
     } finally {

@@ -21,7 +21,9 @@ import { verifyAuditFile } from '../src/proxy/audit/verify.js';
 import { AccessError } from '../src/errors.js';
 
 const scratch: string[] = [];
-afterAll(async () => { await Promise.all(scratch.map((d) => rm(d, { recursive: true, force: true }))); });
+afterAll(async () => {
+  await Promise.all(scratch.map((d) => rm(d, { recursive: true, force: true })));
+});
 
 async function scratchDir(): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'mcp-access-demo-test-'));
@@ -134,27 +136,36 @@ describe('mcp-access demo --exit', () => {
     expect(names).toContain('read_text_file');
     for (const n of names) expect(n).toMatch(/^(get_.*|list_.*|read_.*|search_files)$/);
     const hidden = /filtered out by llm-access[^:]*: (.+)/.exec(out);
-    expect(hidden![1]!.split(', ')).toEqual(expect.arrayContaining(['write_file', 'edit_file', 'move_file', 'create_directory']));
+    expect(hidden![1]!.split(', ')).toEqual(
+      expect.arrayContaining(['write_file', 'edit_file', 'move_file', 'create_directory']),
+    );
 
     // A read that works, with the file's content.
     expect(out).toMatch(/A read: read_text_file sample\/products\.csv\n\s+✔ allowed/);
     expect(out).toContain('1,Widget,9.90,120');
 
     // The denied write, its -32602 and message, its audit event, the file unchanged.
-    expect(out).toMatch(/A write: write_file sample\/products\.csv\n\s+✘ denied by the proxy before it reached the server: JSON-RPC error -32602/);
+    expect(out).toMatch(
+      /A write: write_file sample\/products\.csv\n\s+✘ denied by the proxy before it reached the server: JSON-RPC error -32602/,
+    );
     expect(out).toContain('access to tool "write_file" on MCP server "filesystem" is denied by the identity\'s roles');
     const eventId = /audit event ([0-9a-f-]{36}); sample\/products\.csv on disk is unchanged/.exec(out)?.[1];
     expect(eventId).toBeDefined();
 
     // The env: prod server: hyphenated tool names, so the demo's own role allows them; get-env is denied.
-    const prod = out.slice(out.indexOf('5. The env: prod server, everything, as the bot'), out.indexOf('6. The audit trail'));
+    const prod = out.slice(
+      out.indexOf('5. The env: prod server, everything, as the bot'),
+      out.indexOf('6. The audit trail'),
+    );
     expect(prod).toContain("Its tools are named with hyphens (get-sum), so llm-access's get_*, list_*");
     const prodVisible = /✔ (\d+) visible: (.+)/.exec(prod)![2]!.split(', ');
     expect(prodVisible).toEqual(expect.arrayContaining(['echo', 'get-sum']));
     for (const n of prodVisible) expect(n).toMatch(/^(get-.*|echo)$/);
     expect(prodVisible).not.toContain('get-env');
     expect(prod).toContain('✔ get-sum {"a":2,"b":3}: The sum of 2 and 3 is 5.');
-    expect(prod).toContain('access to tool "get-env" on MCP server "everything" is denied by the identity\'s roles (tool "get-env" is denied by role prod-get-tools');
+    expect(prod).toContain(
+      'access to tool "get-env" on MCP server "everything" is denied by the identity\'s roles (tool "get-env" is denied by role prod-get-tools',
+    );
 
     // The audit events just written: the bot's join, its sessions, the read, the denials (same event id), the ends; the chain verifies.
     const audit = out.slice(out.indexOf('6. The audit trail'));
@@ -167,7 +178,10 @@ describe('mcp-access demo --exit', () => {
     expect(audit.match(/ end\s+success/g)).toHaveLength(2);
     expect(audit).toMatch(/hash chain intact: \d+ events/);
     // The audit table fits an 80-column terminal.
-    const table = audit.split('\n').slice(1, audit.split('\n').findIndex((l) => l.includes('(EVENT: the type')));
+    const table = audit.split('\n').slice(
+      1,
+      audit.split('\n').findIndex((l) => l.includes('(EVENT: the type')),
+    );
     expect(table.length).toBeGreaterThan(10);
     for (const l of table) expect([...l].length, l).toBeLessThanOrEqual(80);
 
@@ -186,7 +200,9 @@ describe('mcp-access demo --exit', () => {
     try {
       const run = await runDemo(['--exit', '--port', String(port)]);
       expect(run.code).toBe(2);
-      expect(run.stderr.trim().split('\n')).toEqual([`mcp-access: port ${port} on 127.0.0.1 is already in use (pass another --port, or leave it out to use a free one)`]);
+      expect(run.stderr.trim().split('\n')).toEqual([
+        `mcp-access: port ${port} on 127.0.0.1 is already in use (pass another --port, or leave it out to use a free one)`,
+      ]);
       const dir = workingDir(run.stdout);
       expect(existsSync(dir)).toBe(false);
       expect(processesMentioning(dir)).toEqual([]);
@@ -200,45 +216,72 @@ describe('mcp-access demo --exit', () => {
     await writeFile(join(dir, 'precious.txt'), 'keep me');
     const run = await runDemo(['--exit', '--dir', dir]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/^mcp-access: --dir \S+ is not empty and was not made by an earlier demo, so it was left alone \(/);
+    expect(run.stderr).toMatch(
+      /^mcp-access: --dir \S+ is not empty and was not made by an earlier demo, so it was left alone \(/,
+    );
     expect(readdirSync(dir)).toEqual(['precious.txt']);
   });
 });
 
 describe('mcp-access demo (running until Ctrl-C)', () => {
   let demo: ChildProcess | undefined;
-  afterAll(() => { if (demo && demo.exitCode === null) process.kill(-demo.pid!, 'SIGKILL'); });
+  afterAll(() => {
+    if (demo && demo.exitCode === null) process.kill(-demo.pid!, 'SIGKILL');
+  });
 
   it('prints a Claude Desktop config that works against the running demo, then stops cleanly on Ctrl-C and keeps --dir', async () => {
     const dir = join(await scratchDir(), 'kept');
     // Its own process group, so that "Ctrl-C" reaches the demo and its children together, as a terminal does.
-    demo = spawn(process.execPath, [CLI, 'demo', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: demoEnv(), detached: true });
+    demo = spawn(process.execPath, [CLI, 'demo', '--dir', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: demoEnv(),
+      detached: true,
+    });
     let stdout = '';
     let stderr = '';
-    demo.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    demo.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    demo.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    demo.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
     const exited = new Promise<number | null>((r) => demo!.once('exit', (code) => r(code)));
-    await waitFor('the demo to wait for Ctrl-C', () => {
-      if (demo!.exitCode !== null) throw new Error(`demo exited early (${demo!.exitCode}):\n${stdout}\n${stderr}`);
-      return stdout.includes('Press Ctrl-C to stop.') || undefined;
-    }, 120_000);
+    await waitFor(
+      'the demo to wait for Ctrl-C',
+      () => {
+        if (demo!.exitCode !== null) throw new Error(`demo exited early (${demo!.exitCode}):\n${stdout}\n${stderr}`);
+        return stdout.includes('Press Ctrl-C to stop.') || undefined;
+      },
+      120_000,
+    );
 
     // The JSON block after the Claude Desktop heading, exactly as a user would paste it.
     const start = stdout.indexOf('{', stdout.indexOf('claude_desktop_config.json'));
     const end = stdout.indexOf('\n}\n', start) + 2;
-    const config = JSON.parse(stdout.slice(start, end)) as { mcpServers: Record<string, { command: string; args: string[] }> };
+    const config = JSON.parse(stdout.slice(start, end)) as {
+      mcpServers: Record<string, { command: string; args: string[] }>;
+    };
     const entry = config.mcpServers['mcp-access-filesystem']!;
     expect(entry.args).toContain(join(dir, 'machine-id', 'identity'));
     expect(stdout).toMatch(/from langchain_mcp_adapters\.client import MultiServerMCPClient/);
     expect(stdout).toMatch(/"transport": "stdio"/);
 
-    const transport = new StdioClientTransport({ command: entry.command, args: entry.args, env: getDefaultEnvironment(), cwd: tmpdir(), stderr: 'pipe' });
+    const transport = new StdioClientTransport({
+      command: entry.command,
+      args: entry.args,
+      env: getDefaultEnvironment(),
+      cwd: tmpdir(),
+      stderr: 'pipe',
+    });
     const client = new Client({ name: 'pasted-config', version: '1.0.0' });
     await client.connect(transport);
     const names = (await client.listTools()).tools.map((t) => t.name);
     expect(names).toContain('read_text_file');
     expect(names).not.toContain('write_file');
-    const read = await client.callTool({ name: 'read_text_file', arguments: { path: join(dir, 'sample', 'README.md') } });
+    const read = await client.callTool({
+      name: 'read_text_file',
+      arguments: { path: join(dir, 'sample', 'README.md') },
+    });
     expect(resultText(read)).toContain('Sample data for the mcp-access demo');
     await client.close();
 
@@ -252,8 +295,18 @@ describe('mcp-access demo (running until Ctrl-C)', () => {
     expect(() => process.kill(botPid, 0)).toThrow();
 
     // --dir keeps the cluster: the audit trail holds the pasted client's session and still verifies.
-    const audit = (await readFile(join(dir, 'audit.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(audit.some((e) => e.tool === 'read_text_file' && e.outcome === 'success' && (e.client as { name?: string } | undefined)?.name === 'pasted-config')).toBe(true);
+    const audit = (await readFile(join(dir, 'audit.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(
+      audit.some(
+        (e) =>
+          e.tool === 'read_text_file' &&
+          e.outcome === 'success' &&
+          (e.client as { name?: string } | undefined)?.name === 'pasted-config',
+      ),
+    ).toBe(true);
     expect((await verifyAuditFile(join(dir, 'audit.jsonl'))).ok).toBe(true);
 
     // The same --dir again: an earlier demo's directory is emptied and reused.

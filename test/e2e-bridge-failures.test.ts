@@ -13,9 +13,16 @@ beforeAll(async () => {
   cluster = await TestCluster.start({ servers: [testServer('test')] });
   alice = await cluster.issue('alice', ['all']);
 });
-afterAll(async () => { await cluster?.close(); });
+afterAll(async () => {
+  await cluster?.close();
+});
 
-const call = (id: number, name: string, args: unknown) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
+const call = (id: number, name: string, args: unknown) => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  params: { name, arguments: args },
+});
 
 describe('stdin framing', () => {
   it('answers a line that is not JSON with -32700 (id null) and goes on', async () => {
@@ -32,7 +39,9 @@ describe('stdin framing', () => {
   it('reassembles messages split anywhere, including inside a multi-byte character, with CRLF and blank lines', async () => {
     const b = RawBridge.spawn(cluster.connectArgs('test', alice));
     const text = 'héllo wörld € 😀';
-    const bytes = Buffer.from(`\r\n\n${JSON.stringify(INIT(1))}\r\n\n   \n${JSON.stringify(call(2, 'echo', { text }))}\r\n`);
+    const bytes = Buffer.from(
+      `\r\n\n${JSON.stringify(INIT(1))}\r\n\n   \n${JSON.stringify(call(2, 'echo', { text }))}\r\n`,
+    );
     for (let i = 0; i < bytes.length; i++) {
       b.write(bytes.subarray(i, i + 1)); // one byte per chunk: every character is split
       if (i % 50 === 0) await new Promise((r) => setImmediate(r));
@@ -57,7 +66,10 @@ describe('stdin framing', () => {
   });
 
   it('queues what arrives before the tunnel is up (nothing lost) and accepts flags after the name and env fallbacks', async () => {
-    const b = RawBridge.spawn([CLI, 'connect', 'test'], { MCP_ACCESS_IDENTITY: alice, MCP_ACCESS_PROXY: cluster.address });
+    const b = RawBridge.spawn([CLI, 'connect', 'test'], {
+      MCP_ACCESS_IDENTITY: alice,
+      MCP_ACCESS_PROXY: cluster.address,
+    });
     b.send(INIT(1));
     for (let i = 2; i < 30; i++) b.send(call(i, 'add', { a: i, b: 1 }));
     for (let i = 2; i < 30; i++) {
@@ -71,7 +83,17 @@ describe('stdin framing', () => {
 describe('failures a person must act on', () => {
   it('proxy down at start: every waiting request is answered, one stderr line, non-zero exit', async () => {
     const port = await freePort();
-    const b = RawBridge.spawn([CLI, 'connect', '-i', alice, '--proxy', `127.0.0.1:${port}`, '--connect-retries', '1', 'test']);
+    const b = RawBridge.spawn([
+      CLI,
+      'connect',
+      '-i',
+      alice,
+      '--proxy',
+      `127.0.0.1:${port}`,
+      '--connect-retries',
+      '1',
+      'test',
+    ]);
     b.send(INIT(1));
     const r = await b.response(1);
     expect((r.error as { message: string }).message).toMatch(new RegExp(`no proxy is listening at 127.0.0.1:${port}`));

@@ -6,7 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import {
-  CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema,
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ListRootsRequestSchema,
+  LoggingMessageNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { TestCluster, EVERYTHING, testServer, resultText, waitForExit } from './helpers/cluster.js';
 import { RawBridge, INIT } from './helpers/raw-bridge.js';
@@ -18,13 +21,21 @@ beforeAll(async () => {
   cluster = await TestCluster.start({
     servers: [
       testServer('test'),
-      { name: 'everything', description: 'reference server', labels: { env: 'prod' }, command: process.execPath, args: [EVERYTHING, 'stdio'] },
+      {
+        name: 'everything',
+        description: 'reference server',
+        labels: { env: 'prod' },
+        command: process.execPath,
+        args: [EVERYTHING, 'stdio'],
+      },
       { name: 'broken', labels: { env: 'dev' }, command: '/nonexistent/mcp-server' },
     ],
   });
   alice = await cluster.issue('alice', ['all']);
 });
-afterAll(async () => { await cluster?.close(); });
+afterAll(async () => {
+  await cluster?.close();
+});
 
 describe('through connect and the proxy', () => {
   it('lists and calls tools, reads resources and gets prompts', async () => {
@@ -48,7 +59,12 @@ describe('through connect and the proxy', () => {
     b.send(INIT(1));
     await b.response(1);
     const token = 'client-token-\u00e9-42';
-    b.send({ jsonrpc: '2.0', id: 'call-7', method: 'tools/call', params: { name: 'slow', arguments: { steps: 4, ms: 5 }, _meta: { progressToken: token } } });
+    b.send({
+      jsonrpc: '2.0',
+      id: 'call-7',
+      method: 'tools/call',
+      params: { name: 'slow', arguments: { steps: 4, ms: 5 }, _meta: { progressToken: token } },
+    });
     const result = await b.response('call-7');
     expect((result.result as { content: Array<{ text: string }> }).content[0]!.text).toBe('done 4');
     const resultAt = b.messages.indexOf(result);
@@ -65,13 +81,21 @@ describe('through connect and the proxy', () => {
     const { client } = await cluster.client('test', alice, {
       capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } },
       setup: (c) => {
-        c.setRequestHandler(CreateMessageRequestSchema, () => ({ role: 'assistant', content: { type: 'text', text: 'from the client' }, model: 'test' }));
+        c.setRequestHandler(CreateMessageRequestSchema, () => ({
+          role: 'assistant',
+          content: { type: 'text', text: 'from the client' },
+          model: 'test',
+        }));
         c.setRequestHandler(ElicitRequestSchema, () => ({ action: 'accept', content: { name: 'Ada' } }));
         c.setRequestHandler(ListRootsRequestSchema, () => ({ roots: [{ uri: 'file:///work', name: 'work' }] }));
       },
     });
-    expect(resultText(await client.callTool({ name: 'sample', arguments: { prompt: 'hi' } }))).toBe('sampled: from the client');
-    expect(resultText(await client.callTool({ name: 'elicit', arguments: {} }))).toBe('elicited: accept {"name":"Ada"}');
+    expect(resultText(await client.callTool({ name: 'sample', arguments: { prompt: 'hi' } }))).toBe(
+      'sampled: from the client',
+    );
+    expect(resultText(await client.callTool({ name: 'elicit', arguments: {} }))).toBe(
+      'elicited: accept {"name":"Ada"}',
+    );
     // Roots are answered by the proxy from the server's configuration (none
     // here); client roots reach a server only with client_roots: true
     // (test/e2e-enforcement-seal.test.ts).
@@ -84,17 +108,33 @@ describe('through connect and the proxy', () => {
     const ac = new AbortController();
     const call = client.callTool({ name: 'wait_forever', arguments: {} }, undefined, { signal: ac.signal });
     // Make sure the call reached the server before cancelling it.
-    await expect.poll(async () => (JSON.parse(resultText(await client.callTool({ name: 'stats', arguments: {} }))) as { calls: number }).calls, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    await expect
+      .poll(
+        async () =>
+          (JSON.parse(resultText(await client.callTool({ name: 'stats', arguments: {} }))) as { calls: number }).calls,
+        { timeout: 10_000 },
+      )
+      .toBeGreaterThanOrEqual(2);
     ac.abort('user gave up');
     await expect(call).rejects.toThrow();
-    await expect.poll(async () => (JSON.parse(resultText(await client.callTool({ name: 'stats', arguments: {} }))) as { cancelled: number }).cancelled, { timeout: 10_000 }).toBe(1);
+    await expect
+      .poll(
+        async () =>
+          (JSON.parse(resultText(await client.callTool({ name: 'stats', arguments: {} }))) as { cancelled: number })
+            .cancelled,
+        { timeout: 10_000 },
+      )
+      .toBe(1);
     await client.close();
   });
 
   it('carries logging notifications', async () => {
     const logs: unknown[] = [];
     const { client } = await cluster.client('test', alice, {
-      setup: (c) => c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => { logs.push(n.params.data); }),
+      setup: (c) =>
+        c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+          logs.push(n.params.data);
+        }),
     });
     await client.setLoggingLevel('info');
     await client.callTool({ name: 'log', arguments: { message: 'over the tunnel' } });
@@ -107,8 +147,12 @@ describe('through connect and the proxy', () => {
     const size = 16 * 1024 * 1024;
     const text = 'é'.repeat(size / 2); // multi-byte characters across every chunk boundary
     const digest = createHash('sha256').update(text).digest('hex');
-    expect(resultText(await client.callTool({ name: 'digest', arguments: { text } }, undefined, { timeout: 120_000 }))).toBe(`${size}:${digest}`);
-    const big = resultText(await client.callTool({ name: 'big', arguments: { size } }, undefined, { timeout: 120_000 }));
+    expect(
+      resultText(await client.callTool({ name: 'digest', arguments: { text } }, undefined, { timeout: 120_000 })),
+    ).toBe(`${size}:${digest}`);
+    const big = resultText(
+      await client.callTool({ name: 'big', arguments: { size } }, undefined, { timeout: 120_000 }),
+    );
     expect(big.length).toBe(size);
     await client.close();
   });
@@ -117,7 +161,9 @@ describe('through connect and the proxy', () => {
     const { client } = await cluster.client('everything', alice);
     const tools = await client.listTools();
     expect(tools.tools.map((t) => t.name)).toContain('echo');
-    expect(resultText(await client.callTool({ name: 'echo', arguments: { message: 'hi there' } }))).toBe('Echo: hi there');
+    expect(resultText(await client.callTool({ name: 'echo', arguments: { message: 'hi there' } }))).toBe(
+      'Echo: hi there',
+    );
     await client.close();
   });
 
@@ -133,13 +179,17 @@ describe('through connect and the proxy', () => {
 
   it('ends the session with a clear error when the server cannot start', async () => {
     const c = cluster.client('broken', alice);
-    await expect(c).rejects.toThrow(/MCP server "broken" could not be started: command "\/nonexistent\/mcp-server" was not found/);
+    await expect(c).rejects.toThrow(
+      /MCP server "broken" could not be started: command "\/nonexistent\/mcp-server" was not found/,
+    );
   });
 
   it('ends the session with a clear error when the server exits, and the next session works', async () => {
     const { client } = await cluster.client('test', alice);
     const pid = Number(resultText(await client.callTool({ name: 'pid', arguments: {} })));
-    await expect(client.callTool({ name: 'crash', arguments: {} })).rejects.toThrow(/outcome is unknown|exited with code 3/);
+    await expect(client.callTool({ name: 'crash', arguments: {} })).rejects.toThrow(
+      /outcome is unknown|exited with code 3/,
+    );
     expect(await waitForExit(pid)).toBe(true);
     // The bridge opened a new session with a new server process.
     const pid2 = Number(resultText(await client.callTool({ name: 'pid', arguments: {} })));

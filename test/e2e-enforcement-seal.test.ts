@@ -10,7 +10,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { TestCluster, ALLOW_ALL_ROLE, EVERYTHING, FILESYSTEM, ROOT, testServer, waitForExit } from './helpers/cluster.js';
+import {
+  TestCluster,
+  ALLOW_ALL_ROLE,
+  EVERYTHING,
+  FILESYSTEM,
+  ROOT,
+  testServer,
+  waitForExit,
+} from './helpers/cluster.js';
 import { RawTunnel } from './helpers/raw-tunnel.js';
 import { RawBridge, INIT } from './helpers/raw-bridge.js';
 
@@ -38,24 +46,47 @@ let admin: string; // every tool
 
 async function auditEvents(): Promise<Array<Record<string, unknown>>> {
   const text = await readFile(auditPath, 'utf8').catch(() => '');
-  return text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return text
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-async function auditEvent(match: (e: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
+async function auditEvent(
+  match: (e: Record<string, unknown>) => boolean,
+  what: string,
+): Promise<Record<string, unknown>> {
   let found: Record<string, unknown> | undefined;
-  await expect.poll(async () => (found = (await auditEvents()).find(match)), { timeout: 15_000, message: `audit event: ${what}` }).toBeDefined();
+  await expect
+    .poll(async () => (found = (await auditEvents()).find(match)), { timeout: 15_000, message: `audit event: ${what}` })
+    .toBeDefined();
   return found!;
 }
 
 const fsServer = (name: string, extra: Record<string, unknown> = {}) => ({
-  name, description: 'sample files', labels: { env: 'dev' }, command: process.execPath, args: [FILESYSTEM, sample], ...extra,
+  name,
+  description: 'sample files',
+  labels: { env: 'dev' },
+  command: process.execPath,
+  args: [FILESYSTEM, sample],
+  ...extra,
 });
 
 /** Open a session as an MCP client would start it (initialize + initialized). */
-async function session(identity: string, server: string, capabilities: Record<string, unknown> = {}): Promise<RawTunnel> {
+async function session(
+  identity: string,
+  server: string,
+  capabilities: Record<string, unknown> = {},
+): Promise<RawTunnel> {
   const t = await RawTunnel.open(cluster.address, identity, { server });
   expect(t.hello, `tunnel to ${server}: ${JSON.stringify(t.closed)}`).toBeDefined();
-  t.send({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities, clientInfo: { name: 'raw-attacker', version: '1' } } });
+  t.send({
+    jsonrpc: '2.0',
+    id: 'init',
+    method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities, clientInfo: { name: 'raw-attacker', version: '1' } },
+  });
   expect((await t.response('init')).result).toBeDefined();
   t.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
   return t;
@@ -87,20 +118,37 @@ beforeAll(async () => {
     servers: [
       fsServer('files'),
       fsServer('files-client-roots', { client_roots: true }),
-      { name: 'everything', labels: { env: 'dev' }, command: process.execPath, args: [EVERYTHING, 'stdio'], env: { EXTRA_FROM_CONFIG: 'yes' } },
+      {
+        name: 'everything',
+        labels: { env: 'dev' },
+        command: process.execPath,
+        args: [EVERYTHING, 'stdio'],
+        env: { EXTRA_FROM_CONFIG: 'yes' },
+      },
       testServer('limited'),
       testServer('expiring'),
       testServer('as-nobody', { run_as: 'nobody' }),
       // A server whose answers carry a raw CR (JSON whitespace) in the middle of the line.
       { name: 'cr-server', labels: { env: 'dev' }, command: process.execPath, args: ['-e', CR_SERVER] },
       // As operators write it: npx (the package is installed here, so no download).
-      { name: 'files-npx', labels: { env: 'dev' }, command: 'npx', args: ['--no-install', '@modelcontextprotocol/server-filesystem', sample], cwd: ROOT },
+      {
+        name: 'files-npx',
+        labels: { env: 'dev' },
+        command: 'npx',
+        args: ['--no-install', '@modelcontextprotocol/server-filesystem', sample],
+        cwd: ROOT,
+      },
     ],
     roles: [
       ALLOW_ALL_ROLE,
       {
-        kind: 'role', version: 'v8', metadata: { name: 'sample-roots' },
-        spec: { allow: { app_labels: { env: 'dev' }, mcp: { roots: [sampleUri, `${sampleUri}/*`] } }, deny: { mcp: { roots: ['*secret*'] } } },
+        kind: 'role',
+        version: 'v8',
+        metadata: { name: 'sample-roots' },
+        spec: {
+          allow: { app_labels: { env: 'dev' }, mcp: { roots: [sampleUri, `${sampleUri}/*`] } },
+          deny: { mcp: { roots: ['*secret*'] } },
+        },
       },
     ],
     roles_files: [join(ROOT, 'test/fixtures/roles')],
@@ -130,8 +178,17 @@ describe('one frame is one message: no line break reaches a stdio server', () =>
       const r = await t.response(id);
       expect((r.error as { code: number; message: string }).code).toBe(-32600);
       expect((r.error as { message: string }).message).toMatch(/raw line break/);
-      const ev = await auditEvent((e) => e.id === (r.error as { data: { auditEventId: string } }).data.auditEventId, `refusal of ${id}`);
-      expect(ev).toMatchObject({ type: 'mcp.session.request', outcome: 'denied', rpcId: id, user: 'llm-agent', roles: ['llm-access'] });
+      const ev = await auditEvent(
+        (e) => e.id === (r.error as { data: { auditEventId: string } }).data.auditEventId,
+        `refusal of ${id}`,
+      );
+      expect(ev).toMatchObject({
+        type: 'mcp.session.request',
+        outcome: 'denied',
+        rpcId: id,
+        user: 'llm-agent',
+        roles: ['llm-access'],
+      });
     }
     await stillAnswers(t, 'alive');
     // The hidden request was never answered: the server never saw it.
@@ -161,7 +218,10 @@ describe('request-only methods and ids', () => {
     t.send({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'write_file', arguments: { path, content: 'x' } } });
     const r = await t.next((m) => m.id === null && 'error' in m, 'refusal of the notification');
     expect((r.error as { code: number; message: string }).message).toMatch(/"tools\/call" is not a notification/);
-    await auditEvent((e) => e.user === 'admin' && e.outcome === 'denied' && /is not a notification/.test(String(e.reason)), 'refused notification');
+    await auditEvent(
+      (e) => e.user === 'admin' && e.outcome === 'denied' && /is not a notification/.test(String(e.reason)),
+      'refused notification',
+    );
     await stillAnswers(t, 'alive');
     await t.close();
     await expect(readFile(path)).rejects.toThrow(/ENOENT/);
@@ -174,12 +234,17 @@ describe('request-only methods and ids', () => {
     t.send({ jsonrpc: '2.0', id: 9, method: 'resources/list' });
     const refusal = await t.next((m) => m.id === 9 && 'error' in m, 'refusal of the reused id');
     expect((refusal.error as { code: number; message: string }).code).toBe(-32600);
-    expect((refusal.error as { message: string }).message).toMatch(/already used by a request that has not been answered/);
+    expect((refusal.error as { message: string }).message).toMatch(
+      /already used by a request that has not been answered/,
+    );
     const list = await t.next((m) => m.id === 9 && 'result' in m, 'the tools/list answer');
-    const names = ((list.result as { tools: Array<{ name: string }> }).tools).map((x) => x.name);
+    const names = (list.result as { tools: Array<{ name: string }> }).tools.map((x) => x.name);
     expect(names.length).toBeGreaterThan(2);
     for (const n of names) expect(n).toMatch(/^(get_.*|list_.*|read_.*|search_files)$/);
-    await auditEvent((e) => e.rpcId === 9 && e.method === 'resources/list' && e.outcome === 'denied', 'reused id refusal');
+    await auditEvent(
+      (e) => e.rpcId === 9 && e.method === 'resources/list' && e.outcome === 'denied',
+      'reused id refusal',
+    );
     // Once answered, the id may be used again.
     t.send({ jsonrpc: '2.0', id: 9, method: 'ping' });
     await t.next((m) => m.id === 9 && 'result' in m && JSON.stringify(m.result) === '{}', 'ping with the freed id');
@@ -191,16 +256,49 @@ describe('roots belong to the client, not to the server', () => {
   it('by default the proxy answers roots/list itself; a forged file:/// answer and list_changed never reach the server; the CA key stays unread', async () => {
     const t = await session(reader, 'files', { roots: { listChanged: true } });
     // The forged answer races the server's roots/list request (server-filesystem asks right after initialized).
-    for (const id of [0, 1, 2]) t.send({ jsonrpc: '2.0', id, result: { roots: [{ uri: 'file:///', name: 'everything' }] } });
+    for (const id of [0, 1, 2])
+      t.send({ jsonrpc: '2.0', id, result: { roots: [{ uri: 'file:///', name: 'everything' }] } });
     t.send({ jsonrpc: '2.0', method: 'notifications/roots/list_changed' });
-    await auditEvent((e) => e.user === 'llm-agent' && e.method === 'roots/list' && e.direction === 'server_to_client' && /answered by the proxy/.test(String(e.reason)), 'roots/list answered by the proxy');
-    await auditEvent((e) => e.user === 'llm-agent' && e.phase === 'response' && e.outcome === 'denied' && /no pending request/.test(String(e.reason)), 'forged roots answer dropped');
-    await auditEvent((e) => e.user === 'llm-agent' && e.method === 'notifications/roots/list_changed' && e.outcome === 'denied', 'list_changed dropped');
+    await auditEvent(
+      (e) =>
+        e.user === 'llm-agent' &&
+        e.method === 'roots/list' &&
+        e.direction === 'server_to_client' &&
+        /answered by the proxy/.test(String(e.reason)),
+      'roots/list answered by the proxy',
+    );
+    await auditEvent(
+      (e) =>
+        e.user === 'llm-agent' &&
+        e.phase === 'response' &&
+        e.outcome === 'denied' &&
+        /no pending request/.test(String(e.reason)),
+      'forged roots answer dropped',
+    );
+    await auditEvent(
+      (e) => e.user === 'llm-agent' && e.method === 'notifications/roots/list_changed' && e.outcome === 'denied',
+      'list_changed dropped',
+    );
     await cluster.waitForLog(/No valid root directories provided by client/);
 
-    t.send({ jsonrpc: '2.0', id: 'ca', method: 'tools/call', params: { name: 'read_text_file', arguments: { path: caKey } } });
-    t.send({ jsonrpc: '2.0', id: 'out', method: 'tools/call', params: { name: 'read_text_file', arguments: { path: join(outside, 'secret.txt') } } });
-    t.send({ jsonrpc: '2.0', id: 'dirs', method: 'tools/call', params: { name: 'list_allowed_directories', arguments: {} } });
+    t.send({
+      jsonrpc: '2.0',
+      id: 'ca',
+      method: 'tools/call',
+      params: { name: 'read_text_file', arguments: { path: caKey } },
+    });
+    t.send({
+      jsonrpc: '2.0',
+      id: 'out',
+      method: 'tools/call',
+      params: { name: 'read_text_file', arguments: { path: join(outside, 'secret.txt') } },
+    });
+    t.send({
+      jsonrpc: '2.0',
+      id: 'dirs',
+      method: 'tools/call',
+      params: { name: 'list_allowed_directories', arguments: {} },
+    });
     const [ca, out, dirs] = [await t.response('ca'), await t.response('out'), await t.response('dirs')];
     expect(text(ca)).not.toMatch(/PRIVATE KEY/);
     expect(text(ca)).toMatch(/denied|outside allowed/i);
@@ -215,10 +313,12 @@ describe('roots belong to the client, not to the server', () => {
   it('with client_roots: true, only the roots the roles allow (mcp.roots, deny wins) reach the server', async () => {
     const rooted = await cluster.issue('rooted-agent', ['llm-access', 'sample-roots']);
     const t = await session(rooted, 'files-client-roots', { roots: { listChanged: true } });
-    const ask = await t.next((m) => m.method === 'roots/list', 'the server\'s roots/list request');
+    const ask = await t.next((m) => m.method === 'roots/list', "the server's roots/list request");
     const sampleUri = pathToFileURL(sample).href;
     t.send({
-      jsonrpc: '2.0', id: ask.id, result: {
+      jsonrpc: '2.0',
+      id: ask.id,
+      result: {
         roots: [
           { uri: 'file:///', name: 'all' },
           { uri: `${sampleUri}/../outside`, name: 'dot-dot' },
@@ -228,14 +328,37 @@ describe('roots belong to the client, not to the server', () => {
         ],
       },
     });
-    const ev = await auditEvent((e) => e.user === 'rooted-agent' && e.phase === 'response' && e.method === 'roots/list', 'filtered roots answer');
+    const ev = await auditEvent(
+      (e) => e.user === 'rooted-agent' && e.phase === 'response' && e.method === 'roots/list',
+      'filtered roots answer',
+    );
     expect(ev.roots).toEqual([sampleUri]);
-    expect(ev.refusedRoots).toEqual(['file:///', `${sampleUri}/../outside`, `${sampleUri}/%2e%2e/outside`, `${sampleUri}/secret-stuff`]);
+    expect(ev.refusedRoots).toEqual([
+      'file:///',
+      `${sampleUri}/../outside`,
+      `${sampleUri}/%2e%2e/outside`,
+      `${sampleUri}/secret-stuff`,
+    ]);
     await cluster.waitForLog(/Updated allowed directories from MCP roots: 1 valid directories/);
 
-    t.send({ jsonrpc: '2.0', id: 'ca', method: 'tools/call', params: { name: 'read_text_file', arguments: { path: caKey } } });
-    t.send({ jsonrpc: '2.0', id: 'out', method: 'tools/call', params: { name: 'read_text_file', arguments: { path: join(outside, 'secret.txt') } } });
-    t.send({ jsonrpc: '2.0', id: 'in', method: 'tools/call', params: { name: 'read_text_file', arguments: { path: join(sample, 'products.csv') } } });
+    t.send({
+      jsonrpc: '2.0',
+      id: 'ca',
+      method: 'tools/call',
+      params: { name: 'read_text_file', arguments: { path: caKey } },
+    });
+    t.send({
+      jsonrpc: '2.0',
+      id: 'out',
+      method: 'tools/call',
+      params: { name: 'read_text_file', arguments: { path: join(outside, 'secret.txt') } },
+    });
+    t.send({
+      jsonrpc: '2.0',
+      id: 'in',
+      method: 'tools/call',
+      params: { name: 'read_text_file', arguments: { path: join(sample, 'products.csv') } },
+    });
     expect(text(await t.response('ca'))).not.toMatch(/PRIVATE KEY/);
     expect(text(await t.response('out'))).not.toMatch(/TOP-SECRET-OUTSIDE/);
     expect(text(await t.response('in'))).toContain('widget');
@@ -243,12 +366,15 @@ describe('roots belong to the client, not to the server', () => {
   });
 });
 
-describe('upstream processes cannot reach the proxy\'s secrets', () => {
-  it('a stdio server gets a minimal environment plus its env, not the proxy\'s', async () => {
+describe("upstream processes cannot reach the proxy's secrets", () => {
+  it("a stdio server gets a minimal environment plus its env, not the proxy's", async () => {
     const t = await session(admin, 'everything');
     t.send({ jsonrpc: '2.0', id: 'env', method: 'tools/call', params: { name: 'get-env', arguments: {} } });
     const r = await t.response('env');
-    const env = JSON.parse(((r.result as { content: Array<{ text: string }> }).content[0]!.text)) as Record<string, string>;
+    const env = JSON.parse((r.result as { content: Array<{ text: string }> }).content[0]!.text) as Record<
+      string,
+      string
+    >;
     expect(env[SECRET_ENV]).toBeUndefined();
     expect(JSON.stringify(env)).not.toContain(SECRET_VALUE);
     expect(env.PATH).toBe(process.env.PATH);
@@ -261,23 +387,31 @@ describe('upstream processes cannot reach the proxy\'s secrets', () => {
 
   it('an npx-started server still starts with the minimal environment', async () => {
     const t = await session(reader, 'files-npx');
-    t.send({ jsonrpc: '2.0', id: 'read', method: 'tools/call', params: { name: 'read_text_file', arguments: { path: join(sample, 'products.csv') } } });
+    t.send({
+      jsonrpc: '2.0',
+      id: 'read',
+      method: 'tools/call',
+      params: { name: 'read_text_file', arguments: { path: join(sample, 'products.csv') } },
+    });
     expect(text(await t.response('read', 30_000))).toContain('widget');
     await t.close();
   });
 
   // Switching users needs root (or CAP_SETUID/CAP_SETGID); other runs cannot test it.
-  it.runIf(process.getuid?.() === 0)('run_as: the server process runs as that user (here nobody, who cannot read the CA key)', async () => {
-    const t = await session(admin, 'as-nobody');
-    t.send({ jsonrpc: '2.0', id: 'pid', method: 'tools/call', params: { name: 'pid', arguments: {} } });
-    const pid = Number(((await t.response('pid')).result as { content: Array<{ text: string }> }).content[0]!.text);
-    const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    expect(status).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
-    expect(status).toMatch(/^Gid:\s+65534\s/m);
-    expect(status).toMatch(/^Groups:\s*$/m);
-    expect(cluster.proxyLog).not.toMatch(/SECURITY: .*"as-nobody"/);
-    await t.close();
-  });
+  it.runIf(process.getuid?.() === 0)(
+    'run_as: the server process runs as that user (here nobody, who cannot read the CA key)',
+    async () => {
+      const t = await session(admin, 'as-nobody');
+      t.send({ jsonrpc: '2.0', id: 'pid', method: 'tools/call', params: { name: 'pid', arguments: {} } });
+      const pid = Number(((await t.response('pid')).result as { content: Array<{ text: string }> }).content[0]!.text);
+      const status = await readFile(`/proc/${pid}/status`, 'utf8');
+      expect(status).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
+      expect(status).toMatch(/^Gid:\s+65534\s/m);
+      expect(status).toMatch(/^Groups:\s*$/m);
+      expect(cluster.proxyLog).not.toMatch(/SECURITY: .*"as-nobody"/);
+      await t.close();
+    },
+  );
 
   it('the proxy warned at start that its stdio servers run as a user that can read the CA key, naming the fix', () => {
     expect(cluster.proxyLog).toMatch(/SECURITY: stdio servers .*"files".* can read the CA key .*Set run_as:/);
@@ -298,13 +432,32 @@ describe('a resumed session is judged by the certificate presented now', () => {
 
     const r = await RawTunnel.open(cluster.address, narrow, { resume: token, received });
     expect(r.hello?.resumed).toBe(true);
-    r.send({ jsonrpc: '2.0', id: 'w', method: 'tools/call', params: { name: 'write_file', arguments: { path, content: 'x' } } });
+    r.send({
+      jsonrpc: '2.0',
+      id: 'w',
+      method: 'tools/call',
+      params: { name: 'write_file', arguments: { path, content: 'x' } },
+    });
     const denied = await r.response('w');
     expect((denied.error as { code: number }).code).toBe(-32602);
     r.send({ jsonrpc: '2.0', id: 'list2', method: 'tools/list' });
     expect(text(await r.response('list2'))).not.toContain('write_file');
-    await auditEvent((e) => e.type === 'mcp.session.resume' && e.user === 'mallory' && JSON.stringify(e.roles) === '["llm-access"]' && JSON.stringify(e.previousRoles) === '["example-role"]', 'resume event');
-    await auditEvent((e) => e.user === 'mallory' && e.tool === 'write_file' && e.outcome === 'denied' && JSON.stringify(e.roles) === '["llm-access"]', 'denial with the roles in force');
+    await auditEvent(
+      (e) =>
+        e.type === 'mcp.session.resume' &&
+        e.user === 'mallory' &&
+        JSON.stringify(e.roles) === '["llm-access"]' &&
+        JSON.stringify(e.previousRoles) === '["example-role"]',
+      'resume event',
+    );
+    await auditEvent(
+      (e) =>
+        e.user === 'mallory' &&
+        e.tool === 'write_file' &&
+        e.outcome === 'denied' &&
+        JSON.stringify(e.roles) === '["llm-access"]',
+      'denial with the roles in force',
+    );
     await stillAnswers(r, 'alive');
     await r.close();
     await expect(readFile(path)).rejects.toThrow(/ENOENT/);
@@ -320,7 +473,7 @@ describe('a resumed session is judged by the certificate presented now', () => {
     t.drop();
     const r = await RawTunnel.open(cluster.address, brief, { resume: t.hello!.resumeToken, received });
     expect(r.hello?.resumed).toBe(true);
-    await r.until(() => r.closed !== undefined, 'close at the resuming certificate\'s expiry', 30_000);
+    await r.until(() => r.closed !== undefined, "close at the resuming certificate's expiry", 30_000);
     expect(r.closed!.code).toBe(4402);
     expect(await waitForExit(pid, 15_000)).toBe(true);
   });
@@ -351,7 +504,10 @@ describe('an expired certificate ends its session at once', () => {
     expect(t.closed!.code).toBe(4402);
     // Far less than the 2-minute grace period.
     expect(await waitForExit(pid, 15_000)).toBe(true);
-    await auditEvent((e) => e.type === 'mcp.session.end' && e.user === 'brief' && /expired/.test(String(e.reason)), 'session end at expiry');
+    await auditEvent(
+      (e) => e.type === 'mcp.session.end' && e.user === 'brief' && /expired/.test(String(e.reason)),
+      'session end at expiry',
+    );
   });
 });
 
@@ -366,7 +522,10 @@ describe('limits', () => {
     const fatal = c.controls.find((f) => f.type === 'fatal')!;
     expect(fatal).toMatchObject({ code: 'LIMIT_REACHED' });
     expect(String(fatal.message)).toMatch(/sessions\.max_per_identity/);
-    await auditEvent((e) => e.user === 'hog' && e.outcome === 'denied' && /max_per_identity/.test(String(e.reason)), 'limit refusal');
+    await auditEvent(
+      (e) => e.user === 'hog' && e.outcome === 'denied' && /max_per_identity/.test(String(e.reason)),
+      'limit refusal',
+    );
     await stillAnswers(a, 'alive');
     // A dropped session (waiting for a resume) is ended to make room.
     const drops = () => cluster.proxyLog.split('tunnel dropped').length;
@@ -375,20 +534,32 @@ describe('limits', () => {
     await expect.poll(drops, { timeout: 10_000 }).toBeGreaterThan(before);
     const d = await session(hog, 'limited');
     await stillAnswers(d, 'alive-d');
-    expect(cluster.proxyLog).toMatch(/hog is at sessions.max_per_identity; ending its oldest session waiting for a resume/);
+    expect(cluster.proxyLog).toMatch(
+      /hog is at sessions.max_per_identity; ending its oldest session waiting for a resume/,
+    );
     await a.close();
     await d.close();
-    await expect.poll(async () => (await auditEvents()).filter((e) => e.type === 'mcp.session.end' && e.user === 'hog').length, { timeout: 15_000 }).toBe(3);
+    await expect
+      .poll(async () => (await auditEvents()).filter((e) => e.type === 'mcp.session.end' && e.user === 'hog').length, {
+        timeout: 15_000,
+      })
+      .toBe(3);
   });
 
   it('processes per server: the refusal names the limit', async () => {
     const users = await Promise.all(['p1', 'p2', 'p3'].map((u) => cluster.issue(u, ['all'])));
     // max_processes_per_server: 4 = the warm spare + 3 sessions.
-    const open = [await session(users[0]!, 'limited'), await session(users[1]!, 'limited'), await session(users[2]!, 'limited')];
+    const open = [
+      await session(users[0]!, 'limited'),
+      await session(users[1]!, 'limited'),
+      await session(users[2]!, 'limited'),
+    ];
     const extra = await cluster.issue('p4', ['all']);
     const refused = await RawTunnel.open(cluster.address, extra, { server: 'limited' });
     expect(refused.closed?.code).toBe(4429);
-    expect(String(refused.controls.find((f) => f.type === 'fatal')?.message)).toMatch(/MCP server "limited" has reached its limit of processes \(4, sessions\.max_processes_per_server\)/);
+    expect(String(refused.controls.find((f) => f.type === 'fatal')?.message)).toMatch(
+      /MCP server "limited" has reached its limit of processes \(4, sessions\.max_processes_per_server\)/,
+    );
     for (const t of open) await stillAnswers(t, 'alive');
     for (const t of open) await t.close();
   });

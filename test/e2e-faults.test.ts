@@ -19,28 +19,51 @@ let relay: FaultRelay;
 let bridges: RawBridge[] = [];
 
 beforeAll(async () => {
-  cluster = await TestCluster.start({ servers: [testServer('test')], config: { keepalive: '300ms', sessions: { grace_period: '60s' } } });
+  cluster = await TestCluster.start({
+    servers: [testServer('test')],
+    config: { keepalive: '300ms', sessions: { grace_period: '60s' } },
+  });
   alice = await cluster.issue('alice', ['all']);
 });
 afterEach(async () => {
-  for (const b of bridges) { b.proc.kill('SIGKILL'); }
+  for (const b of bridges) {
+    b.proc.kill('SIGKILL');
+  }
   bridges = [];
   await relay?.close().catch(() => {});
 });
-afterAll(async () => { await cluster?.close(); });
+afterAll(async () => {
+  await cluster?.close();
+});
 
 function bridge(proxy: string, identity = alice): RawBridge {
-  const b = RawBridge.spawn([...cluster.connectArgs('test', identity).slice(0, 4), '--proxy', proxy, '--keepalive', '300ms', '--connect-retries', '20', ...(process.env.BRIDGE_DEBUG ? ['--debug'] : []), 'test']);
+  const b = RawBridge.spawn([
+    ...cluster.connectArgs('test', identity).slice(0, 4),
+    '--proxy',
+    proxy,
+    '--keepalive',
+    '300ms',
+    '--connect-retries',
+    '20',
+    ...(process.env.BRIDGE_DEBUG ? ['--debug'] : []),
+    'test',
+  ]);
   bridges.push(b);
   return b;
 }
 
-const call = (id: number | string, name: string, args: Record<string, unknown> = {}) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
+const call = (id: number | string, name: string, args: Record<string, unknown> = {}) => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  params: { name, arguments: args },
+});
 
 /** Answers per id, and the ids answered more than once. */
 function answers(b: RawBridge): { count: Map<unknown, number>; duplicated: unknown[] } {
   const count = new Map<unknown, number>();
-  for (const m of b.messages) if ('id' in m && ('result' in m || 'error' in m)) count.set(m.id, (count.get(m.id) ?? 0) + 1);
+  for (const m of b.messages)
+    if ('id' in m && ('result' in m || 'error' in m)) count.set(m.id, (count.get(m.id) ?? 0) + 1);
   return { count, duplicated: [...count].filter(([, n]) => n > 1).map(([id]) => id) };
 }
 
@@ -164,7 +187,12 @@ describe('renewed identities', () => {
     await b.response(0);
     // A renewal agent: a new 6 s certificate every 1.5 s.
     let renewing = true;
-    const agent = (async () => { while (renewing) { await new Promise((r) => setTimeout(r, 1_500)); if (renewing) await renew(); } })();
+    const agent = (async () => {
+      while (renewing) {
+        await new Promise((r) => setTimeout(r, 1_500));
+        if (renewing) await renew();
+      }
+    })();
     const rotations = () => b.stderr.split('moving the session onto the renewed certificate').length - 1;
     let id = 1;
     try {
@@ -185,7 +213,10 @@ describe('renewed identities', () => {
 
   it('no renewal before expiry: a clear error naming the file; recovers when a valid file appears', async () => {
     const path = join(cluster.dir, 'short.identity');
-    await writeIdentityFile(path, await issueIdentity(cluster.pki.ca, { user: 'shorty', roles: ['all'], ttlMs: 5_000 }));
+    await writeIdentityFile(
+      path,
+      await issueIdentity(cluster.pki.ca, { user: 'shorty', roles: ['all'], ttlMs: 5_000 }),
+    );
     const b = bridge(cluster.address, path);
     b.send(INIT(0));
     await b.response(0);
@@ -195,13 +226,15 @@ describe('renewed identities', () => {
     expect((r.error as { message: string }).message).toContain(path);
     expect((r.error as { message: string }).message).toMatch(/expired .* ago.*renewal bot/);
     expect(b.stderr).toMatch(/expired/);
-    await writeIdentityFile(path, await issueIdentity(cluster.pki.ca, { user: 'shorty', roles: ['all'], ttlMs: 600_000 }));
+    await writeIdentityFile(
+      path,
+      await issueIdentity(cluster.pki.ca, { user: 'shorty', roles: ['all'], ttlMs: 600_000 }),
+    );
     await expect.poll(() => b.stderr.includes('a valid identity file appeared'), { timeout: 15_000 }).toBe(true);
     b.send(call(2, 'echo', { text: 'recovered' }));
     expect(textOf(await b.response(2))).toBe('recovered');
     expect(answers(b).duplicated).toEqual([]);
   });
-
 });
 
 describe('a resume by another identity', () => {
@@ -211,18 +244,29 @@ describe('a resume by another identity', () => {
    * start naming both users, and the owner's session survives it.
    */
   async function refusedAndAudited(config: Record<string, unknown>): Promise<void> {
-    const own = await TestCluster.start({ servers: [testServer('test')], config: { audit: { path: './audit.jsonl' }, ...config } });
+    const own = await TestCluster.start({
+      servers: [testServer('test')],
+      config: { audit: { path: './audit.jsonl' }, ...config },
+    });
     try {
       const { openTunnel } = await import('../src/bridge/connection.js');
       const { loadIdentity } = await import('../src/identity/load.js');
       const tunnel = async (identity: string, resume?: { token: string; received: number }) => {
         const id = await loadIdentity(identity);
-        return openTunnel({ proxy: { host: '127.0.0.1', port: own.port }, server: 'test', tls: { key: id.keyPem, cert: id.certPem, ca: id.caPems }, maxMessageSize: 1 << 20, resume });
+        return openTunnel({
+          proxy: { host: '127.0.0.1', port: own.port },
+          server: 'test',
+          tls: { key: id.keyPem, cert: id.certPem, ca: id.caPems },
+          maxMessageSize: 1 << 20,
+          resume,
+        });
       };
       const alicePath = await own.issue('alice', ['all']);
       const first = await tunnel(alicePath);
       const token = first.hello.resumeToken;
-      await expect(tunnel(await own.issue('mallory', ['all']), { token, received: 0 })).rejects.toThrow(/only the identity that opened a session can resume it/);
+      await expect(tunnel(await own.issue('mallory', ['all']), { token, received: 0 })).rejects.toThrow(
+        /only the identity that opened a session can resume it/,
+      );
       // The owner's session was not disturbed: alice still resumes it.
       first.socket.terminate();
       const back = await tunnel(alicePath, { token, received: 0 });
@@ -230,9 +274,19 @@ describe('a resume by another identity', () => {
       // A marker: audit events are appended in order, so once alice's
       // initialize (sent after the refusal) is recorded, the refusal's event is too.
       back.socket.send(Buffer.from(JSON.stringify(INIT(1))));
-      const events = await waitForAudit(join(own.dir, 'audit.jsonl'), (e) => e.user === 'alice' && e.method === 'initialize');
+      const events = await waitForAudit(
+        join(own.dir, 'audit.jsonl'),
+        (e) => e.user === 'alice' && e.method === 'initialize',
+      );
       expect(events.filter((e) => e.user === 'mallory')).toMatchObject([
-        { type: 'mcp.session.start', outcome: 'denied', server: 'test', reason: expect.stringMatching(new RegExp(`tried to resume session ${first.hello.session} of alice`)) as unknown },
+        {
+          type: 'mcp.session.start',
+          outcome: 'denied',
+          server: 'test',
+          reason: expect.stringMatching(
+            new RegExp(`tried to resume session ${first.hello.session} of alice`),
+          ) as unknown,
+        },
       ]);
       back.socket.close(1000);
     } finally {

@@ -32,19 +32,29 @@ async function credentials(path: string): Promise<{ key: string; cert: string }>
 /** Send raw bytes over TLS; resolve with everything the proxy answered once it closes (or after `untilMs`). */
 function raw(text: string | Buffer, opts: { key?: string; cert?: string; untilMs?: number } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s: TLSSocket = tlsConnect({ host: '127.0.0.1', port: cluster.port, rejectUnauthorized: false, key: opts.key, cert: opts.cert }, () => s.write(text));
+    const s: TLSSocket = tlsConnect(
+      { host: '127.0.0.1', port: cluster.port, rejectUnauthorized: false, key: opts.key, cert: opts.cert },
+      () => s.write(text),
+    );
     let got = '';
     s.setEncoding('utf8');
-    s.on('data', (t: string) => { got += t; });
+    s.on('data', (t: string) => {
+      got += t;
+    });
     s.on('error', (err) => (got ? resolve(got) : reject(err)));
     s.on('close', () => resolve(got));
-    setTimeout(() => { s.destroy(); resolve(got); }, opts.untilMs ?? 15_000).unref();
+    setTimeout(() => {
+      s.destroy();
+      resolve(got);
+    }, opts.untilMs ?? 15_000).unref();
   });
 }
 
 function upgradeRequest(target: string): string {
-  return `GET ${target} HTTP/1.1\r\nHost: proxy\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n` +
-    `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n\r\n`;
+  return (
+    `GET ${target} HTTP/1.1\r\nHost: proxy\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n` +
+    `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n\r\n`
+  );
 }
 
 async function pingOk(): Promise<void> {
@@ -55,7 +65,11 @@ async function pingOk(): Promise<void> {
 
 async function auditEvents(): Promise<Array<Record<string, unknown>>> {
   const text = await readFile(auditPath, 'utf8');
-  return text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return text
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /** Waits (bounded) until an audit event matches. */
@@ -64,17 +78,26 @@ async function auditEvent(match: (e: Record<string, unknown>) => boolean): Promi
   for (;;) {
     const found = (await auditEvents().catch(() => [])).find(match);
     if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no matching audit event in:\n${await readFile(auditPath, 'utf8').catch(() => '')}`);
+    if (Date.now() > deadline)
+      throw new Error(`no matching audit event in:\n${await readFile(auditPath, 'utf8').catch(() => '')}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
 /** A WebSocket tunnel with a client certificate; resolves with its first control frame and the socket. */
-function tunnel(query: string, creds: { key: string; cert: string }): Promise<{ ws: WebSocket; first: Record<string, unknown>; closed: Promise<number> }> {
+function tunnel(
+  query: string,
+  creds: { key: string; cert: string },
+): Promise<{ ws: WebSocket; first: Record<string, unknown>; closed: Promise<number> }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`wss://127.0.0.1:${cluster.port}/v1/tunnel?${query}`, SUBPROTOCOL, { ...creds, rejectUnauthorized: false });
+    const ws = new WebSocket(`wss://127.0.0.1:${cluster.port}/v1/tunnel?${query}`, SUBPROTOCOL, {
+      ...creds,
+      rejectUnauthorized: false,
+    });
     const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
-    ws.once('message', (d: Buffer) => resolve({ ws, first: JSON.parse(d.toString()) as Record<string, unknown>, closed }));
+    ws.once('message', (d: Buffer) =>
+      resolve({ ws, first: JSON.parse(d.toString()) as Record<string, unknown>, closed }),
+    );
     ws.once('unexpected-response', (_q, res) => reject(new Error(`HTTP ${res.statusCode}`)));
     ws.once('error', reject);
   });
@@ -102,14 +125,30 @@ describe('malformed HTTP gets 400 and the proxy stays up', () => {
   });
 
   it.each([
-    ['absolute-form target', 'GET http://evil:99999/v1/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', /^HTTP\/1\.1 400 /],
+    [
+      'absolute-form target',
+      'GET http://evil:99999/v1/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
     ['asterisk-form target', 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['bad percent-encoding in the query', 'GET /v1/ping?%zz=%E0%A4%A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['percent-encoding that is not UTF-8', 'GET /v1/servers?a=%ff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', /^HTTP\/1\.1 400 /],
+    [
+      'bad percent-encoding in the query',
+      'GET /v1/ping?%zz=%E0%A4%A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
+    [
+      'percent-encoding that is not UTF-8',
+      'GET /v1/servers?a=%ff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      /^HTTP\/1\.1 400 /,
+    ],
     ['a garbage request line', 'HELLO\r\n\r\n', /^HTTP\/1\.1 400 /],
     ['a NUL in a header', 'GET /v1/ping HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n', /^HTTP\/1\.1 400 /],
     ['a header without a colon', 'GET /v1/ping HTTP/1.1\r\nHost x\r\n\r\n', /^HTTP\/1\.1 400 /],
-    ['headers over the pre-auth limit', `GET /v1/ping HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, /^HTTP\/1\.1 431 /],
+    [
+      'headers over the pre-auth limit',
+      `GET /v1/ping HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      /^HTTP\/1\.1 431 /,
+    ],
     ['an upgrade with bad percent-encoding', upgradeRequest('/v1/tunnel?server=%ff%zz'), /^HTTP\/1\.1 400 /],
   ])('%s', async (_name, request, status) => {
     expect(await raw(request)).toMatch(status);
@@ -123,7 +162,14 @@ describe('no upgrade before authentication', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 401 /);
     expect(answer).not.toContain('101');
     expect(answer).toContain('"code":"IDENTITY_REJECTED"');
-    await auditEvent((e) => e.type === 'mcp.session.start' && e.outcome === 'denied' && e.error === 'IDENTITY_REJECTED' && e.user === undefined && e.server === 'test');
+    await auditEvent(
+      (e) =>
+        e.type === 'mcp.session.start' &&
+        e.outcome === 'denied' &&
+        e.error === 'IDENTITY_REJECTED' &&
+        e.user === undefined &&
+        e.server === 'test',
+    );
     await pingOk();
   });
 
@@ -152,7 +198,9 @@ describe('no upgrade before authentication', () => {
   });
 
   it('a WebSocket client without a certificate never gets a socket', async () => {
-    const ws = new WebSocket(`wss://127.0.0.1:${cluster.port}/v1/tunnel?server=test`, SUBPROTOCOL, { rejectUnauthorized: false });
+    const ws = new WebSocket(`wss://127.0.0.1:${cluster.port}/v1/tunnel?server=test`, SUBPROTOCOL, {
+      rejectUnauthorized: false,
+    });
     const status = await new Promise<number>((resolve) => {
       ws.once('unexpected-response', (_q, res) => resolve(res.statusCode ?? 0));
       ws.once('open', () => resolve(101));
@@ -170,7 +218,9 @@ describe('no upgrade before authentication', () => {
     expect(noise.length).toBeGreaterThan(0);
     expect(noise.length).toBeLessThan(60);
     // The rest is counted in a summary event (written with the next recorded one, or within 10 s).
-    const summary = await auditEvent((e) => typeof e.suppressed === 'number' && String(e.reason).includes('unauthenticated'));
+    const summary = await auditEvent(
+      (e) => typeof e.suppressed === 'number' && String(e.reason).includes('unauthenticated'),
+    );
     expect(summary.suppressed as number).toBeGreaterThan(0);
   });
 
@@ -208,7 +258,13 @@ describe('refusals of valid identities are audited (bots enabled)', () => {
     expect(theft.first).toMatchObject({ type: 'fatal', code: 'IDENTITY_REJECTED' });
     expect(JSON.stringify(theft.first)).not.toContain('alice'); // the owner is named in the audit trail only
     await theft.closed;
-    await auditEvent((e) => e.user === 'bob' && e.error === 'IDENTITY_REJECTED' && e.server === 'test' && String(e.reason).includes('alice'));
+    await auditEvent(
+      (e) =>
+        e.user === 'bob' &&
+        e.error === 'IDENTITY_REJECTED' &&
+        e.server === 'test' &&
+        String(e.reason).includes('alice'),
+    );
     own.ws.close(1000);
     await own.closed;
     await pingOk();

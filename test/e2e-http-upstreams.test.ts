@@ -14,11 +14,17 @@ let httpPort = 0;
 
 /** server-everything in `streamableHttp` or `sse` mode on `port`; resolves once it listens. */
 async function startEverything(mode: 'streamableHttp' | 'sse', port: number): Promise<ChildProcess> {
-  const p = spawn(process.execPath, [EVERYTHING, mode], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = spawn(process.execPath, [EVERYTHING, mode], {
+    env: { ...process.env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   servers.push(p);
   await new Promise<void>((resolve, reject) => {
     let err = '';
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); if (/listening on port|running on port/i.test(err)) resolve(); });
+    p.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (/listening on port|running on port/i.test(err)) resolve();
+    });
     p.once('exit', (code) => reject(new Error(`server-everything ${mode} exited (${code}): ${err}`)));
   });
   return p;
@@ -31,7 +37,13 @@ beforeAll(async () => {
   await startEverything('sse', ssePort);
   cluster = await TestCluster.start({
     servers: [
-      { name: 'remote', description: 'Streamable HTTP', labels: { env: 'dev' }, url: `http://127.0.0.1:${httpPort}/mcp`, headers: { 'X-Test': 'yes' } },
+      {
+        name: 'remote',
+        description: 'Streamable HTTP',
+        labels: { env: 'dev' },
+        url: `http://127.0.0.1:${httpPort}/mcp`,
+        headers: { 'X-Test': 'yes' },
+      },
       { name: 'legacy', description: 'HTTP+SSE', labels: { env: 'dev' }, sse_url: `http://127.0.0.1:${ssePort}/sse` },
     ],
   });
@@ -46,14 +58,18 @@ describe('HTTP upstreams', () => {
   it('Streamable HTTP: lists and calls tools', async () => {
     const { client } = await cluster.client('remote', alice);
     expect((await client.listTools()).tools.map((t) => t.name)).toContain('echo');
-    expect(resultText(await client.callTool({ name: 'echo', arguments: { message: 'over http' } }))).toBe('Echo: over http');
+    expect(resultText(await client.callTool({ name: 'echo', arguments: { message: 'over http' } }))).toBe(
+      'Echo: over http',
+    );
     await client.close();
   });
 
   it('legacy SSE: lists and calls tools', async () => {
     const { client } = await cluster.client('legacy', alice);
     expect((await client.listTools()).tools.map((t) => t.name)).toContain('echo');
-    expect(resultText(await client.callTool({ name: 'echo', arguments: { message: 'over sse' } }))).toBe('Echo: over sse');
+    expect(resultText(await client.callTool({ name: 'echo', arguments: { message: 'over sse' } }))).toBe(
+      'Echo: over sse',
+    );
     await client.close();
   });
 

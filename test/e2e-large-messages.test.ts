@@ -19,14 +19,26 @@ beforeAll(async () => {
   auditPath = join(cluster.dir, 'audit.jsonl');
   await cluster.writeConfig({
     servers: [testServer('test', { env: { TEST_SERVER_EXTRA_TOOLS: String(EXTRA) } })],
-    roles: [{ kind: 'role', version: 'v7', metadata: { name: 'most' }, spec: { allow: { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }, deny: { mcp: { tools: ['extra_2*', 'write_note'] } } } }],
+    roles: [
+      {
+        kind: 'role',
+        version: 'v7',
+        metadata: { name: 'most' },
+        spec: {
+          allow: { app_labels: { '*': '*' }, mcp: { tools: ['*'] } },
+          deny: { mcp: { tools: ['extra_2*', 'write_note'] } },
+        },
+      },
+    ],
     audit: { path: auditPath },
   });
   await cluster.stopProxy();
   await cluster.startProxy();
   user = await cluster.issue('lara', ['most']);
 });
-afterAll(async () => { await cluster?.close(); });
+afterAll(async () => {
+  await cluster?.close();
+});
 
 describe('messages over 64 KiB', () => {
   it('a large tools/list answer is filtered by the roles', async () => {
@@ -46,10 +58,16 @@ describe('messages over 64 KiB', () => {
       capabilities: { sampling: {} },
       setup: (c) => {
         c.setRequestHandler(CreateMessageRequestSchema, (req) => ({
-          role: 'assistant', model: 'test',
-          content: { type: 'text', text: `prompt of ${(req.params.messages[0]!.content as { text: string }).text.length}` },
+          role: 'assistant',
+          model: 'test',
+          content: {
+            type: 'text',
+            text: `prompt of ${(req.params.messages[0]!.content as { text: string }).text.length}`,
+          },
         }));
-        c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => { logs.push(String(n.params.data).length); });
+        c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+          logs.push(String(n.params.data).length);
+        });
       },
     });
     const text = 'ü'.repeat(300_000); // 600,000 bytes
@@ -59,14 +77,19 @@ describe('messages over 64 KiB', () => {
     await client.setLoggingLevel('info');
     await client.callTool({ name: 'big_log', arguments: { size: 300_000 } });
     await expect.poll(() => logs, { timeout: 10_000 }).toContain(300_000);
-    expect(resultText(await client.callTool({ name: 'sample', arguments: { size: 400_000 } }))).toBe('sampled: prompt of 400000');
+    expect(resultText(await client.callTool({ name: 'sample', arguments: { size: 400_000 } }))).toBe(
+      'sampled: prompt of 400000',
+    );
     await client.close();
 
-    const events = (await readFile(auditPath, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = (await readFile(auditPath, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const outcome = (tool: string) => events.find((e) => e.phase === 'response' && e.tool === tool);
     expect(outcome('big')).toMatchObject({ outcome: 'success' });
     expect(outcome('big_error')).toMatchObject({ outcome: 'error' });
-    expect(String(outcome("big_error")!.reason)).toMatch(/E{100}/);
+    expect(String(outcome('big_error')!.reason)).toMatch(/E{100}/);
     expect(events.some((e) => e.direction === 'server_to_client' && e.method === 'sampling/createMessage')).toBe(true);
     expect(events.some((e) => e.direction === 'server_to_client' && e.method === 'notifications/message')).toBe(true);
   });

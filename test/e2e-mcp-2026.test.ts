@@ -25,7 +25,11 @@ async function startHttp(extra: string[] = []): Promise<number> {
   servers.push(p);
   return new Promise((resolve, reject) => {
     let out = '';
-    p.stdout!.on('data', (d: Buffer) => { out += d.toString(); const m = /listening on (\d+)/.exec(out); if (m) resolve(Number(m[1])); });
+    p.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
     p.once('exit', (code) => reject(new Error(`v2 server exited (${code})`)));
   });
 }
@@ -39,10 +43,22 @@ beforeAll(async () => {
   await cluster.writeConfig({
     servers: [
       { name: 'modern-stdio', description: 'SDK v2 over stdio', labels, command: process.execPath, args: [V2_SERVER] },
-      { name: 'modern-http', description: 'SDK v2, strictly 2026-07-28', labels, url: `http://127.0.0.1:${strict}/mcp` },
+      {
+        name: 'modern-http',
+        description: 'SDK v2, strictly 2026-07-28',
+        labels,
+        url: `http://127.0.0.1:${strict}/mcp`,
+      },
       { name: 'both-http', description: 'SDK v2, both eras', labels, url: `http://127.0.0.1:${both}/mcp` },
     ],
-    roles: [{ kind: 'role', version: 'v7', metadata: { name: 'most' }, spec: { allow: { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }, deny: { mcp: { tools: ['write_note'] } } } }],
+    roles: [
+      {
+        kind: 'role',
+        version: 'v7',
+        metadata: { name: 'most' },
+        spec: { allow: { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }, deny: { mcp: { tools: ['write_note'] } } },
+      },
+    ],
     audit: { path: auditPath },
   });
   await cluster.stopProxy();
@@ -56,13 +72,21 @@ afterAll(async () => {
 
 /** An SDK v2 client pinned to 2026-07-28, speaking to `server` through a spawned `mcp-access connect`. */
 async function modernClient(server: string): Promise<Client> {
-  const client = new Client({ name: 'modern-agent', version: '26.7.28' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
-  await client.connect(new StdioClientTransport({ command: process.execPath, args: cluster.connectArgs(server, user), stderr: 'pipe' }));
+  const client = new Client(
+    { name: 'modern-agent', version: '26.7.28' },
+    { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+  );
+  await client.connect(
+    new StdioClientTransport({ command: process.execPath, args: cluster.connectArgs(server, user), stderr: 'pipe' }),
+  );
   return client;
 }
 
 async function auditEvents(): Promise<Array<Record<string, unknown>>> {
-  return (await readFile(auditPath, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return (await readFile(auditPath, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 describe('a 2026-07-28 client', () => {
@@ -72,11 +96,19 @@ describe('a 2026-07-28 client', () => {
       const names = (await client.listTools()).tools.map((t) => t.name);
       expect(names).toContain('echo');
       expect(names).not.toContain('write_note');
-      expect(resultText(await client.callTool({ name: 'echo', arguments: { text: `2026 via ${server}` } }))).toBe(`2026 via ${server}`);
+      expect(resultText(await client.callTool({ name: 'echo', arguments: { text: `2026 via ${server}` } }))).toBe(
+        `2026 via ${server}`,
+      );
       await expect(client.callTool({ name: 'write_note', arguments: { text: 'x' } })).rejects.toThrow(/denied/);
       await client.close();
       const events = await auditEvents();
-      const calls = events.filter((e) => e.server === server && e.type === 'mcp.session.request' && e.method === 'tools/call' && e.direction === 'client_to_server');
+      const calls = events.filter(
+        (e) =>
+          e.server === server &&
+          e.type === 'mcp.session.request' &&
+          e.method === 'tools/call' &&
+          e.direction === 'client_to_server',
+      );
       expect(calls.length).toBeGreaterThanOrEqual(2);
       for (const e of calls) expect(e.client).toEqual({ name: 'modern-agent', version: '26.7.28' });
       expect(events.some((e) => e.server === server && e.method === 'server/discover')).toBe(true);

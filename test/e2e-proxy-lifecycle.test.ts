@@ -17,9 +17,16 @@ beforeAll(async () => {
   cluster = await TestCluster.start({ servers: [testServer('test')] });
   alice = await cluster.issue('alice', ['all']);
 });
-afterAll(async () => { await cluster?.close(); });
+afterAll(async () => {
+  await cluster?.close();
+});
 
-const call = (id: number, name: string, args: Record<string, unknown> = {}) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
+const call = (id: number, name: string, args: Record<string, unknown> = {}) => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  params: { name, arguments: args },
+});
 
 describe('bridge traces', () => {
   it('--debug --log-file records every message with direction, method, id, size and latency; stdout stays pure JSON-RPC', async () => {
@@ -33,7 +40,8 @@ describe('bridge traces', () => {
     const text = await readFile(log, 'utf8');
     expect(text).toMatch(/→ tools\/call id=2 \d+B/);
     expect(text).toMatch(/← response id=2 \d+B \d+\.\d+ms/);
-    for (const line of b.stdoutText.trim().split('\n')) expect((JSON.parse(line) as { jsonrpc: unknown }).jsonrpc).toBe('2.0');
+    for (const line of b.stdoutText.trim().split('\n'))
+      expect((JSON.parse(line) as { jsonrpc: unknown }).jsonrpc).toBe('2.0');
   });
 });
 
@@ -50,7 +58,9 @@ describe('trust', () => {
       expect(await b.end()).toBe(4);
       // Trusting the proxy's CA with --ca-file gets past TLS verification; the
       // proxy then refuses a certificate it did not issue.
-      const b2 = RawBridge.spawn(cluster.connectArgs('test', stranger, ['--connect-retries', '0', '--ca-file', cluster.pki.ca.caCertPath]));
+      const b2 = RawBridge.spawn(
+        cluster.connectArgs('test', stranger, ['--connect-retries', '0', '--ca-file', cluster.pki.ca.caCertPath]),
+      );
       b2.send(INIT(1));
       const r2 = await b2.response(1);
       expect((r2.error as { data: { code: string } }).data.code).toBe('IDENTITY_REJECTED');
@@ -73,7 +83,9 @@ describe('graceful shutdown', () => {
     // The same client goes on, on a new session.
     let text = '';
     for (let i = 0; i < 20 && text !== 'back'; i++) {
-      text = await client.callTool({ name: 'echo', arguments: { text: 'back' } }).then(resultText, (e: Error) => e.message);
+      text = await client
+        .callTool({ name: 'echo', arguments: { text: 'back' } })
+        .then(resultText, (e: Error) => e.message);
     }
     expect(text).toBe('back');
     await client.close();

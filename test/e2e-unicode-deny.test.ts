@@ -17,8 +17,13 @@ let cluster: TestCluster;
 let sample: string;
 let identity: string;
 const ROLE = {
-  kind: 'role', version: 'v8', metadata: { name: 'all-but-writes' },
-  spec: { allow: { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }, deny: { mcp: { tools: ['write_file', 'search_files', '^edit_.*$', 'move_*'] } } },
+  kind: 'role',
+  version: 'v8',
+  metadata: { name: 'all-but-writes' },
+  spec: {
+    allow: { app_labels: { '*': '*' }, mcp: { tools: ['*'] } },
+    deny: { mcp: { tools: ['write_file', 'search_files', '^edit_.*$', 'move_*'] } },
+  },
 };
 
 // Each spelling folds to a denied name under some upstream's case mapping.
@@ -37,12 +42,16 @@ beforeAll(async () => {
   cluster = await TestCluster.start({ servers: [], roles: [ROLE], config: { audit: { path: './audit.jsonl' } } });
   sample = join(cluster.dir, 'sample');
   await mkdir(sample);
-  await cluster.writeConfig({ servers: [{ name: 'files', labels: { env: 'dev' }, command: process.execPath, args: [FILESYSTEM, sample] }] });
+  await cluster.writeConfig({
+    servers: [{ name: 'files', labels: { env: 'dev' }, command: process.execPath, args: [FILESYSTEM, sample] }],
+  });
   cluster.proxy!.kill('SIGHUP');
   await cluster.waitForLog(/reloaded .*: 1 servers?/);
   identity = await cluster.issue('mallory', ['all-but-writes']);
 });
-afterAll(async () => { await cluster?.close(); });
+afterAll(async () => {
+  await cluster?.close();
+});
 
 describe('the fold', () => {
   it.each(ATTEMPTS)('%s is denied by the policy patterns', (_name, tool) => {
@@ -67,25 +76,43 @@ describe('end to end against server-filesystem', () => {
     const sent: Array<{ id: number; tool: string }> = [];
     for (const [, tool] of ATTEMPTS) {
       const target = join(sample, `owned-${id}.txt`);
-      b.send({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: tool, arguments: { path: target, content: 'pwned', source: target, destination: `${target}.moved`, edits: [] } } });
+      b.send({
+        jsonrpc: '2.0',
+        id,
+        method: 'tools/call',
+        params: {
+          name: tool,
+          arguments: { path: target, content: 'pwned', source: target, destination: `${target}.moved`, edits: [] },
+        },
+      });
       sent.push({ id, tool });
       id++;
     }
     // The same names written with JSON \u escapes are decoded first, then judged.
-    b.write(`{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"name":"wr\\u0131te_file","arguments":{"path":${JSON.stringify(join(sample, 'escaped.txt'))},"content":"pwned"}}}\n`);
+    b.write(
+      `{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"name":"wr\\u0131te_file","arguments":{"path":${JSON.stringify(join(sample, 'escaped.txt'))},"content":"pwned"}}}\n`,
+    );
     sent.push({ id: 99, tool: 'wr\u0131te_file' });
     for (const { id: rid } of sent) {
       const r = await b.response(rid);
       expect(r.error, JSON.stringify(r)).toMatchObject({ code: -32602, data: { code: 'TOOL_DENIED' } });
     }
     // The legitimate read tool still works in the same session.
-    b.send({ jsonrpc: '2.0', id: 100, method: 'tools/call', params: { name: 'list_directory', arguments: { path: sample } } });
+    b.send({
+      jsonrpc: '2.0',
+      id: 100,
+      method: 'tools/call',
+      params: { name: 'list_directory', arguments: { path: sample } },
+    });
     expect((await b.response(100)).result).toBeDefined();
     await b.end();
 
     for (const { id: rid } of sent) expect(existsSync(join(sample, `owned-${rid}.txt`))).toBe(false);
     expect(existsSync(join(sample, 'escaped.txt'))).toBe(false);
-    const events = (await readFile(join(cluster.dir, 'audit.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = (await readFile(join(cluster.dir, 'audit.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     for (const { tool } of sent) {
       expect(events.some((e) => e.method === 'tools/call' && e.tool === tool && e.outcome === 'denied')).toBe(true);
     }

@@ -26,13 +26,24 @@ let httpServer: ChildProcess;
 const raws: RawBridge[] = [];
 
 type Msg = Record<string, unknown>;
-const stdio = (name: string, env: Record<string, string> = {}) => ({ name, description: 'hostile', labels: { env: 'dev' }, command: process.execPath, args: [HOSTILE], env });
+const stdio = (name: string, env: Record<string, string> = {}) => ({
+  name,
+  description: 'hostile',
+  labels: { env: 'dev' },
+  command: process.execPath,
+  args: [HOSTILE],
+  env,
+});
 
 async function startHttp(): Promise<number> {
   httpServer = spawn(process.execPath, [HOSTILE_HTTP], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let out = '';
-    httpServer.stdout!.on('data', (d: Buffer) => { out += d.toString(); const m = /listening on (\d+)/.exec(out); if (m) resolve(Number(m[1])); });
+    httpServer.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
     httpServer.once('exit', (code) => reject(new Error(`hostile http server exited (${code})`)));
   });
 }
@@ -47,11 +58,33 @@ beforeAll(async () => {
       stdio('spare', { HOSTILE_PRE_OUTPUT: '1' }),
       stdio('crashy', { HOSTILE_CRASH: 'missing API key \x1b]0;pwned\x07\x1b[2J' }),
       { name: 'ghost', description: 'a typo', labels: { env: 'dev' }, command: '/nonexistent/mcp-server-ghost' },
-      { name: 'http', description: 'hostile http', labels: { env: 'dev' }, url: `http://127.0.0.1:${port}/mcp?api_key=supersecret-query` },
-      { name: 'legacy', description: 'hostile legacy sse', labels: { env: 'dev' }, sse_url: `http://127.0.0.1:${port}/sse` },
-      { name: 'locked', description: 'secret url', labels: { env: 'dev' }, url: 'http://admin:hunter2-password@127.0.0.1:1/mcp?token=tok-123-secret' },
+      {
+        name: 'http',
+        description: 'hostile http',
+        labels: { env: 'dev' },
+        url: `http://127.0.0.1:${port}/mcp?api_key=supersecret-query`,
+      },
+      {
+        name: 'legacy',
+        description: 'hostile legacy sse',
+        labels: { env: 'dev' },
+        sse_url: `http://127.0.0.1:${port}/sse`,
+      },
+      {
+        name: 'locked',
+        description: 'secret url',
+        labels: { env: 'dev' },
+        url: 'http://admin:hunter2-password@127.0.0.1:1/mcp?token=tok-123-secret',
+      },
     ],
-    roles: [{ kind: 'role', version: 'v7', metadata: { name: 'most' }, spec: { allow: { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }, deny: { mcp: { tools: ['write_note'] } } } }],
+    roles: [
+      {
+        kind: 'role',
+        version: 'v7',
+        metadata: { name: 'most' },
+        spec: { allow: { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }, deny: { mcp: { tools: ['write_note'] } } },
+      },
+    ],
     audit: { path: auditPath },
     max_message_size: MAX,
     sessions: { prestart: true },
@@ -85,12 +118,17 @@ const withId = (raw: RawBridge, id: unknown) => raw.messages.filter((m) => m.id 
 async function auditEvents(until: (events: Msg[]) => boolean): Promise<Msg[]> {
   const deadline = Date.now() + 15_000;
   for (;;) {
-    const events = (await readFile(auditPath, 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Msg);
+    const events = (await readFile(auditPath, 'utf8'))
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Msg);
     if (until(events) || Date.now() > deadline) return events;
     await new Promise((r) => setTimeout(r, 50));
   }
 }
-const refusals = (events: Msg[], user_ = 'mallory-victim') => events.filter((e) => e.user === user_ && e.direction === 'server_to_client' && e.outcome === 'denied');
+const refusals = (events: Msg[], user_ = 'mallory-victim') =>
+  events.filter((e) => e.user === user_ && e.direction === 'server_to_client' && e.outcome === 'denied');
 
 describe('answers the client never asked for', () => {
   it('forged answers (to a denied call, to an id never sent, a second answer) are refused and audited; the session goes on', async () => {
@@ -110,7 +148,12 @@ describe('answers the client never asked for', () => {
     expect(raw.stdoutText).not.toContain('forged');
     const events = await auditEvents((e) => refusals(e).length >= 3);
     const reasons = refusals(events).map((e) => `${JSON.stringify(e.rpcId)} ${String(e.reason)}`);
-    expect(reasons.filter((r) => /did not send or which was already answered/.test(r)).map((r) => r.split(' ')[0]).sort()).toEqual(['"never-sent-1"', '7', '8']);
+    expect(
+      reasons
+        .filter((r) => /did not send or which was already answered/.test(r))
+        .map((r) => r.split(' ')[0])
+        .sort(),
+    ).toEqual(['"never-sent-1"', '7', '8']);
   });
 });
 
@@ -119,8 +162,11 @@ describe('what is not one clean JSON-RPC message', () => {
     const raw = await session('hostile');
     const before = refusals(await auditEvents(() => true)).length;
     const cases: Array<[number, string, string]> = [
-      [10, 'batch', 'after batch'], [11, 'crlf', 'after crlf'], [12, 'bad_json', 'after bad json'],
-      [13, 'big_bad_json', 'after big bad json'], [14, 'non_jsonrpc', 'after non-json-rpc'],
+      [10, 'batch', 'after batch'],
+      [11, 'crlf', 'after crlf'],
+      [12, 'bad_json', 'after bad json'],
+      [13, 'big_bad_json', 'after big bad json'],
+      [14, 'non_jsonrpc', 'after non-json-rpc'],
     ];
     for (const [id, tool, answer] of cases) {
       call(raw, id, tool);
@@ -131,9 +177,23 @@ describe('what is not one clean JSON-RPC message', () => {
     for (const [id] of cases) expect(withId(raw, id), `id ${id}`).toHaveLength(1);
     expect(raw.stdoutText).not.toMatch(/in a batch|bare cr|cr answer|broken|wrong version|from a batch/);
     expect(raw.stdoutText).not.toContain('\r');
-    const want = [/batch/, /bare CR or LF/, /bare CR or LF/, /not valid JSON/, /not valid JSON/, /not a JSON object/, /not a JSON object/, /not a JSON object/, /"foo" is not a JSON-RPC member/, /jsonrpc must be "2.0"/, /"extra" is not a JSON-RPC member/];
+    const want = [
+      /batch/,
+      /bare CR or LF/,
+      /bare CR or LF/,
+      /not valid JSON/,
+      /not valid JSON/,
+      /not a JSON object/,
+      /not a JSON object/,
+      /not a JSON object/,
+      /"foo" is not a JSON-RPC member/,
+      /jsonrpc must be "2.0"/,
+      /"extra" is not a JSON-RPC member/,
+    ];
     const events = await auditEvents((e) => refusals(e).length >= before + want.length);
-    const reasons = refusals(events).slice(before).map((e) => String(e.reason));
+    const reasons = refusals(events)
+      .slice(before)
+      .map((e) => String(e.reason));
     for (const re of want) {
       const i = reasons.findIndex((r) => re.test(r));
       expect(i, `${re} in ${JSON.stringify(reasons)}`).toBeGreaterThanOrEqual(0);
@@ -151,12 +211,20 @@ describe('a flood of refused messages', () => {
     call(raw, 40, 'junk', { n: 2500 });
     expect(textOf(await raw.response(40, 60_000))).toBe('after junk');
     const ofSession = (events: Msg[]) => {
-      const start = events.filter((e) => e.type === 'mcp.session.request' && e.rpcId === 40 && e.direction === 'client_to_server').at(-1);
+      const start = events
+        .filter((e) => e.type === 'mcp.session.request' && e.rpcId === 40 && e.direction === 'client_to_server')
+        .at(-1);
       return refusals(events).filter((e) => e.sessionId === start?.sessionId);
     };
     const events = ofSession(await auditEvents((e) => ofSession(e).length >= 102));
-    expect(events.filter((e) => /not valid JSON/.test(String(e.reason)) && !/refused so far/.test(String(e.reason)))).toHaveLength(100);
-    expect(events.filter((e) => /refused so far in this session/.test(String(e.reason))).map((e) => /(\d+) messages/.exec(String(e.reason))?.[1])).toEqual(['1100', '2100']);
+    expect(
+      events.filter((e) => /not valid JSON/.test(String(e.reason)) && !/refused so far/.test(String(e.reason))),
+    ).toHaveLength(100);
+    expect(
+      events
+        .filter((e) => /refused so far in this session/.test(String(e.reason)))
+        .map((e) => /(\d+) messages/.exec(String(e.reason))?.[1]),
+    ).toEqual(['1100', '2100']);
   });
 });
 
@@ -169,14 +237,25 @@ describe('server → client requests', () => {
     expect(answer).toContain('-32601');
     expect(answer).toContain('did not declare the \\"sampling\\" capability');
     expect(raw.messages.some((m) => m.method === 'sampling/createMessage')).toBe(false);
-    const events = await auditEvents((e) => e.some((x) => x.method === 'sampling/createMessage' && x.outcome === 'denied'));
-    expect(events.some((x) => x.method === 'sampling/createMessage' && x.outcome === 'denied' && x.direction === 'server_to_client')).toBe(true);
+    const events = await auditEvents((e) =>
+      e.some((x) => x.method === 'sampling/createMessage' && x.outcome === 'denied'),
+    );
+    expect(
+      events.some(
+        (x) => x.method === 'sampling/createMessage' && x.outcome === 'denied' && x.direction === 'server_to_client',
+      ),
+    ).toBe(true);
   });
 
   it('a client that declared sampling gets the request', async () => {
     const { client } = await cluster.client('hostile', user, {
       capabilities: { sampling: {} },
-      setup: (c) => c.setRequestHandler(CreateMessageRequestSchema, async () => ({ role: 'assistant', content: { type: 'text', text: 'no secrets here' }, model: 'test' })),
+      setup: (c) =>
+        c.setRequestHandler(CreateMessageRequestSchema, async () => ({
+          role: 'assistant',
+          content: { type: 'text', text: 'no secrets here' },
+          model: 'test',
+        })),
     });
     expect(resultText(await client.callTool({ name: 'sample', arguments: {} }))).toContain('no secrets here');
     await client.close();
@@ -208,7 +287,9 @@ describe('bounded output', () => {
     raw.send({ jsonrpc: '2.0', id: 3, method: 'ping' });
     await raw.response(3);
     expect(raw.stdoutText).not.toContain('planted answer');
-    const pre = raw.messages.filter((m) => String((m.params as { data?: unknown } | undefined)?.data ?? '').startsWith('pre-session output'));
+    const pre = raw.messages.filter((m) =>
+      String((m.params as { data?: unknown } | undefined)?.data ?? '').startsWith('pre-session output'),
+    );
     // Only this session's own server may speak to it.
     for (const m of pre) expect((m.params as { data: string }).data).toBe(`pre-session output from pid ${pid}`);
   });

@@ -19,7 +19,8 @@ import { checkUpstreamIsolation } from '../src/proxy/isolation.js';
 import { Logger } from '../src/util/log.js';
 
 const base = { cluster: 'c', listen: '127.0.0.1:0', ca_dir: './ca' };
-const config = (extra: Record<string, unknown>) => parseProxyConfig({ ...base, servers: [], ...extra }, '/etc/mcp-access/proxy.yaml');
+const config = (extra: Record<string, unknown>) =>
+  parseProxyConfig({ ...base, servers: [], ...extra }, '/etc/mcp-access/proxy.yaml');
 
 describe('the bridge writes every message as one line', () => {
   it('raw CR and LF (JSON whitespace) become spaces; the JSON value is unchanged', () => {
@@ -39,19 +40,43 @@ describe('root URIs and mcp.roots', () => {
     expect(normaliseRootUri('file:///srv/files/../etc')).toBe('file:///srv/etc');
     expect(normaliseRootUri('file:///srv/files/%2e%2e/etc')).toBe('file:///srv/etc');
     expect(normaliseRootUri('file:///srv/files')).toBe('file:///srv/files');
-    for (const bad of ['file:///srv/a%2F..%2Fetc', 'file:///srv/a%5c..', 'file:///srv\\..\\etc', 'file:///srv/\u0000', 'not a uri', '', 42, undefined]) {
+    for (const bad of [
+      'file:///srv/a%2F..%2Fetc',
+      'file:///srv/a%5c..',
+      'file:///srv\\..\\etc',
+      'file:///srv/\u0000',
+      'not a uri',
+      '',
+      42,
+      undefined,
+    ]) {
       expect(normaliseRootUri(bad), String(bad)).toBeUndefined();
     }
   });
 
-  const policy = new Policy(loadRoles({
-    inline: [
-      { kind: 'role', version: 'v8', metadata: { name: 'roots' }, spec: { allow: { app_labels: { env: 'dev' }, mcp: { roots: ['file:///srv/files', 'file:///srv/files/*'] } }, deny: { mcp: { roots: ['*secret*'] } } } },
-      { kind: 'role', version: 'v8', metadata: { name: 'no-roots' }, spec: { allow: { app_labels: { env: 'dev' }, mcp: { tools: ['*'] } } } },
-    ],
-    files: [],
-    baseDir: '/',
-  }).roles);
+  const policy = new Policy(
+    loadRoles({
+      inline: [
+        {
+          kind: 'role',
+          version: 'v8',
+          metadata: { name: 'roots' },
+          spec: {
+            allow: { app_labels: { env: 'dev' }, mcp: { roots: ['file:///srv/files', 'file:///srv/files/*'] } },
+            deny: { mcp: { roots: ['*secret*'] } },
+          },
+        },
+        {
+          kind: 'role',
+          version: 'v8',
+          metadata: { name: 'no-roots' },
+          spec: { allow: { app_labels: { env: 'dev' }, mcp: { tools: ['*'] } } },
+        },
+      ],
+      files: [],
+      baseDir: '/',
+    }).roles,
+  );
   const dev = { name: 'files', labels: { env: 'dev' } };
 
   it('allow globs, deny wins, no entry means no root, an unreachable server means none', () => {
@@ -59,53 +84,122 @@ describe('root URIs and mcp.roots', () => {
     expect(policy.rootDecision(['roots'], dev, 'file:///srv/files/docs').allowed).toBe(true);
     expect(policy.rootDecision(['roots'], dev, 'file:///').allowed).toBe(false);
     expect(policy.rootDecision(['roots'], dev, 'file:///srv/files/SECRET').allowed).toBe(false);
-    expect(policy.rootDecision(['roots', 'no-roots'], dev, 'file:///srv/files/secret').reason).toMatch(/denied by role roots/);
+    expect(policy.rootDecision(['roots', 'no-roots'], dev, 'file:///srv/files/secret').reason).toMatch(
+      /denied by role roots/,
+    );
     expect(policy.rootDecision(['no-roots'], dev, 'file:///srv/files').allowed).toBe(false);
-    expect(policy.rootDecision(['roots'], { name: 'p', labels: { env: 'prod' } }, 'file:///srv/files').allowed).toBe(false);
+    expect(policy.rootDecision(['roots'], { name: 'p', labels: { env: 'prod' } }, 'file:///srv/files').allowed).toBe(
+      false,
+    );
   });
 
   it('mcp.roots is a known key of a role (no "not used" warning)', () => {
-    const { warnings } = loadRoles({ inline: [{ kind: 'role', version: 'v8', metadata: { name: 'r' }, spec: { allow: { app_labels: { env: 'dev' }, mcp: { tools: ['*'], roots: ['file:///x'] } } } }], files: [], baseDir: '/' });
+    const { warnings } = loadRoles({
+      inline: [
+        {
+          kind: 'role',
+          version: 'v8',
+          metadata: { name: 'r' },
+          spec: { allow: { app_labels: { env: 'dev' }, mcp: { tools: ['*'], roots: ['file:///x'] } } },
+        },
+      ],
+      files: [],
+      baseDir: '/',
+    });
     expect(warnings.join('\n')).not.toMatch(/roots/);
   });
 });
 
 describe('configuration: roots, client_roots, run_as, inherit_env, limits', () => {
   it('reads roots as paths (resolved against the file), URIs or {uri, name}; client_roots is off by default', () => {
-    const c = config({ servers: [{ name: 'f', command: 'x', roots: ['data', 'file:///srv/a', { uri: 'file:///srv/b', name: 'b' }] }] });
-    expect(c.servers[0]!.roots).toEqual([{ uri: 'file:///etc/mcp-access/data' }, { uri: 'file:///srv/a' }, { uri: 'file:///srv/b', name: 'b' }]);
+    const c = config({
+      servers: [{ name: 'f', command: 'x', roots: ['data', 'file:///srv/a', { uri: 'file:///srv/b', name: 'b' }] }],
+    });
+    expect(c.servers[0]!.roots).toEqual([
+      { uri: 'file:///etc/mcp-access/data' },
+      { uri: 'file:///srv/a' },
+      { uri: 'file:///srv/b', name: 'b' },
+    ]);
     expect(c.servers[0]!.clientRoots).toBe(false);
     expect(config({ servers: [{ name: 'f', command: 'x', client_roots: true }] }).servers[0]!.clientRoots).toBe(true);
   });
   it('refuses bad values, naming the field', () => {
-    expect(() => config({ servers: [{ name: 'f', command: 'x', client_roots: 'yes' }] })).toThrow(/servers\[0\]\.client_roots: must be true or false/);
-    expect(() => config({ servers: [{ name: 'f', command: 'x', roots: 'data' }] })).toThrow(/servers\[0\]\.roots: must be a list/);
-    expect(() => config({ servers: [{ name: 'f', command: 'x', run_as: 'a b' }] })).toThrow(/servers\[0\]\.run_as: must be a user name, a uid, or uid:gid/);
-    expect(() => config({ servers: [{ name: 'f', command: 'x', inherit_env: ['A=B'] }] })).toThrow(/servers\[0\]\.inherit_env/);
-    expect(() => config({ servers: [{ name: 'f', url: 'http://x', run_as: 'nobody' }] })).toThrow(/run_as: applies only to a stdio server/);
-    expect(() => config({ sessions: { max_per_identity: 0 } })).toThrow(/sessions\.max_per_identity: must be a whole number of at least 1/);
-    expect(() => config({ sessions: { max_processes_per_server: 1 } })).toThrow(/max_processes_per_server: must be at least 2 while prestart is on/);
+    expect(() => config({ servers: [{ name: 'f', command: 'x', client_roots: 'yes' }] })).toThrow(
+      /servers\[0\]\.client_roots: must be true or false/,
+    );
+    expect(() => config({ servers: [{ name: 'f', command: 'x', roots: 'data' }] })).toThrow(
+      /servers\[0\]\.roots: must be a list/,
+    );
+    expect(() => config({ servers: [{ name: 'f', command: 'x', run_as: 'a b' }] })).toThrow(
+      /servers\[0\]\.run_as: must be a user name, a uid, or uid:gid/,
+    );
+    expect(() => config({ servers: [{ name: 'f', command: 'x', inherit_env: ['A=B'] }] })).toThrow(
+      /servers\[0\]\.inherit_env/,
+    );
+    expect(() => config({ servers: [{ name: 'f', url: 'http://x', run_as: 'nobody' }] })).toThrow(
+      /run_as: applies only to a stdio server/,
+    );
+    expect(() => config({ sessions: { max_per_identity: 0 } })).toThrow(
+      /sessions\.max_per_identity: must be a whole number of at least 1/,
+    );
+    expect(() => config({ sessions: { max_processes_per_server: 1 } })).toThrow(
+      /max_processes_per_server: must be at least 2 while prestart is on/,
+    );
     expect(config({ sessions: { max_processes_per_server: 1, prestart: false } }).limits.processesPerServer).toBe(1);
   });
   it('limits have defaults and can be set', () => {
     expect(config({}).limits).toEqual(DEFAULT_LIMITS);
-    expect(config({ sessions: { max_per_identity: 4, max_total: 10, max_processes_per_server: 6 } }).limits).toEqual({ perIdentity: 4, total: 10, processesPerServer: 6 });
+    expect(config({ sessions: { max_per_identity: 4, max_total: 10, max_processes_per_server: 6 } }).limits).toEqual({
+      perIdentity: 4,
+      total: 10,
+      processesPerServer: 6,
+    });
   });
 });
 
 describe('the environment and user of a stdio server', () => {
-  const server = (extra: Partial<StdioServerConfig> = {}): StdioServerConfig => ({ transport: 'stdio', command: 'x', args: [], env: {}, inheritEnv: [], ...extra });
-  const proxyEnv = { PATH: '/usr/bin', HOME: '/root', LANG: 'C.UTF-8', LC_ALL: 'C', AWS_SECRET_ACCESS_KEY: 'k', GITHUB_TOKEN: 't', NODE_OPTIONS: '--require x' };
+  const server = (extra: Partial<StdioServerConfig> = {}): StdioServerConfig => ({
+    transport: 'stdio',
+    command: 'x',
+    args: [],
+    env: {},
+    inheritEnv: [],
+    ...extra,
+  });
+  const proxyEnv = {
+    PATH: '/usr/bin',
+    HOME: '/root',
+    LANG: 'C.UTF-8',
+    LC_ALL: 'C',
+    AWS_SECRET_ACCESS_KEY: 'k',
+    GITHUB_TOKEN: 't',
+    NODE_OPTIONS: '--require x',
+  };
 
   it('only the minimal set, then inherit_env, then env', () => {
-    expect(childEnvironment(server(), undefined, proxyEnv)).toEqual({ PATH: '/usr/bin', HOME: '/root', LANG: 'C.UTF-8', LC_ALL: 'C' });
-    expect(childEnvironment(server({ inheritEnv: ['GITHUB_TOKEN'], env: { LOG: 'warn', PATH: '/opt/bin' } }), undefined, proxyEnv))
-      .toEqual({ PATH: '/opt/bin', HOME: '/root', LANG: 'C.UTF-8', LC_ALL: 'C', GITHUB_TOKEN: 't', LOG: 'warn' });
+    expect(childEnvironment(server(), undefined, proxyEnv)).toEqual({
+      PATH: '/usr/bin',
+      HOME: '/root',
+      LANG: 'C.UTF-8',
+      LC_ALL: 'C',
+    });
+    expect(
+      childEnvironment(
+        server({ inheritEnv: ['GITHUB_TOKEN'], env: { LOG: 'warn', PATH: '/opt/bin' } }),
+        undefined,
+        proxyEnv,
+      ),
+    ).toEqual({ PATH: '/opt/bin', HOME: '/root', LANG: 'C.UTF-8', LC_ALL: 'C', GITHUB_TOKEN: 't', LOG: 'warn' });
   });
-  it('with run_as, HOME, USER and LOGNAME are that user\'s', () => {
-    expect(childEnvironment(server(), { uid: 65534, gid: 65534, name: 'nobody', home: '/nonexistent' }, proxyEnv))
-      .toMatchObject({ HOME: '/nonexistent', USER: 'nobody', LOGNAME: 'nobody' });
-    const anonymous = childEnvironment(server(), { uid: 12345, gid: 12345 }, { ...proxyEnv, USER: 'root', LOGNAME: 'root' });
+  it("with run_as, HOME, USER and LOGNAME are that user's", () => {
+    expect(
+      childEnvironment(server(), { uid: 65534, gid: 65534, name: 'nobody', home: '/nonexistent' }, proxyEnv),
+    ).toMatchObject({ HOME: '/nonexistent', USER: 'nobody', LOGNAME: 'nobody' });
+    const anonymous = childEnvironment(
+      server(),
+      { uid: 12345, gid: 12345 },
+      { ...proxyEnv, USER: 'root', LOGNAME: 'root' },
+    );
     expect(anonymous.HOME).toBeUndefined();
     expect(anonymous.USER).toBeUndefined();
     expect(anonymous.LOGNAME).toBeUndefined();
@@ -114,7 +208,9 @@ describe('the environment and user of a stdio server', () => {
     expect(resolveRunAs('root', 'run_as')).toMatchObject({ uid: 0, gid: 0, name: 'root' });
     expect(resolveRunAs('0', 'run_as')).toMatchObject({ uid: 0, gid: 0 });
     expect(resolveRunAs('12345:23456', 'run_as')).toMatchObject({ uid: 12345, gid: 23456 });
-    expect(() => resolveRunAs('no-such-user-here', 'servers[0].run_as')).toThrow(/servers\[0\]\.run_as: no user named "no-such-user-here"/);
+    expect(() => resolveRunAs('no-such-user-here', 'servers[0].run_as')).toThrow(
+      /servers\[0\]\.run_as: no user named "no-such-user-here"/,
+    );
   });
 });
 
@@ -124,7 +220,10 @@ describe('upstreams cannot read the CA key', () => {
     await chmod(dir, 0o755);
     const ca = join(dir, 'ca');
     await mkdir(ca);
-    for (const f of ['ca.key', 'proxy.key']) { await writeFile(join(ca, f), 'key'); await chmod(join(ca, f), 0o600); }
+    for (const f of ['ca.key', 'proxy.key']) {
+      await writeFile(join(ca, f), 'key');
+      await chmod(join(ca, f), 0o600);
+    }
     await chmod(ca, mode);
     return dir;
   }
@@ -143,17 +242,35 @@ describe('upstreams cannot read the CA key', () => {
   it('a run_as user that can read the CA key refuses the configuration; one that cannot is fine', async () => {
     const dir = await caDir(0o700);
     const log = new Logger({ sink: () => {} });
-    const withRunAs = (runAs: string) => parseProxyConfig({ ...base, ca_dir: join(dir, 'ca'), servers: [{ name: 'fs', command: 'x', run_as: runAs }] }, join(dir, 'proxy.yaml'));
-    expect(() => checkUpstreamIsolation(withRunAs('root'), log)).toThrow(/servers\[0\]\.run_as: MCP server "fs" would run as root \(uid 0\), which can read .*ca\.key/);
+    const withRunAs = (runAs: string) =>
+      parseProxyConfig(
+        { ...base, ca_dir: join(dir, 'ca'), servers: [{ name: 'fs', command: 'x', run_as: runAs }] },
+        join(dir, 'proxy.yaml'),
+      );
+    expect(() => checkUpstreamIsolation(withRunAs('root'), log)).toThrow(
+      /servers\[0\]\.run_as: MCP server "fs" would run as root \(uid 0\), which can read .*ca\.key/,
+    );
     expect(() => checkUpstreamIsolation(withRunAs(`${other.uid}:${other.gid}`), log)).not.toThrow();
   });
 
   it('servers without run_as: a loud warning naming them and the fix', async () => {
     const dir = await caDir(0o700);
     const lines: string[] = [];
-    const c = parseProxyConfig({ ...base, ca_dir: join(dir, 'ca'), servers: [{ name: 'fs', command: 'x' }, { name: 'web', url: 'http://x' }] }, join(dir, 'proxy.yaml'));
+    const c = parseProxyConfig(
+      {
+        ...base,
+        ca_dir: join(dir, 'ca'),
+        servers: [
+          { name: 'fs', command: 'x' },
+          { name: 'web', url: 'http://x' },
+        ],
+      },
+      join(dir, 'proxy.yaml'),
+    );
     checkUpstreamIsolation(c, new Logger({ sink: (l) => lines.push(l) }));
-    expect(lines.join('')).toMatch(/SECURITY: stdio server "fs" runs as the proxy's own user .* can read the CA key .*Set run_as: to an unprivileged user/);
+    expect(lines.join('')).toMatch(
+      /SECURITY: stdio server "fs" runs as the proxy's own user .* can read the CA key .*Set run_as: to an unprivileged user/,
+    );
     expect(lines.join('')).not.toMatch(/"web"/);
   });
 });

@@ -27,7 +27,9 @@ function exchange(data: Buffer): Promise<string> {
     const s = tlsConnect({ host: '127.0.0.1', port: cluster.port, rejectUnauthorized: false }, () => s.end(data));
     let got = '';
     s.setEncoding('latin1');
-    s.on('data', (t: string) => { got += t; });
+    s.on('data', (t: string) => {
+      got += t;
+    });
     s.on('error', () => {});
     s.on('close', () => resolve(got));
   });
@@ -35,19 +37,81 @@ function exchange(data: Buffer): Promise<string> {
 
 const METHODS = ['GET', 'POST', 'PUT', 'OPTIONS', 'HEAD', 'DELETE', 'get', 'CONNECT', 'G\u0000T', 'X'.repeat(300), ''];
 const TARGET_PIECES = [
-  '/', '//', '/v1/ping', '/v1/tunnel', '/v1/servers', '/v1/bot/join', '/v1/bot/renew', '?', '&', '=', '%', '%zz', '%ff', '%00', '%2F', '#', ':',
-  '@', '..', '*', 'http://x', '//a:99999', 'server=', 'resume=', 'received=-1', 'received=1e999', '\u00e9', '\u202e', ' ', '\t', '+', ';', 'a'.repeat(5000),
+  '/',
+  '//',
+  '/v1/ping',
+  '/v1/tunnel',
+  '/v1/servers',
+  '/v1/bot/join',
+  '/v1/bot/renew',
+  '?',
+  '&',
+  '=',
+  '%',
+  '%zz',
+  '%ff',
+  '%00',
+  '%2F',
+  '#',
+  ':',
+  '@',
+  '..',
+  '*',
+  'http://x',
+  '//a:99999',
+  'server=',
+  'resume=',
+  'received=-1',
+  'received=1e999',
+  '\u00e9',
+  '\u202e',
+  ' ',
+  '\t',
+  '+',
+  ';',
+  'a'.repeat(5000),
 ];
 const VERSIONS = ['HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1 extra', 'HTTP/9', ''];
 const HEADERS = [
-  'Host: proxy', 'Host:', 'Connection: Upgrade', 'Connection: close', 'Connection: keep-alive, Upgrade', 'Upgrade: websocket', 'Upgrade: h2c',
-  'Upgrade: \u0000', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Key: !!', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Version: 99',
-  `Sec-WebSocket-Protocol: ${SUBPROTOCOL}`, 'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits', 'Content-Length: 5',
-  'Content-Length: -1', 'Content-Length: 99999999999999999999', 'Content-Length: 1, 2', 'Transfer-Encoding: chunked', 'Transfer-Encoding: gzip, chunked',
-  'Expect: 100-continue', 'X-Forwarded-For: 1.2.3.4', 'Content-Type: application/json', 'Bad Header: x', ': empty', 'X-A: \r', 'X-B: \u00ff\u00fe',
-  `X-Big: ${'b'.repeat(9000)}`, 'Cookie: a=b',
+  'Host: proxy',
+  'Host:',
+  'Connection: Upgrade',
+  'Connection: close',
+  'Connection: keep-alive, Upgrade',
+  'Upgrade: websocket',
+  'Upgrade: h2c',
+  'Upgrade: \u0000',
+  'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+  'Sec-WebSocket-Key: !!',
+  'Sec-WebSocket-Version: 13',
+  'Sec-WebSocket-Version: 99',
+  `Sec-WebSocket-Protocol: ${SUBPROTOCOL}`,
+  'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits',
+  'Content-Length: 5',
+  'Content-Length: -1',
+  'Content-Length: 99999999999999999999',
+  'Content-Length: 1, 2',
+  'Transfer-Encoding: chunked',
+  'Transfer-Encoding: gzip, chunked',
+  'Expect: 100-continue',
+  'X-Forwarded-For: 1.2.3.4',
+  'Content-Type: application/json',
+  'Bad Header: x',
+  ': empty',
+  'X-A: \r',
+  'X-B: \u00ff\u00fe',
+  `X-Big: ${'b'.repeat(9000)}`,
+  'Cookie: a=b',
 ];
-const BODIES = ['', '{}', '{"token":"x"', '0\r\n\r\n', 'zz\r\nhello\r\n0\r\n\r\n', '\u0000\u0001\u0002', 'x'.repeat(70_000)];
+const BODIES = [
+  '',
+  '{}',
+  '{"token":"x"',
+  '0\r\n\r\n',
+  'zz\r\nhello\r\n0\r\n\r\n',
+  '\u0000\u0001\u0002',
+  'x'.repeat(70_000),
+];
 
 function request(rng: Prng): Buffer {
   let target = '';
@@ -55,7 +119,15 @@ function request(rng: Prng): Buffer {
   if (rng.chance(0.5) && !target.startsWith('/')) target = `/${target}`;
   const lines = [`${rng.pick(METHODS)} ${target} ${rng.pick(VERSIONS)}`];
   for (let n = rng.int(8); n > 0; n--) lines.push(rng.pick(HEADERS));
-  if (rng.chance(0.3)) lines.push(...['Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==']);
+  if (rng.chance(0.3))
+    lines.push(
+      ...[
+        'Connection: Upgrade',
+        'Upgrade: websocket',
+        'Sec-WebSocket-Version: 13',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      ],
+    );
   const eol = rng.chance(0.9) ? '\r\n' : rng.pick(['\n', '\r', '\r\r\n']);
   let text = `${lines.join(eol)}${eol}${eol}${rng.pick(BODIES)}`;
   if (rng.chance(0.1)) text = text.slice(0, rng.int(text.length));
@@ -72,7 +144,9 @@ async function ping(): Promise<void> {
 beforeAll(async () => {
   cluster = await TestCluster.start({ config: { audit: { path: './audit.jsonl' } } });
 });
-afterAll(async () => { await cluster?.close(); });
+afterAll(async () => {
+  await cluster?.close();
+});
 
 describe('fuzz: the HTTP surface', () => {
   it(`${HTTP_CASES} seeded odd requests without a certificate: error statuses only, never 101, the proxy keeps answering`, async () => {
@@ -84,7 +158,10 @@ describe('fuzz: the HTTP surface', () => {
       answers.forEach((a, i) => {
         const status = /^HTTP\/1\.[01] (\d{3}) /.exec(a)?.[1] ?? (a === '' ? 'closed' : 'garbage');
         statuses.set(status, (statuses.get(status) ?? 0) + 1);
-        expect(['closed', '200', '400', '401', '404', '408', '413', '431', '503'], `case ${done + i}: ${JSON.stringify(batch[i]!.toString('latin1').slice(0, 300))} → ${a.slice(0, 200)}`).toContain(status);
+        expect(
+          ['closed', '200', '400', '401', '404', '408', '413', '431', '503'],
+          `case ${done + i}: ${JSON.stringify(batch[i]!.toString('latin1').slice(0, 300))} → ${a.slice(0, 200)}`,
+        ).toContain(status);
         if (status === '200') expect(a).toContain('"version"'); // only /v1/ping may answer 200
       });
       if (done % 400 === 0) await ping();
@@ -107,7 +184,11 @@ describe('fuzz: the HTTP surface', () => {
     ];
     let sent = 0;
     while (sent < CONTROL_FRAMES) {
-      const ws = new WebSocket(`wss://127.0.0.1:${cluster.port}/v1/tunnel?server=test`, SUBPROTOCOL, { key: blocks[0], cert: blocks[1], rejectUnauthorized: false });
+      const ws = new WebSocket(`wss://127.0.0.1:${cluster.port}/v1/tunnel?server=test`, SUBPROTOCOL, {
+        key: blocks[0],
+        cert: blocks[1],
+        rejectUnauthorized: false,
+      });
       const closed = new Promise<void>((r) => ws.once('close', () => r()));
       ws.on('error', () => {});
       await new Promise<void>((r) => ws.once('message', () => r()));

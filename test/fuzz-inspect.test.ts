@@ -22,9 +22,47 @@ const SEEDS = [
   '{"jsonrpc":"2.0","id":4,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}',
 ];
 const PIECES = [
-  '"', '\\', '\\u0000', '\\u0074', '\\ud800', '\\"', '{', '}', '[', ']', ',', ':', '"name":"write_file",', '"Name":"x",', '"method":"tools/call",',
-  '"id":null,', '"id":1.5,', '"params":[],', '\u0000', '\u001b', '\r', '\n', '\r\n', '\u2028', '\u200b', '\u202e', '\ufeff', 'ı', 'İ', 'ſ', 'K',
-  '\ud83d\ude00', '1e999', '-0', '99999999999999999999', 'true', 'null', ' ', '\t', '"__proto__":{},', '"constructor":1,',
+  '"',
+  '\\',
+  '\\u0000',
+  '\\u0074',
+  '\\ud800',
+  '\\"',
+  '{',
+  '}',
+  '[',
+  ']',
+  ',',
+  ':',
+  '"name":"write_file",',
+  '"Name":"x",',
+  '"method":"tools/call",',
+  '"id":null,',
+  '"id":1.5,',
+  '"params":[],',
+  '\u0000',
+  '\u001b',
+  '\r',
+  '\n',
+  '\r\n',
+  '\u2028',
+  '\u200b',
+  '\u202e',
+  '\ufeff',
+  'ı',
+  'İ',
+  'ſ',
+  'K',
+  '\ud83d\ude00',
+  '1e999',
+  '-0',
+  '99999999999999999999',
+  'true',
+  'null',
+  ' ',
+  '\t',
+  '"__proto__":{},',
+  '"constructor":1,',
 ];
 const CONTROL_OR_FORMAT = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]/;
 
@@ -34,11 +72,21 @@ function mutate(rng: Prng, text: string): Buffer {
   for (let i = 0; i < edits; i++) {
     const at = rng.int(s.length + 1);
     switch (rng.int(5)) {
-      case 0: s = s.slice(0, at) + rng.pick(PIECES) + s.slice(at); break;
-      case 1: s = s.slice(0, at) + s.slice(at + 1 + rng.int(4)); break;
-      case 2: s = s.slice(0, at) + s.slice(at, at + rng.int(20)) + s.slice(at); break; // duplicate a run (keys!)
-      case 3: s = s.slice(0, at) + s.charAt(at).toUpperCase() + s.slice(at + 1); break;
-      default: s = s.slice(0, at); break; // truncate
+      case 0:
+        s = s.slice(0, at) + rng.pick(PIECES) + s.slice(at);
+        break;
+      case 1:
+        s = s.slice(0, at) + s.slice(at + 1 + rng.int(4));
+        break;
+      case 2:
+        s = s.slice(0, at) + s.slice(at, at + rng.int(20)) + s.slice(at);
+        break; // duplicate a run (keys!)
+      case 3:
+        s = s.slice(0, at) + s.charAt(at).toUpperCase() + s.slice(at + 1);
+        break;
+      default:
+        s = s.slice(0, at);
+        break; // truncate
     }
   }
   const bytes = Buffer.from(s, 'utf8');
@@ -47,10 +95,13 @@ function mutate(rng: Prng, text: string): Buffer {
 }
 
 function generate(rng: Prng, depth: number): unknown {
-  if (depth > 3 || rng.chance(0.3)) return rng.pick<unknown>([null, true, 0, -1, 1.5, 'read_file', 'wr\u0131te_file', '', 'tools/call', { }, []]);
+  if (depth > 3 || rng.chance(0.3))
+    return rng.pick<unknown>([null, true, 0, -1, 1.5, 'read_file', 'wr\u0131te_file', '', 'tools/call', {}, []]);
   if (rng.chance(0.3)) return Array.from({ length: rng.int(3) }, () => generate(rng, depth + 1));
   const o: Record<string, unknown> = {};
-  for (let i = rng.int(5); i > 0; i--) o[rng.pick(['jsonrpc', 'id', 'method', 'params', 'name', 'arguments', 'result', 'error', 'code', 'message', 'x'])] = generate(rng, depth + 1);
+  for (let i = rng.int(5); i > 0; i--)
+    o[rng.pick(['jsonrpc', 'id', 'method', 'params', 'name', 'arguments', 'result', 'error', 'code', 'message', 'x'])] =
+      generate(rng, depth + 1);
   if (rng.chance(0.6)) o.jsonrpc = '2.0';
   return o;
 }
@@ -60,7 +111,9 @@ describe('fuzz: the client-message inspector', () => {
     const rng = new Prng(SEED);
     const counts = { request: 0, notification: 0, response: 0, invalid: 0 };
     for (let i = 0; i < CASES; i++) {
-      const bytes = rng.chance(0.75) ? mutate(rng, rng.pick(SEEDS)) : Buffer.from(JSON.stringify(generate(rng, 0)) ?? 'null');
+      const bytes = rng.chance(0.75)
+        ? mutate(rng, rng.pick(SEEDS))
+        : Buffer.from(JSON.stringify(generate(rng, 0)) ?? 'null');
       let m: ReturnType<typeof inspectClientMessage>;
       try {
         m = inspectClientMessage(bytes);

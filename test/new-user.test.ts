@@ -17,7 +17,9 @@ import { addBot } from './helpers/bot.js';
 import { INIT, RawBridge } from './helpers/raw-bridge.js';
 
 const scratch: string[] = [];
-afterAll(async () => { await Promise.all(scratch.map((d) => rm(d, { recursive: true, force: true }))); });
+afterAll(async () => {
+  await Promise.all(scratch.map((d) => rm(d, { recursive: true, force: true })));
+});
 async function scratchDir(): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'mcp-access-new-user-'));
   scratch.push(d);
@@ -26,11 +28,17 @@ async function scratchDir(): Promise<string> {
 
 /** stderr's lines, without the bot's and the bridge's timestamped progress lines. */
 function lines(stderr: string): string[] {
-  return stderr.trim().split('\n').filter((l) => l !== '');
+  return stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '');
 }
 
 /** `connect` as a smoke test does it: the lines piped in, stdin closed, every answer and the exit status. */
-async function pipeThroughConnect(args: string[], input: unknown[]): Promise<{ code: number | null; messages: Array<Record<string, unknown>>; stderr: string }> {
+async function pipeThroughConnect(
+  args: string[],
+  input: unknown[],
+): Promise<{ code: number | null; messages: Array<Record<string, unknown>>; stderr: string }> {
   const bridge = RawBridge.spawn([CLI, 'connect', ...args]);
   bridge.proc.stdin!.end(input.map((m) => `${JSON.stringify(m)}\n`).join(''));
   const code = await bridge.exited;
@@ -54,7 +62,8 @@ describe('a --proxy that is not an mcp-access proxy', () => {
     await cluster.close();
   });
 
-  const notTls = (where: string) => `what answers at ${where} does not speak TLS, so it is not an mcp-access proxy (check --proxy: the host and port the proxy listens on, not those of another service)`;
+  const notTls = (where: string) =>
+    `what answers at ${where} does not speak TLS, so it is not an mcp-access proxy (check --proxy: the host and port the proxy listens on, not those of another service)`;
 
   it('a plain HTTP server: ls says so in one line, exit 4', async () => {
     const r = await runCli(['ls', '-i', identity, '--proxy', plainAddress]);
@@ -63,16 +72,37 @@ describe('a --proxy that is not an mcp-access proxy', () => {
   });
 
   it('a plain HTTP server: connect answers the request with it and exits 4, no OpenSSL dump', async () => {
-    const r = await pipeThroughConnect(['-i', identity, '--proxy', plainAddress, '--connect-retries', '0', 'test'], [INIT(1)]);
+    const r = await pipeThroughConnect(
+      ['-i', identity, '--proxy', plainAddress, '--connect-retries', '0', 'test'],
+      [INIT(1)],
+    );
     expect(r.code).toBe(4);
-    expect(r.messages).toEqual([{ jsonrpc: '2.0', id: 1, error: { code: -32603, message: `mcp-access: ${notTls(plainAddress)}`, data: { code: 'PROXY_PROTOCOL' } } }]);
+    expect(r.messages).toEqual([
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        error: { code: -32603, message: `mcp-access: ${notTls(plainAddress)}`, data: { code: 'PROXY_PROTOCOL' } },
+      },
+    ]);
     expect(lines(r.stderr)).toEqual([`mcp-access connect: error: ${notTls(plainAddress)}`]);
     expect(r.stderr).not.toMatch(/SSL routines|\.c:\d+/);
   });
 
   it('a plain HTTP server: bot start says the same, exit 4', async () => {
     const { token, ca_pin } = await addBot(cluster.configPath, 'agent', ['all']);
-    const r = await runCli(['bot', 'start', '--proxy', plainAddress, '--destination', join(await scratchDir(), 'id'), '--token', token, '--ca-pin', ca_pin, '--oneshot']);
+    const r = await runCli([
+      'bot',
+      'start',
+      '--proxy',
+      plainAddress,
+      '--destination',
+      join(await scratchDir(), 'id'),
+      '--token',
+      token,
+      '--ca-pin',
+      ca_pin,
+      '--oneshot',
+    ]);
     expect(r.code).toBe(4);
     expect(lines(r.stderr).at(-1)).toBe(`mcp-access: ${notTls(plainAddress)}`);
     expect(r.stderr).not.toMatch(/SSL routines/);
@@ -83,12 +113,18 @@ describe('a host name the proxy certificate does not hold', () => {
   let cluster: TestCluster;
   let identity: string;
   beforeAll(async () => {
-    cluster = await TestCluster.start({ proxyHosts: ['proxy.test', 'mcp.test'], config: { bot: { state_dir: 'bots' } } });
+    cluster = await TestCluster.start({
+      proxyHosts: ['proxy.test', 'mcp.test'],
+      config: { bot: { state_dir: 'bots' } },
+    });
     identity = await cluster.issue('alice', ['all']);
   });
-  afterAll(async () => { await cluster.close(); });
+  afterAll(async () => {
+    await cluster.close();
+  });
 
-  const message = (where: string, port: number) => `the proxy at ${where} could not be verified: its certificate is not valid for "127.0.0.1" (it holds "proxy.test", "mcp.test") (use --proxy proxy.test:${port}, or have the operator add "127.0.0.1" to the proxy certificate: mcp-access ca init --proxy-host 127.0.0.1 …)`;
+  const message = (where: string, port: number) =>
+    `the proxy at ${where} could not be verified: its certificate is not valid for "127.0.0.1" (it holds "proxy.test", "mcp.test") (use --proxy proxy.test:${port}, or have the operator add "127.0.0.1" to the proxy certificate: mcp-access ca init --proxy-host 127.0.0.1 …)`;
 
   it('ls, connect and bot start give the one message naming the names the certificate holds, exit 4', async () => {
     const ls = await runCli(['ls', '-i', identity, '--proxy', cluster.address]);
@@ -97,10 +133,32 @@ describe('a host name the proxy certificate does not hold', () => {
 
     const connect = await pipeThroughConnect(['-i', identity, '--proxy', cluster.address, 'test'], [INIT(1)]);
     expect(connect.code).toBe(4);
-    expect(connect.messages).toEqual([{ jsonrpc: '2.0', id: 1, error: { code: -32603, message: `mcp-access: ${message(cluster.address, cluster.port)}`, data: { code: 'PROXY_UNTRUSTED' } } }]);
+    expect(connect.messages).toEqual([
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        error: {
+          code: -32603,
+          message: `mcp-access: ${message(cluster.address, cluster.port)}`,
+          data: { code: 'PROXY_UNTRUSTED' },
+        },
+      },
+    ]);
 
     const { token, ca_pin } = await addBot(cluster.configPath, 'agent', ['all']);
-    const bot = await runCli(['bot', 'start', '--proxy', cluster.address, '--destination', join(await scratchDir(), 'id'), '--token', token, '--ca-pin', ca_pin, '--oneshot']);
+    const bot = await runCli([
+      'bot',
+      'start',
+      '--proxy',
+      cluster.address,
+      '--destination',
+      join(await scratchDir(), 'id'),
+      '--token',
+      token,
+      '--ca-pin',
+      ca_pin,
+      '--oneshot',
+    ]);
     expect(bot.code).toBe(4);
     expect(lines(bot.stderr).at(-1)).toBe(`mcp-access: ${message(cluster.address, cluster.port)}`);
   });
@@ -112,20 +170,34 @@ describe('-i pointed at a directory', () => {
     await mkdir(dir);
     const r = await runCli(['ls', '-i', dir, '--proxy', '127.0.0.1:1']);
     expect(r.code).toBe(3);
-    expect(lines(r.stderr)).toEqual([`mcp-access: identity file ${dir} is a directory (-i takes the identity file itself; for a bot's --destination directory use ${dir}/identity)`]);
+    expect(lines(r.stderr)).toEqual([
+      `mcp-access: identity file ${dir} is a directory (-i takes the identity file itself; for a bot's --destination directory use ${dir}/identity)`,
+    ]);
   });
 });
 
 describe('the smoke test against a proxy that cannot be reached', () => {
   it('answers every piped request with the failure and exits 4 once stdin closes', async () => {
     const cluster = await TestCluster.start();
-    const identity = await cluster.issue('alice', ['all'], 600_000, { path: join(await scratchDir(), 'alice.identity') });
+    const identity = await cluster.issue('alice', ['all'], 600_000, {
+      path: join(await scratchDir(), 'alice.identity'),
+    });
     const where = cluster.address;
     await cluster.close(); // nothing listens there any more
-    const r = await pipeThroughConnect(['-i', identity, '--proxy', where, 'test'], [INIT(1), { jsonrpc: '2.0', id: 2, method: 'tools/list' }]);
+    const r = await pipeThroughConnect(
+      ['-i', identity, '--proxy', where, 'test'],
+      [INIT(1), { jsonrpc: '2.0', id: 2, method: 'tools/list' }],
+    );
     expect(r.code).toBe(4);
-    const error = { code: -32603, message: `mcp-access: no proxy is listening at ${where} (connection refused) (check the --proxy address and that the proxy is running)`, data: { code: 'PROXY_UNREACHABLE' } };
-    expect(r.messages).toEqual([{ jsonrpc: '2.0', id: 1, error }, { jsonrpc: '2.0', id: 2, error }]);
+    const error = {
+      code: -32603,
+      message: `mcp-access: no proxy is listening at ${where} (connection refused) (check the --proxy address and that the proxy is running)`,
+      data: { code: 'PROXY_UNREACHABLE' },
+    };
+    expect(r.messages).toEqual([
+      { jsonrpc: '2.0', id: 1, error },
+      { jsonrpc: '2.0', id: 2, error },
+    ]);
     expect(lines(r.stderr).at(-1)).toBe(`mcp-access connect: error: ${error.message.slice('mcp-access: '.length)}`);
   });
 });
@@ -135,39 +207,75 @@ describe('usage without arguments', () => {
     const r = await runCli([]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^mcp-access <command> \[options\]\n/);
-    for (const c of ['connect <server>', 'ls', 'config [server]', 'ca', 'identity', 'proxy <action>', 'policy', 'audit', 'bot', 'demo']) {
+    for (const c of [
+      'connect <server>',
+      'ls',
+      'config [server]',
+      'ca',
+      'identity',
+      'proxy <action>',
+      'policy',
+      'audit',
+      'bot',
+      'demo',
+    ]) {
       expect(r.stderr).toContain(`mcp-access ${c} `);
     }
-    expect(lines(r.stderr).at(-1)).toBe('mcp-access: name a command (the commands are listed above; mcp-access COMMAND --help shows one)');
+    expect(lines(r.stderr).at(-1)).toBe(
+      'mcp-access: name a command (the commands are listed above; mcp-access COMMAND --help shows one)',
+    );
   });
 
   it('connect without a server name says what is missing, in one line, exit 2', async () => {
     for (const args of [['connect'], ['connect', '-i', 'x.identity', '--proxy', 'p:443']]) {
       const r = await runCli(args);
       expect(r.code).toBe(2);
-      expect(lines(r.stderr)).toEqual(['mcp-access: connect needs the name of the MCP server to reach (e.g. mcp-access connect -i ID --proxy HOST:PORT files; `mcp-access ls` lists the servers you can reach)']);
+      expect(lines(r.stderr)).toEqual([
+        'mcp-access: connect needs the name of the MCP server to reach (e.g. mcp-access connect -i ID --proxy HOST:PORT files; `mcp-access ls` lists the servers you can reach)',
+      ]);
     }
   });
 
   it('bot start, which reads no MCP_ACCESS_PROXY, is not told to check it', async () => {
-    const r = await runCli(['bot', 'start', '--proxy', '127.0.0.1:1', '--destination', join(await scratchDir(), 'id'), '--token', 'mcpab_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', '--ca-pin', `sha256:${'0'.repeat(64)}`, '--oneshot']);
+    const r = await runCli([
+      'bot',
+      'start',
+      '--proxy',
+      '127.0.0.1:1',
+      '--destination',
+      join(await scratchDir(), 'id'),
+      '--token',
+      'mcpab_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      '--ca-pin',
+      `sha256:${'0'.repeat(64)}`,
+      '--oneshot',
+    ]);
     expect(r.code).toBe(4);
-    expect(lines(r.stderr).at(-1)).toBe('mcp-access: no proxy is listening at 127.0.0.1:1 (connection refused) (check the --proxy address and that the proxy is running)');
+    expect(lines(r.stderr).at(-1)).toBe(
+      'mcp-access: no proxy is listening at 127.0.0.1:1 (connection refused) (check the --proxy address and that the proxy is running)',
+    );
     expect(r.stderr).not.toContain('MCP_ACCESS_PROXY');
   });
 });
 
-const NO_AUDIT = 'the proxy keeps no audit trail: its configuration has no audit: section (add audit: { path: FILE }, see docs/configuration.md)';
+const NO_AUDIT =
+  'the proxy keeps no audit trail: its configuration has no audit: section (add audit: { path: FILE }, see docs/configuration.md)';
 
 describe('roles the proxy does not define', () => {
   let cluster: TestCluster;
-  beforeAll(async () => { cluster = await TestCluster.start({ config: { bot: { state_dir: 'bots' }, audit: { path: 'audit.jsonl' } } }); });
-  afterAll(async () => { await cluster.close(); });
+  beforeAll(async () => {
+    cluster = await TestCluster.start({ config: { bot: { state_dir: 'bots' }, audit: { path: 'audit.jsonl' } } });
+  });
+  afterAll(async () => {
+    await cluster.close();
+  });
 
   it('bot add with only unknown roles is refused, naming them and the roles there are; nothing is registered', async () => {
     const r = await runCli(['bot', 'add', 'ghost', '--roles', 'nosuchrole', '--config', cluster.configPath]);
     expect(r.code).toBe(2);
-    expect(lines(r.stderr)).toEqual([`mcp-access: ${cluster.configPath} defines no role named "nosuchrole"; the bot was not registered (the roles it defines: all; define the role first, under roles or roles_files)`]);
+    expect(lines(r.stderr)).toEqual([
+      `mcp-access: ${cluster.configPath} defines no role named "nosuchrole"; the bot was not registered (the roles it defines: all; define the role first, under roles or roles_files)`,
+    ]);
     expect(r.stdout).toBe('');
     const ls = await runCli(['bot', 'ls', '--config', cluster.configPath, '--format', 'json']);
     expect((JSON.parse(ls.stdout) as { bots: Array<{ name: string }> }).bots.map((b) => b.name)).not.toContain('ghost');
@@ -176,7 +284,9 @@ describe('roles the proxy does not define', () => {
   it('bot add with some unknown roles registers the bot and warns, naming them', async () => {
     const r = await runCli(['bot', 'add', 'partly', '--roles', 'all,typo-role', '--config', cluster.configPath]);
     expect(r.code).toBe(0);
-    expect(lines(r.stderr)).toEqual([`mcp-access: warning: ${cluster.configPath} defines no role named "typo-role": it grants the bot nothing until it is defined (the roles it defines: all)`]);
+    expect(lines(r.stderr)).toEqual([
+      `mcp-access: warning: ${cluster.configPath} defines no role named "typo-role": it grants the bot nothing until it is defined (the roles it defines: all)`,
+    ]);
     expect(r.stdout).toMatch(/^Registered bot "partly"/);
   });
 
@@ -184,8 +294,12 @@ describe('roles the proxy does not define', () => {
     const identity = await cluster.issue('bob', ['nosuch', 'other']);
     const r = await runCli(['ls', '-i', identity, '--proxy', cluster.address]);
     expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe('No MCP servers on cluster test-cluster are reachable by bob (roles: nosuch, other): the proxy defines none of these roles.');
-    expect(lines(r.stderr)).toEqual(['mcp-access: warning: the proxy defines no role named "nosuch", "other", so they grant nothing (ask an administrator to define them in the proxy\'s roles, or for an identity with roles the proxy defines)']);
+    expect(r.stdout.trim()).toBe(
+      'No MCP servers on cluster test-cluster are reachable by bob (roles: nosuch, other): the proxy defines none of these roles.',
+    );
+    expect(lines(r.stderr)).toEqual([
+      'mcp-access: warning: the proxy defines no role named "nosuch", "other", so they grant nothing (ask an administrator to define them in the proxy\'s roles, or for an identity with roles the proxy defines)',
+    ]);
 
     const json = await runCli(['ls', '-i', identity, '--proxy', cluster.address, '--format', 'json']);
     expect(JSON.parse(json.stdout)).toMatchObject({ servers: [], unknownRoles: ['nosuch', 'other'] });
@@ -196,7 +310,9 @@ describe('roles the proxy does not define', () => {
     const r = await runCli(['ls', '-i', identity, '--proxy', cluster.address]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^NAME +DESCRIPTION/);
-    expect(lines(r.stderr)).toEqual(['mcp-access: warning: the proxy defines no role named "typo-role", so it grants nothing (ask an administrator to define it in the proxy\'s roles, or for an identity with roles the proxy defines)']);
+    expect(lines(r.stderr)).toEqual([
+      'mcp-access: warning: the proxy defines no role named "typo-role", so it grants nothing (ask an administrator to define it in the proxy\'s roles, or for an identity with roles the proxy defines)',
+    ]);
   });
 
   it('a proxy with an audit trail says nothing about it', async () => {
@@ -204,15 +320,28 @@ describe('roles the proxy does not define', () => {
     const identity = await cluster.issue('alice', ['all']);
     const r = await runCli(['ls', '-i', identity, '--proxy', cluster.address]);
     expect(r.stderr).toBe('');
-    const check = await runCli(['policy', 'check', '--config', cluster.configPath, '--roles', 'all', '--server', 'test']);
+    const check = await runCli([
+      'policy',
+      'check',
+      '--config',
+      cluster.configPath,
+      '--roles',
+      'all',
+      '--server',
+      'test',
+    ]);
     expect(check.stdout).not.toContain('audit trail');
   });
 });
 
 describe('a proxy.yaml without audit:', () => {
   let cluster: TestCluster;
-  beforeAll(async () => { cluster = await TestCluster.start(); });
-  afterAll(async () => { await cluster.close(); });
+  beforeAll(async () => {
+    cluster = await TestCluster.start();
+  });
+  afterAll(async () => {
+    await cluster.close();
+  });
 
   it('the proxy warns at start (and the server count reads right)', async () => {
     expect(cluster.proxyLog).toContain(`proxy: warn: ${NO_AUDIT}\n`);
@@ -232,7 +361,18 @@ describe('a proxy.yaml without audit:', () => {
     const r = await runCli(['policy', 'check', '--config', cluster.configPath, '--roles', 'all', '--server', 'test']);
     expect(r.code).toBe(0);
     expect(r.stdout.trim().split('\n').at(-1)).toBe(`warning ${NO_AUDIT}`);
-    const json = await runCli(['policy', 'check', '--config', cluster.configPath, '--roles', 'all', '--server', 'test', '--format', 'json']);
+    const json = await runCli([
+      'policy',
+      'check',
+      '--config',
+      cluster.configPath,
+      '--roles',
+      'all',
+      '--server',
+      'test',
+      '--format',
+      'json',
+    ]);
     expect((JSON.parse(json.stdout) as { warnings: string[] }).warnings).toEqual([NO_AUDIT]);
   });
 });
@@ -244,13 +384,17 @@ describe('config for a server name with a typo', () => {
     cluster = await TestCluster.start({ config: { audit: { path: 'audit.jsonl' } } });
     identity = await cluster.issue('alice', ['all']);
   });
-  afterAll(async () => { await cluster.close(); });
+  afterAll(async () => {
+    await cluster.close();
+  });
 
   it('is checked against the proxy and refused, exit 6, nothing written', async () => {
     const target = join(await scratchDir(), 'claude_desktop_config.json');
     const r = await runCli(['config', 'tset', '-i', identity, '--proxy', cluster.address, '--write', target]);
     expect(r.code).toBe(6);
-    expect(lines(r.stderr)).toEqual([`mcp-access: no MCP server named "tset" is reachable with this identity on the proxy at ${cluster.address} (it reaches: test) (check the name with \`mcp-access ls\`; --no-check prints the entry without asking the proxy)`]);
+    expect(lines(r.stderr)).toEqual([
+      `mcp-access: no MCP server named "tset" is reachable with this identity on the proxy at ${cluster.address} (it reaches: test) (check the name with \`mcp-access ls\`; --no-check prints the entry without asking the proxy)`,
+    ]);
     expect(r.stdout).toBe('');
     await expect(import('node:fs/promises').then((fs) => fs.stat(target))).rejects.toThrow(/ENOENT/);
   });
@@ -265,7 +409,9 @@ describe('config for a server name with a typo', () => {
   it('when the proxy cannot be asked, the entry is printed and the warning says it was not checked', async () => {
     const r = await runCli(['config', 'tset', '-i', identity, '--proxy', '127.0.0.1:1']);
     expect(r.code).toBe(0);
-    expect(lines(r.stderr)).toEqual(['mcp-access: warning: could not ask the proxy whether "tset" exists, so the configuration below is unchecked: no proxy is listening at 127.0.0.1:1 (connection refused) (check the --proxy address and that the proxy is running)']);
+    expect(lines(r.stderr)).toEqual([
+      'mcp-access: warning: could not ask the proxy whether "tset" exists, so the configuration below is unchecked: no proxy is listening at 127.0.0.1:1 (connection refused) (check the --proxy address and that the proxy is running)',
+    ]);
     expect(Object.keys((JSON.parse(r.stdout) as { mcpServers: object }).mcpServers)).toEqual(['mcp-access-tset']);
   });
 
@@ -288,15 +434,20 @@ describe('getting the command onto PATH', () => {
     }
     return root;
   }
-  const run = (root: string, args: string[]) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    execFile(process.execPath, [join(root, 'bin', 'mcp-access.js'), ...args], (err, _stdout, stderr) => resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stderr }));
-  });
+  const run = (root: string, args: string[]) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, [join(root, 'bin', 'mcp-access.js'), ...args], (err, _stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+      );
+    });
 
   it('a clone that was not built says to build it, in one line, exit 1', async () => {
     const root = await cloneWith();
     const r = await run(root, ['ls']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`mcp-access: this copy of mcp-access is not built (run npm install, then npm run build, in ${root})\n`);
+    expect(r.stderr).toBe(
+      `mcp-access: this copy of mcp-access is not built (run npm install, then npm run build, in ${root})\n`,
+    );
   });
 
   it('a clone without its dependencies says to install them, in one line, exit 1', async () => {
@@ -307,13 +458,27 @@ describe('getting the command onto PATH', () => {
   });
 
   it('npm pack builds first (prepack) and packs dist/ with bin/', async () => {
-    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; files: string[]; bin: Record<string, string> };
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+      files: string[];
+      bin: Record<string, string>;
+    };
     expect(pkg.scripts.prepack).toBe('npm run build --silent');
     expect(pkg.bin['mcp-access']).toBe('bin/mcp-access.js');
     // What the tarball holds (the build itself already ran: `npm test` builds first).
-    const { stdout } = await promisify(execFile)('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT });
+    const { stdout } = await promisify(execFile)('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: ROOT,
+    });
     const files = (JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);
-    expect(files).toEqual(expect.arrayContaining(['bin/mcp-access.js', 'dist/cli/main.js', 'dist/bridge/bridge.js', 'README.md', 'package.json']));
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'bin/mcp-access.js',
+        'dist/cli/main.js',
+        'dist/bridge/bridge.js',
+        'README.md',
+        'package.json',
+      ]),
+    );
     expect(files.some((f) => f.startsWith('test/') || f.startsWith('src/'))).toBe(false);
   });
 
@@ -322,8 +487,17 @@ describe('getting the command onto PATH', () => {
     const entry = /"mcp-access-files": \{\s*"command": "([^"]+)",\s*"args": \["([^"]+)", "connect"/.exec(readme);
     expect(entry?.[1]).toBe('/usr/local/bin/node');
     expect(entry?.[2]).toBe('/usr/local/lib/node_modules/mcp-access/bin/mcp-access.js');
-    const r = await runCli(['config', 'files', '-i', '/opt/machine-id/identity', '--proxy', 'mcp.example.com:3080', '--no-check']);
-    const printed = (JSON.parse(r.stdout) as { mcpServers: Record<string, { command: string; args: string[] }> }).mcpServers['mcp-access-files']!;
+    const r = await runCli([
+      'config',
+      'files',
+      '-i',
+      '/opt/machine-id/identity',
+      '--proxy',
+      'mcp.example.com:3080',
+      '--no-check',
+    ]);
+    const printed = (JSON.parse(r.stdout) as { mcpServers: Record<string, { command: string; args: string[] }> })
+      .mcpServers['mcp-access-files']!;
     expect(printed.command).toBe(process.execPath);
     expect(printed.args.slice(0, 2)).toEqual([CLI, 'connect']);
     for (const doc of ['README.md', 'docs/operations.md', 'docs/bot.md']) {
@@ -337,12 +511,21 @@ describe("the README's real set-up and the product's words", () => {
     const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
     const block = readme.slice(readme.indexOf('# 3. Operator'), readme.indexOf('# 5. Use it'));
     const start = block.indexOf('mcp-access bot add');
-    const step3 = block.slice(start, block.indexOf('\n#', start)).replace(/\\\n\s*/g, '').trim().split(/\s+/);
+    const step3 = block
+      .slice(start, block.indexOf('\n#', start))
+      .replace(/\\\n\s*/g, '')
+      .trim()
+      .split(/\s+/);
     const yamlStart = block.indexOf("<<'EOF'\n") + "<<'EOF'\n".length;
     const step4Yaml = block.slice(yamlStart, block.indexOf('EOF\n', yamlStart));
     expect(block).toContain('mcp-access bot start --config /etc/mcp-access/bot.yaml');
     // Step 2's proxy.yaml defines llm-access; a cluster with that role stands in for it.
-    const llmAccess = { kind: 'role', version: 'v7', metadata: { name: 'llm-access' }, spec: { allow: { mcp: { tools: ['get_*', 'list_*', 'read_*', 'search_files'] } } } };
+    const llmAccess = {
+      kind: 'role',
+      version: 'v7',
+      metadata: { name: 'llm-access' },
+      spec: { allow: { mcp: { tools: ['get_*', 'list_*', 'read_*', 'search_files'] } } },
+    };
     const cluster = await TestCluster.start({ roles: [llmAccess], config: { bot: { state_dir: 'bots' } } });
     try {
       const args = step3.slice(1).map((a) => (a === 'proxy.yaml' ? cluster.configPath : a));
@@ -391,23 +574,35 @@ describe("docs/rbac.md's table of the demo's roles", () => {
     const { DEMO_ROLES } = await import('../src/demo/content.js');
     const { loadRoles } = await import('../src/proxy/rbac/roles.js');
     const { Policy } = await import('../src/proxy/rbac/policy.js');
-    const policy = new Policy(loadRoles({ inline: DEMO_ROLES.map((r) => parse(r.yaml) as unknown), files: [], baseDir: ROOT }).roles);
-    const servers = { filesystem: { name: 'filesystem', labels: { env: 'dev' } }, everything: { name: 'everything', labels: { env: 'prod' } } };
+    const policy = new Policy(
+      loadRoles({ inline: DEMO_ROLES.map((r) => parse(r.yaml) as unknown), files: [], baseDir: ROOT }).roles,
+    );
+    const servers = {
+      filesystem: { name: 'filesystem', labels: { env: 'dev' } },
+      everything: { name: 'everything', labels: { env: 'prod' } },
+    };
 
     const doc = await readFile(join(ROOT, 'docs/rbac.md'), 'utf8');
     const section = doc.slice(doc.indexOf("## The demo's roles, side by side"), doc.indexOf('### The typo'));
-    const rows = section.split('\n').filter((l) => /^\| `/.test(l)).map((l) => l.split(' | ').map((c) => c.replace(/^\| |\s*\|$/g, '')));
+    const rows = section
+      .split('\n')
+      .filter((l) => /^\| `/.test(l))
+      .map((l) => l.split(' | ').map((c) => c.replace(/^\| |\s*\|$/g, '')));
     expect(rows).toHaveLength(5);
     for (const [who, fs, ev] of rows) {
       const roles = [...who!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
-      for (const [cell, server, sample] of [[fs!, servers.filesystem, 'read_text_file'], [ev!, servers.everything, 'get-sum']] as const) {
+      for (const [cell, server, sample] of [
+        [fs!, servers.filesystem, 'read_text_file'],
+        [ev!, servers.everything, 'get-sum'],
+      ] as const) {
         const reach = policy.canReachServer(roles, server).allowed;
         expect(reach, `${who} on ${server.name}: "${cell}"`).toBe(!cell.startsWith('not reachable'));
         if (!reach) continue;
         const allowed = policy.toolDecision(roles, server, sample).allowed;
         expect(allowed, `${who} on ${server.name}, ${sample}: "${cell}"`).toBe(!/no tool/.test(cell));
         if (/except `get-env`/.test(cell)) expect(policy.toolDecision(roles, server, 'get-env').allowed).toBe(false);
-        if (/`write_file`.*denied/.test(cell)) expect(policy.toolDecision(roles, server, 'write_file').allowed).toBe(false);
+        if (/`write_file`.*denied/.test(cell))
+          expect(policy.toolDecision(roles, server, 'write_file').allowed).toBe(false);
         if (/every tool/.test(cell)) expect(policy.toolDecision(roles, server, 'write_file').allowed).toBe(true);
       }
     }

@@ -30,7 +30,11 @@ export function launchParams(path, server, env) {
     // bench's temp dir (its cwd, so socat's address parser sees plain names).
     // verify=1: the proxy's certificate is checked against the cluster CA and 127.0.0.1.
     const { cert, key, ca } = CRELAY_FILES;
-    return { command: env.socat, args: ['STDIO', `OPENSSL:${env.crelayAddress},nodelay,verify=1,cert=${cert},key=${key},cafile=${ca}`], cwd: env.dir };
+    return {
+      command: env.socat,
+      args: ['STDIO', `OPENSSL:${env.crelayAddress},nodelay,verify=1,cert=${cert},key=${key},cafile=${ca}`],
+      cwd: env.dir,
+    };
   }
   if (path === 'floor') return { command: process.execPath, args: [RELAY_BRIDGE, env.identity, env.relayAddress] };
   return {
@@ -66,7 +70,9 @@ export async function openClient(params, { name = 'mcp-access-bench' } = {}) {
     await client.connect(transport);
   } catch (err) {
     await closeClient(handle);
-    throw new Error(`${params.args.slice(-5).join(' ')}: ${err.message}\n${handle.stderrTail.join('\n')}`, { cause: err });
+    throw new Error(`${params.args.slice(-5).join(' ')}: ${err.message}\n${handle.stderrTail.join('\n')}`, {
+      cause: err,
+    });
   }
   handle.initMs = performance.now() - handle.t0;
   handle.pid = transport.pid;
@@ -91,7 +97,11 @@ export async function closeClient(handle) {
   const pid = handle.transport.pid ?? handle.pid;
   await Promise.race([handle.client.close().catch(() => {}), sleep(5000, { unref: true })]);
   if (pid && alive(pid)) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
 }
 
@@ -136,13 +146,20 @@ export function childrenOf(pid, needle = '') {
       if (ppid !== pid) continue;
       if (needle && !readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(needle)) continue;
       out.push(Number(entry));
-    } catch { /* exited meanwhile */ }
+    } catch {
+      /* exited meanwhile */
+    }
   }
   return out;
 }
 
 function alive(pid) {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** `unref`: a timer that does not keep the bench alive on its own (for races). */

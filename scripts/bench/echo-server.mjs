@@ -15,11 +15,13 @@ import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprot
 const server = new Server({ name: 'bench-echo', version: '1.0.0' }, { capabilities: { tools: {} } });
 
 server.setRequestHandler(ListToolsRequestSchema, async () => ({
-  tools: [{
-    name: 'echo',
-    description: 'Echoes back the input',
-    inputSchema: { type: 'object', properties: { message: { type: 'string' } }, required: ['message'] },
-  }],
+  tools: [
+    {
+      name: 'echo',
+      description: 'Echoes back the input',
+      inputSchema: { type: 'object', properties: { message: { type: 'string' } }, required: ['message'] },
+    },
+  ],
 }));
 
 server.setRequestHandler(CallToolRequestSchema, async (req) => {

@@ -147,7 +147,8 @@ export function pathProcesses(sessions, env, serverNeedle = 'server-everything')
     if (path === 'direct') procs.direct = { server: sessions.direct.pid };
     const proxy = path === 'through' ? env.proxy.pid : path === 'floor' ? env.relay.pid : undefined;
     // The session's server is the oldest child; a newer one is the warm spare.
-    if (proxy) procs[path] = { bridge: sessions[path].pid, proxy, server: Math.min(...childrenOf(proxy, serverNeedle)) };
+    if (proxy)
+      procs[path] = { bridge: sessions[path].pid, proxy, server: Math.min(...childrenOf(proxy, serverNeedle)) };
     if (path === 'crelay') {
       // socat's listener forks one relay process per connection, and that one starts the server.
       const relay = childrenOf(env.crelay.pid).find((pid) => childrenOf(pid, serverNeedle).length > 0);
@@ -163,7 +164,8 @@ export async function throughputRounds(sessions, procs, { total, inFlight, round
   const res = Object.fromEntries(paths.map((p) => [p, []]));
   for (let r = 0; r < rounds; r++) {
     const order = [...paths.slice(r % paths.length), ...paths.slice(0, r % paths.length)];
-    for (const path of order) res[path].push(await throughput(sessions[path], { total, inFlight, processes: procs[path] }));
+    for (const path of order)
+      res[path].push(await throughput(sessions[path], { total, inFlight, processes: procs[path] }));
   }
   const summarize = (list) => {
     const best = list.map((x) => x.callsPerSec);

@@ -26,8 +26,10 @@ export function area(frame) {
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
   if (pkg) return pkg[1] === 'ws' ? 'ws (framing, masking)' : `package ${pkg[1]}`;
   if (/node:(internal\/)?(tls|_tls|crypto)|_tls_wrap|internal\/tls/.test(url)) return 'node TLS / crypto (JS side)';
-  if (/node:internal\/(modules|bootstrap|main|process\/pre_execution|vm)|node:module/.test(url)) return 'node module loading';
-  if (/node:internal\/(child_process|streams|stream_base_commons)|node:(net|stream)/.test(url)) return 'node streams, sockets, pipes';
+  if (/node:internal\/(modules|bootstrap|main|process\/pre_execution|vm)|node:module/.test(url))
+    return 'node module loading';
+  if (/node:internal\/(child_process|streams|stream_base_commons)|node:(net|stream)/.test(url))
+    return 'node streams, sockets, pipes';
   if (/node:(https|http|_http|internal\/http)/.test(url)) return 'node http';
   if (/node:/.test(url)) return 'node other';
   return 'other';
@@ -83,14 +85,29 @@ const pct = (v, of) => `${((100 * v) / of).toFixed(1).padStart(5)}%`;
 
 /** `calls`: when given, each line also shows the time per call in µs. */
 export function report(title, a, { top = 12, calls } = {}) {
-  const fmt = (v) => `${v.toFixed(0).padStart(6)} ms${calls ? ` ${((v * 1000) / calls).toFixed(1).padStart(6)} µs/call` : ''}`;
-  const lines = [`## ${title}: ${a.busy.toFixed(0)} ms on CPU (${(a.total - a.busy).toFixed(0)} ms idle)${calls ? `, ${calls.toLocaleString('en-US')} calls` : ''}`];
+  const fmt = (v) =>
+    `${v.toFixed(0).padStart(6)} ms${calls ? ` ${((v * 1000) / calls).toFixed(1).padStart(6)} µs/call` : ''}`;
+  const lines = [
+    `## ${title}: ${a.busy.toFixed(0)} ms on CPU (${(a.total - a.busy).toFixed(0)} ms idle)${calls ? `, ${calls.toLocaleString('en-US')} calls` : ''}`,
+  ];
   lines.push('', 'by area (self time, share of CPU time):');
-  for (const [k, v] of [...a.areas].filter(([k]) => k !== 'idle').sort((x, y) => y[1] - x[1]).slice(0, 14)) lines.push(`  ${fmt(v)} ${pct(v, a.busy)}  ${k}`);
+  for (const [k, v] of [...a.areas]
+    .filter(([k]) => k !== 'idle')
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, 14))
+    lines.push(`  ${fmt(v)} ${pct(v, a.busy)}  ${k}`);
   lines.push('', `top ${top} functions by self time:`);
-  for (const [k, v] of [...a.fnSelf].filter(([k]) => !k.startsWith('(idle)')).sort((x, y) => y[1] - x[1]).slice(0, top)) lines.push(`  ${fmt(v)} ${pct(v, a.busy)}  ${k}`);
+  for (const [k, v] of [...a.fnSelf]
+    .filter(([k]) => !k.startsWith('(idle)'))
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, top))
+    lines.push(`  ${fmt(v)} ${pct(v, a.busy)}  ${k}`);
   lines.push('', 'mcp-access functions by inclusive time:');
-  for (const [k, v] of [...a.fnTotal].filter(([k]) => / dist\//.test(k)).sort((x, y) => y[1] - x[1]).slice(0, top)) lines.push(`  ${fmt(v)} ${pct(v, a.busy)}  ${k}`);
+  for (const [k, v] of [...a.fnTotal]
+    .filter(([k]) => / dist\//.test(k))
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, top))
+    lines.push(`  ${fmt(v)} ${pct(v, a.busy)}  ${k}`);
   return lines.join('\n');
 }
 
@@ -101,7 +118,10 @@ export async function summarizeFile(file, title = file, opts = {}) {
 /** After `bench --profile DIR`: the proxy, the long-lived bridge, and one cold-start bridge. */
 export async function summarizeRun(dir, { bridgePid, calls }) {
   const out = [`# CPU profiles in ${dir}`];
-  const list = async (sub) => (await readdir(join(dir, sub)).catch(() => [])).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, sub, f));
+  const list = async (sub) =>
+    (await readdir(join(dir, sub)).catch(() => []))
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .map((f) => join(dir, sub, f));
   const proxies = await list('proxy');
   const bridges = await list('bridge');
   const pidOf = (f) => Number(/\.(\d+)\.\d+\.\d+\.cpuprofile$/.exec(f)?.[1]);
@@ -110,7 +130,12 @@ export async function summarizeRun(dir, { bridgePid, calls }) {
   if (proxies[0]) out.push(await summarizeFile(proxies[0], 'proxy (whole run)', { calls }));
   else out.push('(no proxy profile: it is written when the proxy exits cleanly)');
   const main = bridges.find((f) => pidOf(f) === bridgePid);
-  if (main) out.push(await summarizeFile(main, 'bridge of the long-lived session (start-up, warm-up, sequential, 64 in flight)', { calls }));
+  if (main)
+    out.push(
+      await summarizeFile(main, 'bridge of the long-lived session (start-up, warm-up, sequential, 64 in flight)', {
+        calls,
+      }),
+    );
   const coldOne = bridges.find((f) => f !== main);
   if (coldOne) out.push(await summarizeFile(coldOne, 'one cold-start bridge (spawn, initialize, one call, exit)'));
   return out.join('\n\n');

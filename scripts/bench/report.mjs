@@ -52,12 +52,19 @@ const int = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') :
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : '—');
 const verdict = (ok) => (ok === undefined ? '' : ok ? 'met' : '**missed**');
 const sum = (o) => Object.values(o).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
-const cpuParts = (o) => Object.entries(o).map(([k, v]) => `${k} ${Math.round(v)}`).join(' + ');
+const cpuParts = (o) =>
+  Object.entries(o)
+    .map(([k, v]) => `${k} ${Math.round(v)}`)
+    .join(' + ');
 
 /** The ratio columns: through / direct always; C relay / direct and through / C relay with the C relay. */
 function ratioColumns(paths) {
   const c = paths.includes('crelay');
-  return [...(c ? [['crelay', 'direct', 'C relay / direct']] : []), ['through', 'direct', 'through / direct'], ...(c ? [['through', 'crelay', 'through / C relay']] : [])];
+  return [
+    ...(c ? [['crelay', 'direct', 'C relay / direct']] : []),
+    ['through', 'direct', 'through / direct'],
+    ...(c ? [['through', 'crelay', 'through / C relay']] : []),
+  ];
 }
 
 /**
@@ -69,7 +76,10 @@ export function buildRows(r) {
   const hasC = paths.includes('crelay');
   const rows = [];
   /** `values`: { path: number }; `show(v, path)`: its cell; `withDelta`: ratios also give the difference in ms. */
-  const row = (label, { values = {}, cells = {}, show = String, withDelta = false, ratios = true, target = '—', status = '' }) => {
+  const row = (
+    label,
+    { values = {}, cells = {}, show = String, withDelta = false, ratios = true, target = '—', status = '' },
+  ) => {
     const cell = (p) => cells[p] ?? (Number.isFinite(values[p]) ? show(values[p], p) : '—');
     const rel = ([a, b]) => {
       if (!ratios) return '—';
@@ -81,27 +91,52 @@ export function buildRows(r) {
   const c = r.cold;
   if (c) {
     const m = c.median;
-    for (const [label, key] of [[`initialize, spawn → answered (median of ${c.samples})`, 'init'], [`spawn → first tool result (median of ${c.samples})`, 'first']]) {
+    for (const [label, key] of [
+      [`initialize, spawn → answered (median of ${c.samples})`, 'init'],
+      [`spawn → first tool result (median of ${c.samples})`, 'first'],
+    ]) {
       const values = Object.fromEntries(paths.map((p) => [p, m[p]?.[key]]));
-      row(label, { values, show: ms, withDelta: true, target: `≤ direct + ${TARGETS.startupExtraMs} ms`, status: verdict(values.through - values.direct <= TARGETS.startupExtraMs) });
+      row(label, {
+        values,
+        show: ms,
+        withDelta: true,
+        target: `≤ direct + ${TARGETS.startupExtraMs} ms`,
+        status: verdict(values.through - values.direct <= TARGETS.startupExtraMs),
+      });
     }
   }
   const s = r.sequential;
   if (s) {
     const p50 = Object.fromEntries(paths.map((p) => [p, s[p]?.p50]));
     const p50Target = hasC
-      ? { target: `≤ ${TARGETS.p50RatioCRelay}× C relay`, status: verdict(p50.through <= TARGETS.p50RatioCRelay * p50.crelay) }
+      ? {
+          target: `≤ ${TARGETS.p50RatioCRelay}× C relay`,
+          status: verdict(p50.through <= TARGETS.p50RatioCRelay * p50.crelay),
+        }
       : { target: `≤ ${TARGETS.p50Ratio}× direct`, status: verdict(p50.through <= TARGETS.p50Ratio * p50.direct) };
     row(`sequential echo p50 (${s.calls} calls)`, { values: p50, show: ms, ...p50Target });
-    row(`sequential echo p99 (${s.calls} calls)`, { values: Object.fromEntries(paths.map((p) => [p, s[p]?.p99])), show: ms });
+    row(`sequential echo p99 (${s.calls} calls)`, {
+      values: Object.fromEntries(paths.map((p) => [p, s[p]?.p99])),
+      show: ms,
+    });
   }
   const t = r.throughput;
   if (t) {
     const rate = Object.fromEntries(paths.map((p) => [p, t[p]?.callsPerSec]));
     const rateTarget = hasC
-      ? { target: `≥ ${TARGETS.throughputRatioCRelay}× C relay`, status: verdict(rate.through >= TARGETS.throughputRatioCRelay * rate.crelay) }
-      : { target: `≥ ${TARGETS.throughputRatio}× direct`, status: verdict(rate.through >= TARGETS.throughputRatio * rate.direct) };
-    row(`throughput, ${t.inFlight} in flight (calls/s, median of ${t.rounds}×${t.total})`, { values: rate, show: int, ...rateTarget });
+      ? {
+          target: `≥ ${TARGETS.throughputRatioCRelay}× C relay`,
+          status: verdict(rate.through >= TARGETS.throughputRatioCRelay * rate.crelay),
+        }
+      : {
+          target: `≥ ${TARGETS.throughputRatio}× direct`,
+          status: verdict(rate.through >= TARGETS.throughputRatio * rate.direct),
+        };
+    row(`throughput, ${t.inFlight} in flight (calls/s, median of ${t.rounds}×${t.total})`, {
+      values: rate,
+      show: int,
+      ...rateTarget,
+    });
     const cpu = Object.fromEntries(paths.map((p) => [p, t[p] && sum(t[p].cpuPerCallUs)]));
     const through = t.through?.cpuPerCallUs ?? {};
     row('CPU per call at that load (µs, per process)', {
@@ -116,7 +151,13 @@ export function buildRows(r) {
     const cells = Object.fromEntries(paths.filter((p) => big[p]?.error).map((p) => [p, `fails: ${big[p].error}`]));
     const values = Object.fromEntries(paths.map((p) => [p, big[p]?.ms]));
     const ok = paths.every((p) => !big[p] || big[p].intact);
-    row(`${big.label} argument, echo round trip (${big.server}, median of ${big.reps})`, { values, cells, show, target: `intact on every path`, status: verdict(big.required ? ok : undefined) || (ok ? 'intact' : 'corrupted') });
+    row(`${big.label} argument, echo round trip (${big.server}, median of ${big.reps})`, {
+      values,
+      cells,
+      show,
+      target: `intact on every path`,
+      status: verdict(big.required ? ok : undefined) || (ok ? 'intact' : 'corrupted'),
+    });
   }
   const m = r.memory;
   if (m) {
@@ -127,9 +168,20 @@ export function buildRows(r) {
       floor: Number.isFinite(r.cold?.median.floor?.idleRss) ? r.cold.median.floor.idleRss : m.floorBridgeIdle?.rss,
       crelay: Number.isFinite(r.cold?.median.crelay?.idleRss) ? r.cold.median.crelay.idleRss : m.crelayBridgeIdle?.rss,
     };
-    row(fromCold ? `bridge RSS, idle after initialize (median of ${r.cold.samples})` : 'bridge RSS, idle after initialize', { values: idle, show: mb, target: `≤ ${TARGETS.bridgeIdleRssBytes / 1e6} MB`, status: verdict(idle.through <= TARGETS.bridgeIdleRssBytes) });
+    row(
+      fromCold
+        ? `bridge RSS, idle after initialize (median of ${r.cold.samples})`
+        : 'bridge RSS, idle after initialize',
+      {
+        values: idle,
+        show: mb,
+        target: `≤ ${TARGETS.bridgeIdleRssBytes / 1e6} MB`,
+        status: verdict(idle.through <= TARGETS.bridgeIdleRssBytes),
+      },
+    );
     row('bridge peak RSS (VmHWM), small calls + 1 MiB', { values: { through: m.bridgePeakSmall?.hwm }, show: mb });
-    if (m.bridgePeakBig) row('bridge peak RSS (VmHWM), 16 MiB session', { values: { through: m.bridgePeakBig?.hwm }, show: mb });
+    if (m.bridgePeakBig)
+      row('bridge peak RSS (VmHWM), 16 MiB session', { values: { through: m.bridgePeakBig?.hwm }, show: mb });
     row('server RSS idle after initialize (for scale)', { values: { direct: m.serverIdle?.rss }, show: mb });
     row('proxy peak RSS (VmHWM), whole run', { values: { through: m.proxyPeak?.hwm }, show: mb });
   }
@@ -137,23 +189,43 @@ export function buildRows(r) {
 }
 
 export function markdownTable(rows, paths = ['direct', 'through']) {
-  const head = ['measure', ...paths.map((p) => PATH_LABELS[p]), ...ratioColumns(paths).map(([, , label]) => label), 'target', 'status'];
+  const head = [
+    'measure',
+    ...paths.map((p) => PATH_LABELS[p]),
+    ...ratioColumns(paths).map(([, , label]) => label),
+    'target',
+    'status',
+  ];
   const line = (cells) => `| ${cells.join(' | ')} |`;
   return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
 export function notes(r) {
   const out = [];
-  if (r.cRelay?.socat) out.push(`- C relay: socat ${r.cRelay.socat}, \`STDIO OPENSSL:…\` spawned by the client with the identity file's certificate and key, \`OPENSSL-LISTEN:…,fork,verify=1 EXEC:<server>\` on the other side`);
-  else if (r.cRelay?.skipped) out.push(`- C relay column skipped: ${r.cRelay.skipped}; ratios and targets are against direct only`);
-  if (r.version) out.push(`- \`mcp-access --version\`: ${ms(r.version.versionMs)} (bare \`node -e 0\`: ${ms(r.version.nodeMs)}); version ${r.version.version}`);
+  if (r.cRelay?.socat)
+    out.push(
+      `- C relay: socat ${r.cRelay.socat}, \`STDIO OPENSSL:…\` spawned by the client with the identity file's certificate and key, \`OPENSSL-LISTEN:…,fork,verify=1 EXEC:<server>\` on the other side`,
+    );
+  else if (r.cRelay?.skipped)
+    out.push(`- C relay column skipped: ${r.cRelay.skipped}; ratios and targets are against direct only`);
+  if (r.version)
+    out.push(
+      `- \`mcp-access --version\`: ${ms(r.version.versionMs)} (bare \`node -e 0\`: ${ms(r.version.nodeMs)}); version ${r.version.version}`,
+    );
   if (r.cold) {
     const m = r.cold.median;
-    out.push(`- \`connect\` start-up: spawn → tunnel open ("connected" on stderr) ${ms(m.through.tunnel)} median; through − direct initialize ${ms(m.through.init - m.direct.init)}`);
+    out.push(
+      `- \`connect\` start-up: spawn → tunnel open ("connected" on stderr) ${ms(m.through.tunnel)} median; through − direct initialize ${ms(m.through.init - m.direct.init)}`,
+    );
   }
   for (const big of r.large ?? []) {
-    const cpu = (x) => Object.entries(x.cpuMsPerCall ?? {}).map(([k, v]) => `${k} ${Math.round(v)}`).join(' + ');
-    const per = (r.paths ?? ['direct', 'through']).filter((p) => big[p]).map((p) => `${p === 'crelay' ? 'C relay' : p} ${cpu(big[p]) || 'n/a'}`);
+    const cpu = (x) =>
+      Object.entries(x.cpuMsPerCall ?? {})
+        .map(([k, v]) => `${k} ${Math.round(v)}`)
+        .join(' + ');
+    const per = (r.paths ?? ['direct', 'through'])
+      .filter((p) => big[p])
+      .map((p) => `${p === 'crelay' ? 'C relay' : p} ${cpu(big[p]) || 'n/a'}`);
     out.push(`- CPU ms per ${big.label} round trip: ${per.join('; ')}`);
   }
   if (r.audit) out.push(`- roles + audit: ${r.audit}`);

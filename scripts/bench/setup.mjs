@@ -62,13 +62,14 @@ async function cli(args) {
  * role-checked and audited path as soon as it exists.
  */
 function proxyYaml({ port, dir, extraNodeArgs }) {
-  const server = (name, { args }) => [
-    `  - name: ${name}`,
-    `    description: benchmark echo server`,
-    `    labels: {env: bench}`,
-    `    command: ${JSON.stringify(process.execPath)}`,
-    `    args: ${JSON.stringify([...extraNodeArgs, ...args])}`,
-  ].join('\n');
+  const server = (name, { args }) =>
+    [
+      `  - name: ${name}`,
+      `    description: benchmark echo server`,
+      `    labels: {env: bench}`,
+      `    command: ${JSON.stringify(process.execPath)}`,
+      `    args: ${JSON.stringify([...extraNodeArgs, ...args])}`,
+    ].join('\n');
   return [
     'cluster: bench',
     `listen: 127.0.0.1:${port}`,
@@ -96,14 +97,31 @@ export async function setUp({ proxyNodeArgs = [], upstreamNodeArgs = [], log = (
   const env = { dir, identity: join(dir, 'id'), proxy: undefined, proxyAddress: undefined, proxyLog: [] };
   try {
     await cli(['ca', 'init', '--dir', join(dir, 'ca'), '--cluster', 'bench']);
-    await cli(['identity', 'issue', '--ca-dir', join(dir, 'ca'), '--user', 'bench', '--roles', 'bench', '--ttl', '1h', '--out', env.identity]);
+    await cli([
+      'identity',
+      'issue',
+      '--ca-dir',
+      join(dir, 'ca'),
+      '--user',
+      'bench',
+      '--roles',
+      'bench',
+      '--ttl',
+      '1h',
+      '--out',
+      env.identity,
+    ]);
     const port = await freePort();
     await writeFile(join(dir, 'proxy.yaml'), proxyYaml({ port, dir, extraNodeArgs: upstreamNodeArgs }));
-    env.proxy = spawn(process.execPath, [...proxyNodeArgs, CLI, 'proxy', 'start', '--config', join(dir, 'proxy.yaml')], {
-      cwd: dir,
-      env: MINIMAL_ENV,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    env.proxy = spawn(
+      process.execPath,
+      [...proxyNodeArgs, CLI, 'proxy', 'start', '--config', join(dir, 'proxy.yaml')],
+      {
+        cwd: dir,
+        env: MINIMAL_ENV,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     env.proxyAddress = await waitForListening(env, log);
     return env;
   } catch (err) {
@@ -116,7 +134,10 @@ function waitForListening(env, log) {
   const proxy = env.proxy;
   return new Promise((res, rej) => {
     let partial = '';
-    const timer = setTimeout(() => rej(new Error(`the proxy did not say "listening on" within 20s:\n${env.proxyLog.slice(-10).join('\n')}`)), 20_000);
+    const timer = setTimeout(
+      () => rej(new Error(`the proxy did not say "listening on" within 20s:\n${env.proxyLog.slice(-10).join('\n')}`)),
+      20_000,
+    );
     proxy.stderr.setEncoding('utf8');
     proxy.stderr.on('data', (text) => {
       const lines = (partial + text).split('\n');
@@ -127,7 +148,10 @@ function waitForListening(env, log) {
         if (env.proxyLog.length > 200) env.proxyLog.shift();
         if (/\b(error|warn)\b/i.test(line) && !/Starting default/.test(line)) log(`proxy: ${line}`);
         const m = /listening on (\S+):(\d+)/.exec(line);
-        if (m) { clearTimeout(timer); res(`${m[1]}:${m[2]}`); }
+        if (m) {
+          clearTimeout(timer);
+          res(`${m[1]}:${m[2]}`);
+        }
       }
     });
     proxy.once('exit', (code, signal) => {
@@ -143,17 +167,34 @@ function waitForListening(env, log) {
  */
 export async function startRelay(env) {
   const port = await freePort();
-  const relay = spawn(process.execPath, [join(ROOT, 'scripts', 'bench', 'floor', 'relay-proxy.mjs'), join(env.dir, 'ca'), String(port), ...[SERVERS.everything.command, ...SERVERS.everything.args]], {
-    cwd: env.dir,
-    env: MINIMAL_ENV,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const relay = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'scripts', 'bench', 'floor', 'relay-proxy.mjs'),
+      join(env.dir, 'ca'),
+      String(port),
+      ...[SERVERS.everything.command, ...SERVERS.everything.args],
+    ],
+    {
+      cwd: env.dir,
+      env: MINIMAL_ENV,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   env.relay = relay;
   await new Promise((res, rej) => {
     const timer = setTimeout(() => rej(new Error('the relay did not start within 10s')), 10_000);
     relay.stderr.setEncoding('utf8');
-    relay.stderr.on('data', (text) => { if (/listening on/.test(text)) { clearTimeout(timer); res(); } });
-    relay.once('exit', (code) => { clearTimeout(timer); rej(new Error(`the relay exited (${code})`)); });
+    relay.stderr.on('data', (text) => {
+      if (/listening on/.test(text)) {
+        clearTimeout(timer);
+        res();
+      }
+    });
+    relay.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`the relay exited (${code})`));
+    });
   });
   env.relayAddress = `127.0.0.1:${port}`;
 }
@@ -196,12 +237,14 @@ export async function findSocat() {
 export const CRELAY_FILES = { key: 'crelay-client.key', cert: 'crelay-client.crt', ca: 'crelay-ca.crt' };
 
 async function splitIdentity(env) {
-  const blocks = (await readFile(env.identity, 'utf8')).match(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g) ?? [];
+  const blocks =
+    (await readFile(env.identity, 'utf8')).match(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g) ?? [];
   const key = blocks.find((b) => /^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(b));
   const certs = blocks.filter((b) => b.startsWith('-----BEGIN CERTIFICATE-----'));
   const leaf = certs.find((c) => !new X509Certificate(c).ca);
   const cas = certs.filter((c) => new X509Certificate(c).ca);
-  if (!key || !leaf || cas.length === 0) throw new Error(`the identity file ${env.identity} has no key, client certificate and CA certificate`);
+  if (!key || !leaf || cas.length === 0)
+    throw new Error(`the identity file ${env.identity} has no key, client certificate and CA certificate`);
   await writeFile(join(env.dir, CRELAY_FILES.key), `${key}\n`, { mode: 0o600 });
   await writeFile(join(env.dir, CRELAY_FILES.cert), `${leaf}\n`);
   await writeFile(join(env.dir, CRELAY_FILES.ca), `${cas.join('\n')}\n`);
@@ -227,16 +270,31 @@ export async function startCRelay(env) {
   await splitIdentity(env);
   const port = await freePort();
   const listen = [
-    `OPENSSL-LISTEN:${port}`, 'bind=127.0.0.1', 'reuseaddr', 'fork', 'nodelay',
-    'cert=ca/proxy.crt', 'key=ca/proxy.key', 'cafile=ca/ca.crt', 'verify=1',
+    `OPENSSL-LISTEN:${port}`,
+    'bind=127.0.0.1',
+    'reuseaddr',
+    'fork',
+    'nodelay',
+    'cert=ca/proxy.crt',
+    'key=ca/proxy.key',
+    'cafile=ca/ca.crt',
+    'verify=1',
   ].join(',');
   const exec = `EXEC:${await execCommand(env, [SERVERS.everything.command, ...SERVERS.everything.args])}`;
   // Its own process group, so that tearDown stops the per-connection relays and their servers too.
-  const relay = spawn(env.socat, ['-d', '-d', listen, exec], { cwd: env.dir, env: MINIMAL_ENV, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const relay = spawn(env.socat, ['-d', '-d', listen, exec], {
+    cwd: env.dir,
+    env: MINIMAL_ENV,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
+  });
   env.crelay = relay;
   env.crelayLog = [];
   await new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`socat did not listen within 10s: ${env.crelayLog.filter(Boolean).at(-1) ?? 'no message'}`)), 10_000);
+    const timer = setTimeout(
+      () => rej(new Error(`socat did not listen within 10s: ${env.crelayLog.filter(Boolean).at(-1) ?? 'no message'}`)),
+      10_000,
+    );
     let partial = '';
     relay.stderr.setEncoding('utf8');
     relay.stderr.on('data', (text) => {
@@ -245,12 +303,25 @@ export async function startCRelay(env) {
       for (const line of lines) {
         env.crelayLog.push(line);
         if (env.crelayLog.length > 50) env.crelayLog.shift();
-        if (/listening on/.test(line)) { clearTimeout(timer); res(); }
+        if (/listening on/.test(line)) {
+          clearTimeout(timer);
+          res();
+        }
       }
     });
-    relay.once('error', (err) => { clearTimeout(timer); rej(err); });
+    relay.once('error', (err) => {
+      clearTimeout(timer);
+      rej(err);
+    });
     // 'close', not 'exit': its stderr has been read by then, so its last words are in the message.
-    relay.once('close', (code, signal) => { clearTimeout(timer); rej(new Error(`socat exited (${signal ?? code}) before listening: ${env.crelayLog.filter(Boolean).at(-1) ?? 'no message'}`)); });
+    relay.once('close', (code, signal) => {
+      clearTimeout(timer);
+      rej(
+        new Error(
+          `socat exited (${signal ?? code}) before listening: ${env.crelayLog.filter(Boolean).at(-1) ?? 'no message'}`,
+        ),
+      );
+    });
   });
   env.crelayAddress = `127.0.0.1:${port}`;
 }
@@ -260,7 +331,11 @@ export async function stopCRelay(env) {
   const relay = env.crelay;
   if (!relay?.pid) return;
   const signalGroup = (sig) => {
-    try { process.kill(-relay.pid, sig); } catch { /* the group is gone */ }
+    try {
+      process.kill(-relay.pid, sig);
+    } catch {
+      /* the group is gone */
+    }
   };
   const running = relay.exitCode === null && relay.signalCode === null;
   const exited = running ? new Promise((r) => relay.once('exit', r)) : Promise.resolve();
@@ -273,13 +348,16 @@ export async function stopCRelay(env) {
 
 /** SIGTERM the proxy (it stops its upstreams) and the relays, SIGKILL after 5 s, remove the temp dir. */
 export async function tearDown(env, { keepDir = false } = {}) {
-  await Promise.all([stopCRelay(env), ...[env.proxy, env.relay].filter(Boolean).map(async (child) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  })]);
+  await Promise.all([
+    stopCRelay(env),
+    ...[env.proxy, env.relay].filter(Boolean).map(async (child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }),
+  ]);
   if (!keepDir && env.dir) await rm(env.dir, { recursive: true, force: true });
 }

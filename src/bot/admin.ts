@@ -21,9 +21,13 @@ export const DEFAULT_TOKEN_TTL = '1h';
 export async function openBotState(configPath: string): Promise<{ config: ProxyConfig; store: BotStore }> {
   const config = await loadProxyConfig(configPath);
   if (!config.bot) {
-    throw new AccessError('CONFIG_INVALID', `${config.path}: bot: the config has no bot.state_dir, so bots cannot be registered`, {
-      hint: 'add `bot: { state_dir: ./bots }` to the proxy config and restart the proxy',
-    });
+    throw new AccessError(
+      'CONFIG_INVALID',
+      `${config.path}: bot: the config has no bot.state_dir, so bots cannot be registered`,
+      {
+        hint: 'add `bot: { state_dir: ./bots }` to the proxy config and restart the proxy',
+      },
+    );
   }
   const store = new BotStore(config.bot.stateDir);
   await store.ensure();
@@ -40,13 +44,20 @@ export interface AddedBot {
   tokenExpiresAt: Date;
 }
 
-export async function addBot(store: BotStore, opts: { name: string; roles: string[]; tokenTtlMs: number; now?: number }): Promise<AddedBot> {
+export async function addBot(
+  store: BotStore,
+  opts: { name: string; roles: string[]; tokenTtlMs: number; now?: number },
+): Promise<AddedBot> {
   const problem = nameProblem('bot', opts.name) ?? opts.roles.map((r) => nameProblem('role', r)).find(Boolean);
   if (problem) throw new AccessError('USAGE', problem);
   const roles = [...new Set(opts.roles)];
-  if (roles.length === 0) throw new AccessError('USAGE', 'a bot needs at least one role', { hint: 'pass --roles R1,R2' });
+  if (roles.length === 0)
+    throw new AccessError('USAGE', 'a bot needs at least one role', { hint: 'pass --roles R1,R2' });
   if (!Number.isFinite(opts.tokenTtlMs) || opts.tokenTtlMs < MIN_TOKEN_TTL_MS || opts.tokenTtlMs > MAX_TOKEN_TTL_MS) {
-    throw new AccessError('USAGE', `--token-ttl ${formatDuration(opts.tokenTtlMs)} is out of range (${formatDuration(MIN_TOKEN_TTL_MS)} to ${formatDuration(MAX_TOKEN_TTL_MS)})`);
+    throw new AccessError(
+      'USAGE',
+      `--token-ttl ${formatDuration(opts.tokenTtlMs)} is out of range (${formatDuration(MIN_TOKEN_TTL_MS)} to ${formatDuration(MAX_TOKEN_TTL_MS)})`,
+    );
   }
   const now = opts.now ?? Date.now();
   const token = newJoinToken();
@@ -99,7 +110,13 @@ export function botStatus(r: BotRecord, now = Date.now()): BotStatus {
 
 export async function listBots(store: BotStore, now = Date.now()): Promise<BotSummary[]> {
   return (await store.readAll()).filter(isActive).map((r) => {
-    const s: BotSummary = { name: r.name, roles: r.roles, status: botStatus(r, now), generation: r.generation, createdAt: r.createdAt };
+    const s: BotSummary = {
+      name: r.name,
+      roles: r.roles,
+      status: botStatus(r, now),
+      generation: r.generation,
+      createdAt: r.createdAt,
+    };
     if (r.joinedAt) s.joinedAt = r.joinedAt;
     if (r.renewedAt) s.renewedAt = r.renewedAt;
     if (r.certNotAfter) s.certNotAfter = r.certNotAfter;
@@ -110,12 +127,19 @@ export async function listBots(store: BotStore, now = Date.now()): Promise<BotSu
 }
 
 /** Change one active bot's record under the state lock. */
-async function changeBot(store: BotStore, name: string, change: (r: BotRecord) => BotRecord | undefined): Promise<BotRecord> {
+async function changeBot(
+  store: BotStore,
+  name: string,
+  change: (r: BotRecord) => BotRecord | undefined,
+): Promise<BotRecord> {
   const problem = nameProblem('bot', name);
   if (problem) throw new AccessError('USAGE', problem);
   return store.locked(async () => {
     const r = await store.read(name);
-    if (!isActive(r)) throw new AccessError('BOT_UNKNOWN', `no bot named "${name}" in ${store.dir}`, { hint: 'run `mcp-access bot ls` to see the registered bots' });
+    if (!isActive(r))
+      throw new AccessError('BOT_UNKNOWN', `no bot named "${name}" in ${store.dir}`, {
+        hint: 'run `mcp-access bot ls` to see the registered bots',
+      });
     const next = change(r);
     if (next) await store.write(next);
     return next ?? r;
@@ -131,16 +155,27 @@ export async function removeBot(store: BotStore, name: string, now = Date.now())
 }
 
 /** Refuse renewals and new sessions, end live sessions. Returns whether it was already locked. */
-export async function lockBot(store: BotStore, name: string, reason: string, now = Date.now()): Promise<{ record: BotRecord; already: boolean }> {
+export async function lockBot(
+  store: BotStore,
+  name: string,
+  reason: string,
+  now = Date.now(),
+): Promise<{ record: BotRecord; already: boolean }> {
   let already = false;
   const record = await changeBot(store, name, (r) => {
-    if (r.lock) { already = true; return undefined; }
+    if (r.lock) {
+      already = true;
+      return undefined;
+    }
     return { ...r, lock: { at: new Date(now).toISOString(), reason, by: 'operator' } };
   });
   return { record, already };
 }
 
-export async function unlockBot(store: BotStore, name: string): Promise<{ record: BotRecord; was?: BotRecord['lock'] }> {
+export async function unlockBot(
+  store: BotStore,
+  name: string,
+): Promise<{ record: BotRecord; was?: BotRecord['lock'] }> {
   let was: BotRecord['lock'];
   const record = await changeBot(store, name, (r) => {
     if (!r.lock) return undefined;
@@ -160,7 +195,10 @@ export function suggestProxyAddress(config: ProxyConfig, proxyCertPem: string): 
   const { host, port } = config.listen;
   let h = host;
   if (h === '' || h === '0.0.0.0' || h === '::') {
-    const sans = (new X509Certificate(proxyCertPem).subjectAltName ?? '').split(', ').map((s) => s.replace(/^(DNS|IP Address):/, '')).filter(Boolean);
+    const sans = (new X509Certificate(proxyCertPem).subjectAltName ?? '')
+      .split(', ')
+      .map((s) => s.replace(/^(DNS|IP Address):/, ''))
+      .filter(Boolean);
     h = sans[0] ?? 'localhost';
   }
   // Port 0 means "any free port": the real one is only known to the running proxy.
@@ -178,7 +216,10 @@ export async function readCaPublic(config: ProxyConfig): Promise<{ caPin: string
     try {
       return await readFile(path, 'utf8');
     } catch (err) {
-      throw new AccessError('CA_MISSING', `cannot read ${path} named by ca_dir in ${config.path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new AccessError(
+        'CA_MISSING',
+        `cannot read ${path} named by ca_dir in ${config.path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
   };
   const caPem = await read('ca.crt');

@@ -44,7 +44,14 @@ export interface BotOptions {
 
 /** Failures worth retrying: the proxy may come back, an operator may unlock, the audit log may recover. */
 function isRetryable(err: AccessError): boolean {
-  return ['PROXY_UNREACHABLE', 'PROXY_GOING_AWAY', 'AUDIT_UNAVAILABLE', 'BOT_LOCKED', 'BOT_JOIN_LIMITED', 'INTERNAL'].includes(err.code);
+  return [
+    'PROXY_UNREACHABLE',
+    'PROXY_GOING_AWAY',
+    'AUDIT_UNAVAILABLE',
+    'BOT_LOCKED',
+    'BOT_JOIN_LIMITED',
+    'INTERNAL',
+  ].includes(err.code);
 }
 
 function asAccessError(err: unknown): AccessError {
@@ -53,7 +60,10 @@ function asAccessError(err: unknown): AccessError {
 
 export function normalisePin(pin: string): string {
   const m = /^sha256:([0-9a-fA-F]{64})$/.exec(pin.trim());
-  if (!m) throw new AccessError('USAGE', `--ca-pin "${pin}" must be sha256: followed by 64 hex digits`, { hint: 'copy it from the output of `mcp-access bot add`' });
+  if (!m)
+    throw new AccessError('USAGE', `--ca-pin "${pin}" must be sha256: followed by 64 hex digits`, {
+      hint: 'copy it from the output of `mcp-access bot add`',
+    });
   return `sha256:${m[1]!.toLowerCase()}`;
 }
 
@@ -100,7 +110,9 @@ export class BotAgent {
         if (this.o.signal?.aborted) return;
         if (current.notAfter <= Date.now() || !isRetryable(err)) throw this.finalError(err, current.notAfter);
         failures++;
-        this.log.warn(`renewal failed (${err.line}); retrying, the identity is valid until ${new Date(current.notAfter).toISOString()}`);
+        this.log.warn(
+          `renewal failed (${err.line}); retrying, the identity is valid until ${new Date(current.notAfter).toISOString()}`,
+        );
       }
     }
   }
@@ -112,35 +124,57 @@ export class BotAgent {
       existing = await this.dest.identity();
     } catch (err) {
       if (!this.o.token) throw err;
-      this.log.warn(`${this.dest.identityPath} is unusable (${asAccessError(err).message}); joining with the token instead`);
+      this.log.warn(
+        `${this.dest.identityPath} is unusable (${asAccessError(err).message}); joining with the token instead`,
+      );
     }
     const usable = existing && existing.status === 'valid' && existing.trusted && existing.identity.bot !== undefined;
     const attempts = this.o.oneshot ? (this.o.oneshotAttempts ?? 4) : Number.POSITIVE_INFINITY;
     if (usable) {
-      if (this.o.token) this.log.info(`${this.dest.identityPath} already holds bot "${existing!.identity.bot!.name}"'s identity; renewing it (the token was not used)`);
+      if (this.o.token)
+        this.log.info(
+          `${this.dest.identityPath} already holds bot "${existing!.identity.bot!.name}"'s identity; renewing it (the token was not used)`,
+        );
       return this.withRetries(() => this.renew(), attempts, existing!.identity.notAfter.getTime());
     }
     if (!this.o.token) {
       if (existing?.status === 'expired') {
-        throw new AccessError('IDENTITY_EXPIRED', `the bot identity in ${this.dest.identityPath} expired at ${existing.identity.notAfter.toISOString()}, so it can no longer be renewed`, {
-          hint: `ask the operator for a new join token (mcp-access bot rm NAME; mcp-access bot add NAME …) and run bot start again with --token`,
-        });
+        throw new AccessError(
+          'IDENTITY_EXPIRED',
+          `the bot identity in ${this.dest.identityPath} expired at ${existing.identity.notAfter.toISOString()}, so it can no longer be renewed`,
+          {
+            hint: `ask the operator for a new join token (mcp-access bot rm NAME; mcp-access bot add NAME …) and run bot start again with --token`,
+          },
+        );
       }
-      throw new AccessError('USAGE', `${this.dest.dir} holds no bot identity yet, so this first run needs a join token`, {
-        hint: 'pass --token (or --token-file) and --ca-pin, both printed by `mcp-access bot add`',
-      });
+      throw new AccessError(
+        'USAGE',
+        `${this.dest.dir} holds no bot identity yet, so this first run needs a join token`,
+        {
+          hint: 'pass --token (or --token-file) and --ca-pin, both printed by `mcp-access bot add`',
+        },
+      );
     }
     return this.withRetries(() => this.join(this.o.token!), attempts, Number.POSITIVE_INFINITY);
   }
 
-  private async withRetries(fn: () => Promise<{ notAfter: number }>, attempts: number, notAfter: number): Promise<{ notAfter: number }> {
+  private async withRetries(
+    fn: () => Promise<{ notAfter: number }>,
+    attempts: number,
+    notAfter: number,
+  ): Promise<{ notAfter: number }> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await fn();
       } catch (e) {
         const err = asAccessError(e);
         // A lock is worth waiting out in the loop, not at start-up.
-        const retry = isRetryable(err) && err.code !== 'BOT_LOCKED' && attempt + 1 < attempts && Date.now() < notAfter && !this.o.signal?.aborted;
+        const retry =
+          isRetryable(err) &&
+          err.code !== 'BOT_LOCKED' &&
+          attempt + 1 < attempts &&
+          Date.now() < notAfter &&
+          !this.o.signal?.aborted;
         if (!retry) throw Number.isFinite(notAfter) ? this.finalError(err, notAfter) : err;
         const wait = retryDelay(attempt, notAfter - Date.now());
         this.log.warn(`${err.line}; retrying in ${formatDuration(wait)}`);
@@ -159,9 +193,13 @@ export class BotAgent {
         this.log.info(`trusting the cluster CA stored in ${this.dest.caPath} (${caPin(stored)})`);
         return { caPem: stored, pin: caPin(stored) };
       }
-      throw new AccessError('USAGE', 'the first join needs --ca-pin, so that the token is only sent to the right proxy', {
-        hint: 'copy --ca-pin from the output of `mcp-access bot add`',
-      });
+      throw new AccessError(
+        'USAGE',
+        'the first join needs --ca-pin, so that the token is only sent to the right proxy',
+        {
+          hint: 'copy --ca-pin from the output of `mcp-access bot add`',
+        },
+      );
     }
     // Nothing secret goes out on this connection: it only fetches the CA.
     const { ca, cluster } = await fetchClusterCa(this.o.proxy, { signal: this.o.signal });
@@ -172,7 +210,10 @@ export class BotAgent {
       throw new AccessError('PROXY_PROTOCOL', `the proxy at ${this.where} sent a CA certificate that cannot be parsed`);
     }
     if (!pins.includes(got)) {
-      throw new AccessError('BOT_CA_PIN_MISMATCH', `the proxy at ${this.where} presents cluster CA ${got} (cluster "${cluster}"), not the pinned ${pins.join(' or ')}; the token was not sent`);
+      throw new AccessError(
+        'BOT_CA_PIN_MISMATCH',
+        `the proxy at ${this.where} presents cluster CA ${got} (cluster "${cluster}"), not the pinned ${pins.join(' or ')}; the token was not sent`,
+      );
     }
     this.log.info(`the proxy at ${this.where} presents the pinned CA of cluster "${cluster}"`);
     return { caPem: ca, pin: got };
@@ -186,31 +227,53 @@ export class BotAgent {
     const res = await requestJoin(this.o.proxy, caPem, { token, csr, ttl_ms: this.o.ttlMs }, { signal: this.o.signal });
     await this.dest.saveCa(caPem);
     await this.writeOutputs(await this.dest.store(keyPem, caPem, res, { proxy: this.where, caPin: pin }));
-    this.log.info(`joined as bot "${res.bot}" (user ${res.user}, roles ${res.roles.join(', ')}, generation ${res.generation}); wrote ${this.dest.identityPath}, valid until ${res.not_after}`);
-    this.log.info(`use it with: mcp-access connect -i ${(this.outputs[0] ?? this.dest).identityPath} --proxy ${this.where} SERVER`);
+    this.log.info(
+      `joined as bot "${res.bot}" (user ${res.user}, roles ${res.roles.join(', ')}, generation ${res.generation}); wrote ${this.dest.identityPath}, valid until ${res.not_after}`,
+    );
+    this.log.info(
+      `use it with: mcp-access connect -i ${(this.outputs[0] ?? this.dest).identityPath} --proxy ${this.where} SERVER`,
+    );
     return { notAfter: Date.parse(res.not_after) };
   }
 
   private async renew(): Promise<{ notAfter: number }> {
     const examined = await this.dest.identity();
-    if (!examined) throw new AccessError('IDENTITY_MISSING', `${this.dest.identityPath} disappeared; the bot cannot renew without it`, { hint: 'join again with a new token' });
+    if (!examined)
+      throw new AccessError(
+        'IDENTITY_MISSING',
+        `${this.dest.identityPath} disappeared; the bot cannot renew without it`,
+        { hint: 'join again with a new token' },
+      );
     const id = examined.identity;
     if (!id.bot) throw new AccessError('IDENTITY_BAD_CERT', `${this.dest.identityPath} is not a bot identity`);
     const caPem = (await this.dest.ca()) ?? id.caPems[0]!;
     await this.checkStoredCa(caPem, id.certPem);
     const pins = this.pins;
     if (pins && !pins.includes(caPin(caPem))) {
-      throw new AccessError('BOT_CA_PIN_MISMATCH', `the CA stored in ${this.dest.dir} is ${caPin(caPem)}, not the pinned ${pins.join(' or ')}`, {
-        hint: 'drop --ca-pin, or empty the destination directory and join again',
-      });
+      throw new AccessError(
+        'BOT_CA_PIN_MISMATCH',
+        `the CA stored in ${this.dest.dir} is ${caPin(caPem)}, not the pinned ${pins.join(' or ')}`,
+        {
+          hint: 'drop --ca-pin, or empty the destination directory and join again',
+        },
+      );
     }
     const keyPem = (await this.dest.pendingKey(id.keyPem)) ?? (await this.newPendingKey());
     const csr = await createCsr(keyPem, botUserName(id.bot.name));
-    const res: CertificateResponse = await requestRenewal(this.o.proxy, caPem, { key: id.keyPem, cert: id.certPem }, { csr, ttl_ms: this.o.ttlMs }, { signal: this.o.signal });
-    if (res.bot !== id.bot.name) throw new AccessError('PROXY_PROTOCOL', `the proxy renewed bot "${res.bot}" instead of "${id.bot.name}"`);
+    const res: CertificateResponse = await requestRenewal(
+      this.o.proxy,
+      caPem,
+      { key: id.keyPem, cert: id.certPem },
+      { csr, ttl_ms: this.o.ttlMs },
+      { signal: this.o.signal },
+    );
+    if (res.bot !== id.bot.name)
+      throw new AccessError('PROXY_PROTOCOL', `the proxy renewed bot "${res.bot}" instead of "${id.bot.name}"`);
     await this.writeOutputs(await this.dest.store(keyPem, caPem, res, { proxy: this.where, caPin: caPin(caPem) }));
     const notAfter = Date.parse(res.not_after);
-    this.log.info(`renewed bot "${res.bot}": generation ${res.generation}, valid until ${res.not_after} (${formatDuration(notAfter - Date.now())} from now)`);
+    this.log.info(
+      `renewed bot "${res.bot}": generation ${res.generation}, valid until ${res.not_after} (${formatDuration(notAfter - Date.now())} from now)`,
+    );
     return { notAfter };
   }
 
@@ -220,9 +283,10 @@ export class BotAgent {
    * replaced by someone else is never trusted.
    */
   private async checkStoredCa(caPem: string, certPem?: string): Promise<void> {
-    const refuse = (why: string) => new AccessError('BOT_CA_PIN_MISMATCH', `${this.dest.caPath} ${why}, so the bot does not trust it`, {
-      hint: `if the cluster CA really changed, empty ${this.dest.dir} and join again with a new token and --ca-pin`,
-    });
+    const refuse = (why: string) =>
+      new AccessError('BOT_CA_PIN_MISMATCH', `${this.dest.caPath} ${why}, so the bot does not trust it`, {
+        hint: `if the cluster CA really changed, empty ${this.dest.dir} and join again with a new token and --ca-pin`,
+      });
     let pin: string;
     try {
       pin = caPin(caPem);
@@ -250,9 +314,13 @@ export class BotAgent {
 
   private finalError(err: AccessError, notAfter: number): AccessError {
     if (notAfter > Date.now() || err.code === 'IDENTITY_EXPIRED') return err;
-    return new AccessError('IDENTITY_EXPIRED', `the bot identity in ${this.dest.identityPath} expired at ${new Date(notAfter).toISOString()} before it could be renewed (last error: ${err.message})`, {
-      hint: 'the proxy no longer renews it; ask the operator for a new join token and run bot start with --token',
-    });
+    return new AccessError(
+      'IDENTITY_EXPIRED',
+      `the bot identity in ${this.dest.identityPath} expired at ${new Date(notAfter).toISOString()} before it could be renewed (last error: ${err.message})`,
+      {
+        hint: 'the proxy no longer renews it; ask the operator for a new join token and run bot start with --token',
+      },
+    );
   }
 
   /** Sleep unless stopped; false when stopped. */
@@ -277,4 +345,3 @@ export async function runBot(o: BotOptions): Promise<void> {
     throw err;
   }
 }
-

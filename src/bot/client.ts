@@ -8,7 +8,13 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import { AccessError, CATALOGUE, type ErrorCode } from '../errors.js';
-import { BOT_PATHS, type CaResponse, type CertificateResponse, type JoinRequest, type RenewRequest } from './protocol.js';
+import {
+  BOT_PATHS,
+  type CaResponse,
+  type CertificateResponse,
+  type JoinRequest,
+  type RenewRequest,
+} from './protocol.js';
 
 import { classifyDialError, formatProxyAddress, type ProxyAddress } from '../tunnel/proxy-address.js';
 
@@ -23,13 +29,20 @@ export interface CallOptions {
 /** `host:port` of the proxy, as messages show it. */
 export const proxyLabel = formatProxyAddress;
 
-const UNTRUSTED_HINT = 'check --proxy: it must be a name or address in the proxy certificate, of the cluster the CA pin names';
+const UNTRUSTED_HINT =
+  'check --proxy: it must be a name or address in the proxy certificate, of the cluster the CA pin names';
 
 function networkError(err: unknown, where: string): AccessError {
   return classifyDialError(err, where, UNTRUSTED_HINT);
 }
 
-async function call<T>(proxy: ProxyAddress, agent: Dispatcher, path: string, opts: CallOptions, body?: unknown): Promise<T> {
+async function call<T>(
+  proxy: ProxyAddress,
+  agent: Dispatcher,
+  path: string,
+  opts: CallOptions,
+  body?: unknown,
+): Promise<T> {
   const where = proxyLabel(proxy);
   const timeout = opts.timeoutMs ?? 15_000;
   try {
@@ -38,7 +51,10 @@ async function call<T>(proxy: ProxyAddress, agent: Dispatcher, path: string, opt
       res = await request(`https://${where}${path}`, {
         method: body === undefined ? 'GET' : 'POST',
         dispatcher: agent,
-        headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+        headers:
+          body === undefined
+            ? { accept: 'application/json' }
+            : { accept: 'application/json', 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
         headersTimeout: timeout,
         bodyTimeout: timeout,
@@ -47,23 +63,40 @@ async function call<T>(proxy: ProxyAddress, agent: Dispatcher, path: string, opt
     } catch (err) {
       throw networkError(err, where);
     }
-    const text = await res.body.text().catch((err: unknown) => { throw networkError(err, where); });
+    const text = await res.body.text().catch((err: unknown) => {
+      throw networkError(err, where);
+    });
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw new AccessError('PROXY_PROTOCOL', `${where}${path} answered HTTP ${res.statusCode} with something that is not JSON`);
+      throw new AccessError(
+        'PROXY_PROTOCOL',
+        `${where}${path} answered HTTP ${res.statusCode} with something that is not JSON`,
+      );
     }
     if (res.statusCode >= 200 && res.statusCode < 300) return parsed as T;
     const e = (parsed as { error?: { code?: string; message?: string; hint?: string } }).error;
     if (!e || typeof e.message !== 'string') {
-      throw new AccessError(res.statusCode >= 500 ? 'PROXY_UNREACHABLE' : 'PROXY_PROTOCOL', `${where}${path} answered HTTP ${res.statusCode}`);
+      throw new AccessError(
+        res.statusCode >= 500 ? 'PROXY_UNREACHABLE' : 'PROXY_PROTOCOL',
+        `${where}${path} answered HTTP ${res.statusCode}`,
+      );
     }
-    const code: ErrorCode = e.code && e.code in CATALOGUE ? (e.code as ErrorCode) : res.statusCode >= 500 ? 'PROXY_UNREACHABLE' : 'PROXY_PROTOCOL';
+    const code: ErrorCode =
+      e.code && e.code in CATALOGUE
+        ? (e.code as ErrorCode)
+        : res.statusCode >= 500
+          ? 'PROXY_UNREACHABLE'
+          : 'PROXY_PROTOCOL';
     if (res.statusCode === 404 && code === 'PROXY_PROTOCOL') {
-      throw new AccessError('PROXY_PROTOCOL', `${where} does not offer ${path}: the proxy has no bot.state_dir configured, or it is not an mcp-access proxy`, {
-        hint: 'ask the operator to add `bot: { state_dir: … }` to the proxy config',
-      });
+      throw new AccessError(
+        'PROXY_PROTOCOL',
+        `${where} does not offer ${path}: the proxy has no bot.state_dir configured, or it is not an mcp-access proxy`,
+        {
+          hint: 'ask the operator to add `bot: { state_dir: … }` to the proxy config',
+        },
+      );
     }
     throw new AccessError(code, `the proxy refused: ${e.message}`, typeof e.hint === 'string' ? { hint: e.hint } : {});
   } finally {
@@ -87,13 +120,26 @@ export async function fetchClusterCa(proxy: ProxyAddress, opts: CallOptions = {}
 }
 
 /** Exchange a one-time token and a certificate request for the bot's first certificate. */
-export function requestJoin(proxy: ProxyAddress, caPem: string, body: JoinRequest, opts: CallOptions = {}): Promise<CertificateResponse> {
+export function requestJoin(
+  proxy: ProxyAddress,
+  caPem: string,
+  body: JoinRequest,
+  opts: CallOptions = {},
+): Promise<CertificateResponse> {
   const agent = new Agent({ connect: { ca: [caPem], rejectUnauthorized: true, timeout: connectTimeout(opts) } });
   return call<CertificateResponse>(proxy, agent, BOT_PATHS.join, opts, body);
 }
 
 /** Renew over mTLS with the current certificate. */
-export function requestRenewal(proxy: ProxyAddress, caPem: string, tls: { key: string; cert: string }, body: RenewRequest, opts: CallOptions = {}): Promise<CertificateResponse> {
-  const agent = new Agent({ connect: { ca: [caPem], key: tls.key, cert: tls.cert, rejectUnauthorized: true, timeout: connectTimeout(opts) } });
+export function requestRenewal(
+  proxy: ProxyAddress,
+  caPem: string,
+  tls: { key: string; cert: string },
+  body: RenewRequest,
+  opts: CallOptions = {},
+): Promise<CertificateResponse> {
+  const agent = new Agent({
+    connect: { ca: [caPem], key: tls.key, cert: tls.cert, rejectUnauthorized: true, timeout: connectTimeout(opts) },
+  });
   return call<CertificateResponse>(proxy, agent, BOT_PATHS.renew, opts, body);
 }

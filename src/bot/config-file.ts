@@ -62,10 +62,10 @@ const TBOT_ONLY: Record<string, string> = {
   gitlab: 'mcp-access bots join with a one-time token only',
   terraform: 'mcp-access bots join with a one-time token only',
   symlinks: 'mcp-access always refuses symlinks in the paths it writes',
-  acls: 'the identity file is mode 0600 for the bot\'s user; run the MCP client as that user',
-  readers: 'the identity file is mode 0600 for the bot\'s user; run the MCP client as that user',
-  roles: 'a bot\'s roles are set by the operator with `mcp-access bot add --roles`',
-  cluster: 'the cluster is the proxy\'s',
+  acls: "the identity file is mode 0600 for the bot's user; run the MCP client as that user",
+  readers: "the identity file is mode 0600 for the bot's user; run the MCP client as that user",
+  roles: "a bot's roles are set by the operator with `mcp-access bot add --roles`",
+  cluster: "the cluster is the proxy's",
   ssh_config: 'mcp-access identities are for MCP access only',
   name: 'services are not named in mcp-access',
   credential_ttl: 'set credential_ttl at the top level: it applies to every service',
@@ -73,9 +73,24 @@ const TBOT_ONLY: Record<string, string> = {
 };
 
 const TBOT_SERVICE_TYPES = new Set([
-  'application', 'application-tunnel', 'database', 'database-tunnel', 'kubernetes', 'kubernetes/v2', 'kubernetes/argo-cd',
-  'ssh-host', 'ssh-multiplexer', 'spiffe-svid', 'spiffe-workload-api', 'workload-identity-x509', 'workload-identity-jwt',
-  'workload-identity-api', 'workload-identity-aws-roles-anywhere', 'example', 'application-proxy', 'database-proxy',
+  'application',
+  'application-tunnel',
+  'database',
+  'database-tunnel',
+  'kubernetes',
+  'kubernetes/v2',
+  'kubernetes/argo-cd',
+  'ssh-host',
+  'ssh-multiplexer',
+  'spiffe-svid',
+  'spiffe-workload-api',
+  'workload-identity-x509',
+  'workload-identity-jwt',
+  'workload-identity-api',
+  'workload-identity-aws-roles-anywhere',
+  'example',
+  'application-proxy',
+  'database-proxy',
 ]);
 
 type Where = (node: Node | Pair | null | undefined) => string;
@@ -85,8 +100,9 @@ class ConfigReader {
   constructor(readonly file: string) {}
 
   where: Where = (node) => {
-    const range = (node as { range?: [number, number, number] } | null | undefined)?.range
-      ?? ((node as Pair | undefined)?.key as { range?: [number, number, number] } | undefined)?.range;
+    const range =
+      (node as { range?: [number, number, number] } | null | undefined)?.range ??
+      ((node as Pair | undefined)?.key as { range?: [number, number, number] } | undefined)?.range;
     if (!range) return this.file;
     const { line, col } = this.lines.linePos(range[0]);
     return `${this.file}:${line}:${col}`;
@@ -102,7 +118,10 @@ function suggest(key: string, known: string[]): string {
   let bestD = 3;
   for (const k of known) {
     const d = distance(key.toLowerCase(), k);
-    if (d < bestD) { bestD = d; best = k; }
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
   }
   return best ? ` (did you mean "${best}"?)` : '';
 }
@@ -122,7 +141,12 @@ function distance(a: string, b: string): number {
 }
 
 /** The pairs of a mapping, each key checked against `known`. */
-function entries(r: ConfigReader, node: Node | null | undefined, what: string, known: string[]): Map<string, Pair<Node, Node | null>> {
+function entries(
+  r: ConfigReader,
+  node: Node | null | undefined,
+  what: string,
+  known: string[],
+): Map<string, Pair<Node, Node | null>> {
   if (!isMap(node)) r.fail(node, `${what} must be a mapping (key: value lines)`);
   const out = new Map<string, Pair<Node, Node | null>>();
   for (const pair of (node as YAMLMap<Node, Node | null>).items) {
@@ -130,8 +154,16 @@ function entries(r: ConfigReader, node: Node | null | undefined, what: string, k
     if (key === undefined) r.fail(pair.key as Node, `${what} has a key that is not a plain name`);
     if (!known.includes(key)) {
       const where = what === 'the configuration' ? '' : ` in ${what}`;
-      if (key in TBOT_ONLY) r.fail(pair.key as Node, `"${key}"${where} is a tbot setting with no meaning for mcp-access: ${TBOT_ONLY[key]}`);
-      r.fail(pair.key as Node, `unknown key "${key}"${where}${suggest(key, known)}`, `the keys accepted here are: ${known.join(', ')}`);
+      if (key in TBOT_ONLY)
+        r.fail(
+          pair.key as Node,
+          `"${key}"${where} is a tbot setting with no meaning for mcp-access: ${TBOT_ONLY[key]}`,
+        );
+      r.fail(
+        pair.key as Node,
+        `unknown key "${key}"${where}${suggest(key, known)}`,
+        `the keys accepted here are: ${known.join(', ')}`,
+      );
     }
     out.set(key, pair);
   }
@@ -140,7 +172,8 @@ function entries(r: ConfigReader, node: Node | null | undefined, what: string, k
 
 function str(r: ConfigReader, pair: Pair<Node, Node | null>, what: string): string {
   const v = pair.value;
-  if (!isScalar(v) || typeof v.value !== 'string' || v.value.trim() === '') r.fail(v ?? pair, `${what} must be a non-empty string`);
+  if (!isScalar(v) || typeof v.value !== 'string' || v.value.trim() === '')
+    r.fail(v ?? pair, `${what} must be a non-empty string`);
   return (v.value as string).trim();
 }
 
@@ -150,7 +183,12 @@ function bool(r: ConfigReader, pair: Pair<Node, Node | null>, what: string): boo
   return v.value as boolean;
 }
 
-function duration(r: ConfigReader, pair: Pair<Node, Node | null>, what: string, check: (text: string) => number): string {
+function duration(
+  r: ConfigReader,
+  pair: Pair<Node, Node | null>,
+  what: string,
+  check: (text: string) => number,
+): string {
   const text = str(r, pair, what);
   try {
     check(text);
@@ -165,7 +203,11 @@ function directory(r: ConfigReader, node: Node | null | undefined, what: string,
   const type = m.get('type');
   if (type) {
     const t = str(r, type, `${what}.type`);
-    if (t !== 'directory') r.fail(type.value, `${what}.type "${t}" is not supported: mcp-access writes to a directory only (type: directory)`);
+    if (t !== 'directory')
+      r.fail(
+        type.value,
+        `${what}.type "${t}" is not supported: mcp-access writes to a directory only (type: directory)`,
+      );
   }
   const path = m.get('path');
   if (!path) r.fail(node, `${what} needs a path`);
@@ -186,19 +228,32 @@ export function parseBotConfig(text: string, file: string): BotFileConfig {
   }
   const base = dirname(resolve(file));
   if (doc.contents === null) r.fail(null, 'the file is empty', 'see docs/bot.md for an example');
-  const top = entries(r, doc.contents as Node, 'the configuration',
-    ['version', 'proxy_server', 'onboarding', 'storage', 'credential_ttl', 'renewal_interval', 'oneshot', 'services']);
+  const top = entries(r, doc.contents as Node, 'the configuration', [
+    'version',
+    'proxy_server',
+    'onboarding',
+    'storage',
+    'credential_ttl',
+    'renewal_interval',
+    'oneshot',
+    'services',
+  ]);
   const out: BotFileConfig = { services: [] };
 
   const version = top.get('version');
   if (version) {
     const v = isScalar(version.value) ? String(version.value.value) : '';
-    if (v !== 'v2') r.fail(version.value, `version "${v}" is not supported: mcp-access reads tbot's v2 format (version: v2)`);
+    if (v !== 'v2')
+      r.fail(version.value, `version "${v}" is not supported: mcp-access reads tbot's v2 format (version: v2)`);
   }
   const proxy = top.get('proxy_server');
   if (proxy) {
     out.proxy = str(r, proxy, 'proxy_server');
-    try { parseProxyAddress(out.proxy); } catch { r.fail(proxy.value, `proxy_server "${out.proxy}" must be host:port`); }
+    try {
+      parseProxyAddress(out.proxy);
+    } catch {
+      r.fail(proxy.value, `proxy_server "${out.proxy}" must be host:port`);
+    }
   }
   const onboarding = top.get('onboarding');
   if (onboarding) {
@@ -206,21 +261,35 @@ export function parseBotConfig(text: string, file: string): BotFileConfig {
     const method = m.get('join_method');
     if (method) {
       const jm = str(r, method, 'onboarding.join_method');
-      if (jm !== 'token') r.fail(method.value, `join_method "${jm}" is not supported: mcp-access bots join with a one-time token (join_method: token)`);
+      if (jm !== 'token')
+        r.fail(
+          method.value,
+          `join_method "${jm}" is not supported: mcp-access bots join with a one-time token (join_method: token)`,
+        );
     }
     const token = m.get('token');
     if (token) {
       const t = str(r, token, 'onboarding.token');
       if (/[/\\]/.test(t)) out.token = { file: resolve(base, t) };
       else if (cleanToken(t)) out.token = { value: t };
-      else r.fail(token.value, 'onboarding.token is neither a join token nor a file path', 'paste the token `mcp-access bot add` printed, or the path of a file holding it (./token for one beside this file)');
+      else
+        r.fail(
+          token.value,
+          'onboarding.token is neither a join token nor a file path',
+          'paste the token `mcp-access bot add` printed, or the path of a file holding it (./token for one beside this file)',
+        );
     }
     const pins = m.get('ca_pins');
     if (pins) {
       if (!isSeq(pins.value)) r.fail(pins.value ?? pins, 'onboarding.ca_pins must be a list of sha256:HEX pins');
-      out.caPins = ((pins.value as unknown as { items: Node[] }).items).map((item) => {
+      out.caPins = (pins.value as unknown as { items: Node[] }).items.map((item) => {
         const p = isScalar(item) && typeof item.value === 'string' ? item.value.trim() : '';
-        if (!PIN.test(p)) r.fail(item, `onboarding.ca_pins entry "${p}" must be sha256: followed by 64 hex digits`, 'copy it from the output of `mcp-access bot add`');
+        if (!PIN.test(p))
+          r.fail(
+            item,
+            `onboarding.ca_pins entry "${p}" must be sha256: followed by 64 hex digits`,
+            'copy it from the output of `mcp-access bot add`',
+          );
         return `sha256:${p.slice(7).toLowerCase()}`;
       });
       if (out.caPins.length === 0) r.fail(pins.value, 'onboarding.ca_pins is empty');
@@ -243,15 +312,25 @@ export function parseBotConfig(text: string, file: string): BotFileConfig {
   const services = top.get('services');
   if (services) {
     if (!isSeq(services.value)) r.fail(services.value ?? services, 'services must be a list (- type: identity …)');
-    ((services.value as unknown as { items: Node[] }).items).forEach((item, i) => {
+    (services.value as unknown as { items: Node[] }).items.forEach((item, i) => {
       const what = `services[${i}]`;
       if (!isMap(item)) r.fail(item, `${what} must be a mapping with type: identity`);
-      const typePair = (item as YAMLMap<Node, Node | null>).items.find((p) => isScalar(p.key) && p.key.value === 'type');
+      const typePair = (item as YAMLMap<Node, Node | null>).items.find(
+        (p) => isScalar(p.key) && p.key.value === 'type',
+      );
       const type = typePair ? str(r, typePair as Pair<Node, Node | null>, `${what}.type`) : undefined;
       if (type === undefined) r.fail(item, `${what} needs type: identity`);
       if (type !== 'identity') {
-        if (TBOT_SERVICE_TYPES.has(type)) r.fail(typePair!.value as Node, `${what}: service type "${type}" is a tbot service with no meaning for mcp-access: only type: identity (an identity file for \`mcp-access connect -i\`) is supported`);
-        r.fail(typePair!.value as Node, `${what}: unknown service type "${type}"${suggest(type, ['identity'])}`, 'mcp-access supports type: identity');
+        if (TBOT_SERVICE_TYPES.has(type))
+          r.fail(
+            typePair!.value as Node,
+            `${what}: service type "${type}" is a tbot service with no meaning for mcp-access: only type: identity (an identity file for \`mcp-access connect -i\`) is supported`,
+          );
+        r.fail(
+          typePair!.value as Node,
+          `${what}: unknown service type "${type}"${suggest(type, ['identity'])}`,
+          'mcp-access supports type: identity',
+        );
       }
       const m = entries(r, item, what, ['type', 'destination', 'allow_reissue']);
       const dest = m.get('destination');

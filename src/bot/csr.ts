@@ -3,7 +3,13 @@
  * only a request signed with it; the proxy checks that signature (proof that
  * the sender holds the private key) and certifies the public key in it.
  */
-import { createHash, createPrivateKey, createPublicKey, type KeyObject, type webcrypto as WebCrypto } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  type webcrypto as WebCrypto,
+} from 'node:crypto';
 import { AccessError } from '../errors.js';
 import { webcrypto, x509 } from '../identity/x509.js';
 
@@ -14,7 +20,10 @@ const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
 export async function generateBotKey(): Promise<string> {
   const keys = await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  return createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string;
+  return createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({
+    type: 'pkcs8',
+    format: 'pem',
+  }) as string;
 }
 
 /** A certificate request for `privateKeyPem` (EC P-256), subject CN = `commonName`. */
@@ -23,8 +32,20 @@ export async function createCsr(privateKeyPem: string, commonName: string): Prom
   if (priv.asymmetricKeyType !== 'ec' || priv.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     throw new AccessError('INTERNAL', 'bot keys are EC P-256');
   }
-  const privateKey = await webcrypto.subtle.importKey('pkcs8', priv.export({ type: 'pkcs8', format: 'der' }), EC_P256, false, ['sign']);
-  const publicKey = await webcrypto.subtle.importKey('spki', createPublicKey(priv).export({ type: 'spki', format: 'der' }), EC_P256, true, ['verify']);
+  const privateKey = await webcrypto.subtle.importKey(
+    'pkcs8',
+    priv.export({ type: 'pkcs8', format: 'der' }),
+    EC_P256,
+    false,
+    ['sign'],
+  );
+  const publicKey = await webcrypto.subtle.importKey(
+    'spki',
+    createPublicKey(priv).export({ type: 'spki', format: 'der' }),
+    EC_P256,
+    true,
+    ['verify'],
+  );
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: [{ CN: [commonName] }],
     keys: { privateKey, publicKey },
@@ -61,7 +82,10 @@ export async function checkCsr(pem: unknown): Promise<CheckedCsr> {
   const spki = Buffer.from(csr.publicKey.rawData);
   const key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
   const weak = keyWeakness(key);
-  if (weak) throw new AccessError('USAGE', `the certificate request's key cannot be certified: ${weak}`, { hint: 'use EC P-256 (what `mcp-access bot start` makes), RSA of 2048 bits or more, or Ed25519' });
+  if (weak)
+    throw new AccessError('USAGE', `the certificate request's key cannot be certified: ${weak}`, {
+      hint: 'use EC P-256 (what `mcp-access bot start` makes), RSA of 2048 bits or more, or Ed25519',
+    });
   return {
     publicKeyPem: key.export({ type: 'spki', format: 'pem' }) as string,
     keySha256: createHash('sha256').update(spki).digest('hex'),
@@ -78,10 +102,13 @@ export function keyWeakness(key: KeyObject): string | undefined {
   const d = key.asymmetricKeyDetails ?? {};
   if (type === 'ed25519') return undefined;
   if (type === 'ec') {
-    return STRONG_CURVES.has(d.namedCurve ?? '') ? undefined : `EC curve ${d.namedCurve ?? 'unknown'} is not accepted (P-256, P-384 or P-521)`;
+    return STRONG_CURVES.has(d.namedCurve ?? '')
+      ? undefined
+      : `EC curve ${d.namedCurve ?? 'unknown'} is not accepted (P-256, P-384 or P-521)`;
   }
   if (type === 'rsa') {
-    if ((d.modulusLength ?? 0) < MIN_RSA_BITS) return `RSA keys need at least ${MIN_RSA_BITS} bits (this one has ${d.modulusLength ?? 0})`;
+    if ((d.modulusLength ?? 0) < MIN_RSA_BITS)
+      return `RSA keys need at least ${MIN_RSA_BITS} bits (this one has ${d.modulusLength ?? 0})`;
     const e = d.publicExponent ?? 0n;
     if (e < 65537n || e % 2n === 0n) return `RSA public exponent ${e} is not accepted (65537 or a larger odd number)`;
     return undefined;

@@ -42,7 +42,10 @@ export class Destination {
   readonly metaPath: string;
   readonly pendingKeyPath: string;
 
-  constructor(readonly dir: string, private readonly log: Logger) {
+  constructor(
+    readonly dir: string,
+    private readonly log: Logger,
+  ) {
     this.identityPath = join(dir, DEST_FILES.identity);
     this.caPath = join(dir, DEST_FILES.ca);
     this.metaPath = join(dir, DEST_FILES.meta);
@@ -54,9 +57,13 @@ export class Destination {
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
     } catch (err) {
-      throw new AccessError('USAGE', `cannot create the destination directory ${this.dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
-        hint: 'choose a --destination this user can write to',
-      });
+      throw new AccessError(
+        'USAGE',
+        `cannot create the destination directory ${this.dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        {
+          hint: 'choose a --destination this user can write to',
+        },
+      );
     }
     // Another user's directory, or one others may write to, is refused: a
     // chmod would not undo what someone may already have planted in it.
@@ -145,7 +152,12 @@ export class Destination {
    * it: identity first (what readers use), then the facts, then drop the
    * pending key.
    */
-  async store(keyPem: string, caPem: string, res: CertificateResponse, meta: Omit<BotMeta, 'bot' | 'generation' | 'notAfter' | 'updatedAt' | 'cluster'>): Promise<string> {
+  async store(
+    keyPem: string,
+    caPem: string,
+    res: CertificateResponse,
+    meta: Omit<BotMeta, 'bot' | 'generation' | 'notAfter' | 'updatedAt' | 'cluster'>,
+  ): Promise<string> {
     let cert: X509Certificate;
     try {
       cert = new X509Certificate(res.certificate);
@@ -153,13 +165,23 @@ export class Destination {
       throw new AccessError('PROXY_PROTOCOL', 'the proxy answered with a certificate that cannot be parsed');
     }
     const ca = new X509Certificate(caPem);
-    if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw new AccessError('PROXY_PROTOCOL', 'the proxy certified a different key than the one the bot sent');
-    if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new AccessError('PROXY_PROTOCOL', 'the certificate the proxy issued is not signed by the pinned cluster CA');
+    if (!cert.checkPrivateKey(createPrivateKey(keyPem)))
+      throw new AccessError('PROXY_PROTOCOL', 'the proxy certified a different key than the one the bot sent');
+    if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey))
+      throw new AccessError(
+        'PROXY_PROTOCOL',
+        'the certificate the proxy issued is not signed by the pinned cluster CA',
+      );
     const text = formatIdentityFile({ keyPem, certPem: res.certificate, authorityLines: [], caPems: [caPem] });
     await writeFileAtomic(this.identityPath, text, 0o600);
     const facts: BotMeta = {
-      bot: res.bot, cluster: res.cluster, proxy: meta.proxy, generation: res.generation,
-      notAfter: new Date(cert.validTo).toISOString(), caPin: meta.caPin, updatedAt: new Date().toISOString(),
+      bot: res.bot,
+      cluster: res.cluster,
+      proxy: meta.proxy,
+      generation: res.generation,
+      notAfter: new Date(cert.validTo).toISOString(),
+      caPin: meta.caPin,
+      updatedAt: new Date().toISOString(),
     };
     await writeFileAtomic(this.metaPath, `${JSON.stringify(facts, null, 2)}\n`, 0o600);
     await unlink(this.pendingKeyPath).catch(() => {});

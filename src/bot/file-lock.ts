@@ -14,7 +14,12 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AccessError } from '../errors.js';
 
-interface Holder { pid: number; host: string; at: string; nonce: string }
+interface Holder {
+  pid: number;
+  host: string;
+  at: string;
+  nonce: string;
+}
 
 export interface FileLockOptions {
   timeoutMs?: number;
@@ -24,18 +29,29 @@ export interface FileLockOptions {
 export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: FileLockOptions = {}): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const staleMs = opts.staleMs ?? 30_000;
-  const me: Holder = { pid: process.pid, host: hostname(), at: new Date().toISOString(), nonce: randomBytes(8).toString('hex') };
+  const me: Holder = {
+    pid: process.pid,
+    host: hostname(),
+    at: new Date().toISOString(),
+    nonce: randomBytes(8).toString('hex'),
+  };
   const deadline = Date.now() + timeoutMs;
   let wait = 2;
   for (;;) {
     try {
       const fh = await open(path, 'wx', 0o600);
-      try { await fh.writeFile(JSON.stringify(me)); } finally { await fh.close(); }
+      try {
+        await fh.writeFile(JSON.stringify(me));
+      } finally {
+        await fh.close();
+      }
       break;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'EEXIST') {
-        throw new AccessError('BOT_STATE', `cannot create the lock file ${path} (${code ?? (err as Error).message})`, { hint: 'check that the bot state directory exists and is writable by this user' });
+        throw new AccessError('BOT_STATE', `cannot create the lock file ${path} (${code ?? (err as Error).message})`, {
+          hint: 'check that the bot state directory exists and is writable by this user',
+        });
       }
       const holder = await readHolder(path);
       if (await isStale(path, holder, staleMs)) {
@@ -44,7 +60,9 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: 
       }
       if (Date.now() > deadline) {
         const who = holder ? `process ${holder.pid} on ${holder.host} since ${holder.at}` : 'another process';
-        throw new AccessError('BOT_STATE', `the bot state is locked by ${who} (${path})`, { hint: `if no mcp-access process is using it, remove ${path}` });
+        throw new AccessError('BOT_STATE', `the bot state is locked by ${who} (${path})`, {
+          hint: `if no mcp-access process is using it, remove ${path}`,
+        });
       }
       await sleep(wait);
       wait = Math.min(wait * 2, 50);

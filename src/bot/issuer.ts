@@ -48,9 +48,23 @@ export class BotRefusal extends Error {
   }
 }
 
-async function issue(deps: IssuerDeps, record: BotRecord, publicKeyPem: string, generation: number, ttlMs: number, now: number): Promise<CertificateResponse> {
+async function issue(
+  deps: IssuerDeps,
+  record: BotRecord,
+  publicKeyPem: string,
+  generation: number,
+  ttlMs: number,
+  now: number,
+): Promise<CertificateResponse> {
   const user = botUserName(record.name);
-  const certificate = await signCertificate(deps.ca, { publicKeyPem, user, roles: record.roles, ttlMs, bot: { name: record.name, generation }, now });
+  const certificate = await signCertificate(deps.ca, {
+    publicKeyPem,
+    user,
+    roles: record.roles,
+    ttlMs,
+    bot: { name: record.name, generation },
+    now,
+  });
   return answer(deps, record, certificate, generation);
 }
 
@@ -73,7 +87,12 @@ function answer(deps: IssuerDeps, record: BotRecord, certificate: string, genera
  * expired). Never a new certificate: a retry cannot get more than the
  * original request got, and no generation has two certificates.
  */
-function repeatAnswer(deps: IssuerDeps, record: BotRecord, now: number, deadline: number): CertificateResponse | undefined {
+function repeatAnswer(
+  deps: IssuerDeps,
+  record: BotRecord,
+  now: number,
+  deadline: number,
+): CertificateResponse | undefined {
   if (!record.lastCertificate || !record.certNotAfter) return undefined;
   if (now >= Math.min(Date.parse(record.certNotAfter), deadline)) return undefined;
   return answer(deps, record, record.lastCertificate, record.generation);
@@ -96,15 +115,23 @@ function checkTtl(ttlMs: unknown): number {
  * or whether the token ever existed); the audit trail gets the specifics via
  * `BotRefusal.bot` and `reason`.
  */
-export async function joinWithToken(deps: IssuerDeps, req: { token: unknown; csr: unknown; ttl_ms: unknown }, now = Date.now): Promise<Issued> {
+export async function joinWithToken(
+  deps: IssuerDeps,
+  req: { token: unknown; csr: unknown; ttl_ms: unknown },
+  now = Date.now,
+): Promise<Issued> {
   const ttlMs = checkTtl(req.ttl_ms);
   const csr = await checkCsr(req.csr);
-  if (typeof req.token !== 'string' || req.token === '') throw new BotRefusal(new AccessError('BOT_TOKEN_INVALID', 'the join request carries no token'), undefined);
+  if (typeof req.token !== 'string' || req.token === '')
+    throw new BotRefusal(new AccessError('BOT_TOKEN_INVALID', 'the join request carries no token'), undefined);
   const token = req.token;
   return deps.store.locked(async () => {
     const at = now();
-    const record = (await deps.store.readAll()).find((r) => isActive(r) && r.token !== undefined && tokenMatches(token, r.token.hash));
-    if (!record) throw new BotRefusal(tokenRefused(), undefined, undefined, 'no bot on this proxy was registered with this token');
+    const record = (await deps.store.readAll()).find(
+      (r) => isActive(r) && r.token !== undefined && tokenMatches(token, r.token.hash),
+    );
+    if (!record)
+      throw new BotRefusal(tokenRefused(), undefined, undefined, 'no bot on this proxy was registered with this token');
     const t = record.token!;
     const tokenExpiry = Date.parse(t.expiresAt);
     if (t.usedAt && isJoinRetry(record, csr.keySha256)) {
@@ -113,15 +140,28 @@ export async function joinWithToken(deps: IssuerDeps, req: { token: unknown; csr
       // and that certificate are still valid.
       const response = repeatAnswer(deps, record, at, tokenExpiry);
       if (!response) {
-        throw new BotRefusal(tokenRefused(), record.name, undefined,
-          `a join with the token used at ${t.usedAt} was repeated after the token (${t.expiresAt}) or the certificate it got (${record.certNotAfter ?? '?'}) expired`);
+        throw new BotRefusal(
+          tokenRefused(),
+          record.name,
+          undefined,
+          `a join with the token used at ${t.usedAt} was repeated after the token (${t.expiresAt}) or the certificate it got (${record.certNotAfter ?? '?'}) expired`,
+        );
       }
       return { record, response, repeated: true };
     }
-    if (t.usedAt) throw new BotRefusal(tokenRefused(), record.name, undefined, `the token was already used at ${t.usedAt}`);
-    if (tokenExpiry <= at) throw new BotRefusal(tokenRefused(), record.name, undefined, `the token expired at ${t.expiresAt}`);
+    if (t.usedAt)
+      throw new BotRefusal(tokenRefused(), record.name, undefined, `the token was already used at ${t.usedAt}`);
+    if (tokenExpiry <= at)
+      throw new BotRefusal(tokenRefused(), record.name, undefined, `the token expired at ${t.expiresAt}`);
     if (record.lock) {
-      throw new BotRefusal(new AccessError('BOT_LOCKED', 'the bot this token belongs to is locked', { hint: 'ask the operator (`mcp-access bot unlock`)' }), record.name, undefined, lockedError(record).message);
+      throw new BotRefusal(
+        new AccessError('BOT_LOCKED', 'the bot this token belongs to is locked', {
+          hint: 'ask the operator (`mcp-access bot unlock`)',
+        }),
+        record.name,
+        undefined,
+        lockedError(record).message,
+      );
     }
     const generation = record.generation + 1;
     const response = await issue(deps, record, csr.publicKeyPem, generation, ttlMs, at);
@@ -141,7 +181,12 @@ export async function joinWithToken(deps: IssuerDeps, req: { token: unknown; csr
 }
 
 function isJoinRetry(record: BotRecord, keySha256: string): boolean {
-  return record.generation === record.minGeneration && record.lastIssue?.fromSerial === null && record.lastIssue.keySha256 === keySha256 && !record.lock;
+  return (
+    record.generation === record.minGeneration &&
+    record.lastIssue?.fromSerial === null &&
+    record.lastIssue.keySha256 === keySha256 &&
+    !record.lock
+  );
 }
 
 export interface RenewingPeer {
@@ -149,39 +194,76 @@ export interface RenewingPeer {
   serial: string;
 }
 
-export async function renewBot(deps: IssuerDeps, peer: RenewingPeer, req: { csr: unknown; ttl_ms: unknown }, now = Date.now): Promise<Issued> {
-  if (!peer.bot) throw new BotRefusal(new AccessError('ACCESS_DENIED', 'only a bot certificate can be renewed here (this one names no bot)'), undefined);
+export async function renewBot(
+  deps: IssuerDeps,
+  peer: RenewingPeer,
+  req: { csr: unknown; ttl_ms: unknown },
+  now = Date.now,
+): Promise<Issued> {
+  if (!peer.bot)
+    throw new BotRefusal(
+      new AccessError('ACCESS_DENIED', 'only a bot certificate can be renewed here (this one names no bot)'),
+      undefined,
+    );
   const { name, generation: presented } = peer.bot;
   const ttlMs = checkTtl(req.ttl_ms);
   const csr = await checkCsr(req.csr);
   return deps.store.locked(async () => {
     const record = await deps.store.read(name);
     if (!isActive(record)) {
-      throw new BotRefusal(new AccessError('BOT_UNKNOWN', `bot "${name}" is not registered on this proxy (it was removed)`, {
-        hint: 'ask the operator to add it again (`mcp-access bot add`) and join with the new token',
-      }), name);
+      throw new BotRefusal(
+        new AccessError('BOT_UNKNOWN', `bot "${name}" is not registered on this proxy (it was removed)`, {
+          hint: 'ask the operator to add it again (`mcp-access bot add`) and join with the new token',
+        }),
+        name,
+      );
     }
     if (presented < record.minGeneration) {
-      throw new BotRefusal(new AccessError('IDENTITY_REJECTED', `this certificate (generation ${presented}) belongs to an earlier registration of bot "${name}"`, {
-        hint: 'join with the token from the latest `mcp-access bot add`',
-      }), name);
+      throw new BotRefusal(
+        new AccessError(
+          'IDENTITY_REJECTED',
+          `this certificate (generation ${presented}) belongs to an earlier registration of bot "${name}"`,
+          {
+            hint: 'join with the token from the latest `mcp-access bot add`',
+          },
+        ),
+        name,
+      );
     }
     if (record.lock) throw new BotRefusal(lockedError(record), name);
 
-    const retry = presented === record.generation - 1 && record.lastIssue !== undefined
-      && record.lastIssue.fromSerial === peer.serial && record.lastIssue.keySha256 === csr.keySha256;
+    const retry =
+      presented === record.generation - 1 &&
+      record.lastIssue !== undefined &&
+      record.lastIssue.fromSerial === peer.serial &&
+      record.lastIssue.keySha256 === csr.keySha256;
     if (presented < record.generation && !retry) {
       const reason = `credential copied: generation ${presented} was presented after generation ${record.generation} had been issued`;
       const locked: BotRecord = { ...record, lock: { at: new Date(now()).toISOString(), reason, by: 'proxy' } };
       await deps.store.write(locked);
-      throw new BotRefusal(new AccessError('BOT_LOCKED', `bot "${name}" is now locked: ${reason} (two machines are renewing the same bot identity)`, {
-        hint: `find out where the copy came from; then remove and re-add the bot (mcp-access bot rm ${name}; mcp-access bot add ${name}) and join again`,
-      }), name, locked);
+      throw new BotRefusal(
+        new AccessError(
+          'BOT_LOCKED',
+          `bot "${name}" is now locked: ${reason} (two machines are renewing the same bot identity)`,
+          {
+            hint: `find out where the copy came from; then remove and re-add the bot (mcp-access bot rm ${name}; mcp-access bot add ${name}) and join again`,
+          },
+        ),
+        name,
+        locked,
+      );
     }
     if (presented > record.generation) {
-      throw new BotRefusal(new AccessError('BOT_STATE', `bot "${name}" presented generation ${presented}, but this proxy last issued ${record.generation}`, {
-        hint: 'the bot state directory looks older than the bot (restored from a backup?); remove and re-add the bot',
-      }), name);
+      throw new BotRefusal(
+        new AccessError(
+          'BOT_STATE',
+          `bot "${name}" presented generation ${presented}, but this proxy last issued ${record.generation}`,
+          {
+            hint: 'the bot state directory looks older than the bot (restored from a backup?); remove and re-add the bot',
+          },
+        ),
+        name,
+      );
     }
     const at = now();
     if (retry) {
@@ -189,9 +271,16 @@ export async function renewBot(deps: IssuerDeps, peer: RenewingPeer, req: { csr:
       // key racing each other: both get the one certificate of this generation.
       const response = repeatAnswer(deps, record, at, Number.POSITIVE_INFINITY);
       if (!response) {
-        throw new BotRefusal(new AccessError('IDENTITY_EXPIRED', `the certificate issued for this request (generation ${record.generation} of bot "${name}") is no longer valid, so it cannot be handed out again`, {
-          hint: 'ask the operator for a new join token',
-        }), name);
+        throw new BotRefusal(
+          new AccessError(
+            'IDENTITY_EXPIRED',
+            `the certificate issued for this request (generation ${record.generation} of bot "${name}") is no longer valid, so it cannot be handed out again`,
+            {
+              hint: 'ask the operator for a new join token',
+            },
+          ),
+          name,
+        );
       }
       return { record, response, repeated: true };
     }
@@ -213,8 +302,9 @@ export async function renewBot(deps: IssuerDeps, peer: RenewingPeer, req: { csr:
 export function lockedError(record: BotRecord): AccessError {
   const lock = record.lock!;
   return new AccessError('BOT_LOCKED', `bot "${record.name}" is locked since ${lock.at}: ${lock.reason}`, {
-    hint: lock.by === 'proxy'
-      ? `its credential was used from two places; remove and re-add it (mcp-access bot rm ${record.name}; mcp-access bot add ${record.name})`
-      : `an operator locked it; \`mcp-access bot unlock ${record.name}\` lifts the lock`,
+    hint:
+      lock.by === 'proxy'
+        ? `its credential was used from two places; remove and re-add it (mcp-access bot rm ${record.name}; mcp-access bot add ${record.name})`
+        : `an operator locked it; \`mcp-access bot unlock ${record.name}\` lifts the lock`,
   });
 }

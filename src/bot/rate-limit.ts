@@ -19,7 +19,10 @@ export interface RateLimitOptions {
 
 export const JOIN_RATE_LIMIT = { burst: 10, refillMs: 3000 } as const;
 
-interface Bucket { units: number; at: number }
+interface Bucket {
+  units: number;
+  at: number;
+}
 
 export class AddressRateLimiter {
   private readonly buckets = new Map<string, Bucket>();
@@ -85,7 +88,7 @@ export class AddressRateLimiter {
 }
 
 function expandIPv6(a: string): string[] {
-  const [head, tail] = a.includes('::') ? a.split('::') as [string, string] : [a, undefined];
+  const [head, tail] = a.includes('::') ? (a.split('::') as [string, string]) : [a, undefined];
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
   const fill = tail === undefined ? [] : new Array(8 - h.length - t.length).fill('0');

@@ -104,20 +104,36 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
   };
 
   /** What a record change means for live sessions and the audit trail. */
-  const applyChange = (name: string, before: BotRecord | undefined, after: BotRecord | undefined, quiet: boolean): void => {
+  const applyChange = (
+    name: string,
+    before: BotRecord | undefined,
+    after: BotRecord | undefined,
+    quiet: boolean,
+  ): void => {
     const wasActive = isActive(before);
     const nowActive = isActive(after);
     if (wasActive && !nowActive) {
-      if (!quiet) { log.info(`bot "${name}" was removed`); recordQuietly({ ...BOT_EVENTS.remove, bot: name, by: 'operator' }); }
+      if (!quiet) {
+        log.info(`bot "${name}" was removed`);
+        recordQuietly({ ...BOT_EVENTS.remove, bot: name, by: 'operator' });
+      }
       endSessions(name, new AccessError('IDENTITY_REJECTED', `bot "${name}" was removed from this proxy`));
       return;
     }
     if (!nowActive) return;
-    if (!wasActive && !quiet) { log.info(`bot "${name}" was added (roles ${after.roles.join(', ')})`); recordQuietly({ ...BOT_EVENTS.add, bot: name, roles: after.roles, by: 'operator' }); }
+    if (!wasActive && !quiet) {
+      log.info(`bot "${name}" was added (roles ${after.roles.join(', ')})`);
+      recordQuietly({ ...BOT_EVENTS.add, bot: name, roles: after.roles, by: 'operator' });
+    }
     if (after.lock && !(wasActive && before.lock)) {
       if (!quiet) {
         log.warn(`bot "${name}" was locked: ${after.lock.reason}`);
-        recordQuietly({ ...(after.lock.by === 'proxy' ? BOT_EVENTS.lockCopied : BOT_EVENTS.lock), bot: name, reason: after.lock.reason, by: after.lock.by });
+        recordQuietly({
+          ...(after.lock.by === 'proxy' ? BOT_EVENTS.lockCopied : BOT_EVENTS.lock),
+          bot: name,
+          reason: after.lock.reason,
+          by: after.lock.by,
+        });
       }
       const err = lockedError(after);
       endSessions(name, new AccessError('SESSION_LOCKED', err.message, { hint: err.hint }));
@@ -126,8 +142,14 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
       recordQuietly({ ...BOT_EVENTS.unlock, bot: name, by: 'operator' });
     }
     // A re-registered name: certificates of the earlier registration lose their sessions.
-    endSessions(name, new AccessError('IDENTITY_REJECTED', `bot "${name}" was registered again; certificates of its earlier registration no longer work`),
-      (peer) => (peer.bot?.generation ?? 0) < after.minGeneration);
+    endSessions(
+      name,
+      new AccessError(
+        'IDENTITY_REJECTED',
+        `bot "${name}" was registered again; certificates of its earlier registration no longer work`,
+      ),
+      (peer) => (peer.bot?.generation ?? 0) < after.minGeneration,
+    );
   };
 
   // Scans and adoptions run one at a time, so the cache never goes back to an older record.
@@ -139,11 +161,12 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
   };
 
   /** Adopt a record this proxy just wrote, so the guard and watcher see it at once. */
-  const adopt = (rec: BotRecord): Promise<void> => serially(async () => {
-    const before = cache.get(rec.name)?.record;
-    cache.set(rec.name, { stamp: await store.stamp(rec.name), record: rec });
-    applyChange(rec.name, before, rec, true);
-  });
+  const adopt = (rec: BotRecord): Promise<void> =>
+    serially(async () => {
+      const before = cache.get(rec.name)?.record;
+      cache.set(rec.name, { stamp: await store.stamp(rec.name), record: rec });
+      applyChange(rec.name, before, rec, true);
+    });
 
   let scanning: Promise<void> | undefined;
   const scan = (quiet: boolean): Promise<void> => {
@@ -164,7 +187,8 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
             damaged.set(name, stamp);
             const before = cache.get(name)?.record;
             cache.delete(name);
-            if (isActive(before)) endSessions(name, new AccessError('IDENTITY_REJECTED', `the record of bot "${name}" cannot be read`));
+            if (isActive(before))
+              endSessions(name, new AccessError('IDENTITY_REJECTED', `the record of bot "${name}" cannot be read`));
             continue;
           }
           damaged.delete(name);
@@ -186,7 +210,9 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     return scanning;
   };
   await scan(true);
-  const timer = setInterval(() => { void scan(false); }, opts.pollMs ?? 1000);
+  const timer = setInterval(() => {
+    void scan(false);
+  }, opts.pollMs ?? 1000);
   timer.unref();
 
   const handle = async (req: IncomingMessage, res: ServerResponse, peer: Peer | undefined): Promise<boolean> => {
@@ -237,21 +263,39 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     try {
       await record({
         ...(joining ? BOT_EVENTS.join : BOT_EVENTS.renew),
-        outcome: 'success', bot: r.bot, user: r.user, roles: r.roles, generation: r.generation, notAfter: r.not_after,
-        remoteAddr: remote, ...(peer ? { fromSerial: peer.serial } : {}), ...(issued.repeated ? { repeated: true } : {}),
+        outcome: 'success',
+        bot: r.bot,
+        user: r.user,
+        roles: r.roles,
+        generation: r.generation,
+        notAfter: r.not_after,
+        remoteAddr: remote,
+        ...(peer ? { fromSerial: peer.serial } : {}),
+        ...(issued.repeated ? { repeated: true } : {}),
       });
     } catch (err) {
       // Fail closed: no certificate leaves without its audit event. The bot
       // retries with the same key and gets the same generation again.
       log.error(`audit: ${describeError(err)}; refusing the ${joining ? 'join' : 'renewal'}`);
-      sendError(res, new AccessError('AUDIT_UNAVAILABLE', 'the proxy cannot write its audit log, so it issues no certificates right now'));
+      sendError(
+        res,
+        new AccessError(
+          'AUDIT_UNAVAILABLE',
+          'the proxy cannot write its audit log, so it issues no certificates right now',
+        ),
+      );
       return true;
     }
     json(res, 200, r);
     return true;
   };
 
-  const limitedJoin = (res: ServerResponse, address: string | undefined, remote: string, retryAfterMs: number): void => {
+  const limitedJoin = (
+    res: ServerResponse,
+    address: string | undefined,
+    remote: string,
+    retryAfterMs: number,
+  ): void => {
     const key = AddressRateLimiter.keyOf(address);
     const seconds = Math.ceil(retryAfterMs / 1000);
     const last = limitAudited.get(key);
@@ -260,7 +304,10 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
       limitAudited.set(key, Date.now());
       log.warn(`join attempts from ${key} are over the limit; refusing them for now`);
       recordQuietly({
-        ...BOT_EVENTS.joinDenied, outcome: 'denied', errorCode: 'BOT_JOIN_LIMITED', remoteAddr: remote,
+        ...BOT_EVENTS.joinDenied,
+        outcome: 'denied',
+        errorCode: 'BOT_JOIN_LIMITED',
+        remoteAddr: remote,
         reason: `more than ${joinLimiter.burst} join attempts from ${key}; further ones are refused (and audited once a minute) until the limit recovers`,
       });
     }
@@ -269,19 +316,50 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
   };
 
   const refused = async (err: unknown, joining: boolean, peer: Peer | undefined, remote: string): Promise<void> => {
-    const e = err instanceof BotRefusal ? err.error : isAccessError(err) ? err : new AccessError('INTERNAL', (err as Error)?.message ?? String(err));
+    const e =
+      err instanceof BotRefusal
+        ? err.error
+        : isAccessError(err)
+          ? err
+          : new AccessError('INTERNAL', (err as Error)?.message ?? String(err));
     const bot = err instanceof BotRefusal ? err.bot : peer?.bot?.name;
     if (e.code === 'INTERNAL') log.error(`${joining ? 'join' : 'renewal'}: ${describeError(err)}`);
-    else log.warn(`${joining ? 'join' : 'renewal'} refused${bot ? ` for bot "${bot}"` : ''} (${remote}): ${err instanceof BotRefusal && err.detail ? err.detail : e.message}`);
-    const base = { ...(bot ? { bot } : {}), ...(peer ? { user: peer.user } : {}), ...(peer?.bot ? { generation: peer.bot.generation, fromSerial: peer.serial } : {}), remoteAddr: remote };
+    else
+      log.warn(
+        `${joining ? 'join' : 'renewal'} refused${bot ? ` for bot "${bot}"` : ''} (${remote}): ${err instanceof BotRefusal && err.detail ? err.detail : e.message}`,
+      );
+    const base = {
+      ...(bot ? { bot } : {}),
+      ...(peer ? { user: peer.user } : {}),
+      ...(peer?.bot ? { generation: peer.bot.generation, fromSerial: peer.serial } : {}),
+      remoteAddr: remote,
+    };
     const reason = err instanceof BotRefusal && err.detail ? err.detail : e.message;
-    const events: Record<string, unknown>[] = [{ ...(joining ? BOT_EVENTS.joinDenied : BOT_EVENTS.renewDenied), ...base, outcome: 'denied', errorCode: e.code, reason }];
+    const events: Record<string, unknown>[] = [
+      {
+        ...(joining ? BOT_EVENTS.joinDenied : BOT_EVENTS.renewDenied),
+        ...base,
+        outcome: 'denied',
+        errorCode: e.code,
+        reason,
+      },
+    ];
     if (err instanceof BotRefusal && err.lockedNow) {
-      events.push({ ...BOT_EVENTS.lockCopied, ...base, outcome: 'success', reason: err.lockedNow.lock!.reason, by: 'proxy' });
+      events.push({
+        ...BOT_EVENTS.lockCopied,
+        ...base,
+        outcome: 'success',
+        reason: err.lockedNow.lock!.reason,
+        by: 'proxy',
+      });
       await adopt(err.lockedNow);
     }
     for (const ev of events) {
-      try { await record(ev); } catch (auditErr) { log.error(`audit: could not record ${String(ev.type)}: ${describeError(auditErr)}`); }
+      try {
+        await record(ev);
+      } catch (auditErr) {
+        log.error(`audit: could not record ${String(ev.type)}: ${describeError(auditErr)}`);
+      }
     }
   };
 
@@ -289,9 +367,13 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
   const refuseBot = (peer: Peer): void => {
     if (!peer.bot) return;
     const rec = cache.get(peer.bot.name)?.record;
-    if (!isActive(rec)) throw new AccessError('IDENTITY_REJECTED', `bot "${peer.bot.name}" is not registered on this proxy`);
+    if (!isActive(rec))
+      throw new AccessError('IDENTITY_REJECTED', `bot "${peer.bot.name}" is not registered on this proxy`);
     if (peer.bot.generation < rec.minGeneration) {
-      throw new AccessError('IDENTITY_REJECTED', `this certificate belongs to an earlier registration of bot "${peer.bot.name}"`);
+      throw new AccessError(
+        'IDENTITY_REJECTED',
+        `this certificate belongs to an earlier registration of bot "${peer.bot.name}"`,
+      );
     }
     if (rec.lock) {
       const err = lockedError(rec);
@@ -300,9 +382,13 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     // A superseded generation: a newer certificate exists, so this one opens
     // nothing any more (a stolen older copy is useless once the bot renewed).
     if (peer.bot.generation < rec.generation) {
-      throw new AccessError('IDENTITY_REJECTED', `this certificate of bot "${peer.bot.name}" (generation ${peer.bot.generation}) was superseded by generation ${rec.generation}`, {
-        hint: 'use the identity file the bot keeps renewed; `connect` picks up the new one by itself',
-      });
+      throw new AccessError(
+        'IDENTITY_REJECTED',
+        `this certificate of bot "${peer.bot.name}" (generation ${peer.bot.generation}) was superseded by generation ${rec.generation}`,
+        {
+          hint: 'use the identity file the bot keeps renewed; `connect` picks up the new one by itself',
+        },
+      );
     }
   };
 
@@ -314,7 +400,8 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
       if (!other || (!other.handle && !other.openPaths?.length)) return routes;
       return {
         openPaths: [...BOT_OPEN_PATHS, ...(other.openPaths ?? [])],
-        handle: async (req, res, peer) => (await handle(req, res, peer)) || ((await other.handle?.(req, res, peer)) ?? false),
+        handle: async (req, res, peer) =>
+          (await handle(req, res, peer)) || ((await other.handle?.(req, res, peer)) ?? false),
       };
     },
     guard(decider: AccessDecider): AccessDecider {
@@ -337,8 +424,15 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
           } catch (err) {
             const e = err as AccessError;
             await record({
-              type: 'mcp.session.start', outcome: 'denied', sessionId: info.sessionId, user: info.peer.user, roles: info.peer.roles,
-              server: info.server.name, remoteAddr: info.peer.remoteAddr, bot: info.peer.bot?.name, reason: e.message,
+              type: 'mcp.session.start',
+              outcome: 'denied',
+              sessionId: info.sessionId,
+              user: info.peer.user,
+              roles: info.peer.roles,
+              server: info.server.name,
+              remoteAddr: info.peer.remoteAddr,
+              bot: info.peer.bot?.name,
+              reason: e.message,
             }).catch((auditErr) => log.error(`audit: ${describeError(auditErr)}`));
             log.info(`session refused for ${info.peer.user}: ${e.message}`);
             throw e;
@@ -366,7 +460,8 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BOT_REQUEST_BYTES) throw new AccessError('MESSAGE_TOO_LARGE', `the request body is over ${MAX_BOT_REQUEST_BYTES} bytes`);
+    if (size > MAX_BOT_REQUEST_BYTES)
+      throw new AccessError('MESSAGE_TOO_LARGE', `the request body is over ${MAX_BOT_REQUEST_BYTES} bytes`);
     chunks.push(chunk);
   }
   let value: unknown;
@@ -375,7 +470,8 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   } catch {
     throw new AccessError('USAGE', 'the request body is not JSON');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new AccessError('USAGE', 'the request body must be a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new AccessError('USAGE', 'the request body must be a JSON object');
   return value as Record<string, unknown>;
 }
 
@@ -404,6 +500,10 @@ function methodNotAllowed(res: ServerResponse, allow: string): true {
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
   res.end(text);
 }

@@ -77,9 +77,13 @@ export class BotStore {
       await chmod(this.dir, 0o700);
       await chmod(this.botsDir, 0o700);
     } catch (err) {
-      throw new AccessError('BOT_STATE', `cannot create the bot state directory ${this.dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
-        hint: 'check bot.state_dir in the proxy config and that this user may write there',
-      });
+      throw new AccessError(
+        'BOT_STATE',
+        `cannot create the bot state directory ${this.dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        {
+          hint: 'check bot.state_dir in the proxy config and that this user may write there',
+        },
+      );
     }
   }
 
@@ -100,7 +104,10 @@ export class BotStore {
       text = await readFile(path, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new AccessError('BOT_STATE', `cannot read bot record ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new AccessError(
+        'BOT_STATE',
+        `cannot read bot record ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
     return parseRecord(text, path);
   }
@@ -121,7 +128,10 @@ export class BotStore {
     try {
       await writeFileAtomic(path, `${JSON.stringify(record, null, 2)}\n`, 0o600);
     } catch (err) {
-      throw new AccessError('BOT_STATE', `cannot write bot record ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new AccessError(
+        'BOT_STATE',
+        `cannot write bot record ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
   }
 
@@ -131,7 +141,10 @@ export class BotStore {
       entries = await readdir(this.botsDir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw new AccessError('BOT_STATE', `cannot list ${this.botsDir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new AccessError(
+        'BOT_STATE',
+        `cannot list ${this.botsDir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
     return entries
       .filter((f) => f.endsWith('.json') && !f.startsWith('.'))
@@ -156,7 +169,10 @@ export function isActive(r: BotRecord | undefined): r is BotRecord {
 }
 
 function parseRecord(text: string, path: string): BotRecord {
-  const bad = (why: string) => new AccessError('BOT_STATE', `bot record ${path} is damaged: ${why}`, { hint: 'remove the bot (`mcp-access bot rm`) and add it again' });
+  const bad = (why: string) =>
+    new AccessError('BOT_STATE', `bot record ${path} is damaged: ${why}`, {
+      hint: 'remove the bot (`mcp-access bot rm`) and add it again',
+    });
   let r: BotRecord;
   try {
     r = JSON.parse(text) as BotRecord;
@@ -164,7 +180,12 @@ function parseRecord(text: string, path: string): BotRecord {
     throw bad('not JSON');
   }
   if (typeof r !== 'object' || r === null || r.version !== 1) throw bad('unknown format version');
-  if (typeof r.name !== 'string' || !Array.isArray(r.roles) || !Number.isSafeInteger(r.generation) || !Number.isSafeInteger(r.minGeneration)) {
+  if (
+    typeof r.name !== 'string' ||
+    !Array.isArray(r.roles) ||
+    !Number.isSafeInteger(r.generation) ||
+    !Number.isSafeInteger(r.minGeneration)
+  ) {
     throw bad('missing name, roles or generation');
   }
   return r;

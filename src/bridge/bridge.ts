@@ -22,7 +22,16 @@ import type { Logger } from '../util/log.js';
 import type { Identity } from '../identity/load.js';
 import { isFinalClose, errorCodeForClose, CLOSE } from '../tunnel/close-codes.js';
 import { decodeControl } from '../tunnel/control.js';
-import { classify, classifyLarge, classifyMessage, errorResponse, idKey, LARGE_MESSAGE, RPC, type Classified } from '../tunnel/jsonrpc.js';
+import {
+  classify,
+  classifyLarge,
+  classifyMessage,
+  errorResponse,
+  idKey,
+  LARGE_MESSAGE,
+  RPC,
+  type Classified,
+} from '../tunnel/jsonrpc.js';
 import { LineFramer, type FramedLine } from '../tunnel/line-framer.js';
 import { ReliableChannel } from '../tunnel/reliable-channel.js';
 import { openTunnel, isRetryable, type Opened } from './connection.js';
@@ -45,7 +54,11 @@ export interface BridgeOptions {
   loadIdentity: (path: string) => Promise<Identity>;
 }
 
-interface InFlight { id: string | number; method: string; sentAt: number }
+interface InFlight {
+  id: string | number;
+  method: string;
+  sentAt: number;
+}
 
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
 /** New sessions in a row (upstream crashing at once, say) before giving up. */
@@ -80,7 +93,15 @@ export class Bridge {
   private rotateTimer: NodeJS.Timeout | undefined;
 
   /** The client's initialize, kept to replay on a new session. */
-  private init: { request: Buffer; id: string | number; answered: boolean; serverInfo?: unknown; capabilities?: Record<string, unknown> } | undefined;
+  private init:
+    | {
+        request: Buffer;
+        id: string | number;
+        answered: boolean;
+        serverInfo?: unknown;
+        capabilities?: Record<string, unknown>;
+      }
+    | undefined;
   private initialized: Buffer | undefined;
   private replaySeq = 0;
   private replayId: string | undefined;
@@ -92,22 +113,40 @@ export class Bridge {
     this.o = options;
     this.log = options.log;
     this.framer = new LineFramer(options.maxMessageSize);
-    this.out = new StdoutWriter(options.output, () => this.socket?.pause(), () => this.socket?.resume());
+    this.out = new StdoutWriter(
+      options.output,
+      () => this.socket?.pause(),
+      () => this.socket?.resume(),
+    );
     this.channel = new ReliableChannel({
       highWaterBytes: Math.max(4 * 1024 * 1024, options.maxMessageSize),
-      onWritable: () => { if (this.o.input.isPaused() && !this.stopping) this.o.input.resume(); },
+      onWritable: () => {
+        if (this.o.input.isPaused() && !this.stopping) this.o.input.resume();
+      },
     });
-    this.finished = new Promise((resolve) => { this.done = resolve; });
-    this.identity = new IdentitySource(options.identityPath, options.loadIdentity, this.log, (id) => this.identityRenewed(id));
+    this.finished = new Promise((resolve) => {
+      this.done = resolve;
+    });
+    this.identity = new IdentitySource(options.identityPath, options.loadIdentity, this.log, (id) =>
+      this.identityRenewed(id),
+    );
   }
 
   /** Start reading stdin and connecting, at once. Resolves with the exit code. */
   run(): Promise<number> {
     const input = this.o.input;
     input.on('data', (chunk: Buffer) => this.framer.push(chunk, this.onLine));
-    input.on('end', () => { this.framer.end(this.onLine); void this.shutdown('stdin closed'); });
-    input.on('error', (err) => { this.log.error(`stdin: ${err.message}`); void this.shutdown('stdin error'); });
-    this.out.onError = () => { void this.shutdown('stdout closed'); };
+    input.on('end', () => {
+      this.framer.end(this.onLine);
+      void this.shutdown('stdin closed');
+    });
+    input.on('error', (err) => {
+      this.log.error(`stdin: ${err.message}`);
+      void this.shutdown('stdin error');
+    });
+    this.out.onError = () => {
+      void this.shutdown('stdout closed');
+    };
     this.identity.start();
     void this.connect();
     return this.finished;
@@ -131,7 +170,10 @@ export class Bridge {
     // test against a dead proxy): each gets the failure, and so does the exit status.
     if (!this.failure && !this.socket && this.inflight.size > 0) {
       const where = `${this.o.proxy.host}:${this.o.proxy.port}`;
-      this.fail(this.lastDialError ?? new AccessError('PROXY_UNREACHABLE', `the proxy at ${where} could not be reached before stdin closed`));
+      this.fail(
+        this.lastDialError ??
+          new AccessError('PROXY_UNREACHABLE', `the proxy at ${where} could not be reached before stdin closed`),
+      );
     }
     this.closing = true;
     if (this.keepalive) clearInterval(this.keepalive);
@@ -153,7 +195,10 @@ export class Bridge {
     if (line.kind === 'oversize') {
       const msg = `message of ${line.size} bytes is over the ${this.o.maxMessageSize}-byte limit`;
       this.log.warn(`${msg} (raise --max-message-size)`);
-      if (line.id !== undefined) this.out.write(Buffer.from(errorResponse(line.id, RPC.INVALID_REQUEST, `mcp-access: ${msg}`, { code: 'MESSAGE_TOO_LARGE' })));
+      if (line.id !== undefined)
+        this.out.write(
+          Buffer.from(errorResponse(line.id, RPC.INVALID_REQUEST, `mcp-access: ${msg}`, { code: 'MESSAGE_TOO_LARGE' })),
+        );
       return;
     }
     const bytes = line.bytes;
@@ -172,7 +217,9 @@ export class Bridge {
       c = classify(msg);
     }
     if (c.kind === 'other') {
-      this.out.write(Buffer.from(errorResponse(null, RPC.INVALID_REQUEST, 'Invalid Request: not a JSON-RPC 2.0 message')));
+      this.out.write(
+        Buffer.from(errorResponse(null, RPC.INVALID_REQUEST, 'Invalid Request: not a JSON-RPC 2.0 message')),
+      );
       return;
     }
     if (c.kind === 'request') {
@@ -197,7 +244,9 @@ export class Bridge {
 
   private connect(): Promise<void> {
     if (this.connecting || this.closing) return this.connecting ?? Promise.resolve();
-    this.connecting = this.connectLoop().finally(() => { this.connecting = undefined; });
+    this.connecting = this.connectLoop().finally(() => {
+      this.connecting = undefined;
+    });
     return this.connecting;
   }
 
@@ -217,7 +266,10 @@ export class Bridge {
           maxMessageSize: this.o.maxMessageSize,
           resume: this.session ? { token: this.session.token, received: this.channel.receivedCount } : undefined,
         });
-        if (this.closing) { opened.socket.terminate(); return; }
+        if (this.closing) {
+          opened.socket.terminate();
+          return;
+        }
         this.tunnelIdentity = identity;
         this.lastDialError = undefined;
         this.adopt(opened);
@@ -226,7 +278,9 @@ export class Bridge {
       } catch (e) {
         const err = asAccessError(e);
         if (err.code === 'SESSION_LOST' && this.session) {
-          this.log.info(`session ${this.session.id.slice(0, 8)} could not be resumed (${err.message}); opening a new one`);
+          this.log.info(
+            `session ${this.session.id.slice(0, 8)} could not be resumed (${err.message}); opening a new one`,
+          );
           if (!this.startNewSession()) return;
           attempt = -1;
           continue;
@@ -252,7 +306,11 @@ export class Bridge {
     this.socket = socket;
     this.alive = true;
     this.channel.attach(socket, hello.received);
-    this.log.info(resumed ? `resumed session ${hello.session.slice(0, 8)} with ${hello.server}` : `connected to ${hello.server} through ${this.o.proxy.host}:${this.o.proxy.port}`);
+    this.log.info(
+      resumed
+        ? `resumed session ${hello.session.slice(0, 8)} with ${hello.server}`
+        : `connected to ${hello.server} through ${this.o.proxy.host}:${this.o.proxy.port}`,
+    );
     const onMessage = (data: Buffer, isBinary: boolean) => {
       // After a rotation the old socket may still deliver a frame or two; they
       // are not counted here, and the proxy re-sends them on the new tunnel.
@@ -263,20 +321,33 @@ export class Bridge {
       } else {
         const frame = decodeControl(data.toString('utf8'));
         if (frame?.type === 'ack') this.channel.acknowledge(frame.received);
-        else if (frame?.type === 'fatal') fatal = new AccessError(frame.code, frame.message, frame.hint ? { hint: frame.hint } : {});
+        else if (frame?.type === 'fatal')
+          fatal = new AccessError(frame.code, frame.message, frame.hint ? { hint: frame.hint } : {});
       }
     };
     socket.on('message', onMessage);
-    socket.on('pong', () => { this.alive = true; });
+    socket.on('pong', () => {
+      this.alive = true;
+    });
     socket.on('error', (err) => this.log.debug(`tunnel: ${err.message}`));
     socket.on('close', (code: number, reason: Buffer) => {
       if (socket !== this.socket) return;
       this.socket = undefined;
       this.channel.detach();
-      if (this.keepalive) { clearInterval(this.keepalive); this.keepalive = undefined; }
+      if (this.keepalive) {
+        clearInterval(this.keepalive);
+        this.keepalive = undefined;
+      }
       if (this.closing) return;
-      const err = fatal ?? (errorCodeForClose(code) ? new AccessError(errorCodeForClose(code)!, `the proxy closed the tunnel (${code}${reason.length ? `: ${reason.toString()}` : ''})`) : undefined);
-      if (err && (err.code === 'UPSTREAM_EXITED' || err.code === 'UPSTREAM_FAILED' && this.init?.answered)) {
+      const err =
+        fatal ??
+        (errorCodeForClose(code)
+          ? new AccessError(
+              errorCodeForClose(code)!,
+              `the proxy closed the tunnel (${code}${reason.length ? `: ${reason.toString()}` : ''})`,
+            )
+          : undefined);
+      if (err && (err.code === 'UPSTREAM_EXITED' || (err.code === 'UPSTREAM_FAILED' && this.init?.answered))) {
         this.log.warn(`${err.message}; opening a new session`);
         if (this.startNewSession(err)) void this.connect();
         return;
@@ -297,7 +368,11 @@ export class Bridge {
         return;
       }
       this.alive = false;
-      try { socket.ping(); } catch { /* closing */ }
+      try {
+        socket.ping();
+      } catch {
+        /* closing */
+      }
     }, this.o.keepaliveMs);
     this.keepalive.unref();
     for (const f of opened.early) onMessage(f.data, f.isBinary);
@@ -313,7 +388,13 @@ export class Bridge {
       this.session = undefined;
       // The last reason (e.g. the server's last stderr line) is what a person can act on.
       const last = why ? `; last: ${why.message}` : '';
-      this.fail(new AccessError('SESSION_LOST', `the session with "${this.o.server}" was lost ${MAX_NEW_SESSIONS} times in a row${last}`, why ? { hint: why.hint } : {}));
+      this.fail(
+        new AccessError(
+          'SESSION_LOST',
+          `the session with "${this.o.server}" was lost ${MAX_NEW_SESSIONS} times in a row${last}`,
+          why ? { hint: why.hint } : {},
+        ),
+      );
       return false;
     }
     this.session = undefined;
@@ -328,11 +409,22 @@ export class Bridge {
     }
     for (const [key, f] of this.inflight) {
       if (notSent.has(key)) continue;
-      if (this.init && !this.init.answered && f.id === this.init.id) { notSent.add(key); resend.unshift(this.init.request); continue; }
+      if (this.init && !this.init.answered && f.id === this.init.id) {
+        notSent.add(key);
+        resend.unshift(this.init.request);
+        continue;
+      }
       this.inflight.delete(key);
-      this.out.write(Buffer.from(errorResponse(f.id, RPC.INTERNAL_ERROR,
-        `mcp-access: the session with "${this.o.server}" was lost while ${f.method} was in flight; its outcome is unknown (retry it if it is safe to)`,
-        { code: 'SESSION_LOST' })));
+      this.out.write(
+        Buffer.from(
+          errorResponse(
+            f.id,
+            RPC.INTERNAL_ERROR,
+            `mcp-access: the session with "${this.o.server}" was lost while ${f.method} was in flight; its outcome is unknown (retry it if it is safe to)`,
+            { code: 'SESSION_LOST' },
+          ),
+        ),
+      );
     }
     this.queueReplay();
     for (const data of resend) this.channel.send(data);
@@ -380,7 +472,12 @@ export class Bridge {
       void this.connect();
       return;
     }
-    if (this.tunnelIdentity && id.serial !== this.tunnelIdentity.serial && Date.now() >= rotationTime(this.tunnelIdentity)) this.rotate();
+    if (
+      this.tunnelIdentity &&
+      id.serial !== this.tunnelIdentity.serial &&
+      Date.now() >= rotationTime(this.tunnelIdentity)
+    )
+      this.rotate();
   }
 
   /** At the rotation time, move onto the renewed certificate if there is one (else when it appears). */
@@ -389,11 +486,17 @@ export class Bridge {
     const tunnelId = this.tunnelIdentity;
     if (!tunnelId) return;
     const wait = Math.max(0, rotationTime(tunnelId) - Date.now());
-    this.rotateTimer = setTimeout(() => {
-      const cur = this.identity.current;
-      if (cur && cur.serial !== tunnelId.serial) this.rotate();
-      else this.log.debug(`certificate expires at ${tunnelId.notAfter.toISOString()}; waiting for a renewed identity file`);
-    }, Math.min(wait, 2 ** 31 - 1));
+    this.rotateTimer = setTimeout(
+      () => {
+        const cur = this.identity.current;
+        if (cur && cur.serial !== tunnelId.serial) this.rotate();
+        else
+          this.log.debug(
+            `certificate expires at ${tunnelId.notAfter.toISOString()}; waiting for a renewed identity file`,
+          );
+      },
+      Math.min(wait, 2 ** 31 - 1),
+    );
     this.rotateTimer.unref();
   }
 
@@ -404,7 +507,10 @@ export class Bridge {
     this.log.info('moving the session onto the renewed certificate');
     this.socket = undefined;
     this.channel.detach();
-    if (this.keepalive) { clearInterval(this.keepalive); this.keepalive = undefined; }
+    if (this.keepalive) {
+      clearInterval(this.keepalive);
+      this.keepalive = undefined;
+    }
     if (socket.isPaused) socket.resume();
     socket.close(CLOSE.ROTATING, 'rotating identity');
     void this.connect();
@@ -414,7 +520,10 @@ export class Bridge {
 
   private fromProxy(data: Buffer): void {
     const c = classifyMessage(data);
-    if (!c) { this.out.write(data); return; }
+    if (!c) {
+      this.out.write(data);
+      return;
+    }
     if (c.kind === 'response' && c.id !== null) {
       if (typeof c.id === 'string' && c.id === this.replayId) return this.replayAnswered(parseObject(data));
       const key = idKey(c.id);
@@ -423,7 +532,9 @@ export class Bridge {
         this.inflight.delete(key);
         this.newSessionsInARow = 0;
         if (this.init && f.id === this.init.id && f.method === 'initialize') {
-          const result = (parseObject(data) as { result?: { serverInfo?: unknown; capabilities?: Record<string, unknown> } }).result;
+          const result = (
+            parseObject(data) as { result?: { serverInfo?: unknown; capabilities?: Record<string, unknown> } }
+          ).result;
           this.init.answered = result !== undefined;
           this.init.serverInfo = result?.serverInfo;
           this.init.capabilities = result?.capabilities;
@@ -443,17 +554,27 @@ export class Bridge {
     }
     this.newSessionsInARow = 0;
     if (JSON.stringify(result.serverInfo) !== JSON.stringify(this.init?.serverInfo)) {
-      this.log.warn(`the new session's server is ${JSON.stringify(result.serverInfo)}, not ${JSON.stringify(this.init?.serverInfo)} as before`);
+      this.log.warn(
+        `the new session's server is ${JSON.stringify(result.serverInfo)}, not ${JSON.stringify(this.init?.serverInfo)} as before`,
+      );
     }
     this.log.info('new session ready; asking the client to refresh its lists');
     const caps = result.capabilities ?? {};
     for (const kind of ['tools', 'resources', 'prompts'] as const) {
-      if (caps[kind]) this.out.write(Buffer.from(JSON.stringify({ jsonrpc: '2.0', method: `notifications/${kind}/list_changed` })));
+      if (caps[kind])
+        this.out.write(Buffer.from(JSON.stringify({ jsonrpc: '2.0', method: `notifications/${kind}/list_changed` })));
     }
   }
 
   private trace(dir: string, c: ReturnType<typeof classify>, bytes: number, latencyMs?: number): void {
-    const what = c.kind === 'request' ? `${c.method} id=${JSON.stringify(c.id)}` : c.kind === 'notification' ? c.method : c.kind === 'response' ? `response id=${JSON.stringify(c.id)}` : c.kind;
+    const what =
+      c.kind === 'request'
+        ? `${c.method} id=${JSON.stringify(c.id)}`
+        : c.kind === 'notification'
+          ? c.method
+          : c.kind === 'response'
+            ? `response id=${JSON.stringify(c.id)}`
+            : c.kind;
     this.log.debug(`${dir} ${what} ${bytes}B${latencyMs !== undefined ? ` ${latencyMs.toFixed(2)}ms` : ''}`);
   }
 }
@@ -468,10 +589,13 @@ function asAccessError(err: unknown): AccessError {
 }
 
 function parseObject(data: Buffer): Record<string, unknown> {
-  try { return JSON.parse(data.toString('utf8')) as Record<string, unknown>; } catch { return {}; }
+  try {
+    return JSON.parse(data.toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
-

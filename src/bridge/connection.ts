@@ -40,7 +40,10 @@ export function isRetryable(err: AccessError): boolean {
 export function openTunnel(p: ConnectParams): Promise<Opened> {
   const where = formatProxyAddress(p.proxy);
   const qs = new URLSearchParams({ server: p.server });
-  if (p.resume) { qs.set('resume', p.resume.token); qs.set('received', String(p.resume.received)); }
+  if (p.resume) {
+    qs.set('resume', p.resume.token);
+    qs.set('received', String(p.resume.received));
+  }
   const url = `wss://${where}${TUNNEL_PATH}?${qs.toString()}`;
 
   return new Promise((resolve, reject) => {
@@ -72,7 +75,9 @@ export function openTunnel(p: ConnectParams): Promise<Opened> {
         socket.removeAllListeners();
         const opened: Opened = { socket, hello: frame, early: [] };
         socket.on('message', (d: Buffer, b: boolean) => opened.early.push({ data: d, isBinary: b }));
-        socket.on('close', (code: number, reason: Buffer) => { opened.closedEarly = { code, reason }; });
+        socket.on('close', (code: number, reason: Buffer) => {
+          opened.closedEarly = { code, reason };
+        });
         socket.on('error', () => {});
         resolve(opened);
       } else if (frame?.type === 'fatal') {
@@ -82,15 +87,25 @@ export function openTunnel(p: ConnectParams): Promise<Opened> {
     socket.on('close', (code: number, reason: Buffer) => {
       if (fatal) return fail(fatal);
       const ec: ErrorCode = errorCodeForClose(code) ?? 'PROXY_UNREACHABLE';
-      fail(new AccessError(ec, `the proxy at ${where} closed the tunnel (${code}${reason.length ? `: ${reason.toString()}` : ''})`));
+      fail(
+        new AccessError(
+          ec,
+          `the proxy at ${where} closed the tunnel (${code}${reason.length ? `: ${reason.toString()}` : ''})`,
+        ),
+      );
     });
     socket.on('unexpected-response', (_req, res) => {
       // A refusal before the upgrade (401: no valid certificate, 400) carries the proxy's error as JSON.
-      const fallback = new AccessError('PROXY_PROTOCOL', `${where} answered HTTP ${res.statusCode} instead of opening a tunnel`);
+      const fallback = new AccessError(
+        'PROXY_PROTOCOL',
+        `${where} answered HTTP ${res.statusCode} instead of opening a tunnel`,
+      );
       if (res.statusCode !== 401 && res.statusCode !== 400) return fail(fallback);
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (t: string) => { if (body.length < 8192) body += t; });
+      res.on('data', (t: string) => {
+        if (body.length < 8192) body += t;
+      });
       res.on('error', () => fail(fallback));
       res.on('end', () => fail(proxyErrorFromBody(body) ?? fallback));
     });
@@ -102,7 +117,8 @@ export function openTunnel(p: ConnectParams): Promise<Opened> {
 function proxyErrorFromBody(body: string): AccessError | undefined {
   try {
     const e = (JSON.parse(body) as { error?: { code?: unknown; message?: unknown; hint?: unknown } }).error;
-    if (typeof e?.code !== 'string' || !Object.hasOwn(CATALOGUE, e.code) || typeof e.message !== 'string') return undefined;
+    if (typeof e?.code !== 'string' || !Object.hasOwn(CATALOGUE, e.code) || typeof e.message !== 'string')
+      return undefined;
     return new AccessError(e.code as ErrorCode, e.message, typeof e.hint === 'string' ? { hint: e.hint } : {});
   } catch {
     return undefined;

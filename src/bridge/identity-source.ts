@@ -50,11 +50,16 @@ export class IdentitySource {
       this.watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
         if (file === null || file === name || String(file) === name) this.changed();
       });
-      this.watcher.on('error', () => { this.watcher?.close(); this.watcher = undefined; });
+      this.watcher.on('error', () => {
+        this.watcher?.close();
+        this.watcher = undefined;
+      });
     } catch {
       // The directory may not exist yet: the poll below notices when it does.
     }
-    this.poll = setInterval(() => { void this.checkStat(); }, POLL_MS);
+    this.poll = setInterval(() => {
+      void this.checkStat();
+    }, POLL_MS);
     this.poll.unref();
   }
 
@@ -70,13 +75,20 @@ export class IdentitySource {
     try {
       const s = await stat(this.path);
       const sig = `${s.ino}:${s.size}:${s.mtimeMs}`;
-      if (sig !== this.lastStat) { this.lastStat = sig; this.changed(); }
-    } catch { /* missing for now */ }
+      if (sig !== this.lastStat) {
+        this.lastStat = sig;
+        this.changed();
+      }
+    } catch {
+      /* missing for now */
+    }
   }
 
   private changed(delay = DEBOUNCE_MS): void {
     if (this.debounce) clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => { void this.reread(); }, delay);
+    this.debounce = setTimeout(() => {
+      void this.reread();
+    }, delay);
     this.debounce.unref();
   }
 

@@ -27,7 +27,10 @@ export async function runConnect(o: ConnectOptions): Promise<number> {
   const proxy = parseProxyAddress(o.proxy);
   const maxMessageSize = parseSize(o.maxMessageSize);
   if (maxMessageSize === undefined || maxMessageSize < 1024) {
-    throw new AccessError('USAGE', `--max-message-size "${o.maxMessageSize}" must be a size like 64MiB (at least 1KiB)`);
+    throw new AccessError(
+      'USAGE',
+      `--max-message-size "${o.maxMessageSize}" must be a size like 64MiB (at least 1KiB)`,
+    );
   }
   const keepaliveMs = parseDuration(o.keepalive, '--keepalive');
   const extraCa: string[] = [];
@@ -52,7 +55,9 @@ export async function runConnect(o: ConnectOptions): Promise<number> {
     log,
     loadIdentity: (path) => loadIdentity(path, { warn: (m) => log.warn(m) }),
   });
-  const stop = (sig: string) => { void bridge.shutdown(sig); };
+  const stop = (sig: string) => {
+    void bridge.shutdown(sig);
+  };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
   return bridge.run();

@@ -6,13 +6,16 @@
 import type { Writable } from 'node:stream';
 import { writeLine } from '../tunnel/write-line.js';
 
-
 export class StdoutWriter {
   private blocked = false;
   private broken = false;
   onError: (() => void) | undefined;
 
-  constructor(private readonly stream: Writable, private readonly pause: () => void, private readonly resume: () => void) {
+  constructor(
+    private readonly stream: Writable,
+    private readonly pause: () => void,
+    private readonly resume: () => void,
+  ) {
     stream.on('error', () => {
       this.broken = true;
       this.onError?.();
@@ -38,7 +41,10 @@ export class StdoutWriter {
     if (this.broken || this.stream.writableLength === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(resolve, timeoutMs);
-      this.stream.write('', () => { clearTimeout(t); resolve(); });
+      this.stream.write('', () => {
+        clearTimeout(t);
+        resolve();
+      });
     });
   }
 }

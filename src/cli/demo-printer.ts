@@ -21,8 +21,22 @@ export interface Style {
 }
 
 const sgr = (open: number, close: number) => (s: string) => `\x1b[${open}m${s}\x1b[${close}m`;
-const COLOURS: Style = { bold: sgr(1, 22), dim: sgr(2, 22), green: sgr(32, 39), red: sgr(31, 39), cyan: sgr(36, 39), yellow: sgr(33, 39) };
-const PLAIN: Style = { bold: (s) => s, dim: (s) => s, green: (s) => s, red: (s) => s, cyan: (s) => s, yellow: (s) => s };
+const COLOURS: Style = {
+  bold: sgr(1, 22),
+  dim: sgr(2, 22),
+  green: sgr(32, 39),
+  red: sgr(31, 39),
+  cyan: sgr(36, 39),
+  yellow: sgr(33, 39),
+};
+const PLAIN: Style = {
+  bold: (s) => s,
+  dim: (s) => s,
+  green: (s) => s,
+  red: (s) => s,
+  cyan: (s) => s,
+  yellow: (s) => s,
+};
 
 /** Colour only on a terminal that can show it, and never when NO_COLOR is set to something. */
 export function colourWanted(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv): boolean {
@@ -107,13 +121,17 @@ export class DemoPrinter implements DemoProgress {
     this.heading('1. Who may reach what  (mcp-access ls)');
     const rows: string[][] = [];
     for (const r of t.reach) {
-      r.servers.forEach((srv, i) => rows.push([
-        i === 0 ? r.user : '',
-        i === 0 ? r.roles.join(',') : '',
-        srv.name,
-        Object.entries(srv.labels).map(([k, v]) => `${k}=${v}`).join(','),
-        srv.tools ? srv.tools.allow.join(', ') || '(none)' : '',
-      ]));
+      r.servers.forEach((srv, i) =>
+        rows.push([
+          i === 0 ? r.user : '',
+          i === 0 ? r.roles.join(',') : '',
+          srv.name,
+          Object.entries(srv.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(','),
+          srv.tools ? srv.tools.allow.join(', ') || '(none)' : '',
+        ]),
+      );
       if (r.servers.length === 0) rows.push([r.user, r.roles.join(','), '(no server)', '', '']);
     }
     this.indent(table(['USER', 'ROLES', 'SERVER', 'LABELS', 'ALLOWED TOOLS'], rows));
@@ -122,25 +140,33 @@ export class DemoPrinter implements DemoProgress {
 
     this.heading(`2. tools/list through \`mcp-access connect ${t.launch.args.at(-1)}\`, as the bot`);
     this.line(`   ${s.green(OK)} ${t.tools.visible.length} visible: ${t.tools.visible.join(', ')}`);
-    this.line(`   ${s.red(NO)} ${t.tools.hidden.length} filtered out by llm-access (the operator sees them): ${t.tools.hidden.join(', ')}`);
+    this.line(
+      `   ${s.red(NO)} ${t.tools.hidden.length} filtered out by llm-access (the operator sees them): ${t.tools.hidden.join(', ')}`,
+    );
 
     this.heading(`3. A read: ${t.read.tool} ${rel(t.read.path)}`);
     this.line(`   ${s.green(OK)} allowed; the server answered:`);
     for (const l of t.read.text.trimEnd().split('\n').slice(0, 6)) this.line(s.dim(`     ${l}`));
 
     this.heading(`4. A write: ${t.write.tool} ${rel(t.write.path)}`);
-    this.line(`   ${s.red(NO)} denied by the proxy before it reached the server: JSON-RPC error ${s.bold(String(t.write.code))}`);
+    this.line(
+      `   ${s.red(NO)} denied by the proxy before it reached the server: JSON-RPC error ${s.bold(String(t.write.code))}`,
+    );
     this.line(`     ${t.write.message}`);
-    this.line(`     audit event ${t.write.auditEventId ?? '(none given)'}; ${rel(t.write.path)} on disk is ${t.write.fileUnchanged ? 'unchanged' : s.red('CHANGED')}`);
+    this.line(
+      `     audit event ${t.write.auditEventId ?? '(none given)'}; ${rel(t.write.path)} on disk is ${t.write.fileUnchanged ? 'unchanged' : s.red('CHANGED')}`,
+    );
 
     const p = t.prod;
     this.heading(`5. The env: prod server, ${p.server}, as the bot`);
-    this.note(' Its tools are named with hyphens (get-sum), so llm-access\'s get_*, list_*');
+    this.note(" Its tools are named with hyphens (get-sum), so llm-access's get_*, list_*");
     this.note(' and read_* match none of them: tool patterns match the names a server uses.');
     this.note(' prod-get-tools allows get-* and echo on env: prod, and denies get-env.');
     this.line(`   ${s.green(OK)} ${p.visible.length} visible: ${p.visible.join(', ')}`);
     this.line(`   ${s.green(OK)} ${p.call.tool} ${JSON.stringify(p.call.arguments)}: ${p.call.text}`);
-    this.line(`   ${s.red(NO)} ${p.denied.tool} (it would print the server's environment): JSON-RPC error ${s.bold(String(p.denied.code))}`);
+    this.line(
+      `   ${s.red(NO)} ${p.denied.tool} (it would print the server's environment): JSON-RPC error ${s.bold(String(p.denied.code))}`,
+    );
     this.line(`     ${p.denied.message}`);
 
     this.heading(`6. The audit trail: the bot's events in ${t.audit.path}`);
@@ -162,8 +188,10 @@ export class DemoPrinter implements DemoProgress {
       this.line(`   ${denied ? s.red(l) : i === 0 ? s.dim(l) : l}`);
     });
     this.line(s.dim('   (EVENT: the type after "mcp.session."; every field: mcp-access audit search)'));
-    if (t.audit.otherEvents > 0) this.line(s.dim(`   (and ${t.audit.otherEvents} events of the operator's session and the bot's registration)`));
-    if (t.audit.chain.ok) this.line(`   ${s.green(OK)} hash chain intact: ${t.audit.chain.events} events  (mcp-access audit verify)`);
+    if (t.audit.otherEvents > 0)
+      this.line(s.dim(`   (and ${t.audit.otherEvents} events of the operator's session and the bot's registration)`));
+    if (t.audit.chain.ok)
+      this.line(`   ${s.green(OK)} hash chain intact: ${t.audit.chain.events} events  (mcp-access audit verify)`);
   }
 
   handover(env: DemoEnvironment, h: DemoHandover): void {
@@ -179,7 +207,9 @@ export class DemoPrinter implements DemoProgress {
     const width = Math.max(...h.tryCommands.map((c) => c.what.length));
     for (const c of h.tryCommands) this.line(`  ${s.dim(c.what.padEnd(width))}  ${s.cyan(c.command)}`);
     this.line();
-    this.line(`The proxy (${env.proxyAddress}) and the bot (pid ${env.bot.pid}, renewing ${env.bot.identityPath} every ${env.bot.renewalInterval}) keep running.`);
+    this.line(
+      `The proxy (${env.proxyAddress}) and the bot (pid ${env.bot.pid}, renewing ${env.bot.identityPath} every ${env.bot.renewalInterval}) keep running.`,
+    );
     this.line(s.bold('Press Ctrl-C to stop.'));
   }
 

@@ -12,9 +12,15 @@ import { identityAndProxy } from './commands/client-options.js';
 /** argv after `connect`; undefined when the fast path does not apply (help, unusual syntax). */
 export function parseConnectArgs(args: string[]): Record<string, unknown> | undefined {
   if (args.some((a) => a === '--help' || a === '-h' || a === '--version')) return undefined;
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = { debug: { type: 'boolean' } };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {
+    debug: { type: 'boolean' },
+  };
   for (const [name, o] of Object.entries(CONNECT_OPTIONS)) {
-    options[name] = { type: o.type === 'boolean' ? 'boolean' : 'string', ...(o.alias?.length === 1 ? { short: o.alias } : {}), ...(o.array ? { multiple: true } : {}) };
+    options[name] = {
+      type: o.type === 'boolean' ? 'boolean' : 'string',
+      ...(o.alias?.length === 1 ? { short: o.alias } : {}),
+      ...(o.array ? { multiple: true } : {}),
+    };
   }
   let parsed;
   try {
@@ -36,7 +42,11 @@ export function parseConnectArgs(args: string[]): Record<string, unknown> | unde
 export async function connectMain(argv: Record<string, unknown>): Promise<void> {
   const { identityPath, proxyText } = identityAndProxy(argv);
   const retries = Number(argv['connect-retries']);
-  if (!Number.isInteger(retries) || retries < 0) throw new AccessError('USAGE', `--connect-retries must be a whole number, not "${String(argv['connect-retries'])}"`);
+  if (!Number.isInteger(retries) || retries < 0)
+    throw new AccessError(
+      'USAGE',
+      `--connect-retries must be a whole number, not "${String(argv['connect-retries'])}"`,
+    );
   const { runConnect } = await import('../bridge/run.js');
   process.exitCode = await runConnect({
     server: String(argv.server),

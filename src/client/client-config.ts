@@ -17,12 +17,18 @@ import { createExclusive, refuseSymlink } from '../util/safe-path.js';
 export type ClientKind = 'claude' | 'cursor' | 'vscode' | 'claude-code' | 'langgraph';
 export const CLIENT_KINDS: ClientKind[] = ['claude', 'cursor', 'vscode', 'claude-code', 'langgraph'];
 
-export interface Launch { command: string; args: string[] }
+export interface Launch {
+  command: string;
+  args: string[];
+}
 
 /** The absolute command line of `mcp-access connect` for one server. */
 export function connectLaunch(server: string, identityPath: string, proxy: string): Launch {
   const script = resolve(fileURLToPath(new URL('../../bin/mcp-access.js', import.meta.url)));
-  return { command: process.execPath, args: [script, 'connect', '-i', resolve(identityPath), '--proxy', proxy, server] };
+  return {
+    command: process.execPath,
+    args: [script, 'connect', '-i', resolve(identityPath), '--proxy', proxy, server],
+  };
 }
 
 export function entryName(server: string): string {
@@ -30,17 +36,31 @@ export function entryName(server: string): string {
 }
 
 /** The JSON object a client's config file holds for these servers. */
-export function configObject(kind: Exclude<ClientKind, 'langgraph'>, launches: Map<string, Launch>): Record<string, unknown> {
+export function configObject(
+  kind: Exclude<ClientKind, 'langgraph'>,
+  launches: Map<string, Launch>,
+): Record<string, unknown> {
   const entries: Record<string, unknown> = {};
   for (const [server, l] of launches) {
-    entries[entryName(server)] = kind === 'vscode' ? { type: 'stdio', command: l.command, args: l.args } : { command: l.command, args: l.args };
+    entries[entryName(server)] =
+      kind === 'vscode' ? { type: 'stdio', command: l.command, args: l.args } : { command: l.command, args: l.args };
   }
   return kind === 'vscode' ? { servers: entries } : { mcpServers: entries };
 }
 
 export function langgraphSnippet(launches: Map<string, Launch>): string {
-  const py = [...launches].map(([s, l]) => `    ${JSON.stringify(entryName(s))}: {\n        "command": ${JSON.stringify(l.command)},\n        "args": ${JSON.stringify(l.args)},\n        "transport": "stdio",\n    },`).join('\n');
-  const js = [...launches].map(([s, l]) => `  ${JSON.stringify(entryName(s))}: {\n    transport: "stdio",\n    command: ${JSON.stringify(l.command)},\n    args: ${JSON.stringify(l.args)},\n  },`).join('\n');
+  const py = [...launches]
+    .map(
+      ([s, l]) =>
+        `    ${JSON.stringify(entryName(s))}: {\n        "command": ${JSON.stringify(l.command)},\n        "args": ${JSON.stringify(l.args)},\n        "transport": "stdio",\n    },`,
+    )
+    .join('\n');
+  const js = [...launches]
+    .map(
+      ([s, l]) =>
+        `  ${JSON.stringify(entryName(s))}: {\n    transport: "stdio",\n    command: ${JSON.stringify(l.command)},\n    args: ${JSON.stringify(l.args)},\n  },`,
+    )
+    .join('\n');
   return [
     '# Python (langchain-mcp-adapters)',
     'from langchain_mcp_adapters.client import MultiServerMCPClient',
@@ -68,10 +88,16 @@ export function defaultConfigPath(kind: ClientKind): string {
       return process.platform === 'darwin'
         ? join(home, 'Library', 'Application Support', 'Claude', 'claude_desktop_config.json')
         : join(process.env.XDG_CONFIG_HOME ?? join(home, '.config'), 'Claude', 'claude_desktop_config.json');
-    case 'cursor': return join(home, '.cursor', 'mcp.json');
-    case 'vscode': return resolve('.vscode', 'mcp.json');
-    case 'claude-code': return resolve('.mcp.json');
-    case 'langgraph': throw new AccessError('USAGE', 'a LangGraph configuration lives in code, not in a file', { hint: 'print it without --write and paste it' });
+    case 'cursor':
+      return join(home, '.cursor', 'mcp.json');
+    case 'vscode':
+      return resolve('.vscode', 'mcp.json');
+    case 'claude-code':
+      return resolve('.mcp.json');
+    case 'langgraph':
+      throw new AccessError('USAGE', 'a LangGraph configuration lives in code, not in a file', {
+        hint: 'print it without --write and paste it',
+      });
   }
 }
 
@@ -79,7 +105,10 @@ export function defaultConfigPath(kind: ClientKind): string {
  * Merge `addition` (`{mcpServers: {...}}` or `{servers: {...}}`) into the JSON
  * file at `path`: other keys and entries stay; a backup of the old file is kept.
  */
-export async function mergeIntoConfigFile(path: string, addition: Record<string, unknown>): Promise<{ backup?: string }> {
+export async function mergeIntoConfigFile(
+  path: string,
+  addition: Record<string, unknown>,
+): Promise<{ backup?: string }> {
   let current: Record<string, unknown> = {};
   let backup: string | undefined;
   let text: string | undefined;
@@ -88,19 +117,31 @@ export async function mergeIntoConfigFile(path: string, addition: Record<string,
   await refuseSymlink(path, 'the client configuration');
   try {
     const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-    try { text = await fh.readFile('utf8'); } finally { await fh.close(); }
+    try {
+      text = await fh.readFile('utf8');
+    } finally {
+      await fh.close();
+    }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ELOOP') throw new AccessError('UNSAFE_PATH', `the client configuration ${path} is a symlink, so it is not written through`, { hint: 'remove the symlink, or pass the real path' });
+    if (code === 'ELOOP')
+      throw new AccessError(
+        'UNSAFE_PATH',
+        `the client configuration ${path} is a symlink, so it is not written through`,
+        { hint: 'remove the symlink, or pass the real path' },
+      );
     if (code !== 'ENOENT') throw new AccessError('USAGE', `cannot read ${path} (${code})`);
   }
   if (text !== undefined && text.trim() !== '') {
     try {
       current = JSON.parse(text) as Record<string, unknown>;
     } catch {
-      throw new AccessError('USAGE', `${path} is not valid JSON, so it was left alone`, { hint: 'fix it by hand, or pass another path to --write' });
+      throw new AccessError('USAGE', `${path} is not valid JSON, so it was left alone`, {
+        hint: 'fix it by hand, or pass another path to --write',
+      });
     }
-    if (typeof current !== 'object' || current === null || Array.isArray(current)) throw new AccessError('USAGE', `${path} does not hold a JSON object, so it was left alone`);
+    if (typeof current !== 'object' || current === null || Array.isArray(current))
+      throw new AccessError('USAGE', `${path} does not hold a JSON object, so it was left alone`);
     backup = `${path}.bak-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     // A new file (exclusive, never through a symlink planted at that name), private.
     await createExclusive(backup, text, 0o600);

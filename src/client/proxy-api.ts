@@ -17,16 +17,39 @@ export interface ServerListing {
   problem?: string;
 }
 
-export async function proxyGet<T>(proxy: ProxyAddress, path: string, identity: Identity, extraCa: string[] = []): Promise<T> {
+export async function proxyGet<T>(
+  proxy: ProxyAddress,
+  path: string,
+  identity: Identity,
+  extraCa: string[] = [],
+): Promise<T> {
   const where = formatProxyAddress(proxy);
-  const agent = new Agent({ connect: { key: identity.keyPem, cert: identity.certPem, ca: [...identity.caPems, ...extraCa], rejectUnauthorized: true }, connectTimeout: 10_000 });
+  const agent = new Agent({
+    connect: {
+      key: identity.keyPem,
+      cert: identity.certPem,
+      ca: [...identity.caPems, ...extraCa],
+      rejectUnauthorized: true,
+    },
+    connectTimeout: 10_000,
+  });
   try {
-    const res = await request(`https://${where}${path}`, { dispatcher: agent, method: 'GET', headersTimeout: 15_000, bodyTimeout: 15_000 });
-    const body = (await res.body.json().catch(() => undefined)) as { error?: { code?: string; message?: string; hint?: string } } | undefined;
+    const res = await request(`https://${where}${path}`, {
+      dispatcher: agent,
+      method: 'GET',
+      headersTimeout: 15_000,
+      bodyTimeout: 15_000,
+    });
+    const body = (await res.body.json().catch(() => undefined)) as
+      { error?: { code?: string; message?: string; hint?: string } } | undefined;
     if (res.statusCode !== 200) {
       const e = body?.error;
       const code: ErrorCode = e?.code && e.code in CATALOGUE ? (e.code as ErrorCode) : 'PROXY_PROTOCOL';
-      throw new AccessError(code, e?.message ?? `the proxy at ${where} answered HTTP ${res.statusCode} to ${path}`, e?.hint ? { hint: e.hint } : {});
+      throw new AccessError(
+        code,
+        e?.message ?? `the proxy at ${where} answered HTTP ${res.statusCode} to ${path}`,
+        e?.hint ? { hint: e.hint } : {},
+      );
     }
     return body as T;
   } catch (err) {
@@ -45,6 +68,10 @@ export interface ServerList {
   warnings?: string[];
 }
 
-export async function listServers(proxy: ProxyAddress, identity: Identity, extraCa: string[] = []): Promise<ServerList> {
+export async function listServers(
+  proxy: ProxyAddress,
+  identity: Identity,
+  extraCa: string[] = [],
+): Promise<ServerList> {
   return proxyGet(proxy, '/v1/servers', identity, extraCa);
 }

@@ -41,7 +41,13 @@ export function cliScript(): string {
   return fileURLToPath(new URL('../../bin/mcp-access.js', import.meta.url));
 }
 
-export async function joinDemoBot(o: { dir: string; configPath: string; proxyAddress: string; name: string; roles: string[] }): Promise<DemoBot> {
+export async function joinDemoBot(o: {
+  dir: string;
+  configPath: string;
+  proxyAddress: string;
+  name: string;
+  roles: string[];
+}): Promise<DemoBot> {
   const { openBotState, addBot, readCaPublic, botUserName } = await import('../bot/admin.js');
   const { config, store } = await openBotState(o.configPath);
   const { caPin } = await readCaPublic(config);
@@ -53,7 +59,22 @@ export async function joinDemoBot(o: { dir: string; configPath: string; proxyAdd
   // A file keeps the token out of the process list, as docs/bot.md recommends.
   const tokenFile = join(o.dir, 'join-token');
   await writeFileAtomic(tokenFile, `${token}\n`, 0o600);
-  const args = ['bot', 'start', '--proxy', o.proxyAddress, '--destination', destination, '--token-file', tokenFile, '--ca-pin', caPin, '--ttl', DEMO_BOT_TTL, '--renewal-interval', DEMO_BOT_RENEWAL];
+  const args = [
+    'bot',
+    'start',
+    '--proxy',
+    o.proxyAddress,
+    '--destination',
+    destination,
+    '--token-file',
+    tokenFile,
+    '--ca-pin',
+    caPin,
+    '--ttl',
+    DEMO_BOT_TTL,
+    '--renewal-interval',
+    DEMO_BOT_RENEWAL,
+  ];
   const child = spawn(process.execPath, [cliScript(), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const log = createWriteStream(logPath, { flags: 'a' });
@@ -73,7 +94,12 @@ export async function joinDemoBot(o: { dir: string; configPath: string; proxyAdd
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
-    const done = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => { timer = setTimeout(() => r(false), STOP_TIMEOUT_MS); })]);
+    const done = await Promise.race([
+      exited.then(() => true),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), STOP_TIMEOUT_MS);
+      }),
+    ]);
     clearTimeout(timer);
     if (!done) {
       child.kill('SIGKILL');
@@ -85,8 +111,19 @@ export async function joinDemoBot(o: { dir: string; configPath: string; proxyAdd
     const validUntil = await waitForJoin(child, exited, identityPath, () => stderr);
     await rm(tokenFile, { force: true });
     return {
-      name: o.name, user: botUserName(o.name), roles: o.roles, caPin, identityPath, logPath, validUntil, renewalInterval: DEMO_BOT_RENEWAL, args, pid: child.pid!,
-      onLog: (l) => { listeners.push(l); },
+      name: o.name,
+      user: botUserName(o.name),
+      roles: o.roles,
+      caPin,
+      identityPath,
+      logPath,
+      validUntil,
+      renewalInterval: DEMO_BOT_RENEWAL,
+      args,
+      pid: child.pid!,
+      onLog: (l) => {
+        listeners.push(l);
+      },
       stop,
     };
   } catch (err) {
@@ -97,10 +134,17 @@ export async function joinDemoBot(o: { dir: string; configPath: string; proxyAdd
 }
 
 /** Resolves with the expiry once the bot's identity file holds a valid bot identity; fails if the bot exits first. */
-async function waitForJoin(child: ChildProcess, exited: Promise<number | null>, identityPath: string, stderr: () => string): Promise<Date> {
+async function waitForJoin(
+  child: ChildProcess,
+  exited: Promise<number | null>,
+  identityPath: string,
+  stderr: () => string,
+): Promise<Date> {
   const { examineIdentity } = await import('../identity/load.js');
   let exitCode: number | null | undefined;
-  void exited.then((c) => { exitCode = c; });
+  void exited.then((c) => {
+    exitCode = c;
+  });
   const deadline = Date.now() + JOIN_TIMEOUT_MS;
   for (;;) {
     try {
@@ -113,7 +157,11 @@ async function waitForJoin(child: ChildProcess, exited: Promise<number | null>, 
       const last = stderr().trim().split('\n').pop() ?? '';
       throw new AccessError('DEMO_UNEXPECTED', `the bot exited (status ${child.exitCode}) before it joined: ${last}`);
     }
-    if (Date.now() > deadline) throw new AccessError('DEMO_UNEXPECTED', `the bot did not join within ${JOIN_TIMEOUT_MS / 1000}s: ${stderr().trim().split('\n').pop() ?? 'no log'}`);
+    if (Date.now() > deadline)
+      throw new AccessError(
+        'DEMO_UNEXPECTED',
+        `the bot did not join within ${JOIN_TIMEOUT_MS / 1000}s: ${stderr().trim().split('\n').pop() ?? 'no log'}`,
+      );
     await sleep(50);
   }
 }

@@ -41,9 +41,18 @@ export function demoHandover(env: DemoEnvironment): DemoHandover {
       { what: 'the bot identity (watch it renew)', command: `${cli} identity show -i ${id}` },
       { what: 'the denials in the audit log', command: `${cli} audit search ${quote(env.auditPath)} --denied` },
       { what: 'check the audit hash chain', command: `${cli} audit verify ${quote(env.auditPath)}` },
-      { what: 'why write_file is denied', command: `${cli} policy check --config ${quote(env.configPath)} --roles ${DEMO_BOT_ROLES.join(',')} --server ${TOUR_SERVER} --tool write_file` },
-      { what: 'why get-env is denied', command: `${cli} policy check --config ${quote(env.configPath)} --roles ${DEMO_BOT_ROLES.join(',')} --server ${PROD_SERVER} --tool get-env` },
-      { what: 'lock the bot (its sessions end)', command: `${cli} bot lock ${DEMO_BOT} --config ${quote(env.configPath)}` },
+      {
+        what: 'why write_file is denied',
+        command: `${cli} policy check --config ${quote(env.configPath)} --roles ${DEMO_BOT_ROLES.join(',')} --server ${TOUR_SERVER} --tool write_file`,
+      },
+      {
+        what: 'why get-env is denied',
+        command: `${cli} policy check --config ${quote(env.configPath)} --roles ${DEMO_BOT_ROLES.join(',')} --server ${PROD_SERVER} --tool get-env`,
+      },
+      {
+        what: 'lock the bot (its sessions end)',
+        command: `${cli} bot lock ${DEMO_BOT} --config ${quote(env.configPath)}`,
+      },
     ],
   };
 }

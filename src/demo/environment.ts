@@ -74,14 +74,22 @@ async function prepareDirectory(opts: DemoOptions): Promise<{ dir: string; tempo
   const dir = resolve(opts.dir);
   let entries: string[] = [];
   try {
-    if (!(await stat(dir)).isDirectory()) throw new AccessError('DEMO_DIR', `--dir ${dir} exists and is not a directory`);
+    if (!(await stat(dir)).isDirectory())
+      throw new AccessError('DEMO_DIR', `--dir ${dir} exists and is not a directory`);
     entries = await readdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err instanceof AccessError ? err : new AccessError('DEMO_DIR', `--dir ${dir} cannot be read (${(err as NodeJS.ErrnoException).code})`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw err instanceof AccessError
+        ? err
+        : new AccessError('DEMO_DIR', `--dir ${dir} cannot be read (${(err as NodeJS.ErrnoException).code})`);
   }
   if (entries.length > 0) {
     // Only a directory an earlier demo made is emptied; anything else is left alone.
-    if (!entries.includes(MARKER)) throw new AccessError('DEMO_DIR', `--dir ${dir} is not empty and was not made by an earlier demo, so it was left alone`);
+    if (!entries.includes(MARKER))
+      throw new AccessError(
+        'DEMO_DIR',
+        `--dir ${dir} is not empty and was not made by an earlier demo, so it was left alone`,
+      );
     await rm(dir, { recursive: true, force: true });
   }
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -103,8 +111,20 @@ function proxyConfig(env: { sampleDir: string; port: number; servers: EnrolledSe
     listen: `127.0.0.1:${env.port}`,
     ca_dir: './ca',
     servers: [
-      { name: filesystem!.name, description: filesystem!.description, labels: filesystem!.labels, command: process.execPath, args: [filesystem!.published.entry, env.sampleDir] },
-      { name: everything!.name, description: everything!.description, labels: everything!.labels, command: process.execPath, args: [everything!.published.entry, 'stdio'] },
+      {
+        name: filesystem!.name,
+        description: filesystem!.description,
+        labels: filesystem!.labels,
+        command: process.execPath,
+        args: [filesystem!.published.entry, env.sampleDir],
+      },
+      {
+        name: everything!.name,
+        description: everything!.description,
+        labels: everything!.labels,
+        command: process.execPath,
+        args: [everything!.published.entry, 'stdio'],
+      },
     ],
     roles_files: ['./roles'],
     audit: { path: './audit.jsonl' },
@@ -116,8 +136,14 @@ function proxyConfig(env: { sampleDir: string; port: number; servers: EnrolledSe
 function listenError(err: unknown, port: number): unknown {
   // The proxy reports it as a configuration error; the socket's errno is its cause.
   const code = ((err as { cause?: NodeJS.ErrnoException }).cause ?? (err as NodeJS.ErrnoException)).code;
-  if (code === 'EADDRINUSE') return new AccessError('USAGE', `port ${port} on 127.0.0.1 is already in use`, { hint: 'pass another --port, or leave it out to use a free one' });
-  if (code === 'EACCES') return new AccessError('USAGE', `port ${port} on 127.0.0.1 may not be used by this user`, { hint: 'pass a port above 1023, or leave --port out' });
+  if (code === 'EADDRINUSE')
+    return new AccessError('USAGE', `port ${port} on 127.0.0.1 is already in use`, {
+      hint: 'pass another --port, or leave it out to use a free one',
+    });
+  if (code === 'EACCES')
+    return new AccessError('USAGE', `port ${port} on 127.0.0.1 may not be used by this user`, {
+      hint: 'pass a port above 1023, or leave --port out',
+    });
   return err;
 }
 
@@ -125,8 +151,18 @@ export async function createDemoEnvironment(opts: DemoOptions, progress: DemoPro
   const startedAt = Date.now();
   // Before anything is created: a missing package is the likeliest set-up problem.
   const servers: EnrolledServer[] = [
-    { name: 'filesystem', labels: { env: 'dev' }, description: 'Files of the demo sample directory', published: findPublishedServer(FILESYSTEM_PACKAGE) },
-    { name: 'everything', labels: { env: 'prod' }, description: 'The MCP reference test server', published: findPublishedServer(EVERYTHING_PACKAGE) },
+    {
+      name: 'filesystem',
+      labels: { env: 'dev' },
+      description: 'Files of the demo sample directory',
+      published: findPublishedServer(FILESYSTEM_PACKAGE),
+    },
+    {
+      name: 'everything',
+      labels: { env: 'prod' },
+      description: 'The MCP reference test server',
+      published: findPublishedServer(EVERYTHING_PACKAGE),
+    },
   ];
   const { dir, temporary } = await prepareDirectory(opts);
   progress.note(`working in ${dir} (${temporary ? 'removed at the end; --dir DIR keeps it' : 'kept at the end'})`);
@@ -141,59 +177,100 @@ export async function createDemoEnvironment(opts: DemoOptions, progress: DemoPro
   };
 
   try {
-    await writeFile(join(dir, MARKER), 'made by `mcp-access demo`; a later demo with the same --dir empties this directory\n');
+    await writeFile(
+      join(dir, MARKER),
+      'made by `mcp-access demo`; a later demo with the same --dir empties this directory\n',
+    );
     const configPath = join(dir, 'proxy.yaml');
     const proxyLogPath = join(dir, 'proxy.log');
     const auditPath = join(dir, 'audit.jsonl');
     const sampleDir = join(dir, 'sample');
     const operatorIdentityPath = join(dir, 'operator.identity');
 
-    const ca = await progress.run('Creating the cluster certificate authority', async () => {
-      const { initCa } = await import('../identity/ca.js');
-      return initCa({ dir: join(dir, 'ca'), cluster: DEMO_CLUSTER });
-    }, () => `certificate authority for cluster "${DEMO_CLUSTER}" (${join(dir, 'ca')})`);
+    const ca = await progress.run(
+      'Creating the cluster certificate authority',
+      async () => {
+        const { initCa } = await import('../identity/ca.js');
+        return initCa({ dir: join(dir, 'ca'), cluster: DEMO_CLUSTER });
+      },
+      () => `certificate authority for cluster "${DEMO_CLUSTER}" (${join(dir, 'ca')})`,
+    );
 
     await writeFiles(join(dir, 'roles'), Object.fromEntries(DEMO_ROLES.map((r) => [r.file, r.yaml])));
     await writeFiles(sampleDir, SAMPLE_FILES);
     const roles = DEMO_ROLES.map((r) => ({ name: r.name, path: join(dir, 'roles', r.file) }));
 
-    const proxy = await progress.run('Starting the proxy', async () => {
-      await writeFile(configPath, stringify(proxyConfig({ sampleDir, port: opts.port ?? 0, servers })));
-      const { startProxy } = await import('../proxy/run.js');
-      // The proxy logs to a file: this terminal belongs to the tour.
-      const logger = new Logger({ name: 'proxy', level: 'info', timestamps: true, file: proxyLogPath, sink: () => {} });
-      let running: RunningProxy;
-      try {
-        running = await startProxy(configPath, { logger });
-      } catch (err) {
-        throw listenError(err, opts.port ?? 0);
-      }
-      stops.push(() => running.close());
-      // Commands an operator runs against proxy.yaml (bot add prints --proxy) should see the real port.
-      await writeFile(configPath, stringify(proxyConfig({ sampleDir, port: running.address.port, servers })));
-      return running;
-    }, (p) => `proxy listening on 127.0.0.1:${p.address.port} (mTLS, audit to ${auditPath})`);
+    const proxy = await progress.run(
+      'Starting the proxy',
+      async () => {
+        await writeFile(configPath, stringify(proxyConfig({ sampleDir, port: opts.port ?? 0, servers })));
+        const { startProxy } = await import('../proxy/run.js');
+        // The proxy logs to a file: this terminal belongs to the tour.
+        const logger = new Logger({
+          name: 'proxy',
+          level: 'info',
+          timestamps: true,
+          file: proxyLogPath,
+          sink: () => {},
+        });
+        let running: RunningProxy;
+        try {
+          running = await startProxy(configPath, { logger });
+        } catch (err) {
+          throw listenError(err, opts.port ?? 0);
+        }
+        stops.push(() => running.close());
+        // Commands an operator runs against proxy.yaml (bot add prints --proxy) should see the real port.
+        await writeFile(configPath, stringify(proxyConfig({ sampleDir, port: running.address.port, servers })));
+        return running;
+      },
+      (p) => `proxy listening on 127.0.0.1:${p.address.port} (mTLS, audit to ${auditPath})`,
+    );
     const proxyAddress = `127.0.0.1:${proxy.address.port}`;
-    for (const s of servers) progress.done(`enrolled ${s.name} (env: ${s.labels.env}): ${s.published.package} ${s.published.version}`);
+    for (const s of servers)
+      progress.done(`enrolled ${s.name} (env: ${s.labels.env}): ${s.published.package} ${s.published.version}`);
     progress.done(`roles loaded: ${roles.map((r) => r.name).join(', ')} (${join(dir, 'roles')})`);
 
-    await progress.run(`Issuing an identity with ${OPERATOR_ROLE} for contrast`, async () => {
-      const { issueIdentity, writeIdentityFile } = await import('../identity/ca.js');
-      await writeIdentityFile(operatorIdentityPath, await issueIdentity(ca, { user: OPERATOR_USER, roles: [OPERATOR_ROLE], ttlMs: 3_600_000 }));
-    }, () => `identity for user ${OPERATOR_USER} (role ${OPERATOR_ROLE}, 1h): ${operatorIdentityPath}`);
+    await progress.run(
+      `Issuing an identity with ${OPERATOR_ROLE} for contrast`,
+      async () => {
+        const { issueIdentity, writeIdentityFile } = await import('../identity/ca.js');
+        await writeIdentityFile(
+          operatorIdentityPath,
+          await issueIdentity(ca, { user: OPERATOR_USER, roles: [OPERATOR_ROLE], ttlMs: 3_600_000 }),
+        );
+      },
+      () => `identity for user ${OPERATOR_USER} (role ${OPERATOR_ROLE}, 1h): ${operatorIdentityPath}`,
+    );
 
-    const bot = await progress.run(`Registering bot "${DEMO_BOT}" with roles ${DEMO_BOT_ROLES.join(', ')}; the bot joins`, async () => {
-      const b = await joinDemoBot({ dir, configPath, proxyAddress, name: DEMO_BOT, roles: DEMO_BOT_ROLES });
-      stops.push(() => b.stop());
-      return b;
-    }, (b) => `bot "${b.name}" joined (user ${b.user}, roles ${b.roles.join(', ')}): ${b.identityPath}, valid until ${b.validUntil.toISOString()}, renewed every ${b.renewalInterval}`);
+    const bot = await progress.run(
+      `Registering bot "${DEMO_BOT}" with roles ${DEMO_BOT_ROLES.join(', ')}; the bot joins`,
+      async () => {
+        const b = await joinDemoBot({ dir, configPath, proxyAddress, name: DEMO_BOT, roles: DEMO_BOT_ROLES });
+        stops.push(() => b.stop());
+        return b;
+      },
+      (b) =>
+        `bot "${b.name}" joined (user ${b.user}, roles ${b.roles.join(', ')}): ${b.identityPath}, valid until ${b.validUntil.toISOString()}, renewed every ${b.renewalInterval}`,
+    );
 
     return {
-      dir, temporary, startedAt, configPath, proxyLogPath, auditPath, sampleDir, proxyAddress, servers, roles, operatorIdentityPath, bot, close,
+      dir,
+      temporary,
+      startedAt,
+      configPath,
+      proxyLogPath,
+      auditPath,
+      sampleDir,
+      proxyAddress,
+      servers,
+      roles,
+      operatorIdentityPath,
+      bot,
+      close,
     };
   } catch (err) {
     await close();
     throw err;
   }
 }
-

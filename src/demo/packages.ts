@@ -33,8 +33,13 @@ export function findPublishedServer(pkg: string): PublishedServer {
     } catch {
       continue;
     }
-    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { version?: string; bin?: string | Record<string, string>; main?: string };
-    const bin = typeof manifest.bin === 'string' ? manifest.bin : manifest.bin ? Object.values(manifest.bin)[0] : manifest.main;
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as {
+      version?: string;
+      bin?: string | Record<string, string>;
+      main?: string;
+    };
+    const bin =
+      typeof manifest.bin === 'string' ? manifest.bin : manifest.bin ? Object.values(manifest.bin)[0] : manifest.main;
     if (!bin) continue;
     return { package: pkg, version: manifest.version ?? 'unknown', entry: join(dirname(manifestPath), bin) };
   }

@@ -12,7 +12,13 @@
  * identity per bot renewal, every few minutes), and every TLS stack accepts it.
  * Certificates are made with @peculiar/x509 on node's WebCrypto.
  */
-import { X509Certificate as NodeX509, createPrivateKey, createPublicKey, randomBytes, type webcrypto as WebCrypto } from 'node:crypto';
+import {
+  X509Certificate as NodeX509,
+  createPrivateKey,
+  createPublicKey,
+  randomBytes,
+  type webcrypto as WebCrypto,
+} from 'node:crypto';
 import { chmod, lstat, mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -99,7 +105,11 @@ function caKeyId(caCertPem: string): string {
   return keyIdentifierHex(spkiDer(caCertPem));
 }
 
-async function signProxyCertificate(ca: Omit<CertificateAuthority, 'proxyCertPem' | 'proxyKeyPem'>, signingKey: CryptoKey, hosts: string[]) {
+async function signProxyCertificate(
+  ca: Omit<CertificateAuthority, 'proxyCertPem' | 'proxyKeyPem'>,
+  signingKey: CryptoKey,
+  hosts: string[],
+) {
   const { privateKeyPem, publicKeyPem } = await generateKeyPairPem('ec');
   const spki = spkiDer(publicKeyPem);
   const now = Date.now();
@@ -116,7 +126,9 @@ async function signProxyCertificate(ca: Omit<CertificateAuthority, 'proxyCertPem
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(hosts.map((h) => (isIP(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h }))),
+      new x509.SubjectAlternativeNameExtension(
+        hosts.map((h) => (isIP(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h })),
+      ),
       new x509.SubjectKeyIdentifierExtension(keyIdentifierHex(spki)),
       new x509.AuthorityKeyIdentifierExtension(caKeyId(ca.caCertPem)),
     ],
@@ -135,7 +147,12 @@ function checkProxyHosts(hosts: string[]): string[] {
   return clean;
 }
 
-export async function initCa(opts: { dir: string; cluster: string; proxyHosts?: string[]; force?: boolean }): Promise<CertificateAuthority> {
+export async function initCa(opts: {
+  dir: string;
+  cluster: string;
+  proxyHosts?: string[];
+  force?: boolean;
+}): Promise<CertificateAuthority> {
   const problem = nameProblem('cluster', opts.cluster);
   if (problem) throw new AccessError('USAGE', problem);
   const hosts = checkProxyHosts(opts.proxyHosts && opts.proxyHosts.length > 0 ? opts.proxyHosts : DEFAULT_PROXY_HOSTS);
@@ -146,9 +163,12 @@ export async function initCa(opts: { dir: string; cluster: string; proxyHosts?: 
     // place) is something --force alone may replace.
     for (const path of [p.caKeyPath, p.caCertPath, p.proxyKeyPath, p.proxyCertPath]) {
       if (await exists(path)) {
-        throw new AccessError('CA_EXISTS', path === p.caKeyPath || path === p.caCertPath
-          ? `a certificate authority already exists in ${dir}`
-          : `${path} already exists in ${dir}, so ca init does not overwrite it`);
+        throw new AccessError(
+          'CA_EXISTS',
+          path === p.caKeyPath || path === p.caCertPath
+            ? `a certificate authority already exists in ${dir}`
+            : `${path} already exists in ${dir}, so ca init does not overwrite it`,
+        );
       }
     }
   }
@@ -156,7 +176,11 @@ export async function initCa(opts: { dir: string; cluster: string; proxyHosts?: 
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await chmod(dir, 0o700);
   } catch (err) {
-    throw new AccessError('USAGE', `cannot create the CA directory ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { hint: 'choose a directory you can write to' });
+    throw new AccessError(
+      'USAGE',
+      `cannot create the CA directory ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      { hint: 'choose a directory you can write to' },
+    );
   }
 
   const keys = await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
@@ -171,12 +195,18 @@ export async function initCa(opts: { dir: string; cluster: string; proxyHosts?: 
     signingAlgorithm: EC_P256,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+        true,
+      ),
       new x509.SubjectKeyIdentifierExtension(keyIdentifierHex(spki)),
     ],
   });
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const caKeyPem = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string;
+  const caKeyPem = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({
+    type: 'pkcs8',
+    format: 'pem',
+  }) as string;
   const base = { dir, cluster: opts.cluster, caCertPem: caCert.toString('pem') + '\n', caKeyPem, ...p };
   const proxy = await signProxyCertificate(base, keys.privateKey, hosts);
   const ca: CertificateAuthority = { ...base, ...proxy };
@@ -195,8 +225,16 @@ async function readCaFile(path: string, dir: string, code: 'CA_MISSING' | 'CA_IN
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
-    throw new AccessError(code, code === 'CA_MISSING' ? `no certificate authority in ${dir}: ${path} ${why}` : `certificate authority in ${dir} is damaged: ${path} ${why}`);
+    const why =
+      (err as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'is missing'
+        : `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+    throw new AccessError(
+      code,
+      code === 'CA_MISSING'
+        ? `no certificate authority in ${dir}: ${path} ${why}`
+        : `certificate authority in ${dir} is damaged: ${path} ${why}`,
+    );
   }
 }
 
@@ -230,11 +268,13 @@ export async function loadCa(dir: string): Promise<CertificateAuthority> {
   } catch {
     throw invalid(`${CA_FILES.proxyKey} is not a private key`);
   }
-  if (caKey.asymmetricKeyType !== 'ec' || caKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw invalid(`${CA_FILES.caKey} is not an EC P-256 key`);
+  if (caKey.asymmetricKeyType !== 'ec' || caKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
+    throw invalid(`${CA_FILES.caKey} is not an EC P-256 key`);
   if (!caCert.ca) throw invalid(`${CA_FILES.caCert} is not a CA certificate`);
   if (!caCert.checkPrivateKey(caKey)) throw invalid(`${CA_FILES.caKey} does not match ${CA_FILES.caCert}`);
   if (!proxyCert.checkPrivateKey(proxyKey)) throw invalid(`${CA_FILES.proxyKey} does not match ${CA_FILES.proxyCert}`);
-  if (!proxyCert.checkIssued(caCert) || !proxyCert.verify(caCert.publicKey)) throw invalid(`${CA_FILES.proxyCert} is not signed by ${CA_FILES.caCert}`);
+  if (!proxyCert.checkIssued(caCert) || !proxyCert.verify(caCert.publicKey))
+    throw invalid(`${CA_FILES.proxyCert} is not signed by ${CA_FILES.caCert}`);
   const cn = /^CN=(.*)$/m.exec(caCert.subject)?.[1];
   if (!cn || nameProblem('cluster', cn)) throw invalid(`${CA_FILES.caCert} has no usable cluster name (subject CN)`);
   return { dir, cluster: cn, caCertPem, caKeyPem, proxyCertPem, proxyKeyPem, ...p };
@@ -256,11 +296,13 @@ export interface SignOptions {
 function checkClaims(opts: { user: string; roles: string[]; bot?: { name: string; generation: number } }): void {
   const problems = [nameProblem('user', opts.user), ...opts.roles.map((r) => nameProblem('role', r))].filter(Boolean);
   if (problems.length > 0) throw new AccessError('USAGE', problems[0]!);
-  if (opts.roles.length === 0) throw new AccessError('USAGE', 'an identity needs at least one role', { hint: 'pass --roles R1,R2' });
+  if (opts.roles.length === 0)
+    throw new AccessError('USAGE', 'an identity needs at least one role', { hint: 'pass --roles R1,R2' });
   if (opts.bot) {
     const botProblem = nameProblem('bot', opts.bot.name);
     if (botProblem) throw new AccessError('USAGE', botProblem);
-    if (!isValidGeneration(opts.bot.generation)) throw new AccessError('USAGE', `bot generation ${opts.bot.generation} must be a non-negative integer`);
+    if (!isValidGeneration(opts.bot.generation))
+      throw new AccessError('USAGE', `bot generation ${opts.bot.generation} must be a non-negative integer`);
   }
 }
 
@@ -289,7 +331,11 @@ export async function signCertificate(ca: CertificateAuthority, opts: SignOption
     new x509.AuthorityKeyIdentifierExtension(caKeyId(ca.caCertPem)),
   ];
   if (opts.bot) {
-    extensions.push(new x509.SubjectAlternativeNameExtension([{ type: 'url', value: botUri(ca.cluster, opts.bot.name, opts.bot.generation) }]));
+    extensions.push(
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'url', value: botUri(ca.cluster, opts.bot.name, opts.bot.generation) },
+      ]),
+    );
   }
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
@@ -307,12 +353,26 @@ export async function signCertificate(ca: CertificateAuthority, opts: SignOption
 
 export async function issueIdentity(
   ca: CertificateAuthority,
-  opts: { user: string; roles: string[]; ttlMs: number; keyType?: KeyType; bot?: { name: string; generation: number }; now?: number },
+  opts: {
+    user: string;
+    roles: string[];
+    ttlMs: number;
+    keyType?: KeyType;
+    bot?: { name: string; generation: number };
+    now?: number;
+  },
 ): Promise<string> {
   checkClaims(opts);
   checkIdentityTtl(opts.ttlMs);
   const { privateKeyPem, publicKeyPem } = await generateKeyPairPem(opts.keyType ?? 'ec');
-  const certPem = await signCertificate(ca, { publicKeyPem, user: opts.user, roles: opts.roles, ttlMs: opts.ttlMs, bot: opts.bot, now: opts.now });
+  const certPem = await signCertificate(ca, {
+    publicKeyPem,
+    user: opts.user,
+    roles: opts.roles,
+    ttlMs: opts.ttlMs,
+    bot: opts.bot,
+    now: opts.now,
+  });
   return formatIdentityFile({ keyPem: privateKeyPem, certPem, authorityLines: [], caPems: [ca.caCertPem] });
 }
 
@@ -322,8 +382,15 @@ export async function writeIdentityFile(path: string, text: string): Promise<voi
     await writeFileAtomic(path, text, 0o600);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? `directory ${dirname(path)} does not exist` : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code ?? 'error';
-    throw new AccessError('USAGE', `cannot write identity file ${path}: ${why}`, { hint: 'choose a path in a directory you can write to' });
+    const why =
+      code === 'ENOENT'
+        ? `directory ${dirname(path)} does not exist`
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'permission denied'
+          : (code ?? 'error');
+    throw new AccessError('USAGE', `cannot write identity file ${path}: ${why}`, {
+      hint: 'choose a path in a directory you can write to',
+    });
   }
 }
 

@@ -56,15 +56,19 @@ export function claimsFromCertificate(cert: X509Certificate): CertClaims {
   const cns = subject.get('CN') ?? [];
   if (cns.length !== 1) throw bad(`certificate subject must have exactly one CN (the user name), found ${cns.length}`);
   const user = cns[0]!;
-  if (!isValidName('user', user)) throw bad(`certificate user name ${JSON.stringify(user)} contains characters mcp-access never issues`);
+  if (!isValidName('user', user))
+    throw bad(`certificate user name ${JSON.stringify(user)} contains characters mcp-access never issues`);
   const roles = subject.get('O') ?? [];
   for (const role of roles) {
-    if (!isValidName('role', role)) throw bad(`certificate role ${JSON.stringify(role)} contains characters mcp-access never issues`);
+    if (!isValidName('role', role))
+      throw bad(`certificate role ${JSON.stringify(role)} contains characters mcp-access never issues`);
   }
   const issuerCns = nameAttributes(cert.issuer).get('CN') ?? [];
-  if (issuerCns.length !== 1) throw bad(`certificate issuer must have exactly one CN (the cluster name), found ${issuerCns.length}`);
+  if (issuerCns.length !== 1)
+    throw bad(`certificate issuer must have exactly one CN (the cluster name), found ${issuerCns.length}`);
   const cluster = issuerCns[0]!;
-  if (!isValidName('cluster', cluster)) throw bad(`certificate issuer (cluster) ${JSON.stringify(cluster)} contains characters mcp-access never issues`);
+  if (!isValidName('cluster', cluster))
+    throw bad(`certificate issuer (cluster) ${JSON.stringify(cluster)} contains characters mcp-access never issues`);
 
   const claims: CertClaims = { user, roles, cluster };
   const uris = (cert.subjectAltName ?? '')
@@ -76,8 +80,12 @@ export function claimsFromCertificate(cert: X509Certificate): CertClaims {
     if (!m) throw bad(`certificate bot URI ${JSON.stringify(uris[0])} is malformed`);
     const [, uriCluster, name, gen] = m;
     const generation = Number(gen);
-    if (uriCluster !== cluster) throw bad(`certificate bot URI names cluster ${JSON.stringify(uriCluster)} but was issued by ${JSON.stringify(cluster)}`);
-    if (!isValidName('bot', name!) || !isValidGeneration(generation)) throw bad(`certificate bot URI ${JSON.stringify(uris[0])} is malformed`);
+    if (uriCluster !== cluster)
+      throw bad(
+        `certificate bot URI names cluster ${JSON.stringify(uriCluster)} but was issued by ${JSON.stringify(cluster)}`,
+      );
+    if (!isValidName('bot', name!) || !isValidGeneration(generation))
+      throw bad(`certificate bot URI ${JSON.stringify(uris[0])} is malformed`);
     claims.bot = { name: name!, generation };
   }
   return claims;

@@ -58,7 +58,12 @@ export function describeIdentity(examined: ExaminedIdentity, now = Date.now()): 
     sshCertificate: id.sshCertLine !== undefined,
     cas: id.caPems.map((pem) => {
       const ca = new X509Certificate(pem);
-      return { subject: oneLine(ca.subject), fingerprint256: ca.fingerprint256, pin: caPin(pem), validUntil: new Date(ca.validTo).toISOString() };
+      return {
+        subject: oneLine(ca.subject),
+        fingerprint256: ca.fingerprint256,
+        pin: caPin(pem),
+        validUntil: new Date(ca.validTo).toISOString(),
+      };
     }),
   };
 }
@@ -88,7 +93,12 @@ export function formatIdentityText(d: IdentityDescription, now = Date.now()): st
   );
   if (d.sshCertificate) rows.push(['SSH cert', 'present (ignored by mcp-access)']);
   d.cas.forEach((ca, i) => {
-    rows.push([`CA #${i + 1}`, ca.subject], ['  SHA-256', ca.fingerprint256], ['  pin', ca.pin], ['  valid until', ca.validUntil]);
+    rows.push(
+      [`CA #${i + 1}`, ca.subject],
+      ['  SHA-256', ca.fingerprint256],
+      ['  pin', ca.pin],
+      ['  valid until', ca.validUntil],
+    );
   });
   // A fixed label column, so the layout does not shift with the content.
   const width = 16;

@@ -50,8 +50,13 @@ export function splitPem(text: string, path: string): { blocks: PemBlock[]; othe
     if (open) {
       const end = END.exec(line);
       if (end) {
-        if (end[1] !== open.label) throw torn(`the ${open.label} block at line ${open.line} ends with a ${end[1]} END line at line ${n}`);
-        blocks.push({ label: open.label, line: open.line, pem: `-----BEGIN ${open.label}-----\n${open.body.join('\n')}\n-----END ${open.label}-----\n` });
+        if (end[1] !== open.label)
+          throw torn(`the ${open.label} block at line ${open.line} ends with a ${end[1]} END line at line ${n}`);
+        blocks.push({
+          label: open.label,
+          line: open.line,
+          pem: `-----BEGIN ${open.label}-----\n${open.body.join('\n')}\n-----END ${open.label}-----\n`,
+        });
         open = undefined;
       } else if (line.startsWith('-----')) {
         throw torn(`the ${open.label} block at line ${open.line} is cut off at line ${n}`);
@@ -79,16 +84,26 @@ export function parseIdentityFile(text: string, path: string): IdentityFileParts
   const [key, cert, ...cas] = blocks;
   if (!key) throw new AccessError('IDENTITY_NO_KEY', `identity file ${path} contains no PEM blocks`);
   if (!KEY_LABELS.has(key.label)) {
-    throw new AccessError('IDENTITY_NO_KEY', `identity file ${path} does not start with a private key (its first PEM block, line ${key.line}, is a ${key.label})`);
+    throw new AccessError(
+      'IDENTITY_NO_KEY',
+      `identity file ${path} does not start with a private key (its first PEM block, line ${key.line}, is a ${key.label})`,
+    );
   }
   if (!cert) throw new AccessError('IDENTITY_NO_CERT', `identity file ${path} has a private key but no certificate`);
   if (cert.label !== 'CERTIFICATE') {
-    throw new AccessError('IDENTITY_NO_CERT', `identity file ${path}: the second PEM block (line ${cert.line}) is a ${cert.label}, not the certificate`);
+    throw new AccessError(
+      'IDENTITY_NO_CERT',
+      `identity file ${path}: the second PEM block (line ${cert.line}) is a ${cert.label}, not the certificate`,
+    );
   }
-  if (cas.length === 0) throw new AccessError('IDENTITY_NO_CA', `identity file ${path} has no CA certificate after its certificate`);
+  if (cas.length === 0)
+    throw new AccessError('IDENTITY_NO_CA', `identity file ${path} has no CA certificate after its certificate`);
   const notCert = cas.find((b) => b.label !== 'CERTIFICATE');
   if (notCert) {
-    throw new AccessError('IDENTITY_BAD_CERT', `identity file ${path}: the PEM block at line ${notCert.line} is a ${notCert.label}, but every block after the certificate must be a CA certificate`);
+    throw new AccessError(
+      'IDENTITY_BAD_CERT',
+      `identity file ${path}: the PEM block at line ${notCert.line} is a ${notCert.label}, but every block after the certificate must be a CA certificate`,
+    );
   }
   return {
     keyPem: key.pem,

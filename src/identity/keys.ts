@@ -18,11 +18,19 @@ export async function generateKeyPairPem(type: KeyType): Promise<KeyPairPem> {
   const publicKeyEncoding = { type: 'spki', format: 'pem' } as const;
   switch (type) {
     case 'rsa': {
-      const k = await generate('rsa', { modulusLength: 2048, publicKeyEncoding, privateKeyEncoding: { type: 'pkcs1', format: 'pem' } });
+      const k = await generate('rsa', {
+        modulusLength: 2048,
+        publicKeyEncoding,
+        privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+      });
       return { privateKeyPem: k.privateKey, publicKeyPem: k.publicKey };
     }
     case 'ec': {
-      const k = await generate('ec', { namedCurve: 'prime256v1', publicKeyEncoding, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+      const k = await generate('ec', {
+        namedCurve: 'prime256v1',
+        publicKeyEncoding,
+        privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      });
       return { privateKeyPem: k.privateKey, publicKeyPem: k.publicKey };
     }
     case 'ed25519': {

@@ -53,7 +53,12 @@ export interface LoadIdentityOptions {
 }
 
 /** Outcomes a mid-rewrite read produces: worth another look. */
-const TRANSIENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['IDENTITY_EMPTY', 'IDENTITY_TORN', 'IDENTITY_NO_CERT', 'IDENTITY_NO_CA']);
+const TRANSIENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'IDENTITY_EMPTY',
+  'IDENTITY_TORN',
+  'IDENTITY_NO_CERT',
+  'IDENTITY_NO_CA',
+]);
 
 export type IdentityStatus = 'valid' | 'not-yet-valid' | 'expired';
 
@@ -105,15 +110,24 @@ function fsError(err: unknown, path: string): AccessError {
   if (err instanceof AccessError) return err;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT') return new AccessError('IDENTITY_MISSING', `identity file ${path} does not exist`);
-  if (code === 'ENOTDIR') return new AccessError('IDENTITY_MISSING', `identity file ${path} does not exist (a parent is not a directory)`);
+  if (code === 'ENOTDIR')
+    return new AccessError('IDENTITY_MISSING', `identity file ${path} does not exist (a parent is not a directory)`);
   if (code === 'EISDIR') return isADirectory(path);
-  if (code === 'EACCES' || code === 'EPERM') return new AccessError('IDENTITY_UNREADABLE', `identity file ${path} cannot be read (permission denied)`);
-  return new AccessError('IDENTITY_UNREADABLE', `identity file ${path} cannot be read (${code ?? (err as Error)?.message ?? 'unknown error'})`, { cause: err });
+  if (code === 'EACCES' || code === 'EPERM')
+    return new AccessError('IDENTITY_UNREADABLE', `identity file ${path} cannot be read (permission denied)`);
+  return new AccessError(
+    'IDENTITY_UNREADABLE',
+    `identity file ${path} cannot be read (${code ?? (err as Error)?.message ?? 'unknown error'})`,
+    { cause: err },
+  );
 }
 
 function parseKey(keyPem: string, path: string): { key: KeyObject; keyType: Identity['keyType'] } {
   if (keyPem.startsWith('-----BEGIN ENCRYPTED PRIVATE KEY-----')) {
-    throw new AccessError('IDENTITY_BAD_KEY', `identity file ${path}: the private key is encrypted, which is not supported`);
+    throw new AccessError(
+      'IDENTITY_BAD_KEY',
+      `identity file ${path}: the private key is encrypted, which is not supported`,
+    );
   }
   let key: KeyObject;
   try {
@@ -123,7 +137,10 @@ function parseKey(keyPem: string, path: string): { key: KeyObject; keyType: Iden
   }
   const type = key.asymmetricKeyType;
   if (type !== 'rsa' && type !== 'ec' && type !== 'ed25519') {
-    throw new AccessError('IDENTITY_BAD_KEY', `identity file ${path}: ${type ?? 'unknown'} keys are not supported (use RSA, EC or Ed25519)`);
+    throw new AccessError(
+      'IDENTITY_BAD_KEY',
+      `identity file ${path}: ${type ?? 'unknown'} keys are not supported (use RSA, EC or Ed25519)`,
+    );
   }
   return { key, keyType: type };
 }
@@ -148,7 +165,10 @@ export function examineIdentityText(text: string, path: string, opts: { now?: nu
   const cert = parseCert(parts.certPem, path, 'certificate');
   const cas = parts.caPems.map((pem, i) => parseCert(pem, path, `CA certificate #${i + 1}`));
   if (!cert.checkPrivateKey(key)) {
-    throw new AccessError('IDENTITY_KEY_MISMATCH', `identity file ${path}: the private key does not match the certificate`);
+    throw new AccessError(
+      'IDENTITY_KEY_MISMATCH',
+      `identity file ${path}: the private key does not match the certificate`,
+    );
   }
   let claims;
   try {
@@ -160,7 +180,8 @@ export function examineIdentityText(text: string, path: string, opts: { now?: nu
   const notBefore = certDate(cert.validFrom);
   const notAfter = certDate(cert.validTo);
   const now = opts.now ?? Date.now();
-  const status: IdentityStatus = now < notBefore.getTime() ? 'not-yet-valid' : now > notAfter.getTime() ? 'expired' : 'valid';
+  const status: IdentityStatus =
+    now < notBefore.getTime() ? 'not-yet-valid' : now > notAfter.getTime() ? 'expired' : 'valid';
   const trusted = cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey));
   const identity: Identity = {
     path,
@@ -187,15 +208,25 @@ export function examineIdentityText(text: string, path: string, opts: { now?: nu
 export function assertUsable(examined: ExaminedIdentity, now = Date.now()): Identity {
   const { identity, status, trusted } = examined;
   if (status === 'not-yet-valid') {
-    throw new AccessError('IDENTITY_NOT_YET_VALID', `identity file ${identity.path} is not valid until ${identity.notBefore.toISOString()} (in ${formatDuration(identity.notBefore.getTime() - now)})`);
+    throw new AccessError(
+      'IDENTITY_NOT_YET_VALID',
+      `identity file ${identity.path} is not valid until ${identity.notBefore.toISOString()} (in ${formatDuration(identity.notBefore.getTime() - now)})`,
+    );
   }
   if (status === 'expired') {
-    throw new AccessError('IDENTITY_EXPIRED', `identity file ${identity.path} expired ${formatDuration(now - identity.notAfter.getTime())} ago at ${identity.notAfter.toISOString()}`, {
-      detail: { notAfter: identity.notAfter.toISOString() },
-    });
+    throw new AccessError(
+      'IDENTITY_EXPIRED',
+      `identity file ${identity.path} expired ${formatDuration(now - identity.notAfter.getTime())} ago at ${identity.notAfter.toISOString()}`,
+      {
+        detail: { notAfter: identity.notAfter.toISOString() },
+      },
+    );
   }
   if (!trusted) {
-    throw new AccessError('IDENTITY_UNTRUSTED', `identity file ${identity.path}: its certificate (issued by ${identity.issuer.replace(/\n/g, ', ')}) is not signed by any of the ${identity.caPems.length} CA certificate(s) in the file`);
+    throw new AccessError(
+      'IDENTITY_UNTRUSTED',
+      `identity file ${identity.path}: its certificate (issued by ${identity.issuer.replace(/\n/g, ', ')}) is not signed by any of the ${identity.caPems.length} CA certificate(s) in the file`,
+    );
   }
   return identity;
 }

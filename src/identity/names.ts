@@ -7,10 +7,22 @@
  * what was issued, and no value can smuggle in a second `O=` line.
  */
 export const NAME_RULES = {
-  user: { re: /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/, text: 'letters, digits and . _ @ - (starting with a letter or digit, at most 128)' },
-  role: { re: /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, text: 'letters, digits and . _ : - (starting with a letter or digit, at most 128)' },
-  cluster: { re: /^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, text: 'letters, digits, . and - (starting with a letter or digit, at most 63)' },
-  bot: { re: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, text: 'letters, digits and . _ - (starting with a letter or digit, at most 64)' },
+  user: {
+    re: /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/,
+    text: 'letters, digits and . _ @ - (starting with a letter or digit, at most 128)',
+  },
+  role: {
+    re: /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,
+    text: 'letters, digits and . _ : - (starting with a letter or digit, at most 128)',
+  },
+  cluster: {
+    re: /^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/,
+    text: 'letters, digits, . and - (starting with a letter or digit, at most 63)',
+  },
+  bot: {
+    re: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+    text: 'letters, digits and . _ - (starting with a letter or digit, at most 64)',
+  },
 } as const;
 
 export type NameKind = keyof typeof NAME_RULES;

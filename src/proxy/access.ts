@@ -42,19 +42,31 @@ export class RefusalAudit {
   private readonly limiter = new AuditRateLimiter({ burst: REFUSAL_BURST, perSecond: REFUSAL_PER_SECOND });
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly live: LiveAccess, private readonly log: Logger) {
+  constructor(
+    private readonly live: LiveAccess,
+    private readonly log: Logger,
+  ) {
     this.timer = setInterval(() => this.flush(), REFUSAL_SUMMARY_MS);
     this.timer.unref();
   }
 
   record(r: Refusal): void {
-    const key = r.peer ? `identity ${r.peer.user}${r.peer.bot ? ` (bot ${r.peer.bot.name})` : ''}` : 'unauthenticated clients';
+    const key = r.peer
+      ? `identity ${r.peer.user}${r.peer.bot ? ` (bot ${r.peer.bot.name})` : ''}`
+      : 'unauthenticated clients';
     const { allowed, suppressed, since } = this.limiter.take(key);
     if (suppressed > 0) this.summary(key, suppressed, since!);
     if (!allowed) return;
     this.write({
-      type: 'mcp.session.start', outcome: 'denied', reason: r.reason, error: r.code,
-      user: r.peer?.user, roles: r.peer?.roles, bot: r.peer?.bot?.name, server: r.server, remoteAddr: r.remoteAddr,
+      type: 'mcp.session.start',
+      outcome: 'denied',
+      reason: r.reason,
+      error: r.code,
+      user: r.peer?.user,
+      roles: r.peer?.roles,
+      bot: r.peer?.bot?.name,
+      server: r.server,
+      remoteAddr: r.remoteAddr,
     });
   }
 
@@ -70,7 +82,10 @@ export class RefusalAudit {
 
   private summary(key: string, suppressed: number, since: number): void {
     this.write({
-      type: 'mcp.session.start', outcome: 'denied', suppressed, suppressedSince: new Date(since).toISOString(),
+      type: 'mcp.session.start',
+      outcome: 'denied',
+      suppressed,
+      suppressedSince: new Date(since).toISOString(),
       reason: `${suppressed} more refused connection(s) of ${key} were not recorded one by one (rate limit: ${REFUSAL_BURST} at once, ${REFUSAL_PER_SECOND}/s)`,
     });
   }
@@ -81,7 +96,12 @@ export class RefusalAudit {
 }
 
 export async function buildAccess(config: ProxyConfig, log: Logger, previous?: Access): Promise<Access> {
-  const { roles, warnings } = loadRoles({ inline: config.rolesInline, files: config.rolesFiles, baseDir: config.baseDir, configPath: config.path });
+  const { roles, warnings } = loadRoles({
+    inline: config.rolesInline,
+    files: config.rolesFiles,
+    baseDir: config.baseDir,
+    configPath: config.path,
+  });
   for (const w of warnings) log.warn(w);
   if (roles.length === 0) log.warn('no roles are configured (roles, roles_files): no identity can reach any server');
   const policy = new Policy(roles);
@@ -92,7 +112,13 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     if (previous?.audit && previous.audit.path === config.audit.path) {
       audit = previous.audit;
     } else {
-      audit = await AuditLog.open(config.audit.path, { args: config.audit.args, redactKeys: config.audit.redact, fsync: config.audit.fsync, identityBudgetBytes: config.audit.identityBudget, logger: log });
+      audit = await AuditLog.open(config.audit.path, {
+        args: config.audit.args,
+        redactKeys: config.audit.redact,
+        fsync: config.audit.fsync,
+        identityBudgetBytes: config.audit.identityBudget,
+        logger: log,
+      });
     }
   }
 
@@ -111,7 +137,10 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     },
     describePeer(peer) {
       const unknownRoles = live.policy.unknownRoles(peer.roles);
-      const warnings = [...(unknownRoles.length ? [unknownRolesNotice(unknownRoles)] : []), ...(live.audit ? [] : [NO_AUDIT_TRAIL])];
+      const warnings = [
+        ...(unknownRoles.length ? [unknownRolesNotice(unknownRoles)] : []),
+        ...(live.audit ? [] : [NO_AUDIT_TRAIL]),
+      ];
       return { ...(unknownRoles.length ? { unknownRoles } : {}), ...(warnings.length ? { warnings } : {}) };
     },
     recordRefusal(refusal) {
@@ -125,6 +154,9 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     decider,
     routes: {},
     refusals,
-    close: async () => { refusals.close(); await audit?.close(); },
+    close: async () => {
+      refusals.close();
+      await audit?.close();
+    },
   };
 }

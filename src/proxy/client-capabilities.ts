@@ -36,9 +36,13 @@ export class ClientCapabilities {
 
 /** A 2026-07-28 client's name and version, from a request's `_meta`. */
 export function clientInfoFromMeta(params: unknown): { name?: string; version?: string } | undefined {
-  const ci = (params as { _meta?: Record<string, unknown> } | undefined)?._meta?.[CLIENT_INFO_META_KEY] as { name?: unknown; version?: unknown } | undefined;
+  const ci = (params as { _meta?: Record<string, unknown> } | undefined)?._meta?.[CLIENT_INFO_META_KEY] as
+    { name?: unknown; version?: unknown } | undefined;
   if (!isObject(ci)) return undefined;
-  return { name: typeof ci.name === 'string' ? ci.name.slice(0, 200) : undefined, version: typeof ci.version === 'string' ? ci.version.slice(0, 100) : undefined };
+  return {
+    name: typeof ci.name === 'string' ? ci.name.slice(0, 200) : undefined,
+    version: typeof ci.version === 'string' ? ci.version.slice(0, 100) : undefined,
+  };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -21,11 +21,22 @@ export interface StdioServerConfig {
   /** OS user (name, uid or uid:gid) the process runs as; the proxy's own user when unset. */
   runAs?: string;
 }
-export interface HttpServerConfig { transport: 'http'; url: string; headers: Record<string, string> }
-export interface SseServerConfig { transport: 'sse'; url: string; headers: Record<string, string> }
+export interface HttpServerConfig {
+  transport: 'http';
+  url: string;
+  headers: Record<string, string>;
+}
+export interface SseServerConfig {
+  transport: 'sse';
+  url: string;
+  headers: Record<string, string>;
+}
 
 /** A root the proxy reports to the server (`roots/list`) on the client's behalf. */
-export interface RootConfig { uri: string; name?: string }
+export interface RootConfig {
+  uri: string;
+  name?: string;
+}
 
 export type ServerConfig = {
   name: string;
@@ -81,7 +92,20 @@ export interface SessionLimits {
 }
 export const DEFAULT_LIMITS: SessionLimits = { perIdentity: 32, total: 512, processesPerServer: 64 };
 
-const TOP_KEYS = new Set(['cluster', 'listen', 'ca_dir', 'servers', 'roles', 'roles_files', 'audit', 'sessions', 'keepalive', 'log_level', 'bot', 'max_message_size']);
+const TOP_KEYS = new Set([
+  'cluster',
+  'listen',
+  'ca_dir',
+  'servers',
+  'roles',
+  'roles_files',
+  'audit',
+  'sessions',
+  'keepalive',
+  'log_level',
+  'bot',
+  'max_message_size',
+]);
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export async function loadProxyConfig(path: string): Promise<ProxyConfig> {
@@ -90,7 +114,10 @@ export async function loadProxyConfig(path: string): Promise<ProxyConfig> {
     text = await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new AccessError('CONFIG_MISSING', code === 'ENOENT' ? `config file ${path} does not exist` : `config file ${path} cannot be read (${code})`);
+    throw new AccessError(
+      'CONFIG_MISSING',
+      code === 'ENOENT' ? `config file ${path} does not exist` : `config file ${path} cannot be read (${code})`,
+    );
   }
   let doc: unknown;
   try {
@@ -117,7 +144,8 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
   const listen = parseListen(str(d.listen, 'listen', fail), fail);
   const caDir = abs(str(d.ca_dir, 'ca_dir', fail));
 
-  if (!Array.isArray(d.servers)) fail('servers', 'must be a list of servers (name, labels and command, url or sse_url)');
+  if (!Array.isArray(d.servers))
+    fail('servers', 'must be a list of servers (name, labels and command, url or sse_url)');
   const names = new Set<string>();
   const servers = (d.servers as unknown[]).map((s, i) => {
     const server = parseServer(s, `servers[${i}]`, fail, abs);
@@ -134,7 +162,8 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
   let rolesFiles: string[] = [];
   if (d.roles_files !== undefined) {
     const rf = typeof d.roles_files === 'string' ? [d.roles_files] : d.roles_files;
-    if (!Array.isArray(rf) || !rf.every((x) => typeof x === 'string')) fail('roles_files', 'must be a path or a list of paths');
+    if (!Array.isArray(rf) || !rf.every((x) => typeof x === 'string'))
+      fail('roles_files', 'must be a path or a list of paths');
     rolesFiles = (rf as string[]).map(abs);
   }
 
@@ -142,15 +171,28 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
   if (d.audit !== undefined) {
     if (!isObject(d.audit)) fail('audit', 'must be a mapping with path');
     const a = d.audit as Record<string, unknown>;
-    for (const k of Object.keys(a)) if (!['path', 'args', 'redact', 'fsync', 'identity_budget'].includes(k)) fail(`audit.${k}`, 'unknown key (known: path, args, redact, fsync, identity_budget)');
+    for (const k of Object.keys(a))
+      if (!['path', 'args', 'redact', 'fsync', 'identity_budget'].includes(k))
+        fail(`audit.${k}`, 'unknown key (known: path, args, redact, fsync, identity_budget)');
     const args = a.args ?? 'full';
     if (args !== 'full' && args !== 'digest' && args !== 'none') fail('audit.args', 'must be full, digest or none');
     const fsync = a.fsync ?? 'interval';
-    if (fsync !== 'always' && fsync !== 'interval' && fsync !== 'never') fail('audit.fsync', 'must be always, interval or never');
+    if (fsync !== 'always' && fsync !== 'interval' && fsync !== 'never')
+      fail('audit.fsync', 'must be always, interval or never');
     const redact = a.redact ?? [];
-    if (!Array.isArray(redact) || !redact.every((x) => typeof x === 'string')) fail('audit.redact', 'must be a list of argument keys');
-    audit = { path: abs(str(a.path, 'audit.path', fail)), args: args as AuditConfig['args'], redact: redact as string[], fsync: fsync as AuditConfig['fsync'] };
-    if (a.identity_budget !== undefined) audit.identityBudget = a.identity_budget === 0 || a.identity_budget === '0' ? 0 : size(a.identity_budget, 'audit.identity_budget', fail);
+    if (!Array.isArray(redact) || !redact.every((x) => typeof x === 'string'))
+      fail('audit.redact', 'must be a list of argument keys');
+    audit = {
+      path: abs(str(a.path, 'audit.path', fail)),
+      args: args as AuditConfig['args'],
+      redact: redact as string[],
+      fsync: fsync as AuditConfig['fsync'],
+    };
+    if (a.identity_budget !== undefined)
+      audit.identityBudget =
+        a.identity_budget === 0 || a.identity_budget === '0'
+          ? 0
+          : size(a.identity_budget, 'audit.identity_budget', fail);
   }
 
   let gracePeriodMs = 120_000;
@@ -160,11 +202,21 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
   if (d.sessions !== undefined) {
     if (!isObject(d.sessions)) fail('sessions', 'must be a mapping');
     const s = d.sessions as Record<string, unknown>;
-    const knownSession = ['grace_period', 'stop_grace', 'prestart', 'max_per_identity', 'max_total', 'max_processes_per_server'];
-    for (const k of Object.keys(s)) if (!knownSession.includes(k)) fail(`sessions.${k}`, `unknown key (known: ${knownSession.join(', ')})`);
-    if (s.max_per_identity !== undefined) limits.perIdentity = count(s.max_per_identity, 'sessions.max_per_identity', fail);
+    const knownSession = [
+      'grace_period',
+      'stop_grace',
+      'prestart',
+      'max_per_identity',
+      'max_total',
+      'max_processes_per_server',
+    ];
+    for (const k of Object.keys(s))
+      if (!knownSession.includes(k)) fail(`sessions.${k}`, `unknown key (known: ${knownSession.join(', ')})`);
+    if (s.max_per_identity !== undefined)
+      limits.perIdentity = count(s.max_per_identity, 'sessions.max_per_identity', fail);
     if (s.max_total !== undefined) limits.total = count(s.max_total, 'sessions.max_total', fail);
-    if (s.max_processes_per_server !== undefined) limits.processesPerServer = count(s.max_processes_per_server, 'sessions.max_processes_per_server', fail);
+    if (s.max_processes_per_server !== undefined)
+      limits.processesPerServer = count(s.max_processes_per_server, 'sessions.max_processes_per_server', fail);
     if (s.prestart !== undefined) {
       if (typeof s.prestart !== 'boolean') fail('sessions.prestart', 'must be true or false');
       prestart = s.prestart as boolean;
@@ -172,10 +224,15 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
     if (s.grace_period !== undefined) gracePeriodMs = duration(s.grace_period, 'sessions.grace_period', fail);
     if (s.stop_grace !== undefined) stopGraceMs = duration(s.stop_grace, 'sessions.stop_grace', fail);
   }
-  if (prestart && limits.processesPerServer < 2) fail('sessions.max_processes_per_server', 'must be at least 2 while prestart is on (the warm spare is one of them)');
+  if (prestart && limits.processesPerServer < 2)
+    fail(
+      'sessions.max_processes_per_server',
+      'must be at least 2 while prestart is on (the warm spare is one of them)',
+    );
   const keepaliveMs = d.keepalive === undefined ? 15_000 : duration(d.keepalive, 'keepalive', fail);
   if (keepaliveMs < 100) fail('keepalive', 'must be at least 100ms');
-  const maxMessageSize = d.max_message_size === undefined ? 64 * 1024 * 1024 : size(d.max_message_size, 'max_message_size', fail);
+  const maxMessageSize =
+    d.max_message_size === undefined ? 64 * 1024 * 1024 : size(d.max_message_size, 'max_message_size', fail);
 
   const logLevel = (d.log_level ?? 'info') as ProxyConfig['logLevel'];
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) fail('log_level', 'must be debug, info, warn or error');
@@ -188,7 +245,25 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
     bot = { stateDir: abs(str(b.state_dir, 'bot.state_dir', fail)) };
   }
 
-  return { path: resolve(path), baseDir, cluster, listen, caDir, servers, rolesInline, rolesFiles, audit, gracePeriodMs, limits, maxMessageSize, keepaliveMs, stopGraceMs, prestart, logLevel, bot };
+  return {
+    path: resolve(path),
+    baseDir,
+    cluster,
+    listen,
+    caDir,
+    servers,
+    rolesInline,
+    rolesFiles,
+    audit,
+    gracePeriodMs,
+    limits,
+    maxMessageSize,
+    keepaliveMs,
+    stopGraceMs,
+    prestart,
+    logLevel,
+    bot,
+  };
 }
 
 type Fail = (field: string, what: string) => never;
@@ -196,20 +271,49 @@ type Fail = (field: string, what: string) => never;
 function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string) => string): ServerConfig {
   if (!isObject(s)) fail(at, 'must be a mapping with name and command, url or sse_url');
   const o = s as Record<string, unknown>;
-  const known = ['name', 'description', 'labels', 'roots', 'client_roots', 'command', 'args', 'env', 'inherit_env', 'run_as', 'cwd', 'url', 'sse_url', 'headers'];
-  for (const k of Object.keys(o)) if (!known.includes(k)) fail(`${at}.${k}`, `unknown key (known: ${known.join(', ')})`);
+  const known = [
+    'name',
+    'description',
+    'labels',
+    'roots',
+    'client_roots',
+    'command',
+    'args',
+    'env',
+    'inherit_env',
+    'run_as',
+    'cwd',
+    'url',
+    'sse_url',
+    'headers',
+  ];
+  for (const k of Object.keys(o))
+    if (!known.includes(k)) fail(`${at}.${k}`, `unknown key (known: ${known.join(', ')})`);
   const name = str(o.name, `${at}.name`, fail);
   if (!NAME_RE.test(name)) fail(`${at}.name`, `"${name}" must be 1-64 letters, digits, dot, dash or underscore`);
   const description = o.description === undefined ? '' : str(o.description, `${at}.description`, fail);
   const labels = stringMap(o.labels, `${at}.labels`, fail);
   const kinds = ['command', 'url', 'sse_url'].filter((k) => o[k] !== undefined);
-  if (kinds.length !== 1) fail(at, `server "${name}" needs exactly one of command (stdio), url (Streamable HTTP) or sse_url (SSE)${kinds.length ? `, not ${kinds.join(' and ')}` : ''}`);
-  if (o.client_roots !== undefined && typeof o.client_roots !== 'boolean') fail(`${at}.client_roots`, 'must be true or false');
-  const base = { name, description, labels, roots: parseRoots(o.roots, `${at}.roots`, fail, abs), clientRoots: o.client_roots === true };
+  if (kinds.length !== 1)
+    fail(
+      at,
+      `server "${name}" needs exactly one of command (stdio), url (Streamable HTTP) or sse_url (SSE)${kinds.length ? `, not ${kinds.join(' and ')}` : ''}`,
+    );
+  if (o.client_roots !== undefined && typeof o.client_roots !== 'boolean')
+    fail(`${at}.client_roots`, 'must be true or false');
+  const base = {
+    name,
+    description,
+    labels,
+    roots: parseRoots(o.roots, `${at}.roots`, fail, abs),
+    clientRoots: o.client_roots === true,
+  };
   if (o.command !== undefined) {
-    for (const k of ['url', 'sse_url', 'headers']) if (o[k] !== undefined) fail(`${at}.${k}`, 'does not apply to a stdio server');
+    for (const k of ['url', 'sse_url', 'headers'])
+      if (o[k] !== undefined) fail(`${at}.${k}`, 'does not apply to a stdio server');
     const args = o.args ?? [];
-    if (!Array.isArray(args) || !args.every((x) => typeof x === 'string' || typeof x === 'number')) fail(`${at}.args`, 'must be a list of strings');
+    if (!Array.isArray(args) || !args.every((x) => typeof x === 'string' || typeof x === 'number'))
+      fail(`${at}.args`, 'must be a list of strings');
     return {
       ...base,
       transport: 'stdio',
@@ -221,7 +325,8 @@ function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string) => str
       runAs: o.run_as === undefined ? undefined : runAs(o.run_as, `${at}.run_as`, fail),
     };
   }
-  for (const k of ['args', 'env', 'cwd', 'inherit_env', 'run_as']) if (o[k] !== undefined) fail(`${at}.${k}`, 'applies only to a stdio server (command)');
+  for (const k of ['args', 'env', 'cwd', 'inherit_env', 'run_as'])
+    if (o[k] !== undefined) fail(`${at}.${k}`, 'applies only to a stdio server (command)');
   const key = o.url !== undefined ? 'url' : 'sse_url';
   const url = str(o[key], `${at}.${key}`, fail);
   try {
@@ -230,7 +335,12 @@ function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string) => str
   } catch {
     fail(`${at}.${key}`, `"${url}" is not an http(s) URL`);
   }
-  return { ...base, transport: key === 'url' ? 'http' : 'sse', url, headers: stringMap(o.headers, `${at}.headers`, fail) };
+  return {
+    ...base,
+    transport: key === 'url' ? 'http' : 'sse',
+    url,
+    headers: stringMap(o.headers, `${at}.headers`, fail),
+  };
 }
 
 /**
@@ -246,7 +356,8 @@ function parseRoots(v: unknown, field: string, fail: Fail, abs: (p: string) => s
     let name: string | undefined;
     if (typeof entry === 'string' && entry.length > 0) uri = entry;
     else if (isObject(entry) && typeof entry.uri === 'string') {
-      for (const k of Object.keys(entry)) if (k !== 'uri' && k !== 'name') fail(`${at}.${k}`, 'unknown key (known: uri, name)');
+      for (const k of Object.keys(entry))
+        if (k !== 'uri' && k !== 'name') fail(`${at}.${k}`, 'unknown key (known: uri, name)');
       if (entry.name !== undefined && typeof entry.name !== 'string') fail(`${at}.name`, 'must be a string');
       uri = entry.uri;
       name = entry.name as string | undefined;
@@ -263,13 +374,15 @@ function parseRoots(v: unknown, field: string, fail: Fail, abs: (p: string) => s
 
 function envNames(v: unknown, field: string, fail: Fail): string[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(x))) fail(field, 'must be a list of environment variable names');
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(x)))
+    fail(field, 'must be a list of environment variable names');
   return v as string[];
 }
 
 function runAs(v: unknown, field: string, fail: Fail): string {
   const text = typeof v === 'number' ? String(v) : v;
-  if (typeof text !== 'string' || !/^(?:[A-Za-z_][A-Za-z0-9_.-]*[$]?|\d+(?::\d+)?)$/.test(text)) fail(field, 'must be a user name, a uid, or uid:gid');
+  if (typeof text !== 'string' || !/^(?:[A-Za-z_][A-Za-z0-9_.-]*[$]?|\d+(?::\d+)?)$/.test(text))
+    fail(field, 'must be a user name, a uid, or uid:gid');
   return text as string;
 }
 
@@ -287,7 +400,8 @@ function parseListen(text: string, fail: Fail): { host: string; port: number } {
 }
 
 function str(v: unknown, field: string, fail: Fail): string {
-  if (typeof v !== 'string' || v.length === 0) fail(field, v === undefined ? 'is required' : 'must be a non-empty string');
+  if (typeof v !== 'string' || v.length === 0)
+    fail(field, v === undefined ? 'is required' : 'must be a non-empty string');
   return v;
 }
 
@@ -296,7 +410,8 @@ function stringMap(v: unknown, field: string, fail: Fail): Record<string, string
   if (!isObject(v)) fail(field, 'must be a mapping of names to strings');
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v)) {
-    if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') fail(`${field}.${k}`, 'must be a string');
+    if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean')
+      fail(`${field}.${k}`, 'must be a string');
     out[k] = String(val);
   }
   return out;

@@ -31,12 +31,24 @@ export type AuditSink = Pick<AuditLog, 'append'> | undefined;
  * What a reload replaces. Running sessions read it per message, so after a
  * SIGHUP their next request is judged by the new roles.
  */
-export interface LiveAccess { policy: Policy; audit: AuditSink }
+export interface LiveAccess {
+  policy: Policy;
+  audit: AuditSink;
+}
 
-interface Pending { method: string; tool?: string; startedAt: number; eventId?: string; direction: 'client_to_server' | 'server_to_client' }
+interface Pending {
+  method: string;
+  tool?: string;
+  startedAt: number;
+  eventId?: string;
+  direction: 'client_to_server' | 'server_to_client';
+}
 
 export function accessDenied(peer: Peer, server: ServerConfig, reason: string): AccessError {
-  return new AccessError('ACCESS_DENIED', `access to MCP server "${server.name}" is denied for ${peer.user}: ${reason}`);
+  return new AccessError(
+    'ACCESS_DENIED',
+    `access to MCP server "${server.name}" is denied for ${peer.user}: ${reason}`,
+  );
 }
 
 export function createEnforcingGates(live: LiveAccess, log: Logger): GateFactory {
@@ -44,9 +56,17 @@ export function createEnforcingGates(live: LiveAccess, log: Logger): GateFactory
     async open(info: SessionInfo): Promise<SessionGate> {
       const { policy, audit } = live;
       const { peer, server, sessionId } = info;
-      const base = { sessionId, user: peer.user, roles: peer.roles, server: server.name, remoteAddr: peer.remoteAddr, ...(peer.bot ? { bot: peer.bot.name } : {}) };
+      const base = {
+        sessionId,
+        user: peer.user,
+        roles: peer.roles,
+        server: server.name,
+        remoteAddr: peer.remoteAddr,
+        ...(peer.bot ? { bot: peer.bot.name } : {}),
+      };
       const unknown = policy.unknownRoles(peer.roles);
-      if (unknown.length) log.warn(`${peer.user} carries roles no role document defines (they grant nothing): ${unknown.join(', ')}`);
+      if (unknown.length)
+        log.warn(`${peer.user} carries roles no role document defines (they grant nothing): ${unknown.join(', ')}`);
 
       const reach = policy.canReachServer(peer.roles, server);
       if (!reach.allowed) {
@@ -81,16 +101,30 @@ class EnforcingGate implements SessionGate {
   async resumed(peer: Peer): Promise<void> {
     const before = this.peer.roles;
     this.peer = peer;
-    this.base = { ...this.base, user: peer.user, roles: peer.roles, remoteAddr: peer.remoteAddr, ...(peer.bot ? { bot: peer.bot.name } : {}) };
+    this.base = {
+      ...this.base,
+      user: peer.user,
+      roles: peer.roles,
+      remoteAddr: peer.remoteAddr,
+      ...(peer.bot ? { bot: peer.bot.name } : {}),
+    };
     const changed = before.length !== peer.roles.length || before.some((r, i) => r !== peer.roles[i]);
     await this.audit?.append({
-      ...this.base, client: this.client, type: 'mcp.session.resume', code: 'TMCP005I', outcome: 'success',
+      ...this.base,
+      client: this.client,
+      type: 'mcp.session.resume',
+      code: 'TMCP005I',
+      outcome: 'success',
       ...(changed ? { previousRoles: before } : {}),
     });
   }
 
-  private get policy(): Policy { return this.live.policy; }
-  private get audit(): AuditSink { return this.live.audit; }
+  private get policy(): Policy {
+    return this.live.policy;
+  }
+  private get audit(): AuditSink {
+    return this.live.audit;
+  }
 
   async fromClient(bytes: Buffer): Promise<ClientVerdict> {
     const m = inspectClientMessage(bytes);
@@ -101,7 +135,12 @@ class EnforcingGate implements SessionGate {
       this.log.error(`refusing ${this.peer.user}'s message: ${describeError(err)}`);
       const id = m.kind === 'request' || m.kind === 'invalid' ? m.id : null;
       if (m.kind === 'request' || m.kind === 'invalid') {
-        return reply(id, RPC.INTERNAL_ERROR, `mcp-access: refused: the proxy cannot write its audit log, so it runs no request (${(err as Error).message})`, { code: 'AUDIT_UNAVAILABLE' });
+        return reply(
+          id,
+          RPC.INTERNAL_ERROR,
+          `mcp-access: refused: the proxy cannot write its audit log, so it runs no request (${(err as Error).message})`,
+          { code: 'AUDIT_UNAVAILABLE' },
+        );
       }
       throw err;
     }
@@ -111,35 +150,78 @@ class EnforcingGate implements SessionGate {
     const common = { ...this.base, client: this.client, direction: 'client_to_server' as const };
     switch (m.kind) {
       case 'invalid': {
-        const ev = await this.record({ ...common, type: 'mcp.session.request', rpcId: m.id, outcome: 'denied', reason: m.reason });
-        return reply(m.id, m.code, `mcp-access: refused: ${m.reason}`, { code: 'INVALID_MESSAGE', auditEventId: ev?.id });
+        const ev = await this.record({
+          ...common,
+          type: 'mcp.session.request',
+          rpcId: m.id,
+          outcome: 'denied',
+          reason: m.reason,
+        });
+        return reply(m.id, m.code, `mcp-access: refused: ${m.reason}`, {
+          code: 'INVALID_MESSAGE',
+          auditEventId: ev?.id,
+        });
       }
       case 'request': {
         if (this.pending.has(clientKey(m.id))) {
           // Two requests with one id: the server's answer could be taken for the
           // other one's (an unfiltered tools/list, say). MCP forbids it; refuse.
           const reason = `id ${JSON.stringify(m.id)} is already used by a request that has not been answered`;
-          const ev = await this.record({ ...common, type: 'mcp.session.request', method: m.method, rpcId: m.id, tool: m.toolName, outcome: 'denied', reason });
-          return reply(m.id, RPC.INVALID_REQUEST, `mcp-access: refused: ${reason}`, { code: 'INVALID_MESSAGE', auditEventId: ev?.id });
+          const ev = await this.record({
+            ...common,
+            type: 'mcp.session.request',
+            method: m.method,
+            rpcId: m.id,
+            tool: m.toolName,
+            outcome: 'denied',
+            reason,
+          });
+          return reply(m.id, RPC.INVALID_REQUEST, `mcp-access: refused: ${reason}`, {
+            code: 'INVALID_MESSAGE',
+            auditEventId: ev?.id,
+          });
         }
         if (m.method === 'initialize') this.client = clientInfo(m.params);
         else this.client = clientInfoFromMeta(m.params) ?? this.client;
         this.capabilities.note(m.method, m.params);
-        const args = m.method === 'tools/call' ? (m.params as { arguments?: unknown } | undefined)?.arguments : undefined;
-        const event: AuditEventInput = { ...common, client: this.client, type: 'mcp.session.request', method: m.method, rpcId: m.id, tool: m.toolName, args };
+        const args =
+          m.method === 'tools/call' ? (m.params as { arguments?: unknown } | undefined)?.arguments : undefined;
+        const event: AuditEventInput = {
+          ...common,
+          client: this.client,
+          type: 'mcp.session.request',
+          method: m.method,
+          rpcId: m.id,
+          tool: m.toolName,
+          args,
+        };
         if (m.method === 'tools/call') {
           const decision = this.policy.toolDecision(this.peer.roles, this.server, m.toolName!);
           if (!decision.allowed) {
-            const ev = await this.record({ ...event, outcome: 'denied', reason: decision.reason, role: decision.role, rule: decision.rule });
+            const ev = await this.record({
+              ...event,
+              outcome: 'denied',
+              reason: decision.reason,
+              role: decision.role,
+              rule: decision.rule,
+            });
             this.log.info(`denied ${this.peer.user} ${m.toolName} on ${this.server.name}: ${decision.reason}`);
-            return reply(m.id, RPC.INVALID_PARAMS,
+            return reply(
+              m.id,
+              RPC.INVALID_PARAMS,
               `access to tool "${m.toolName}" on MCP server "${this.server.name}" is denied by the identity's roles (${decision.reason})`,
-              { code: 'TOOL_DENIED', auditEventId: ev?.id, tool: m.toolName, server: this.server.name });
+              { code: 'TOOL_DENIED', auditEventId: ev?.id, tool: m.toolName, server: this.server.name },
+            );
           }
         }
         // Pending from now (before the await): a second request with this id
         // that arrives meanwhile is refused above.
-        const entry: Pending = { method: m.method, tool: m.toolName, startedAt: performance.now(), direction: 'client_to_server' };
+        const entry: Pending = {
+          method: m.method,
+          tool: m.toolName,
+          startedAt: performance.now(),
+          direction: 'client_to_server',
+        };
         this.pending.set(clientKey(m.id), entry);
         try {
           entry.eventId = (await this.record(event))?.id;
@@ -152,7 +234,13 @@ class EnforcingGate implements SessionGate {
       case 'notification':
         if (m.method === 'notifications/roots/list_changed' && !this.server.clientRoots) {
           // The server never sees the client's roots, so their changes are not its business.
-          await this.record({ ...common, type: 'mcp.session.notification', method: m.method, outcome: 'denied', reason: `not forwarded: "${this.server.name}" is not given client roots (client_roots is off)` });
+          await this.record({
+            ...common,
+            type: 'mcp.session.notification',
+            method: m.method,
+            outcome: 'denied',
+            reason: `not forwarded: "${this.server.name}" is not given client roots (client_roots is off)`,
+          });
           return { drop: true };
         }
         await this.record({ ...common, type: 'mcp.session.notification', method: m.method });
@@ -165,7 +253,11 @@ class EnforcingGate implements SessionGate {
           // Only answers the server asked for reach it: a forged early answer
           // could otherwise win the race against the real one (or the proxy's own roots).
           await this.record({
-            ...common, type: 'mcp.session.request', phase: 'response', rpcId: m.id, outcome: 'denied',
+            ...common,
+            type: 'mcp.session.request',
+            phase: 'response',
+            rpcId: m.id,
+            outcome: 'denied',
             reason: `not forwarded: the server has no pending request with id ${JSON.stringify(m.id)}`,
           });
           return { drop: true };
@@ -175,8 +267,15 @@ class EnforcingGate implements SessionGate {
         let rootsAudit: Record<string, unknown> = {};
         if (p.method === 'roots/list' && !m.isError) ({ forward, rootsAudit } = this.filterClientRoots(bytes));
         await this.record({
-          ...common, type: 'mcp.session.request', phase: 'response', rpcId: m.id, method: p.method, ...rootsAudit,
-          requestEventId: p.eventId, outcome: m.isError ? 'error' : 'success', latencyMs: round(performance.now() - p.startedAt),
+          ...common,
+          type: 'mcp.session.request',
+          phase: 'response',
+          rpcId: m.id,
+          method: p.method,
+          ...rootsAudit,
+          requestEventId: p.eventId,
+          outcome: m.isError ? 'error' : 'success',
+          latencyMs: round(performance.now() - p.startedAt),
         });
         return { forward };
       }
@@ -196,11 +295,22 @@ class EnforcingGate implements SessionGate {
       const n = ++this.serverRefusals;
       if (n <= REFUSALS_RECORDED) {
         this.log.warn(`refused a message from ${this.server.name}: ${reason}`);
-        void this.recordLater({ ...common, type: 'mcp.session.request', outcome: 'denied', reason: `refused from the server: ${reason}`, ...fields });
+        void this.recordLater({
+          ...common,
+          type: 'mcp.session.request',
+          outcome: 'denied',
+          reason: `refused from the server: ${reason}`,
+          ...fields,
+        });
       } else if ((n - REFUSALS_RECORDED) % 1000 === 0) {
         const more = `${n} messages from the server refused so far in this session (only the first ${REFUSALS_RECORDED} are recorded one by one); the latest: ${reason}`;
         this.log.warn(`${this.server.name}: ${more}`);
-        void this.recordLater({ ...common, type: 'mcp.session.request', outcome: 'denied', reason: `refused from the server: ${more}` });
+        void this.recordLater({
+          ...common,
+          type: 'mcp.session.request',
+          outcome: 'denied',
+          reason: `refused from the server: ${more}`,
+        });
       }
       return undefined;
     };
@@ -209,29 +319,61 @@ class EnforcingGate implements SessionGate {
       const key = clientKey(m.id);
       const p = this.pending.get(key);
       if (!p || p.direction !== 'client_to_server') {
-        return refuse(`an answer to id ${JSON.stringify(m.id)}, which the client did not send or which was already answered`, { rpcId: m.id, phase: 'response' });
+        return refuse(
+          `an answer to id ${JSON.stringify(m.id)}, which the client did not send or which was already answered`,
+          { rpcId: m.id, phase: 'response' },
+        );
       }
       this.pending.delete(key);
       const error = m.isError ? (m.message.error as { message?: unknown }) : undefined;
       void this.recordLater({
-        ...common, type: 'mcp.session.request', phase: 'response', rpcId: m.id, method: p.method, tool: p.tool,
-        requestEventId: p.eventId, outcome: error ? 'error' : 'success', reason: error ? redactSecrets(excerpt(String(error.message ?? ''), 1000)) : undefined,
+        ...common,
+        type: 'mcp.session.request',
+        phase: 'response',
+        rpcId: m.id,
+        method: p.method,
+        tool: p.tool,
+        requestEventId: p.eventId,
+        outcome: error ? 'error' : 'success',
+        reason: error ? redactSecrets(excerpt(String(error.message ?? ''), 1000)) : undefined,
         latencyMs: round(performance.now() - p.startedAt),
       });
       if (p.method === 'tools/list' && !error) return this.filterToolList(m.message, bytes);
       return bytes;
     }
-    if (m.kind === 'request' && m.method === 'roots/list' && !this.server.clientRoots) return this.answerRoots(m.id, common);
+    if (m.kind === 'request' && m.method === 'roots/list' && !this.server.clientRoots)
+      return this.answerRoots(m.id, common);
     if (m.kind === 'request') {
       const missing = this.capabilities.missingFor(m.method);
       if (missing !== undefined) {
         const reason = `the client did not declare the "${missing}" capability`;
-        const ev = await this.recordLater({ ...common, type: 'mcp.session.request', method: m.method, rpcId: m.id, outcome: 'denied', reason });
+        const ev = await this.recordLater({
+          ...common,
+          type: 'mcp.session.request',
+          method: m.method,
+          rpcId: m.id,
+          outcome: 'denied',
+          reason,
+        });
         this.log.info(`answered ${this.server.name}'s ${m.method} itself: ${reason}`);
-        return { toServer: Buffer.from(errorResponse(m.id, RPC.METHOD_NOT_FOUND, `mcp-access: refused: ${reason}, so "${m.method}" is not forwarded`, { code: 'CAPABILITY_NOT_DECLARED', auditEventId: ev?.id })) };
+        return {
+          toServer: Buffer.from(
+            errorResponse(
+              m.id,
+              RPC.METHOD_NOT_FOUND,
+              `mcp-access: refused: ${reason}, so "${m.method}" is not forwarded`,
+              { code: 'CAPABILITY_NOT_DECLARED', auditEventId: ev?.id },
+            ),
+          ),
+        };
       }
       const ev = await this.recordLater({ ...common, type: 'mcp.session.request', method: m.method, rpcId: m.id });
-      this.pending.set(serverKey(m.id), { method: m.method, startedAt: performance.now(), eventId: ev?.id, direction: 'server_to_client' });
+      this.pending.set(serverKey(m.id), {
+        method: m.method,
+        startedAt: performance.now(),
+        eventId: ev?.id,
+        direction: 'server_to_client',
+      });
       return bytes;
     }
     void this.recordLater({ ...common, type: 'mcp.session.notification', method: m.method });
@@ -239,7 +381,13 @@ class EnforcingGate implements SessionGate {
   }
 
   async end(reason: string): Promise<void> {
-    await this.audit?.append({ ...this.base, client: this.client, type: 'mcp.session.end', outcome: reason === 'closed' ? 'success' : 'error', reason });
+    await this.audit?.append({
+      ...this.base,
+      client: this.client,
+      type: 'mcp.session.end',
+      outcome: reason === 'closed' ? 'success' : 'error',
+      reason,
+    });
   }
 
   /**
@@ -250,8 +398,13 @@ class EnforcingGate implements SessionGate {
   private async answerRoots(id: string | number, common: Record<string, unknown>): Promise<ServerVerdict> {
     const roots = this.server.roots;
     await this.recordLater({
-      ...common, type: 'mcp.session.request', method: 'roots/list', rpcId: id, outcome: 'success',
-      reason: 'answered by the proxy from the server\'s configuration (client_roots is off)', roots: roots.map((r) => r.uri),
+      ...common,
+      type: 'mcp.session.request',
+      method: 'roots/list',
+      rpcId: id,
+      outcome: 'success',
+      reason: "answered by the proxy from the server's configuration (client_roots is off)",
+      roots: roots.map((r) => r.uri),
     });
     return { toServer: Buffer.from(JSON.stringify({ jsonrpc: '2.0', id, result: { roots } })) };
   }
@@ -264,18 +417,27 @@ class EnforcingGate implements SessionGate {
     const refused: string[] = [];
     for (const r of list) {
       const uri = normaliseRootUri((r as { uri?: unknown } | null)?.uri);
-      if (uri !== undefined && this.policy.rootDecision(this.peer.roles, this.server, uri).allowed) kept.push({ ...(r as object), uri });
+      if (uri !== undefined && this.policy.rootDecision(this.peer.roles, this.server, uri).allowed)
+        kept.push({ ...(r as object), uri });
       else refused.push(String((r as { uri?: unknown } | null)?.uri ?? JSON.stringify(r)).slice(0, 512));
     }
     const forward = Buffer.from(JSON.stringify({ ...msg, result: { ...msg.result, roots: kept } }));
-    return { forward, rootsAudit: { roots: kept.map((r) => (r as { uri: string }).uri), ...(refused.length ? { refusedRoots: refused } : {}) } };
+    return {
+      forward,
+      rootsAudit: {
+        roots: kept.map((r) => (r as { uri: string }).uri),
+        ...(refused.length ? { refusedRoots: refused } : {}),
+      },
+    };
   }
 
   /** tools/list answers carry only the tools the roles allow; the cursor stays. */
   private filterToolList(msg: Record<string, unknown>, bytes: Buffer): Buffer {
     const result = msg.result as { tools?: Array<{ name?: unknown }> } | undefined;
     if (!result || !Array.isArray(result.tools)) return bytes;
-    const kept = result.tools.filter((t) => typeof t?.name === 'string' && this.policy.toolDecision(this.peer.roles, this.server, t.name).allowed);
+    const kept = result.tools.filter(
+      (t) => typeof t?.name === 'string' && this.policy.toolDecision(this.peer.roles, this.server, t.name).allowed,
+    );
     if (kept.length === result.tools.length) return bytes;
     result.tools = kept;
     return Buffer.from(JSON.stringify(msg));
@@ -298,14 +460,22 @@ class EnforcingGate implements SessionGate {
   }
 }
 
-function reply(id: string | number | null, code: number, message: string, data: Record<string, unknown>): ClientVerdict {
+function reply(
+  id: string | number | null,
+  code: number,
+  message: string,
+  data: Record<string, unknown>,
+): ClientVerdict {
   return { reply: Buffer.from(errorResponse(id, code, message, data)) };
 }
 
 function clientInfo(params: unknown): { name?: string; version?: string } | undefined {
   const ci = (params as { clientInfo?: { name?: unknown; version?: unknown } } | undefined)?.clientInfo;
   if (!ci) return undefined;
-  return { name: typeof ci.name === 'string' ? ci.name : undefined, version: typeof ci.version === 'string' ? ci.version : undefined };
+  return {
+    name: typeof ci.name === 'string' ? ci.name : undefined,
+    version: typeof ci.version === 'string' ? ci.version : undefined,
+  };
 }
 
 /** Refused server messages recorded (log and audit) one by one per session; after that one per thousand. */

@@ -30,17 +30,21 @@ export function checkUpstreamIsolation(config: ProxyConfig, log: Logger): void {
     const user = resolveRunAs(s.runAs, field);
     const readable = secrets.filter((p) => canRead(p, user));
     if (readable.length) {
-      throw new AccessError('CONFIG_INVALID', `${field}: MCP server "${s.name}" would run as ${s.runAs} (uid ${user.uid}), which can read ${readable.join(' and ')}`, {
-        hint: `make ${config.caDir} owned by the proxy's user with mode 0700, or choose a run_as user without access to it (docs/operations.md, "Production layout")`,
-      });
+      throw new AccessError(
+        'CONFIG_INVALID',
+        `${field}: MCP server "${s.name}" would run as ${s.runAs} (uid ${user.uid}), which can read ${readable.join(' and ')}`,
+        {
+          hint: `make ${config.caDir} owned by the proxy's user with mode 0700, or choose a run_as user without access to it (docs/operations.md, "Production layout")`,
+        },
+      );
     }
   });
   if (shared.length) {
     const me = currentUser();
     log.warn(
       `SECURITY: stdio server${shared.length > 1 ? 's' : ''} ${shared.map((n) => `"${n}"`).join(', ')} run${shared.length > 1 ? '' : 's'} as the proxy's own user (${me.name ?? me.uid}), ` +
-      `which can read the CA key in ${config.caDir}: a compromised or misused server could forge any identity. ` +
-      'Set run_as: to an unprivileged user that cannot read ca_dir (docs/operations.md, "Production layout")',
+        `which can read the CA key in ${config.caDir}: a compromised or misused server could forge any identity. ` +
+        'Set run_as: to an unprivileged user that cannot read ca_dir (docs/operations.md, "Production layout")',
     );
   }
 }

@@ -5,7 +5,8 @@
  */
 
 /** A configuration without `audit:` runs without an audit trail. */
-export const NO_AUDIT_TRAIL = 'the proxy keeps no audit trail: its configuration has no audit: section (add audit: { path: FILE }, see docs/configuration.md)';
+export const NO_AUDIT_TRAIL =
+  'the proxy keeps no audit trail: its configuration has no audit: section (add audit: { path: FILE }, see docs/configuration.md)';
 
 /** Roles an identity carries that the proxy's role documents do not define. */
 export function unknownRolesNotice(unknown: string[]): string {

@@ -16,7 +16,12 @@ export interface OsUser {
   home?: string;
 }
 
-interface PasswdEntry { name: string; uid: number; gid: number; home: string }
+interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
 
 function passwd(): PasswdEntry[] {
   let text: string;
@@ -42,11 +47,15 @@ export function resolveRunAs(spec: string, field: string): OsUser {
     const uid = Number(m[1]);
     const entry = users.find((u) => u.uid === uid);
     if (m[2] !== undefined) return { uid, gid: Number(m[2]), name: entry?.name, home: entry?.home };
-    if (!entry) throw new AccessError('CONFIG_INVALID', `${field}: no user has uid ${uid} on this machine; write uid:gid`);
+    if (!entry)
+      throw new AccessError('CONFIG_INVALID', `${field}: no user has uid ${uid} on this machine; write uid:gid`);
     return { uid, gid: entry.gid, name: entry.name, home: entry.home };
   }
   const entry = users.find((u) => u.name === spec);
-  if (!entry) throw new AccessError('CONFIG_INVALID', `${field}: no user named "${spec}" on this machine`, { hint: 'create the user (e.g. `useradd --system --no-create-home mcp-servers`) or fix run_as' });
+  if (!entry)
+    throw new AccessError('CONFIG_INVALID', `${field}: no user named "${spec}" on this machine`, {
+      hint: 'create the user (e.g. `useradd --system --no-create-home mcp-servers`) or fix run_as',
+    });
   return { uid: entry.uid, gid: entry.gid, name: entry.name, home: entry.home };
 }
 

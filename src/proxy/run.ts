@@ -16,7 +16,10 @@ import { commandProblem } from './upstream/command-check.js';
 function warnMissingCommands(config: ProxyConfig, log: Logger): void {
   for (const s of config.servers) {
     const problem = commandProblem(s);
-    if (problem) log.warn(`MCP server "${s.name}": ${problem}; sessions to it will fail (fix its command in the proxy configuration)`);
+    if (problem)
+      log.warn(
+        `MCP server "${s.name}": ${problem}; sessions to it will fail (fix its command in the proxy configuration)`,
+      );
   }
 }
 
@@ -27,22 +30,33 @@ export interface RunningProxy {
   close(): Promise<void>;
 }
 
-export async function startProxy(configPath: string, opts: { logLevel?: ProxyConfig['logLevel']; logger?: Logger; port?: number } = {}): Promise<RunningProxy> {
+export async function startProxy(
+  configPath: string,
+  opts: { logLevel?: ProxyConfig['logLevel']; logger?: Logger; port?: number } = {},
+): Promise<RunningProxy> {
   const config = await loadProxyConfig(configPath);
   if (opts.port !== undefined) config.listen = { ...config.listen, port: opts.port };
   const log = opts.logger ?? new Logger({ name: 'proxy', level: opts.logLevel ?? config.logLevel, timestamps: true });
   const ca = await loadCa(config.caDir);
   warnMissingCommands(config, log);
   if (ca.cluster !== config.cluster) {
-    log.warn(`config says cluster "${config.cluster}" but the CA in ${config.caDir} is for "${ca.cluster}"; using the CA's`);
+    log.warn(
+      `config says cluster "${config.cluster}" but the CA in ${config.caDir} is for "${ca.cluster}"; using the CA's`,
+    );
     config.cluster = ca.cluster;
   }
   checkUpstreamIsolation(config, log);
   let access = await buildAccess(config, log);
   // Bots (docs/bot.md): join/renew routes, and locked or removed bots refused before roles are consulted.
   const bot = config.bot ? await createBotService({ config, ca, log, audit: access.audit }) : undefined;
-  const server = new ProxyServer(config, { key: ca.proxyKeyPem, cert: ca.proxyCertPem, ca: [ca.caCertPem] },
-    bot?.guardGates(access.gates) ?? access.gates, bot?.guard(access.decider) ?? access.decider, log, bot?.withRoutes(access.routes) ?? access.routes);
+  const server = new ProxyServer(
+    config,
+    { key: ca.proxyKeyPem, cert: ca.proxyCertPem, ca: [ca.caCertPem] },
+    bot?.guardGates(access.gates) ?? access.gates,
+    bot?.guard(access.decider) ?? access.decider,
+    log,
+    bot?.withRoutes(access.routes) ?? access.routes,
+  );
   bot?.onServer(server);
   let address: { host: string; port: number };
   try {
@@ -64,7 +78,11 @@ export async function startProxy(configPath: string, opts: { logLevel?: ProxyCon
         checkUpstreamIsolation(next, log);
         warnMissingCommands(next, log);
         const nextAccess = await buildAccess(next, log, access);
-        server.reconfigure(next, bot?.guardGates(nextAccess.gates) ?? nextAccess.gates, bot?.guard(nextAccess.decider) ?? nextAccess.decider);
+        server.reconfigure(
+          next,
+          bot?.guardGates(nextAccess.gates) ?? nextAccess.gates,
+          bot?.guard(nextAccess.decider) ?? nextAccess.decider,
+        );
         bot?.setAudit(nextAccess.audit);
         access = nextAccess;
         log.info(`reloaded ${configPath}: ${next.servers.length} server${next.servers.length === 1 ? '' : 's'}`);
@@ -85,7 +103,10 @@ export async function startProxy(configPath: string, opts: { logLevel?: ProxyCon
 }
 
 /** Run until a signal: the body of `mcp-access proxy start`. */
-export async function runProxy(configPath: string, opts: { logLevel?: ProxyConfig['logLevel']; onListening?: (addr: { host: string; port: number }) => void }): Promise<void> {
+export async function runProxy(
+  configPath: string,
+  opts: { logLevel?: ProxyConfig['logLevel']; onListening?: (addr: { host: string; port: number }) => void },
+): Promise<void> {
   const proxy = await startProxy(configPath, opts);
   opts.onListening?.(proxy.address);
   await new Promise<void>((resolve) => {
@@ -94,10 +115,15 @@ export async function runProxy(configPath: string, opts: { logLevel?: ProxyConfi
       if (stopping) return;
       stopping = true;
       process.stderr.write(`proxy: ${sig}: shutting down\n`);
-      proxy.close().catch((err: unknown) => process.stderr.write(`proxy: shutting down: ${describeError(err)}\n`)).finally(resolve);
+      proxy
+        .close()
+        .catch((err: unknown) => process.stderr.write(`proxy: shutting down: ${describeError(err)}\n`))
+        .finally(resolve);
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => { void proxy.reload(); });
+    process.on('SIGHUP', () => {
+      void proxy.reload();
+    });
   });
 }

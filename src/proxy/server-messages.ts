@@ -25,7 +25,8 @@ const TOP_KEYS: ReadonlySet<string> = new Set(['jsonrpc', 'id', 'method', 'param
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function inspectServerMessage(bytes: Uint8Array): ServerInspected {
-  if (bytes.indexOf(0x0d) !== -1 || bytes.indexOf(0x0a) !== -1) return { kind: 'invalid', reason: 'the message holds a bare CR or LF (a message is one line)' };
+  if (bytes.indexOf(0x0d) !== -1 || bytes.indexOf(0x0a) !== -1)
+    return { kind: 'invalid', reason: 'the message holds a bare CR or LF (a message is one line)' };
   let text: string;
   try {
     text = utf8.decode(bytes);
@@ -39,8 +40,10 @@ export function inspectServerMessage(bytes: Uint8Array): ServerInspected {
   } catch (err) {
     return { kind: 'invalid', reason: `the message is not valid JSON (${excerpt((err as Error).message, 120)})` };
   }
-  if (Array.isArray(msg)) return { kind: 'invalid', reason: 'a JSON-RPC batch (MCP removed batching in revision 2025-06-18)' };
-  if (typeof msg !== 'object' || msg === null) return { kind: 'invalid', reason: 'not a JSON-RPC message (not a JSON object)' };
+  if (Array.isArray(msg))
+    return { kind: 'invalid', reason: 'a JSON-RPC batch (MCP removed batching in revision 2025-06-18)' };
+  if (typeof msg !== 'object' || msg === null)
+    return { kind: 'invalid', reason: 'not a JSON-RPC message (not a JSON object)' };
   const m = msg as Record<string, unknown>;
   for (const k of Object.keys(m)) {
     if (!TOP_KEYS.has(k)) return { kind: 'invalid', reason: `"${excerpt(k, 40)}" is not a JSON-RPC member` };
@@ -49,21 +52,31 @@ export function inspectServerMessage(bytes: Uint8Array): ServerInspected {
   const hasId = Object.hasOwn(m, 'id');
   const id = isId(m.id) ? m.id : undefined;
   if (Object.hasOwn(m, 'method')) {
-    if (Object.hasOwn(m, 'result') || Object.hasOwn(m, 'error')) return { kind: 'invalid', reason: 'a message with a method cannot carry result or error', id };
-    if (typeof m.method !== 'string' || m.method === '' || /[\p{Cc}\p{Cf}\p{Z}\s]/u.test(m.method)) return { kind: 'invalid', reason: 'method must be a non-empty string without spaces or control characters', id };
-    if (Object.hasOwn(m, 'params') && (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params))) return { kind: 'invalid', reason: 'params must be an object', id };
+    if (Object.hasOwn(m, 'result') || Object.hasOwn(m, 'error'))
+      return { kind: 'invalid', reason: 'a message with a method cannot carry result or error', id };
+    if (typeof m.method !== 'string' || m.method === '' || /[\p{Cc}\p{Cf}\p{Z}\s]/u.test(m.method))
+      return { kind: 'invalid', reason: 'method must be a non-empty string without spaces or control characters', id };
+    if (Object.hasOwn(m, 'params') && (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params)))
+      return { kind: 'invalid', reason: 'params must be an object', id };
     if (!hasId) return { kind: 'notification', method: m.method, message: m };
     if (id === undefined) return { kind: 'invalid', reason: 'id must be a string or an integer' };
     return { kind: 'request', id, method: m.method, message: m };
   }
-  if (!hasId) return { kind: 'invalid', reason: 'a message needs a method (request or notification) or an id (response)' };
+  if (!hasId)
+    return { kind: 'invalid', reason: 'a message needs a method (request or notification) or an id (response)' };
   if (m.id !== null && id === undefined) return { kind: 'invalid', reason: 'id must be a string or an integer' };
   const hasResult = Object.hasOwn(m, 'result');
   const hasError = Object.hasOwn(m, 'error');
   if (hasResult === hasError) return { kind: 'invalid', reason: 'a response carries exactly one of result and error' };
   if (hasError) {
     const e = m.error as Record<string, unknown> | null;
-    if (typeof e !== 'object' || e === null || Array.isArray(e) || !Number.isSafeInteger(e.code) || typeof e.message !== 'string') {
+    if (
+      typeof e !== 'object' ||
+      e === null ||
+      Array.isArray(e) ||
+      !Number.isSafeInteger(e.code) ||
+      typeof e.message !== 'string'
+    ) {
       return { kind: 'invalid', reason: 'error must be an object with an integer code and a message' };
     }
   }

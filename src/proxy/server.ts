@@ -33,7 +33,11 @@ export interface ProxyRoutes {
   openPaths?: string[];
 }
 
-export interface ProxyTls { key: string; cert: string; ca: string[] }
+export interface ProxyTls {
+  key: string;
+  cert: string;
+  ca: string[];
+}
 
 /** What the proxy asks of policy when someone connects or lists. */
 export interface AccessDecider {
@@ -74,7 +78,6 @@ export const PRE_AUTH = {
   /** All request headers together. */
   maxHeaderBytes: 16 * 1024,
 } as const;
-
 
 export class ProxyServer {
   private readonly https: Server;
@@ -122,41 +125,75 @@ export class ProxyServer {
     this.https.on('secureConnection', (socket: TLSSocket) => {
       // The first request must arrive within the pre-auth deadline (Node's
       // headersTimeout only starts with a request's first byte).
-      const timer = setTimeout(() => { if (!this.spoken.has(socket)) socket.destroy(); }, PRE_AUTH.firstRequestMs);
+      const timer = setTimeout(() => {
+        if (!this.spoken.has(socket)) socket.destroy();
+      }, PRE_AUTH.firstRequestMs);
       timer.unref();
       socket.once('close', () => clearTimeout(timer));
     });
-    this.https.on('request', (req, res) => { this.spoken.add(req.socket); void this.request(req, res); });
-    this.https.on('upgrade', (req, socket, head) => { this.spoken.add(req.socket); this.upgrade(req, socket, head); });
+    this.https.on('request', (req, res) => {
+      this.spoken.add(req.socket);
+      void this.request(req, res);
+    });
+    this.https.on('upgrade', (req, socket, head) => {
+      this.spoken.add(req.socket);
+      this.upgrade(req, socket, head);
+    });
     this.https.on('tlsClientError', (err) => this.log.debug(`TLS handshake failed: ${err.message}`));
     // Malformed HTTP (bad request line, over-size headers, timeouts): 400 / 431 / 408 and close, never a crash.
     this.https.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       this.log.debug(`bad HTTP from a client: ${err.code ?? err.message}`);
-      if (!socket.writable) { socket.destroy(); return; }
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
-        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const status =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? '431 Request Header Fields Too Large'
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? '408 Request Timeout'
+            : '400 Bad Request';
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     });
-    this.upstreams = new SparePool(log, { maxMessageSize: config.maxMessageSize, stopGraceMs: config.stopGraceMs }, config.prestart);
+    this.upstreams = new SparePool(
+      log,
+      { maxMessageSize: config.maxMessageSize, stopGraceMs: config.stopGraceMs },
+      config.prestart,
+    );
   }
 
   async listen(): Promise<{ host: string; port: number }> {
     const { host, port } = this.config.listen;
     await new Promise<void>((resolve, reject) => {
       const failed = (err: NodeJS.ErrnoException) => {
-        const why = err.code === 'EADDRINUSE' ? 'the address is already in use (another proxy running?)'
-          : err.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)'
-          : err.code === 'EADDRNOTAVAIL' ? 'no network interface has that address' : err.message;
-        reject(new AccessError('CONFIG_INVALID', `${this.config.path}: listen: cannot listen on ${host}:${port}: ${why}`, { hint: 'change listen, or stop what uses the port', cause: err }));
+        const why =
+          err.code === 'EADDRINUSE'
+            ? 'the address is already in use (another proxy running?)'
+            : err.code === 'EACCES'
+              ? 'permission denied (ports below 1024 need privileges)'
+              : err.code === 'EADDRNOTAVAIL'
+                ? 'no network interface has that address'
+                : err.message;
+        reject(
+          new AccessError('CONFIG_INVALID', `${this.config.path}: listen: cannot listen on ${host}:${port}: ${why}`, {
+            hint: 'change listen, or stop what uses the port',
+            cause: err,
+          }),
+        );
       };
       this.https.once('error', failed);
-      this.https.listen(port, host, () => { this.https.off('error', failed); resolve(); });
+      this.https.listen(port, host, () => {
+        this.https.off('error', failed);
+        resolve();
+      });
     });
     this.keepalive = setInterval(() => this.ping(), this.config.keepaliveMs);
     this.keepalive.unref();
     this.upstreams.refresh(this.config.servers, this.config.prestart);
     const addr = this.address();
-    this.log.info(`listening on ${addr.host}:${addr.port} (cluster ${this.config.cluster}, ${plural(this.config.servers.length, 'server')})`);
+    this.log.info(
+      `listening on ${addr.host}:${addr.port} (cluster ${this.config.cluster}, ${plural(this.config.servers.length, 'server')})`,
+    );
     return addr;
   }
 
@@ -166,7 +203,9 @@ export class ProxyServer {
     return this.config.listen;
   }
 
-  get sessionCount(): number { return this.sessions.size; }
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
 
   /** New servers, roles and gates for the next requests; running sessions keep going. */
   reconfigure(config: ProxyConfig, gates: GateFactory, access: AccessDecider): void {
@@ -180,7 +219,10 @@ export class ProxyServer {
   endSessionsWhere(match: (peer: Peer) => boolean, reason: AccessError): number {
     let n = 0;
     for (const s of this.sessions.values()) {
-      if (match(s.peer)) { n++; void s.end(reason); }
+      if (match(s.peer)) {
+        n++;
+        void s.end(reason);
+      }
     }
     return n;
   }
@@ -202,7 +244,13 @@ export class ProxyServer {
   private async request(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = parseTarget(req.url);
     if (!url) {
-      json(res, 400, { error: { code: 'HTTP_BAD_REQUEST', message: 'the request target is not a valid path', hint: CATALOGUE.HTTP_BAD_REQUEST.hint } });
+      json(res, 400, {
+        error: {
+          code: 'HTTP_BAD_REQUEST',
+          message: 'the request target is not a valid path',
+          hint: CATALOGUE.HTTP_BAD_REQUEST.hint,
+        },
+      });
       return;
     }
     try {
@@ -213,7 +261,11 @@ export class ProxyServer {
       const open = this.routes.openPaths?.includes(url.pathname) ?? false;
       const peer = open ? tryPeer(req.socket as TLSSocket) : peerFromSocket(req.socket as TLSSocket);
       if (req.method === 'GET' && url.pathname === '/v1/servers') {
-        return json(res, 200, { cluster: this.config.cluster, servers: this.visibleServers(peer!), ...this.access.describePeer?.(peer!) });
+        return json(res, 200, {
+          cluster: this.config.cluster,
+          servers: this.visibleServers(peer!),
+          ...this.access.describePeer?.(peer!),
+        });
       }
       if (this.routes.handle && (await this.routes.handle(req, res, peer))) return;
       json(res, 404, { error: { code: 'NOT_FOUND', message: `no such endpoint: ${req.method} ${url.pathname}` } });
@@ -221,9 +273,21 @@ export class ProxyServer {
       const e = isAccessError(err) ? err : new AccessError('INTERNAL', (err as Error).message);
       if (!isAccessError(err)) this.log.error(`${req.method} ${url.pathname}: ${describeError(err)}`);
       if (e.code.startsWith('IDENTITY')) {
-        this.access.recordRefusal?.({ remoteAddr: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`, code: e.code, reason: `${req.method} ${boundedParam(url.pathname)}: ${e.message}` });
+        this.access.recordRefusal?.({
+          remoteAddr: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`,
+          code: e.code,
+          reason: `${req.method} ${boundedParam(url.pathname)}: ${e.message}`,
+        });
       }
-      const status = e.code.startsWith('IDENTITY') ? 401 : e.code === 'PROXY_GOING_AWAY' ? 503 : e.exitCode === 5 ? 403 : e.code === 'INTERNAL' ? 500 : 400;
+      const status = e.code.startsWith('IDENTITY')
+        ? 401
+        : e.code === 'PROXY_GOING_AWAY'
+          ? 503
+          : e.exitCode === 5
+            ? 403
+            : e.code === 'INTERNAL'
+              ? 500
+              : 400;
       json(res, status, { error: { code: e.code, message: e.message, hint: e.hint } });
     }
   }
@@ -257,7 +321,9 @@ export class ProxyServer {
       return;
     }
     if (url.pathname !== TUNNEL_PATH || this.closing) {
-      socket.end(`HTTP/1.1 ${this.closing ? '503 Service Unavailable' : '404 Not Found'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      socket.end(
+        `HTTP/1.1 ${this.closing ? '503 Service Unavailable' : '404 Not Found'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+      );
       return;
     }
     // No WebSocket (and no 64 MiB frame limit) before the client certificate is verified.
@@ -267,7 +333,12 @@ export class ProxyServer {
     } catch (err) {
       const e = isAccessError(err) ? err : new AccessError('IDENTITY_REJECTED', (err as Error).message);
       this.log.info(`tunnel refused before upgrade (${remoteAddr}): ${e.message}`);
-      this.access.recordRefusal?.({ remoteAddr, server: boundedParam(url.searchParams.get('server')), code: e.code, reason: e.message });
+      this.access.recordRefusal?.({
+        remoteAddr,
+        server: boundedParam(url.searchParams.get('server')),
+        code: e.code,
+        reason: e.message,
+      });
       answerUpgrade(socket, 401, e);
       return;
     }
@@ -283,7 +354,10 @@ export class ProxyServer {
         this.log.info(`tunnel refused: ${e.message}`);
         const detail = (e.detail ?? {}) as { auditReason?: string; server?: string };
         this.access.recordRefusal?.({
-          peer, remoteAddr: peer.remoteAddr, server: detail.server ?? server ?? boundedParam(url.searchParams.get('server')), code: e.code,
+          peer,
+          remoteAddr: peer.remoteAddr,
+          server: detail.server ?? server ?? boundedParam(url.searchParams.get('server')),
+          code: e.code,
           reason: detail.auditReason ? `${e.message}: ${detail.auditReason}` : e.message,
         });
         refuseTunnel(ws, e);
@@ -297,13 +371,18 @@ export class ProxyServer {
       const session = this.byToken.get(token);
       const received = Number(url.searchParams.get('received') ?? 'NaN');
       if (!session || !Number.isSafeInteger(received) || received < 0) {
-        throw new AccessError('SESSION_LOST', 'the session to resume no longer exists on this proxy', { hint: 'a new session will be opened' });
+        throw new AccessError('SESSION_LOST', 'the session to resume no longer exists on this proxy', {
+          hint: 'a new session will be opened',
+        });
       }
       if (session.peer.user !== peer.user || session.peer.bot?.name !== peer.bot?.name) {
         this.log.warn(`resume refused: ${peer.user} tried to resume a session of ${session.peer.user}`);
         // The owner's name is for the audit trail, not for the one who tried.
         throw new AccessError('IDENTITY_REJECTED', 'only the identity that opened a session can resume it', {
-          detail: { auditReason: `tried to resume session ${session.id} of ${session.peer.user}`, server: session.server.name },
+          detail: {
+            auditReason: `tried to resume session ${session.id} of ${session.peer.user}`,
+            server: session.server.name,
+          },
         });
       }
       this.access.checkServer(peer, session.server);
@@ -312,7 +391,8 @@ export class ProxyServer {
     }
     const name = url.searchParams.get('server') ?? '';
     const server = this.config.servers.find((s) => s.name === name);
-    if (!server) throw new AccessError('UNKNOWN_SERVER', `no MCP server named "${boundedParam(name)}" is enrolled on this proxy`);
+    if (!server)
+      throw new AccessError('UNKNOWN_SERVER', `no MCP server named "${boundedParam(name)}" is enrolled on this proxy`);
     this.checkLimits(peer, server);
     const slot = { peer, server };
     this.opening.add(slot);
@@ -341,14 +421,25 @@ export class ProxyServer {
     const mine = all.filter((s) => same(s.peer));
     if (mine.length >= limits.perIdentity) {
       const idle = mine.find((s): s is ProxySession => s instanceof ProxySession && !s.isAttached);
-      if (!idle) refuse(`the identity ${peer.user} has reached its limit of sessions`, 'max_per_identity', limits.perIdentity);
+      if (!idle)
+        refuse(`the identity ${peer.user} has reached its limit of sessions`, 'max_per_identity', limits.perIdentity);
       this.log.info(`${peer.user} is at sessions.max_per_identity; ending its oldest session waiting for a resume`);
-      void idle!.end(new AccessError('LIMIT_REACHED', `the session was ended to make room for a new session of ${peer.user} (sessions.max_per_identity)`));
+      void idle!.end(
+        new AccessError(
+          'LIMIT_REACHED',
+          `the session was ended to make room for a new session of ${peer.user} (sessions.max_per_identity)`,
+        ),
+      );
     }
     if (all.length >= limits.total) refuse('the proxy has reached its limit of sessions', 'max_total', limits.total);
     if (server.transport === 'stdio') {
       const running = all.filter((s) => s.server.name === server.name).length + (this.config.prestart ? 1 : 0);
-      if (running + 1 > limits.processesPerServer) refuse(`MCP server "${server.name}" has reached its limit of processes`, 'max_processes_per_server', limits.processesPerServer);
+      if (running + 1 > limits.processesPerServer)
+        refuse(
+          `MCP server "${server.name}" has reached its limit of processes`,
+          'max_processes_per_server',
+          limits.processesPerServer,
+        );
     }
   }
 
@@ -362,8 +453,17 @@ export class ProxyServer {
       const id = randomUUID();
       const gate = await this.gates.open({ sessionId: id, peer, server });
       session = new ProxySession({
-        id, config: this.config, server, peer, gate, log: this.log, upstreams: this.upstreams,
-        onEnded: (s) => { this.sessions.delete(s.id); this.byToken.delete(s.resumeToken); },
+        id,
+        config: this.config,
+        server,
+        peer,
+        gate,
+        log: this.log,
+        upstreams: this.upstreams,
+        onEnded: (s) => {
+          this.sessions.delete(s.id);
+          this.byToken.delete(s.resumeToken);
+        },
       });
     } catch (err) {
       ws.off('message', hold);
@@ -388,7 +488,11 @@ export class ProxyServer {
         continue;
       }
       this.alive.set(ws, false);
-      try { ws.ping(); } catch { /* closing */ }
+      try {
+        ws.ping();
+      } catch {
+        /* closing */
+      }
     }
   }
 }
@@ -422,11 +526,17 @@ function boundedParam(v: string | null): string | undefined {
 function answerUpgrade(socket: Duplex, status: 400 | 401, err: AccessError): void {
   const body = JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint } });
   const text = status === 401 ? 'Unauthorized' : 'Bad Request';
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
 function tryPeer(socket: TLSSocket): Peer | undefined {
-  try { return peerFromSocket(socket); } catch { return undefined; }
+  try {
+    return peerFromSocket(socket);
+  } catch {
+    return undefined;
+  }
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

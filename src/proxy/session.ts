@@ -37,7 +37,9 @@ export function refuseTunnel(socket: WebSocket, err: AccessError): void {
   const code = CLOSE_FOR[err.code] ?? CLOSE.PROTOCOL_ERROR;
   try {
     socket.send(encodeControl({ type: 'fatal', code: err.code, message: err.message, hint: err.hint }));
-  } catch { /* socket already gone */ }
+  } catch {
+    /* socket already gone */
+  }
   socket.close(code, truncateReason(err.message));
 }
 
@@ -93,13 +95,20 @@ export class ProxySession {
     this.upstream = deps.upstreams.create(deps.server, {
       onMessage: (m) => this.fromServer(m),
       onClose: (reason) => this.upstreamClosed(reason),
-      onDrain: () => { this.upstreamBlocked = false; this.updateReading(); },
+      onDrain: () => {
+        this.upstreamBlocked = false;
+        this.updateReading();
+      },
     });
   }
 
-  get isAttached(): boolean { return this.socket !== undefined; }
+  get isAttached(): boolean {
+    return this.socket !== undefined;
+  }
   /** Ending or ended (its upstream may still be stopping). */
-  get isEnding(): boolean { return this.ended; }
+  get isEnding(): boolean {
+    return this.ended;
+  }
 
   /** Start the upstream; messages from the client wait for it. */
   start(): void {
@@ -135,13 +144,23 @@ export class ProxySession {
         this.log.error(`resume: ${describeError(err)}`);
       }
     }
-    if (this.graceTimer) { clearTimeout(this.graceTimer); this.graceTimer = undefined; }
+    if (this.graceTimer) {
+      clearTimeout(this.graceTimer);
+      this.graceTimer = undefined;
+    }
     this.socket = socket;
     this.armExpiry();
-    socket.send(encodeControl({
-      type: 'hello', session: this.id, resumeToken: this.resumeToken, server: this.server.name,
-      resumed, received: this.channel.receivedCount, graceMs: this.deps.config.gracePeriodMs,
-    }));
+    socket.send(
+      encodeControl({
+        type: 'hello',
+        session: this.id,
+        resumeToken: this.resumeToken,
+        server: this.server.name,
+        resumed,
+        received: this.channel.receivedCount,
+        graceMs: this.deps.config.gracePeriodMs,
+      }),
+    );
     this.channel.attach(socket, peerReceived);
     socket.on('message', (data: Buffer, isBinary: boolean) => {
       if (socket !== this.socket) return;
@@ -158,7 +177,10 @@ export class ProxySession {
         this.startGrace(`tunnel dropped (${code})`);
       }
     });
-    if (resumed) this.log.info(`${this.peer.user} resumed the session (bridge has ${peerReceived}, proxy has ${this.channel.receivedCount})`);
+    if (resumed)
+      this.log.info(
+        `${this.peer.user} resumed the session (bridge has ${peerReceived}, proxy has ${this.channel.receivedCount})`,
+      );
     this.updateReading();
   }
 
@@ -178,7 +200,11 @@ export class ProxySession {
         else socket.close(CLOSE.NORMAL);
       }
       await this.upstream.stop().catch(() => {});
-      try { await this.deps.gate.end(reason ? reason.message : 'closed'); } catch (err) { this.log.error(`audit: ${describeError(err)}`); }
+      try {
+        await this.deps.gate.end(reason ? reason.message : 'closed');
+      } catch (err) {
+        this.log.error(`audit: ${describeError(err)}`);
+      }
       this.log.info(`session ended${reason ? `: ${reason.message}` : ''}`);
       this.deps.onEnded(this);
     })();
@@ -198,7 +224,10 @@ export class ProxySession {
   private startGrace(why: string): void {
     if (this.ended) return;
     const grace = this.deps.config.gracePeriodMs;
-    if (grace <= 0) { void this.end(); return; }
+    if (grace <= 0) {
+      void this.end();
+      return;
+    }
     this.log.info(`${why}; keeping the session ${Math.round(grace / 1000)}s for a resume`);
     this.graceTimer = setTimeout(() => {
       this.log.info('grace period over; ending the session');
@@ -220,10 +249,20 @@ export class ProxySession {
     const fire = () => {
       const socket = this.socket;
       if (!socket) return;
-      this.log.info(`${this.peer.user}'s certificate expired; closing the tunnel and ending the session (no resume can succeed)`);
-      void this.end(new AccessError('IDENTITY_EXPIRED', `the certificate of ${this.peer.user} expired at ${this.peer.notAfter.toISOString()}`));
+      this.log.info(
+        `${this.peer.user}'s certificate expired; closing the tunnel and ending the session (no resume can succeed)`,
+      );
+      void this.end(
+        new AccessError(
+          'IDENTITY_EXPIRED',
+          `the certificate of ${this.peer.user} expired at ${this.peer.notAfter.toISOString()}`,
+        ),
+      );
     };
-    if (ms <= 0) { fire(); return; }
+    if (ms <= 0) {
+      fire();
+      return;
+    }
     this.expiryTimer = setTimeout(fire, Math.min(ms, 2 ** 31 - 1));
     this.expiryTimer.unref();
   }
@@ -231,7 +270,8 @@ export class ProxySession {
   private control(text: string): void {
     const frame = decodeControl(text);
     // Anything else (unknown types, a non-integer count) is ignored.
-    if (frame?.type === 'ack' && Number.isSafeInteger(frame.received) && frame.received >= 0) this.channel.acknowledge(frame.received);
+    if (frame?.type === 'ack' && Number.isSafeInteger(frame.received) && frame.received >= 0)
+      this.channel.acknowledge(frame.received);
   }
 
   private fromClient(data: Buffer): void {
@@ -302,5 +342,8 @@ export class ProxySession {
 function truncateReason(text: string): string {
   const buf = Buffer.from(text);
   if (buf.length <= 120) return text;
-  return `${buf.subarray(0, 117).toString('utf8').replace(/\uFFFD$/, '')}...`;
+  return `${buf
+    .subarray(0, 117)
+    .toString('utf8')
+    .replace(/\uFFFD$/, '')}...`;
 }

@@ -29,20 +29,33 @@ export type CloseCode = (typeof CLOSE)[keyof typeof CLOSE];
 /** The error catalogue entry a close code stands for (for the bridge's messages). */
 export function errorCodeForClose(code: number): ErrorCode | undefined {
   switch (code) {
-    case CLOSE.GOING_AWAY: return 'PROXY_GOING_AWAY';
-    case CLOSE.PROTOCOL_ERROR: return 'PROXY_PROTOCOL';
-    case CLOSE.IDENTITY_REJECTED: return 'IDENTITY_REJECTED';
-    case CLOSE.IDENTITY_EXPIRED: return 'IDENTITY_EXPIRED';
-    case CLOSE.ACCESS_DENIED: return 'ACCESS_DENIED';
-    case CLOSE.UNKNOWN_SERVER: return 'UNKNOWN_SERVER';
+    case CLOSE.GOING_AWAY:
+      return 'PROXY_GOING_AWAY';
+    case CLOSE.PROTOCOL_ERROR:
+      return 'PROXY_PROTOCOL';
+    case CLOSE.IDENTITY_REJECTED:
+      return 'IDENTITY_REJECTED';
+    case CLOSE.IDENTITY_EXPIRED:
+      return 'IDENTITY_EXPIRED';
+    case CLOSE.ACCESS_DENIED:
+      return 'ACCESS_DENIED';
+    case CLOSE.UNKNOWN_SERVER:
+      return 'UNKNOWN_SERVER';
     case CLOSE.MESSAGE_TOO_LARGE:
-    case CLOSE.WS_MESSAGE_TOO_BIG: return 'MESSAGE_TOO_LARGE';
-    case CLOSE.SESSION_LOCKED: return 'SESSION_LOCKED';
-    case CLOSE.LIMIT_REACHED: return 'LIMIT_REACHED';
-    case CLOSE.RESUME_REJECTED: return 'SESSION_LOST';
-    case CLOSE.UPSTREAM_FAILED: return 'UPSTREAM_FAILED';
-    case CLOSE.UPSTREAM_EXITED: return 'UPSTREAM_EXITED';
-    default: return undefined;
+    case CLOSE.WS_MESSAGE_TOO_BIG:
+      return 'MESSAGE_TOO_LARGE';
+    case CLOSE.SESSION_LOCKED:
+      return 'SESSION_LOCKED';
+    case CLOSE.LIMIT_REACHED:
+      return 'LIMIT_REACHED';
+    case CLOSE.RESUME_REJECTED:
+      return 'SESSION_LOST';
+    case CLOSE.UPSTREAM_FAILED:
+      return 'UPSTREAM_FAILED';
+    case CLOSE.UPSTREAM_EXITED:
+      return 'UPSTREAM_EXITED';
+    default:
+      return undefined;
   }
 }
 

@@ -10,7 +10,15 @@ export const TUNNEL_PATH = '/v1/tunnel';
 
 export type ControlFrame =
   /** proxy → bridge, first frame of every tunnel: the session and how far the proxy got. */
-  | { type: 'hello'; session: string; resumeToken: string; server: string; resumed: boolean; received: number; graceMs: number }
+  | {
+      type: 'hello';
+      session: string;
+      resumeToken: string;
+      server: string;
+      resumed: boolean;
+      received: number;
+      graceMs: number;
+    }
   /** either way: "I have received this many data frames from you". */
   | { type: 'ack'; received: number }
   /** proxy → bridge, just before a close with a final code: the full reason. */
@@ -24,6 +32,8 @@ export function decodeControl(text: string): ControlFrame | undefined {
   try {
     const v = JSON.parse(text) as { type?: unknown };
     if (v && typeof v === 'object' && typeof v.type === 'string') return v as ControlFrame;
-  } catch { /* fall through */ }
+  } catch {
+    /* fall through */
+  }
   return undefined;
 }

@@ -33,7 +33,8 @@ export function classify(msg: unknown): Classified {
   const m = msg as Record<string, unknown>;
   const hasId = 'id' in m;
   if (typeof m.method === 'string') {
-    if (hasId && (typeof m.id === 'string' || typeof m.id === 'number')) return { kind: 'request', id: m.id, method: m.method };
+    if (hasId && (typeof m.id === 'string' || typeof m.id === 'number'))
+      return { kind: 'request', id: m.id, method: m.method };
     if (!hasId) return { kind: 'notification', method: m.method };
     return { kind: 'other' };
   }
@@ -69,7 +70,12 @@ export function classifyLarge(message: Uint8Array): { classified: Classified; ke
   if (method !== undefined) {
     if (!keys.has('id')) classified = { kind: 'notification', method };
     else if (scalarId !== undefined) classified = { kind: 'request', id: scalarId, method };
-  } else if (!keys.has('method') && keys.has('id') && (keys.has('result') || keys.has('error')) && (scalarId !== undefined || id === null)) {
+  } else if (
+    !keys.has('method') &&
+    keys.has('id') &&
+    (keys.has('result') || keys.has('error')) &&
+    (scalarId !== undefined || id === null)
+  ) {
     classified = { kind: 'response', id: scalarId ?? null };
   }
   return classified ? { classified, keys } : undefined;

@@ -14,8 +14,7 @@
 import { TopLevelScanner } from './top-level-scanner.js';
 
 export type FramedLine =
-  | { kind: 'line'; bytes: Buffer }
-  | { kind: 'oversize'; size: number; id: string | number | null | undefined };
+  { kind: 'line'; bytes: Buffer } | { kind: 'oversize'; size: number; id: string | number | null | undefined };
 
 export class LineFramer {
   private readonly maxLine: number;

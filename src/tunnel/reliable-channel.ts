@@ -21,7 +21,11 @@ export interface ReliableChannelOptions {
   onWritable?: () => void;
 }
 
-interface Outgoing { seq: number; data: Buffer; transmitted: boolean }
+interface Outgoing {
+  seq: number;
+  data: Buffer;
+  transmitted: boolean;
+}
 
 /**
  * What a queued frame costs beyond its bytes (its objects, the socket's write
@@ -39,22 +43,34 @@ export class ReliableChannel {
   private received = 0;
   private lastAckSent = 0;
   private ackTimer: NodeJS.Timeout | undefined;
-  private readonly opts: Required<Omit<ReliableChannelOptions, 'onWritable'>> & Pick<ReliableChannelOptions, 'onWritable'>;
+  private readonly opts: Required<Omit<ReliableChannelOptions, 'onWritable'>> &
+    Pick<ReliableChannelOptions, 'onWritable'>;
 
   constructor(opts: ReliableChannelOptions) {
     this.opts = { ackEvery: 64, ackDelayMs: 20, ...opts };
   }
 
   /** Data frames received so far (what we tell the peer on resume). */
-  get receivedCount(): number { return this.received; }
-  get sentCount(): number { return this.sent; }
-  get pendingBytes(): number { return this.outboxBytes; }
-  get attached(): boolean { return this.socket !== undefined; }
+  get receivedCount(): number {
+    return this.received;
+  }
+  get sentCount(): number {
+    return this.sent;
+  }
+  get pendingBytes(): number {
+    return this.outboxBytes;
+  }
+  get attached(): boolean {
+    return this.socket !== undefined;
+  }
 
   /** True when the caller should stop feeding `send` (outbox or socket buffer full). */
   get full(): boolean {
     const sock = this.socket;
-    return this.outboxBytes > this.opts.highWaterBytes || (sock !== undefined && sock.bufferedAmount > this.opts.highWaterBytes);
+    return (
+      this.outboxBytes > this.opts.highWaterBytes ||
+      (sock !== undefined && sock.bufferedAmount > this.opts.highWaterBytes)
+    );
   }
 
   /** Queue a data frame; it goes out now when a socket is attached. */
@@ -71,7 +87,10 @@ export class ReliableChannel {
     this.received++;
     if (this.received - this.lastAckSent >= this.opts.ackEvery) this.sendAck();
     else if (!this.ackTimer) {
-      this.ackTimer = setTimeout(() => { this.ackTimer = undefined; this.sendAck(); }, this.opts.ackDelayMs);
+      this.ackTimer = setTimeout(() => {
+        this.ackTimer = undefined;
+        this.sendAck();
+      }, this.opts.ackDelayMs);
       this.ackTimer.unref();
     }
   }
@@ -107,7 +126,10 @@ export class ReliableChannel {
 
   detach(): void {
     this.socket = undefined;
-    if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = undefined; }
+    if (this.ackTimer) {
+      clearTimeout(this.ackTimer);
+      this.ackTimer = undefined;
+    }
   }
 
   /**
@@ -138,7 +160,10 @@ export class ReliableChannel {
   };
 
   private sendAck(): void {
-    if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = undefined; }
+    if (this.ackTimer) {
+      clearTimeout(this.ackTimer);
+      this.ackTimer = undefined;
+    }
     const sock = this.socket;
     if (!sock || sock.readyState !== 1) return;
     this.lastAckSent = this.received;

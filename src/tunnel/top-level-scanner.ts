@@ -45,8 +45,14 @@ export class TopLevelScanner implements TopLevelSummary {
       const c = chunk[i]!;
       if (this.inString) {
         if (this.capture && this.capture.length < this.captureLimit) this.capture.push(c);
-        if (this.escaped) { this.escaped = false; continue; }
-        if (c === 0x5c) { this.escaped = true; continue; }
+        if (this.escaped) {
+          this.escaped = false;
+          continue;
+        }
+        if (c === 0x5c) {
+          this.escaped = true;
+          continue;
+        }
         if (c === 0x22) {
           this.inString = false;
           if (this.depth === 0) this.endTopString();
@@ -60,7 +66,9 @@ export class TopLevelScanner implements TopLevelSummary {
       if (this.depth > 0) {
         if (c === 0x22) this.inString = true;
         else if (c === 0x7b || c === 0x5b) this.depth++;
-        else if (c === 0x7d || c === 0x5d) { if (--this.depth === 0) this.phase = 'after-value'; }
+        else if (c === 0x7d || c === 0x5d) {
+          if (--this.depth === 0) this.phase = 'after-value';
+        }
         continue;
       }
       // Directly inside the top-level object (or before it).
@@ -89,7 +97,10 @@ export class TopLevelScanner implements TopLevelSummary {
             this.depth = 1;
           } else {
             // A scalar: number, true, false, null. Only the id's is kept.
-            if (this.key === 'id') { this.beginCapture(MAX_VALUE); this.capture!.push(c); }
+            if (this.key === 'id') {
+              this.beginCapture(MAX_VALUE);
+              this.capture!.push(c);
+            }
             this.phase = 'scalar';
           }
           break;
@@ -131,7 +142,10 @@ export class TopLevelScanner implements TopLevelSummary {
     this.capture = undefined;
     const text = bytes ? decodeJsonString(bytes) : undefined;
     if (this.phase === 'key') {
-      if (text === undefined) { this.phase = 'bad'; return; }
+      if (text === undefined) {
+        this.phase = 'bad';
+        return;
+      }
       this.key = text;
       this.keys.add(text);
       this.phase = 'colon';

@@ -25,6 +25,12 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   // fsync the directory so the rename itself survives a crash.
   try {
     const dir = await open(dirname(path), 'r');
-    try { await dir.sync(); } finally { await dir.close(); }
-  } catch { /* not every platform lets a directory be fsynced */ }
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  } catch {
+    /* not every platform lets a directory be fsynced */
+  }
 }

@@ -28,7 +28,12 @@ export function formatDuration(ms: number): string {
   if (abs < 1000) return `${Math.round(abs)}ms`;
   let rest = Math.floor(abs / 1000);
   const parts: string[] = [];
-  const units: Array<[string, number]> = [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]];
+  const units: Array<[string, number]> = [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+    ['s', 1],
+  ];
   for (const [u, n] of units) {
     if (rest >= n) {
       parts.push(`${Math.floor(rest / n)}${u}`);

@@ -36,7 +36,13 @@ export class Logger {
   }
 
   child(name: string): Logger {
-    const child = new Logger({ level: this.level, name, file: this.file, timestamps: this.timestamps, sink: this.sink });
+    const child = new Logger({
+      level: this.level,
+      name,
+      file: this.file,
+      timestamps: this.timestamps,
+      sink: this.sink,
+    });
     return child;
   }
 
@@ -44,19 +50,35 @@ export class Logger {
     return RANK[level] >= RANK[this.level];
   }
 
-  debug(msg: string): void { this.write('debug', msg); }
-  info(msg: string): void { this.write('info', msg); }
-  warn(msg: string): void { this.write('warn', msg); }
-  error(msg: string): void { this.write('error', msg); }
+  debug(msg: string): void {
+    this.write('debug', msg);
+  }
+  info(msg: string): void {
+    this.write('info', msg);
+  }
+  warn(msg: string): void {
+    this.write('warn', msg);
+  }
+  error(msg: string): void {
+    this.write('error', msg);
+  }
 
   private write(level: Exclude<LogLevel, 'silent'>, msg: string): void {
     if (!this.enabled(level)) return;
     const ts = this.timestamps ? `${new Date().toISOString()} ` : '';
     const tag = level === 'info' ? '' : `${level}: `;
     const line = `${ts}${this.name}: ${tag}${redactSecrets(msg)}\n`;
-    try { this.sink(line); } catch { /* stderr closed: nothing more to do */ }
+    try {
+      this.sink(line);
+    } catch {
+      /* stderr closed: nothing more to do */
+    }
     if (this.file) {
-      try { appendFileSync(this.file, line); } catch { /* a log file must never break the data path */ }
+      try {
+        appendFileSync(this.file, line);
+      } catch {
+        /* a log file must never break the data path */
+      }
     }
   }
 }

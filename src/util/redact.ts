@@ -7,9 +7,31 @@
 
 /** Query parameters whose values are secrets (compared case-insensitively, `-` and `_` ignored). */
 const SECRET_PARAMS = new Set([
-  'apikey', 'key', 'token', 'accesstoken', 'authtoken', 'idtoken', 'refreshtoken', 'secret', 'clientsecret', 'password',
-  'passwd', 'pwd', 'auth', 'authorization', 'sig', 'signature', 'code', 'session', 'sessionid', 'credential', 'credentials',
-  'privatekey', 'xapikey', 'bearer', 'jwt',
+  'apikey',
+  'key',
+  'token',
+  'accesstoken',
+  'authtoken',
+  'idtoken',
+  'refreshtoken',
+  'secret',
+  'clientsecret',
+  'password',
+  'passwd',
+  'pwd',
+  'auth',
+  'authorization',
+  'sig',
+  'signature',
+  'code',
+  'session',
+  'sessionid',
+  'credential',
+  'credentials',
+  'privatekey',
+  'xapikey',
+  'bearer',
+  'jwt',
 ]);
 
 export const REDACTED = 'REDACTED';
@@ -21,9 +43,19 @@ const QUERY_PARAM = /([?&;])([^=&#\s"'<>?;]+)=([^&#\s"'<>;]*)/g;
 
 function isSecretName(name: string): boolean {
   let decoded = name;
-  try { decoded = decodeURIComponent(name); } catch { /* keep as is */ }
+  try {
+    decoded = decodeURIComponent(name);
+  } catch {
+    /* keep as is */
+  }
   const n = decoded.toLowerCase().replace(/[-_.]/g, '');
-  return SECRET_PARAMS.has(n) || n.endsWith('token') || n.endsWith('secret') || n.endsWith('apikey') || n.endsWith('password');
+  return (
+    SECRET_PARAMS.has(n) ||
+    n.endsWith('token') ||
+    n.endsWith('secret') ||
+    n.endsWith('apikey') ||
+    n.endsWith('password')
+  );
 }
 
 /** The text with every URL password, user name and secret query value replaced by REDACTED. */
@@ -31,7 +63,9 @@ export function redactSecrets(text: string): string {
   if (!text.includes('=') && !text.includes('@')) return text;
   return text
     .replace(USERINFO, `$1${REDACTED}@`)
-    .replace(QUERY_PARAM, (all, sep: string, name: string, value: string) => (value !== '' && isSecretName(name) ? `${sep}${name}=${REDACTED}` : all));
+    .replace(QUERY_PARAM, (all, sep: string, name: string, value: string) =>
+      value !== '' && isSecretName(name) ? `${sep}${name}=${REDACTED}` : all,
+    );
 }
 
 /** A URL as it may be shown: no userinfo, no secret query values. */

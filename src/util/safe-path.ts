@@ -20,14 +20,22 @@ export async function checkOwnDirectory(dir: string, what: string): Promise<void
   if (!st.isDirectory()) throw new AccessError('USAGE', `${what} ${dir} is not a directory`);
   const uid = myUid();
   if (uid !== undefined && st.uid !== uid) {
-    throw new AccessError('UNSAFE_PATH', `${what} ${dir} belongs to another user (uid ${st.uid}, not ${uid}), so it is not used`, {
-      hint: `use a directory of this user, or chown it to uid ${uid} after checking what is in it`,
-    });
+    throw new AccessError(
+      'UNSAFE_PATH',
+      `${what} ${dir} belongs to another user (uid ${st.uid}, not ${uid}), so it is not used`,
+      {
+        hint: `use a directory of this user, or chown it to uid ${uid} after checking what is in it`,
+      },
+    );
   }
   if ((st.mode & 0o022) !== 0) {
-    throw new AccessError('UNSAFE_PATH', `${what} ${dir} is writable by other users (mode ${modeText(st.mode)}), so it is not used`, {
-      hint: `check what is in it, then chmod 0700 ${dir}`,
-    });
+    throw new AccessError(
+      'UNSAFE_PATH',
+      `${what} ${dir} is writable by other users (mode ${modeText(st.mode)}), so it is not used`,
+      {
+        hint: `check what is in it, then chmod 0700 ${dir}`,
+      },
+    );
   }
 }
 
@@ -55,7 +63,8 @@ export async function readOwnFile(path: string, opts: { secret?: boolean } = {})
     if (!st.isFile()) return { unsafe: `${path} is not a regular file` };
     if (uid !== undefined && st.uid !== uid) return { unsafe: `${path} belongs to another user (uid ${st.uid})` };
     if ((st.mode & 0o022) !== 0) return { unsafe: `${path} is writable by other users (mode ${modeText(st.mode)})` };
-    if (opts.secret && (st.mode & 0o077) !== 0) return { unsafe: `${path} is readable by other users (mode ${modeText(st.mode)})` };
+    if (opts.secret && (st.mode & 0o077) !== 0)
+      return { unsafe: `${path} is readable by other users (mode ${modeText(st.mode)})` };
     if (st.nlink > 1) return { unsafe: `${path} has other hard links` };
     return { text: await fh.readFile('utf8') };
   } finally {
@@ -84,7 +93,10 @@ export async function createExclusive(path: string, data: string | Uint8Array, m
     fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new AccessError('UNSAFE_PATH', `${path} already exists (or is a symlink), so it was not written`, { hint: 'remove it or choose another name' });
+    if (code === 'EEXIST')
+      throw new AccessError('UNSAFE_PATH', `${path} already exists (or is a symlink), so it was not written`, {
+        hint: 'remove it or choose another name',
+      });
     throw new AccessError('USAGE', `cannot create ${path} (${code ?? 'error'})`);
   }
   try {

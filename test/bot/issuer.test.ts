@@ -42,7 +42,10 @@ function peerOf(certPem: string) {
 }
 
 async function refusal(p: Promise<unknown>): Promise<BotRefusal | AccessError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err instanceof BotRefusal || err instanceof AccessError).toBe(true);
   return err as BotRefusal | AccessError;
 }
@@ -56,13 +59,26 @@ async function joined(store: BotStore, name: string) {
 }
 
 describe('join', () => {
-  it('issues generation 1 for the bot\'s roles, marks the token used and stores only its hash', async () => {
+  it("issues generation 1 for the bot's roles, marks the token used and stores only its hash", async () => {
     const store = await freshStore();
     const { token, key, issued } = await joined(store, 'alpha');
-    expect(issued.response).toMatchObject({ bot: 'alpha', user: 'bot-alpha', roles: ['reader'], generation: 1, cluster: 'units' });
+    expect(issued.response).toMatchObject({
+      bot: 'alpha',
+      user: 'bot-alpha',
+      roles: ['reader'],
+      generation: 1,
+      cluster: 'units',
+    });
     const cert = new X509Certificate(issued.response.certificate);
-    expect(claimsFromCertificate(cert)).toEqual({ user: 'bot-alpha', roles: ['reader'], cluster: 'units', bot: { name: 'alpha', generation: 1 } });
-    expect(cert.publicKey.export({ type: 'spki', format: 'der' })).toEqual(createPublicKey(key).export({ type: 'spki', format: 'der' }));
+    expect(claimsFromCertificate(cert)).toEqual({
+      user: 'bot-alpha',
+      roles: ['reader'],
+      cluster: 'units',
+      bot: { name: 'alpha', generation: 1 },
+    });
+    expect(cert.publicKey.export({ type: 'spki', format: 'der' })).toEqual(
+      createPublicKey(key).export({ type: 'spki', format: 'der' }),
+    );
     const record = (await store.read('alpha'))!;
     expect(record.token).toMatchObject({ hash: hashToken(token) });
     expect(record.token!.usedAt).toBeDefined();
@@ -75,7 +91,12 @@ describe('join', () => {
     const again = await joinWithToken({ store, ca: pki.ca }, { token, csr: await createCsr(key, 'x'), ttl_ms: 60_000 });
     expect(again.repeated).toBe(true);
     expect(again.response.generation).toBe(issued.response.generation);
-    const other = await refusal(joinWithToken({ store, ca: pki.ca }, { token, csr: await createCsr(await generateBotKey(), 'x'), ttl_ms: 60_000 }));
+    const other = await refusal(
+      joinWithToken(
+        { store, ca: pki.ca },
+        { token, csr: await createCsr(await generateBotKey(), 'x'), ttl_ms: 60_000 },
+      ),
+    );
     expect(codeOf(other)).toBe('BOT_TOKEN_INVALID');
     // The client learns nothing about the bot; the audit trail gets the detail.
     expect(other.message).toBe('the join token is not valid (unknown, already used or expired)');
@@ -88,12 +109,18 @@ describe('join', () => {
     const a = await addBot(store, { name: 'locked', roles: ['r'], tokenTtlMs: 60_000 });
     await lockBot(store, 'locked', 'because');
     const csr = await createCsr(await generateBotKey(), 'x');
-    expect(codeOf(await refusal(joinWithToken({ store, ca: pki.ca }, { token: a.token, csr, ttl_ms: 60_000 })))).toBe('BOT_LOCKED');
+    expect(codeOf(await refusal(joinWithToken({ store, ca: pki.ca }, { token: a.token, csr, ttl_ms: 60_000 })))).toBe(
+      'BOT_LOCKED',
+    );
     const b = await addBot(store, { name: 'gone', roles: ['r'], tokenTtlMs: 60_000 });
     await removeBot(store, 'gone');
-    expect(codeOf(await refusal(joinWithToken({ store, ca: pki.ca }, { token: b.token, csr, ttl_ms: 60_000 })))).toBe('BOT_TOKEN_INVALID');
+    expect(codeOf(await refusal(joinWithToken({ store, ca: pki.ca }, { token: b.token, csr, ttl_ms: 60_000 })))).toBe(
+      'BOT_TOKEN_INVALID',
+    );
     const c = await addBot(store, { name: 'ttl', roles: ['r'], tokenTtlMs: 60_000 });
-    expect(codeOf(await refusal(joinWithToken({ store, ca: pki.ca }, { token: c.token, csr, ttl_ms: 1000 })))).toBe('USAGE');
+    expect(codeOf(await refusal(joinWithToken({ store, ca: pki.ca }, { token: c.token, csr, ttl_ms: 1000 })))).toBe(
+      'USAGE',
+    );
   });
 });
 
@@ -102,12 +129,21 @@ describe('renewal generations', () => {
     const store = await freshStore();
     const { issued } = await joined(store, 'gamma');
     const key2 = await generateBotKey();
-    const r2 = await renewBot({ store, ca: pki.ca }, peerOf(issued.response.certificate), { csr: await createCsr(key2, 'x'), ttl_ms: 60_000 });
+    const r2 = await renewBot({ store, ca: pki.ca }, peerOf(issued.response.certificate), {
+      csr: await createCsr(key2, 'x'),
+      ttl_ms: 60_000,
+    });
     expect(r2.response.generation).toBe(2);
-    const retry = await renewBot({ store, ca: pki.ca }, peerOf(issued.response.certificate), { csr: await createCsr(key2, 'x'), ttl_ms: 60_000 });
+    const retry = await renewBot({ store, ca: pki.ca }, peerOf(issued.response.certificate), {
+      csr: await createCsr(key2, 'x'),
+      ttl_ms: 60_000,
+    });
     expect(retry.repeated).toBe(true);
     expect(retry.response.generation).toBe(2);
-    const r3 = await renewBot({ store, ca: pki.ca }, peerOf(retry.response.certificate), { csr: await createCsr(await generateBotKey(), 'x'), ttl_ms: 60_000 });
+    const r3 = await renewBot({ store, ca: pki.ca }, peerOf(retry.response.certificate), {
+      csr: await createCsr(await generateBotKey(), 'x'),
+      ttl_ms: 60_000,
+    });
     expect(r3.response.generation).toBe(3);
     expect((await store.read('gamma'))!.lock).toBeUndefined();
   });
@@ -115,15 +151,28 @@ describe('renewal generations', () => {
   it('an older generation with another key is a copied credential: refused and the bot locked', async () => {
     const store = await freshStore();
     const { issued } = await joined(store, 'delta');
-    const original = await renewBot({ store, ca: pki.ca }, peerOf(issued.response.certificate), { csr: await createCsr(await generateBotKey(), 'x'), ttl_ms: 60_000 });
-    const copy = await refusal(renewBot({ store, ca: pki.ca }, peerOf(issued.response.certificate), { csr: await createCsr(await generateBotKey(), 'x'), ttl_ms: 60_000 }));
+    const original = await renewBot({ store, ca: pki.ca }, peerOf(issued.response.certificate), {
+      csr: await createCsr(await generateBotKey(), 'x'),
+      ttl_ms: 60_000,
+    });
+    const copy = await refusal(
+      renewBot({ store, ca: pki.ca }, peerOf(issued.response.certificate), {
+        csr: await createCsr(await generateBotKey(), 'x'),
+        ttl_ms: 60_000,
+      }),
+    );
     expect(copy).toBeInstanceOf(BotRefusal);
     expect(codeOf(copy)).toBe('BOT_LOCKED');
     expect((copy as BotRefusal).lockedNow?.lock).toMatchObject({ by: 'proxy' });
     expect(copy.message).toMatch(/credential copied: generation 1 was presented after generation 2 had been issued/);
     expect((await store.read('delta'))!.lock!.by).toBe('proxy');
     // The original is locked out too.
-    const after = await refusal(renewBot({ store, ca: pki.ca }, peerOf(original.response.certificate), { csr: await createCsr(await generateBotKey(), 'x'), ttl_ms: 60_000 }));
+    const after = await refusal(
+      renewBot({ store, ca: pki.ca }, peerOf(original.response.certificate), {
+        csr: await createCsr(await generateBotKey(), 'x'),
+        ttl_ms: 60_000,
+      }),
+    );
     expect(codeOf(after)).toBe('BOT_LOCKED');
   });
 
@@ -132,8 +181,20 @@ describe('renewal generations', () => {
     const { issued } = await joined(store, 'epsilon');
     const csr = await createCsr(await generateBotKey(), 'x');
     const peer = peerOf(issued.response.certificate);
-    expect(codeOf(await refusal(renewBot({ store, ca: pki.ca }, { ...peer, bot: { name: 'epsilon', generation: 9 } }, { csr, ttl_ms: 60_000 })))).toBe('BOT_STATE');
-    expect(codeOf(await refusal(renewBot({ store, ca: pki.ca }, { serial: peer.serial }, { csr, ttl_ms: 60_000 })))).toBe('ACCESS_DENIED');
+    expect(
+      codeOf(
+        await refusal(
+          renewBot(
+            { store, ca: pki.ca },
+            { ...peer, bot: { name: 'epsilon', generation: 9 } },
+            { csr, ttl_ms: 60_000 },
+          ),
+        ),
+      ),
+    ).toBe('BOT_STATE');
+    expect(
+      codeOf(await refusal(renewBot({ store, ca: pki.ca }, { serial: peer.serial }, { csr, ttl_ms: 60_000 }))),
+    ).toBe('ACCESS_DENIED');
     await removeBot(store, 'epsilon');
     expect(codeOf(await refusal(renewBot({ store, ca: pki.ca }, peer, { csr, ttl_ms: 60_000 })))).toBe('BOT_UNKNOWN');
     await addBot(store, { name: 'epsilon', roles: ['reader'], tokenTtlMs: 60_000 });
@@ -151,10 +212,12 @@ describe('certificate requests', () => {
     expect(checked.publicKeyPem).toBe(createPublicKey(key).export({ type: 'spki', format: 'pem' }));
     // Names key B but is signed with key A: proof of possession fails.
     const alg = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-    const a = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']));
-    const b = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']));
+    const a = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+    const b = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
     const forged = await x509.Pkcs10CertificateRequestGenerator.create({
-      name: 'CN=x', keys: { privateKey: a.privateKey, publicKey: b.publicKey }, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      name: 'CN=x',
+      keys: { privateKey: a.privateKey, publicKey: b.publicKey },
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
     });
     await expect(checkCsr(forged.toString('pem'))).rejects.toThrow(/not signed by the key it names/);
     await expect(checkCsr('not a csr')).rejects.toThrow(/no PEM certificate request/);
@@ -166,17 +229,29 @@ describe('state lock', () => {
   it('serialises read-modify-write across concurrent writers (no lost update)', async () => {
     const store = await freshStore();
     await addBot(store, { name: 'counter', roles: ['r'], tokenTtlMs: 60_000 });
-    await Promise.all(Array.from({ length: 25 }, () => store.locked(async () => {
-      const r = (await store.read('counter'))!;
-      await new Promise((res) => setImmediate(res));
-      await store.write({ ...r, generation: r.generation + 1 });
-    })));
+    await Promise.all(
+      Array.from({ length: 25 }, () =>
+        store.locked(async () => {
+          const r = (await store.read('counter'))!;
+          await new Promise((res) => setImmediate(res));
+          await store.write({ ...r, generation: r.generation + 1 });
+        }),
+      ),
+    );
     expect((await store.read('counter'))!.generation).toBe(25);
   });
 
   it('takes over a lock left by a process that no longer exists', async () => {
     const store = await freshStore();
-    await writeFile(store.lockPath, JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), at: new Date().toISOString(), nonce: 'x' }));
+    await writeFile(
+      store.lockPath,
+      JSON.stringify({
+        pid: 2 ** 22 + 12345,
+        host: (await import('node:os')).hostname(),
+        at: new Date().toISOString(),
+        nonce: 'x',
+      }),
+    );
     await addBot(store, { name: 'after-crash', roles: ['r'], tokenTtlMs: 60_000 });
     expect(await store.read('after-crash')).toBeDefined();
   });

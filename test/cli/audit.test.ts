@@ -10,7 +10,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/run-cli.js';
 import { AuditLog } from '../../src/proxy/audit/log.js';
 
-
 const run = runCli;
 
 let dir: string;
@@ -24,10 +23,46 @@ beforeAll(async () => {
   const base = { sessionId: 'sess-1', roles: ['llm-access'], server: 'filesystem' };
   const add = async (e: Parameters<AuditLog['append']>[0]) => ids.push((await log.append(e)).id);
   await add({ type: 'mcp.session.start', ...base, user: 'alice', client: { name: 'claude', version: '1' } });
-  await add({ type: 'mcp.session.request', ...base, user: 'alice', method: 'tools/list', rpcId: 1, outcome: 'success', latencyMs: 4 });
-  await add({ type: 'mcp.session.request', ...base, user: 'alice', method: 'tools/call', rpcId: 2, tool: 'read_file', args: { path: '/tmp/a' }, outcome: 'success' });
-  await add({ type: 'mcp.session.request', ...base, user: 'alice', method: 'tools/call', rpcId: 3, tool: 'write_file', outcome: 'denied', reason: 'tool "write_file" is denied: no role allows it' });
-  await add({ type: 'mcp.session.request', sessionId: 'sess-2', roles: ['example-role'], server: 'everything', user: 'bob', method: 'tools/call', rpcId: 1, tool: 'echo', outcome: 'success' });
+  await add({
+    type: 'mcp.session.request',
+    ...base,
+    user: 'alice',
+    method: 'tools/list',
+    rpcId: 1,
+    outcome: 'success',
+    latencyMs: 4,
+  });
+  await add({
+    type: 'mcp.session.request',
+    ...base,
+    user: 'alice',
+    method: 'tools/call',
+    rpcId: 2,
+    tool: 'read_file',
+    args: { path: '/tmp/a' },
+    outcome: 'success',
+  });
+  await add({
+    type: 'mcp.session.request',
+    ...base,
+    user: 'alice',
+    method: 'tools/call',
+    rpcId: 3,
+    tool: 'write_file',
+    outcome: 'denied',
+    reason: 'tool "write_file" is denied: no role allows it',
+  });
+  await add({
+    type: 'mcp.session.request',
+    sessionId: 'sess-2',
+    roles: ['example-role'],
+    server: 'everything',
+    user: 'bob',
+    method: 'tools/call',
+    rpcId: 1,
+    tool: 'echo',
+    outcome: 'success',
+  });
   await add({ type: 'mcp.session.end', ...base, user: 'alice' });
   await log.close();
 });
@@ -37,7 +72,11 @@ describe('audit verify', () => {
     const r = await run(['audit', 'verify', logPath]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^${logPath.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: chain intact, 6 event\\(s\\); last hash [0-9a-f]{64}\\n$`));
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `^${logPath.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: chain intact, 6 event\\(s\\); last hash [0-9a-f]{64}\\n$`,
+      ),
+    );
   });
 
   it('--format json', async () => {
@@ -48,7 +87,13 @@ describe('audit verify', () => {
 
   it('after a line is edited: exit 9, one stderr line naming the line and the problem', async () => {
     const copy = join(dir, 'edited.jsonl');
-    writeFileSync(copy, readFileSync(logPath, 'utf8').replace('"tool":"write_file","outcome":"denied"', '"tool":"write_file","outcome":"success"'));
+    writeFileSync(
+      copy,
+      readFileSync(logPath, 'utf8').replace(
+        '"tool":"write_file","outcome":"denied"',
+        '"tool":"write_file","outcome":"success"',
+      ),
+    );
     const r = await run(['audit', 'verify', copy]);
     expect(r.code).toBe(9);
     expect(r.stdout).toBe('');
@@ -91,7 +136,9 @@ describe('audit search', () => {
     const rows = r.stdout.trimEnd().split('\n');
     expect(rows[0]).toMatch(/^TIME\s+TYPE\s+CODE\s+USER\s+SERVER\s+METHOD\s+TOOL\s+OUTCOME\s+EVENT ID\s+REASON$/);
     expect(rows).toHaveLength(7);
-    expect(rows[4]).toMatch(/^\S+Z\s+request\s+TMCP003E\s+alice\s+filesystem\s+tools\/call\s+write_file\s+denied\s+[0-9a-f-]{36}\s+tool "write_file" is denied/);
+    expect(rows[4]).toMatch(
+      /^\S+Z\s+request\s+TMCP003E\s+alice\s+filesystem\s+tools\/call\s+write_file\s+denied\s+[0-9a-f-]{36}\s+tool "write_file" is denied/,
+    );
     expect(rows[1]).toMatch(/\sstart\s+TMCP001I\s+alice\s/);
   });
 
@@ -103,14 +150,20 @@ describe('audit search', () => {
   });
 
   it('--user and --server', async () => {
-    const bob = JSON.parse((await run(['audit', 'search', logPath, '--user', 'bob', '--format', 'json'])).stdout) as Array<Record<string, unknown>>;
+    const bob = JSON.parse(
+      (await run(['audit', 'search', logPath, '--user', 'bob', '--format', 'json'])).stdout,
+    ) as Array<Record<string, unknown>>;
     expect(bob.map((e) => e.id)).toEqual([ids[4]]);
-    const fs = JSON.parse((await run(['audit', 'search', logPath, '--server', 'filesystem', '--user', 'alice', '--format', 'json'])).stdout) as unknown[];
+    const fs = JSON.parse(
+      (await run(['audit', 'search', logPath, '--server', 'filesystem', '--user', 'alice', '--format', 'json'])).stdout,
+    ) as unknown[];
     expect(fs).toHaveLength(5);
   });
 
   it('--since takes a duration or an RFC 3339 time', async () => {
-    const recent = JSON.parse((await run(['audit', 'search', logPath, '--since', '1h', '--format', 'json'])).stdout) as unknown[];
+    const recent = JSON.parse(
+      (await run(['audit', 'search', logPath, '--since', '1h', '--format', 'json'])).stdout,
+    ) as unknown[];
     expect(recent).toHaveLength(6);
     const future = await run(['audit', 'search', logPath, '--since', new Date(Date.now() + 3_600_000).toISOString()]);
     expect(future.stdout).toBe('no matching events\n');
@@ -120,7 +173,10 @@ describe('audit search', () => {
   });
 
   it('--tool, --session, --limit', async () => {
-    const out = (args: string[]) => run(['audit', 'search', logPath, ...args, '--format', 'json']).then((r) => (JSON.parse(r.stdout) as Array<{ id: string }>).map((e) => e.id));
+    const out = (args: string[]) =>
+      run(['audit', 'search', logPath, ...args, '--format', 'json']).then((r) =>
+        (JSON.parse(r.stdout) as Array<{ id: string }>).map((e) => e.id),
+      );
     expect(await out(['--tool', 'read_file'])).toEqual([ids[2]]);
     expect(await out(['--session', 'sess-2'])).toEqual([ids[4]]);
     expect(await out(['--limit', '2'])).toEqual([ids[4], ids[5]]);

@@ -11,7 +11,6 @@ import { runCli, type CliRun } from '../helpers/run-cli.js';
 import { caPin, issueIdentity, loadCa, writeIdentityFile } from '../../src/identity/ca.js';
 import { loadIdentity } from '../../src/identity/load.js';
 
-
 type Run = CliRun;
 const run = runCli;
 
@@ -36,7 +35,18 @@ beforeAll(async () => {
 
 describe('ca init → identity issue → identity show', () => {
   it('ca init creates the CA and prints the paths and the CA pin', async () => {
-    const r = await run(['ca', 'init', '--dir', caDir, '--cluster', 'demo', '--proxy-host', 'localhost,127.0.0.1', '--proxy-host', 'mcp.example.com']);
+    const r = await run([
+      'ca',
+      'init',
+      '--dir',
+      caDir,
+      '--cluster',
+      'demo',
+      '--proxy-host',
+      'localhost,127.0.0.1',
+      '--proxy-host',
+      'mcp.example.com',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const ca = await loadCa(caDir);
@@ -71,13 +81,37 @@ describe('ca init → identity issue → identity show', () => {
 
   it('identity issue writes a 0600 identity file with the user and roles', async () => {
     const out = join(dir, 'alice.identity');
-    const r = await run(['identity', 'issue', '--ca-dir', caDir, '--user', 'alice', '--roles', 'reader,writer', '--roles', 'ops', '--ttl', '10m', '--key-type', 'ed25519', '--out', out]);
+    const r = await run([
+      'identity',
+      'issue',
+      '--ca-dir',
+      caDir,
+      '--user',
+      'alice',
+      '--roles',
+      'reader,writer',
+      '--roles',
+      'ops',
+      '--ttl',
+      '10m',
+      '--key-type',
+      'ed25519',
+      '--out',
+      out,
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^Wrote ${out}: user alice, roles reader, writer, ops, cluster demo, valid for 10m `));
+    expect(r.stdout).toMatch(
+      new RegExp(`^Wrote ${out}: user alice, roles reader, writer, ops, cluster demo, valid for 10m `),
+    );
     expect((await stat(out)).mode & 0o777).toBe(0o600);
     const id = await loadIdentity(out);
-    expect(id).toMatchObject({ user: 'alice', roles: ['reader', 'writer', 'ops'], cluster: 'demo', keyType: 'ed25519' });
+    expect(id).toMatchObject({
+      user: 'alice',
+      roles: ['reader', 'writer', 'ops'],
+      cluster: 'demo',
+      keyType: 'ed25519',
+    });
   });
 
   it('identity show prints user, roles, validity, key type and fingerprints', async () => {
@@ -102,7 +136,11 @@ describe('ca init → identity issue → identity show', () => {
     ]) {
       expect(r.stdout.split('\n')).toContain(line);
     }
-    expect(r.stdout).toMatch(new RegExp(`Valid until:    ${id.notAfter.toISOString()} \\(\\d+m\\d*s? left\\)|Valid until:    ${id.notAfter.toISOString()} \\(\\d+m left\\)`));
+    expect(r.stdout).toMatch(
+      new RegExp(
+        `Valid until:    ${id.notAfter.toISOString()} \\(\\d+m\\d*s? left\\)|Valid until:    ${id.notAfter.toISOString()} \\(\\d+m left\\)`,
+      ),
+    );
   });
 
   it('identity show --format json has the documented, stable fields', async () => {
@@ -113,8 +151,24 @@ describe('ca init → identity issue → identity show', () => {
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(Object.keys(j)).toEqual([
-      'path', 'user', 'roles', 'cluster', 'issuer', 'bot', 'serial', 'validFrom', 'validUntil', 'status',
-      'secondsLeft', 'timeLeft', 'expiredAgo', 'keyType', 'fingerprint256', 'trusted', 'sshCertificate', 'cas',
+      'path',
+      'user',
+      'roles',
+      'cluster',
+      'issuer',
+      'bot',
+      'serial',
+      'validFrom',
+      'validUntil',
+      'status',
+      'secondsLeft',
+      'timeLeft',
+      'expiredAgo',
+      'keyType',
+      'fingerprint256',
+      'trusted',
+      'sshCertificate',
+      'cas',
     ]);
     expect(j).toMatchObject({
       path,
@@ -132,7 +186,14 @@ describe('ca init → identity issue → identity show', () => {
       fingerprint256: id.fingerprint256,
       trusted: true,
       sshCertificate: false,
-      cas: [{ subject: 'CN=demo, O=mcp-access', fingerprint256: id.caFingerprints256[0], pin: caPin(ca.caCertPem), validUntil: expect.any(String) as unknown }],
+      cas: [
+        {
+          subject: 'CN=demo, O=mcp-access',
+          fingerprint256: id.caFingerprints256[0],
+          pin: caPin(ca.caCertPem),
+          validUntil: expect.any(String) as unknown,
+        },
+      ],
     });
     expect(j.secondsLeft).toBeGreaterThan(0);
     expect(j.secondsLeft).toBeLessThanOrEqual(600);
@@ -143,7 +204,10 @@ describe('ca init → identity issue → identity show', () => {
     const ca = await loadCa(caDir);
     const path = join(dir, 'old.identity');
     // Issued "ten minutes ago" for 5 s: expired about 9m55s ago.
-    await writeIdentityFile(path, await issueIdentity(ca, { user: 'old', roles: ['reader'], ttlMs: 5_000, now: Date.now() - 10 * 60_000 }));
+    await writeIdentityFile(
+      path,
+      await issueIdentity(ca, { user: 'old', roles: ['reader'], ttlMs: 5_000, now: Date.now() - 10 * 60_000 }),
+    );
     const text = await run(['identity', 'show', '-i', path]);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^Valid until: +\S+ \(EXPIRED 9m\d+s ago\)$/m);
@@ -155,13 +219,26 @@ describe('ca init → identity issue → identity show', () => {
     const checked = await run(['identity', 'show', '-i', path, '--check']);
     expect(checked.code).toBe(3);
     expect(checked.stdout).toContain('User:           old');
-    expect(checked.stderr).toMatch(new RegExp(`^mcp-access: identity file ${path} expired 9m\\d+s ago at \\S+Z \\(renew it: .*\\)\\n$`));
+    expect(checked.stderr).toMatch(
+      new RegExp(`^mcp-access: identity file ${path} expired 9m\\d+s ago at \\S+Z \\(renew it: .*\\)\\n$`),
+    );
   });
 });
 
 describe('CLI failures: one line, documented exit codes', () => {
   it('a TTL under 5s, over 30d, or without a unit is a usage error (exit 2)', async () => {
-    const base = ['identity', 'issue', '--ca-dir', caDir, '--user', 'alice', '--roles', 'reader', '--out', join(dir, 'x.identity')];
+    const base = [
+      'identity',
+      'issue',
+      '--ca-dir',
+      caDir,
+      '--user',
+      'alice',
+      '--roles',
+      'reader',
+      '--out',
+      join(dir, 'x.identity'),
+    ];
     expectOneLineError(await run([...base, '--ttl', '4s']), 2, /TTL 4s is too short: the minimum is 5s/);
     expectOneLineError(await run([...base, '--ttl', '31d']), 2, /TTL 31d is too long: the maximum is 30d/);
     expectOneLineError(await run([...base, '--ttl', '10']), 2, /TTL "10" has no unit/);
@@ -171,20 +248,58 @@ describe('CLI failures: one line, documented exit codes', () => {
 
   it('issuing from a directory without a CA is exit 7', async () => {
     const missing = join(dir, 'no-ca');
-    expectOneLineError(await run(['identity', 'issue', '--ca-dir', missing, '--user', 'a', '--roles', 'r', '--out', join(dir, 'y.identity')]), 7, /no certificate authority in .*no-ca: .*ca\.crt is missing \(create one with/);
+    expectOneLineError(
+      await run([
+        'identity',
+        'issue',
+        '--ca-dir',
+        missing,
+        '--user',
+        'a',
+        '--roles',
+        'r',
+        '--out',
+        join(dir, 'y.identity'),
+      ]),
+      7,
+      /no certificate authority in .*no-ca: .*ca\.crt is missing \(create one with/,
+    );
   });
 
   it('an unsafe user name is a usage error', async () => {
-    expectOneLineError(await run(['identity', 'issue', '--ca-dir', caDir, '--user', 'a,b', '--roles', 'r', '--out', join(dir, 'z.identity')]), 2, /user name "a,b" is not allowed/);
+    expectOneLineError(
+      await run([
+        'identity',
+        'issue',
+        '--ca-dir',
+        caDir,
+        '--user',
+        'a,b',
+        '--roles',
+        'r',
+        '--out',
+        join(dir, 'z.identity'),
+      ]),
+      2,
+      /user name "a,b" is not allowed/,
+    );
   });
 
   it('show of a missing or torn file is exit 3 naming the file', async () => {
     const missing = join(dir, 'missing.identity');
-    expectOneLineError(await run(['identity', 'show', '-i', missing]), 3, new RegExp(`identity file ${missing} does not exist`));
+    expectOneLineError(
+      await run(['identity', 'show', '-i', missing]),
+      3,
+      new RegExp(`identity file ${missing} does not exist`),
+    );
     const torn = join(dir, 'torn.identity');
     const good = await readFile(join(dir, 'alice.identity'), 'utf8');
     await writeFile(torn, good.slice(0, good.length - 40), { mode: 0o600 });
-    expectOneLineError(await run(['identity', 'show', '-i', torn]), 3, new RegExp(`identity file ${torn} is torn: the CERTIFICATE block at line \\d+ has no END line`));
+    expectOneLineError(
+      await run(['identity', 'show', '-i', torn]),
+      3,
+      new RegExp(`identity file ${torn} is torn: the CERTIFICATE block at line \\d+ has no END line`),
+    );
   });
 
   it('show takes the file from MCP_ACCESS_IDENTITY and warns about a group-readable file', async () => {
@@ -194,11 +309,17 @@ describe('CLI failures: one line, documented exit codes', () => {
     const r = await run(['identity', 'show'], { env: { MCP_ACCESS_IDENTITY: path } });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('User:           alice');
-    expect(r.stderr).toBe(`mcp-access: warning: identity file ${path} is accessible by group or others (mode 0640); run: chmod 600 ${path}\n`);
+    expect(r.stderr).toBe(
+      `mcp-access: warning: identity file ${path} is accessible by group or others (mode 0640); run: chmod 600 ${path}\n`,
+    );
   });
 
   it('show without a file is a usage error', async () => {
-    expectOneLineError(await run(['identity', 'show']), 2, /no identity file given \(pass -i FILE or set MCP_ACCESS_IDENTITY\)/);
+    expectOneLineError(
+      await run(['identity', 'show']),
+      2,
+      /no identity file given \(pass -i FILE or set MCP_ACCESS_IDENTITY\)/,
+    );
   });
 
   it('a file another user cannot read is exit 3, unreadable', async () => {
@@ -217,7 +338,11 @@ describe('CLI failures: one line, documented exit codes', () => {
   it('a command group without a subcommand is a usage error; --help shows examples', async () => {
     expectOneLineError(await run(['identity']), 2, /name an identity command: issue or show/);
     expectOneLineError(await run(['ca']), 2, /name a ca command: init/);
-    for (const args of [['ca', 'init', '--help'], ['identity', 'issue', '--help'], ['identity', 'show', '--help']]) {
+    for (const args of [
+      ['ca', 'init', '--help'],
+      ['identity', 'issue', '--help'],
+      ['identity', 'show', '--help'],
+    ]) {
       const r = await run(args);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain('Examples:');

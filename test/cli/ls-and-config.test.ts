@@ -15,12 +15,27 @@ type ClientConfig = { mcpServers: Record<string, { command: string; args: string
 
 beforeAll(async () => {
   cluster = await TestCluster.start({
-    servers: [testServer('notes', { description: 'team notes' }), { ...testServer('billing'), labels: { env: 'prod' } }],
-    roles: [{ kind: 'role', version: 'v7', metadata: { name: 'reader' }, spec: { allow: { app_labels: { env: 'dev' }, mcp: { tools: ['read_*', 'echo'] } }, deny: { mcp: { tools: ['read_secrets'] } } } }],
+    servers: [
+      testServer('notes', { description: 'team notes' }),
+      { ...testServer('billing'), labels: { env: 'prod' } },
+    ],
+    roles: [
+      {
+        kind: 'role',
+        version: 'v7',
+        metadata: { name: 'reader' },
+        spec: {
+          allow: { app_labels: { env: 'dev' }, mcp: { tools: ['read_*', 'echo'] } },
+          deny: { mcp: { tools: ['read_secrets'] } },
+        },
+      },
+    ],
   });
   reader = await cluster.issue('rita', ['reader']);
 });
-afterAll(async () => { await cluster?.close(); });
+afterAll(async () => {
+  await cluster?.close();
+});
 
 describe('ls', () => {
   it('shows only reachable servers with their allowed and denied tool patterns', async () => {
@@ -29,8 +44,16 @@ describe('ls', () => {
     expect(text.stdout).toMatch(/NAME\s+DESCRIPTION\s+TYPE\s+ALLOWED TOOLS\s+LABELS/);
     expect(text.stdout).toMatch(/notes\s+team notes\s+stdio\s+read_\*,echo except read_secrets\s+env=dev/);
     expect(text.stdout).not.toContain('billing');
-    const json = JSON.parse((await cli(['ls', '-i', reader, '--proxy', cluster.address, '--format', 'json'])).stdout) as { servers: unknown[] };
-    expect(json.servers).toEqual([expect.objectContaining({ name: 'notes', labels: { env: 'dev' }, tools: { allow: ['read_*', 'echo'], deny: ['read_secrets'] } })]);
+    const json = JSON.parse(
+      (await cli(['ls', '-i', reader, '--proxy', cluster.address, '--format', 'json'])).stdout,
+    ) as { servers: unknown[] };
+    expect(json.servers).toEqual([
+      expect.objectContaining({
+        name: 'notes',
+        labels: { env: 'dev' },
+        tools: { allow: ['read_*', 'echo'], deny: ['read_secrets'] },
+      }),
+    ]);
     const yaml = await cli(['ls', '-i', reader, '--proxy', cluster.address, '--format', 'yaml']);
     expect(yaml.stdout).toMatch(/- name: notes/);
   });
@@ -53,10 +76,13 @@ describe('config', () => {
   });
 
   it('prints VS Code and LangGraph forms, and --all asks the proxy', async () => {
-    const vs = JSON.parse((await cli(['config', '--all', '--client', 'vscode', '-i', reader, '--proxy', cluster.address])).stdout) as { servers: Record<string, { type: string }> };
+    const vs = JSON.parse(
+      (await cli(['config', '--all', '--client', 'vscode', '-i', reader, '--proxy', cluster.address])).stdout,
+    ) as { servers: Record<string, { type: string }> };
     expect(Object.keys(vs.servers)).toEqual(['mcp-access-notes']);
     expect(vs.servers['mcp-access-notes']!.type).toBe('stdio');
-    const lg = (await cli(['config', 'notes', '--client', 'langgraph', '-i', reader, '--proxy', cluster.address])).stdout;
+    const lg = (await cli(['config', 'notes', '--client', 'langgraph', '-i', reader, '--proxy', cluster.address]))
+      .stdout;
     expect(lg).toContain('MultiServerMCPClient');
     expect(lg).toContain('"transport": "stdio"');
   });

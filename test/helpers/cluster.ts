@@ -21,7 +21,12 @@ export const EVERYTHING = join(ROOT, 'node_modules/@modelcontextprotocol/server-
 export const FILESYSTEM = join(ROOT, 'node_modules/@modelcontextprotocol/server-filesystem/dist/index.js');
 
 /** A role that may use every tool of every server. */
-export const ALLOW_ALL_ROLE = { kind: 'role', version: 'v7', metadata: { name: 'all' }, spec: { allow: { app_labels: { '*': '*' }, mcp: { tools: ['*'] } } } };
+export const ALLOW_ALL_ROLE = {
+  kind: 'role',
+  version: 'v7',
+  metadata: { name: 'all' },
+  spec: { allow: { app_labels: { '*': '*' }, mcp: { tools: ['*'] } } },
+};
 
 export interface ClusterOptions {
   servers?: Array<Record<string, unknown>>;
@@ -33,7 +38,14 @@ export interface ClusterOptions {
 }
 
 export function testServer(name = 'test', extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { name, description: 'SDK-built test server', labels: { env: 'dev' }, command: process.execPath, args: [TEST_SERVER], ...extra };
+  return {
+    name,
+    description: 'SDK-built test server',
+    labels: { env: 'dev' },
+    command: process.execPath,
+    args: [TEST_SERVER],
+    ...extra,
+  };
 }
 
 export class TestCluster {
@@ -42,7 +54,12 @@ export class TestCluster {
   port = 0;
   private clients: Array<{ close(): Promise<void> }> = [];
 
-  private constructor(readonly dir: string, readonly pki: TestPki, readonly configPath: string, private config: Record<string, unknown>) {}
+  private constructor(
+    readonly dir: string,
+    readonly pki: TestPki,
+    readonly configPath: string,
+    private config: Record<string, unknown>,
+  ) {}
 
   static async start(opts: ClusterOptions = {}): Promise<TestCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'mcp-access-test-'));
@@ -73,7 +90,9 @@ export class TestCluster {
   /** Start (or restart, on the same port) the proxy process; resolves once it listens. */
   async startProxy(): Promise<void> {
     if (this.port) await this.writeConfig({ listen: `127.0.0.1:${this.port}` });
-    const proc = spawn(process.execPath, [CLI, 'proxy', 'start', '--config', this.configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, [CLI, 'proxy', 'start', '--config', this.configPath], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     this.proxy = proc;
     proc.stderr.setEncoding('utf8');
     this.port = await new Promise<number>((resolveListen, reject) => {
@@ -82,7 +101,10 @@ export class TestCluster {
         this.proxyLog += t;
         buf += t;
         const m = /listening on [^\s]+:(\d+)/.exec(buf);
-        if (m) { buf = ''; resolveListen(Number(m[1])); }
+        if (m) {
+          buf = '';
+          resolveListen(Number(m[1]));
+        }
       });
       proc.once('exit', (code) => reject(new Error(`proxy exited with ${code} before listening:\n${this.proxyLog}`)));
     });
@@ -116,7 +138,11 @@ export class TestCluster {
   }
 
   /** An SDK Client speaking to `server` through a spawned `mcp-access connect`. */
-  async client(server: string, identity: string, opts: { extraArgs?: string[]; capabilities?: Record<string, unknown>; setup?: (c: Client) => void } = {}): Promise<ConnectedClient> {
+  async client(
+    server: string,
+    identity: string,
+    opts: { extraArgs?: string[]; capabilities?: Record<string, unknown>; setup?: (c: Client) => void } = {},
+  ): Promise<ConnectedClient> {
     const transport = new StdioClientTransport({
       command: process.execPath,
       args: this.connectArgs(server, identity, opts.extraArgs),
@@ -127,7 +153,9 @@ export class TestCluster {
       maxBufferSize: 64 * 1024 * 1024,
     });
     let stderr = '';
-    transport.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    transport.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     const client = new Client({ name: 'mcp-access-test', version: '1.0.0' }, { capabilities: opts.capabilities ?? {} });
     opts.setup?.(client);
     await client.connect(transport);
@@ -154,7 +182,11 @@ export interface ConnectedClient {
 export async function waitForExit(pid: number, timeoutMs = 15_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    try { process.kill(pid, 0); } catch { return true; }
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return true;
+    }
     await new Promise((r) => setTimeout(r, 25));
   }
   return false;
@@ -201,7 +233,16 @@ export async function startSampleFilesCluster(
   }
   const auditPath = join(cluster.dir, 'audit.jsonl');
   await cluster.writeConfig({
-    servers: [{ name, description: 'sample files', labels: { env: 'dev' }, command: process.execPath, args: [FILESYSTEM, sample] }, ...extraServers],
+    servers: [
+      {
+        name,
+        description: 'sample files',
+        labels: { env: 'dev' },
+        command: process.execPath,
+        args: [FILESYSTEM, sample],
+      },
+      ...extraServers,
+    ],
     roles: [],
     roles_files: [join(ROOT, 'test/fixtures/roles')],
     audit: { path: auditPath },

@@ -5,14 +5,22 @@
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
-interface Pair { client: Socket; upstream: Socket; stalled: boolean; cutAfter?: { bytes: number } }
+interface Pair {
+  client: Socket;
+  upstream: Socket;
+  stalled: boolean;
+  cutAfter?: { bytes: number };
+}
 
 export class FaultRelay {
   readonly pairs = new Set<Pair>();
   connections = 0;
   private cutNextAfter: number | undefined;
 
-  private constructor(private readonly server: Server, readonly port: number) {}
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
 
   static async start(targetPort: number): Promise<FaultRelay> {
     const server = createServer();
@@ -22,17 +30,35 @@ export class FaultRelay {
     return relay;
   }
 
-  get address(): string { return `127.0.0.1:${this.port}`; }
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
 
   /** Close every live connection (FIN both ways). */
-  cut(): number { return this.each((p) => { p.client.destroy(); p.upstream.destroy(); }); }
+  cut(): number {
+    return this.each((p) => {
+      p.client.destroy();
+      p.upstream.destroy();
+    });
+  }
   /** Reset every live connection (RST). */
-  reset(): number { return this.each((p) => { p.client.resetAndDestroy(); p.upstream.resetAndDestroy(); }); }
+  reset(): number {
+    return this.each((p) => {
+      p.client.resetAndDestroy();
+      p.upstream.resetAndDestroy();
+    });
+  }
   /** Stop forwarding on every live connection but keep it open (a dead peer, as keepalive sees it). */
-  stall(): number { return this.each((p) => { p.stalled = true; }); }
+  stall(): number {
+    return this.each((p) => {
+      p.stalled = true;
+    });
+  }
   /** Cut the current connections after `bytes` more bytes from the bridge have passed (mid-message). */
   cutAfterClientBytes(bytes: number): void {
-    this.each((p) => { p.cutAfter = { bytes }; });
+    this.each((p) => {
+      p.cutAfter = { bytes };
+    });
     this.cutNextAfter = undefined;
   }
 
@@ -53,7 +79,11 @@ export class FaultRelay {
     const pair: Pair = { client, upstream, stalled: false };
     if (this.cutNextAfter !== undefined) pair.cutAfter = { bytes: this.cutNextAfter };
     this.pairs.add(pair);
-    const drop = () => { this.pairs.delete(pair); client.destroy(); upstream.destroy(); };
+    const drop = () => {
+      this.pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
     client.on('data', (d: Buffer) => {
@@ -68,6 +98,8 @@ export class FaultRelay {
       }
       upstream.write(d);
     });
-    upstream.on('data', (d: Buffer) => { if (!pair.stalled) client.write(d); });
+    upstream.on('data', (d: Buffer) => {
+      if (!pair.stalled) client.write(d);
+    });
   }
 }

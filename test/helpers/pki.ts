@@ -25,14 +25,28 @@ export interface TestPki {
   issue(user: string, roles: string[], ttlMs: number, opts?: IssueOptions): Promise<string>;
 }
 
-export async function makeTestPki(dir: string, opts: { cluster?: string; proxyHosts?: string[] } = {}): Promise<TestPki> {
-  const ca = await initCa({ dir: join(dir, 'ca'), cluster: opts.cluster ?? 'test-cluster', proxyHosts: opts.proxyHosts });
+export async function makeTestPki(
+  dir: string,
+  opts: { cluster?: string; proxyHosts?: string[] } = {},
+): Promise<TestPki> {
+  const ca = await initCa({
+    dir: join(dir, 'ca'),
+    cluster: opts.cluster ?? 'test-cluster',
+    proxyHosts: opts.proxyHosts,
+  });
   let n = 0;
   return {
     ca,
     async issue(user, roles, ttlMs, issueOpts = {}) {
       const path = issueOpts.path ?? join(dir, `${user}-${++n}.identity`);
-      const text = await issueIdentity(ca, { user, roles, ttlMs, keyType: issueOpts.keyType, bot: issueOpts.bot, now: issueOpts.now });
+      const text = await issueIdentity(ca, {
+        user,
+        roles,
+        ttlMs,
+        keyType: issueOpts.keyType,
+        bot: issueOpts.bot,
+        now: issueOpts.now,
+      });
       await writeIdentityFile(path, text);
       return path;
     },

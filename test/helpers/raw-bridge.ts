@@ -22,12 +22,25 @@ export class RawBridge {
       this.wake();
     });
     proc.stderr!.setEncoding('utf8');
-    proc.stderr!.on('data', (t: string) => { this.stderr += t; this.wake(); });
-    this.exited = new Promise((r) => proc.once('exit', (code) => { this.wake(); r(code); }));
+    proc.stderr!.on('data', (t: string) => {
+      this.stderr += t;
+      this.wake();
+    });
+    this.exited = new Promise((r) =>
+      proc.once('exit', (code) => {
+        this.wake();
+        r(code);
+      }),
+    );
   }
 
   static spawn(args: string[], env: NodeJS.ProcessEnv = {}): RawBridge {
-    return new RawBridge(spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } }));
+    return new RawBridge(
+      spawn(process.execPath, args, {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      }),
+    );
   }
 
   write(data: string | Buffer): void {
@@ -49,8 +62,14 @@ export class RawBridge {
     for (;;) {
       const found = this.messages.find(match);
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`no matching message (${this.messages.length} so far, last: ${JSON.stringify(this.messages.at(-1))?.slice(0, 300)}); stderr: ${this.stderr.slice(-3000)}`);
-      await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, 200); });
+      if (Date.now() > deadline)
+        throw new Error(
+          `no matching message (${this.messages.length} so far, last: ${JSON.stringify(this.messages.at(-1))?.slice(0, 300)}); stderr: ${this.stderr.slice(-3000)}`,
+        );
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 200);
+      });
     }
   }
 
@@ -66,6 +85,8 @@ export class RawBridge {
 }
 
 export const INIT = (id: number | string = 1) => ({
-  jsonrpc: '2.0', id, method: 'initialize',
+  jsonrpc: '2.0',
+  id,
+  method: 'initialize',
   params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
 });

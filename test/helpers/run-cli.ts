@@ -5,7 +5,11 @@
 import { spawn } from 'node:child_process';
 import { CLI } from './cluster.js';
 
-export interface CliRun { code: number | null; stdout: string; stderr: string }
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 export interface RunOptions {
   /** The whole environment of the process; default: this process's. */
@@ -20,7 +24,13 @@ export interface RunOptions {
 /** Runs `command ARGS` to its end (bounded), collecting stdout and stderr. */
 export function run(command: string, args: string[], opts: RunOptions = {}): Promise<CliRun> {
   return new Promise((done, fail) => {
-    const child = spawn(command, args, { env: opts.env, cwd: opts.cwd, uid: opts.uid, gid: opts.gid, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      env: opts.env,
+      cwd: opts.cwd,
+      uid: opts.uid,
+      gid: opts.gid,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -28,10 +38,20 @@ export function run(command: string, args: string[], opts: RunOptions = {}): Pro
     const timeoutMs = opts.timeoutMs ?? 30_000;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      fail(new Error(`${[command, ...args].join(' ').slice(0, 300)} did not finish within ${timeoutMs} ms:\n${stdout.slice(-2000)}\n${stderr.slice(-2000)}`));
+      fail(
+        new Error(
+          `${[command, ...args].join(' ').slice(0, 300)} did not finish within ${timeoutMs} ms:\n${stdout.slice(-2000)}\n${stderr.slice(-2000)}`,
+        ),
+      );
     }, timeoutMs);
-    child.on('error', (err) => { clearTimeout(timer); fail(err); });
-    child.on('close', (code) => { clearTimeout(timer); done({ code, stdout, stderr }); });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      fail(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr });
+    });
   });
 }
 

@@ -24,7 +24,10 @@ beforeAll(async () => {
 });
 
 async function caError(p: Promise<unknown>): Promise<AccessError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(AccessError);
   return err as AccessError;
 }
@@ -47,9 +50,15 @@ describe('initCa', () => {
   });
 
   it('gives the proxy certificate a SAN per host (IPs as IP SANs) and serverAuth only', async () => {
-    const ca = await initCa({ dir: fresh(), cluster: 'demo', proxyHosts: ['mcp.example.com', '10.0.0.5', '::1', 'localhost'] });
+    const ca = await initCa({
+      dir: fresh(),
+      cluster: 'demo',
+      proxyHosts: ['mcp.example.com', '10.0.0.5', '::1', 'localhost'],
+    });
     const cert = new X509Certificate(ca.proxyCertPem);
-    expect(cert.subjectAltName).toBe('DNS:mcp.example.com, IP Address:10.0.0.5, IP Address:0:0:0:0:0:0:0:1, DNS:localhost');
+    expect(cert.subjectAltName).toBe(
+      'DNS:mcp.example.com, IP Address:10.0.0.5, IP Address:0:0:0:0:0:0:0:1, DNS:localhost',
+    );
     expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
     expect(cert.checkHost('mcp.example.com')).toBe('mcp.example.com');
     expect(cert.checkIP('10.0.0.5')).toBe('10.0.0.5');
@@ -75,8 +84,12 @@ describe('initCa', () => {
   });
 
   it('refuses an unsafe cluster name or proxy host', async () => {
-    expect((await caError(initCa({ dir: fresh(), cluster: 'my cluster' }))).message).toMatch(/cluster name "my cluster" is not allowed/);
-    expect((await caError(initCa({ dir: fresh(), cluster: 'demo', proxyHosts: ['bad host'] }))).message).toMatch(/proxy host "bad host" is neither a DNS name nor an IP address/);
+    expect((await caError(initCa({ dir: fresh(), cluster: 'my cluster' }))).message).toMatch(
+      /cluster name "my cluster" is not allowed/,
+    );
+    expect((await caError(initCa({ dir: fresh(), cluster: 'demo', proxyHosts: ['bad host'] }))).message).toMatch(
+      /proxy host "bad host" is neither a DNS name nor an IP address/,
+    );
   });
 });
 
@@ -121,42 +134,58 @@ describe('caPin', () => {
 });
 
 describe('issued identities in a real mTLS handshake', () => {
-  it.each(['ec', 'rsa', 'ed25519'] as const)('a %s identity authenticates to a server using the proxy certificate', async (keyType) => {
-    const pki = await makeTestPki(fresh(), { cluster: 'tls-demo' });
-    const id = await loadIdentity(await pki.issue('alice', ['reader', 'writer'], 60_000, { keyType }));
+  it.each(['ec', 'rsa', 'ed25519'] as const)(
+    'a %s identity authenticates to a server using the proxy certificate',
+    async (keyType) => {
+      const pki = await makeTestPki(fresh(), { cluster: 'tls-demo' });
+      const id = await loadIdentity(await pki.issue('alice', ['reader', 'writer'], 60_000, { keyType }));
+      const server = createServer({
+        key: pki.ca.proxyKeyPem,
+        cert: pki.ca.proxyCertPem,
+        ca: [pki.ca.caCertPem],
+        requestCert: true,
+        rejectUnauthorized: true,
+      });
+      const peers: string[] = [];
+      server.on('secureConnection', (socket: TLSSocket) => {
+        const peer = socket.getPeerX509Certificate();
+        peers.push(peer ? JSON.stringify(claimsFromCertificate(peer)) : 'none');
+        socket.end('ok');
+      });
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      try {
+        const { port } = server.address() as AddressInfo;
+        const socket = connect({
+          host: '127.0.0.1',
+          port,
+          key: id.keyPem,
+          cert: id.certPem,
+          ca: id.caPems,
+          servername: 'localhost',
+        });
+        const chunks: Buffer[] = [];
+        socket.on('data', (c: Buffer) => chunks.push(c));
+        await once(socket, 'end');
+        socket.destroy();
+        expect(Buffer.concat(chunks).toString()).toBe('ok');
+        expect(peers).toEqual([JSON.stringify({ user: 'alice', roles: ['reader', 'writer'], cluster: 'tls-demo' })]);
+      } finally {
+        server.close();
+      }
+    },
+  );
+
+  it('a server certificate cannot be used as a client identity (EKU serverAuth only)', async () => {
+    const pki = await makeTestPki(fresh());
+    // rejectUnauthorized: false so the server can report why OpenSSL refused the peer.
     const server = createServer({
       key: pki.ca.proxyKeyPem,
       cert: pki.ca.proxyCertPem,
       ca: [pki.ca.caCertPem],
       requestCert: true,
-      rejectUnauthorized: true,
+      rejectUnauthorized: false,
     });
-    const peers: string[] = [];
-    server.on('secureConnection', (socket: TLSSocket) => {
-      const peer = socket.getPeerX509Certificate();
-      peers.push(peer ? JSON.stringify(claimsFromCertificate(peer)) : 'none');
-      socket.end('ok');
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    try {
-      const { port } = server.address() as AddressInfo;
-      const socket = connect({ host: '127.0.0.1', port, key: id.keyPem, cert: id.certPem, ca: id.caPems, servername: 'localhost' });
-      const chunks: Buffer[] = [];
-      socket.on('data', (c: Buffer) => chunks.push(c));
-      await once(socket, 'end');
-      socket.destroy();
-      expect(Buffer.concat(chunks).toString()).toBe('ok');
-      expect(peers).toEqual([JSON.stringify({ user: 'alice', roles: ['reader', 'writer'], cluster: 'tls-demo' })]);
-    } finally {
-      server.close();
-    }
-  });
-
-  it('a server certificate cannot be used as a client identity (EKU serverAuth only)', async () => {
-    const pki = await makeTestPki(fresh());
-    // rejectUnauthorized: false so the server can report why OpenSSL refused the peer.
-    const server = createServer({ key: pki.ca.proxyKeyPem, cert: pki.ca.proxyCertPem, ca: [pki.ca.caCertPem], requestCert: true, rejectUnauthorized: false });
     const verdicts: string[] = [];
     server.on('secureConnection', (s: TLSSocket) => {
       verdicts.push(s.authorized ? 'authorized' : String(s.authorizationError));
@@ -166,7 +195,14 @@ describe('issued identities in a real mTLS handshake', () => {
     await once(server, 'listening');
     try {
       const { port } = server.address() as AddressInfo;
-      const socket = connect({ host: '127.0.0.1', port, key: pki.ca.proxyKeyPem, cert: pki.ca.proxyCertPem, ca: [pki.ca.caCertPem], servername: 'localhost' });
+      const socket = connect({
+        host: '127.0.0.1',
+        port,
+        key: pki.ca.proxyKeyPem,
+        cert: pki.ca.proxyCertPem,
+        ca: [pki.ca.caCertPem],
+        servername: 'localhost',
+      });
       socket.on('error', () => {});
       socket.resume();
       await once(socket, 'close');

@@ -24,11 +24,21 @@ function certOf(text: string): Promise<X509Certificate> {
 
 describe('certificate claims', () => {
   it('CN is the user, one O per role, the issuer CN is the cluster', async () => {
-    const cert = await certOf(await issueIdentity(pki.ca, { user: 'alice@example.com', roles: ['reader', 'mcp:writer', 'ops-1.x'], ttlMs: 60_000 }));
+    const cert = await certOf(
+      await issueIdentity(pki.ca, {
+        user: 'alice@example.com',
+        roles: ['reader', 'mcp:writer', 'ops-1.x'],
+        ttlMs: 60_000,
+      }),
+    );
     // How node prints a subject with several O values: one line each, in order.
     expect(cert.subject).toBe('CN=alice@example.com\nO=reader\nO=mcp:writer\nO=ops-1.x');
     expect(cert.issuer).toBe('CN=prod.example\nO=mcp-access');
-    expect(claimsFromCertificate(cert)).toEqual({ user: 'alice@example.com', roles: ['reader', 'mcp:writer', 'ops-1.x'], cluster: 'prod.example' });
+    expect(claimsFromCertificate(cert)).toEqual({
+      user: 'alice@example.com',
+      roles: ['reader', 'mcp:writer', 'ops-1.x'],
+      cluster: 'prod.example',
+    });
   });
 
   it('a repeated role is written once', async () => {
@@ -37,17 +47,43 @@ describe('certificate claims', () => {
   });
 
   it('a bot identity carries its name and generation in a SAN URI', async () => {
-    const cert = await certOf(await issueIdentity(pki.ca, { user: 'bot-agent', roles: ['reader'], ttlMs: 60_000, bot: { name: 'agent', generation: 7 } }));
+    const cert = await certOf(
+      await issueIdentity(pki.ca, {
+        user: 'bot-agent',
+        roles: ['reader'],
+        ttlMs: 60_000,
+        bot: { name: 'agent', generation: 7 },
+      }),
+    );
     expect(cert.subjectAltName).toBe('URI:mcp-access://prod.example/bot/agent?generation=7');
-    expect(claimsFromCertificate(cert)).toEqual({ user: 'bot-agent', roles: ['reader'], cluster: 'prod.example', bot: { name: 'agent', generation: 7 } });
+    expect(claimsFromCertificate(cert)).toEqual({
+      user: 'bot-agent',
+      roles: ['reader'],
+      cluster: 'prod.example',
+      bot: { name: 'agent', generation: 7 },
+    });
   });
 
   it('signCertificate certifies a public key it is given (the private key stays with the caller)', async () => {
     const { publicKeyPem } = await generateKeyPairPem('ed25519');
     const now = Date.now();
-    const cert = new X509Certificate(await signCertificate(pki.ca, { publicKeyPem, user: 'bot-b', roles: ['r'], ttlMs: 10 * 60_000, bot: { name: 'b', generation: 0 }, now }));
+    const cert = new X509Certificate(
+      await signCertificate(pki.ca, {
+        publicKeyPem,
+        user: 'bot-b',
+        roles: ['r'],
+        ttlMs: 10 * 60_000,
+        bot: { name: 'b', generation: 0 },
+        now,
+      }),
+    );
     expect(cert.publicKey.export({ type: 'spki', format: 'pem' })).toBe(publicKeyPem);
-    expect(claimsFromCertificate(cert)).toEqual({ user: 'bot-b', roles: ['r'], cluster: 'prod.example', bot: { name: 'b', generation: 0 } });
+    expect(claimsFromCertificate(cert)).toEqual({
+      user: 'bot-b',
+      roles: ['r'],
+      cluster: 'prod.example',
+      bot: { name: 'b', generation: 0 },
+    });
     // Backdated one minute for clock skew; expires after the TTL (certificates hold whole seconds).
     expect(Math.abs(new Date(cert.validFrom).getTime() - (now - 60_000))).toBeLessThan(1000);
     expect(Math.abs(new Date(cert.validTo).getTime() - (now + 10 * 60_000))).toBeLessThan(1000);
@@ -59,7 +95,9 @@ describe('certificate claims', () => {
     const { publicKeyPem } = await generateKeyPairPem('ec');
     const serials = new Set<string>();
     for (let i = 0; i < 5; i++) {
-      const cert = new X509Certificate(await signCertificate(pki.ca, { publicKeyPem, user: 'u', roles: ['r'], ttlMs: 60_000 }));
+      const cert = new X509Certificate(
+        await signCertificate(pki.ca, { publicKeyPem, user: 'u', roles: ['r'], ttlMs: 60_000 }),
+      );
       expect(cert.serialNumber).toMatch(/^[4-7][0-9A-F]{31}$/);
       serials.add(cert.serialNumber);
     }
@@ -81,14 +119,30 @@ describe('certificate claims', () => {
 
   it('refuses a bot name or generation it could not read back', async () => {
     const { publicKeyPem } = await generateKeyPairPem('ec');
-    await expect(signCertificate(pki.ca, { publicKeyPem, user: 'u', roles: ['r'], ttlMs: 60_000, bot: { name: 'a/b', generation: 1 } })).rejects.toThrow(/bot name "a\/b" is not allowed/);
-    await expect(signCertificate(pki.ca, { publicKeyPem, user: 'u', roles: ['r'], ttlMs: 60_000, bot: { name: 'ab', generation: -1 } })).rejects.toThrow(/generation -1/);
+    await expect(
+      signCertificate(pki.ca, {
+        publicKeyPem,
+        user: 'u',
+        roles: ['r'],
+        ttlMs: 60_000,
+        bot: { name: 'a/b', generation: 1 },
+      }),
+    ).rejects.toThrow(/bot name "a\/b" is not allowed/);
+    await expect(
+      signCertificate(pki.ca, {
+        publicKeyPem,
+        user: 'u',
+        roles: ['r'],
+        ttlMs: 60_000,
+        bot: { name: 'ab', generation: -1 },
+      }),
+    ).rejects.toThrow(/generation -1/);
   });
 
   it('a certificate from elsewhere with escaped characters is refused, not misread', async () => {
     // Made directly (not through our issuer) to see how node escapes: a CN
     // holding "\nO=admin" must not turn into an extra role.
-    const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']));
+    const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       name: [{ CN: ['a\nO=admin'] }, { O: ['reader'] }],
       keys,
@@ -96,13 +150,18 @@ describe('certificate claims', () => {
     });
     const nodeCert = new X509Certificate(cert.toString('pem'));
     expect(nodeCert.subject).toBe('CN=a\\0AO=admin\nO=reader');
-    expect(() => claimsFromCertificate(nodeCert)).toThrow(/certificate user name "a\\\\0AO=admin" contains characters mcp-access never issues/);
+    expect(() => claimsFromCertificate(nodeCert)).toThrow(
+      /certificate user name "a\\\\0AO=admin" contains characters mcp-access never issues/,
+    );
   });
 
   it('an identity file made here reads back the same claims the CA wrote', async () => {
     const path = await pki.issue('carol', ['reader', 'writer'], 60_000, { keyType: 'rsa' });
     const cert = await certOf(await readFile(path, 'utf8'));
-    expect(claimsFromCertificate(cert)).toEqual({ user: 'carol', roles: ['reader', 'writer'], cluster: 'prod.example' });
+    expect(claimsFromCertificate(cert)).toEqual({
+      user: 'carol',
+      roles: ['reader', 'writer'],
+      cluster: 'prod.example',
+    });
   });
 });
-

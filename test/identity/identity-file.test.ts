@@ -81,8 +81,16 @@ describe('parseIdentityFile', () => {
 
   const endOfCert = () => text.lastIndexOf('-----END CERTIFICATE-----');
   it.each<[string, () => string, RegExp]>([
-    ['a PEM block cut off at the end of the file', () => text.slice(0, text.indexOf('-----END CERTIFICATE-----') - 10), /^identity file \/some\/where\/alice\.identity is torn: the CERTIFICATE block at line \d+ has no END line/],
-    ['a block cut in the middle of its END line', () => text.slice(0, endOfCert() + 12), /the CERTIFICATE block at line \d+ is cut off at line \d+/],
+    [
+      'a PEM block cut off at the end of the file',
+      () => text.slice(0, text.indexOf('-----END CERTIFICATE-----') - 10),
+      /^identity file \/some\/where\/alice\.identity is torn: the CERTIFICATE block at line \d+ has no END line/,
+    ],
+    [
+      'a block cut in the middle of its END line',
+      () => text.slice(0, endOfCert() + 12),
+      /the CERTIFICATE block at line \d+ is cut off at line \d+/,
+    ],
     ['a block cut off inside the key', () => text.slice(0, 60), /the PRIVATE KEY block at line 1 has no END line/],
   ])('%s is IDENTITY_TORN', (_what, input, message) => {
     const err = parseError(input());
@@ -99,8 +107,18 @@ describe('parseIdentityFile', () => {
   });
 
   it.each([
-    ['a key alone', 'IDENTITY_NO_CERT', (p: Parts) => p.keyPem, 'identity file /some/where/alice.identity has a private key but no certificate'],
-    ['a key and certificate without a CA', 'IDENTITY_NO_CA', (p: Parts) => p.keyPem + p.certPem, 'identity file /some/where/alice.identity has no CA certificate after its certificate'],
+    [
+      'a key alone',
+      'IDENTITY_NO_CERT',
+      (p: Parts) => p.keyPem,
+      'identity file /some/where/alice.identity has a private key but no certificate',
+    ],
+    [
+      'a key and certificate without a CA',
+      'IDENTITY_NO_CA',
+      (p: Parts) => p.keyPem + p.certPem,
+      'identity file /some/where/alice.identity has no CA certificate after its certificate',
+    ],
   ])('%s is %s', (_what, code, input, message) => {
     const err = parseError(input(parseIdentityFile(text, 'a.identity')));
     expect(err.code).toBe(code);

@@ -53,7 +53,9 @@ describe('loadIdentity round trip', () => {
     expect((await stat(path)).mode & 0o777).toBe(0o600);
     const text = await readFile(path, 'utf8');
     // Teleport's encodings: RSA as PKCS#1, EC and Ed25519 as PKCS#8.
-    expect(text.split('\n')[0]).toBe(keyType === 'rsa' ? '-----BEGIN RSA PRIVATE KEY-----' : '-----BEGIN PRIVATE KEY-----');
+    expect(text.split('\n')[0]).toBe(
+      keyType === 'rsa' ? '-----BEGIN RSA PRIVATE KEY-----' : '-----BEGIN PRIVATE KEY-----',
+    );
     const warnings: string[] = [];
     const id = await loadIdentity(path, { warn: (m) => warnings.push(m) });
     expect(warnings).toEqual([]);
@@ -88,7 +90,9 @@ describe('loadIdentity round trip', () => {
   it('loads a file with an OpenSSH certificate line and @cert-authority lines', async () => {
     const parts = parseIdentityFile(good, 'x');
     const sshCertLine = 'ssh-rsa-cert-v01@openssh.com AAAAHHNzaC1yc2EtY2VydC12MDFAb3BlbnNzaC5jb20AAAAg alice';
-    const authorityLines = ['@cert-authority *.one ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl type=host'];
+    const authorityLines = [
+      '@cert-authority *.one ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl type=host',
+    ];
     const id = await loadIdentity(await fileWith(formatIdentityFile({ ...parts, sshCertLine, authorityLines })));
     expect(id).toMatchObject({ user: 'alice', sshCertLine, authorityLines });
   });
@@ -96,22 +100,101 @@ describe('loadIdentity round trip', () => {
 
 describe('loadIdentity failures', () => {
   const cases: Array<[string, ErrorCode, () => Promise<string>, RegExp | ((path: string) => string)]> = [
-    ['missing', 'IDENTITY_MISSING', () => Promise.resolve(join(dir, 'nope.identity')), (p) => `identity file ${p} does not exist`],
-    ['a directory', 'IDENTITY_UNREADABLE', async () => { const p = join(dir, `d-${++n}`); await mkdir(p); return p; }, (p) => `identity file ${p} is a directory`],
+    [
+      'missing',
+      'IDENTITY_MISSING',
+      () => Promise.resolve(join(dir, 'nope.identity')),
+      (p) => `identity file ${p} does not exist`,
+    ],
+    [
+      'a directory',
+      'IDENTITY_UNREADABLE',
+      async () => {
+        const p = join(dir, `d-${++n}`);
+        await mkdir(p);
+        return p;
+      },
+      (p) => `identity file ${p} is a directory`,
+    ],
     ['empty', 'IDENTITY_EMPTY', () => fileWith(''), (p) => `identity file ${p} is empty`],
-    ['torn', 'IDENTITY_TORN', () => fileWith(good.slice(0, good.lastIndexOf('-----END CERTIFICATE-----') - 5)), /is torn: the CERTIFICATE block at line \d+ has no END line/],
-    ['without a key', 'IDENTITY_NO_KEY', () => fileWith(good.slice(good.indexOf('-----BEGIN CERTIFICATE-----'))), /does not start with a private key/],
-    ['without a certificate', 'IDENTITY_NO_CERT', () => fileWith(parseIdentityFile(good, 'x').keyPem), /has a private key but no certificate/],
-    ['without a CA', 'IDENTITY_NO_CA', () => { const p = parseIdentityFile(good, 'x'); return fileWith(p.keyPem + p.certPem); }, /has no CA certificate after its certificate/],
-    ['with a damaged key', 'IDENTITY_BAD_KEY', () => { const p = parseIdentityFile(good, 'x'); return fileWith(formatIdentityFile({ ...p, keyPem: p.keyPem.replace(/\n[A-Za-z0-9+/]{20}/, '\nAAAAAAAAAAAAAAAAAAAA') })); }, /the private key cannot be parsed/],
-    ['with a damaged certificate', 'IDENTITY_BAD_CERT', () => { const p = parseIdentityFile(good, 'x'); return fileWith(formatIdentityFile({ ...p, certPem: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' })); }, /the certificate cannot be parsed/],
-    ['with a damaged CA', 'IDENTITY_BAD_CERT', () => { const p = parseIdentityFile(good, 'x'); return fileWith(formatIdentityFile({ ...p, caPems: [...p.caPems, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'] })); }, /the CA certificate #2 cannot be parsed/],
-    ['whose key belongs to another certificate', 'IDENTITY_KEY_MISMATCH', async () => {
-      const other = parseIdentityFile(await readFile(await pki.issue('eve', ['reader'], 60_000), 'utf8'), 'x');
-      return fileWith(formatIdentityFile({ ...parseIdentityFile(good, 'x'), keyPem: other.keyPem }));
-    }, /the private key does not match the certificate/],
-    ['signed by a CA not in the file', 'IDENTITY_UNTRUSTED', () => fileWith(formatIdentityFile({ ...parseIdentityFile(good, 'x'), caPems: [otherPki.ca.caCertPem] })),
-      /its certificate \(issued by CN=one, O=mcp-access\) is not signed by any of the 1 CA certificate\(s\) in the file/],
+    [
+      'torn',
+      'IDENTITY_TORN',
+      () => fileWith(good.slice(0, good.lastIndexOf('-----END CERTIFICATE-----') - 5)),
+      /is torn: the CERTIFICATE block at line \d+ has no END line/,
+    ],
+    [
+      'without a key',
+      'IDENTITY_NO_KEY',
+      () => fileWith(good.slice(good.indexOf('-----BEGIN CERTIFICATE-----'))),
+      /does not start with a private key/,
+    ],
+    [
+      'without a certificate',
+      'IDENTITY_NO_CERT',
+      () => fileWith(parseIdentityFile(good, 'x').keyPem),
+      /has a private key but no certificate/,
+    ],
+    [
+      'without a CA',
+      'IDENTITY_NO_CA',
+      () => {
+        const p = parseIdentityFile(good, 'x');
+        return fileWith(p.keyPem + p.certPem);
+      },
+      /has no CA certificate after its certificate/,
+    ],
+    [
+      'with a damaged key',
+      'IDENTITY_BAD_KEY',
+      () => {
+        const p = parseIdentityFile(good, 'x');
+        return fileWith(
+          formatIdentityFile({ ...p, keyPem: p.keyPem.replace(/\n[A-Za-z0-9+/]{20}/, '\nAAAAAAAAAAAAAAAAAAAA') }),
+        );
+      },
+      /the private key cannot be parsed/,
+    ],
+    [
+      'with a damaged certificate',
+      'IDENTITY_BAD_CERT',
+      () => {
+        const p = parseIdentityFile(good, 'x');
+        return fileWith(
+          formatIdentityFile({ ...p, certPem: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' }),
+        );
+      },
+      /the certificate cannot be parsed/,
+    ],
+    [
+      'with a damaged CA',
+      'IDENTITY_BAD_CERT',
+      () => {
+        const p = parseIdentityFile(good, 'x');
+        return fileWith(
+          formatIdentityFile({
+            ...p,
+            caPems: [...p.caPems, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'],
+          }),
+        );
+      },
+      /the CA certificate #2 cannot be parsed/,
+    ],
+    [
+      'whose key belongs to another certificate',
+      'IDENTITY_KEY_MISMATCH',
+      async () => {
+        const other = parseIdentityFile(await readFile(await pki.issue('eve', ['reader'], 60_000), 'utf8'), 'x');
+        return fileWith(formatIdentityFile({ ...parseIdentityFile(good, 'x'), keyPem: other.keyPem }));
+      },
+      /the private key does not match the certificate/,
+    ],
+    [
+      'signed by a CA not in the file',
+      'IDENTITY_UNTRUSTED',
+      () => fileWith(formatIdentityFile({ ...parseIdentityFile(good, 'x'), caPems: [otherPki.ca.caCertPem] })),
+      /its certificate \(issued by CN=one, O=mcp-access\) is not signed by any of the 1 CA certificate\(s\) in the file/,
+    ],
   ];
 
   it.each(cases)('a file %s is %s', async (_what, code, make, message) => {
@@ -157,7 +240,9 @@ describe('loadIdentity details', () => {
     const warnings: string[] = [];
     const id = await loadIdentity(path, { warn: (m) => warnings.push(m) });
     expect(id.user).toBe('alice');
-    expect(warnings).toEqual([`identity file ${path} is accessible by group or others (mode 0640); run: chmod 600 ${path}`]);
+    expect(warnings).toEqual([
+      `identity file ${path} is accessible by group or others (mode 0640); run: chmod 600 ${path}`,
+    ]);
   });
 
   it('re-reads a file caught mid-rewrite and loads it once the writer is done', async () => {
@@ -179,15 +264,31 @@ describe('loadIdentity details', () => {
   it('gives up after the configured retries and reports what it saw', async () => {
     const path = await fileWith('');
     let retries = 0;
-    const err = await loadError(path, { warn: () => {}, retries: 2, retryDelayMs: 1, onRetry: () => { retries++; } });
+    const err = await loadError(path, {
+      warn: () => {},
+      retries: 2,
+      retryDelayMs: 1,
+      onRetry: () => {
+        retries++;
+      },
+    });
     expect(err.code).toBe('IDENTITY_EMPTY');
     expect(retries).toBe(2);
   });
 
   it('does not retry a failure a rewrite cannot fix', async () => {
-    const path = await fileWith(formatIdentityFile({ ...parseIdentityFile(good, 'x'), caPems: [otherPki.ca.caCertPem] }));
+    const path = await fileWith(
+      formatIdentityFile({ ...parseIdentityFile(good, 'x'), caPems: [otherPki.ca.caCertPem] }),
+    );
     let retries = 0;
-    const err = await loadError(path, { warn: () => {}, retries: 2, retryDelayMs: 1, onRetry: () => { retries++; } });
+    const err = await loadError(path, {
+      warn: () => {},
+      retries: 2,
+      retryDelayMs: 1,
+      onRetry: () => {
+        retries++;
+      },
+    });
     expect(err.code).toBe('IDENTITY_UNTRUSTED');
     expect(retries).toBe(0);
   });

@@ -1,7 +1,12 @@
 /** TTL rules for issued identities. */
 import { describe, expect, it } from 'vitest';
 import { AccessError } from '../../src/errors.js';
-import { MAX_IDENTITY_TTL_MS, MIN_IDENTITY_TTL_MS, checkIdentityTtl, parseIdentityTtl } from '../../src/identity/ttl.js';
+import {
+  MAX_IDENTITY_TTL_MS,
+  MIN_IDENTITY_TTL_MS,
+  checkIdentityTtl,
+  parseIdentityTtl,
+} from '../../src/identity/ttl.js';
 
 function usage(fn: () => unknown): AccessError {
   try {

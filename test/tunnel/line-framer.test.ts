@@ -9,7 +9,8 @@ function frame(chunks: Buffer[], max = 1024): FramedLine[] {
   f.end((l) => out.push(l));
   return out;
 }
-const texts = (lines: FramedLine[]) => lines.map((l) => (l.kind === 'line' ? l.bytes.toString('utf8') : `<oversize ${l.size} ${JSON.stringify(l.id)}>`));
+const texts = (lines: FramedLine[]) =>
+  lines.map((l) => (l.kind === 'line' ? l.bytes.toString('utf8') : `<oversize ${l.size} ${JSON.stringify(l.id)}>`));
 
 describe('LineFramer', () => {
   it('splits lines, strips CRLF, skips blank lines, keeps a final unterminated line', () => {
@@ -33,7 +34,10 @@ describe('LineFramer', () => {
     const f = new LineFramer(64 * 1024 * 1024);
     const chunk = Buffer.alloc(64 * 1024, 0x61);
     let maxHeld = 0;
-    for (let i = 0; i < 512; i++) { f.push(chunk, () => {}); maxHeld = Math.max(maxHeld, f.buffered); }
+    for (let i = 0; i < 512; i++) {
+      f.push(chunk, () => {});
+      maxHeld = Math.max(maxHeld, f.buffered);
+    }
     const out: FramedLine[] = [];
     f.push(Buffer.from('\n'), (l) => out.push(l));
     expect(maxHeld).toBe(32 * 1024 * 1024);

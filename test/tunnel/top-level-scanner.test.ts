@@ -41,7 +41,9 @@ describe('TopLevelScanner', () => {
   });
 
   it('leaves out values too long to keep, without failing', () => {
-    const s = scanTopLevel(Buffer.from(JSON.stringify({ id: 'x'.repeat(5000), method: 'm', big: 'y'.repeat(100_000) })));
+    const s = scanTopLevel(
+      Buffer.from(JSON.stringify({ id: 'x'.repeat(5000), method: 'm', big: 'y'.repeat(100_000) })),
+    );
     expect(s.ok).toBe(true);
     expect(s.id).toBeUndefined();
     expect(s.method).toBe('m');

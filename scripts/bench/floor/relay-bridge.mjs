@@ -12,7 +12,13 @@ import { splitLines } from './lines.mjs';
 
 const [identity, address] = process.argv.slice(2);
 const pem = readFileSync(identity, 'utf8').match(/-----BEGIN [^-]+-----[\s\S]+?-----END [^-]+-----/g) ?? [];
-const ws = new WebSocket(`wss://${address}/`, { key: pem[0], cert: pem[1], ca: pem.slice(2), perMessageDeflate: false, maxPayload: 80 << 20 });
+const ws = new WebSocket(`wss://${address}/`, {
+  key: pem[0],
+  cert: pem[1],
+  ca: pem.slice(2),
+  perMessageDeflate: false,
+  maxPayload: 80 << 20,
+});
 const NEWLINE = Buffer.from('\n');
 const early = [];
 
@@ -31,8 +37,11 @@ ws.on('error', (err) => {
   process.stderr.write(`relay bridge: ${err.message}\n`);
   process.exit(1);
 });
-process.stdin.on('data', splitLines((line) => {
-  if (ws.readyState === WebSocket.OPEN) ws.send(line, { binary: true });
-  else early.push(line);
-}));
+process.stdin.on(
+  'data',
+  splitLines((line) => {
+    if (ws.readyState === WebSocket.OPEN) ws.send(line, { binary: true });
+    else early.push(line);
+  }),
+);
 process.stdin.on('end', () => ws.close());

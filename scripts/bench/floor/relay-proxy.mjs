@@ -28,7 +28,10 @@ const NEWLINE = Buffer.from('\n');
 
 wss.on('connection', (ws) => {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'ignore'] });
-  child.stdout.on('data', splitLines((line) => ws.send(line, { binary: true })));
+  child.stdout.on(
+    'data',
+    splitLines((line) => ws.send(line, { binary: true })),
+  );
   ws.on('message', (data) => {
     child.stdin.cork();
     child.stdin.write(data);

@@ -12,9 +12,16 @@ const verifyCommand = defineCommand<VerifyArgs>({
   describe: 'Check the hash chain; report the first edited, deleted or reordered event',
   builder: (y) =>
     y
-      .positional('file', { type: 'string', demandOption: true, describe: 'The audit log (audit.path in the proxy config)' })
+      .positional('file', {
+        type: 'string',
+        demandOption: true,
+        describe: 'The audit log (audit.path in the proxy config)',
+      })
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' })
-      .example('$0 audit verify /var/log/mcp-access/audit.jsonl', 'Exit 0 if intact, 9 with the first broken line otherwise'),
+      .example(
+        '$0 audit verify /var/log/mcp-access/audit.jsonl',
+        'Exit 0 if intact, 9 with the first broken line otherwise',
+      ),
   handler: async (argv) => {
     const { AccessError } = await import('../../errors.js');
     const { verifyAuditFile } = await import('../../proxy/audit/verify.js');
@@ -22,11 +29,16 @@ const verifyCommand = defineCommand<VerifyArgs>({
     const result = await verifyAuditFile(argv.file);
     if (argv.format === 'json') printJson({ file: argv.file, ...result });
     if (!result.ok) {
-      throw new AccessError('AUDIT_TAMPERED', `${argv.file}: line ${result.line}: ${result.problem} (${result.events} event(s) before it verified)`, {
-        detail: { line: result.line, problem: result.problem, events: result.events },
-      });
+      throw new AccessError(
+        'AUDIT_TAMPERED',
+        `${argv.file}: line ${result.line}: ${result.problem} (${result.events} event(s) before it verified)`,
+        {
+          detail: { line: result.line, problem: result.problem, events: result.events },
+        },
+      );
     }
-    if (argv.format === 'text') print(`${argv.file}: chain intact, ${result.events} event(s); last hash ${result.head}`);
+    if (argv.format === 'text')
+      print(`${argv.file}: chain intact, ${result.events} event(s); last hash ${result.head}`);
   },
 });
 
@@ -55,11 +67,21 @@ const searchCommand = defineCommand<SearchArgs>({
       .option('tool', { type: 'string', describe: 'Only this tool' })
       .option('type', { type: 'string', describe: 'Only this event type, e.g. mcp.session.request' })
       .option('denied', { type: 'boolean', default: false, describe: 'Only denials' })
-      .option('since', { type: 'string', describe: 'Only events since a time (RFC 3339) or for a duration back (e.g. 1h)' })
+      .option('since', {
+        type: 'string',
+        describe: 'Only events since a time (RFC 3339) or for a duration back (e.g. 1h)',
+      })
       .option('limit', { type: 'number', describe: 'Only the last N matches' })
-      .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'A table, or a JSON array of the events' })
+      .option('format', {
+        choices: ['text', 'json'] as const,
+        default: 'text' as const,
+        describe: 'A table, or a JSON array of the events',
+      })
       .example('$0 audit search audit.jsonl --denied --since 1h', 'Denials in the last hour')
-      .example('$0 audit search audit.jsonl --user alice --server filesystem --format json', "alice's events on one server, as JSON"),
+      .example(
+        '$0 audit search audit.jsonl --user alice --server filesystem --format json',
+        "alice's events on one server, as JSON",
+      ),
   handler: async (argv) => {
     const { AccessError } = await import('../../errors.js');
     const { searchAuditFile } = await import('../../proxy/audit/search.js');
@@ -68,19 +90,36 @@ const searchCommand = defineCommand<SearchArgs>({
     if (argv.since !== undefined) {
       sinceMs = await parseSince(argv.since);
       if (sinceMs === undefined) {
-        throw new AccessError('USAGE', `--since "${argv.since}" is neither a time nor a duration`, { hint: 'write it like 2026-11-21T10:00:00Z or 30m, 1h, 2d' });
+        throw new AccessError('USAGE', `--since "${argv.since}" is neither a time nor a duration`, {
+          hint: 'write it like 2026-11-21T10:00:00Z or 30m, 1h, 2d',
+        });
       }
     }
     if (argv.limit !== undefined && !(Number.isInteger(argv.limit) && argv.limit > 0)) {
       throw new AccessError('USAGE', '--limit must be a positive whole number');
     }
     const { events, unreadable } = await searchAuditFile(argv.file, {
-      user: argv.user, server: argv.server, sessionId: argv.session, tool: argv.tool, type: argv.type, denied: argv.denied, sinceMs, limit: argv.limit,
+      user: argv.user,
+      server: argv.server,
+      sessionId: argv.session,
+      tool: argv.tool,
+      type: argv.type,
+      denied: argv.denied,
+      sinceMs,
+      limit: argv.limit,
     });
-    if (unreadable > 0) process.stderr.write(`mcp-access: ${unreadable} line(s) of ${argv.file} are not events (run \`mcp-access audit verify\`)\n`);
+    if (unreadable > 0)
+      process.stderr.write(
+        `mcp-access: ${unreadable} line(s) of ${argv.file} are not events (run \`mcp-access audit verify\`)\n`,
+      );
     if (argv.format === 'json') {
       // JSON escapes C0 controls itself; C1 controls (a bare CSI) and bidi overrides are escaped too.
-      print(JSON.stringify(events, null, 2).replace(UNSAFE_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+      print(
+        JSON.stringify(events, null, 2).replace(
+          UNSAFE_IN_JSON,
+          (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+        ),
+      );
       return;
     }
     if (events.length === 0) {
@@ -90,7 +129,8 @@ const searchCommand = defineCommand<SearchArgs>({
     // Every cell: control and invisible characters escaped, then capped, so
     // an event cannot move the cursor, retitle the terminal, fake a row or
     // widen every row of the table.
-    const cell = (v: unknown, max = 40) => shorten(escapeControl(v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v)), max);
+    const cell = (v: unknown, max = 40) =>
+      shorten(escapeControl(v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v)), max);
     const rows = events.map((e) => [
       cell(e.time),
       cell(e.type).replace(/^mcp\.session\./, ''),
@@ -139,9 +179,6 @@ export const auditCommand: CommandModule = {
   command: 'audit',
   describe: 'Verify and search the audit log (see docs/audit.md)',
   builder: (y) =>
-    y
-      .command(verifyCommand)
-      .command(searchCommand)
-      .demandCommand(1, 'name an audit command: verify or search'),
+    y.command(verifyCommand).command(searchCommand).demandCommand(1, 'name an audit command: verify or search'),
   handler: () => {},
 };

@@ -22,17 +22,26 @@ const initCommand = defineCommand<InitArgs>({
         array: true,
         describe: 'A name or IP the proxy is reached at; repeat for each (default: localhost and 127.0.0.1)',
       })
-      .option('force', { type: 'boolean', default: false, describe: 'Replace an existing CA (every identity it issued stops working)' })
+      .option('force', {
+        type: 'boolean',
+        default: false,
+        describe: 'Replace an existing CA (every identity it issued stops working)',
+      })
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' })
       .example('$0 ca init --dir ./ca --cluster demo', 'CA for a proxy on this machine')
-      .example('$0 ca init --dir /etc/mcp-access/ca --cluster prod --proxy-host mcp.example.com --proxy-host 10.0.0.5', 'CA for a proxy reached by name and IP'),
+      .example(
+        '$0 ca init --dir /etc/mcp-access/ca --cluster prod --proxy-host mcp.example.com --proxy-host 10.0.0.5',
+        'CA for a proxy reached by name and IP',
+      ),
   handler: async (argv) => {
     const { initCa, caPin } = await import('../../identity/ca.js');
     const { print, printJson } = await import('../output.js');
     const hosts = (argv['proxy-host'] ?? []).flatMap((h) => String(h).split(','));
     const ca = await initCa({ dir: argv.dir, cluster: argv.cluster, proxyHosts: hosts, force: argv.force });
     const { X509Certificate } = await import('node:crypto');
-    const proxyHosts = (new X509Certificate(ca.proxyCertPem).subjectAltName ?? '').split(', ').map((s) => s.replace(/^(DNS|IP Address):/, ''));
+    const proxyHosts = (new X509Certificate(ca.proxyCertPem).subjectAltName ?? '')
+      .split(', ')
+      .map((s) => s.replace(/^(DNS|IP Address):/, ''));
     const pin = caPin(ca.caCertPem);
     if (argv.format === 'json') {
       printJson({

@@ -16,9 +16,16 @@ export const demoCommand = defineCommand<DemoArgs>({
   describe: 'Run a local cluster (CA, proxy, two MCP servers, read-only roles, a bot) and tour it',
   builder: (y) =>
     y
-      .option('exit', { type: 'boolean', default: false, describe: 'Stop after the tour (exit 0) instead of running until Ctrl-C' })
+      .option('exit', {
+        type: 'boolean',
+        default: false,
+        describe: 'Stop after the tour (exit 0) instead of running until Ctrl-C',
+      })
       .option('port', { type: 'number', describe: 'Proxy port on 127.0.0.1 (default: a free one)' })
-      .option('dir', { type: 'string', describe: 'Keep the cluster in this directory (new, empty, or an earlier demo\'s) instead of a temporary one' })
+      .option('dir', {
+        type: 'string',
+        describe: "Keep the cluster in this directory (new, empty, or an earlier demo's) instead of a temporary one",
+      })
       .example('$0 demo', 'Tour, then keep the proxy and bot running for your own MCP client (Ctrl-C stops)')
       .example('$0 demo --exit', 'Tour and stop (what `npm start -- --exit` runs)')
       .example('$0 demo --dir ./demo --port 3080', 'A fixed place and port, kept after it stops'),
@@ -99,7 +106,14 @@ function stopSignal() {
   return {
     requested: () => received !== undefined,
     signal: () => received,
-    wait: () => new Promise<NodeJS.Signals>((resolve) => { if (received) resolve(received); else wake = resolve; }),
-    dispose: () => { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); },
+    wait: () =>
+      new Promise<NodeJS.Signals>((resolve) => {
+        if (received) resolve(received);
+        else wake = resolve;
+      }),
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
   };
 }

@@ -18,24 +18,49 @@ const issueCommand = defineCommand<IssueArgs>({
     y
       .option('ca-dir', { type: 'string', demandOption: true, describe: 'The CA directory made by `ca init`' })
       .option('user', { type: 'string', demandOption: true, describe: 'User name (certificate CN)' })
-      .option('roles', { type: 'string', array: true, demandOption: true, describe: 'Roles, comma-separated or repeated (certificate O values)' })
+      .option('roles', {
+        type: 'string',
+        array: true,
+        demandOption: true,
+        describe: 'Roles, comma-separated or repeated (certificate O values)',
+      })
       .option('ttl', { type: 'string', default: '1h', describe: 'Lifetime, e.g. 30s, 10m, 1h (5s to 30d)' })
-      .option('key-type', { choices: ['ec', 'rsa', 'ed25519'] as const, default: 'ec' as const, describe: 'Private key type (ec = P-256)' })
-      .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'Identity file to write (mode 0600, replaced atomically)' })
-      .example('$0 identity issue --ca-dir ./ca --user alice --roles reader --out alice.identity', 'A one-hour identity for alice')
-      .example('$0 identity issue --ca-dir ./ca --user ci --roles reader,writer --ttl 10m --key-type ed25519 -o ci.identity', 'Ten minutes, Ed25519 key'),
+      .option('key-type', {
+        choices: ['ec', 'rsa', 'ed25519'] as const,
+        default: 'ec' as const,
+        describe: 'Private key type (ec = P-256)',
+      })
+      .option('out', {
+        alias: 'o',
+        type: 'string',
+        demandOption: true,
+        describe: 'Identity file to write (mode 0600, replaced atomically)',
+      })
+      .example(
+        '$0 identity issue --ca-dir ./ca --user alice --roles reader --out alice.identity',
+        'A one-hour identity for alice',
+      )
+      .example(
+        '$0 identity issue --ca-dir ./ca --user ci --roles reader,writer --ttl 10m --key-type ed25519 -o ci.identity',
+        'Ten minutes, Ed25519 key',
+      ),
   handler: async (argv) => {
     const { parseIdentityTtl } = await import('../../identity/ttl.js');
     const { loadCa, issueIdentity, writeIdentityFile } = await import('../../identity/ca.js');
     const { print } = await import('../output.js');
     const { formatDuration } = await import('../../util/duration.js');
     const ttlMs = parseIdentityTtl(argv.ttl);
-    const roles = argv.roles.flatMap((r) => String(r).split(',')).map((r) => r.trim()).filter((r) => r !== '');
+    const roles = argv.roles
+      .flatMap((r) => String(r).split(','))
+      .map((r) => r.trim())
+      .filter((r) => r !== '');
     const ca = await loadCa(argv['ca-dir']);
     const text = await issueIdentity(ca, { user: String(argv.user), roles, ttlMs, keyType: argv['key-type'] });
     await writeIdentityFile(argv.out, text);
     const until = new Date(Date.now() + ttlMs).toISOString();
-    print(`Wrote ${argv.out}: user ${argv.user}, roles ${roles.join(', ')}, cluster ${ca.cluster}, valid for ${formatDuration(ttlMs)} (until about ${until})`);
+    print(
+      `Wrote ${argv.out}: user ${argv.user}, roles ${roles.join(', ')}, cluster ${ca.cluster}, valid for ${formatDuration(ttlMs)} (until about ${until})`,
+    );
   },
 });
 
@@ -52,13 +77,18 @@ const showCommand = defineCommand<ShowArgs>({
     y
       .option('identity', { alias: 'i', type: 'string', describe: 'Identity file (default: $MCP_ACCESS_IDENTITY)' })
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' })
-      .option('check', { type: 'boolean', default: false, describe: 'After printing, fail (exit 3) if the identity is expired, not yet valid or untrusted' })
+      .option('check', {
+        type: 'boolean',
+        default: false,
+        describe: 'After printing, fail (exit 3) if the identity is expired, not yet valid or untrusted',
+      })
       .example('$0 identity show -i alice.identity', 'User, roles, validity, fingerprints')
       .example('$0 identity show -i alice.identity --format json', 'The same as JSON (fields in docs/identity.md)'),
   handler: async (argv) => {
     const { AccessError } = await import('../../errors.js');
     const path = argv.identity ?? process.env.MCP_ACCESS_IDENTITY;
-    if (!path) throw new AccessError('USAGE', 'no identity file given', { hint: 'pass -i FILE or set MCP_ACCESS_IDENTITY' });
+    if (!path)
+      throw new AccessError('USAGE', 'no identity file given', { hint: 'pass -i FILE or set MCP_ACCESS_IDENTITY' });
     const { examineIdentity, assertUsable } = await import('../../identity/load.js');
     const { describeIdentity, formatIdentityText } = await import('../../identity/describe.js');
     const { print, printJson } = await import('../output.js');

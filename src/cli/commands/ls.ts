@@ -7,7 +7,11 @@ export const lsCommand: CommandModule = {
   describe: 'List the MCP servers this identity can reach, with their allowed tools',
   builder: (y) =>
     clientOptions(y)
-      .option('format', { choices: ['text', 'json', 'yaml'] as const, default: 'text' as const, describe: 'Output format' })
+      .option('format', {
+        choices: ['text', 'json', 'yaml'] as const,
+        default: 'text' as const,
+        describe: 'Output format',
+      })
       .example('$0 ls -i ~/machine-id/identity --proxy proxy.example.com:443', 'Servers, tools and labels you may use'),
   handler: async (argv) => {
     const { identity, proxy, extraCa } = await resolveClient(argv);
@@ -22,17 +26,31 @@ export const lsCommand: CommandModule = {
     }
     if (servers.length === 0) {
       const unknown = list.unknownRoles ?? [];
-      const why = unknown.length === identity.roles.length && unknown.length > 0 ? ': the proxy defines none of these roles' : unknown.length ? `: the proxy does not define ${unknown.join(', ')}, and the other roles reach no server` : '';
-      return print(`No MCP servers on cluster ${cluster} are reachable by ${identity.user} (roles: ${identity.roles.join(', ')})${why}.`);
+      const why =
+        unknown.length === identity.roles.length && unknown.length > 0
+          ? ': the proxy defines none of these roles'
+          : unknown.length
+            ? `: the proxy does not define ${unknown.join(', ')}, and the other roles reach no server`
+            : '';
+      return print(
+        `No MCP servers on cluster ${cluster} are reachable by ${identity.user} (roles: ${identity.roles.join(', ')})${why}.`,
+      );
     }
     const rows = servers.map((s) => [
       s.name,
       s.description || '-',
       s.transport,
-      s.tools ? [s.tools.allow.join(',') || '(none)', s.tools.deny.length ? `except ${s.tools.deny.join(',')}` : ''].filter(Boolean).join(' ') : '-',
-      Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+      s.tools
+        ? [s.tools.allow.join(',') || '(none)', s.tools.deny.length ? `except ${s.tools.deny.join(',')}` : '']
+            .filter(Boolean)
+            .join(' ')
+        : '-',
+      Object.entries(s.labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',') || '-',
     ]);
     print(table(['NAME', 'DESCRIPTION', 'TYPE', 'ALLOWED TOOLS', 'LABELS'], rows));
-    for (const s of servers) if (s.problem) print(`warning: ${s.name}: ${s.problem} (ask the proxy's operator to fix the server's command)`);
+    for (const s of servers)
+      if (s.problem) print(`warning: ${s.name}: ${s.problem} (ask the proxy's operator to fix the server's command)`);
   },
 };

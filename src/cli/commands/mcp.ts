@@ -18,6 +18,9 @@ export const mcpCommand: CommandModule = {
       .command(lsCommand)
       .command(configCommand)
       .demandCommand(1, 'name an mcp command: connect, ls or config')
-      .example('$0 mcp connect -i /opt/machine-id/identity --proxy mcp.example.com:3080 my-mcp-server', 'The same as `mcp-access connect …`'),
+      .example(
+        '$0 mcp connect -i /opt/machine-id/identity --proxy mcp.example.com:3080 my-mcp-server',
+        'The same as `mcp-access connect …`',
+      ),
   handler: () => {},
 };

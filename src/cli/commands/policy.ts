@@ -15,13 +15,29 @@ const checkCommand = defineCommand<CheckArgs>({
   describe: 'Explain whether roles reach a server (and may call a tool), and which role and rule decide',
   builder: (y) =>
     y
-      .option('config', { alias: 'c', type: 'string', demandOption: true, describe: 'The proxy configuration file (its roles and roles_files)' })
-      .option('roles', { type: 'string', array: true, demandOption: true, describe: "The identity's roles, comma-separated or repeated" })
+      .option('config', {
+        alias: 'c',
+        type: 'string',
+        demandOption: true,
+        describe: 'The proxy configuration file (its roles and roles_files)',
+      })
+      .option('roles', {
+        type: 'string',
+        array: true,
+        demandOption: true,
+        describe: "The identity's roles, comma-separated or repeated",
+      })
       .option('server', { type: 'string', demandOption: true, describe: 'A server name from the configuration' })
       .option('tool', { type: 'string', describe: 'A tool name to judge on that server' })
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' })
-      .example('$0 policy check --config proxy.yaml --roles llm-access --server filesystem --tool write_file', 'Is write_file denied, and by what?')
-      .example('$0 policy check -c proxy.yaml --roles example-role,llm-access --server filesystem', 'Reachability and the allowed/denied tool patterns')
+      .example(
+        '$0 policy check --config proxy.yaml --roles llm-access --server filesystem --tool write_file',
+        'Is write_file denied, and by what?',
+      )
+      .example(
+        '$0 policy check -c proxy.yaml --roles example-role,llm-access --server filesystem',
+        'Reachability and the allowed/denied tool patterns',
+      )
       .epilogue('Exit status: 0 when allowed, 5 when denied (the explanation is printed either way).'),
   handler: async (argv) => {
     const { AccessError, EXIT } = await import('../../errors.js');
@@ -31,30 +47,61 @@ const checkCommand = defineCommand<CheckArgs>({
     const { print, printJson } = await import('../output.js');
 
     const config = await loadProxyConfig(argv.config);
-    const { roles, warnings } = loadRoles({ inline: config.rolesInline, files: config.rolesFiles, baseDir: config.baseDir, configPath: config.path });
+    const { roles, warnings } = loadRoles({
+      inline: config.rolesInline,
+      files: config.rolesFiles,
+      baseDir: config.baseDir,
+      configPath: config.path,
+    });
     const server = config.servers.find((s) => s.name === argv.server);
     if (!server) {
-      throw new AccessError('UNKNOWN_SERVER', `server "${argv.server}" is not in ${argv.config} (servers: ${config.servers.map((s) => s.name).join(', ') || 'none'})`, {
-        hint: 'pass one of the configured server names to --server',
-      });
+      throw new AccessError(
+        'UNKNOWN_SERVER',
+        `server "${argv.server}" is not in ${argv.config} (servers: ${config.servers.map((s) => s.name).join(', ') || 'none'})`,
+        {
+          hint: 'pass one of the configured server names to --server',
+        },
+      );
     }
-    const roleNames = [...new Set(argv.roles.flatMap((r) => String(r).split(',')).map((r) => r.trim()).filter((r) => r !== ''))];
+    const roleNames = [
+      ...new Set(
+        argv.roles
+          .flatMap((r) => String(r).split(','))
+          .map((r) => r.trim())
+          .filter((r) => r !== ''),
+      ),
+    ];
     const policy = new Policy(roles);
     const ref = { name: server.name, labels: server.labels };
     const reach = policy.canReachServer(roleNames, ref);
     const patterns = policy.toolPatterns(roleNames, ref);
     const unknown = policy.unknownRoles(roleNames);
-    const tool = argv.tool === undefined ? undefined : { name: argv.tool, ...policy.toolDecision(roleNames, ref, argv.tool) };
-    const relevantWarnings = warnings.filter((w) => roles.some((r) => roleNames.includes(r.name) && w.startsWith(`${r.source}:`)));
+    const tool =
+      argv.tool === undefined ? undefined : { name: argv.tool, ...policy.toolDecision(roleNames, ref, argv.tool) };
+    const relevantWarnings = warnings.filter((w) =>
+      roles.some((r) => roleNames.includes(r.name) && w.startsWith(`${r.source}:`)),
+    );
     if (!config.audit) {
       const { NO_AUDIT_TRAIL } = await import('../../proxy/notices.js');
       relevantWarnings.push(NO_AUDIT_TRAIL);
     }
 
     if (argv.format === 'json') {
-      printJson({ server: server.name, labels: server.labels, roles: roleNames, unknownRoles: unknown, reach, tools: patterns, tool, warnings: relevantWarnings });
+      printJson({
+        server: server.name,
+        labels: server.labels,
+        roles: roleNames,
+        unknownRoles: unknown,
+        reach,
+        tools: patterns,
+        tool,
+        warnings: relevantWarnings,
+      });
     } else {
-      const labels = Object.entries(server.labels).map(([k, v]) => `${k}=${v}`).join(', ') || 'no labels';
+      const labels =
+        Object.entries(server.labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ') || 'no labels';
       const decided = (d: { allowed: boolean; role?: string; rule?: string }) =>
         `${d.allowed ? 'allowed' : 'DENIED'}${d.role ? ` by role ${d.role}` : ''}${d.rule ? ` (${d.rule})` : ''}`;
       const lines = [

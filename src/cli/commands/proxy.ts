@@ -5,9 +5,15 @@ export const proxyCommand: CommandModule = {
   describe: 'Run the mcp-access proxy',
   builder: (y) =>
     y
-      .positional('action', { choices: ['start'] as const, describe: 'start: serve until SIGTERM/SIGINT; SIGHUP reloads' })
+      .positional('action', {
+        choices: ['start'] as const,
+        describe: 'start: serve until SIGTERM/SIGINT; SIGHUP reloads',
+      })
       .option('config', { alias: 'c', type: 'string', demandOption: true, describe: 'Proxy configuration (YAML)' })
-      .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, describe: 'Overrides log_level in the config' })
+      .option('log-level', {
+        choices: ['debug', 'info', 'warn', 'error'] as const,
+        describe: 'Overrides log_level in the config',
+      })
       .example('$0 proxy start --config proxy.yaml', 'Serve the servers and roles in proxy.yaml'),
   handler: async (argv) => {
     const { runProxy } = await import('../../proxy/run.js');

@@ -24,8 +24,7 @@ export function sealEvent(body: string): { line: string; hash: string } {
 }
 
 export type LineCheck =
-  | { ok: true; event: Record<string, unknown>; hash: string; prev: string }
-  | { ok: false; problem: string };
+  { ok: true; event: Record<string, unknown>; hash: string; prev: string } | { ok: false; problem: string };
 
 /** Check one line (without its newline): well-formed, and its hash matches its bytes. */
 export function checkLine(line: Buffer): LineCheck {
@@ -33,21 +32,27 @@ export function checkLine(line: Buffer): LineCheck {
   const tail = line.subarray(Math.max(0, line.length - HASH_SUFFIX_BYTES)).toString('latin1');
   const m = SUFFIX_RE.exec(tail);
   if (m === null || line.length <= HASH_SUFFIX_BYTES) {
-    return { ok: false, problem: 'the line is not a complete audit event (no hash at its end): it was cut short or edited' };
+    return {
+      ok: false,
+      problem: 'the line is not a complete audit event (no hash at its end): it was cut short or edited',
+    };
   }
   const hash = m[1]!;
   const body = line.subarray(0, line.length - HASH_SUFFIX_BYTES);
   const actual = createHash('sha256').update(body).update('}').digest('hex');
-  if (actual !== hash) return { ok: false, problem: 'the event was edited after it was written (its hash does not match its content)' };
+  if (actual !== hash)
+    return { ok: false, problem: 'the event was edited after it was written (its hash does not match its content)' };
   let event: unknown;
   try {
     event = JSON.parse(line.toString('utf8'));
   } catch {
     return { ok: false, problem: 'the line is not valid JSON' };
   }
-  if (typeof event !== 'object' || event === null || Array.isArray(event)) return { ok: false, problem: 'the line is not an event object' };
+  if (typeof event !== 'object' || event === null || Array.isArray(event))
+    return { ok: false, problem: 'the line is not an event object' };
   const prev = (event as Record<string, unknown>).prev;
-  if (typeof prev !== 'string' || !/^[0-9a-f]{64}$/.test(prev)) return { ok: false, problem: 'the event has no valid prev hash' };
+  if (typeof prev !== 'string' || !/^[0-9a-f]{64}$/.test(prev))
+    return { ok: false, problem: 'the event has no valid prev hash' };
   return { ok: true, event: event as Record<string, unknown>, hash, prev };
 }
 

@@ -33,8 +33,18 @@ export type ArgsPolicy = 'full' | 'digest' | 'none';
  * `apiKey`, `api_key` and `API-KEY` are one key.
  */
 export const DEFAULT_REDACT_KEYS = [
-  'password', 'passwd', 'secret', 'client_secret', 'token', 'access_token', 'refresh_token', 'id_token',
-  'api_key', 'authorization', 'cookie', 'private_key',
+  'password',
+  'passwd',
+  'secret',
+  'client_secret',
+  'token',
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'api_key',
+  'authorization',
+  'cookie',
+  'private_key',
 ];
 
 export const REDACTED = '[REDACTED]';

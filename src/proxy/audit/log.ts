@@ -33,7 +33,12 @@ export { verifyAuditFile } from './verify.js';
  * Any string; the names are there for readers and editors (`string & NonNullable<unknown>` keeps them from
  * collapsing into `string`).
  */
-export type AuditEventType = 'mcp.session.start' | 'mcp.session.end' | 'mcp.session.request' | 'mcp.session.notification' | (string & NonNullable<unknown>);
+export type AuditEventType =
+  | 'mcp.session.start'
+  | 'mcp.session.end'
+  | 'mcp.session.request'
+  | 'mcp.session.notification'
+  | (string & NonNullable<unknown>);
 
 export interface AuditEventInput {
   type: AuditEventType;
@@ -112,14 +117,27 @@ function boundValue(v: unknown, max: number, depth: number): unknown {
   if (typeof v !== 'object' || v === null || depth > 4) return v;
   if (Array.isArray(v)) return v.map((x) => boundValue(x, max, depth + 1));
   const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[boundString(k, MAX_FIELD_CHARS)] = boundValue(x, max, depth + 1);
+  for (const [k, x] of Object.entries(v as Record<string, unknown>))
+    out[boundString(k, MAX_FIELD_CHARS)] = boundValue(x, max, depth + 1);
   return out;
 }
 
 /** Fields in the order they are written; anything else follows, `prev` is last. */
 const FIELD_ORDER = [
-  'sessionId', 'user', 'roles', 'server', 'client', 'remoteAddr', 'direction', 'method', 'rpcId', 'tool', 'args',
-  'outcome', 'reason', 'latencyMs',
+  'sessionId',
+  'user',
+  'roles',
+  'server',
+  'client',
+  'remoteAddr',
+  'direction',
+  'method',
+  'rpcId',
+  'tool',
+  'args',
+  'outcome',
+  'reason',
+  'latencyMs',
 ];
 const RESERVED = new Set(['time', 'id', 'type', 'code', 'prev', 'hash']);
 
@@ -177,10 +195,16 @@ export class AuditLog {
   static async open(path: string, opts: AuditLogOptions = {}): Promise<AuditLog> {
     const file = resolve(path);
     if (openHere.has(file)) {
-      throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${path} is already open in this process`, { hint: 'close it before opening it again' });
+      throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${path} is already open in this process`, {
+        hint: 'close it before opening it again',
+      });
     }
     const unavailable = (what: string, err: unknown) =>
-      new AccessError('AUDIT_UNAVAILABLE', `audit log ${path}: ${what}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+      new AccessError(
+        'AUDIT_UNAVAILABLE',
+        `audit log ${path}: ${what}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        { cause: err },
+      );
     try {
       await mkdir(dirname(file), { recursive: true, mode: 0o700 });
     } catch (err) {
@@ -214,9 +238,12 @@ export class AuditLog {
       log.identityBudget = opts.identityBudgetBytes ?? DEFAULT_IDENTITY_BUDGET_BYTES;
       if (opts.now) log.now = opts.now;
       if (tail.midLine || tail.tornLines.length) {
-        opts.logger?.warn(`audit log ${path} ends with an incomplete event (an interrupted write); it is closed and an audit.recovered event is added`);
+        opts.logger?.warn(
+          `audit log ${path} ends with an incomplete event (an interrupted write); it is closed and an audit.recovered event is added`,
+        );
         await log.flush();
-        if (log.midLine || log.tornLines.length) throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${path}: cannot repair its incomplete last line`);
+        if (log.midLine || log.tornLines.length)
+          throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${path}: cannot repair its incomplete last line`);
       }
       return log;
     } catch (err) {
@@ -245,7 +272,11 @@ export class AuditLog {
       fields = this.buildFields(event);
       json = JSON.stringify(fields);
     } catch (err) {
-      return Promise.reject(new AccessError('AUDIT_UNAVAILABLE', `audit event cannot be recorded: ${(err as Error).message}`, { cause: err }));
+      return Promise.reject(
+        new AccessError('AUDIT_UNAVAILABLE', `audit event cannot be recorded: ${(err as Error).message}`, {
+          cause: err,
+        }),
+      );
     }
     const over = this.overBudget(event, json);
     if (over) return Promise.reject(over);
@@ -265,7 +296,9 @@ export class AuditLog {
     try {
       if (this.fsync !== 'never') await this.fh.datasync();
     } catch (err) {
-      this.logger?.error(`audit log ${this.path}: final fsync failed: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      this.logger?.error(
+        `audit log ${this.path}: final fsync failed: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      );
     }
     await this.fh.close().catch(() => {});
     await this.releaseLock();
@@ -297,12 +330,20 @@ export class AuditLog {
     const message = `identity ${boundString(user, MAX_FIELD_CHARS)} has used up its audit budget (${mib} MiB per hour); its requests are refused until the budget refills`;
     if (!b.announced) {
       b.announced = true;
-      const fields = this.buildFields({ type: 'audit.budget_exceeded', user, outcome: 'denied', reason: message, budgetBytesPerHour: this.identityBudget });
+      const fields = this.buildFields({
+        type: 'audit.budget_exceeded',
+        user,
+        outcome: 'denied',
+        reason: message,
+        budgetBytesPerHour: this.identityBudget,
+      });
       this.queue.push({ fields, json: JSON.stringify(fields), resolve: () => {}, reject: () => {} });
       if (this.flushing === null) void this.flush();
       this.logger?.warn(`audit: ${message}`);
     }
-    return new AccessError('AUDIT_UNAVAILABLE', message, { hint: 'raise audit.identity_budget, or find out why this identity sends so much (see docs/audit.md)' });
+    return new AccessError('AUDIT_UNAVAILABLE', message, {
+      hint: 'raise audit.identity_budget, or find out why this identity sends so much (see docs/audit.md)',
+    });
   }
 
   private buildFields(event: AuditEventInput): Record<string, unknown> {
@@ -324,7 +365,8 @@ export class AuditLog {
       out[k] = boundValue(v, k === 'reason' ? MAX_REASON_CHARS : MAX_FIELD_CHARS, 0);
     };
     for (const k of FIELD_ORDER) put(k, event[k]);
-    for (const k of Object.keys(event)) if (!RESERVED.has(k) && !FIELD_ORDER.includes(k)) put(boundString(k, MAX_FIELD_CHARS), event[k]);
+    for (const k of Object.keys(event))
+      if (!RESERVED.has(k) && !FIELD_ORDER.includes(k)) put(boundString(k, MAX_FIELD_CHARS), event[k]);
     return out;
   }
 
@@ -349,7 +391,11 @@ export class AuditLog {
 
   private async writeBatch(batch: Queued[]): Promise<boolean> {
     const fail = (why: string, err: unknown, waiters: Queued[]) => {
-      const e = new AccessError('AUDIT_UNAVAILABLE', `audit log ${this.path}: ${why}: ${(err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? err}`, { cause: err });
+      const e = new AccessError(
+        'AUDIT_UNAVAILABLE',
+        `audit log ${this.path}: ${why}: ${(err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? err}`,
+        { cause: err },
+      );
       this.logger?.error(e.message);
       for (const q of waiters) q.reject(e);
     };
@@ -393,20 +439,22 @@ export class AuditLog {
       text.push(sealed.line);
     };
     if (this.tornLines.length > 0) {
-      addEvent(
-        {
-          time: new Date().toISOString(),
-          id: randomUUID(),
-          type: 'audit.recovered',
-          code: eventCode('audit.recovered'),
-          reason: 'a write was interrupted; the incomplete line(s) before this event are not events, and the chain continues from the last complete event',
-          torn: [...this.tornLines],
-        },
-      );
+      addEvent({
+        time: new Date().toISOString(),
+        id: randomUUID(),
+        type: 'audit.recovered',
+        code: eventCode('audit.recovered'),
+        reason:
+          'a write was interrupted; the incomplete line(s) before this event are not events, and the chain continues from the last complete event',
+        torn: [...this.tornLines],
+      });
     }
     if (this.reopenReason !== undefined) {
       addEvent({
-        time: new Date().toISOString(), id: randomUUID(), type: 'audit.reopened', code: eventCode('audit.reopened'),
+        time: new Date().toISOString(),
+        id: randomUUID(),
+        type: 'audit.reopened',
+        code: eventCode('audit.reopened'),
         reason: this.reopenReason,
       });
       this.reopenReason = undefined;
@@ -416,7 +464,8 @@ export class AuditLog {
     const buf = Buffer.from(text.join(''), 'utf8');
     // Small batches (the common case) are written synchronously: a write to the
     // page cache costs microseconds, a thread-pool round trip tens of them.
-    const { written, error } = buf.length <= SYNC_WRITE_MAX ? writeAllSync(this.fh.fd, buf) : await writeAll(this.fh, buf);
+    const { written, error } =
+      buf.length <= SYNC_WRITE_MAX ? writeAllSync(this.fh.fd, buf) : await writeAll(this.fh, buf);
     this.size += written;
 
     // Account for exactly what reached the file.
@@ -517,7 +566,9 @@ export class AuditLog {
       if (this.closed) return;
       this.fh.datasync().catch((err) => {
         this.syncError = err;
-        this.logger?.error(`audit log ${this.path}: fsync failed: ${(err as NodeJS.ErrnoException).code ?? err}; requests are refused until it works again`);
+        this.logger?.error(
+          `audit log ${this.path}: fsync failed: ${(err as NodeJS.ErrnoException).code ?? err}; requests are refused until it works again`,
+        );
       });
     }, this.fsyncIntervalMs);
     this.syncTimer.unref();
@@ -559,7 +610,10 @@ async function writeAll(fh: FileHandle, buf: Buffer): Promise<{ written: number;
  * A final line without its newline is an interrupted write: if it is a
  * complete event it only needs its newline, otherwise it is torn.
  */
-async function readTail(fh: FileHandle, shown: string): Promise<{ lastHash: string; midLine: boolean; tornLines: number[] }> {
+async function readTail(
+  fh: FileHandle,
+  shown: string,
+): Promise<{ lastHash: string; midLine: boolean; tornLines: number[] }> {
   const { size } = await fh.stat();
   if (size === 0) return { lastHash: GENESIS, midLine: false, tornLines: [] };
   const read = async (pos: number, len: number): Promise<Buffer> => {
@@ -568,7 +622,9 @@ async function readTail(fh: FileHandle, shown: string): Promise<{ lastHash: stri
     return b.subarray(0, bytesRead);
   };
   const hashOfLineEndingAt = async (end: number): Promise<string | undefined> =>
-    trailingHash((await read(Math.max(0, end - HASH_SUFFIX_BYTES), Math.min(end, HASH_SUFFIX_BYTES))).toString('latin1'));
+    trailingHash(
+      (await read(Math.max(0, end - HASH_SUFFIX_BYTES), Math.min(end, HASH_SUFFIX_BYTES))).toString('latin1'),
+    );
 
   const endsWithNewline = (await read(size - 1, 1))[0] === 0x0a;
   if (endsWithNewline) {
@@ -625,7 +681,11 @@ async function acquireLock(file: string, shown: string): Promise<() => Promise<v
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown}: cannot create its lock file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+        throw new AccessError(
+          'AUDIT_UNAVAILABLE',
+          `audit log ${shown}: cannot create its lock file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+          { cause: err },
+        );
       }
       const pid = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
@@ -660,16 +720,30 @@ async function openLogFile(file: string, shown: string): Promise<FileHandle> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ELOOP') {
-      throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown} is a symbolic link; the audit log is never written through a link`, { hint: 'set audit.path to the real file, or remove the link', cause: err });
+      throw new AccessError(
+        'AUDIT_UNAVAILABLE',
+        `audit log ${shown} is a symbolic link; the audit log is never written through a link`,
+        { hint: 'set audit.path to the real file, or remove the link', cause: err },
+      );
     }
-    throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown}: cannot be opened for writing: ${code ?? (err as Error).message}`, { cause: err });
+    throw new AccessError(
+      'AUDIT_UNAVAILABLE',
+      `audit log ${shown}: cannot be opened for writing: ${code ?? (err as Error).message}`,
+      { cause: err },
+    );
   }
   const st = await fh.stat();
   const uid = process.getuid?.();
-  const problem = !st.isFile() ? 'is not a regular file' : uid !== undefined && st.uid !== uid ? `is owned by another user (uid ${st.uid})` : undefined;
+  const problem = !st.isFile()
+    ? 'is not a regular file'
+    : uid !== undefined && st.uid !== uid
+      ? `is owned by another user (uid ${st.uid})`
+      : undefined;
   if (problem) {
     await fh.close().catch(() => {});
-    throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown} ${problem}`, { hint: 'point audit.path at a file of the proxy\'s own user, in a directory only it can write' });
+    throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown} ${problem}`, {
+      hint: "point audit.path at a file of the proxy's own user, in a directory only it can write",
+    });
   }
   return fh;
 }
@@ -689,14 +763,25 @@ async function checkDirectory(dir: string, shown: string, logger: Logger | undef
   const uid = process.getuid?.();
   const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
   if ((st.mode & 0o002) !== 0) {
-    throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown}: its directory ${dir} is writable by every user (mode ${mode}), so anyone could replace or redirect the log`, {
-      hint: `run chmod o-w ${dir}, or choose a directory only the proxy's user can write`,
-    });
+    throw new AccessError(
+      'AUDIT_UNAVAILABLE',
+      `audit log ${shown}: its directory ${dir} is writable by every user (mode ${mode}), so anyone could replace or redirect the log`,
+      {
+        hint: `run chmod o-w ${dir}, or choose a directory only the proxy's user can write`,
+      },
+    );
   }
   if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
-    throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown}: its directory ${dir} belongs to another user (uid ${st.uid})`, {
-      hint: "choose a directory owned by the proxy's user (or root)",
-    });
+    throw new AccessError(
+      'AUDIT_UNAVAILABLE',
+      `audit log ${shown}: its directory ${dir} belongs to another user (uid ${st.uid})`,
+      {
+        hint: "choose a directory owned by the proxy's user (or root)",
+      },
+    );
   }
-  if ((st.mode & 0o020) !== 0) logger?.warn(`audit log ${shown}: its directory ${dir} is writable by its group (mode ${mode}); members could replace the log`);
+  if ((st.mode & 0o020) !== 0)
+    logger?.warn(
+      `audit log ${shown}: its directory ${dir} is writable by its group (mode ${mode}); members could replace the log`,
+    );
 }

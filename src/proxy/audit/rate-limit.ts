@@ -14,7 +14,12 @@ export interface RateLimitOptions {
   now?: () => number;
 }
 
-interface Bucket { tokens: number; at: number; suppressed: number; firstSuppressedAt: number }
+interface Bucket {
+  tokens: number;
+  at: number;
+  suppressed: number;
+  firstSuppressedAt: number;
+}
 
 export class AuditRateLimiter {
   private readonly buckets = new Map<string, Bucket>();

@@ -22,7 +22,10 @@ export interface AuditFilter {
 
 export type AuditRecord = Record<string, unknown> & { time?: string; id?: string; type?: string };
 
-export async function searchAuditFile(path: string, filter: AuditFilter): Promise<{ events: AuditRecord[]; unreadable: number }> {
+export async function searchAuditFile(
+  path: string,
+  filter: AuditFilter,
+): Promise<{ events: AuditRecord[]; unreadable: number }> {
   const events: AuditRecord[] = [];
   let unreadable = 0;
   try {
@@ -47,9 +50,13 @@ export async function searchAuditFile(path: string, filter: AuditFilter): Promis
     });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${path} cannot be read (${code === 'ENOENT' ? 'it does not exist' : code ?? (err as Error).message})`, {
-      hint: 'check the path (the proxy writes it at audit.path)',
-    });
+    throw new AccessError(
+      'AUDIT_UNAVAILABLE',
+      `audit log ${path} cannot be read (${code === 'ENOENT' ? 'it does not exist' : (code ?? (err as Error).message)})`,
+      {
+        hint: 'check the path (the proxy writes it at audit.path)',
+      },
+    );
   }
   return { events, unreadable };
 }

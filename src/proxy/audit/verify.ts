@@ -14,7 +14,8 @@ import { createReadStream } from 'node:fs';
 import { AccessError } from '../../errors.js';
 import { checkLine, GENESIS } from './chain.js';
 
-export type VerifyResult = { ok: true; events: number; head: string } | { ok: false; events: number; line: number; problem: string };
+export type VerifyResult =
+  { ok: true; events: number; head: string } | { ok: false; events: number; line: number; problem: string };
 
 export async function verifyAuditFile(path: string): Promise<VerifyResult> {
   let prevHash = GENESIS;
@@ -33,7 +34,12 @@ export async function verifyAuditFile(path: string): Promise<VerifyResult> {
       return undefined;
     }
     if (torn.length > 0) {
-      const names = c.event.type === 'audit.recovered' && sameSizes(c.event.torn, torn.map((t) => t.bytes));
+      const names =
+        c.event.type === 'audit.recovered' &&
+        sameSizes(
+          c.event.torn,
+          torn.map((t) => t.bytes),
+        );
       if (!names || c.prev !== prevHash) return fail(torn[0]!.line, torn[0]!.problem);
       torn = [];
     }
@@ -60,12 +66,17 @@ export async function verifyAuditFile(path: string): Promise<VerifyResult> {
     result = await eachLine(path, onLine);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${path} cannot be read (${code === 'ENOENT' ? 'it does not exist' : code ?? (err as Error).message})`);
+    throw new AccessError(
+      'AUDIT_UNAVAILABLE',
+      `audit log ${path} cannot be read (${code === 'ENOENT' ? 'it does not exist' : (code ?? (err as Error).message)})`,
+    );
   }
   if (result) return result;
   if (torn.length > 0) {
     const first = torn[0]!;
-    const problem = first.terminated ? first.problem : 'the file ends in the middle of an event: it was truncated, or the writer was interrupted';
+    const problem = first.terminated
+      ? first.problem
+      : 'the file ends in the middle of an event: it was truncated, or the writer was interrupted';
     return fail(first.line, problem);
   }
   return { ok: true, events, head: prevHash };
@@ -79,7 +90,10 @@ function sameSizes(recorded: unknown, actual: number[]): boolean {
  * Calls `onLine` with each line's exact bytes (without the newline); a final
  * line without a newline is passed too. Stops early when `onLine` returns a result.
  */
-export async function eachLine<T>(path: string, onLine: (line: Buffer, terminated: boolean) => T | undefined): Promise<T | undefined> {
+export async function eachLine<T>(
+  path: string,
+  onLine: (line: Buffer, terminated: boolean) => T | undefined,
+): Promise<T | undefined> {
   const stream = createReadStream(path, { highWaterMark: 256 * 1024 });
   let parts: Buffer[] = [];
   try {

@@ -37,14 +37,50 @@ export const MAX_NESTING = 512;
 
 const TOP_KEYS: ReadonlySet<string> = new Set(['jsonrpc', 'id', 'method', 'params', 'result', 'error']);
 const PARAMS_KEYS: ReadonlySet<string> = new Set([
-  'name', 'arguments', '_meta', 'cursor', 'uri', 'protocolVersion', 'capabilities', 'clientInfo', 'level', 'ref', 'argument',
-  'context', 'requestId', 'reason', 'progressToken', 'progress', 'total', 'message', 'task', 'taskId',
+  'name',
+  'arguments',
+  '_meta',
+  'cursor',
+  'uri',
+  'protocolVersion',
+  'capabilities',
+  'clientInfo',
+  'level',
+  'ref',
+  'argument',
+  'context',
+  'requestId',
+  'reason',
+  'progressToken',
+  'progress',
+  'total',
+  'message',
+  'task',
+  'taskId',
 ]);
 const MCP_METHODS = [
-  'initialize', 'ping', 'tools/list', 'tools/call', 'resources/list', 'resources/read', 'resources/templates/list',
-  'resources/subscribe', 'resources/unsubscribe', 'prompts/list', 'prompts/get', 'completion/complete', 'logging/setLevel',
-  'tasks/get', 'tasks/result', 'tasks/list', 'tasks/cancel', 'notifications/initialized', 'notifications/cancelled',
-  'notifications/progress', 'notifications/roots/list_changed', 'notifications/tasks/status',
+  'initialize',
+  'ping',
+  'tools/list',
+  'tools/call',
+  'resources/list',
+  'resources/read',
+  'resources/templates/list',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'prompts/list',
+  'prompts/get',
+  'completion/complete',
+  'logging/setLevel',
+  'tasks/get',
+  'tasks/result',
+  'tasks/list',
+  'tasks/cancel',
+  'notifications/initialized',
+  'notifications/cancelled',
+  'notifications/progress',
+  'notifications/roots/list_changed',
+  'notifications/tasks/status',
 ];
 const FOLDED_METHODS = new Map(MCP_METHODS.map((m) => [fold(m), m]));
 
@@ -61,7 +97,8 @@ export function inspectClientMessage(bytes: Buffer): Inspected {
   } catch {
     return invalid(null, JSONRPC_PARSE_ERROR, 'the message is not valid UTF-8');
   }
-  if (text.charCodeAt(0) === 0xfeff) return invalid(null, JSONRPC_PARSE_ERROR, 'the message starts with a byte-order mark');
+  if (text.charCodeAt(0) === 0xfeff)
+    return invalid(null, JSONRPC_PARSE_ERROR, 'the message starts with a byte-order mark');
   let msg: unknown;
   try {
     msg = JSON.parse(text);
@@ -69,9 +106,14 @@ export function inspectClientMessage(bytes: Buffer): Inspected {
     return invalid(null, JSONRPC_PARSE_ERROR, `the message is not valid JSON (${(err as Error).message})`);
   }
   if (Array.isArray(msg)) {
-    return invalid(null, JSONRPC_INVALID_REQUEST, 'JSON-RPC batches are not supported (MCP removed batching in revision 2025-06-18); send one message at a time');
+    return invalid(
+      null,
+      JSONRPC_INVALID_REQUEST,
+      'JSON-RPC batches are not supported (MCP removed batching in revision 2025-06-18); send one message at a time',
+    );
   }
-  if (typeof msg !== 'object' || msg === null) return invalid(null, JSONRPC_INVALID_REQUEST, 'a JSON-RPC message must be a JSON object');
+  if (typeof msg !== 'object' || msg === null)
+    return invalid(null, JSONRPC_INVALID_REQUEST, 'a JSON-RPC message must be a JSON object');
   const m = msg as Record<string, unknown>;
 
   // The id is only trusted once the key scan shows the message has exactly one.
@@ -85,7 +127,11 @@ export function inspectClientMessage(bytes: Buffer): Inspected {
   // A raw CR or LF is legal JSON whitespace, but a stdio server splits its
   // input into lines: the second line would be a message nobody judged.
   if (bytes.includes(0x0a) || bytes.includes(0x0d)) {
-    return invalid(id, JSONRPC_INVALID_REQUEST, 'the message contains a raw line break (CR or LF); a message must be one line');
+    return invalid(
+      id,
+      JSONRPC_INVALID_REQUEST,
+      'the message contains a raw line break (CR or LF); a message must be one line',
+    );
   }
   for (const k of Object.keys(m)) {
     if (!TOP_KEYS.has(k)) return invalid(id, JSONRPC_INVALID_REQUEST, `"${k}" is not a JSON-RPC member`);
@@ -94,23 +140,31 @@ export function inspectClientMessage(bytes: Buffer): Inspected {
   const hasId = Object.hasOwn(m, 'id');
 
   if (Object.hasOwn(m, 'method')) {
-    if (Object.hasOwn(m, 'result') || Object.hasOwn(m, 'error')) return invalid(id, JSONRPC_INVALID_REQUEST, 'a message with a method cannot carry result or error');
+    if (Object.hasOwn(m, 'result') || Object.hasOwn(m, 'error'))
+      return invalid(id, JSONRPC_INVALID_REQUEST, 'a message with a method cannot carry result or error');
     const method = m.method;
-    if (typeof method !== 'string' || method === '') return invalid(id, JSONRPC_INVALID_REQUEST, 'method must be a non-empty string');
+    if (typeof method !== 'string' || method === '')
+      return invalid(id, JSONRPC_INVALID_REQUEST, 'method must be a non-empty string');
     if (UNSAFE_CHARS.test(method) || LONE_SURROGATE.test(method)) {
       return invalid(id, JSONRPC_INVALID_REQUEST, 'method contains spaces, control or invisible characters');
     }
     const canonical = FOLDED_METHODS.get(fold(method));
-    if (canonical !== undefined && canonical !== method) return invalid(id, JSONRPC_INVALID_REQUEST, `method "${method}" must be written "${canonical}"`);
+    if (canonical !== undefined && canonical !== method)
+      return invalid(id, JSONRPC_INVALID_REQUEST, `method "${method}" must be written "${canonical}"`);
     const params = m.params;
-    if (Object.hasOwn(m, 'params') && !isPlainObject(params)) return invalid(id, JSONRPC_INVALID_REQUEST, 'params must be an object');
+    if (Object.hasOwn(m, 'params') && !isPlainObject(params))
+      return invalid(id, JSONRPC_INVALID_REQUEST, 'params must be an object');
 
     if (hasId && !isId(m.id)) return invalid(null, JSONRPC_INVALID_REQUEST, 'id must be a string or an integer');
     if (!hasId) {
       // Every MCP notification is `notifications/…`; anything else without an
       // id (a `tools/call`, say) is a request sent where no answer is awaited.
       if (!method.startsWith('notifications/')) {
-        return invalid(null, JSONRPC_INVALID_REQUEST, `"${method}" is not a notification: a request needs an id (notification methods start with "notifications/")`);
+        return invalid(
+          null,
+          JSONRPC_INVALID_REQUEST,
+          `"${method}" is not a notification: a request needs an id (notification methods start with "notifications/")`,
+        );
       }
       return params === undefined ? { kind: 'notification', method } : { kind: 'notification', method, params };
     }
@@ -121,15 +175,23 @@ export function inspectClientMessage(bytes: Buffer): Inspected {
       if (problem !== undefined) return invalid(reqId, JSONRPC_INVALID_PARAMS, problem);
       return { kind: 'request', id: reqId, method, params, toolName: p!.name as string };
     }
-    return params === undefined ? { kind: 'request', id: reqId, method } : { kind: 'request', id: reqId, method, params };
+    return params === undefined
+      ? { kind: 'request', id: reqId, method }
+      : { kind: 'request', id: reqId, method, params };
   }
 
   // A response to a server→client request (sampling, elicitation, roots).
   const hasResult = Object.hasOwn(m, 'result');
   const hasError = Object.hasOwn(m, 'error');
-  if (!hasId) return invalid(null, JSONRPC_INVALID_REQUEST, 'a message needs a method (request or notification) or an id (response)');
+  if (!hasId)
+    return invalid(
+      null,
+      JSONRPC_INVALID_REQUEST,
+      'a message needs a method (request or notification) or an id (response)',
+    );
   if (m.id !== null && !isId(m.id)) return invalid(null, JSONRPC_INVALID_REQUEST, 'id must be a string or an integer');
-  if (hasResult === hasError) return invalid(id, JSONRPC_INVALID_REQUEST, 'a response carries exactly one of result and error');
+  if (hasResult === hasError)
+    return invalid(id, JSONRPC_INVALID_REQUEST, 'a response carries exactly one of result and error');
   if (hasError) {
     const e = m.error;
     if (!isPlainObject(e) || !Number.isSafeInteger(e.code) || typeof e.message !== 'string') {
@@ -150,7 +212,8 @@ function toolCallProblem(p: Record<string, unknown> | undefined): string | undef
   if (UNSAFE_CHARS.test(name) || LONE_SURROGATE.test(name)) {
     return 'tools/call params.name contains spaces, control or invisible characters, which no tool name has';
   }
-  if (Object.hasOwn(p, 'arguments') && !isPlainObject(p.arguments)) return 'tools/call params.arguments must be an object';
+  if (Object.hasOwn(p, 'arguments') && !isPlainObject(p.arguments))
+    return 'tools/call params.arguments must be an object';
   return undefined;
 }
 

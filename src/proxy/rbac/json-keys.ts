@@ -53,7 +53,8 @@ export function scanKeys(text: string, opts: KeyScanOptions): KeyProblem | undef
   let depth = 0; // frames[0 .. depth-1] are open
   const pathTo = (d: number): string => {
     let path = '';
-    for (let k = 1; k <= d; k++) path = frames[k]!.name === '[]' ? `${path}[]` : path === '' ? frames[k]!.name : `${path}.${frames[k]!.name}`;
+    for (let k = 1; k <= d; k++)
+      path = frames[k]!.name === '[]' ? `${path}[]` : path === '' ? frames[k]!.name : `${path}.${frames[k]!.name}`;
     return path;
   };
   const len = text.length;
@@ -76,7 +77,8 @@ export function scanKeys(text: string, opts: KeyScanOptions): KeyProblem | undef
       }
       i = end;
     } else if (ch === 0x7b /* { */ || ch === 0x5b /* [ */) {
-      if (depth >= opts.maxDepth) return { reason: `nesting is deeper than ${opts.maxDepth} levels`, path: pathTo(depth - 1), key: '' };
+      if (depth >= opts.maxDepth)
+        return { reason: `nesting is deeper than ${opts.maxDepth} levels`, path: pathTo(depth - 1), key: '' };
       const top = depth > 0 ? frames[depth - 1]! : undefined;
       const isObject = ch === 0x7b;
       const name = top === undefined ? '' : top.isObject ? (top.lastKey ?? '') : '[]';

@@ -27,7 +27,10 @@ export interface LabelMatchers {
 export const NO_LABELS: LabelMatchers = { written: false, entries: [] };
 
 export class LabelSelectorError extends Error {
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -37,7 +40,12 @@ export class LabelSelectorError extends Error {
  * (`spec.allow.app_labels`). Values may be a string, a number/boolean (read
  * as its text), or a list of those.
  */
-export function compileLabels(raw: unknown, side: 'allow' | 'deny', field: string, warn: (msg: string) => void): LabelMatchers {
+export function compileLabels(
+  raw: unknown,
+  side: 'allow' | 'deny',
+  field: string,
+  warn: (msg: string) => void,
+): LabelMatchers {
   if (raw === undefined) return NO_LABELS;
   if (raw === null) return { written: true, entries: [] };
   if (typeof raw !== 'object' || Array.isArray(raw)) {
@@ -50,11 +58,18 @@ export function compileLabels(raw: unknown, side: 'allow' | 'deny', field: strin
     const texts: string[] = [];
     list.forEach((v, i) => {
       if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') texts.push(String(v));
-      else throw new LabelSelectorError(Array.isArray(value) ? `${at}[${i}]` : at, 'must be a string or a list of strings');
+      else
+        throw new LabelSelectorError(
+          Array.isArray(value) ? `${at}[${i}]` : at,
+          'must be a string or a list of strings',
+        );
     });
     if (key === '*') {
       if (texts.length !== 1 || texts[0] !== '*') {
-        throw new LabelSelectorError(at, `the key '*' only takes the value '*' (matches every server), not ${JSON.stringify(value)}`);
+        throw new LabelSelectorError(
+          at,
+          `the key '*' only takes the value '*' (matches every server), not ${JSON.stringify(value)}`,
+        );
       }
       entries.push({ key, values: [compilePattern('*', side)] });
       continue;
@@ -64,12 +79,17 @@ export function compileLabels(raw: unknown, side: 'allow' | 'deny', field: strin
       try {
         const p = compilePattern(t, side);
         if (p.kind === 'unevaluable') {
-          warn(`${at}: "${t}" is a template, which mcp-access cannot expand; ${side === 'deny' ? 'this deny matches every server (fail closed)' : 'it matches no server'}`);
+          warn(
+            `${at}: "${t}" is a template, which mcp-access cannot expand; ${side === 'deny' ? 'this deny matches every server (fail closed)' : 'it matches no server'}`,
+          );
         }
         return p;
       } catch (err) {
         if (err instanceof InvalidRegexError) {
-          throw new LabelSelectorError(Array.isArray(value) ? `${at}[${i}]` : at, `invalid regular expression ${JSON.stringify(t)}: ${err.message}`);
+          throw new LabelSelectorError(
+            Array.isArray(value) ? `${at}[${i}]` : at,
+            `invalid regular expression ${JSON.stringify(t)}: ${err.message}`,
+          );
         }
         throw err;
       }
@@ -101,7 +121,10 @@ export function describeLabels(m: LabelMatchers): string {
   if (m.unevaluable !== undefined) return `(cannot be evaluated: ${m.unevaluable})`;
   if (m.entries.length === 0) return '{}';
   return `{${m.entries
-    .map((e) => `${quoteKey(e.key)}: ${e.values.length === 1 ? e.values[0]!.text : `[${e.values.map((v) => v.text).join(', ')}]`}`)
+    .map(
+      (e) =>
+        `${quoteKey(e.key)}: ${e.values.length === 1 ? e.values[0]!.text : `[${e.values.map((v) => v.text).join(', ')}]`}`,
+    )
     .join(', ')}}`;
 }
 

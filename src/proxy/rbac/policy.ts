@@ -86,7 +86,12 @@ export class Policy {
     }
     for (const { role, matcher } of view.allow) {
       if (matcher.test(tool)) {
-        return { allowed: true, role, rule: ruleText(matcher), reason: `tool "${tool}" is allowed by role ${role} (${matcher.field} "${matcher.text}")` };
+        return {
+          allowed: true,
+          role,
+          rule: ruleText(matcher),
+          reason: `tool "${tool}" is allowed by role ${role} (${matcher.field} "${matcher.text}")`,
+        };
       }
     }
     const patterns = unique(view.allow.map((a) => a.matcher.text));
@@ -108,15 +113,29 @@ export class Policy {
   rootDecision(roleNames: string[], server: ServerRef, uri: string): Decision {
     const view = this.view(roleNames, server);
     if (!view.reach.allowed) return view.reach;
-    const roles = unique(roleNames).map((n) => this.byName.get(n)).filter((r): r is Role => r !== undefined);
+    const roles = unique(roleNames)
+      .map((n) => this.byName.get(n))
+      .filter((r): r is Role => r !== undefined);
     for (const r of roles) {
       const m = r.deny.roots.find((x) => x.test(uri));
-      if (m) return { allowed: false, role: r.name, rule: ruleText(m), reason: `root "${uri}" is denied by role ${r.name} (${m.field} "${m.text}")` };
+      if (m)
+        return {
+          allowed: false,
+          role: r.name,
+          rule: ruleText(m),
+          reason: `root "${uri}" is denied by role ${r.name} (${m.field} "${m.text}")`,
+        };
     }
     for (const r of roles) {
       if (!(r.toolsOnly || labelsMatch(r.allow.appLabels, server.labels, 'allow'))) continue;
       const m = r.allow.roots.find((x) => x.test(uri));
-      if (m) return { allowed: true, role: r.name, rule: ruleText(m), reason: `root "${uri}" is allowed by role ${r.name} (${m.field} "${m.text}")` };
+      if (m)
+        return {
+          allowed: true,
+          role: r.name,
+          rule: ruleText(m),
+          reason: `root "${uri}" is allowed by role ${r.name} (${m.field} "${m.text}")`,
+        };
     }
     return { allowed: false, reason: `no role allows root "${uri}" on server ${server.name} (spec.allow.mcp.roots)` };
   }
@@ -144,7 +163,9 @@ export class Policy {
     const roles = roleNames.map((n) => this.byName.get(n)).filter((r): r is Role => r !== undefined);
     const deny: RoleToolMatcher[] = roles.flatMap((r) => r.deny.tools.map((matcher) => ({ role: r.name, matcher })));
     const granting = roles.filter((r) => (r.toolsOnly ? true : labelsMatch(r.allow.appLabels, server.labels, 'allow')));
-    const allow: RoleToolMatcher[] = granting.flatMap((r) => r.allow.tools.map((matcher) => ({ role: r.name, matcher })));
+    const allow: RoleToolMatcher[] = granting.flatMap((r) =>
+      r.allow.tools.map((matcher) => ({ role: r.name, matcher })),
+    );
 
     const denier = roles.find((r) => r.deny.appLabels.written && labelsMatch(r.deny.appLabels, server.labels, 'deny'));
     let reach: Decision;

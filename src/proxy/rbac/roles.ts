@@ -64,13 +64,45 @@ const SIDE_FIELDS = new Set(['app_labels', 'app_labels_expression', 'mcp', 'mcp_
 const TELEPORT_SPEC_FIELDS = new Set(['options']);
 /** Teleport's other allow/deny conditions (RoleConditions): loaded with a warning. */
 const TELEPORT_SIDE_FIELDS = new Set([
-  'logins', 'node_labels', 'node_labels_expression', 'rules', 'kubernetes_groups', 'kubernetes_users', 'kubernetes_labels',
-  'kubernetes_labels_expression', 'kubernetes_resources', 'cluster_labels', 'cluster_labels_expression', 'db_labels',
-  'db_labels_expression', 'db_service_labels', 'db_service_labels_expression', 'db_names', 'db_users', 'db_roles',
-  'db_permissions', 'aws_role_arns', 'azure_identities', 'gcp_service_accounts', 'windows_desktop_labels',
-  'windows_desktop_labels_expression', 'windows_desktop_logins', 'host_groups', 'host_sudoers', 'impersonate',
-  'review_requests', 'request', 'join_sessions', 'group_labels', 'group_labels_expression', 'desktop_groups', 'spiffe',
-  'account_assignments', 'github_permissions', 'workload_identity_labels', 'workload_identity_labels_expression',
+  'logins',
+  'node_labels',
+  'node_labels_expression',
+  'rules',
+  'kubernetes_groups',
+  'kubernetes_users',
+  'kubernetes_labels',
+  'kubernetes_labels_expression',
+  'kubernetes_resources',
+  'cluster_labels',
+  'cluster_labels_expression',
+  'db_labels',
+  'db_labels_expression',
+  'db_service_labels',
+  'db_service_labels_expression',
+  'db_names',
+  'db_users',
+  'db_roles',
+  'db_permissions',
+  'aws_role_arns',
+  'azure_identities',
+  'gcp_service_accounts',
+  'windows_desktop_labels',
+  'windows_desktop_labels_expression',
+  'windows_desktop_logins',
+  'host_groups',
+  'host_sudoers',
+  'impersonate',
+  'review_requests',
+  'request',
+  'join_sessions',
+  'group_labels',
+  'group_labels_expression',
+  'desktop_groups',
+  'spiffe',
+  'account_assignments',
+  'github_permissions',
+  'workload_identity_labels',
+  'workload_identity_labels_expression',
 ]);
 /** Keys under `mcp`: `tools`, `roots` (client roots a role may forward), and Teleport's `resources` (ignored). */
 const MCP_FIELDS = new Set(['tools', 'roots']);
@@ -111,7 +143,11 @@ export function loadRoles(opts: LoadRolesOptions): { roles: Role[]; warnings: st
   };
 
   const inlineAt = opts.configPath ? locatorForConfig(opts.configPath) : undefined;
-  opts.inline.forEach((doc, i) => add(parseRole(doc, `roles[${i}]`, (w) => warnings.push(w), inlineAt ? (p) => inlineAt(['roles', i, ...p]) : NOWHERE)));
+  opts.inline.forEach((doc, i) =>
+    add(
+      parseRole(doc, `roles[${i}]`, (w) => warnings.push(w), inlineAt ? (p) => inlineAt(['roles', i, ...p]) : NOWHERE),
+    ),
+  );
   opts.files.forEach((given, i) => {
     for (const file of expandRoleFiles(given, resolve(opts.baseDir, given), `roles_files[${i}]`)) {
       for (const { doc, where, locate } of readYamlDocuments(file.shown, file.path)) {
@@ -125,12 +161,20 @@ export function loadRoles(opts: LoadRolesOptions): { roles: Role[]; warnings: st
 /** Parse one role document. `where` prefixes every error and warning. */
 export function parseRole(doc: unknown, where: string, warn: (msg: string) => void, locate: Locate = NOWHERE): Role {
   const fail = (field: string, what: string): never => {
-    throw new AccessError('CONFIG_INVALID', `${where}: ${field}: ${what}`, { hint: 'fix the role document (see docs/rbac.md)' });
+    throw new AccessError('CONFIG_INVALID', `${where}: ${field}: ${what}`, {
+      hint: 'fix the role document (see docs/rbac.md)',
+    });
   };
-  if (!isMapping(doc)) return fail('(document)', 'a role document must be a mapping with kind, version, metadata and spec');
-  for (const k of Object.keys(doc)) if (!TOP_FIELDS.has(k)) warn(`${where}: ${k}: not a role field mcp-access uses (ignored)`);
+  if (!isMapping(doc))
+    return fail('(document)', 'a role document must be a mapping with kind, version, metadata and spec');
+  for (const k of Object.keys(doc))
+    if (!TOP_FIELDS.has(k)) warn(`${where}: ${k}: not a role field mcp-access uses (ignored)`);
 
-  if (doc.kind !== 'role') fail('kind', doc.kind === undefined ? 'is required and must be "role"' : `is ${JSON.stringify(doc.kind)}, expected "role"`);
+  if (doc.kind !== 'role')
+    fail(
+      'kind',
+      doc.kind === undefined ? 'is required and must be "role"' : `is ${JSON.stringify(doc.kind)}, expected "role"`,
+    );
 
   let version = 'v8';
   if (doc.version === undefined) {
@@ -143,8 +187,10 @@ export function parseRole(doc: unknown, where: string, warn: (msg: string) => vo
 
   if (!isMapping(doc.metadata)) fail('metadata', 'is required and must be a mapping with name');
   const metadata = doc.metadata as Record<string, unknown>;
-  for (const k of Object.keys(metadata)) if (!METADATA_FIELDS.has(k)) warn(`${where}: metadata.${k}: not used by mcp-access (ignored)`);
-  if (typeof metadata.name !== 'string' || metadata.name.trim() === '') fail('metadata.name', 'is required and must be a non-empty string');
+  for (const k of Object.keys(metadata))
+    if (!METADATA_FIELDS.has(k)) warn(`${where}: metadata.${k}: not used by mcp-access (ignored)`);
+  if (typeof metadata.name !== 'string' || metadata.name.trim() === '')
+    fail('metadata.name', 'is required and must be a non-empty string');
   const name = metadata.name as string;
   if (name !== name.trim()) fail('metadata.name', `${JSON.stringify(name)} has leading or trailing spaces`);
 
@@ -170,7 +216,9 @@ export function parseRole(doc: unknown, where: string, warn: (msg: string) => vo
     );
   }
   if (allow.appLabels.written && allow.appLabels.entries.length > 0 && allow.tools.length === 0) {
-    warn(`${where}: role "${name}" reaches servers but allows no MCP tools (no spec.allow.mcp.tools): its servers show no tools`);
+    warn(
+      `${where}: role "${name}" reaches servers but allows no MCP tools (no spec.allow.mcp.tools): its servers show no tools`,
+    );
   }
   return { name, source: where, version, allow, deny, toolsOnly };
 }
@@ -185,9 +233,13 @@ type Fail = (field: string, what: string) => never;
 function unknownKey(where: string, locate: Locate, path: string[], known: string[]): never {
   const key = path[path.length - 1]!;
   const guess = closest(key, known);
-  throw new AccessError('CONFIG_INVALID', `${where}: ${locate(path)}${path.join('.')}: unknown key${guess ? ` — did you mean "${guess}"?` : ''}`, {
-    hint: 'a role with an unknown key is refused (it could be a misspelt grant or deny); fix the key (see docs/rbac.md)',
-  });
+  throw new AccessError(
+    'CONFIG_INVALID',
+    `${where}: ${locate(path)}${path.join('.')}: unknown key${guess ? ` — did you mean "${guess}"?` : ''}`,
+    {
+      hint: 'a role with an unknown key is refused (it could be a misspelt grant or deny); fix the key (see docs/rbac.md)',
+    },
+  );
 }
 
 /** The known key nearest to `key` (edit distance at most 2, or 3 for long keys), if any. */
@@ -196,7 +248,10 @@ export function closest(key: string, known: string[]): string | undefined {
   let bestD = key.length >= 8 ? 3 : 2;
   for (const k of known) {
     const d = editDistance(key.toLowerCase(), k);
-    if (d <= bestD && (best === undefined || d < bestD)) { best = k; bestD = d; }
+    if (d <= bestD && (best === undefined || d < bestD)) {
+      best = k;
+      bestD = d;
+    }
   }
   return best;
 }
@@ -204,7 +259,9 @@ export function closest(key: string, known: string[]): string | undefined {
 /** Optimal string alignment distance: insertions, deletions, substitutions and adjacent transpositions (`app_lables`). */
 function editDistance(a: string, b: string): number {
   if (Math.abs(a.length - b.length) > 3) return 99;
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
@@ -216,13 +273,22 @@ function editDistance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
-function parseSide(raw: unknown, side: 'allow' | 'deny', where: string, warn: (msg: string) => void, fail: Fail, locate: Locate): RoleRules {
+function parseSide(
+  raw: unknown,
+  side: 'allow' | 'deny',
+  where: string,
+  warn: (msg: string) => void,
+  fail: Fail,
+  locate: Locate,
+): RoleRules {
   const base = `spec.${side}`;
   if (raw === undefined || raw === null) return { appLabels: NO_LABELS, tools: [], roots: [] };
   if (!isMapping(raw)) return fail(base, 'must be a mapping');
   for (const k of Object.keys(raw)) {
-    if (TELEPORT_SIDE_FIELDS.has(k)) warn(`${where}: ${base}.${k}: not used by mcp-access (ignored${side === 'allow' ? '; it grants nothing' : ''})`);
-    else if (!SIDE_FIELDS.has(k)) unknownKey(where, locate, ['spec', side, k], [...SIDE_FIELDS, ...TELEPORT_SIDE_FIELDS]);
+    if (TELEPORT_SIDE_FIELDS.has(k))
+      warn(`${where}: ${base}.${k}: not used by mcp-access (ignored${side === 'allow' ? '; it grants nothing' : ''})`);
+    else if (!SIDE_FIELDS.has(k))
+      unknownKey(where, locate, ['spec', side, k], [...SIDE_FIELDS, ...TELEPORT_SIDE_FIELDS]);
   }
 
   let appLabels: LabelMatchers;
@@ -234,10 +300,14 @@ function parseSide(raw: unknown, side: 'allow' | 'deny', where: string, warn: (m
   }
   if (raw.app_labels_expression !== undefined) {
     if (side === 'deny') {
-      warn(`${where}: ${base}.app_labels_expression: mcp-access cannot evaluate predicate expressions; this deny matches every server (fail closed)`);
+      warn(
+        `${where}: ${base}.app_labels_expression: mcp-access cannot evaluate predicate expressions; this deny matches every server (fail closed)`,
+      );
       appLabels = withUnevaluable(appLabels, 'app_labels_expression');
     } else {
-      warn(`${where}: ${base}.app_labels_expression: mcp-access cannot evaluate predicate expressions (ignored; it grants nothing)`);
+      warn(
+        `${where}: ${base}.app_labels_expression: mcp-access cannot evaluate predicate expressions (ignored; it grants nothing)`,
+      );
     }
   }
 
@@ -247,7 +317,8 @@ function parseSide(raw: unknown, side: 'allow' | 'deny', where: string, warn: (m
     if (!isMapping(raw.mcp)) return fail(`${base}.mcp`, 'must be a mapping with tools');
     for (const k of Object.keys(raw.mcp)) {
       if (MCP_IGNORED_FIELDS.has(k)) warn(`${where}: ${base}.mcp.${k}: not used by mcp-access (ignored)`);
-      else if (!MCP_FIELDS.has(k)) unknownKey(where, locate, ['spec', side, 'mcp', k], [...MCP_FIELDS, ...MCP_IGNORED_FIELDS]);
+      else if (!MCP_FIELDS.has(k))
+        unknownKey(where, locate, ['spec', side, 'mcp', k], [...MCP_FIELDS, ...MCP_IGNORED_FIELDS]);
     }
     tools.push(...parseTools(raw.mcp.tools, side, `${base}.mcp.tools`, where, warn, fail));
     roots = parseTools(raw.mcp.roots, side, `${base}.mcp.roots`, where, warn, fail);
@@ -261,13 +332,22 @@ function parseSide(raw: unknown, side: 'allow' | 'deny', where: string, warn: (m
   return { appLabels, tools, roots };
 }
 
-function parseTools(raw: unknown, side: 'allow' | 'deny', field: string, where: string, warn: (msg: string) => void, fail: Fail): ToolMatcher[] {
+function parseTools(
+  raw: unknown,
+  side: 'allow' | 'deny',
+  field: string,
+  where: string,
+  warn: (msg: string) => void,
+  fail: Fail,
+): ToolMatcher[] {
   if (raw === undefined || raw === null) return [];
   // Teleport accepts a single string where a list is expected.
   const list = typeof raw === 'string' ? [raw] : raw;
   if (!Array.isArray(list)) {
     if (side === 'deny') {
-      warn(`${where}: ${field}: must be a list of tool names; this deny cannot be evaluated and matches every tool (fail closed)`);
+      warn(
+        `${where}: ${field}: must be a list of tool names; this deny cannot be evaluated and matches every tool (fail closed)`,
+      );
       return [{ ...unevaluable(JSON.stringify(raw), true), field }];
     }
     return fail(field, 'must be a list of tool names, globs or ^…$ regexes');
@@ -277,7 +357,9 @@ function parseTools(raw: unknown, side: 'allow' | 'deny', field: string, where: 
     const at = `${field}[${i}]`;
     if (typeof entry !== 'string') {
       if (side === 'deny') {
-        warn(`${where}: ${at}: ${JSON.stringify(entry)} is not a string; this deny cannot be evaluated and matches every tool (fail closed)`);
+        warn(
+          `${where}: ${at}: ${JSON.stringify(entry)} is not a string; this deny cannot be evaluated and matches every tool (fail closed)`,
+        );
         out.push({ ...unevaluable(JSON.stringify(entry) ?? String(entry), true), field: at });
       } else {
         warn(`${where}: ${at}: ${JSON.stringify(entry)} is not a string (ignored; it grants nothing)`);
@@ -288,7 +370,8 @@ function parseTools(raw: unknown, side: 'allow' | 'deny', field: string, where: 
     try {
       pattern = compilePattern(entry, side);
     } catch (err) {
-      if (err instanceof InvalidRegexError) return fail(at, `invalid regular expression ${JSON.stringify(entry)}: ${err.message}`);
+      if (err instanceof InvalidRegexError)
+        return fail(at, `invalid regular expression ${JSON.stringify(entry)}: ${err.message}`);
       throw err;
     }
     lintToolEntry(entry, pattern, side, `${where}: ${at}`, warn);
@@ -297,7 +380,13 @@ function parseTools(raw: unknown, side: 'allow' | 'deny', field: string, where: 
   return out;
 }
 
-function lintToolEntry(entry: string, pattern: Pattern, side: 'allow' | 'deny', at: string, warn: (msg: string) => void): void {
+function lintToolEntry(
+  entry: string,
+  pattern: Pattern,
+  side: 'allow' | 'deny',
+  at: string,
+  warn: (msg: string) => void,
+): void {
   const effect = side === 'allow' ? 'it grants nothing' : 'it matches every tool (fail closed)';
   if (pattern.kind === 'unevaluable') {
     warn(`${at}: "${entry}" is a template, which mcp-access cannot expand; ${effect}`);
@@ -317,14 +406,20 @@ function expandRoleFiles(shown: string, path: string, field: string): Array<{ sh
     isDir = statSync(path).isDirectory();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new AccessError('CONFIG_INVALID', `${field}: ${shown} ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`}`);
+    throw new AccessError(
+      'CONFIG_INVALID',
+      `${field}: ${shown} ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`}`,
+    );
   }
   if (!isDir) return [{ shown, path }];
   let names: string[];
   try {
     names = readdirSync(path);
   } catch (err) {
-    throw new AccessError('CONFIG_INVALID', `${field}: directory ${shown} cannot be listed (${(err as NodeJS.ErrnoException).code})`);
+    throw new AccessError(
+      'CONFIG_INVALID',
+      `${field}: directory ${shown} cannot be listed (${(err as NodeJS.ErrnoException).code})`,
+    );
   }
   return names
     .filter((n) => !n.startsWith('.') && /\.ya?ml$/i.test(n))
@@ -363,7 +458,10 @@ function readYamlDocuments(shown: string, path: string): Array<{ doc: unknown; w
     try {
       value = d.toJS({ maxAliasCount: 100 });
     } catch (err) {
-      throw new AccessError('CONFIG_INVALID', `${shown} (document ${i + 1}): not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+      throw new AccessError(
+        'CONFIG_INVALID',
+        `${shown} (document ${i + 1}): not valid YAML: ${(err as Error).message.split('\n')[0]}`,
+      );
     }
     if (value !== null && value !== undefined) values.push({ value, index: i, locate: locator(d, lineCounter) });
   });
@@ -371,7 +469,8 @@ function readYamlDocuments(shown: string, path: string): Array<{ doc: unknown; w
   const out: Array<{ doc: unknown; where: string; locate: Locate }> = [];
   for (const { value, index, locate } of values) {
     const whereDoc = multi ? `${shown} (document ${index + 1})` : shown;
-    if (Array.isArray(value)) value.forEach((item, j) => out.push({ doc: item, where: `${whereDoc}[${j}]`, locate: (p) => locate([j, ...p]) }));
+    if (Array.isArray(value))
+      value.forEach((item, j) => out.push({ doc: item, where: `${whereDoc}[${j}]`, locate: (p) => locate([j, ...p]) }));
     else out.push({ doc: value, where: whereDoc, locate });
   }
   return out;

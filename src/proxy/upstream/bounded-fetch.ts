@@ -43,10 +43,16 @@ export function boundedFetch(opts: BoundedFetchOptions): typeof fetch {
     addRevisionHeaders(headers, sent);
     const res = await base(input, { ...init, headers });
     if (!res.body) return res;
-    const ids = sent.filter((m) => typeof m.method === 'string' && (typeof m.id === 'string' || typeof m.id === 'number')).map((m) => m.id as JsonRpcId);
+    const ids = sent
+      .filter((m) => typeof m.method === 'string' && (typeof m.id === 'string' || typeof m.id === 'number'))
+      .map((m) => m.id as JsonRpcId);
     const type = (res.headers.get('content-type') ?? '').toLowerCase();
     if (type.startsWith('text/event-stream')) {
-      return new Response(boundedEvents(res.body, ids, opts), { status: res.status, statusText: res.statusText, headers: res.headers });
+      return new Response(boundedEvents(res.body, ids, opts), {
+        status: res.status,
+        statusText: res.statusText,
+        headers: res.headers,
+      });
     }
     const body = await readBounded(res.body, opts);
     if (body.oversize) {
@@ -54,7 +60,11 @@ export function boundedFetch(opts: BoundedFetchOptions): typeof fetch {
       // Already answered (with an error, above): nothing more for the transport to read.
       return new Response(null, { status: 202, statusText: 'Accepted' });
     }
-    return new Response(body.bytes as Uint8Array<ArrayBuffer>, { status: res.status, statusText: res.statusText, headers: res.headers });
+    return new Response(body.bytes as Uint8Array<ArrayBuffer>, {
+      status: res.status,
+      statusText: res.statusText,
+      headers: res.headers,
+    });
   }) as typeof fetch;
 }
 
@@ -80,7 +90,10 @@ function addRevisionHeaders(headers: Headers, sent: Array<Record<string, unknown
   if (!headers.has('mcp-method') && /^[\x21-\x7e]{1,256}$/.test(m.method)) headers.set('mcp-method', m.method);
 }
 
-async function readBounded(body: ReadableStream<Uint8Array>, opts: BoundedFetchOptions): Promise<{ oversize: false; bytes: Uint8Array } | { oversize: true; size: number }> {
+async function readBounded(
+  body: ReadableStream<Uint8Array>,
+  opts: BoundedFetchOptions,
+): Promise<{ oversize: false; bytes: Uint8Array } | { oversize: true; size: number }> {
   const reader = body.getReader();
   const parts: Uint8Array[] = [];
   let size = 0;
@@ -111,7 +124,11 @@ async function readBounded(body: ReadableStream<Uint8Array>, opts: BoundedFetchO
  * found by a scan of the event's JSON top level, so its request still gets
  * its error even when the event never ends.
  */
-function boundedEvents(body: ReadableStream<Uint8Array>, ids: JsonRpcId[], opts: BoundedFetchOptions): ReadableStream<Uint8Array> {
+function boundedEvents(
+  body: ReadableStream<Uint8Array>,
+  ids: JsonRpcId[],
+  opts: BoundedFetchOptions,
+): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let held: Uint8Array[] = [];
   let heldBytes = 0;
@@ -143,7 +160,8 @@ function boundedEvents(body: ReadableStream<Uint8Array>, ids: JsonRpcId[], opts:
   /** The event grew over the limit: drop what is held, start scanning for its id. */
   const startDropping = (part: Uint8Array, controller: ReadableStreamDefaultController<Uint8Array>): boolean => {
     const event = Buffer.concat([...held, part]);
-    held = []; heldBytes = 0;
+    held = [];
+    heldBytes = 0;
     dropping = { size: 0, scanner: new TopLevelScanner(), reported: false };
     const at = event.indexOf('data:');
     const from = at === -1 ? event.length : event[at + 5] === 0x20 ? at + 6 : at + 5;
@@ -157,72 +175,87 @@ function boundedEvents(body: ReadableStream<Uint8Array>, ids: JsonRpcId[], opts:
     return over;
   };
 
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      while (!finished) {
-        await opts.flow.wait();
-        const { done, value } = await reader.read();
-        if (done) {
-          finished = true;
-          if (dropping && !dropping.reported) opts.onOversize([], dropping.size);
-          else if (!dropping && heldBytes > 0) controller.enqueue(Buffer.concat(held, heldBytes));
-          controller.close();
-          return;
-        }
-        const out: Uint8Array[] = [];
-        const flush = () => { if (out.length) { controller.enqueue(Buffer.concat(out)); out.length = 0; } };
-        let start = 0;
-        for (let i = 0; i < value.length; i++) {
-          const b = value[i]!;
-          let boundary = false;
-          if (b === 0x0a) {
-            if (lastWasCR) { lastWasCR = false; continue; }
-            if (atLineStart) boundary = true;
-            atLineStart = true;
-          } else if (b === 0x0d) {
-            if (atLineStart) boundary = true;
-            atLineStart = true;
-            lastWasCR = true;
-          } else {
-            atLineStart = false;
-            lastWasCR = false;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        while (!finished) {
+          await opts.flow.wait();
+          const { done, value } = await reader.read();
+          if (done) {
+            finished = true;
+            if (dropping && !dropping.reported) opts.onOversize([], dropping.size);
+            else if (!dropping && heldBytes > 0) controller.enqueue(Buffer.concat(held, heldBytes));
+            controller.close();
+            return;
           }
-          if (!boundary) continue;
-          const seg = value.subarray(start, i + 1);
-          start = i + 1;
-          if (dropping) {
+          const out: Uint8Array[] = [];
+          const flush = () => {
+            if (out.length) {
+              controller.enqueue(Buffer.concat(out));
+              out.length = 0;
+            }
+          };
+          let start = 0;
+          for (let i = 0; i < value.length; i++) {
+            const b = value[i]!;
+            let boundary = false;
+            if (b === 0x0a) {
+              if (lastWasCR) {
+                lastWasCR = false;
+                continue;
+              }
+              if (atLineStart) boundary = true;
+              atLineStart = true;
+            } else if (b === 0x0d) {
+              if (atLineStart) boundary = true;
+              atLineStart = true;
+              lastWasCR = true;
+            } else {
+              atLineStart = false;
+              lastWasCR = false;
+            }
+            if (!boundary) continue;
+            const seg = value.subarray(start, i + 1);
+            start = i + 1;
+            if (dropping) {
+              flush();
+              if (scan(seg, controller) || endDropping(controller)) return;
+            } else if (heldBytes + seg.length > opts.maxMessageSize) {
+              flush();
+              if (startDropping(seg, controller) || endDropping(controller)) return;
+            } else {
+              out.push(...held, seg);
+              held = [];
+              heldBytes = 0;
+            }
+          }
+          const rest = value.subarray(start);
+          if (rest.length) {
+            if (dropping) {
+              if (scan(rest, controller)) {
+                flush();
+                return;
+              }
+            } else if (heldBytes + rest.length > opts.maxMessageSize) {
+              flush();
+              if (startDropping(rest, controller)) return;
+            } else {
+              // Copy: a small remainder must not pin the whole read chunk.
+              held.push(rest.length * 2 < value.length ? Uint8Array.prototype.slice.call(rest) : rest);
+              heldBytes += rest.length;
+            }
+          }
+          if (out.length) {
             flush();
-            if (scan(seg, controller) || endDropping(controller)) return;
-          } else if (heldBytes + seg.length > opts.maxMessageSize) {
-            flush();
-            if (startDropping(seg, controller) || endDropping(controller)) return;
-          } else {
-            out.push(...held, seg);
-            held = []; heldBytes = 0;
+            return;
           }
         }
-        const rest = value.subarray(start);
-        if (rest.length) {
-          if (dropping) {
-            if (scan(rest, controller)) { flush(); return; }
-          } else if (heldBytes + rest.length > opts.maxMessageSize) {
-            flush();
-            if (startDropping(rest, controller)) return;
-          } else {
-            // Copy: a small remainder must not pin the whole read chunk.
-            held.push(rest.length * 2 < value.length ? Uint8Array.prototype.slice.call(rest) : rest);
-            heldBytes += rest.length;
-          }
-        }
-        if (out.length) {
-          flush();
-          return;
-        }
-      }
+      },
+      cancel(reason) {
+        finished = true;
+        return reader.cancel(reason);
+      },
     },
-    cancel(reason) {
-      finished = true;
-      return reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
+    { highWaterMark: 0 },
+  );
 }

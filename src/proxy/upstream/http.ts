@@ -58,7 +58,8 @@ export class HttpUpstream implements Upstream {
     // Basic authentication (unless an Authorization header is configured).
     if (url.username || url.password) {
       const hasAuth = Object.keys(headers).some((k) => k.toLowerCase() === 'authorization');
-      if (!hasAuth) headers.Authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+      if (!hasAuth)
+        headers.Authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
       url.username = '';
       url.password = '';
     }
@@ -75,11 +76,15 @@ export class HttpUpstream implements Upstream {
     const t = this.transport;
     t.onmessage = (msg) => this.received(msg);
     t.onerror = (err: Error) => this.log.warn(`${this.serverName}: ${err.message}`);
-    t.onclose = () => this.finish(new AccessError('UPSTREAM_EXITED', `MCP server "${this.serverName}" closed the connection`));
+    t.onclose = () =>
+      this.finish(new AccessError('UPSTREAM_EXITED', `MCP server "${this.serverName}" closed the connection`));
     try {
       await t.start();
     } catch (err) {
-      throw new AccessError('UPSTREAM_FAILED', `MCP server "${this.serverName}" at ${redactUrl(this.config.url)} could not be reached: ${(err as Error).message}`);
+      throw new AccessError(
+        'UPSTREAM_FAILED',
+        `MCP server "${this.serverName}" at ${redactUrl(this.config.url)} could not be reached: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -102,13 +107,21 @@ export class HttpUpstream implements Upstream {
       const expired = status === 404 || (status === 400 && /session/i.test(err.message));
       const why = redactSecrets(expired ? `its session ended (HTTP ${status})` : err.message);
       this.log.warn(`${this.serverName}: send failed: ${why}`);
-      if (c.kind === 'request') this.deliver(Buffer.from(errorResponse(c.id, RPC.INTERNAL_ERROR, `MCP server "${this.serverName}" failed: ${why}`)));
-      if (expired) this.finish(new AccessError('UPSTREAM_EXITED', `MCP server "${this.serverName}" ended the session (HTTP ${status})`));
+      if (c.kind === 'request')
+        this.deliver(
+          Buffer.from(errorResponse(c.id, RPC.INTERNAL_ERROR, `MCP server "${this.serverName}" failed: ${why}`)),
+        );
+      if (expired)
+        this.finish(
+          new AccessError('UPSTREAM_EXITED', `MCP server "${this.serverName}" ended the session (HTTP ${status})`),
+        );
     });
     return true;
   }
 
-  pause(): void { this.paused = true; }
+  pause(): void {
+    this.paused = true;
+  }
   resume(): void {
     this.paused = false;
     const held = this.held;
@@ -124,8 +137,16 @@ export class HttpUpstream implements Upstream {
     this.closed = true;
     this.resume(); // let pending reads run to their cancellation
     const t = this.transport;
-    try { await t?.terminateSession?.(); } catch { /* server may not support DELETE */ }
-    try { await t?.close(); } catch { /* already closed */ }
+    try {
+      await t?.terminateSession?.();
+    } catch {
+      /* server may not support DELETE */
+    }
+    try {
+      await t?.close();
+    } catch {
+      /* already closed */
+    }
   }
 
   private waitForResume(): Promise<void> {
@@ -147,7 +168,16 @@ export class HttpUpstream implements Upstream {
     const what = size > this.opts.maxMessageSize ? `over ${this.opts.maxMessageSize} bytes` : `${size} bytes`;
     this.log.error(`${this.serverName}: dropped an answer ${what} (over max_message_size)`);
     for (const id of ids) {
-      this.deliver(Buffer.from(errorResponse(id, RPC.INTERNAL_ERROR, `the response from "${this.serverName}" is larger than the proxy's max_message_size (${this.opts.maxMessageSize} bytes)`, { code: 'MESSAGE_TOO_LARGE' })));
+      this.deliver(
+        Buffer.from(
+          errorResponse(
+            id,
+            RPC.INTERNAL_ERROR,
+            `the response from "${this.serverName}" is larger than the proxy's max_message_size (${this.opts.maxMessageSize} bytes)`,
+            { code: 'MESSAGE_TOO_LARGE' },
+          ),
+        ),
+      );
     }
   }
 

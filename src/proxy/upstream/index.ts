@@ -6,7 +6,12 @@ import type { Upstream, UpstreamEvents } from './upstream.js';
 
 export type { Upstream, UpstreamEvents } from './upstream.js';
 
-export function createUpstream(server: ServerConfig, events: UpstreamEvents, log: Logger, opts: { maxMessageSize: number; stopGraceMs: number }): Upstream {
+export function createUpstream(
+  server: ServerConfig,
+  events: UpstreamEvents,
+  log: Logger,
+  opts: { maxMessageSize: number; stopGraceMs: number },
+): Upstream {
   if (server.transport === 'stdio') return new StdioUpstream(server.name, server, events, log, opts);
   return new HttpUpstream(server.name, server, events, log, opts);
 }

@@ -26,26 +26,41 @@ class EventRelay implements UpstreamEvents {
   private closed: Parameters<UpstreamEvents['onClose']>[0] | undefined;
   /** Bytes the spare wrote before any session took it (discarded). */
   spoiled = 0;
-  constructor(private readonly onIdleClose: () => void, private readonly onSpoiled: () => void) {}
+  constructor(
+    private readonly onIdleClose: () => void,
+    private readonly onSpoiled: () => void,
+  ) {}
 
   bind(target: UpstreamEvents): void {
     this.target = target;
     if (this.closed) target.onClose(this.closed);
   }
   onMessage(m: Buffer): void {
-    if (this.target) { this.target.onMessage(m); return; }
+    if (this.target) {
+      this.target.onMessage(m);
+      return;
+    }
     const first = this.spoiled === 0;
     this.spoiled += m.length;
     if (first) this.onSpoiled();
   }
   onClose(reason: Parameters<UpstreamEvents['onClose']>[0]): void {
     if (this.target) this.target.onClose(reason);
-    else { this.closed = reason; this.onIdleClose(); }
+    else {
+      this.closed = reason;
+      this.onIdleClose();
+    }
   }
-  onDrain(): void { this.target?.onDrain(); }
+  onDrain(): void {
+    this.target?.onDrain();
+  }
 }
 
-interface Spare { key: string; upstream: StdioUpstream; relay: EventRelay }
+interface Spare {
+  key: string;
+  upstream: StdioUpstream;
+  relay: EventRelay;
+}
 
 export interface UpstreamFactory {
   create(server: ServerConfig, events: UpstreamEvents): Upstream;
@@ -63,7 +78,8 @@ export class SparePool implements UpstreamFactory {
 
   /** A session's upstream: a warm spare when there is one, else a new one. */
   create(server: ServerConfig, events: UpstreamEvents): Upstream {
-    if (!this.enabled || this.closed || server.transport !== 'stdio') return createUpstream(server, events, this.log, this.opts);
+    if (!this.enabled || this.closed || server.transport !== 'stdio')
+      return createUpstream(server, events, this.log, this.opts);
     const spare = this.spares.get(server.name);
     this.spares.delete(server.name);
     let upstream: Upstream;
@@ -103,15 +119,20 @@ export class SparePool implements UpstreamFactory {
   private prepare(server: ServerConfig): void {
     if (this.closed || !this.enabled || server.transport !== 'stdio' || this.spares.has(server.name)) return;
     const key = keyOf(server);
-    const relay: EventRelay = new EventRelay(() => {
-      if (this.spares.get(server.name)?.relay === relay) this.spares.delete(server.name);
-    }, () => {
-      // Output before any session: dropped, and the spare is not used (it is
-      // stopped now; the next take starts a fresh one, so no restart loop).
-      this.log.warn(`${server.name}: the warm spare wrote to stdout before any session took it; its output is discarded and the spare stopped`);
-      if (this.spares.get(server.name)?.relay === relay) this.spares.delete(server.name);
-      void upstream.stop();
-    });
+    const relay: EventRelay = new EventRelay(
+      () => {
+        if (this.spares.get(server.name)?.relay === relay) this.spares.delete(server.name);
+      },
+      () => {
+        // Output before any session: dropped, and the spare is not used (it is
+        // stopped now; the next take starts a fresh one, so no restart loop).
+        this.log.warn(
+          `${server.name}: the warm spare wrote to stdout before any session took it; its output is discarded and the spare stopped`,
+        );
+        if (this.spares.get(server.name)?.relay === relay) this.spares.delete(server.name);
+        void upstream.stop();
+      },
+    );
     const upstream = new StdioUpstream(server.name, server, relay, this.log, this.opts);
     const spare: Spare = { key, upstream, relay };
     this.spares.set(server.name, spare);

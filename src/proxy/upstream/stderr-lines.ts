@@ -57,10 +57,12 @@ export class StderrLines {
 
 /** Control characters (C0, DEL, C1) and bidi/format tricks escaped as \xNN / \u{…}; no terminal escape survives. */
 export function sanitizeLine(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/gu, (c) => {
-    const n = c.codePointAt(0)!;
-    return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u{${n.toString(16)}}`;
-  }).replace(/\t/g, ' ');
+  return text
+    .replace(/[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/gu, (c) => {
+      const n = c.codePointAt(0)!;
+      return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u{${n.toString(16)}}`;
+    })
+    .replace(/\t/g, ' ');
 }
 
 /** A bounded, printable excerpt of an untrusted text (for messages a person reads). */

@@ -81,7 +81,9 @@ export class StdioUpstream implements Upstream {
         else this.log.warn(`${this.serverName}: ${err.message}`);
       });
       let stderrEnded: () => void = () => {};
-      const stderrDone = new Promise<void>((r) => { stderrEnded = r; });
+      const stderrDone = new Promise<void>((r) => {
+        stderrEnded = r;
+      });
       child.once('exit', (code, signal) => {
         if (!started) return;
         if (this.stopping) return;
@@ -103,22 +105,38 @@ export class StdioUpstream implements Upstream {
         framer.push(chunk, (line) => {
           // A short line is copied out of the 64 KiB read chunk, so what the
           // tunnel's outbox counts is what it really keeps in memory.
-          if (line.kind === 'line') this.events.onMessage(line.bytes.length * 4 < line.bytes.buffer.byteLength ? Buffer.from(line.bytes) : line.bytes);
+          if (line.kind === 'line')
+            this.events.onMessage(
+              line.bytes.length * 4 < line.bytes.buffer.byteLength ? Buffer.from(line.bytes) : line.bytes,
+            );
           else {
             this.log.error(`${this.serverName}: dropped a ${line.size}-byte message over max_message_size`);
             if (line.id !== undefined && line.id !== null) {
-              this.events.onMessage(Buffer.from(errorResponse(line.id, RPC.INTERNAL_ERROR, `the response from "${this.serverName}" is ${line.size} bytes, over the proxy's max_message_size`)));
+              this.events.onMessage(
+                Buffer.from(
+                  errorResponse(
+                    line.id,
+                    RPC.INTERNAL_ERROR,
+                    `the response from "${this.serverName}" is ${line.size} bytes, over the proxy's max_message_size`,
+                  ),
+                ),
+              );
             }
           }
         });
       });
       child.stdin!.on('drain', () => this.events.onDrain());
-      child.stdin!.on('error', () => { /* EPIPE when the child died: reported by 'exit' */ });
+      child.stdin!.on('error', () => {
+        /* EPIPE when the child died: reported by 'exit' */
+      });
 
       const stderr = new StderrLines();
       const line = (l: string) => this.stderrLine(l);
       child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk, line));
-      child.stderr!.on('end', () => { stderr.end(line); stderrEnded(); });
+      child.stderr!.on('end', () => {
+        stderr.end(line);
+        stderrEnded();
+      });
       child.stderr!.on('error', () => stderrEnded());
     });
   }
@@ -129,8 +147,12 @@ export class StdioUpstream implements Upstream {
     return writeLine(stdin, message);
   }
 
-  pause(): void { this.child?.stdout?.pause(); }
-  resume(): void { this.child?.stdout?.resume(); }
+  pause(): void {
+    this.child?.stdout?.pause();
+  }
+  resume(): void {
+    this.child?.stdout?.resume();
+  }
 
   async stop(): Promise<void> {
     const child = this.child;
@@ -142,7 +164,9 @@ export class StdioUpstream implements Upstream {
       child.stdin?.end();
       this.signalGroup('SIGTERM');
       const timer = setTimeout(() => {
-        this.log.warn(`${this.serverName}: server did not stop within ${this.opts.stopGraceMs}ms of SIGTERM; sending SIGKILL`);
+        this.log.warn(
+          `${this.serverName}: server did not stop within ${this.opts.stopGraceMs}ms of SIGTERM; sending SIGKILL`,
+        );
         this.signalGroup('SIGKILL');
       }, this.opts.stopGraceMs);
       this.exited.finally(() => clearTimeout(timer)).catch(() => {});
@@ -156,7 +180,11 @@ export class StdioUpstream implements Upstream {
     try {
       process.kill(-pid, signal);
     } catch {
-      try { this.child?.kill(signal); } catch { /* already gone */ }
+      try {
+        this.child?.kill(signal);
+      } catch {
+        /* already gone */
+      }
     }
   }
 
@@ -175,8 +203,14 @@ export class StdioUpstream implements Upstream {
 
   private startError(err: unknown): AccessError {
     const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'ENOENT' ? `command "${this.config.command}" was not found` : e.code === 'EACCES' ? `command "${this.config.command}" is not executable`
-      : e.code === 'EPERM' && this.config.runAs !== undefined ? `the proxy may not start processes as run_as "${this.config.runAs}" (it needs to run as root, or with CAP_SETUID, CAP_SETGID and CAP_KILL)` : e.message;
+    const why =
+      e.code === 'ENOENT'
+        ? `command "${this.config.command}" was not found`
+        : e.code === 'EACCES'
+          ? `command "${this.config.command}" is not executable`
+          : e.code === 'EPERM' && this.config.runAs !== undefined
+            ? `the proxy may not start processes as run_as "${this.config.runAs}" (it needs to run as root, or with CAP_SETUID, CAP_SETGID and CAP_KILL)`
+            : e.message;
     return new AccessError('UPSTREAM_FAILED', `MCP server "${this.serverName}" could not be started: ${why}`);
   }
 }

@@ -32,7 +32,9 @@ async function openLog(path: string, opts?: AuditLogOptions): Promise<AuditLog> 
 }
 
 function lines(path: string): string[] {
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l !== '');
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
 }
 
 function events(path: string): Array<Record<string, unknown>> {
@@ -40,7 +42,18 @@ function events(path: string): Array<Record<string, unknown>> {
 }
 
 function request(n: number, extra: Partial<AuditEventInput> = {}): AuditEventInput {
-  return { type: 'mcp.session.request', sessionId: 's1', user: 'alice', roles: ['llm-access'], server: 'filesystem', method: 'tools/call', rpcId: n, tool: 'read_file', outcome: 'success', ...extra };
+  return {
+    type: 'mcp.session.request',
+    sessionId: 's1',
+    user: 'alice',
+    roles: ['llm-access'],
+    server: 'filesystem',
+    method: 'tools/call',
+    rpcId: n,
+    tool: 'read_file',
+    outcome: 'success',
+    ...extra,
+  };
 }
 
 async function writeLog(path: string, n: number): Promise<void> {
@@ -68,10 +81,26 @@ describe('appending', () => {
   it('the event is in the file when append resolves, with time, id, code, prev and hash', async () => {
     const path = tempFile();
     const log = await openLog(path);
-    const stored = await log.append({ ...request(1), client: { name: 'claude', version: '1.2' }, remoteAddr: '127.0.0.1:5000', latencyMs: 3, direction: 'client_to_server' });
+    const stored = await log.append({
+      ...request(1),
+      client: { name: 'claude', version: '1.2' },
+      remoteAddr: '127.0.0.1:5000',
+      latencyMs: 3,
+      direction: 'client_to_server',
+    });
     const [onDisk] = events(path);
     expect(onDisk).toEqual(JSON.parse(JSON.stringify(stored)));
-    expect(stored).toMatchObject({ type: 'mcp.session.request', code: 'TMCP003I', user: 'alice', roles: ['llm-access'], server: 'filesystem', tool: 'read_file', rpcId: 1, client: { name: 'claude', version: '1.2' }, prev: GENESIS });
+    expect(stored).toMatchObject({
+      type: 'mcp.session.request',
+      code: 'TMCP003I',
+      user: 'alice',
+      roles: ['llm-access'],
+      server: 'filesystem',
+      tool: 'read_file',
+      rpcId: 1,
+      client: { name: 'claude', version: '1.2' },
+      prev: GENESIS,
+    });
     expect(stored.time).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
     expect(stored.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(stored.hash).toMatch(/^[0-9a-f]{64}$/);
@@ -97,7 +126,18 @@ describe('appending', () => {
       await log.append({ type: 'custom' }),
       await log.append({ type: 'mcp.session.start', id: 'mine', time: 'then', prev: 'x', hash: 'y', extra: 1 }),
     ];
-    expect(got.map((e) => e.code)).toEqual(['TMCP001I', 'TMCP003E', 'TMCP003E', 'TMCP004I', 'TMCP004E', 'TMCP002E', 'TMCP002I', 'TBOT001I', undefined, 'TMCP001I']);
+    expect(got.map((e) => e.code)).toEqual([
+      'TMCP001I',
+      'TMCP003E',
+      'TMCP003E',
+      'TMCP004I',
+      'TMCP004E',
+      'TMCP002E',
+      'TMCP002I',
+      'TBOT001I',
+      undefined,
+      'TMCP001I',
+    ]);
     expect(got[9]!.id).not.toBe('mine');
     expect(got[9]!.time).not.toBe('then');
     expect(got[9]!.prev).toBe(got[8]!.hash);
@@ -127,16 +167,19 @@ describe('appending', () => {
     expect(await verifyAuditFile(path)).toMatchObject({ ok: true, events: 3 });
   });
 
-  it.each(['always', 'interval', 'never'] as const)('fsync %s: events are written before append resolves', async (fsync) => {
-    const path = tempFile();
-    const log = await openLog(path, { fsync, fsyncIntervalMs: 5 });
-    for (let i = 0; i < 5; i++) {
-      const e = await log.append(request(i));
-      expect(lines(path).at(-1)).toContain(`"id":"${e.id}"`);
-    }
-    await log.close();
-    expect(await verifyAuditFile(path)).toMatchObject({ ok: true, events: 5 });
-  });
+  it.each(['always', 'interval', 'never'] as const)(
+    'fsync %s: events are written before append resolves',
+    async (fsync) => {
+      const path = tempFile();
+      const log = await openLog(path, { fsync, fsyncIntervalMs: 5 });
+      for (let i = 0; i < 5; i++) {
+        const e = await log.append(request(i));
+        expect(lines(path).at(-1)).toContain(`"id":"${e.id}"`);
+      }
+      await log.close();
+      expect(await verifyAuditFile(path)).toMatchObject({ ok: true, events: 5 });
+    },
+  );
 
   it('the file is created with mode 0600', async () => {
     const path = tempFile();
@@ -191,7 +234,10 @@ describe('arguments: full (redacted), digest, none', () => {
       nested: { API_KEY: REDACTED, list: [{ 'access-token': REDACTED, keep: 1 }, 'plain'], Authorization: REDACTED },
       customer: { ssn: REDACTED, name: 'Ann' },
     });
-    expect(events(path)[0]!.args).toEqual({ sha256: createHash('sha256').update(redacted).digest('hex'), bytes: Buffer.byteLength(redacted) });
+    expect(events(path)[0]!.args).toEqual({
+      sha256: createHash('sha256').update(redacted).digest('hex'),
+      bytes: Buffer.byteLength(redacted),
+    });
     expect(readFileSync(path, 'utf8')).not.toContain('/tmp/a');
   });
 
@@ -208,7 +254,11 @@ describe('arguments: full (redacted), digest, none', () => {
     const big = { content: 'x'.repeat(5000) };
     await log.append(request(1, { args: big }));
     const json = JSON.stringify(big);
-    expect(events(path)[0]!.args).toEqual({ truncated: true, sha256: createHash('sha256').update(json).digest('hex'), bytes: json.length });
+    expect(events(path)[0]!.args).toEqual({
+      truncated: true,
+      sha256: createHash('sha256').update(json).digest('hex'),
+      bytes: json.length,
+    });
   });
 });
 
@@ -229,10 +279,15 @@ describe('verify finds the first broken line', () => {
     const path = tempFile();
     await writeLog(path, 5);
     rewrite(path, (ls) => ls.map((l, i) => (i === 2 ? l.replace('"outcome":"success"', '"outcome":"denied"') : l)));
-    expect(await verifyAuditFile(path)).toEqual({ ok: false, events: 2, line: 3, problem: 'the event was edited after it was written (its hash does not match its content)' });
+    expect(await verifyAuditFile(path)).toEqual({
+      ok: false,
+      events: 2,
+      line: 3,
+      problem: 'the event was edited after it was written (its hash does not match its content)',
+    });
   });
 
-  it('an edit that also recomputes that line\'s own hash is caught by the next line', async () => {
+  it("an edit that also recomputes that line's own hash is caught by the next line", async () => {
     const path = tempFile();
     await writeLog(path, 4);
     rewrite(path, (ls) =>
@@ -251,14 +306,24 @@ describe('verify finds the first broken line', () => {
     const path = tempFile();
     await writeLog(path, 5);
     rewrite(path, (ls) => ls.filter((_, i) => i !== 1));
-    expect(await verifyAuditFile(path)).toEqual({ ok: false, events: 1, line: 2, problem: 'the event before this one is missing (deleted) or out of order: its prev hash matches no earlier event' });
+    expect(await verifyAuditFile(path)).toEqual({
+      ok: false,
+      events: 1,
+      line: 2,
+      problem: 'the event before this one is missing (deleted) or out of order: its prev hash matches no earlier event',
+    });
   });
 
   it('a deleted first event', async () => {
     const path = tempFile();
     await writeLog(path, 3);
     rewrite(path, (ls) => ls.slice(1));
-    expect(await verifyAuditFile(path)).toEqual({ ok: false, events: 0, line: 1, problem: 'the first event does not start the chain: events before it were deleted' });
+    expect(await verifyAuditFile(path)).toEqual({
+      ok: false,
+      events: 0,
+      line: 1,
+      problem: 'the first event does not start the chain: events before it were deleted',
+    });
   });
 
   it('reordered events', async () => {
@@ -273,7 +338,12 @@ describe('verify finds the first broken line', () => {
     expect(await verifyAuditFile(path)).toMatchObject({ ok: false, line: 1 });
     rewrite(path, (ls) => [ls[1]!, ls[0]!, ...ls.slice(2)]);
     rewrite(path, (ls) => [ls[0]!, ls[1]!, ls[2]!, ls[2]!, ...ls.slice(3)]); // a replayed (duplicated) event
-    expect(await verifyAuditFile(path)).toEqual({ ok: false, events: 3, line: 4, problem: 'events are out of order: this event follows the event on line 2, not the one on line 3' });
+    expect(await verifyAuditFile(path)).toEqual({
+      ok: false,
+      events: 3,
+      line: 4,
+      problem: 'events are out of order: this event follows the event on line 2, not the one on line 3',
+    });
   });
 
   it('a file truncated in the middle of the last event', async () => {
@@ -281,7 +351,12 @@ describe('verify finds the first broken line', () => {
     await writeLog(path, 3);
     const text = readFileSync(path, 'utf8');
     writeFileSync(path, text.slice(0, text.length - 40));
-    expect(await verifyAuditFile(path)).toEqual({ ok: false, events: 2, line: 3, problem: 'the file ends in the middle of an event: it was truncated, or the writer was interrupted' });
+    expect(await verifyAuditFile(path)).toEqual({
+      ok: false,
+      events: 2,
+      line: 3,
+      problem: 'the file ends in the middle of an event: it was truncated, or the writer was interrupted',
+    });
   });
 
   it('a blank line or a foreign line', async () => {
@@ -290,7 +365,11 @@ describe('verify finds the first broken line', () => {
     rewrite(path, (ls) => [ls[0]!, '', ...ls.slice(1)]);
     expect(await verifyAuditFile(path)).toEqual({ ok: false, events: 1, line: 2, problem: 'the line is empty' });
     rewrite(path, (ls) => [ls[0]!, '{"type":"mcp.session.request","user":"mallory"}', ...ls.slice(1)]);
-    expect(await verifyAuditFile(path)).toMatchObject({ ok: false, line: 2, problem: expect.stringContaining('not a complete audit event') as unknown });
+    expect(await verifyAuditFile(path)).toMatchObject({
+      ok: false,
+      line: 2,
+      problem: expect.stringContaining('not a complete audit event') as unknown,
+    });
   });
 
   it('a file that does not exist is AUDIT_UNAVAILABLE', async () => {
@@ -351,7 +430,12 @@ describe('interrupted writes', () => {
     expect(all).toHaveLength(5);
     expect(all[2]).toBe(torn);
     const recovered = JSON.parse(all[3]!) as Record<string, unknown>;
-    expect(recovered).toMatchObject({ type: 'audit.recovered', code: 'TAUD001W', torn: [Buffer.byteLength(torn)], prev: (JSON.parse(all[1]!) as { hash: string }).hash });
+    expect(recovered).toMatchObject({
+      type: 'audit.recovered',
+      code: 'TAUD001W',
+      torn: [Buffer.byteLength(torn)],
+      prev: (JSON.parse(all[1]!) as { hash: string }).hash,
+    });
     expect(next.prev).toBe(recovered.hash);
     expect(await verifyAuditFile(path)).toMatchObject({ ok: true, events: 4 });
   });
@@ -373,7 +457,9 @@ describe('interrupted writes', () => {
        await log.close();
        console.log(JSON.stringify(results));`,
     );
-    const child = spawn('/bin/sh', ['-c', `ulimit -f 4 && exec "${process.execPath}" "${script}"`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('/bin/sh', ['-c', `ulimit -f 4 && exec "${process.execPath}" "${script}"`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
     expect(await new Promise((r) => child.once('close', r))).toBe(0);
@@ -381,7 +467,9 @@ describe('interrupted writes', () => {
     const firstFailure = results.indexOf(results.find((r) => r !== 'ok')!);
     expect(firstFailure).toBeGreaterThan(0);
     expect(results.slice(0, firstFailure).every((r) => r === 'ok')).toBe(true);
-    expect(results.slice(firstFailure).every((r) => r === `AUDIT_UNAVAILABLE: audit log ${path}: write failed: EFBIG`)).toBe(true);
+    expect(
+      results.slice(firstFailure).every((r) => r === `AUDIT_UNAVAILABLE: audit log ${path}: write failed: EFBIG`),
+    ).toBe(true);
     expect(readFileSync(path).at(-1)).not.toBe(0x0a); // cut inside an event
     expect(await verifyAuditFile(path)).toMatchObject({ ok: false, events: firstFailure, line: firstFailure + 1 });
 
@@ -407,7 +495,11 @@ describe('interrupted writes', () => {
     writeFileSync(path, readFileSync(path, 'utf8').replace(/\n$/, ''));
     const log = await openLog(path);
     await log.append(request(3));
-    expect(events(path).map((e) => e.type)).toEqual(['mcp.session.request', 'mcp.session.request', 'mcp.session.request']);
+    expect(events(path).map((e) => e.type)).toEqual([
+      'mcp.session.request',
+      'mcp.session.request',
+      'mcp.session.request',
+    ]);
     expect(await verifyAuditFile(path)).toMatchObject({ ok: true, events: 3 });
   });
 

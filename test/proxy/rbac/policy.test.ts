@@ -17,7 +17,12 @@ function policyOf(...docs: unknown[]): Policy {
 }
 
 function role(name: string, allow?: unknown, deny?: unknown): Record<string, unknown> {
-  return { kind: 'role', version: 'v8', metadata: { name }, spec: { ...(allow ? { allow } : {}), ...(deny ? { deny } : {}) } };
+  return {
+    kind: 'role',
+    version: 'v8',
+    metadata: { name },
+    spec: { ...(allow ? { allow } : {}), ...(deny ? { deny } : {}) },
+  };
 }
 
 const dev = { name: 'files', labels: { env: 'dev', team: 'ml' } };
@@ -29,7 +34,10 @@ const bare = { name: 'bare', labels: {} };
  * here).
  */
 function filesystemTools(): string[] {
-  const src = readFileSync(resolve(import.meta.dirname, '../../../node_modules/@modelcontextprotocol/server-filesystem/dist/index.js'), 'utf8');
+  const src = readFileSync(
+    resolve(import.meta.dirname, '../../../node_modules/@modelcontextprotocol/server-filesystem/dist/index.js'),
+    'utf8',
+  );
   return [...src.matchAll(/registerTool\(\s*"([a-z_]+)"/g)].map((m) => m[1]!);
 }
 
@@ -71,21 +79,28 @@ describe('server reach (app_labels)', () => {
   });
 
   it('deny.app_labels wins over any allow, from any role', () => {
-    const p = policyOf(role('all', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }), role('no-prod', undefined, { app_labels: { env: 'prod' } }));
+    const p = policyOf(
+      role('all', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }),
+      role('no-prod', undefined, { app_labels: { env: 'prod' } }),
+    );
     expect(p.canReachServer(['all'], prod).allowed).toBe(true);
     const d = p.canReachServer(['all', 'no-prod'], prod);
     expect(d).toEqual({
       allowed: false,
       role: 'no-prod',
       rule: 'spec.deny.app_labels {env: prod}',
-      reason: 'server billing (env=prod, region=eu-west-1) is denied by role no-prod (spec.deny.app_labels {env: prod})',
+      reason:
+        'server billing (env=prod, region=eu-west-1) is denied by role no-prod (spec.deny.app_labels {env: prod})',
     });
     expect(p.canReachServer(['all', 'no-prod'], dev).allowed).toBe(true);
     expect(p.toolDecision(['all', 'no-prod'], prod, 'anything').allowed).toBe(false);
   });
 
   it('a deny selector that cannot be evaluated (app_labels_expression) denies every server', () => {
-    const p = policyOf(role('all', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }), role('expr', undefined, { app_labels_expression: 'labels.env == "prod"' }));
+    const p = policyOf(
+      role('all', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }),
+      role('expr', undefined, { app_labels_expression: 'labels.env == "prod"' }),
+    );
     expect(p.canReachServer(['all', 'expr'], dev)).toMatchObject({ allowed: false, role: 'expr' });
   });
 
@@ -106,7 +121,9 @@ describe('server reach (app_labels)', () => {
 
 describe('tool decisions', () => {
   it('literal, glob and ^…$ regex entries', () => {
-    const p = policyOf(role('r', { app_labels: { '*': '*' }, mcp: { tools: ['search_files', 'read_*', '^(get|list)_[a-z_]+$'] } }));
+    const p = policyOf(
+      role('r', { app_labels: { '*': '*' }, mcp: { tools: ['search_files', 'read_*', '^(get|list)_[a-z_]+$'] } }),
+    );
     const allowed = (t: string) => p.toolDecision(['r'], dev, t).allowed;
     expect(allowed('search_files')).toBe(true);
     expect(allowed('search_files2')).toBe(false);
@@ -130,9 +147,17 @@ describe('tool decisions', () => {
   });
 
   it('the union of the allows of every role that reaches the server', () => {
-    const p = policyOf(role('reader', { app_labels: { env: 'dev' }, mcp: { tools: ['read_*'] } }), role('writer', { app_labels: { team: 'ml' }, mcp: { tools: ['write_file'] } }), role('prod-admin', { app_labels: { env: 'prod' }, mcp: { tools: ['*'] } }));
+    const p = policyOf(
+      role('reader', { app_labels: { env: 'dev' }, mcp: { tools: ['read_*'] } }),
+      role('writer', { app_labels: { team: 'ml' }, mcp: { tools: ['write_file'] } }),
+      role('prod-admin', { app_labels: { env: 'prod' }, mcp: { tools: ['*'] } }),
+    );
     const roles = ['reader', 'writer', 'prod-admin'];
-    expect(p.toolDecision(roles, dev, 'read_file')).toMatchObject({ allowed: true, role: 'reader', rule: 'spec.allow.mcp.tools[0] "read_*"' });
+    expect(p.toolDecision(roles, dev, 'read_file')).toMatchObject({
+      allowed: true,
+      role: 'reader',
+      rule: 'spec.allow.mcp.tools[0] "read_*"',
+    });
     expect(p.toolDecision(roles, dev, 'write_file')).toMatchObject({ allowed: true, role: 'writer' });
     // prod-admin's '*' applies only on servers prod-admin reaches.
     expect(p.toolDecision(roles, dev, 'delete_everything').allowed).toBe(false);
@@ -140,7 +165,10 @@ describe('tool decisions', () => {
   });
 
   it('deny wins over any allow, whichever role holds it', () => {
-    const p = policyOf(role('all', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }), role('no-writes', undefined, { mcp: { tools: ['write_*', '^(edit|move)_file$'] } }));
+    const p = policyOf(
+      role('all', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }),
+      role('no-writes', undefined, { mcp: { tools: ['write_*', '^(edit|move)_file$'] } }),
+    );
     const roles = ['all', 'no-writes'];
     expect(p.toolDecision(roles, dev, 'write_file')).toEqual({
       allowed: false,
@@ -148,24 +176,47 @@ describe('tool decisions', () => {
       rule: 'spec.deny.mcp.tools[0] "write_*"',
       reason: 'tool "write_file" is denied by role no-writes (spec.deny.mcp.tools[0] "write_*")',
     });
-    expect(p.toolDecision(roles, dev, 'move_file')).toMatchObject({ allowed: false, rule: 'spec.deny.mcp.tools[1] "^(edit|move)_file$"' });
+    expect(p.toolDecision(roles, dev, 'move_file')).toMatchObject({
+      allowed: false,
+      rule: 'spec.deny.mcp.tools[1] "^(edit|move)_file$"',
+    });
     expect(p.toolDecision(roles, dev, 'read_file').allowed).toBe(true);
     expect(p.toolPatterns(roles, dev)).toEqual({ allow: ['*'], deny: ['write_*', '^(edit|move)_file$'] });
   });
 
   it('deny matches without regard to letter case (an upstream might look names up that way)', () => {
-    const p = policyOf(role('r', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }, { mcp: { tools: ['write_file', 'edit_*', '^move_.*$'] } }));
-    for (const t of ['WRITE_FILE', 'Write_File', 'EDIT_file', 'Move_File']) expect(p.toolDecision(['r'], dev, t).allowed).toBe(false);
+    const p = policyOf(
+      role(
+        'r',
+        { app_labels: { '*': '*' }, mcp: { tools: ['*'] } },
+        { mcp: { tools: ['write_file', 'edit_*', '^move_.*$'] } },
+      ),
+    );
+    for (const t of ['WRITE_FILE', 'Write_File', 'EDIT_file', 'Move_File'])
+      expect(p.toolDecision(['r'], dev, t).allowed).toBe(false);
   });
 
   it("deny tools apply on every server, whatever the denying role's labels (labels never narrow a deny)", () => {
-    const p = policyOf(role('all', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }), role('prod-readonly', { app_labels: { env: 'prod' } }, { app_labels: { region: 'us-*' }, mcp: { tools: ['write_file'] } }));
+    const p = policyOf(
+      role('all', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }),
+      role(
+        'prod-readonly',
+        { app_labels: { env: 'prod' } },
+        { app_labels: { region: 'us-*' }, mcp: { tools: ['write_file'] } },
+      ),
+    );
     // prod-readonly neither reaches nor denies dev by labels, yet its tool deny applies there.
-    expect(p.toolDecision(['all', 'prod-readonly'], dev, 'write_file')).toMatchObject({ allowed: false, role: 'prod-readonly' });
+    expect(p.toolDecision(['all', 'prod-readonly'], dev, 'write_file')).toMatchObject({
+      allowed: false,
+      role: 'prod-readonly',
+    });
   });
 
   it('no tool entries in the roles that reach the server → no tools', () => {
-    const p = policyOf(role('labels-only', { app_labels: { env: 'dev' } }), role('elsewhere', { app_labels: { env: 'prod' }, mcp: { tools: ['*'] } }));
+    const p = policyOf(
+      role('labels-only', { app_labels: { env: 'dev' } }),
+      role('elsewhere', { app_labels: { env: 'prod' }, mcp: { tools: ['*'] } }),
+    );
     expect(p.canReachServer(['labels-only', 'elsewhere'], dev).allowed).toBe(true);
     expect(p.toolDecision(['labels-only', 'elsewhere'], dev, 'read_file')).toEqual({
       allowed: false,
@@ -188,13 +239,18 @@ describe('tool decisions', () => {
       role('templated-allow', { app_labels: { '*': '*' }, mcp: { tools: ['{{internal.mcp_tools}}'] } }),
     );
     expect(p.toolDecision(['all', 'templated'], dev, 'read_file')).toMatchObject({ allowed: false, role: 'templated' });
-    expect(p.toolDecision(['all', 'templated'], dev, 'read_file').reason).toContain('cannot be evaluated, so it denies every tool (fail closed)');
+    expect(p.toolDecision(['all', 'templated'], dev, 'read_file').reason).toContain(
+      'cannot be evaluated, so it denies every tool (fail closed)',
+    );
     expect(p.toolDecision(['all', 'junk'], dev, 'read_file').allowed).toBe(false);
     expect(p.toolDecision(['templated-allow'], dev, 'read_file').allowed).toBe(false);
   });
 
   it('a deny regex whose evaluation throws counts as a match (the engine failing is simulated: no real pattern fails on demand)', () => {
-    const p = policyOf(role('all', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }), role('regex-deny', undefined, { mcp: { tools: ['^(?:a|b)+$'] } }));
+    const p = policyOf(
+      role('all', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }),
+      role('regex-deny', undefined, { mcp: { tools: ['^(?:a|b)+$'] } }),
+    );
     expect(p.toolDecision(['all', 'regex-deny'], dev, 'read_file').allowed).toBe(true);
     // eslint-disable-next-line @typescript-eslint/unbound-method -- only put back on RegExp.prototype
     const original = RegExp.prototype.test;
@@ -214,7 +270,10 @@ describe('identities and unknown roles', () => {
 
   it('role names no document defines are reported and grant nothing', () => {
     expect(p.unknownRoles(['dev', 'ghost', 'admin', 'ghost'])).toEqual(['ghost', 'admin']);
-    expect(p.canReachServer(['ghost'], dev)).toEqual({ allowed: false, reason: 'the identity has no known role (roles: ghost), so it reaches no server' });
+    expect(p.canReachServer(['ghost'], dev)).toEqual({
+      allowed: false,
+      reason: 'the identity has no known role (roles: ghost), so it reaches no server',
+    });
     expect(p.canReachServer([], dev).allowed).toBe(false);
     expect(p.canReachServer(['ghost', 'dev'], dev).allowed).toBe(true);
   });
@@ -233,7 +292,16 @@ describe('the seed roles against the real filesystem server (enrolled with env: 
   const WRITES = ['write_file', 'edit_file', 'move_file', 'create_directory'];
 
   it('the server registers the tools the issue talks about', () => {
-    expect(tools).toEqual(expect.arrayContaining([...WRITES, 'read_file', 'read_text_file', 'list_directory', 'search_files', 'get_file_info']));
+    expect(tools).toEqual(
+      expect.arrayContaining([
+        ...WRITES,
+        'read_file',
+        'read_text_file',
+        'list_directory',
+        'search_files',
+        'get_file_info',
+      ]),
+    );
   });
 
   it('llm-access sees exactly the read tools: get_*, list_*, read_*, search_files', () => {
@@ -241,8 +309,12 @@ describe('the seed roles against the real filesystem server (enrolled with env: 
     expect(visible).toEqual(tools.filter((t) => /^(get_|list_|read_)/.test(t) || t === 'search_files'));
     expect(visible).toContain('read_text_file');
     expect(visible).toContain('list_allowed_directories');
-    for (const t of [...WRITES, 'directory_tree']) expect(policy.toolDecision(['llm-access'], filesystem, t).allowed).toBe(false);
-    expect(policy.toolPatterns(['llm-access'], filesystem)).toEqual({ allow: ['get_*', 'list_*', 'read_*', 'search_files'], deny: [] });
+    for (const t of [...WRITES, 'directory_tree'])
+      expect(policy.toolDecision(['llm-access'], filesystem, t).allowed).toBe(false);
+    expect(policy.toolPatterns(['llm-access'], filesystem)).toEqual({
+      allow: ['get_*', 'list_*', 'read_*', 'search_files'],
+      deny: [],
+    });
   });
 
   it('llm-access has no app_labels: it reaches every server, and policy says why', () => {
@@ -250,7 +322,8 @@ describe('the seed roles against the real filesystem server (enrolled with env: 
       allowed: true,
       role: 'llm-access',
       rule: 'spec.allow without app_labels: every server',
-      reason: 'role llm-access allows MCP tools and names no app_labels, so it applies to every server, including filesystem',
+      reason:
+        'role llm-access allows MCP tools and names no app_labels, so it applies to every server, including filesystem',
     });
     expect(policy.canReachServer(['llm-access'], { name: 'other', labels: { env: 'prod' } }).allowed).toBe(true);
   });
