@@ -312,7 +312,9 @@ describe('bot start --config', () => {
       }
       // The state stays in storage only.
       await expect(stat(join(root, 'langgraph', 'bot.json'))).rejects.toThrow();
-      expect(JSON.parse(await readFile(join(root, 'state', 'bot.json'), 'utf8')).bot).toBe('two-services');
+      expect((JSON.parse(await readFile(join(root, 'state', 'bot.json'), 'utf8')) as { bot: string }).bot).toBe(
+        'two-services',
+      );
       // Both files work, with the seed's argument list.
       for (const d of ['claude-desktop', 'langgraph']) {
         const client = new Client({ name: 'x', version: '1' });
@@ -429,10 +431,12 @@ describe('tsh\'s shape: the seed\'s snippets with "command": "mcp-access"', () =
 
     const ls = await runCli(['mcp', 'ls', '-i', identity, '--proxy', cluster.address, '--format', 'json']);
     expect(ls.code, ls.stderr).toBe(0);
-    expect(JSON.parse(ls.stdout).servers.map((s: { name: string }) => s.name)).toEqual(['my-mcp-server']);
+    expect(
+      (JSON.parse(ls.stdout) as { servers: Array<{ name: string }> }).servers.map((s: { name: string }) => s.name),
+    ).toEqual(['my-mcp-server']);
     const cfg = await runCli(['mcp', 'config', 'my-mcp-server', '-i', identity, '--proxy', cluster.address]);
     expect(cfg.code, cfg.stderr).toBe(0);
-    expect(JSON.parse(cfg.stdout).mcpServers).toBeDefined();
+    expect((JSON.parse(cfg.stdout) as { mcpServers?: unknown }).mcpServers).toBeDefined();
   });
 
   it('`mcp connect` starts without loading yargs (the fast path)', async () => {

@@ -7,7 +7,7 @@
  * Decisions over time use the issuer's injected clock; the rest runs
  * against the real proxy process, real `bot start` processes and real files.
  */
-import { X509Certificate, createPublicKey, type webcrypto as WebCrypto } from 'node:crypto';
+import { X509Certificate, createPublicKey } from 'node:crypto';
 import { chmod, chown, cp, lstat, mkdir, mkdtemp, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -140,7 +140,7 @@ describe('issuer (injected clock)', () => {
 
   async function rsaCsr(bits: number, exponent = new Uint8Array([1, 0, 1])): Promise<string> {
     const alg = { name: 'RSASSA-PKCS1-v1_5', modulusLength: bits, publicExponent: exponent, hash: 'SHA-256' };
-    const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as WebCrypto.CryptoKeyPair;
+    const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
     const csr = await x509.Pkcs10CertificateRequestGenerator.create({
       name: [{ CN: ['x'] }],
       keys,
@@ -196,7 +196,7 @@ describe('against the real proxy', () => {
     cluster = await TestCluster.start({
       servers: [testServer('test')],
       roles: [ALLOW_ALL_ROLE],
-      config: { bot: { state_dir: './bots' }, audit: { path: './audit.log' } },
+      config: { bot: { state_dir: './bots', superseded_grace: '0s' }, audit: { path: './audit.log' } },
     });
     auditPath = join(cluster.dir, 'audit.log');
   });
@@ -223,9 +223,11 @@ describe('against the real proxy', () => {
     await expect(cluster.client('test', gen1)).rejects.toThrow();
     // It lists nothing either (the newest generation lists the server).
     const ls1 = await runCli(['ls', '-i', gen1, '--proxy', cluster.address, '--format', 'json']);
-    expect(JSON.parse(ls1.stdout).servers).toEqual([]);
+    expect((JSON.parse(ls1.stdout) as { servers: unknown[] }).servers).toEqual([]);
     const ls2 = await runCli(['ls', '-i', join(d, 'identity'), '--proxy', cluster.address, '--format', 'json']);
-    expect(JSON.parse(ls2.stdout).servers.map((x: { name: string }) => x.name)).toEqual(['test']);
+    expect(
+      (JSON.parse(ls2.stdout) as { servers: Array<{ name: string }> }).servers.map((x: { name: string }) => x.name),
+    ).toEqual(['test']);
     const events = await waitForAudit(
       auditPath,
       (e) => e.type === 'mcp.session.start' && e.outcome === 'denied' && e.bot === 'gens',
@@ -259,7 +261,9 @@ describe('against the real proxy', () => {
     // The same token and key again is the retry of a lost answer: the same certificate, not a guess.
     const again = await join1(token, csr);
     expect(again.status).toBe(200);
-    expect(JSON.parse(again.body).certificate).toBe(JSON.parse(first.body).certificate);
+    expect((JSON.parse(again.body) as { certificate: string }).certificate).toBe(
+      (JSON.parse(first.body) as { certificate: string }).certificate,
+    );
     const otherCsr = await createCsr(await generateBotKey(), 'x');
     const answers = [];
     for (let i = 0; i < 10; i++)
@@ -267,14 +271,16 @@ describe('against the real proxy', () => {
     // The used token (another key) and unknown tokens get the same answer, naming nothing.
     for (const a of answers.filter((x) => x.status === 403)) {
       expect(a.body).not.toMatch(/guessed|secret-role|bot-guessed/);
-      expect(JSON.parse(a.body).error.message).toBe('the join token is not valid (unknown, already used or expired)');
+      expect((JSON.parse(a.body) as { error: { message: string } }).error.message).toBe(
+        'the join token is not valid (unknown, already used or expired)',
+      );
     }
     expect(answers.map((a) => a.status)).toEqual(new Array(10).fill(403));
     const fresh = await addBot(cluster.configPath, 'after-limit', ['all']);
     const limited = await join1(fresh.token, otherCsr);
     expect(limited.status).toBe(429);
     expect(limited.retryAfter).toBeDefined();
-    expect(JSON.parse(limited.body).error.code).toBe('BOT_JOIN_LIMITED');
+    expect((JSON.parse(limited.body) as { error: { code: string } }).error.code).toBe('BOT_JOIN_LIMITED');
     await agent.close();
     // The valid token was not even checked: still unused.
     const ls = JSON.parse((await runCli(['bot', 'ls', '--config', cluster.configPath, '--format', 'json'])).stdout) as {

@@ -8,16 +8,18 @@ import { boundedFetch } from '../src/proxy/upstream/bounded-fetch.js';
 import type { JsonRpcId } from '../src/tunnel/jsonrpc.js';
 
 function sse(chunks: string[]): typeof fetch {
-  return (async () =>
-    new Response(
-      new ReadableStream({
-        start(c) {
-          for (const x of chunks) c.enqueue(new TextEncoder().encode(x));
-          c.close();
-        },
-      }),
-      { headers: { 'content-type': 'text/event-stream' } },
-    )) as typeof fetch;
+  return () =>
+    Promise.resolve(
+      new Response(
+        new ReadableStream({
+          start(c) {
+            for (const x of chunks) c.enqueue(new TextEncoder().encode(x));
+            c.close();
+          },
+        }),
+        { headers: { 'content-type': 'text/event-stream' } },
+      ),
+    );
 }
 
 async function run(chunks: string[], max: number, body?: unknown) {
@@ -71,11 +73,11 @@ describe('boundedFetch: SSE', () => {
     let seen: Headers | undefined;
     const f = boundedFetch({
       maxMessageSize: 1000,
-      flow: { wait: async () => {} },
+      flow: { wait: () => Promise.resolve() },
       onOversize: () => {},
-      fetch: (async (_u: unknown, init: RequestInit) => {
+      fetch: ((_u: unknown, init: RequestInit) => {
         seen = new Headers(init.headers);
-        return new Response('{}', { headers: { 'content-type': 'application/json' } });
+        return Promise.resolve(new Response('{}', { headers: { 'content-type': 'application/json' } }));
       }) as typeof fetch,
     });
     await f('http://127.0.0.1/', {

@@ -167,7 +167,8 @@ describe('mcp-access demo --exit', () => {
       'access to tool "get-env" on MCP server "everything" is denied by the identity\'s roles (tool "get-env" is denied by role prod-get-tools',
     );
 
-    // The audit events just written: the bot's join, its sessions, the read, the denials (same event id), the ends; the chain verifies.
+    // The audit events just written: the bot's join, its sessions, the read, the
+    // denials (same event id), the ends; the chain verifies.
     const audit = out.slice(out.indexOf('6. The audit trail'));
     expect(audit).toMatch(/bot\.join\s+success/);
     expect(audit).toMatch(/ start\s+success/);

@@ -199,15 +199,23 @@ describe('one frame is one message: no line break reaches a stdio server', () =>
   });
 });
 
-describe('the bridge writes one line per message', () => {
-  it('a frame with raw CRs (JSON whitespace) from the server reaches the client as one line, same JSON', async () => {
+describe('no multi-line frame reaches the client', () => {
+  it('a server frame with raw CRs (JSON whitespace) is refused by the proxy and audited; the client gets nothing multi-line', async () => {
     const b = RawBridge.spawn(cluster.connectArgs('cr-server', admin));
     b.send(INIT(1));
-    const r = await b.response(1);
-    expect((r.result as { serverInfo: { name: string } }).serverInfo.name).toBe('cr');
+    // The proxy checks server messages as it checks client ones (a line-based
+    // reader would cut this one); the bridge's own one-line rule is unit-tested.
+    await auditEvent(
+      (e) =>
+        e.user === 'admin' &&
+        e.direction === 'server_to_client' &&
+        e.outcome === 'denied' &&
+        /bare CR or LF/.test(String(e.reason)),
+      'refused server frame',
+    );
     expect(b.stdoutText).not.toMatch(/\r/);
-    expect(b.stdoutText.trim().split('\n')).toHaveLength(1);
-    expect(await b.end()).toBe(0);
+    expect(b.stdoutText).not.toMatch(/"serverInfo"/);
+    await b.end();
   });
 });
 

@@ -41,7 +41,7 @@ function raw(text: string | Buffer, opts: { key?: string; cert?: string; untilMs
     s.on('data', (t: string) => {
       got += t;
     });
-    s.on('error', (err) => (got ? resolve(got) : reject(err)));
+    s.on('error', (err: Error) => (got ? resolve(got) : reject(err)));
     s.on('close', () => resolve(got));
     setTimeout(() => {
       s.destroy();

@@ -25,7 +25,7 @@ async function startHttp(extra: string[] = []): Promise<number> {
   servers.push(p);
   return new Promise((resolve, reject) => {
     let out = '';
-    p.stdout!.on('data', (d: Buffer) => {
+    p.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /listening on (\d+)/.exec(out);
       if (m) resolve(Number(m[1]));

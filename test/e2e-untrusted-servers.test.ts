@@ -251,7 +251,7 @@ describe('server → client requests', () => {
     const { client } = await cluster.client('hostile', user, {
       capabilities: { sampling: {} },
       setup: (c) =>
-        c.setRequestHandler(CreateMessageRequestSchema, async () => ({
+        c.setRequestHandler(CreateMessageRequestSchema, () => ({
           role: 'assistant',
           content: { type: 'text', text: 'no secrets here' },
           model: 'test',
@@ -288,7 +288,9 @@ describe('bounded output', () => {
     await raw.response(3);
     expect(raw.stdoutText).not.toContain('planted answer');
     const pre = raw.messages.filter((m) =>
-      String((m.params as { data?: unknown } | undefined)?.data ?? '').startsWith('pre-session output'),
+      ((d) => typeof d === 'string' && d.startsWith('pre-session output'))(
+        (m.params as { data?: unknown } | undefined)?.data,
+      ),
     );
     // Only this session's own server may speak to it.
     for (const m of pre) expect((m.params as { data: string }).data).toBe(`pre-session output from pid ${pid}`);

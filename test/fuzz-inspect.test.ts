@@ -90,7 +90,8 @@ function mutate(rng: Prng, text: string): Buffer {
     }
   }
   const bytes = Buffer.from(s, 'utf8');
-  if (rng.chance(0.1) && bytes.length > 0) bytes[rng.int(bytes.length)] = rng.int(256); // raw byte (invalid UTF-8, overlongs)
+  // A raw byte: invalid UTF-8, overlongs.
+  if (rng.chance(0.1) && bytes.length > 0) bytes[rng.int(bytes.length)] = rng.int(256);
   return bytes;
 }
 
@@ -118,7 +119,9 @@ describe('fuzz: the client-message inspector', () => {
       try {
         m = inspectClientMessage(bytes);
       } catch (err) {
-        throw new Error(`case ${i} threw ${(err as Error).message} on ${JSON.stringify(bytes.toString('latin1'))}`);
+        throw new Error(`case ${i} threw ${(err as Error).message} on ${JSON.stringify(bytes.toString('latin1'))}`, {
+          cause: err,
+        });
       }
       counts[m.kind]++;
       const shown = `case ${i}: ${JSON.stringify(bytes.toString('utf8'))} → ${JSON.stringify(m)}`;

@@ -343,7 +343,7 @@ describe('a proxy.yaml without audit:', () => {
     await cluster.close();
   });
 
-  it('the proxy warns at start (and the server count reads right)', async () => {
+  it('the proxy warns at start (and the server count reads right)', () => {
     expect(cluster.proxyLog).toContain(`proxy: warn: ${NO_AUDIT}\n`);
     expect(cluster.proxyLog).toMatch(/listening on 127\.0\.0\.1:\d+ \(cluster test-cluster, 1 server\)\n/);
   });
@@ -549,7 +549,7 @@ describe("the README's real set-up and the product's words", () => {
   });
 
   it('the bench shows a path that is faster than direct as a minus, not "+-"', async () => {
-    const { deltaMs } = (await import(join(ROOT, 'scripts/bench/report.mjs'))) as { deltaMs(v: number): string };
+    const { deltaMs } = (await import(join(ROOT, 'scripts/bench/report.mjs'))) as { deltaMs: (v: number) => string };
     expect(deltaMs(-91.2)).toBe('-91 ms');
     expect(deltaMs(12.4)).toBe('+12 ms');
     expect(deltaMs(0)).toBe('+0 ms');

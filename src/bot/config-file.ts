@@ -151,16 +151,13 @@ function entries(
   const out = new Map<string, Pair<Node, Node | null>>();
   for (const pair of (node as YAMLMap<Node, Node | null>).items) {
     const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
-    if (key === undefined) r.fail(pair.key as Node, `${what} has a key that is not a plain name`);
+    if (key === undefined) r.fail(pair.key, `${what} has a key that is not a plain name`);
     if (!known.includes(key)) {
       const where = what === 'the configuration' ? '' : ` in ${what}`;
       if (key in TBOT_ONLY)
-        r.fail(
-          pair.key as Node,
-          `"${key}"${where} is a tbot setting with no meaning for mcp-access: ${TBOT_ONLY[key]}`,
-        );
+        r.fail(pair.key, `"${key}"${where} is a tbot setting with no meaning for mcp-access: ${TBOT_ONLY[key]}`);
       r.fail(
-        pair.key as Node,
+        pair.key,
         `unknown key "${key}"${where}${suggest(key, known)}`,
         `the keys accepted here are: ${known.join(', ')}`,
       );
@@ -174,13 +171,13 @@ function str(r: ConfigReader, pair: Pair<Node, Node | null>, what: string): stri
   const v = pair.value;
   if (!isScalar(v) || typeof v.value !== 'string' || v.value.trim() === '')
     r.fail(v ?? pair, `${what} must be a non-empty string`);
-  return (v.value as string).trim();
+  return v.value.trim();
 }
 
 function bool(r: ConfigReader, pair: Pair<Node, Node | null>, what: string): boolean {
   const v = pair.value;
   if (!isScalar(v) || typeof v.value !== 'boolean') r.fail(v ?? pair, `${what} must be true or false`);
-  return v.value as boolean;
+  return v.value;
 }
 
 function duration(
@@ -228,7 +225,7 @@ export function parseBotConfig(text: string, file: string): BotFileConfig {
   }
   const base = dirname(resolve(file));
   if (doc.contents === null) r.fail(null, 'the file is empty', 'see docs/bot.md for an example');
-  const top = entries(r, doc.contents as Node, 'the configuration', [
+  const top = entries(r, doc.contents, 'the configuration', [
     'version',
     'proxy_server',
     'onboarding',
@@ -318,16 +315,16 @@ export function parseBotConfig(text: string, file: string): BotFileConfig {
       const typePair = (item as YAMLMap<Node, Node | null>).items.find(
         (p) => isScalar(p.key) && p.key.value === 'type',
       );
-      const type = typePair ? str(r, typePair as Pair<Node, Node | null>, `${what}.type`) : undefined;
+      const type = typePair ? str(r, typePair, `${what}.type`) : undefined;
       if (type === undefined) r.fail(item, `${what} needs type: identity`);
       if (type !== 'identity') {
         if (TBOT_SERVICE_TYPES.has(type))
           r.fail(
-            typePair!.value as Node,
+            typePair!.value,
             `${what}: service type "${type}" is a tbot service with no meaning for mcp-access: only type: identity (an identity file for \`mcp-access connect -i\`) is supported`,
           );
         r.fail(
-          typePair!.value as Node,
+          typePair!.value,
           `${what}: unknown service type "${type}"${suggest(type, ['identity'])}`,
           'mcp-access supports type: identity',
         );

@@ -3,13 +3,7 @@
  * only a request signed with it; the proxy checks that signature (proof that
  * the sender holds the private key) and certifies the public key in it.
  */
-import {
-  createHash,
-  createPrivateKey,
-  createPublicKey,
-  type KeyObject,
-  type webcrypto as WebCrypto,
-} from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { AccessError } from '../errors.js';
 import { webcrypto, x509 } from '../identity/x509.js';
 

@@ -91,6 +91,6 @@ function expandIPv6(a: string): string[] {
   const [head, tail] = a.includes('::') ? (a.split('::') as [string, string]) : [a, undefined];
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
-  const fill = tail === undefined ? [] : new Array(8 - h.length - t.length).fill('0');
+  const fill = tail === undefined ? [] : new Array<string>(8 - h.length - t.length).fill('0');
   return [...h, ...fill, ...t].map((g) => g.toLowerCase().replace(/^0+(?=.)/, ''));
 }

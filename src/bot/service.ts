@@ -77,6 +77,7 @@ export const BOT_EVENTS = {
 export async function createBotService(opts: BotServiceOptions): Promise<BotService> {
   if (!opts.config.bot) throw new AccessError('INTERNAL', 'the bot service needs bot.state_dir in the config');
   const store = new BotStore(opts.config.bot.stateDir);
+  const graceMs = opts.config.bot.supersededGraceMs;
   await store.ensure();
   const log = opts.log.child('proxy bot');
   log.level = opts.log.level;
@@ -381,7 +382,13 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     }
     // A superseded generation: a newer certificate exists, so this one opens
     // nothing any more (a stolen older copy is useless once the bot renewed).
-    if (peer.bot.generation < rec.generation) {
+    // The generation just before the newest keeps working for
+    // bot.superseded_grace after the renewal: the bot writes the new file a
+    // moment after it is issued, and a client may read the old one meanwhile.
+    const renewedAt = rec.renewedAt ? Date.parse(rec.renewedAt) : NaN;
+    const inGrace =
+      peer.bot.generation === rec.generation - 1 && Date.now() - renewedAt < graceMs;
+    if (peer.bot.generation < rec.generation && !inGrace) {
       throw new AccessError(
         'IDENTITY_REJECTED',
         `this certificate of bot "${peer.bot.name}" (generation ${peer.bot.generation}) was superseded by generation ${rec.generation}`,

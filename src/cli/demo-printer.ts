@@ -170,7 +170,8 @@ export class DemoPrinter implements DemoProgress {
     this.line(`     ${p.denied.message}`);
 
     this.heading(`6. The audit trail: the bot's events in ${t.audit.path}`);
-    const cell = (v: unknown) => (v === undefined || v === null ? '' : String(v));
+    const cell = (v: unknown): string =>
+      typeof v === 'string' ? v : v === undefined || v === null ? '' : (JSON.stringify(v) ?? '');
     // Fits an 80-column terminal: the time to the second, the event type
     // without its "mcp.session." prefix, the direction and tool with the
     // method, no event codes (`mcp-access audit search` shows every field).

@@ -79,7 +79,7 @@ export interface ProxyConfig {
   /** Keep one started process per stdio server for the next session (upstream/spares.ts). */
   prestart: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
-  bot?: { stateDir: string };
+  bot?: { stateDir: string; supersededGraceMs: number };
 }
 
 export interface SessionLimits {
@@ -241,8 +241,16 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
   if (d.bot !== undefined) {
     if (!isObject(d.bot)) fail('bot', 'must be a mapping with state_dir');
     const b = d.bot as Record<string, unknown>;
-    for (const k of Object.keys(b)) if (k !== 'state_dir') fail(`bot.${k}`, 'unknown key (known: state_dir)');
-    bot = { stateDir: abs(str(b.state_dir, 'bot.state_dir', fail)) };
+    for (const k of Object.keys(b))
+      if (k !== 'state_dir' && k !== 'superseded_grace')
+        fail(`bot.${k}`, 'unknown key (known: state_dir, superseded_grace)');
+    bot = {
+      stateDir: abs(str(b.state_dir, 'bot.state_dir', fail)),
+      supersededGraceMs:
+        b.superseded_grace === undefined
+          ? DEFAULT_SUPERSEDED_GRACE_MS
+          : duration(b.superseded_grace, 'bot.superseded_grace', fail),
+    };
   }
 
   return {
@@ -270,7 +278,7 @@ type Fail = (field: string, what: string) => never;
 
 function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string) => string): ServerConfig {
   if (!isObject(s)) fail(at, 'must be a mapping with name and command, url or sse_url');
-  const o = s as Record<string, unknown>;
+  const o = s;
   const known = [
     'name',
     'description',
@@ -360,7 +368,7 @@ function parseRoots(v: unknown, field: string, fail: Fail, abs: (p: string) => s
         if (k !== 'uri' && k !== 'name') fail(`${at}.${k}`, 'unknown key (known: uri, name)');
       if (entry.name !== undefined && typeof entry.name !== 'string') fail(`${at}.name`, 'must be a string');
       uri = entry.uri;
-      name = entry.name as string | undefined;
+      name = entry.name;
     } else return fail(at, 'must be a directory, a file:// URI, or a mapping with uri (and name)');
     if (!/^[a-z][a-z0-9+.-]*:/i.test(uri)) uri = pathToFileURL(abs(uri)).href;
     try {
@@ -383,12 +391,12 @@ function runAs(v: unknown, field: string, fail: Fail): string {
   const text = typeof v === 'number' ? String(v) : v;
   if (typeof text !== 'string' || !/^(?:[A-Za-z_][A-Za-z0-9_.-]*[$]?|\d+(?::\d+)?)$/.test(text))
     fail(field, 'must be a user name, a uid, or uid:gid');
-  return text as string;
+  return text;
 }
 
 function count(v: unknown, field: string, fail: Fail): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) fail(field, 'must be a whole number of at least 1');
-  return v as number;
+  return v;
 }
 
 function parseListen(text: string, fail: Fail): { host: string; port: number } {
@@ -416,6 +424,9 @@ function stringMap(v: unknown, field: string, fail: Fail): Record<string, string
   }
   return out;
 }
+
+/** How long a bot's previous generation still opens sessions after a renewal (docs/bot.md). */
+export const DEFAULT_SUPERSEDED_GRACE_MS = 60_000;
 
 function duration(v: unknown, field: string, fail: Fail): number {
   try {

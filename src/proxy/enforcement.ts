@@ -335,7 +335,7 @@ class EnforcingGate implements SessionGate {
         tool: p.tool,
         requestEventId: p.eventId,
         outcome: error ? 'error' : 'success',
-        reason: error ? redactSecrets(excerpt(String(error.message ?? ''), 1000)) : undefined,
+        reason: error ? redactSecrets(excerpt(stringOf(error.message), 1000)) : undefined,
         latencyMs: round(performance.now() - p.startedAt),
       });
       if (p.method === 'tools/list' && !error) return this.filterToolList(m.message, bytes);
@@ -412,14 +412,14 @@ class EnforcingGate implements SessionGate {
   /** With `client_roots: true`: only the roots the roles allow (mcp.roots) reach the server. */
   private filterClientRoots(bytes: Buffer): { forward: Buffer; rootsAudit: Record<string, unknown> } {
     const msg = JSON.parse(bytes.toString('utf8')) as { result?: { roots?: unknown } };
-    const list = Array.isArray(msg.result?.roots) ? (msg.result!.roots as unknown[]) : [];
+    const list = Array.isArray(msg.result?.roots) ? (msg.result.roots as unknown[]) : [];
     const kept: unknown[] = [];
     const refused: string[] = [];
     for (const r of list) {
       const uri = normaliseRootUri((r as { uri?: unknown } | null)?.uri);
       if (uri !== undefined && this.policy.rootDecision(this.peer.roles, this.server, uri).allowed)
         kept.push({ ...(r as object), uri });
-      else refused.push(String((r as { uri?: unknown } | null)?.uri ?? JSON.stringify(r)).slice(0, 512));
+      else refused.push(stringOf((r as { uri?: unknown } | null)?.uri ?? r).slice(0, 512));
     }
     const forward = Buffer.from(JSON.stringify({ ...msg, result: { ...msg.result, roots: kept } }));
     return {
@@ -495,6 +495,11 @@ export function normaliseRootUri(uri: unknown): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A value from a message as text for the audit trail: strings as they are, anything else as JSON. */
+function stringOf(v: unknown): string {
+  return typeof v === 'string' ? v : v === undefined ? '' : (JSON.stringify(v) ?? '');
 }
 
 function round(ms: number): number {

@@ -105,7 +105,10 @@ export function classifyDialError(err: unknown, where: string, untrustedHint?: s
   return new AccessError('PROXY_UNREACHABLE', `the connection to the proxy at ${where} failed: ${oneLine(message)}`);
 }
 
-/** The one message for a proxy address whose host the proxy's certificate does not name (connect, ls, config, the bot). */
+/**
+ * The one message for a proxy address whose host the proxy's certificate does
+ * not name (connect, ls, config, the bot).
+ */
 export function hostNotInCertificate(where: string, names: string[]): AccessError {
   const m = /^(?:\[(.*)\]|(.*)):(\d+)$/.exec(where);
   const host = m ? (m[1] ?? m[2]!) : where;

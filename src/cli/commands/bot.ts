@@ -47,7 +47,7 @@ function configOption<T>(y: Argv<T>): Argv<T & ConfigArgs> {
     type: 'string',
     demandOption: true,
     describe: 'The proxy configuration (its bot.state_dir holds the bots)',
-  }) as Argv<T & ConfigArgs>;
+  });
 }
 
 function formatOption<T>(y: Argv<T>): Argv<T & { format: 'text' | 'json' }> {
@@ -55,7 +55,7 @@ function formatOption<T>(y: Argv<T>): Argv<T & { format: 'text' | 'json' }> {
     choices: ['text', 'json'] as const,
     default: 'text' as const,
     describe: 'Output format',
-  }) as Argv<T & { format: 'text' | 'json' }>;
+  });
 }
 
 function shellQuote(s: string): string {
@@ -91,7 +91,7 @@ const addCommand: CommandModule<object, AddArgs> = {
   command: 'add <name>',
   describe: 'Register a bot and print its one-time join token and the CA pin',
   builder: (y) =>
-    formatOption(configOption(y as Argv<object>))
+    formatOption(configOption(y))
       .positional('name', { type: 'string', demandOption: true, describe: 'Bot name (letters, digits, . _ -)' })
       .option('roles', {
         type: 'string',
@@ -120,7 +120,7 @@ const addCommand: CommandModule<object, AddArgs> = {
       .example(
         '$0 bot add ci-agent --roles mcp-reader --config proxy.yaml --format json',
         'The same as JSON (token, ca_pin, …)',
-      ) as unknown as Argv<AddArgs>,
+      ),
   handler: async (argv) => {
     const { openBotState, addBot, readCaPublic, suggestProxyAddress } = await import('../../bot/admin.js');
     const { parseDuration, formatDuration } = await import('../../util/duration.js');
@@ -211,10 +211,7 @@ const lsCommand: CommandModule<object, LsArgs> = {
   command: 'ls',
   describe: 'List registered bots',
   builder: (y) =>
-    formatOption(configOption(y as Argv<object>)).example(
-      '$0 bot ls --config proxy.yaml',
-      'Name, roles, status, generation, expiry',
-    ) as unknown as Argv<LsArgs>,
+    formatOption(configOption(y)).example('$0 bot ls --config proxy.yaml', 'Name, roles, status, generation, expiry'),
   handler: async (argv) => {
     const { openBotState, listBots } = await import('../../bot/admin.js');
     const { print, printJson, table } = await import('../output.js');
@@ -252,12 +249,9 @@ const rmCommand: CommandModule<object, NameArgs> = {
   command: 'rm <name>',
   describe: 'Remove a bot: its renewals are refused and its live sessions end',
   builder: (y) =>
-    formatOption(configOption(y as Argv<object>))
+    formatOption(configOption(y))
       .positional('name', { type: 'string', demandOption: true })
-      .example(
-        '$0 bot rm ci-agent --config proxy.yaml',
-        'Forget ci-agent (re-adding the name later gets a new token)',
-      ) as unknown as Argv<NameArgs>,
+      .example('$0 bot rm ci-agent --config proxy.yaml', 'Forget ci-agent (re-adding the name later gets a new token)'),
   handler: async (argv) => {
     const { openBotState, removeBot } = await import('../../bot/admin.js');
     const { print, printJson } = await import('../output.js');
@@ -275,13 +269,10 @@ const lockCommand: CommandModule<object, LockArgs> = {
   command: 'lock <name>',
   describe: 'Lock a bot: renewals and new sessions are refused, live sessions end within seconds',
   builder: (y) =>
-    formatOption(configOption(y as Argv<object>))
+    formatOption(configOption(y))
       .positional('name', { type: 'string', demandOption: true })
       .option('reason', { type: 'string', describe: 'Why (recorded in the state and the audit log)' })
-      .example(
-        '$0 bot lock ci-agent --config proxy.yaml --reason "host compromised"',
-        'Cut ci-agent off now',
-      ) as unknown as Argv<LockArgs>,
+      .example('$0 bot lock ci-agent --config proxy.yaml --reason "host compromised"', 'Cut ci-agent off now'),
   handler: async (argv) => {
     const { openBotState, lockBot } = await import('../../bot/admin.js');
     const { print, printJson } = await import('../output.js');
@@ -301,12 +292,9 @@ const unlockCommand: CommandModule<object, NameArgs> = {
   command: 'unlock <name>',
   describe: 'Lift a lock: the bot may renew and connect again (if its certificate has not expired)',
   builder: (y) =>
-    formatOption(configOption(y as Argv<object>))
+    formatOption(configOption(y))
       .positional('name', { type: 'string', demandOption: true })
-      .example(
-        '$0 bot unlock ci-agent --config proxy.yaml',
-        'Let it renew and connect again',
-      ) as unknown as Argv<NameArgs>,
+      .example('$0 bot unlock ci-agent --config proxy.yaml', 'Let it renew and connect again'),
   handler: async (argv) => {
     const { openBotState, unlockBot } = await import('../../bot/admin.js');
     const { print, printJson } = await import('../output.js');
@@ -328,7 +316,7 @@ const startCommand: CommandModule<object, StartArgs> = {
   command: 'start',
   describe: 'Run the bot on a machine: join once with a token, then keep DIR/identity renewed',
   builder: (y) =>
-    (y as Argv<object>)
+    y
       .option('config', {
         alias: 'c',
         type: 'string',
@@ -365,7 +353,7 @@ const startCommand: CommandModule<object, StartArgs> = {
         '$0 bot start --proxy mcp.example.com:3080 --destination /var/lib/mcp-access/bot',
         'Later runs: renew with the stored identity',
       )
-      .example('$0 bot start --config bot.yaml --oneshot', 'Renew once and exit') as unknown as Argv<StartArgs>,
+      .example('$0 bot start --config bot.yaml --oneshot', 'Renew once and exit'),
   handler: async (argv) => {
     const { AccessError } = await import('../../errors.js');
     const { parseDuration } = await import('../../util/duration.js');

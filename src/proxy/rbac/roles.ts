@@ -256,7 +256,10 @@ export function closest(key: string, known: string[]): string | undefined {
   return best;
 }
 
-/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent transpositions (`app_lables`). */
+/**
+ * Optimal string alignment distance: insertions, deletions, substitutions and
+ * adjacent transpositions (`app_lables`).
+ */
 function editDistance(a: string, b: string): number {
   if (Math.abs(a.length - b.length) > 3) return 99;
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>

@@ -37,7 +37,7 @@ const PROTOCOL_VERSION_META_KEY = 'io.modelcontextprotocol/protocolVersion';
 
 export function boundedFetch(opts: BoundedFetchOptions): typeof fetch {
   const base = opts.fetch ?? fetch;
-  return (async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+  return async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const sent = bodyMessages(init?.body);
     const headers = new Headers(init?.headers);
     addRevisionHeaders(headers, sent);
@@ -65,7 +65,7 @@ export function boundedFetch(opts: BoundedFetchOptions): typeof fetch {
       statusText: res.statusText,
       headers: res.headers,
     });
-  }) as typeof fetch;
+  };
 }
 
 function bodyMessages(body: unknown): Array<Record<string, unknown>> {

@@ -253,7 +253,7 @@ describe('what a line-based server would read differently, and requests without 
       kind: 'invalid',
       id: 1,
       code: -32600,
-      reason: expect.stringMatching(/raw line break/),
+      reason: expect.stringMatching(/raw line break/) as string,
     });
     expect(inspect('{"jsonrpc":"2.0","id":3,"method":"ping"}\r\n')).toMatchObject({
       kind: 'invalid',
@@ -277,7 +277,12 @@ describe('what a line-based server would read differently, and requests without 
       expect(
         inspect(`{"jsonrpc":"2.0","method":"${method}","params":{"name":"write_file","arguments":{}}}`),
         method,
-      ).toMatchObject({ kind: 'invalid', id: null, code: -32600, reason: expect.stringMatching(/needs an id/) });
+      ).toMatchObject({
+        kind: 'invalid',
+        id: null,
+        code: -32600,
+        reason: expect.stringMatching(/needs an id/) as string,
+      });
     }
     expect(inspect('{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}')).toMatchObject({
       kind: 'notification',
