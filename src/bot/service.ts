@@ -386,8 +386,7 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     // bot.superseded_grace after the renewal: the bot writes the new file a
     // moment after it is issued, and a client may read the old one meanwhile.
     const renewedAt = rec.renewedAt ? Date.parse(rec.renewedAt) : NaN;
-    const inGrace =
-      peer.bot.generation === rec.generation - 1 && Date.now() - renewedAt < graceMs;
+    const inGrace = peer.bot.generation === rec.generation - 1 && Date.now() - renewedAt < graceMs;
     if (peer.bot.generation < rec.generation && !inGrace) {
       throw new AccessError(
         'IDENTITY_REJECTED',
