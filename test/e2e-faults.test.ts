@@ -298,10 +298,9 @@ describe('a resume by another identity', () => {
     await refusedAndAudited({});
   });
 
-  // Known gap: with bots enabled the bot service's guard wraps the access
-  // decider and drops recordRefusal, so the refusal is not audited (being
-  // fixed in the proxy). Remove `.fails` once that lands.
-  it.fails('is refused and audited with bots enabled', async () => {
+  // With bots enabled the bot service's guard wraps the access decider; it
+  // passes recordRefusal on, so the refusal is audited here too.
+  it('is refused and audited with bots enabled', async () => {
     await refusedAndAudited({ bot: { state_dir: './bots' } });
   });
 });
