@@ -17,7 +17,7 @@ const OPERATIONS = readFileSync(join(ROOT, 'docs/operations.md'), 'utf8');
  * Codes a client sees only in a JSON-RPC error's `data.code`, never as an
  * AccessError (so they have no exit status and are not in the catalogue).
  */
-const PROTOCOL_ONLY = new Set(['INVALID_MESSAGE']);
+const PROTOCOL_ONLY = new Set(['INVALID_MESSAGE', 'CAPABILITY_NOT_DECLARED']);
 
 /** The rows of the tables in docs/operations.md whose first cell names codes: the codes and the exit column. */
 function documentedRows(): Array<{ codes: string[]; exit: string }> {
