@@ -20,15 +20,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AccessError } from '../src/errors.js';
-import { GENESIS } from '../src/proxy/audit/chain.js';
+import { AccessError } from '../../../src/errors.js';
+import { GENESIS } from '../../../src/proxy/audit/chain.js';
 import {
   AuditLog,
   verifyAuditFile,
   MAX_FIELD_CHARS,
   MAX_REASON_CHARS,
   type AuditLogOptions,
-} from '../src/proxy/audit/log.js';
+} from '../../../src/proxy/audit/log.js';
 
 const opened: AuditLog[] = [];
 afterEach(async () => {
@@ -208,7 +208,7 @@ describe('per-identity budget', () => {
 describe('audit.identity_budget in the proxy configuration', () => {
   const base = { cluster: 'c', listen: '127.0.0.1:0', ca_dir: './ca', servers: [] };
   it('a size, 0 for no limit, anything else refused', async () => {
-    const { parseProxyConfig } = await import('../src/proxy/config.js');
+    const { parseProxyConfig } = await import('../../../src/proxy/config.js');
     expect(
       parseProxyConfig({ ...base, audit: { path: './a.jsonl', identity_budget: '1MiB' } }, '/etc/p.yaml').audit
         ?.identityBudget,

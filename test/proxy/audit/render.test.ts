@@ -8,8 +8,8 @@ import { appendFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from './helpers/run-cli.js';
-import { AuditLog } from '../src/proxy/audit/log.js';
+import { runCli } from '../../helpers/run-cli.js';
+import { AuditLog } from '../../../src/proxy/audit/log.js';
 
 let logPath: string;
 const ESC = '\u001b';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { redactSecrets } from '../src/util/redact.js';
-import { AccessError } from '../src/errors.js';
+import { redactSecrets } from '../../src/util/redact.js';
+import { AccessError } from '../../src/errors.js';
 
 describe('redactSecrets', () => {
   it('removes URL credentials and secret query values, keeps the rest', () => {

@@ -4,8 +4,8 @@
  * "server" is a Response built in the test (the e2e file has real servers).
  */
 import { describe, expect, it } from 'vitest';
-import { boundedFetch } from '../src/proxy/upstream/bounded-fetch.js';
-import type { JsonRpcId } from '../src/tunnel/jsonrpc.js';
+import { boundedFetch } from '../../../src/proxy/upstream/bounded-fetch.js';
+import type { JsonRpcId } from '../../../src/tunnel/jsonrpc.js';
 
 function sse(chunks: string[]): typeof fetch {
   return () =>

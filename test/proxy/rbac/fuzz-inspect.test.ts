@@ -7,8 +7,8 @@
  * are exactly the ones the inspector reported.
  */
 import { describe, expect, it } from 'vitest';
-import { inspectClientMessage } from '../src/proxy/rbac/inspect.js';
-import { Prng } from './helpers/prng.js';
+import { inspectClientMessage } from '../../../src/proxy/rbac/inspect.js';
+import { Prng } from '../../helpers/prng.js';
 
 const SEED = 0x5eed10;
 const CASES = 4000;

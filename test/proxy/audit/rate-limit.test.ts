@@ -1,6 +1,6 @@
 /** The token buckets that bound refused-connection events, on an injected clock. */
 import { describe, expect, it } from 'vitest';
-import { AuditRateLimiter } from '../src/proxy/audit/rate-limit.js';
+import { AuditRateLimiter } from '../../../src/proxy/audit/rate-limit.js';
 
 describe('AuditRateLimiter', () => {
   it('a burst, then the average rate; what is over it is counted and reported once', () => {
