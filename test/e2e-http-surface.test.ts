@@ -226,13 +226,14 @@ describe('no upgrade before authentication', () => {
 
   it('a connection that sends nothing is closed by the pre-auth deadline', async () => {
     const s = tlsConnect({ host: '127.0.0.1', port: cluster.port, rejectUnauthorized: false });
+    // Waits for the close itself (the deadline is 10 s, PRE_AUTH.firstRequestMs);
+    // only the test's own timeout bounds it, so a loaded machine cannot fail it.
     const closed = await new Promise<boolean>((resolve) => {
       s.on('error', () => {});
       s.on('close', () => resolve(true));
-      setTimeout(() => resolve(false), 40_000).unref();
     });
     expect(closed).toBe(true);
-  }, 45_000);
+  }, 120_000);
 });
 
 describe('refusals of valid identities are audited (bots enabled)', () => {
