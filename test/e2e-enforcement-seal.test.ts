@@ -44,6 +44,11 @@ let auditPath: string;
 let reader: string; // llm-access: read tools only
 let admin: string; // every tool
 
+/** A `tools/call` request on a raw tunnel. */
+function callTool(t: RawTunnel, id: string | number, name: string, args: Record<string, unknown>): void {
+  t.send({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
+}
+
 async function auditEvents(): Promise<Array<Record<string, unknown>>> {
   const text = await readFile(auditPath, 'utf8').catch(() => '');
   return text
@@ -289,24 +294,9 @@ describe('roots belong to the client, not to the server', () => {
     );
     await cluster.waitForLog(/No valid root directories provided by client/);
 
-    t.send({
-      jsonrpc: '2.0',
-      id: 'ca',
-      method: 'tools/call',
-      params: { name: 'read_text_file', arguments: { path: caKey } },
-    });
-    t.send({
-      jsonrpc: '2.0',
-      id: 'out',
-      method: 'tools/call',
-      params: { name: 'read_text_file', arguments: { path: join(outside, 'secret.txt') } },
-    });
-    t.send({
-      jsonrpc: '2.0',
-      id: 'dirs',
-      method: 'tools/call',
-      params: { name: 'list_allowed_directories', arguments: {} },
-    });
+    callTool(t, 'ca', 'read_text_file', { path: caKey });
+    callTool(t, 'out', 'read_text_file', { path: join(outside, 'secret.txt') });
+    callTool(t, 'dirs', 'list_allowed_directories', {});
     const [ca, out, dirs] = [await t.response('ca'), await t.response('out'), await t.response('dirs')];
     expect(text(ca)).not.toMatch(/PRIVATE KEY/);
     expect(text(ca)).toMatch(/denied|outside allowed/i);
@@ -349,24 +339,9 @@ describe('roots belong to the client, not to the server', () => {
     ]);
     await cluster.waitForLog(/Updated allowed directories from MCP roots: 1 valid directories/);
 
-    t.send({
-      jsonrpc: '2.0',
-      id: 'ca',
-      method: 'tools/call',
-      params: { name: 'read_text_file', arguments: { path: caKey } },
-    });
-    t.send({
-      jsonrpc: '2.0',
-      id: 'out',
-      method: 'tools/call',
-      params: { name: 'read_text_file', arguments: { path: join(outside, 'secret.txt') } },
-    });
-    t.send({
-      jsonrpc: '2.0',
-      id: 'in',
-      method: 'tools/call',
-      params: { name: 'read_text_file', arguments: { path: join(sample, 'products.csv') } },
-    });
+    callTool(t, 'ca', 'read_text_file', { path: caKey });
+    callTool(t, 'out', 'read_text_file', { path: join(outside, 'secret.txt') });
+    callTool(t, 'in', 'read_text_file', { path: join(sample, 'products.csv') });
     expect(text(await t.response('ca'))).not.toMatch(/PRIVATE KEY/);
     expect(text(await t.response('out'))).not.toMatch(/TOP-SECRET-OUTSIDE/);
     expect(text(await t.response('in'))).toContain('widget');
@@ -395,12 +370,7 @@ describe("upstream processes cannot reach the proxy's secrets", () => {
 
   it('an npx-started server still starts with the minimal environment', async () => {
     const t = await session(reader, 'files-npx');
-    t.send({
-      jsonrpc: '2.0',
-      id: 'read',
-      method: 'tools/call',
-      params: { name: 'read_text_file', arguments: { path: join(sample, 'products.csv') } },
-    });
+    callTool(t, 'read', 'read_text_file', { path: join(sample, 'products.csv') });
     expect(text(await t.response('read', 30_000))).toContain('widget');
     await t.close();
   });
@@ -440,12 +410,7 @@ describe('a resumed session is judged by the certificate presented now', () => {
 
     const r = await RawTunnel.open(cluster.address, narrow, { resume: token, received });
     expect(r.hello?.resumed).toBe(true);
-    r.send({
-      jsonrpc: '2.0',
-      id: 'w',
-      method: 'tools/call',
-      params: { name: 'write_file', arguments: { path, content: 'x' } },
-    });
+    callTool(r, 'w', 'write_file', { path, content: 'x' });
     const denied = await r.response('w');
     expect((denied.error as { code: number }).code).toBe(-32602);
     r.send({ jsonrpc: '2.0', id: 'list2', method: 'tools/list' });
