@@ -118,24 +118,12 @@ export class Policy {
       .filter((r): r is Role => r !== undefined);
     for (const r of roles) {
       const m = r.deny.roots.find((x) => x.test(uri));
-      if (m)
-        return {
-          allowed: false,
-          role: r.name,
-          rule: ruleText(m),
-          reason: `root "${uri}" is denied by role ${r.name} (${m.field} "${m.text}")`,
-        };
+      if (m) return rootMatch(false, r, m, uri);
     }
     for (const r of roles) {
       if (!(r.toolsOnly || labelsMatch(r.allow.appLabels, server.labels, 'allow'))) continue;
       const m = r.allow.roots.find((x) => x.test(uri));
-      if (m)
-        return {
-          allowed: true,
-          role: r.name,
-          rule: ruleText(m),
-          reason: `root "${uri}" is allowed by role ${r.name} (${m.field} "${m.text}")`,
-        };
+      if (m) return rootMatch(true, r, m, uri);
     }
     return { allowed: false, reason: `no role allows root "${uri}" on server ${server.name} (spec.allow.mcp.roots)` };
   }
@@ -207,6 +195,17 @@ export class Policy {
 
 function ruleText(m: ToolMatcher): string {
   return `${m.field} "${m.text}"`;
+}
+
+/** The decision for a root URI that a role's allow or deny `mcp.roots` entry matched. */
+function rootMatch(allowed: boolean, r: Role, m: ToolMatcher, uri: string): Decision {
+  const verb = allowed ? 'allowed' : 'denied';
+  return {
+    allowed,
+    role: r.name,
+    rule: ruleText(m),
+    reason: `root "${uri}" is ${verb} by role ${r.name} (${ruleText(m)})`,
+  };
 }
 
 function unique(list: string[]): string[] {
