@@ -17,7 +17,7 @@ import { run as runToEnd, type CliRun } from './helpers/run-cli.js';
 import { EXAMPLE_ROLE_YAML, LLM_ACCESS_ROLE_YAML, DEMO_ROLES } from '../src/demo/content.js';
 import { findPublishedServer } from '../src/demo/packages.js';
 import { colourWanted } from '../src/cli/demo-printer.js';
-import { verifyAuditFile } from '../src/proxy/audit/verify.js';
+import { verifyAuditFile } from '../src/audit/verify.js';
 import { AccessError } from '../src/errors.js';
 
 const scratch: string[] = [];

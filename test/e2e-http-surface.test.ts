@@ -14,7 +14,7 @@ import WebSocket from 'ws';
 import { TestCluster } from './helpers/cluster.js';
 import { makeTestPki } from './helpers/pki.js';
 import { SUBPROTOCOL } from '../src/tunnel/control.js';
-import { verifyAuditFile } from '../src/proxy/audit/log.js';
+import { verifyAuditFile } from '../src/audit/log.js';
 
 let cluster: TestCluster;
 let auditPath: string;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { startSampleFilesCluster, testServer, resultText, type TestCluster } from './helpers/cluster.js';
 import { auditEvents as auditEventsIn } from './helpers/bot.js';
 import { RawBridge, INIT } from './helpers/raw-bridge.js';
-import { verifyAuditFile } from '../src/proxy/audit/log.js';
+import { verifyAuditFile } from '../src/audit/log.js';
 
 let cluster: TestCluster;
 let reader: string; // llm-access: read-only

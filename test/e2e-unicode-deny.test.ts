@@ -11,7 +11,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TestCluster, FILESYSTEM } from './helpers/cluster.js';
 import { RawBridge, INIT } from './helpers/raw-bridge.js';
-import { compilePattern, foldForDeny } from '../src/proxy/rbac/patterns.js';
+import { compilePattern, foldForDeny } from '../src/rbac/patterns.js';
 
 let cluster: TestCluster;
 let sample: string;

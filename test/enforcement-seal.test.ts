@@ -9,13 +9,15 @@ import { chmod, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { oneLine } from '../src/bridge/stdout-writer.js';
-import { normaliseRootUri } from '../src/proxy/enforcement.js';
-import { Policy } from '../src/proxy/rbac/policy.js';
-import { loadRoles } from '../src/proxy/rbac/roles.js';
-import { DEFAULT_LIMITS, parseProxyConfig, type StdioServerConfig } from '../src/proxy/config.js';
-import { childEnvironment } from '../src/proxy/upstream/child-env.js';
-import { canRead, resolveRunAs } from '../src/proxy/os-user.js';
-import { checkUpstreamIsolation } from '../src/proxy/isolation.js';
+import { normaliseRootUri } from '../src/agent/enforcement.js';
+import { Policy } from '../src/rbac/policy.js';
+import { loadRoles } from '../src/rbac/roles.js';
+import { DEFAULT_LIMITS, type StdioServerConfig } from '../src/agent/servers.js';
+import { parseProxyConfig } from '../src/proxy/config.js';
+import { childEnvironment } from '../src/agent/upstream/child-env.js';
+import { canRead, resolveRunAs } from '../src/agent/os-user.js';
+import { checkUpstreamIsolation } from '../src/agent/isolation.js';
+import { proxyIsolation } from '../src/proxy/run.js';
 import { Logger } from '../src/util/log.js';
 
 const base = { cluster: 'c', listen: '127.0.0.1:0', ca_dir: './ca' };
@@ -247,10 +249,10 @@ describe('upstreams cannot read the CA key', () => {
         { ...base, ca_dir: join(dir, 'ca'), servers: [{ name: 'fs', command: 'x', run_as: runAs }] },
         join(dir, 'proxy.yaml'),
       );
-    expect(() => checkUpstreamIsolation(withRunAs('root'), log)).toThrow(
+    expect(() => checkUpstreamIsolation(proxyIsolation(withRunAs('root')), log)).toThrow(
       /servers\[0\]\.run_as: MCP server "fs" would run as root \(uid 0\), which can read .*ca\.key/,
     );
-    expect(() => checkUpstreamIsolation(withRunAs(`${other.uid}:${other.gid}`), log)).not.toThrow();
+    expect(() => checkUpstreamIsolation(proxyIsolation(withRunAs(`${other.uid}:${other.gid}`)), log)).not.toThrow();
   });
 
   it('servers without run_as: a loud warning naming them and the fix', async () => {
@@ -267,7 +269,7 @@ describe('upstreams cannot read the CA key', () => {
       },
       join(dir, 'proxy.yaml'),
     );
-    checkUpstreamIsolation(c, new Logger({ sink: (l) => lines.push(l) }));
+    checkUpstreamIsolation(proxyIsolation(c), new Logger({ sink: (l) => lines.push(l) }));
     expect(lines.join('')).toMatch(
       /SECURITY: stdio server "fs" runs as the proxy's own user .* can read the CA key .*Set run_as: to an unprivileged user/,
     );

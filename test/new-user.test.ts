@@ -572,8 +572,8 @@ describe("docs/rbac.md's table of the demo's roles", () => {
   it('says what the policy decides, row by row, on both servers', async () => {
     const { parse } = await import('yaml');
     const { DEMO_ROLES } = await import('../src/demo/content.js');
-    const { loadRoles } = await import('../src/proxy/rbac/roles.js');
-    const { Policy } = await import('../src/proxy/rbac/policy.js');
+    const { loadRoles } = await import('../src/rbac/roles.js');
+    const { Policy } = await import('../src/rbac/policy.js');
     const policy = new Policy(
       loadRoles({ inline: DEMO_ROLES.map((r) => parse(r.yaml) as unknown), files: [], baseDir: ROOT }).roles,
     );

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { loadRoles } from '../src/proxy/rbac/roles.js';
+import { loadRoles } from '../src/rbac/roles.js';
 import { AccessError } from '../src/errors.js';
 import { runCli } from './helpers/run-cli.js';
 import { TestCluster, testServer } from './helpers/cluster.js';

@@ -14,8 +14,8 @@ import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotoc
 import { AccessError } from '../errors.js';
 import { connectLaunch, type Launch } from '../client/client-config.js';
 import type { ServerListing } from '../client/proxy-api.js';
-import type { AuditRecord } from '../proxy/audit/search.js';
-import type { VerifyResult } from '../proxy/audit/verify.js';
+import type { AuditRecord } from '../audit/search.js';
+import type { VerifyResult } from '../audit/verify.js';
 import { SAMPLE_READ_FILE } from './content.js';
 import { DEMO_BOT_ROLES, OPERATOR_ROLE, type DemoEnvironment } from './environment.js';
 import type { DemoProgress } from './progress.js';
@@ -123,7 +123,7 @@ async function auditOfBot(
   sinceMs: number,
   sessions: number,
 ): Promise<{ events: AuditRecord[]; otherEvents: number }> {
-  const { searchAuditFile } = await import('../proxy/audit/search.js');
+  const { searchAuditFile } = await import('../audit/search.js');
   const deadline = Date.now() + 10_000;
   for (;;) {
     const { events } = await searchAuditFile(env.auditPath, { sinceMs });
@@ -205,7 +205,7 @@ export async function runTour(env: DemoEnvironment, progress: DemoProgress): Pro
     await bot.close();
     const prod = await prodTour(env, progress);
     const { events, otherEvents } = await auditOfBot(env, env.startedAt, 2);
-    const { verifyAuditFile } = await import('../proxy/audit/verify.js');
+    const { verifyAuditFile } = await import('../audit/verify.js');
     const chain = await verifyAuditFile(env.auditPath);
     for (const id of [denial.auditEventId, prod.denied.auditEventId]) {
       if (id && !events.some((e) => e.id === id))

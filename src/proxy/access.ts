@@ -6,14 +6,14 @@
  */
 import type { Logger } from '../util/log.js';
 import type { ProxyConfig } from './config.js';
-import type { GateFactory } from './gate.js';
+import type { GateFactory } from '../agent/gate.js';
 import type { AccessDecider, ProxyRoutes } from './server.js';
-import { AuditLog } from './audit/log.js';
-import { loadRoles } from './rbac/roles.js';
-import { Policy } from './rbac/policy.js';
-import { accessDenied, createEnforcingGates, type LiveAccess } from './enforcement.js';
+import { AuditLog } from '../audit/log.js';
+import { loadRoles } from '../rbac/roles.js';
+import { Policy } from '../rbac/policy.js';
+import { accessDenied, createEnforcingGates, type LiveAccess } from '../agent/enforcement.js';
 import { NO_AUDIT_TRAIL, unknownRolesNotice } from './notices.js';
-import { AuditRateLimiter } from './audit/rate-limit.js';
+import { AuditRateLimiter } from '../audit/rate-limit.js';
 import type { Refusal } from './server.js';
 
 /**

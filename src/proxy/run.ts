@@ -4,13 +4,14 @@
  */
 import { describeError } from '../errors.js';
 import { Logger } from '../util/log.js';
-import { loadCa } from '../identity/ca.js';
+import { CA_FILES, loadCa } from '../identity/ca.js';
 import { loadProxyConfig, type ProxyConfig } from './config.js';
 import { ProxyServer } from './server.js';
 import { buildAccess } from './access.js';
-import { checkUpstreamIsolation } from './isolation.js';
+import { join } from 'node:path';
+import { checkUpstreamIsolation, type IsolationScope } from '../agent/isolation.js';
 import { createBotService } from '../bot/service.js';
-import { commandProblem } from './upstream/command-check.js';
+import { commandProblem } from '../agent/upstream/command-check.js';
 
 /** One warning line per stdio server whose command is missing: found at start, not at the first session. */
 function warnMissingCommands(config: ProxyConfig, log: Logger): void {
@@ -21,6 +22,19 @@ function warnMissingCommands(config: ProxyConfig, log: Logger): void {
         `MCP server "${s.name}": ${problem}; sessions to it will fail (fix its command in the proxy configuration)`,
       );
   }
+}
+
+/** The proxy's stdio servers must not read the CA key or the proxy's key. */
+export function proxyIsolation(config: ProxyConfig): IsolationScope {
+  return {
+    path: config.path,
+    servers: config.servers,
+    secrets: [join(config.caDir, CA_FILES.caKey), join(config.caDir, CA_FILES.proxyKey)],
+    secretDir: config.caDir,
+    host: 'proxy',
+    risk: 'forge any identity',
+    secretName: 'the CA key',
+  };
 }
 
 export interface RunningProxy {
@@ -45,7 +59,7 @@ export async function startProxy(
     );
     config.cluster = ca.cluster;
   }
-  checkUpstreamIsolation(config, log);
+  checkUpstreamIsolation(proxyIsolation(config), log);
   let access = await buildAccess(config, log);
   // Bots (docs/bot.md): join/renew routes, and locked or removed bots refused before roles are consulted.
   const bot = config.bot ? await createBotService({ config, ca, log, audit: access.audit }) : undefined;
@@ -75,7 +89,7 @@ export async function startProxy(
         const next = await loadProxyConfig(configPath);
         next.listen = config.listen;
         next.cluster = config.cluster;
-        checkUpstreamIsolation(next, log);
+        checkUpstreamIsolation(proxyIsolation(next), log);
         warnMissingCommands(next, log);
         const nextAccess = await buildAccess(next, log, access);
         server.reconfigure(

@@ -11,7 +11,6 @@
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -19,12 +18,13 @@ import { AccessError, CATALOGUE, describeError, isAccessError } from '../errors.
 import { VERSION } from '../version.js';
 import type { Logger } from '../util/log.js';
 import { SUBPROTOCOL, TUNNEL_PATH } from '../tunnel/control.js';
-import type { ProxyConfig, ServerConfig } from './config.js';
-import type { GateFactory } from './gate.js';
-import { peerFromSocket, type Peer } from './peer.js';
-import { ProxySession, refuseTunnel } from './session.js';
-import { SparePool } from './upstream/spares.js';
-import { commandProblem } from './upstream/command-check.js';
+import type { ProxyConfig } from './config.js';
+import type { ServerConfig } from '../agent/servers.js';
+import type { GateFactory } from '../agent/gate.js';
+import { peerFromSocket, type Peer } from '../identity/peer.js';
+import { refuseTunnel } from '../agent/session.js';
+import { SessionHost } from '../agent/host.js';
+import { commandProblem } from '../agent/upstream/command-check.js';
 
 export interface ProxyRoutes {
   /** Extra HTTP routes (the bot service). Return true when handled. */
@@ -82,16 +82,13 @@ export const PRE_AUTH = {
 export class ProxyServer {
   private readonly https: Server;
   private readonly wss: WebSocketServer;
-  private readonly sessions = new Map<string, ProxySession>();
-  private readonly byToken = new Map<string, ProxySession>();
-  /** Sessions whose gate is being opened: they count against the limits already. */
-  private readonly opening = new Set<{ peer: Peer; server: ServerConfig }>();
+  /** The in-process agent: sessions to the servers in this proxy's own configuration. */
+  private readonly local: SessionHost;
   private keepalive: NodeJS.Timeout | undefined;
   private closing = false;
   private readonly alive = new WeakMap<WebSocket, boolean>();
   /** Connections that sent a first request (the pre-auth deadline no longer applies). */
   private readonly spoken = new WeakSet<object>();
-  private readonly upstreams: SparePool;
 
   constructor(
     private config: ProxyConfig,
@@ -155,11 +152,7 @@ export class ProxyServer {
             : '400 Bad Request';
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     });
-    this.upstreams = new SparePool(
-      log,
-      { maxMessageSize: config.maxMessageSize, stopGraceMs: config.stopGraceMs },
-      config.prestart,
-    );
+    this.local = new SessionHost({ settings: config, gates, log });
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -189,7 +182,7 @@ export class ProxyServer {
     });
     this.keepalive = setInterval(() => this.ping(), this.config.keepaliveMs);
     this.keepalive.unref();
-    this.upstreams.refresh(this.config.servers, this.config.prestart);
+    this.local.reconfigure(this.config.servers, this.config, this.gates);
     const addr = this.address();
     this.log.info(
       `listening on ${addr.host}:${addr.port} (cluster ${this.config.cluster}, ${plural(this.config.servers.length, 'server')})`,
@@ -204,7 +197,7 @@ export class ProxyServer {
   }
 
   get sessionCount(): number {
-    return this.sessions.size;
+    return this.local.sessionCount;
   }
 
   /** New servers, roles and gates for the next requests; running sessions keep going. */
@@ -212,19 +205,12 @@ export class ProxyServer {
     this.config = config;
     this.gates = gates;
     this.access = access;
-    this.upstreams.refresh(config.servers, config.prestart);
+    this.local.reconfigure(config.servers, config, gates);
   }
 
   /** End every session of a user or bot (lock); returns how many. */
   endSessionsWhere(match: (peer: Peer) => boolean, reason: AccessError): number {
-    let n = 0;
-    for (const s of this.sessions.values()) {
-      if (match(s.peer)) {
-        n++;
-        void s.end(reason);
-      }
-    }
-    return n;
+    return this.local.endSessionsWhere(match, reason);
   }
 
   /** Graceful stop: refuse new work, close every session with "going away", stop upstreams. */
@@ -233,9 +219,7 @@ export class ProxyServer {
     this.closing = true;
     if (this.keepalive) clearInterval(this.keepalive);
     const closed = new Promise<void>((resolve) => this.https.close(() => resolve()));
-    const goingAway = new AccessError('PROXY_GOING_AWAY', 'the proxy is shutting down');
-    await Promise.all([...this.sessions.values()].map((s) => s.end(goingAway)));
-    await this.upstreams.close();
+    await this.local.close(new AccessError('PROXY_GOING_AWAY', 'the proxy is shutting down'));
     for (const ws of this.wss.clients) ws.terminate();
     this.https.closeAllConnections();
     await closed;
@@ -368,116 +352,15 @@ export class ProxyServer {
   private openTunnel(ws: WebSocket, peer: Peer, url: URL): string | undefined {
     const token = url.searchParams.get('resume');
     if (token !== null) {
-      const session = this.byToken.get(token);
       const received = Number(url.searchParams.get('received') ?? 'NaN');
-      if (!session || !Number.isSafeInteger(received) || received < 0) {
-        throw new AccessError('SESSION_LOST', 'the session to resume no longer exists on this proxy', {
-          hint: 'a new session will be opened',
-        });
-      }
-      if (session.peer.user !== peer.user || session.peer.bot?.name !== peer.bot?.name) {
-        this.log.warn(`resume refused: ${peer.user} tried to resume a session of ${session.peer.user}`);
-        // The owner's name is for the audit trail, not for the one who tried.
-        throw new AccessError('IDENTITY_REJECTED', 'only the identity that opened a session can resume it', {
-          detail: {
-            auditReason: `tried to resume session ${session.id} of ${session.peer.user}`,
-            server: session.server.name,
-          },
-        });
-      }
-      this.access.checkServer(peer, session.server);
-      session.attach(ws, received, true, peer);
-      return session.server.name;
+      return this.local.resume(ws, token, received, peer, (p, s) => this.access.checkServer(p, s));
     }
     const name = url.searchParams.get('server') ?? '';
     const server = this.config.servers.find((s) => s.name === name);
     if (!server)
       throw new AccessError('UNKNOWN_SERVER', `no MCP server named "${boundedParam(name)}" is enrolled on this proxy`);
-    this.checkLimits(peer, server);
-    const slot = { peer, server };
-    this.opening.add(slot);
-    // Whether the peer may reach it is the gate's first decision (audited).
-    void this.startSession(ws, peer, server).finally(() => this.opening.delete(slot));
+    this.local.open(ws, peer, server);
     return undefined;
-  }
-
-  /**
-   * Sessions per identity and per proxy, processes per stdio server
-   * (docs/configuration.md, "Limits"). Sessions waiting for a resume count:
-   * they hold a process. When an identity is at its limit, its oldest
-   * session that waits for a resume is ended to make room (a client that
-   * drops and reconnects does not lock itself out); otherwise the refusal
-   * names the limit, and is audited.
-   */
-  private checkLimits(peer: Peer, server: ServerConfig): void {
-    const { limits } = this.config;
-    const same = (p: Peer) => p.user === peer.user && p.bot?.name === peer.bot?.name;
-    const refuse = (what: string, key: string, n: number): never => {
-      const message = `${what} (${n}, sessions.${key}); ${peer.user} cannot open another session to "${server.name}" now`;
-      this.log.warn(`session refused: ${message}`);
-      throw new AccessError('LIMIT_REACHED', message);
-    };
-    const all = [...[...this.sessions.values()].filter((s) => !s.isEnding), ...this.opening];
-    const mine = all.filter((s) => same(s.peer));
-    if (mine.length >= limits.perIdentity) {
-      const idle = mine.find((s): s is ProxySession => s instanceof ProxySession && !s.isAttached);
-      if (!idle)
-        refuse(`the identity ${peer.user} has reached its limit of sessions`, 'max_per_identity', limits.perIdentity);
-      this.log.info(`${peer.user} is at sessions.max_per_identity; ending its oldest session waiting for a resume`);
-      void idle!.end(
-        new AccessError(
-          'LIMIT_REACHED',
-          `the session was ended to make room for a new session of ${peer.user} (sessions.max_per_identity)`,
-        ),
-      );
-    }
-    if (all.length >= limits.total) refuse('the proxy has reached its limit of sessions', 'max_total', limits.total);
-    if (server.transport === 'stdio') {
-      const running = all.filter((s) => s.server.name === server.name).length + (this.config.prestart ? 1 : 0);
-      if (running + 1 > limits.processesPerServer)
-        refuse(
-          `MCP server "${server.name}" has reached its limit of processes`,
-          'max_processes_per_server',
-          limits.processesPerServer,
-        );
-    }
-  }
-
-  private async startSession(ws: WebSocket, peer: Peer, server: ServerConfig): Promise<void> {
-    // Hold client frames until the gate (and its audit log) is open.
-    const early: Buffer[] = [];
-    const hold = (data: Buffer) => early.push(data);
-    ws.on('message', hold);
-    let session: ProxySession;
-    try {
-      const id = randomUUID();
-      const gate = await this.gates.open({ sessionId: id, peer, server });
-      session = new ProxySession({
-        id,
-        config: this.config,
-        server,
-        peer,
-        gate,
-        log: this.log,
-        upstreams: this.upstreams,
-        onEnded: (s) => {
-          this.sessions.delete(s.id);
-          this.byToken.delete(s.resumeToken);
-        },
-      });
-    } catch (err) {
-      ws.off('message', hold);
-      const e = isAccessError(err) ? err : new AccessError('INTERNAL', (err as Error).message);
-      this.log.warn(`session refused: ${describeError(e)}`);
-      refuseTunnel(ws, e);
-      return;
-    }
-    ws.off('message', hold);
-    this.sessions.set(session.id, session);
-    this.byToken.set(session.resumeToken, session);
-    session.attach(ws, 0, false);
-    session.start();
-    for (const data of early) ws.emit('message', data, true);
   }
 
   private ping(): void {

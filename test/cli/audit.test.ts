@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/run-cli.js';
-import { AuditLog } from '../../src/proxy/audit/log.js';
+import { AuditLog } from '../../src/audit/log.js';
 
 const run = runCli;
 

@@ -24,7 +24,7 @@ const verifyCommand = defineCommand<VerifyArgs>({
       ),
   handler: async (argv) => {
     const { AccessError } = await import('../../errors.js');
-    const { verifyAuditFile } = await import('../../proxy/audit/verify.js');
+    const { verifyAuditFile } = await import('../../audit/verify.js');
     const { print, printJson } = await import('../output.js');
     const result = await verifyAuditFile(argv.file);
     if (argv.format === 'json') printJson({ file: argv.file, ...result });
@@ -84,7 +84,7 @@ const searchCommand = defineCommand<SearchArgs>({
       ),
   handler: async (argv) => {
     const { AccessError } = await import('../../errors.js');
-    const { searchAuditFile } = await import('../../proxy/audit/search.js');
+    const { searchAuditFile } = await import('../../audit/search.js');
     const { print, table } = await import('../output.js');
     let sinceMs: number | undefined;
     if (argv.since !== undefined) {

@@ -68,8 +68,8 @@ function shellQuote(s: string): string {
  */
 async function checkBotRoles(config: import('../../proxy/config.js').ProxyConfig, roles: string[]): Promise<void> {
   const [{ loadRoles }, { Policy }, { AccessError }] = await Promise.all([
-    import('../../proxy/rbac/roles.js'),
-    import('../../proxy/rbac/policy.js'),
+    import('../../rbac/roles.js'),
+    import('../../rbac/policy.js'),
     import('../../errors.js'),
   ]);
   const defined = loadRoles({ inline: config.rolesInline, files: config.rolesFiles, baseDir: config.baseDir }).roles;

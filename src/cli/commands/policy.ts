@@ -42,8 +42,8 @@ const checkCommand = defineCommand<CheckArgs>({
   handler: async (argv) => {
     const { AccessError, EXIT } = await import('../../errors.js');
     const { loadProxyConfig } = await import('../../proxy/config.js');
-    const { loadRoles } = await import('../../proxy/rbac/roles.js');
-    const { Policy } = await import('../../proxy/rbac/policy.js');
+    const { loadRoles } = await import('../../rbac/roles.js');
+    const { Policy } = await import('../../rbac/policy.js');
     const { print, printJson } = await import('../output.js');
 
     const config = await loadProxyConfig(argv.config);

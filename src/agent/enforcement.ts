@@ -1,0 +1,507 @@
+/**
+ * Roles and audit, per session and per message. This is the gate the proxy's
+ * sessions call (see gate.ts):
+ *
+ *   client → server  inspect strictly (inspect.ts) → decide (policy.ts) →
+ *                    write the audit event → forward, or answer the denial
+ *   server → client  audit outcomes and notifications; filter tools/list
+ *
+ * A request's event is written before the request is forwarded, a denial's
+ * before it is answered; if the audit log cannot be written the request is
+ * refused, never forwarded unaudited.
+ */
+import { AccessError, describeError } from '../errors.js';
+import type { Logger } from '../util/log.js';
+import { errorResponse, idKey, RPC } from '../tunnel/jsonrpc.js';
+import type { AuditEventInput, AuditLog } from '../audit/log.js';
+import type { ClientVerdict, GateFactory, ServerVerdict, SessionGate, SessionInfo } from './gate.js';
+import { ClientCapabilities, clientInfoFromMeta } from './client-capabilities.js';
+import { inspectServerMessage } from './server-messages.js';
+import { excerpt } from './upstream/stderr-lines.js';
+import { redactSecrets } from '../util/redact.js';
+import type { Peer } from '../identity/peer.js';
+import type { ServerConfig } from './servers.js';
+import { inspectClientMessage } from '../rbac/inspect.js';
+import type { Policy } from '../rbac/policy.js';
+
+/** The audit trail as the gate needs it; `undefined` when no audit.path is configured. */
+export type AuditSink = Pick<AuditLog, 'append'> | undefined;
+
+/**
+ * What a reload replaces. Running sessions read it per message, so after a
+ * SIGHUP their next request is judged by the new roles.
+ */
+export interface LiveAccess {
+  policy: Policy;
+  audit: AuditSink;
+}
+
+interface Pending {
+  method: string;
+  tool?: string;
+  startedAt: number;
+  eventId?: string;
+  direction: 'client_to_server' | 'server_to_client';
+}
+
+export function accessDenied(peer: Peer, server: ServerConfig, reason: string): AccessError {
+  return new AccessError(
+    'ACCESS_DENIED',
+    `access to MCP server "${server.name}" is denied for ${peer.user}: ${reason}`,
+  );
+}
+
+export function createEnforcingGates(live: LiveAccess, log: Logger): GateFactory {
+  return {
+    async open(info: SessionInfo): Promise<SessionGate> {
+      const { policy, audit } = live;
+      const { peer, server, sessionId } = info;
+      const base = {
+        sessionId,
+        user: peer.user,
+        roles: peer.roles,
+        server: server.name,
+        remoteAddr: peer.remoteAddr,
+        ...(peer.bot ? { bot: peer.bot.name } : {}),
+      };
+      const unknown = policy.unknownRoles(peer.roles);
+      if (unknown.length)
+        log.warn(`${peer.user} carries roles no role document defines (they grant nothing): ${unknown.join(', ')}`);
+
+      const reach = policy.canReachServer(peer.roles, server);
+      if (!reach.allowed) {
+        await audit?.append({ ...base, type: 'mcp.session.start', outcome: 'denied', reason: reach.reason });
+        throw accessDenied(peer, server, reach.reason);
+      }
+      await audit?.append({ ...base, type: 'mcp.session.start', outcome: 'success' });
+      return new EnforcingGate(live, log, peer, server, base);
+    },
+  };
+}
+
+/** Keys of `pending`: a client's request and a server's request may carry the same id. */
+const clientKey = (id: string | number | null) => `c${idKey(id)}`;
+const serverKey = (id: string | number | null) => `s${idKey(id)}`;
+
+class EnforcingGate implements SessionGate {
+  private client: { name?: string; version?: string } | undefined;
+  private readonly pending = new Map<string, Pending>();
+  private readonly capabilities = new ClientCapabilities();
+  private serverRefusals = 0;
+
+  constructor(
+    private readonly live: LiveAccess,
+    private readonly log: Logger,
+    private peer: Peer,
+    private readonly server: ServerConfig,
+    private base: Record<string, unknown>,
+  ) {}
+
+  /** A resume: judged by the certificate presented now (roles, expiry, bot), audited with the roles in force. */
+  async resumed(peer: Peer): Promise<void> {
+    const before = this.peer.roles;
+    this.peer = peer;
+    this.base = {
+      ...this.base,
+      user: peer.user,
+      roles: peer.roles,
+      remoteAddr: peer.remoteAddr,
+      ...(peer.bot ? { bot: peer.bot.name } : {}),
+    };
+    const changed = before.length !== peer.roles.length || before.some((r, i) => r !== peer.roles[i]);
+    await this.audit?.append({
+      ...this.base,
+      client: this.client,
+      type: 'mcp.session.resume',
+      code: 'TMCP005I',
+      outcome: 'success',
+      ...(changed ? { previousRoles: before } : {}),
+    });
+  }
+
+  private get policy(): Policy {
+    return this.live.policy;
+  }
+  private get audit(): AuditSink {
+    return this.live.audit;
+  }
+
+  async fromClient(bytes: Buffer): Promise<ClientVerdict> {
+    const m = inspectClientMessage(bytes);
+    try {
+      return await this.judge(m, bytes);
+    } catch (err) {
+      // Never forwarded unaudited: the request is refused, the reason logged.
+      this.log.error(`refusing ${this.peer.user}'s message: ${describeError(err)}`);
+      const id = m.kind === 'request' || m.kind === 'invalid' ? m.id : null;
+      if (m.kind === 'request' || m.kind === 'invalid') {
+        return reply(
+          id,
+          RPC.INTERNAL_ERROR,
+          `mcp-access: refused: the proxy cannot write its audit log, so it runs no request (${(err as Error).message})`,
+          { code: 'AUDIT_UNAVAILABLE' },
+        );
+      }
+      throw err;
+    }
+  }
+
+  private async judge(m: ReturnType<typeof inspectClientMessage>, bytes: Buffer): Promise<ClientVerdict> {
+    const common = { ...this.base, client: this.client, direction: 'client_to_server' as const };
+    switch (m.kind) {
+      case 'invalid': {
+        const ev = await this.record({
+          ...common,
+          type: 'mcp.session.request',
+          rpcId: m.id,
+          outcome: 'denied',
+          reason: m.reason,
+        });
+        return reply(m.id, m.code, `mcp-access: refused: ${m.reason}`, {
+          code: 'INVALID_MESSAGE',
+          auditEventId: ev?.id,
+        });
+      }
+      case 'request': {
+        if (this.pending.has(clientKey(m.id))) {
+          // Two requests with one id: the server's answer could be taken for the
+          // other one's (an unfiltered tools/list, say). MCP forbids it; refuse.
+          const reason = `id ${JSON.stringify(m.id)} is already used by a request that has not been answered`;
+          const ev = await this.record({
+            ...common,
+            type: 'mcp.session.request',
+            method: m.method,
+            rpcId: m.id,
+            tool: m.toolName,
+            outcome: 'denied',
+            reason,
+          });
+          return reply(m.id, RPC.INVALID_REQUEST, `mcp-access: refused: ${reason}`, {
+            code: 'INVALID_MESSAGE',
+            auditEventId: ev?.id,
+          });
+        }
+        if (m.method === 'initialize') this.client = clientInfo(m.params);
+        else this.client = clientInfoFromMeta(m.params) ?? this.client;
+        this.capabilities.note(m.method, m.params);
+        const args =
+          m.method === 'tools/call' ? (m.params as { arguments?: unknown } | undefined)?.arguments : undefined;
+        const event: AuditEventInput = {
+          ...common,
+          client: this.client,
+          type: 'mcp.session.request',
+          method: m.method,
+          rpcId: m.id,
+          tool: m.toolName,
+          args,
+        };
+        if (m.method === 'tools/call') {
+          const decision = this.policy.toolDecision(this.peer.roles, this.server, m.toolName!);
+          if (!decision.allowed) {
+            const ev = await this.record({
+              ...event,
+              outcome: 'denied',
+              reason: decision.reason,
+              role: decision.role,
+              rule: decision.rule,
+            });
+            this.log.info(`denied ${this.peer.user} ${m.toolName} on ${this.server.name}: ${decision.reason}`);
+            return reply(
+              m.id,
+              RPC.INVALID_PARAMS,
+              `access to tool "${m.toolName}" on MCP server "${this.server.name}" is denied by the identity's roles (${decision.reason})`,
+              { code: 'TOOL_DENIED', auditEventId: ev?.id, tool: m.toolName, server: this.server.name },
+            );
+          }
+        }
+        // Pending from now (before the await): a second request with this id
+        // that arrives meanwhile is refused above.
+        const entry: Pending = {
+          method: m.method,
+          tool: m.toolName,
+          startedAt: performance.now(),
+          direction: 'client_to_server',
+        };
+        this.pending.set(clientKey(m.id), entry);
+        try {
+          entry.eventId = (await this.record(event))?.id;
+        } catch (err) {
+          this.pending.delete(clientKey(m.id));
+          throw err;
+        }
+        return { forward: bytes };
+      }
+      case 'notification':
+        if (m.method === 'notifications/roots/list_changed' && !this.server.clientRoots) {
+          // The server never sees the client's roots, so their changes are not its business.
+          await this.record({
+            ...common,
+            type: 'mcp.session.notification',
+            method: m.method,
+            outcome: 'denied',
+            reason: `not forwarded: "${this.server.name}" is not given client roots (client_roots is off)`,
+          });
+          return { drop: true };
+        }
+        await this.record({ ...common, type: 'mcp.session.notification', method: m.method });
+        return { forward: bytes };
+      case 'response': {
+        // The client answering a server → client request (sampling, elicitation, roots).
+        const key = serverKey(m.id);
+        const p = this.pending.get(key);
+        if (!p) {
+          // Only answers the server asked for reach it: a forged early answer
+          // could otherwise win the race against the real one (or the proxy's own roots).
+          await this.record({
+            ...common,
+            type: 'mcp.session.request',
+            phase: 'response',
+            rpcId: m.id,
+            outcome: 'denied',
+            reason: `not forwarded: the server has no pending request with id ${JSON.stringify(m.id)}`,
+          });
+          return { drop: true };
+        }
+        this.pending.delete(key);
+        let forward = bytes;
+        let rootsAudit: Record<string, unknown> = {};
+        if (p.method === 'roots/list' && !m.isError) ({ forward, rootsAudit } = this.filterClientRoots(bytes));
+        await this.record({
+          ...common,
+          type: 'mcp.session.request',
+          phase: 'response',
+          rpcId: m.id,
+          method: p.method,
+          ...rootsAudit,
+          requestEventId: p.eventId,
+          outcome: m.isError ? 'error' : 'success',
+          latencyMs: round(performance.now() - p.startedAt),
+        });
+        return { forward };
+      }
+    }
+  }
+
+  async fromServer(bytes: Buffer): Promise<ServerVerdict> {
+    // Every server message is checked in full, whatever its size (a server is
+    // not trusted either): what is not one clean JSON-RPC message, and answers
+    // to requests the client never sent or that were already answered, are
+    // dropped and audited; the session goes on.
+    const m = inspectServerMessage(bytes);
+    const common = { ...this.base, client: this.client, direction: 'server_to_client' as const };
+    const refuse = (reason: string, fields: Partial<AuditEventInput> = {}): undefined => {
+      // A server that floods refusals cannot flood the log and the audit trail:
+      // the first ones are recorded one by one, then one event per thousand.
+      const n = ++this.serverRefusals;
+      if (n <= REFUSALS_RECORDED) {
+        this.log.warn(`refused a message from ${this.server.name}: ${reason}`);
+        void this.recordLater({
+          ...common,
+          type: 'mcp.session.request',
+          outcome: 'denied',
+          reason: `refused from the server: ${reason}`,
+          ...fields,
+        });
+      } else if ((n - REFUSALS_RECORDED) % 1000 === 0) {
+        const more = `${n} messages from the server refused so far in this session (only the first ${REFUSALS_RECORDED} are recorded one by one); the latest: ${reason}`;
+        this.log.warn(`${this.server.name}: ${more}`);
+        void this.recordLater({
+          ...common,
+          type: 'mcp.session.request',
+          outcome: 'denied',
+          reason: `refused from the server: ${more}`,
+        });
+      }
+      return undefined;
+    };
+    if (m.kind === 'invalid') return refuse(m.reason, m.id !== undefined ? { rpcId: m.id } : {});
+    if (m.kind === 'response') {
+      const key = clientKey(m.id);
+      const p = this.pending.get(key);
+      if (!p || p.direction !== 'client_to_server') {
+        return refuse(
+          `an answer to id ${JSON.stringify(m.id)}, which the client did not send or which was already answered`,
+          { rpcId: m.id, phase: 'response' },
+        );
+      }
+      this.pending.delete(key);
+      const error = m.isError ? (m.message.error as { message?: unknown }) : undefined;
+      void this.recordLater({
+        ...common,
+        type: 'mcp.session.request',
+        phase: 'response',
+        rpcId: m.id,
+        method: p.method,
+        tool: p.tool,
+        requestEventId: p.eventId,
+        outcome: error ? 'error' : 'success',
+        reason: error ? redactSecrets(excerpt(stringOf(error.message), 1000)) : undefined,
+        latencyMs: round(performance.now() - p.startedAt),
+      });
+      if (p.method === 'tools/list' && !error) return this.filterToolList(m.message, bytes);
+      return bytes;
+    }
+    if (m.kind === 'request' && m.method === 'roots/list' && !this.server.clientRoots)
+      return this.answerRoots(m.id, common);
+    if (m.kind === 'request') {
+      const missing = this.capabilities.missingFor(m.method);
+      if (missing !== undefined) {
+        const reason = `the client did not declare the "${missing}" capability`;
+        const ev = await this.recordLater({
+          ...common,
+          type: 'mcp.session.request',
+          method: m.method,
+          rpcId: m.id,
+          outcome: 'denied',
+          reason,
+        });
+        this.log.info(`answered ${this.server.name}'s ${m.method} itself: ${reason}`);
+        return {
+          toServer: Buffer.from(
+            errorResponse(
+              m.id,
+              RPC.METHOD_NOT_FOUND,
+              `mcp-access: refused: ${reason}, so "${m.method}" is not forwarded`,
+              { code: 'CAPABILITY_NOT_DECLARED', auditEventId: ev?.id },
+            ),
+          ),
+        };
+      }
+      const ev = await this.recordLater({ ...common, type: 'mcp.session.request', method: m.method, rpcId: m.id });
+      this.pending.set(serverKey(m.id), {
+        method: m.method,
+        startedAt: performance.now(),
+        eventId: ev?.id,
+        direction: 'server_to_client',
+      });
+      return bytes;
+    }
+    void this.recordLater({ ...common, type: 'mcp.session.notification', method: m.method });
+    return bytes;
+  }
+
+  async end(reason: string): Promise<void> {
+    await this.audit?.append({
+      ...this.base,
+      client: this.client,
+      type: 'mcp.session.end',
+      outcome: reason === 'closed' ? 'success' : 'error',
+      reason,
+    });
+  }
+
+  /**
+   * Roots belong to the client's machine: unless the server is configured with
+   * `client_roots: true`, the proxy answers `roots/list` itself with the
+   * server's configured `roots` (none by default) and the client never sees it.
+   */
+  private async answerRoots(id: string | number, common: Record<string, unknown>): Promise<ServerVerdict> {
+    const roots = this.server.roots;
+    await this.recordLater({
+      ...common,
+      type: 'mcp.session.request',
+      method: 'roots/list',
+      rpcId: id,
+      outcome: 'success',
+      reason: "answered by the proxy from the server's configuration (client_roots is off)",
+      roots: roots.map((r) => r.uri),
+    });
+    return { toServer: Buffer.from(JSON.stringify({ jsonrpc: '2.0', id, result: { roots } })) };
+  }
+
+  /** With `client_roots: true`: only the roots the roles allow (mcp.roots) reach the server. */
+  private filterClientRoots(bytes: Buffer): { forward: Buffer; rootsAudit: Record<string, unknown> } {
+    const msg = JSON.parse(bytes.toString('utf8')) as { result?: { roots?: unknown } };
+    const list = Array.isArray(msg.result?.roots) ? (msg.result.roots as unknown[]) : [];
+    const kept: unknown[] = [];
+    const refused: string[] = [];
+    for (const r of list) {
+      const uri = normaliseRootUri((r as { uri?: unknown } | null)?.uri);
+      if (uri !== undefined && this.policy.rootDecision(this.peer.roles, this.server, uri).allowed)
+        kept.push({ ...(r as object), uri });
+      else refused.push(stringOf((r as { uri?: unknown } | null)?.uri ?? r).slice(0, 512));
+    }
+    const forward = Buffer.from(JSON.stringify({ ...msg, result: { ...msg.result, roots: kept } }));
+    return {
+      forward,
+      rootsAudit: {
+        roots: kept.map((r) => (r as { uri: string }).uri),
+        ...(refused.length ? { refusedRoots: refused } : {}),
+      },
+    };
+  }
+
+  /** tools/list answers carry only the tools the roles allow; the cursor stays. */
+  private filterToolList(msg: Record<string, unknown>, bytes: Buffer): Buffer {
+    const result = msg.result as { tools?: Array<{ name?: unknown }> } | undefined;
+    if (!result || !Array.isArray(result.tools)) return bytes;
+    const kept = result.tools.filter(
+      (t) => typeof t?.name === 'string' && this.policy.toolDecision(this.peer.roles, this.server, t.name).allowed,
+    );
+    if (kept.length === result.tools.length) return bytes;
+    result.tools = kept;
+    return Buffer.from(JSON.stringify(msg));
+  }
+
+  /** Written before the caller goes on; a failure refuses the message. */
+  private async record(event: AuditEventInput): Promise<{ id: string } | undefined> {
+    if (!this.audit) return undefined;
+    return this.audit.append(event);
+  }
+
+  /** Outcomes and server notifications: written in order, the message is not held back for it. */
+  private recordLater(event: AuditEventInput): Promise<{ id: string } | undefined> {
+    if (!this.audit) return Promise.resolve(undefined);
+    const p = this.audit.append(event);
+    return p.catch((err) => {
+      this.log.error(`audit: ${describeError(err)}`);
+      return undefined;
+    });
+  }
+}
+
+function reply(
+  id: string | number | null,
+  code: number,
+  message: string,
+  data: Record<string, unknown>,
+): ClientVerdict {
+  return { reply: Buffer.from(errorResponse(id, code, message, data)) };
+}
+
+function clientInfo(params: unknown): { name?: string; version?: string } | undefined {
+  const ci = (params as { clientInfo?: { name?: unknown; version?: unknown } } | undefined)?.clientInfo;
+  if (!ci) return undefined;
+  return {
+    name: typeof ci.name === 'string' ? ci.name : undefined,
+    version: typeof ci.version === 'string' ? ci.version : undefined,
+  };
+}
+
+/** Refused server messages recorded (log and audit) one by one per session; after that one per thousand. */
+const REFUSALS_RECORDED = 100;
+
+/**
+ * A root URI in the one form policy judges: parsed and re-printed (so `..`
+ * segments and `%2e%2e` are resolved), never one with an encoded slash or
+ * backslash that a server could decode into another path. Undefined: refused.
+ */
+export function normaliseRootUri(uri: unknown): string | undefined {
+  if (typeof uri !== 'string' || uri.length === 0 || uri.length > 4096) return undefined;
+  if (/%2f|%5c|\\/i.test(uri) || /[\u0000-\u001f\u007f]/.test(uri)) return undefined;
+  try {
+    const href = new URL(uri).href;
+    return /%2f|%5c/i.test(href) ? undefined : href;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A value from a message as text for the audit trail: strings as they are, anything else as JSON. */
+function stringOf(v: unknown): string {
+  return typeof v === 'string' ? v : v === undefined ? '' : (JSON.stringify(v) ?? '');
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

@@ -1,0 +1,350 @@
+/**
+ * One MCP session in the proxy: a tunnel on one side, an upstream MCP server
+ * on the other. The session outlives its WebSocket: when the tunnel drops
+ * without a clean close, the upstream is kept for the grace period and the
+ * bridge may resume (docs/protocol.md).
+ */
+import type WebSocket from 'ws';
+import { AccessError, describeError } from '../errors.js';
+import type { Logger } from '../util/log.js';
+import { CLOSE, type CloseCode } from '../tunnel/close-codes.js';
+import { encodeControl, decodeControl } from '../tunnel/control.js';
+import { ReliableChannel } from '../tunnel/reliable-channel.js';
+import type { ServerConfig, SessionSettings } from './servers.js';
+import type { ClientVerdict, SessionGate } from './gate.js';
+import type { Peer } from '../identity/peer.js';
+import type { Upstream } from './upstream/index.js';
+import type { UpstreamFactory } from './upstream/spares.js';
+
+/** Close code for each error a session can end with. */
+const CLOSE_FOR: Partial<Record<AccessError['code'], CloseCode>> = {
+  UPSTREAM_FAILED: CLOSE.UPSTREAM_FAILED,
+  UPSTREAM_EXITED: CLOSE.UPSTREAM_EXITED,
+  IDENTITY_EXPIRED: CLOSE.IDENTITY_EXPIRED,
+  IDENTITY_REJECTED: CLOSE.IDENTITY_REJECTED,
+  ACCESS_DENIED: CLOSE.ACCESS_DENIED,
+  UNKNOWN_SERVER: CLOSE.UNKNOWN_SERVER,
+  SESSION_LOCKED: CLOSE.SESSION_LOCKED,
+  MESSAGE_TOO_LARGE: CLOSE.MESSAGE_TOO_LARGE,
+  PROXY_GOING_AWAY: CLOSE.GOING_AWAY,
+  SESSION_LOST: CLOSE.RESUME_REJECTED,
+  LIMIT_REACHED: CLOSE.LIMIT_REACHED,
+};
+
+/** Refuse a tunnel before any session exists: the full reason, then the close code. */
+export function refuseTunnel(socket: WebSocket, err: AccessError): void {
+  const code = CLOSE_FOR[err.code] ?? CLOSE.PROTOCOL_ERROR;
+  try {
+    socket.send(encodeControl({ type: 'fatal', code: err.code, message: err.message, hint: err.hint }));
+  } catch {
+    /* socket already gone */
+  }
+  socket.close(code, truncateReason(err.message));
+}
+
+/** Client messages being processed (gate + forward) before we stop reading the socket. */
+const MAX_CLIENT_BACKLOG = 256;
+
+export class ProxySession {
+  readonly id: string;
+  readonly resumeToken: string;
+  peer: Peer;
+  readonly server: ServerConfig;
+  private socket: WebSocket | undefined;
+  private readonly channel: ReliableChannel;
+  private readonly upstream: Upstream;
+  private readonly log: Logger;
+  private upstreamReady: Promise<void> | undefined;
+  private clientChain: Promise<void> = Promise.resolve();
+  private serverChain: Promise<void> = Promise.resolve();
+  private clientBacklog = 0;
+  private upstreamBlocked = false;
+  /** We stopped reading the upstream because the tunnel's outbox is full. */
+  private upstreamPaused = false;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private ended = false;
+  private endedPromise: Promise<void> | undefined;
+
+  constructor(
+    private readonly deps: {
+      id: string;
+      resumeToken: string;
+      config: SessionSettings;
+      server: ServerConfig;
+      peer: Peer;
+      gate: SessionGate;
+      log: Logger;
+      upstreams: UpstreamFactory;
+      onEnded: (session: ProxySession) => void;
+    },
+  ) {
+    this.id = deps.id;
+    this.resumeToken = deps.resumeToken;
+    this.peer = deps.peer;
+    this.server = deps.server;
+    this.log = deps.log.child(`proxy session ${this.id.slice(0, 8)}`);
+    this.log.level = deps.log.level;
+    this.channel = new ReliableChannel({
+      highWaterBytes: Math.max(8 * 1024 * 1024, deps.config.maxMessageSize),
+      onWritable: () => {
+        if (!this.upstreamPaused) return;
+        this.upstreamPaused = false;
+        this.upstream.resume();
+      },
+    });
+    this.upstream = deps.upstreams.create(deps.server, {
+      onMessage: (m) => this.fromServer(m),
+      onClose: (reason) => this.upstreamClosed(reason),
+      onDrain: () => {
+        this.upstreamBlocked = false;
+        this.updateReading();
+      },
+    });
+  }
+
+  get isAttached(): boolean {
+    return this.socket !== undefined;
+  }
+  /** Ending or ended (its upstream may still be stopping). */
+  get isEnding(): boolean {
+    return this.ended;
+  }
+
+  /** Start the upstream; messages from the client wait for it. */
+  start(): void {
+    this.log.info(`${this.peer.user} → ${this.server.name}: starting ${this.upstream.describe()}`);
+    this.upstreamReady = this.upstream.start().then(
+      () => this.log.debug(`${this.server.name} running (${this.upstream.describe()})`),
+      (err: AccessError) => {
+        this.log.warn(describeError(err));
+        void this.end(err);
+        throw err;
+      },
+    );
+    this.upstreamReady.catch(() => {});
+  }
+
+  /**
+   * Use this WebSocket from now on: the first one, or one that resumes the
+   * session (`peerReceived` = data frames the bridge already has).
+   */
+  attach(socket: WebSocket, peerReceived: number, resumed: boolean, peer?: Peer): void {
+    if (this.socket && this.socket !== socket) {
+      const old = this.socket;
+      this.detach();
+      old.terminate();
+    }
+    if (peer) {
+      // From now on the session is judged by the certificate presented now.
+      this.peer = peer;
+      // Called synchronously: the gate takes the new roles before any frame of the new tunnel.
+      try {
+        Promise.resolve(this.deps.gate.resumed?.(peer)).catch((err) => this.log.error(`audit: ${describeError(err)}`));
+      } catch (err) {
+        this.log.error(`resume: ${describeError(err)}`);
+      }
+    }
+    if (this.graceTimer) {
+      clearTimeout(this.graceTimer);
+      this.graceTimer = undefined;
+    }
+    this.socket = socket;
+    this.armExpiry();
+    socket.send(
+      encodeControl({
+        type: 'hello',
+        session: this.id,
+        resumeToken: this.resumeToken,
+        server: this.server.name,
+        resumed,
+        received: this.channel.receivedCount,
+        graceMs: this.deps.config.gracePeriodMs,
+      }),
+    );
+    this.channel.attach(socket, peerReceived);
+    socket.on('message', (data: Buffer, isBinary: boolean) => {
+      if (socket !== this.socket) return;
+      if (isBinary) this.fromClient(data);
+      else this.control(data.toString('utf8'));
+    });
+    socket.on('close', (code: number) => {
+      if (socket !== this.socket) return;
+      this.detach();
+      if (code === CLOSE.NORMAL) {
+        this.log.info(`${this.peer.user} closed the session`);
+        void this.end();
+      } else {
+        this.startGrace(`tunnel dropped (${code})`);
+      }
+    });
+    if (resumed)
+      this.log.info(
+        `${this.peer.user} resumed the session (bridge has ${peerReceived}, proxy has ${this.channel.receivedCount})`,
+      );
+    this.updateReading();
+  }
+
+  /** End the session: stop the upstream, tell the bridge why. Idempotent. */
+  end(reason?: AccessError): Promise<void> {
+    if (this.endedPromise) return this.endedPromise;
+    this.ended = true;
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.endedPromise = (async () => {
+      // Deliver what the server already said before saying goodbye.
+      await this.serverChain.catch(() => {});
+      const socket = this.socket;
+      if (socket) {
+        this.detach();
+        if (reason) refuseTunnel(socket, reason);
+        else socket.close(CLOSE.NORMAL);
+      }
+      await this.upstream.stop().catch(() => {});
+      try {
+        await this.deps.gate.end(reason ? reason.message : 'closed');
+      } catch (err) {
+        this.log.error(`audit: ${describeError(err)}`);
+      }
+      this.log.info(`session ended${reason ? `: ${reason.message}` : ''}`);
+      this.deps.onEnded(this);
+    })();
+    return this.endedPromise;
+  }
+
+  private detach(): void {
+    // A paused socket would never read the peer's close frame (ws then waits
+    // its 30 s close timeout): read again before letting go of it.
+    if (this.socket?.isPaused) this.socket.resume();
+    this.socket?.removeAllListeners('message');
+    this.socket?.removeAllListeners('close');
+    this.socket = undefined;
+    this.channel.detach();
+  }
+
+  private startGrace(why: string): void {
+    if (this.ended) return;
+    const grace = this.deps.config.gracePeriodMs;
+    if (grace <= 0) {
+      void this.end();
+      return;
+    }
+    this.log.info(`${why}; keeping the session ${Math.round(grace / 1000)}s for a resume`);
+    this.graceTimer = setTimeout(() => {
+      this.log.info('grace period over; ending the session');
+      void this.end();
+    }, grace);
+    this.graceTimer.unref();
+  }
+
+  /**
+   * An expired certificate never keeps access: close the tunnel when it
+   * expires, and end the session: the bridge answers 4402 by opening a new
+   * session once a valid identity appears, never by resuming this one.
+   * (A session waiting for a resume is left to its grace period: a renewed
+   * certificate of the same identity may still resume it.)
+   */
+  private armExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    const ms = this.peer.notAfter.getTime() - Date.now();
+    const fire = () => {
+      const socket = this.socket;
+      if (!socket) return;
+      this.log.info(
+        `${this.peer.user}'s certificate expired; closing the tunnel and ending the session (no resume can succeed)`,
+      );
+      void this.end(
+        new AccessError(
+          'IDENTITY_EXPIRED',
+          `the certificate of ${this.peer.user} expired at ${this.peer.notAfter.toISOString()}`,
+        ),
+      );
+    };
+    if (ms <= 0) {
+      fire();
+      return;
+    }
+    this.expiryTimer = setTimeout(fire, Math.min(ms, 2 ** 31 - 1));
+    this.expiryTimer.unref();
+  }
+
+  private control(text: string): void {
+    const frame = decodeControl(text);
+    // Anything else (unknown types, a non-integer count) is ignored.
+    if (frame?.type === 'ack' && Number.isSafeInteger(frame.received) && frame.received >= 0)
+      this.channel.acknowledge(frame.received);
+  }
+
+  private fromClient(data: Buffer): void {
+    this.channel.noteReceived();
+    this.clientBacklog++;
+    this.updateReading();
+    // The gate starts judging at once: its audit event is queued now, in
+    // arrival order, so concurrent requests share one log write. Only the
+    // forwarding waits its turn (and for its event to be written).
+    let judged: Promise<ClientVerdict>;
+    try {
+      judged = Promise.resolve(this.deps.gate.fromClient(data));
+    } catch (err) {
+      judged = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    judged.catch(() => {});
+    this.clientChain = this.clientChain.then(async () => {
+      try {
+        const verdict = await judged;
+        if ('reply' in verdict) {
+          this.channel.send(verdict.reply);
+        } else if ('forward' in verdict) {
+          await this.upstreamReady;
+          if (!this.upstream.send(verdict.forward)) this.upstreamBlocked = true;
+        }
+      } catch (err) {
+        if (!this.ended) this.log.warn(`dropped a client message: ${describeError(err)}`);
+      } finally {
+        this.clientBacklog--;
+        this.updateReading();
+      }
+    });
+  }
+
+  private fromServer(data: Buffer): void {
+    this.serverChain = this.serverChain.then(async () => {
+      try {
+        const out = await this.deps.gate.fromServer(data);
+        if (out && !Buffer.isBuffer(out)) {
+          // The proxy answered the server itself (e.g. roots/list).
+          await this.upstreamReady;
+          if (!this.upstream.send(out.toServer)) this.upstreamBlocked = true;
+        } else if (out) this.channel.send(out);
+        if (this.channel.full && !this.upstreamPaused) {
+          this.upstreamPaused = true;
+          this.upstream.pause();
+        }
+      } catch (err) {
+        this.log.warn(`dropped a server message: ${describeError(err)}`);
+      }
+    });
+  }
+
+  private upstreamClosed(reason: AccessError): void {
+    void this.end(reason);
+  }
+
+  /** Stop reading the tunnel while the upstream or our own queue is full. */
+  private updateReading(): void {
+    const socket = this.socket;
+    if (!socket) return;
+    const stop = this.upstreamBlocked || this.clientBacklog > MAX_CLIENT_BACKLOG;
+    if (stop && !socket.isPaused) socket.pause();
+    else if (!stop && socket.isPaused) socket.resume();
+  }
+}
+
+function truncateReason(text: string): string {
+  const buf = Buffer.from(text);
+  if (buf.length <= 120) return text;
+  return `${buf
+    .subarray(0, 117)
+    .toString('utf8')
+    .replace(/\uFFFD$/, '')}...`;
+}

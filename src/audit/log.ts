@@ -1,0 +1,787 @@
+/**
+ * The audit log: JSON Lines, one event per line, each carrying the hash of
+ * the one before (format: ./chain.ts; fields and policies: docs/audit.md).
+ *
+ * `append` resolves only after the event's bytes were handed to the kernel
+ * (and fsynced, with `fsync: 'always'`); it rejects with AUDIT_UNAVAILABLE if
+ * they could not be, so the proxy can refuse the request instead of running
+ * it unaudited. Appends are serialised in call order, because the chain
+ * depends on order; events that arrive while a write is in flight are written
+ * together in the next single write (group commit), so the hot path costs one
+ * hash and, under load, less than one write per event.
+ *
+ * One process writes a file at a time: `<file>.lock` holds the writer's pid
+ * and a stale lock (dead pid) is taken over.
+ *
+ * An interrupted write (crash, disk full) leaves an incomplete last line. The
+ * next write ends that line and appends an `audit.recovered` event listing the
+ * incomplete lines' sizes, chained to the last complete event, so
+ * `audit verify` can tell a torn write from an edit.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { constants as fsc, fstatSync, statSync, writeSync } from 'node:fs';
+import { mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { AccessError } from '../errors.js';
+import type { Logger } from '../util/log.js';
+import { GENESIS, HASH_SUFFIX_BYTES, sealEvent, trailingHash } from './chain.js';
+import { argsRecorder, eventCode, type ArgsPolicy, type ArgsRecorder } from './events.js';
+
+export { verifyAuditFile } from './verify.js';
+
+/**
+ * Any string; the names are there for readers and editors (`string & NonNullable<unknown>` keeps them from
+ * collapsing into `string`).
+ */
+export type AuditEventType =
+  | 'mcp.session.start'
+  | 'mcp.session.end'
+  | 'mcp.session.request'
+  | 'mcp.session.notification'
+  | (string & NonNullable<unknown>);
+
+export interface AuditEventInput {
+  type: AuditEventType;
+  /** Teleport's event code; derived from type and outcome when left out (see EVENT_CODES). */
+  code?: string;
+  sessionId?: string;
+  user?: string;
+  roles?: string[];
+  server?: string;
+  client?: { name?: string; version?: string };
+  remoteAddr?: string;
+  method?: string;
+  rpcId?: string | number | null;
+  tool?: string;
+  /** Recorded according to the log's args policy (full with redaction, digest, or none). */
+  args?: unknown;
+  outcome?: 'success' | 'error' | 'denied';
+  reason?: string;
+  latencyMs?: number;
+  direction?: 'client_to_server' | 'server_to_client';
+  [k: string]: unknown;
+}
+
+export interface StoredAuditEvent {
+  time: string;
+  id: string;
+  type: string;
+  code?: string;
+  prev: string;
+  hash: string;
+  [k: string]: unknown;
+}
+
+export type FsyncPolicy = 'always' | 'interval' | 'never';
+
+export interface AuditLogOptions {
+  args?: ArgsPolicy;
+  /** Argument keys to redact (any depth), added to DEFAULT_REDACT_KEYS. */
+  redactKeys?: string[];
+  /** Default `interval`. */
+  fsync?: FsyncPolicy;
+  /** With `interval`: the longest time a written event waits for an fsync. Default 1000 ms. */
+  fsyncIntervalMs?: number;
+  /** With `full`: arguments whose JSON is larger are stored as a digest marked truncated. Default 1 MiB. */
+  maxArgsBytes?: number;
+  /**
+   * Bytes of events one identity (`user`) may add per hour (a token bucket
+   * holding one hour's worth). Over it, its events are refused (and so its
+   * requests); others are unaffected. 0 = no limit. Default 256 MiB.
+   */
+  identityBudgetBytes?: number;
+  /** For tests: the clock of the identity budget. */
+  now?: () => number;
+  logger?: Logger;
+}
+
+/** Longest stored string: `reason` (error messages, denial reasons) and every other field (see docs/audit.md). */
+export const MAX_REASON_CHARS = 2048;
+export const MAX_FIELD_CHARS = 256;
+export const DEFAULT_IDENTITY_BUDGET_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A string cut to `max` characters, followed by the size and SHA-256 of the
+ * whole value, so a copy can still be matched: `abc…[cut: 1048576 bytes, sha256 …]`.
+ */
+export function boundString(s: string, max: number): string {
+  if (s.length <= max) return s;
+  let end = max;
+  const c = s.charCodeAt(end - 1);
+  if (c >= 0xd800 && c <= 0xdbff) end--; // do not split a surrogate pair
+  return `${s.slice(0, end)}…[cut: ${Buffer.byteLength(s)} bytes, sha256 ${createHash('sha256').update(s).digest('hex')}]`;
+}
+
+function boundValue(v: unknown, max: number, depth: number): unknown {
+  if (typeof v === 'string') return boundString(v, max);
+  if (typeof v !== 'object' || v === null || depth > 4) return v;
+  if (Array.isArray(v)) return v.map((x) => boundValue(x, max, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>))
+    out[boundString(k, MAX_FIELD_CHARS)] = boundValue(x, max, depth + 1);
+  return out;
+}
+
+/** Fields in the order they are written; anything else follows, `prev` is last. */
+const FIELD_ORDER = [
+  'sessionId',
+  'user',
+  'roles',
+  'server',
+  'client',
+  'remoteAddr',
+  'direction',
+  'method',
+  'rpcId',
+  'tool',
+  'args',
+  'outcome',
+  'reason',
+  'latencyMs',
+];
+const RESERVED = new Set(['time', 'id', 'type', 'code', 'prev', 'hash']);
+
+interface Queued {
+  fields: Record<string, unknown>;
+  /** `fields` serialised once, on the caller's turn (which also validates them). */
+  json: string;
+  resolve: (e: StoredAuditEvent) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Segment {
+  bytes: number;
+  /** For event lines: the chain hash, the stored event and who waits for it. */
+  hash?: string;
+  stored?: StoredAuditEvent;
+  waiter?: Queued;
+}
+
+/** Paths open in this process (the lock file only guards against other processes). */
+const openHere = new Set<string>();
+
+export class AuditLog {
+  private readonly queue: Queued[] = [];
+  private flushing: Promise<void> | null = null;
+  private closed = false;
+  private syncTimer: NodeJS.Timeout | null = null;
+  private syncError: unknown = null;
+  /** The file ends in the middle of a line. */
+  private midLine = false;
+  /** Byte sizes of incomplete lines after the last complete event, not yet covered by a recovery event. */
+  private tornLines: number[] = [];
+
+  /** Per identity: bytes left in its budget, when last refilled, whether the overrun was recorded. */
+  private readonly budgets = new Map<string, { bytes: number; at: number; announced: boolean }>();
+  private identityBudget = DEFAULT_IDENTITY_BUDGET_BYTES;
+  private now: () => number = Date.now;
+  /** Device and inode of the open file: a deleted or rotated file is noticed before the next write. */
+  private fileId = '';
+  /** Bytes the file should hold (what was there at open plus what we wrote): less means it was truncated. */
+  private size = 0;
+  private reopenReason: string | undefined;
+
+  private constructor(
+    readonly path: string,
+    private fh: FileHandle,
+    private lastHash: string,
+    private readonly args: ArgsRecorder,
+    private readonly fsync: FsyncPolicy,
+    private readonly fsyncIntervalMs: number,
+    private readonly logger: Logger | undefined,
+    private readonly releaseLock: () => Promise<void>,
+  ) {}
+
+  static async open(path: string, opts: AuditLogOptions = {}): Promise<AuditLog> {
+    const file = resolve(path);
+    if (openHere.has(file)) {
+      throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${path} is already open in this process`, {
+        hint: 'close it before opening it again',
+      });
+    }
+    const unavailable = (what: string, err: unknown) =>
+      new AccessError(
+        'AUDIT_UNAVAILABLE',
+        `audit log ${path}: ${what}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        { cause: err },
+      );
+    try {
+      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw unavailable('cannot create its directory', err);
+    }
+    await checkDirectory(dirname(file), path, opts.logger);
+    openHere.add(file);
+    let releaseLock: () => Promise<void> = async () => {};
+    let fh: FileHandle | undefined;
+    try {
+      releaseLock = await acquireLock(file, path);
+      fh = await openLogFile(file, path);
+      const tail = await readTail(fh, path);
+      const log = new AuditLog(
+        path,
+        fh,
+        tail.lastHash,
+        argsRecorder(opts.args ?? 'full', opts.redactKeys ?? [], opts.maxArgsBytes ?? 1024 * 1024),
+        opts.fsync ?? 'interval',
+        opts.fsyncIntervalMs ?? 1000,
+        opts.logger,
+        async () => {
+          openHere.delete(file);
+          await releaseLock();
+        },
+      );
+      log.midLine = tail.midLine;
+      log.tornLines = tail.tornLines;
+      log.fileId = await fileIdOf(fh);
+      log.size = (await fh.stat()).size;
+      log.identityBudget = opts.identityBudgetBytes ?? DEFAULT_IDENTITY_BUDGET_BYTES;
+      if (opts.now) log.now = opts.now;
+      if (tail.midLine || tail.tornLines.length) {
+        opts.logger?.warn(
+          `audit log ${path} ends with an incomplete event (an interrupted write); it is closed and an audit.recovered event is added`,
+        );
+        await log.flush();
+        if (log.midLine || log.tornLines.length)
+          throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${path}: cannot repair its incomplete last line`);
+      }
+      return log;
+    } catch (err) {
+      await fh?.close().catch(() => {});
+      openHere.delete(file);
+      await releaseLock().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** The hash of the last event written (64 zeros for an empty log). */
+  get head(): string {
+    return this.lastHash;
+  }
+
+  /**
+   * Writes the event (time RFC 3339 with ms, id, prev hash, hash) BEFORE
+   * resolving. Rejects with AccessError('AUDIT_UNAVAILABLE') if it cannot be
+   * written. Returns the stored event.
+   */
+  append(event: AuditEventInput): Promise<StoredAuditEvent> {
+    if (this.closed) return Promise.reject(new AccessError('AUDIT_UNAVAILABLE', `audit log ${this.path} is closed`));
+    let fields: Record<string, unknown>;
+    let json: string;
+    try {
+      fields = this.buildFields(event);
+      json = JSON.stringify(fields);
+    } catch (err) {
+      return Promise.reject(
+        new AccessError('AUDIT_UNAVAILABLE', `audit event cannot be recorded: ${(err as Error).message}`, {
+          cause: err,
+        }),
+      );
+    }
+    const over = this.overBudget(event, json);
+    if (over) return Promise.reject(over);
+    return new Promise<StoredAuditEvent>((resolve, reject) => {
+      this.queue.push({ fields, json, resolve, reject });
+      if (this.flushing === null) void this.flush();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Everything appended before close is written (or rejected) first.
+    while (this.flushing || this.queue.length > 0) await (this.flushing ?? this.flush());
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    this.syncTimer = null;
+    try {
+      if (this.fsync !== 'never') await this.fh.datasync();
+    } catch (err) {
+      this.logger?.error(
+        `audit log ${this.path}: final fsync failed: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      );
+    }
+    await this.fh.close().catch(() => {});
+    await this.releaseLock();
+  }
+
+  /**
+   * Charges the event to its identity's budget; an error when the budget is
+   * spent. The first refusal of an overrun is itself recorded (once, not
+   * charged), so the trail says why that identity's requests stopped.
+   */
+  private overBudget(event: AuditEventInput, json: string): AccessError | undefined {
+    const user = event.user;
+    if (this.identityBudget <= 0 || typeof user !== 'string' || event.type === 'mcp.session.end') return undefined;
+    const t = this.now();
+    let b = this.budgets.get(user);
+    if (!b) {
+      if (this.budgets.size >= 100_000) this.budgets.delete(this.budgets.keys().next().value!);
+      b = { bytes: this.identityBudget, at: t, announced: false };
+      this.budgets.set(user, b);
+    }
+    b.bytes = Math.min(this.identityBudget, b.bytes + ((t - b.at) / 3_600_000) * this.identityBudget);
+    b.at = t;
+    if (b.bytes >= json.length) {
+      b.bytes -= json.length;
+      b.announced = false;
+      return undefined;
+    }
+    const mib = Math.round(this.identityBudget / (1024 * 1024));
+    const message = `identity ${boundString(user, MAX_FIELD_CHARS)} has used up its audit budget (${mib} MiB per hour); its requests are refused until the budget refills`;
+    if (!b.announced) {
+      b.announced = true;
+      const fields = this.buildFields({
+        type: 'audit.budget_exceeded',
+        user,
+        outcome: 'denied',
+        reason: message,
+        budgetBytesPerHour: this.identityBudget,
+      });
+      this.queue.push({ fields, json: JSON.stringify(fields), resolve: () => {}, reject: () => {} });
+      if (this.flushing === null) void this.flush();
+      this.logger?.warn(`audit: ${message}`);
+    }
+    return new AccessError('AUDIT_UNAVAILABLE', message, {
+      hint: 'raise audit.identity_budget, or find out why this identity sends so much (see docs/audit.md)',
+    });
+  }
+
+  private buildFields(event: AuditEventInput): Record<string, unknown> {
+    const out: Record<string, unknown> = {
+      time: new Date().toISOString(),
+      id: randomUUID(),
+      type: event.type,
+    };
+    const code = event.code ?? eventCode(event.type, event.outcome);
+    if (code !== undefined) out.code = code;
+    const put = (k: string, v: unknown) => {
+      if (v === undefined) return;
+      if (k === 'args') {
+        const recorded = this.args.record(v);
+        if (recorded !== undefined) out.args = recorded;
+        return;
+      }
+      // Client- and server-chosen strings (client name, method, tool, error messages) are bounded.
+      out[k] = boundValue(v, k === 'reason' ? MAX_REASON_CHARS : MAX_FIELD_CHARS, 0);
+    };
+    for (const k of FIELD_ORDER) put(k, event[k]);
+    for (const k of Object.keys(event))
+      if (!RESERVED.has(k) && !FIELD_ORDER.includes(k)) put(boundString(k, MAX_FIELD_CHARS), event[k]);
+    return out;
+  }
+
+  /** Write everything queued, one write per batch, until the queue is empty. */
+  private flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    this.flushing = (async () => {
+      try {
+        while (this.queue.length > 0 || this.midLine || this.tornLines.length > 0) {
+          const batch = this.queue.splice(0, this.queue.length);
+          const ok = await this.writeBatch(batch);
+          if (!ok) break;
+        }
+      } finally {
+        this.flushing = null;
+      }
+      // Appends that arrived while a failed batch was being handled.
+      if (this.queue.length > 0) void this.flush();
+    })();
+    return this.flushing;
+  }
+
+  private async writeBatch(batch: Queued[]): Promise<boolean> {
+    const fail = (why: string, err: unknown, waiters: Queued[]) => {
+      const e = new AccessError(
+        'AUDIT_UNAVAILABLE',
+        `audit log ${this.path}: ${why}: ${(err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? err}`,
+        { cause: err },
+      );
+      this.logger?.error(e.message);
+      for (const q of waiters) q.reject(e);
+    };
+    if (this.syncError !== null) {
+      // An earlier fsync failed: events may not be on disk. Try again before writing more.
+      try {
+        await this.fh.datasync();
+        this.syncError = null;
+      } catch (err) {
+        fail('fsync failed', err, batch);
+        return false;
+      }
+    }
+
+    try {
+      await this.followPath();
+    } catch (err) {
+      fail('it was deleted or replaced and cannot be reopened', err, batch);
+      return false;
+    }
+
+    const segments: Segment[] = [];
+    const text: string[] = [];
+    let hash = this.lastHash;
+    if (this.midLine) {
+      segments.push({ bytes: 1 });
+      text.push('\n');
+    }
+    const addEvent = (fields: Record<string, unknown>, waiter?: Queued) => {
+      const prev = hash;
+      // The same text as JSON.stringify({ ...fields, prev }), without serialising twice.
+      const json = waiter?.json ?? JSON.stringify(fields);
+      const sealed = sealEvent(`${json.slice(0, -1)},"prev":"${prev}"}`);
+      hash = sealed.hash;
+      segments.push({
+        bytes: Buffer.byteLength(sealed.line),
+        hash: sealed.hash,
+        stored: { ...fields, prev, hash: sealed.hash } as StoredAuditEvent,
+        waiter,
+      });
+      text.push(sealed.line);
+    };
+    if (this.tornLines.length > 0) {
+      addEvent({
+        time: new Date().toISOString(),
+        id: randomUUID(),
+        type: 'audit.recovered',
+        code: eventCode('audit.recovered'),
+        reason:
+          'a write was interrupted; the incomplete line(s) before this event are not events, and the chain continues from the last complete event',
+        torn: [...this.tornLines],
+      });
+    }
+    if (this.reopenReason !== undefined) {
+      addEvent({
+        time: new Date().toISOString(),
+        id: randomUUID(),
+        type: 'audit.reopened',
+        code: eventCode('audit.reopened'),
+        reason: this.reopenReason,
+      });
+      this.reopenReason = undefined;
+    }
+    for (const q of batch) addEvent(q.fields, q);
+
+    const buf = Buffer.from(text.join(''), 'utf8');
+    // Small batches (the common case) are written synchronously: a write to the
+    // page cache costs microseconds, a thread-pool round trip tens of them.
+    const { written, error } =
+      buf.length <= SYNC_WRITE_MAX ? writeAllSync(this.fh.fd, buf) : await writeAll(this.fh, buf);
+    this.size += written;
+
+    // Account for exactly what reached the file.
+    let offset = 0;
+    const done = new Set<Segment>();
+    for (const seg of segments) {
+      const got = Math.max(0, Math.min(seg.bytes, written - offset));
+      offset += seg.bytes;
+      if (seg.hash === undefined) {
+        if (got === 1) this.midLine = false;
+        continue;
+      }
+      if (got === 0) continue;
+      if (got >= seg.bytes - 1) {
+        // Complete (perhaps without its newline, which the next write adds).
+        this.lastHash = seg.hash;
+        this.tornLines = [];
+        this.midLine = got < seg.bytes;
+        done.add(seg);
+      } else {
+        this.tornLines.push(got);
+        this.midLine = true;
+      }
+    }
+    const waitersDone = [...done].filter((s) => s.waiter).map((s) => s.waiter!);
+    const waitersFailed = segments.filter((s) => s.waiter && !done.has(s)).map((s) => s.waiter!);
+    if (error !== undefined) {
+      fail('write failed', error, waitersFailed);
+      if (waitersDone.length === 0) return false;
+    }
+    if (this.fsync === 'always') {
+      try {
+        await this.fh.datasync();
+      } catch (err) {
+        this.syncError = err;
+        fail('fsync failed', err, waitersDone);
+        return false;
+      }
+    } else if (this.fsync === 'interval') {
+      this.scheduleSync();
+    }
+    for (const seg of done) seg.waiter?.resolve(seg.stored!);
+    return error === undefined;
+  }
+
+  /**
+   * A log deleted or moved away (rotation) is noticed before each write: the
+   * path is opened again (created if gone) and the next event says so. The
+   * chain continues from the new file's own last event (a new file starts
+   * from zeros); `audit.reopened` names the previous file's last hash.
+   */
+  private async followPath(): Promise<void> {
+    let id: string;
+    try {
+      const st = statSync(this.path, { throwIfNoEntry: false });
+      id = st ? `${st.dev}:${st.ino}` : '';
+    } catch {
+      id = '';
+    }
+    if (id === this.fileId) {
+      // Same file, but shorter than what we wrote: truncated in place (logrotate's copytruncate).
+      if (fstatSync(this.fh.fd).size >= this.size) return;
+      const tail = await readTail(this.fh, this.path);
+      this.reopenReason = `the audit file was truncated (copytruncate rotation?); events continue in it. The last event written before has hash ${this.lastHash}`;
+      this.logger?.warn(`audit log ${this.path} was truncated; continuing in it`);
+      this.lastHash = tail.lastHash;
+      this.midLine = tail.midLine;
+      this.tornLines = tail.tornLines;
+      this.size = fstatSync(this.fh.fd).size;
+      return;
+    }
+    const previousHead = this.lastHash;
+    const fh = await openLogFile(resolve(this.path), this.path);
+    let tail;
+    try {
+      tail = await readTail(fh, this.path);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      throw err;
+    }
+    await this.fh.close().catch(() => {});
+    this.fh = fh;
+    this.fileId = await fileIdOf(fh);
+    this.size = (await fh.stat()).size;
+    this.lastHash = tail.lastHash;
+    this.midLine = tail.midLine;
+    this.tornLines = tail.tornLines;
+    this.syncError = null;
+    const what = id === '' ? 'was deleted or moved away (rotated)' : 'was replaced by another file (rotated)';
+    this.reopenReason = `the audit file ${what}; events continue in the file now at this path. The last event written before has hash ${previousHead}`;
+    this.logger?.warn(`audit log ${this.path} ${what}; reopened it`);
+  }
+
+  private scheduleSync(): void {
+    if (this.syncTimer !== null) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = null;
+      if (this.closed) return;
+      this.fh.datasync().catch((err) => {
+        this.syncError = err;
+        this.logger?.error(
+          `audit log ${this.path}: fsync failed: ${(err as NodeJS.ErrnoException).code ?? err}; requests are refused until it works again`,
+        );
+      });
+    }, this.fsyncIntervalMs);
+    this.syncTimer.unref();
+  }
+}
+
+const SYNC_WRITE_MAX = 64 * 1024;
+
+function writeAllSync(fd: number, buf: Buffer): { written: number; error?: unknown } {
+  let written = 0;
+  while (written < buf.length) {
+    try {
+      const n = writeSync(fd, buf, written, buf.length - written);
+      if (n <= 0) return { written, error: new Error('the write made no progress') };
+      written += n;
+    } catch (error) {
+      return { written, error };
+    }
+  }
+  return { written };
+}
+
+async function writeAll(fh: FileHandle, buf: Buffer): Promise<{ written: number; error?: unknown }> {
+  let written = 0;
+  while (written < buf.length) {
+    try {
+      const { bytesWritten } = await fh.write(buf, written, buf.length - written);
+      if (bytesWritten <= 0) return { written, error: new Error('the write made no progress') };
+      written += bytesWritten;
+    } catch (error) {
+      return { written, error };
+    }
+  }
+  return { written };
+}
+
+/**
+ * Where the chain continues: the hash at the end of the last complete line.
+ * A final line without its newline is an interrupted write: if it is a
+ * complete event it only needs its newline, otherwise it is torn.
+ */
+async function readTail(
+  fh: FileHandle,
+  shown: string,
+): Promise<{ lastHash: string; midLine: boolean; tornLines: number[] }> {
+  const { size } = await fh.stat();
+  if (size === 0) return { lastHash: GENESIS, midLine: false, tornLines: [] };
+  const read = async (pos: number, len: number): Promise<Buffer> => {
+    const b = Buffer.alloc(len);
+    const { bytesRead } = await fh.read(b, 0, len, pos);
+    return b.subarray(0, bytesRead);
+  };
+  const hashOfLineEndingAt = async (end: number): Promise<string | undefined> =>
+    trailingHash(
+      (await read(Math.max(0, end - HASH_SUFFIX_BYTES), Math.min(end, HASH_SUFFIX_BYTES))).toString('latin1'),
+    );
+
+  const endsWithNewline = (await read(size - 1, 1))[0] === 0x0a;
+  if (endsWithNewline) {
+    const h = await hashOfLineEndingAt(size - 1);
+    if (h === undefined) {
+      throw new AccessError('AUDIT_TAMPERED', `audit log ${shown}: its last line is not an audit event`, {
+        hint: 'run `mcp-access audit verify` on it; to start a new log, move this file away',
+      });
+    }
+    return { lastHash: h, midLine: false, tornLines: [] };
+  }
+  const lineStart = (await lastNewlineBefore(read, size)) + 1;
+  const own = await hashOfLineEndingAt(size);
+  if (own !== undefined) return { lastHash: own, midLine: true, tornLines: [] };
+  let lastHash = GENESIS;
+  if (lineStart > 0) {
+    const h = await hashOfLineEndingAt(lineStart - 1);
+    if (h === undefined) {
+      throw new AccessError('AUDIT_TAMPERED', `audit log ${shown}: its last two lines are not audit events`, {
+        hint: 'run `mcp-access audit verify` on it; to start a new log, move this file away',
+      });
+    }
+    lastHash = h;
+  }
+  return { lastHash, midLine: true, tornLines: [size - lineStart] };
+}
+
+/** Offset of the last newline before `end`, or -1; reads backwards in chunks. */
+async function lastNewlineBefore(read: (pos: number, len: number) => Promise<Buffer>, end: number): Promise<number> {
+  const CHUNK = 64 * 1024;
+  let hi = end;
+  while (hi > 0) {
+    const lo = Math.max(0, hi - CHUNK);
+    const chunk = await read(lo, hi - lo);
+    const i = chunk.lastIndexOf(0x0a);
+    if (i >= 0) return lo + i;
+    hi = lo;
+  }
+  return -1;
+}
+
+async function acquireLock(file: string, shown: string): Promise<() => Promise<void>> {
+  const lockPath = `${file}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(lockPath, 'wx', 0o600);
+      try {
+        await fh.writeFile(`${process.pid}\n`);
+      } finally {
+        await fh.close();
+      }
+      return async () => {
+        await unlink(lockPath).catch(() => {});
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new AccessError(
+          'AUDIT_UNAVAILABLE',
+          `audit log ${shown}: cannot create its lock file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+          { cause: err },
+        );
+      }
+      const pid = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+        throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown} is being written by process ${pid}`, {
+          hint: 'two proxies cannot share one audit log; give each its own audit.path',
+        });
+      }
+      await unlink(lockPath).catch(() => {}); // stale: its writer is gone
+    }
+  }
+  throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown}: cannot take its lock file`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Open the log for appending without following a symbolic link (a dangling
+ * link is never used to create its target) and only if it is a regular file
+ * owned by this user, created with mode 0600.
+ */
+async function openLogFile(file: string, shown: string): Promise<FileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(file, fsc.O_RDWR | fsc.O_APPEND | fsc.O_CREAT | (fsc.O_NOFOLLOW ?? 0), 0o600);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') {
+      throw new AccessError(
+        'AUDIT_UNAVAILABLE',
+        `audit log ${shown} is a symbolic link; the audit log is never written through a link`,
+        { hint: 'set audit.path to the real file, or remove the link', cause: err },
+      );
+    }
+    throw new AccessError(
+      'AUDIT_UNAVAILABLE',
+      `audit log ${shown}: cannot be opened for writing: ${code ?? (err as Error).message}`,
+      { cause: err },
+    );
+  }
+  const st = await fh.stat();
+  const uid = process.getuid?.();
+  const problem = !st.isFile()
+    ? 'is not a regular file'
+    : uid !== undefined && st.uid !== uid
+      ? `is owned by another user (uid ${st.uid})`
+      : undefined;
+  if (problem) {
+    await fh.close().catch(() => {});
+    throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown} ${problem}`, {
+      hint: "point audit.path at a file of the proxy's own user, in a directory only it can write",
+    });
+  }
+  return fh;
+}
+
+async function fileIdOf(fh: FileHandle): Promise<string> {
+  const st = await fh.stat();
+  return `${st.dev}:${st.ino}`;
+}
+
+/**
+ * The audit directory must not let others replace the log: writable by every
+ * user (o+w, e.g. 0777) or owned by another user (other than root) is
+ * refused; group-writable is a warning.
+ */
+async function checkDirectory(dir: string, shown: string, logger: Logger | undefined): Promise<void> {
+  const st = await stat(dir);
+  const uid = process.getuid?.();
+  const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+  if ((st.mode & 0o002) !== 0) {
+    throw new AccessError(
+      'AUDIT_UNAVAILABLE',
+      `audit log ${shown}: its directory ${dir} is writable by every user (mode ${mode}), so anyone could replace or redirect the log`,
+      {
+        hint: `run chmod o-w ${dir}, or choose a directory only the proxy's user can write`,
+      },
+    );
+  }
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+    throw new AccessError(
+      'AUDIT_UNAVAILABLE',
+      `audit log ${shown}: its directory ${dir} belongs to another user (uid ${st.uid})`,
+      {
+        hint: "choose a directory owned by the proxy's user (or root)",
+      },
+    );
+  }
+  if ((st.mode & 0o020) !== 0)
+    logger?.warn(
+      `audit log ${shown}: its directory ${dir} is writable by its group (mode ${mode}); members could replace the log`,
+    );
+}
