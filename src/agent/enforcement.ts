@@ -13,7 +13,7 @@
 import { AccessError, describeError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { errorResponse, idKey, RPC } from '../tunnel/jsonrpc.js';
-import type { AuditEventInput, AuditLog } from '../audit/log.js';
+import type { AuditEventInput } from '../audit/log.js';
 import type { ClientVerdict, GateFactory, ServerVerdict, SessionGate, SessionInfo } from './gate.js';
 import { ClientCapabilities, clientInfoFromMeta } from './client-capabilities.js';
 import { inspectServerMessage } from './server-messages.js';
@@ -24,8 +24,13 @@ import type { ServerConfig } from './servers.js';
 import { inspectClientMessage } from '../rbac/inspect.js';
 import type { Policy } from '../rbac/policy.js';
 
-/** The audit trail as the gate needs it; `undefined` when no audit.path is configured. */
-export type AuditSink = Pick<AuditLog, 'append'> | undefined;
+/**
+ * The audit trail as the gate needs it: the proxy's log, or (in a remote
+ * agent) the proxy's log reached over the control connection; `undefined`
+ * when no audit.path is configured. `append` resolves once the event is
+ * durable, with its id when it has one.
+ */
+export type AuditSink = { append(event: AuditEventInput): Promise<{ id: string } | undefined> } | undefined;
 
 /**
  * What a reload replaces. Running sessions read it per message, so after a
@@ -44,7 +49,7 @@ interface Pending {
   direction: 'client_to_server' | 'server_to_client';
 }
 
-export function accessDenied(peer: Peer, server: ServerConfig, reason: string): AccessError {
+export function accessDenied(peer: Peer, server: { name: string }, reason: string): AccessError {
   return new AccessError(
     'ACCESS_DENIED',
     `access to MCP server "${server.name}" is denied for ${peer.user}: ${reason}`,

@@ -4,7 +4,7 @@
  * (in process or remote) runs its sessions with.
  */
 import { pathToFileURL } from 'node:url';
-import { isObject, NAME_RE, str, stringMap, type Fail } from '../util/config-fields.js';
+import { count, duration, isObject, NAME_RE, str, stringMap, type Fail } from '../util/config-fields.js';
 
 export interface StdioServerConfig {
   transport: 'stdio';
@@ -64,6 +64,48 @@ export interface SessionSettings {
   stopGraceMs: number;
   /** Keep one started process per stdio server for the next session (upstream/spares.ts). */
   prestart: boolean;
+}
+
+/** The `sessions:` block (proxy and agent alike). */
+export function parseSessions(
+  v: unknown,
+  fail: Fail,
+): Pick<SessionSettings, 'gracePeriodMs' | 'stopGraceMs' | 'prestart' | 'limits'> {
+  let gracePeriodMs = 120_000;
+  let stopGraceMs = 3_000;
+  let prestart = true;
+  const limits = { ...DEFAULT_LIMITS };
+  if (v !== undefined) {
+    if (!isObject(v)) fail('sessions', 'must be a mapping');
+    const s = v;
+    const knownSession = [
+      'grace_period',
+      'stop_grace',
+      'prestart',
+      'max_per_identity',
+      'max_total',
+      'max_processes_per_server',
+    ];
+    for (const k of Object.keys(s))
+      if (!knownSession.includes(k)) fail(`sessions.${k}`, `unknown key (known: ${knownSession.join(', ')})`);
+    if (s.max_per_identity !== undefined)
+      limits.perIdentity = count(s.max_per_identity, 'sessions.max_per_identity', fail);
+    if (s.max_total !== undefined) limits.total = count(s.max_total, 'sessions.max_total', fail);
+    if (s.max_processes_per_server !== undefined)
+      limits.processesPerServer = count(s.max_processes_per_server, 'sessions.max_processes_per_server', fail);
+    if (s.prestart !== undefined) {
+      if (typeof s.prestart !== 'boolean') fail('sessions.prestart', 'must be true or false');
+      prestart = s.prestart;
+    }
+    if (s.grace_period !== undefined) gracePeriodMs = duration(s.grace_period, 'sessions.grace_period', fail);
+    if (s.stop_grace !== undefined) stopGraceMs = duration(s.stop_grace, 'sessions.stop_grace', fail);
+  }
+  if (prestart && limits.processesPerServer < 2)
+    fail(
+      'sessions.max_processes_per_server',
+      'must be at least 2 while prestart is on (the warm spare is one of them)',
+    );
+  return { gracePeriodMs, stopGraceMs, prestart, limits };
 }
 
 /** Parse a list of server entries; names must be unique. */

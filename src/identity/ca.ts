@@ -24,7 +24,7 @@ import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { AccessError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { botUri } from './claims.js';
+import { agentUri, botUri } from './claims.js';
 import { formatIdentityFile } from './identity-file.js';
 import { generateKeyPairPem, keyIdentifierHex, spkiDer, type KeyType } from './keys.js';
 import { nameProblem, isValidGeneration } from './names.js';
@@ -290,6 +290,7 @@ export interface SignOptions {
   roles: string[];
   ttlMs: number;
   bot?: { name: string; generation: number };
+  agent?: { name: string; generation: number };
   now?: number;
 }
 
@@ -330,12 +331,12 @@ export async function signCertificate(ca: CertificateAuthority, opts: SignOption
     new x509.SubjectKeyIdentifierExtension(keyIdentifierHex(spki)),
     new x509.AuthorityKeyIdentifierExtension(caKeyId(ca.caCertPem)),
   ];
-  if (opts.bot) {
-    extensions.push(
-      new x509.SubjectAlternativeNameExtension([
-        { type: 'url', value: botUri(ca.cluster, opts.bot.name, opts.bot.generation) },
-      ]),
-    );
+  if (opts.bot && opts.agent) throw new AccessError('USAGE', 'a certificate is a bot identity or an agent, not both');
+  if (opts.bot || opts.agent) {
+    const uri = opts.bot
+      ? botUri(ca.cluster, opts.bot.name, opts.bot.generation)
+      : agentUri(ca.cluster, opts.agent!.name, opts.agent!.generation);
+    extensions.push(new x509.SubjectAlternativeNameExtension([{ type: 'url', value: uri }]));
   }
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
@@ -359,6 +360,7 @@ export async function issueIdentity(
     ttlMs: number;
     keyType?: KeyType;
     bot?: { name: string; generation: number };
+    agent?: { name: string; generation: number };
     now?: number;
   },
 ): Promise<string> {
@@ -371,6 +373,7 @@ export async function issueIdentity(
     roles: opts.roles,
     ttlMs: opts.ttlMs,
     bot: opts.bot,
+    agent: opts.agent,
     now: opts.now,
   });
   return formatIdentityFile({ keyPem: privateKeyPem, certPem, authorityLines: [], caPems: [ca.caCertPem] });

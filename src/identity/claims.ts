@@ -21,6 +21,7 @@ export interface CertClaims {
   roles: string[];
   cluster: string;
   bot?: { name: string; generation: number };
+  agent?: { name: string; generation: number };
 }
 
 export const BOT_URI_SCHEME = 'mcp-access:';
@@ -31,6 +32,13 @@ export function botUri(cluster: string, name: string, generation: number): strin
 }
 
 const BOT_URI = /^mcp-access:\/\/([^/?#]+)\/bot\/([^/?#]+)\?generation=(\d+)$/;
+
+/** The SAN URI that marks an agent's host certificate. */
+export function agentUri(cluster: string, name: string, generation: number): string {
+  return `mcp-access://${cluster}/agent/${name}?generation=${generation}`;
+}
+
+const AGENT_URI = /^mcp-access:\/\/([^/?#]+)\/agent\/([^/?#]+)\?generation=(\d+)$/;
 
 /** node's printed name (`CN=x\nO=a\nO=b`) as attribute → values. */
 export function nameAttributes(printed: string): Map<string, string[]> {
@@ -74,19 +82,21 @@ export function claimsFromCertificate(cert: X509Certificate): CertClaims {
   const uris = (cert.subjectAltName ?? '')
     .split(', ')
     .filter((entry) => entry.startsWith(`URI:${BOT_URI_SCHEME}`) || entry.startsWith(`"URI:${BOT_URI_SCHEME}`));
-  if (uris.length > 1) throw bad('certificate carries more than one mcp-access bot URI');
+  if (uris.length > 1) throw bad('certificate carries more than one mcp-access URI');
   if (uris.length === 1) {
-    const m = BOT_URI.exec(uris[0]!.slice('URI:'.length));
-    if (!m) throw bad(`certificate bot URI ${JSON.stringify(uris[0])} is malformed`);
+    const uri = uris[0]!.replace(/^"/, '').replace(/"$/, '').slice('URI:'.length);
+    const m = BOT_URI.exec(uri) ?? AGENT_URI.exec(uri);
+    if (!m) throw bad(`certificate URI ${JSON.stringify(uris[0])} is malformed`);
     const [, uriCluster, name, gen] = m;
     const generation = Number(gen);
     if (uriCluster !== cluster)
       throw bad(
-        `certificate bot URI names cluster ${JSON.stringify(uriCluster)} but was issued by ${JSON.stringify(cluster)}`,
+        `certificate URI names cluster ${JSON.stringify(uriCluster)} but was issued by ${JSON.stringify(cluster)}`,
       );
     if (!isValidName('bot', name!) || !isValidGeneration(generation))
-      throw bad(`certificate bot URI ${JSON.stringify(uris[0])} is malformed`);
-    claims.bot = { name: name!, generation };
+      throw bad(`certificate URI ${JSON.stringify(uris[0])} is malformed`);
+    if (BOT_URI.test(uri)) claims.bot = { name: name!, generation };
+    else claims.agent = { name: name!, generation };
   }
   return claims;
 }

@@ -26,6 +26,7 @@ export interface Identity {
   roles: string[];
   cluster: string;
   bot?: { name: string; generation: number };
+  agent?: { name: string; generation: number };
   serial: string;
   notBefore: Date;
   notAfter: Date;

@@ -7,6 +7,8 @@ export interface Peer {
   user: string;
   roles: string[];
   bot?: { name: string; generation: number };
+  /** An agent's host certificate (never a user's or a bot's). */
+  agent?: { name: string; generation: number };
   notAfter: Date;
   serial: string;
   fingerprint256: string;
@@ -51,6 +53,7 @@ export function peerFromSocket(socket: TLSSocket): Peer {
     user: claims.user,
     roles: claims.roles,
     bot: claims.bot,
+    ...(claims.agent ? { agent: claims.agent } : {}),
     notAfter,
     serial: cert.serialNumber,
     fingerprint256: cert.fingerprint256,

@@ -9,7 +9,7 @@ import type { ProxyConfig } from './config.js';
 import type { GateFactory } from '../agent/gate.js';
 import type { AccessDecider, ProxyRoutes } from './server.js';
 import { AuditLog } from '../audit/log.js';
-import { loadRoles } from '../rbac/roles.js';
+import { loadRoles, type RoleDocument } from '../rbac/roles.js';
 import { Policy } from '../rbac/policy.js';
 import { accessDenied, createEnforcingGates, type LiveAccess } from '../agent/enforcement.js';
 import { NO_AUDIT_TRAIL, unknownRolesNotice } from './notices.js';
@@ -26,6 +26,8 @@ export const REFUSAL_PER_SECOND = 2;
 const REFUSAL_SUMMARY_MS = 10_000;
 
 export interface Access {
+  /** The role documents, as agents receive them. */
+  roleDocuments: RoleDocument[];
   /** Shared with every running session's gate; a reload updates it in place. */
   live: LiveAccess;
   audit: AuditLog | undefined;
@@ -96,7 +98,7 @@ export class RefusalAudit {
 }
 
 export async function buildAccess(config: ProxyConfig, log: Logger, previous?: Access): Promise<Access> {
-  const { roles, warnings } = loadRoles({
+  const { roles, warnings, documents } = loadRoles({
     inline: config.rolesInline,
     files: config.rolesFiles,
     baseDir: config.baseDir,
@@ -148,6 +150,7 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     },
   };
   return {
+    roleDocuments: documents,
     live,
     audit,
     gates: previous?.gates ?? createEnforcingGates(live, log),

@@ -6,8 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { AccessError } from '../errors.js';
-import { count, duration, isObject, NAME_RE, size, str, type Fail } from '../util/config-fields.js';
-import { DEFAULT_LIMITS, parseServers, type ServerConfig, type SessionLimits } from '../agent/servers.js';
+import { duration, isObject, NAME_RE, size, str, type Fail } from '../util/config-fields.js';
+import { parseServers, parseSessions, type ServerConfig, type SessionLimits } from '../agent/servers.js';
 
 export interface AuditConfig {
   path: string;
@@ -137,40 +137,7 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
           : size(a.identity_budget, 'audit.identity_budget', fail);
   }
 
-  let gracePeriodMs = 120_000;
-  let stopGraceMs = 3_000;
-  let prestart = true;
-  const limits = { ...DEFAULT_LIMITS };
-  if (d.sessions !== undefined) {
-    if (!isObject(d.sessions)) fail('sessions', 'must be a mapping');
-    const s = d.sessions as Record<string, unknown>;
-    const knownSession = [
-      'grace_period',
-      'stop_grace',
-      'prestart',
-      'max_per_identity',
-      'max_total',
-      'max_processes_per_server',
-    ];
-    for (const k of Object.keys(s))
-      if (!knownSession.includes(k)) fail(`sessions.${k}`, `unknown key (known: ${knownSession.join(', ')})`);
-    if (s.max_per_identity !== undefined)
-      limits.perIdentity = count(s.max_per_identity, 'sessions.max_per_identity', fail);
-    if (s.max_total !== undefined) limits.total = count(s.max_total, 'sessions.max_total', fail);
-    if (s.max_processes_per_server !== undefined)
-      limits.processesPerServer = count(s.max_processes_per_server, 'sessions.max_processes_per_server', fail);
-    if (s.prestart !== undefined) {
-      if (typeof s.prestart !== 'boolean') fail('sessions.prestart', 'must be true or false');
-      prestart = s.prestart as boolean;
-    }
-    if (s.grace_period !== undefined) gracePeriodMs = duration(s.grace_period, 'sessions.grace_period', fail);
-    if (s.stop_grace !== undefined) stopGraceMs = duration(s.stop_grace, 'sessions.stop_grace', fail);
-  }
-  if (prestart && limits.processesPerServer < 2)
-    fail(
-      'sessions.max_processes_per_server',
-      'must be at least 2 while prestart is on (the warm spare is one of them)',
-    );
+  const { gracePeriodMs, stopGraceMs, prestart, limits } = parseSessions(d.sessions, fail);
   const keepaliveMs = d.keepalive === undefined ? 15_000 : duration(d.keepalive, 'keepalive', fail);
   if (keepaliveMs < 100) fail('keepalive', 'must be at least 100ms');
   const maxMessageSize =

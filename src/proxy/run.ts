@@ -70,6 +70,7 @@ export async function startProxy(
     bot?.guard(access.decider) ?? access.decider,
     log,
     bot?.withRoutes(access.routes) ?? access.routes,
+    { audit: () => access.audit, roles: () => access.roleDocuments },
   );
   bot?.onServer(server);
   let address: { host: string; port: number };
@@ -99,6 +100,7 @@ export async function startProxy(
         );
         bot?.setAudit(nextAccess.audit);
         access = nextAccess;
+        server.agents.pushRoles();
         log.info(`reloaded ${configPath}: ${next.servers.length} server${next.servers.length === 1 ? '' : 's'}`);
       } catch (err) {
         log.error(`reload failed, keeping the running configuration: ${describeError(err)}`);

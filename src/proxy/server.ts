@@ -18,8 +18,10 @@ import { AccessError, CATALOGUE, describeError, isAccessError } from '../errors.
 import { VERSION } from '../version.js';
 import type { Logger } from '../util/log.js';
 import { SUBPROTOCOL, TUNNEL_PATH } from '../tunnel/control.js';
+import { AGENT_CONTROL_PATH, AGENT_DATA_PATH, AGENT_SUBPROTOCOL, agentOfToken } from '../tunnel/agent-protocol.js';
+import type { ServerRef } from '../rbac/policy.js';
+import { AgentDirectory, type AgentDirectoryOptions } from './agents.js';
 import type { ProxyConfig } from './config.js';
-import type { ServerConfig } from '../agent/servers.js';
 import type { GateFactory } from '../agent/gate.js';
 import { peerFromSocket, type Peer } from '../identity/peer.js';
 import { refuseTunnel } from '../agent/session.js';
@@ -42,9 +44,9 @@ export interface ProxyTls {
 /** What the proxy asks of policy when someone connects or lists. */
 export interface AccessDecider {
   /** Throws AccessError('ACCESS_DENIED') when the peer may not reach the server. */
-  checkServer(peer: Peer, server: ServerConfig): void;
+  checkServer(peer: Peer, server: ServerRef): void;
   /** Extra per-server facts for `ls` (e.g. tool patterns). */
-  describeServer?(peer: Peer, server: ServerConfig): Record<string, unknown>;
+  describeServer?(peer: Peer, server: ServerRef): Record<string, unknown>;
   /** Facts about the caller for `ls` (roles the proxy does not define, warnings). */
   describePeer?(peer: Peer): Record<string, unknown>;
   /**
@@ -84,6 +86,8 @@ export class ProxyServer {
   private readonly wss: WebSocketServer;
   /** The in-process agent: sessions to the servers in this proxy's own configuration. */
   private readonly local: SessionHost;
+  /** Remote agents: the servers they announce, routing to them. */
+  readonly agents: AgentDirectory;
   private keepalive: NodeJS.Timeout | undefined;
   private closing = false;
   private readonly alive = new WeakMap<WebSocket, boolean>();
@@ -97,6 +101,10 @@ export class ProxyServer {
     private access: AccessDecider,
     private readonly log: Logger,
     private readonly routes: ProxyRoutes = {},
+    agentOptions: Pick<AgentDirectoryOptions, 'audit' | 'roles' | 'checkAgent' | 'dialTimeoutMs' | 'agentWaitMs'> = {
+      audit: () => undefined,
+      roles: () => [],
+    },
   ) {
     this.https = createServer({
       key: tls.key,
@@ -117,7 +125,14 @@ export class ProxyServer {
       noServer: true,
       maxPayload: config.maxMessageSize + 1024,
       perMessageDeflate: false,
-      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+      handleProtocols: (protocols, req) =>
+        req.url?.startsWith('/v1/agent/')
+          ? protocols.has(AGENT_SUBPROTOCOL)
+            ? AGENT_SUBPROTOCOL
+            : false
+          : protocols.has(SUBPROTOCOL)
+            ? SUBPROTOCOL
+            : false,
     });
     this.https.on('secureConnection', (socket: TLSSocket) => {
       // The first request must arrive within the pre-auth deadline (Node's
@@ -153,6 +168,13 @@ export class ProxyServer {
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     });
     this.local = new SessionHost({ settings: config, gates, log });
+    this.agents = new AgentDirectory({
+      ...agentOptions,
+      cluster: config.cluster,
+      log,
+      keepaliveMs: config.keepaliveMs,
+      localNames: () => new Set(this.config.servers.map((s) => s.name)),
+    });
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -210,7 +232,7 @@ export class ProxyServer {
 
   /** End every session of a user or bot (lock); returns how many. */
   endSessionsWhere(match: (peer: Peer) => boolean, reason: AccessError): number {
-    return this.local.endSessionsWhere(match, reason);
+    return this.local.endSessionsWhere(match, reason) + this.agents.endSessionsWhere(match, reason);
   }
 
   /** Graceful stop: refuse new work, close every session with "going away", stop upstreams. */
@@ -219,6 +241,7 @@ export class ProxyServer {
     this.closing = true;
     if (this.keepalive) clearInterval(this.keepalive);
     const closed = new Promise<void>((resolve) => this.https.close(() => resolve()));
+    this.agents.close();
     await this.local.close(new AccessError('PROXY_GOING_AWAY', 'the proxy is shutting down'));
     for (const ws of this.wss.clients) ws.terminate();
     this.https.closeAllConnections();
@@ -293,6 +316,22 @@ export class ProxyServer {
         ...(this.access.describeServer?.(peer, s) ?? {}),
       });
     }
+    for (const s of this.agents.servers()) {
+      try {
+        this.access.checkServer(peer, s);
+      } catch {
+        continue;
+      }
+      out.push({
+        name: s.name,
+        description: s.description,
+        transport: s.transport,
+        labels: s.labels,
+        agents: s.agents,
+        ...(s.problem ? { problem: s.problem } : {}),
+        ...(this.access.describeServer?.(peer, s) ?? {}),
+      });
+    }
     return out;
   }
 
@@ -304,7 +343,8 @@ export class ProxyServer {
       answerUpgrade(socket, 400, new AccessError('HTTP_BAD_REQUEST', 'the request target is not a valid path'));
       return;
     }
-    if (url.pathname !== TUNNEL_PATH || this.closing) {
+    const agentPath = url.pathname === AGENT_CONTROL_PATH || url.pathname === AGENT_DATA_PATH;
+    if ((url.pathname !== TUNNEL_PATH && !agentPath) || this.closing) {
       socket.end(
         `HTTP/1.1 ${this.closing ? '503 Service Unavailable' : '404 Not Found'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
       );
@@ -326,14 +366,29 @@ export class ProxyServer {
       answerUpgrade(socket, 401, e);
       return;
     }
+    // An agent's host certificate opens agent connections only; a user's or bot's, tunnels only.
+    if (agentPath !== (peer.agent !== undefined)) {
+      const e = new AccessError(
+        'IDENTITY_REJECTED',
+        agentPath
+          ? `${peer.user} is not an agent: ${url.pathname} needs an agent's host certificate`
+          : `agent ${peer.agent!.name}'s host certificate cannot open MCP sessions`,
+      );
+      this.log.warn(`refused before upgrade (${remoteAddr}): ${e.message}`);
+      this.access.recordRefusal?.({ peer, remoteAddr, code: e.code, reason: e.message });
+      answerUpgrade(socket, 401, e);
+      return;
+    }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('error', (err) => this.log.debug(`tunnel: ${err.message}`));
       this.alive.set(ws, true);
       ws.on('pong', () => this.alive.set(ws, true));
-      let server: string | undefined;
-      try {
-        server = this.openTunnel(ws, peer, url);
-      } catch (err) {
+      if (agentPath) {
+        if (url.pathname === AGENT_CONTROL_PATH) this.agents.attachControl(ws, peer);
+        else this.agents.attachData(ws, peer);
+        return;
+      }
+      const refused = (err: unknown, server?: string) => {
         const e = isAccessError(err) ? err : new AccessError('INTERNAL', (err as Error).message);
         this.log.info(`tunnel refused: ${e.message}`);
         const detail = (e.detail ?? {}) as { auditReason?: string; server?: string };
@@ -345,22 +400,48 @@ export class ProxyServer {
           reason: detail.auditReason ? `${e.message}: ${detail.auditReason}` : e.message,
         });
         refuseTunnel(ws, e);
+      };
+      try {
+        const routed = this.openTunnel(ws, peer, url);
+        if (routed) routed.catch((err: unknown) => refused(err));
+      } catch (err) {
+        refused(err);
       }
     });
   }
 
-  private openTunnel(ws: WebSocket, peer: Peer, url: URL): string | undefined {
+  /**
+   * Hand the tunnel to where its session lives: the in-process agent for the
+   * proxy's own servers and the sessions it holds; a remote agent (routed,
+   * asynchronously) for servers agents announce and sessions whose resume
+   * token names an agent.
+   */
+  private openTunnel(ws: WebSocket, peer: Peer, url: URL): Promise<void> | undefined {
     const token = url.searchParams.get('resume');
     if (token !== null) {
       const received = Number(url.searchParams.get('received') ?? 'NaN');
-      return this.local.resume(ws, token, received, peer, (p, s) => this.access.checkServer(p, s));
+      if (agentOfToken(token) !== undefined) {
+        if (!Number.isSafeInteger(received) || received < 0)
+          throw new AccessError('SESSION_LOST', 'the session to resume no longer exists', {
+            hint: 'a new session will be opened',
+          });
+        return this.agents.resume(token, received, ws, peer);
+      }
+      this.local.resume(ws, token, received, peer, (p, s) => this.access.checkServer(p, s));
+      return undefined;
     }
     const name = url.searchParams.get('server') ?? '';
     const server = this.config.servers.find((s) => s.name === name);
-    if (!server)
+    if (server) {
+      this.local.open(ws, peer, server);
+      return undefined;
+    }
+    const remote = this.agents.find(name);
+    if (!remote)
       throw new AccessError('UNKNOWN_SERVER', `no MCP server named "${boundedParam(name)}" is enrolled on this proxy`);
-    this.local.open(ws, peer, server);
-    return undefined;
+    // The proxy checks that the identity may reach the server at all; the agent's gate judges every message.
+    this.access.checkServer(peer, remote);
+    return this.agents.route(name, ws, peer);
   }
 
   private ping(): void {

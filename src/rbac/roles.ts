@@ -126,9 +126,16 @@ export interface LoadRolesOptions {
   configPath?: string;
 }
 
-export function loadRoles(opts: LoadRolesOptions): { roles: Role[]; warnings: string[] } {
+/** A role document as written and where it came from: what a proxy sends its agents (they parse it themselves). */
+export interface RoleDocument {
+  where: string;
+  doc: unknown;
+}
+
+export function loadRoles(opts: LoadRolesOptions): { roles: Role[]; warnings: string[]; documents: RoleDocument[] } {
   const warnings: string[] = [];
   const roles: Role[] = [];
+  const documents: RoleDocument[] = [];
   const seen = new Map<string, string>();
   const add = (role: Role) => {
     const earlier = seen.get(role.name);
@@ -143,19 +150,26 @@ export function loadRoles(opts: LoadRolesOptions): { roles: Role[]; warnings: st
   };
 
   const inlineAt = opts.configPath ? locatorForConfig(opts.configPath) : undefined;
-  opts.inline.forEach((doc, i) =>
+  opts.inline.forEach((doc, i) => {
+    documents.push({ where: `roles[${i}]`, doc });
     add(
       parseRole(doc, `roles[${i}]`, (w) => warnings.push(w), inlineAt ? (p) => inlineAt(['roles', i, ...p]) : NOWHERE),
-    ),
-  );
+    );
+  });
   opts.files.forEach((given, i) => {
     for (const file of expandRoleFiles(given, resolve(opts.baseDir, given), `roles_files[${i}]`)) {
       for (const { doc, where, locate } of readYamlDocuments(file.shown, file.path)) {
+        documents.push({ where, doc });
         add(parseRole(doc, where, (w) => warnings.push(w), locate));
       }
     }
   });
-  return { roles, warnings };
+  return { roles, warnings, documents };
+}
+
+/** Roles from documents a proxy sent (already checked there: a name defined twice never gets here). */
+export function rolesFromDocuments(documents: RoleDocument[]): Role[] {
+  return documents.map(({ where, doc }) => parseRole(doc, where, () => {}));
 }
 
 /** Parse one role document. `where` prefixes every error and warning. */

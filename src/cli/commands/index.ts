@@ -10,6 +10,8 @@ import { auditCommand } from './audit.js';
 import { botCommand } from './bot.js';
 import { demoCommand } from './demo.js';
 import { mcpCommand } from './mcp.js';
+import { agentStartCommand } from './agent-start.js';
+import type { Argv } from 'yargs';
 
 export const commands: CommandModule[] = [
   connectCommand,
@@ -23,4 +25,10 @@ export const commands: CommandModule[] = [
   botCommand,
   demoCommand,
   mcpCommand,
+  {
+    command: 'agent <command>',
+    describe: 'Agents: run one next to MCP servers (start)',
+    builder: (y: Argv) => y.command(agentStartCommand).demandCommand(1),
+    handler: () => {},
+  },
 ];

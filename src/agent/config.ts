@@ -1,0 +1,99 @@
+/**
+ * An agent's YAML configuration (reference: docs/configuration.md, "Agent"):
+ *
+ *   proxy: proxy.example.com:3080     # where it dials out to
+ *   identity: ./agent.identity         # its host certificate (an identity file), or
+ *   data_dir: ./agent-state            # where it keeps the one it joined with (`agent start --token`)
+ *   servers: [...]                     # the MCP servers it enrolls, as in the proxy's `servers:`
+ *   sessions: { grace_period, stop_grace, prestart, max_per_identity, max_total, max_processes_per_server }
+ *   max_message_size: 64MiB
+ *   keepalive: 15s
+ *   log_level: info
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { AccessError } from '../errors.js';
+import { parseProxyAddress, type ProxyAddress } from '../tunnel/proxy-address.js';
+import { duration, isObject, size, str, type Fail } from '../util/config-fields.js';
+import { parseServers, parseSessions, type ServerConfig, type SessionSettings } from './servers.js';
+
+export interface AgentConfig extends SessionSettings {
+  path: string;
+  baseDir: string;
+  proxy: ProxyAddress;
+  /** An identity file holding the agent's host certificate. */
+  identity?: string;
+  /** Where the agent keeps the host certificate it joined with and renews. */
+  dataDir?: string;
+  servers: ServerConfig[];
+  keepaliveMs: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+const TOP_KEYS = ['proxy', 'identity', 'data_dir', 'servers', 'sessions', 'max_message_size', 'keepalive', 'log_level'];
+
+export async function loadAgentConfig(path: string): Promise<AgentConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new AccessError(
+      'CONFIG_MISSING',
+      code === 'ENOENT' ? `config file ${path} does not exist` : `config file ${path} cannot be read (${code})`,
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new AccessError('CONFIG_INVALID', `${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return parseAgentConfig(doc, path);
+}
+
+export function parseAgentConfig(doc: unknown, path: string): AgentConfig {
+  const fail: Fail = (field, what) => {
+    throw new AccessError('CONFIG_INVALID', `${path}: ${field}: ${what}`);
+  };
+  if (!isObject(doc)) fail('(top level)', 'must be a mapping with proxy, identity or data_dir, and servers');
+  const d = doc;
+  for (const k of Object.keys(d)) if (!TOP_KEYS.includes(k)) fail(k, `unknown key (known: ${TOP_KEYS.join(', ')})`);
+  const baseDir = dirname(resolve(path));
+  const abs = (p: string) => resolve(baseDir, p);
+  let proxy: ProxyAddress;
+  try {
+    proxy = parseProxyAddress(str(d.proxy, 'proxy', fail));
+  } catch (err) {
+    if (err instanceof AccessError && err.code === 'CONFIG_INVALID') throw err;
+    return fail('proxy', `"${String(d.proxy)}" must be host:port, e.g. proxy.example.com:3080`);
+  }
+  const identity = d.identity === undefined ? undefined : abs(str(d.identity, 'identity', fail));
+  const dataDir = d.data_dir === undefined ? undefined : abs(str(d.data_dir, 'data_dir', fail));
+  if (identity === undefined && dataDir === undefined)
+    fail(
+      'identity',
+      'give the agent its host certificate: identity (an identity file) or data_dir (joined with a token)',
+    );
+  const servers = d.servers === undefined ? [] : parseServers(d.servers, 'servers', fail, abs);
+  const sessions = parseSessions(d.sessions, fail);
+  const keepaliveMs = d.keepalive === undefined ? 15_000 : duration(d.keepalive, 'keepalive', fail);
+  if (keepaliveMs < 100) fail('keepalive', 'must be at least 100ms');
+  const maxMessageSize =
+    d.max_message_size === undefined ? 64 * 1024 * 1024 : size(d.max_message_size, 'max_message_size', fail);
+  const logLevel = (d.log_level ?? 'info') as AgentConfig['logLevel'];
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) fail('log_level', 'must be debug, info, warn or error');
+  return {
+    path: resolve(path),
+    baseDir,
+    proxy,
+    ...(identity ? { identity } : {}),
+    ...(dataDir ? { dataDir } : {}),
+    servers,
+    ...sessions,
+    maxMessageSize,
+    keepaliveMs,
+    logLevel,
+  };
+}
