@@ -86,6 +86,8 @@ export class AgentDirectory {
   private readonly now: () => number;
   private closing = false;
   private readonly idleListeners = new WeakMap<WebSocket, () => void>();
+  /** Agents that disconnected while this proxy ran: their sessions are lost, not "not reconnected yet". */
+  private readonly gone = new Set<string>();
 
   constructor(private readonly o: AgentDirectoryOptions) {
     this.now = o.now ?? Date.now;
@@ -126,6 +128,7 @@ export class AgentDirectory {
       splices: new Set(),
     };
     this.links.set(name, link);
+    this.gone.delete(name);
     this.o.log.info(`agent ${name} connected (${peer.remoteAddr})`);
     send(ws, {
       type: 'welcome',
@@ -212,7 +215,7 @@ export class AgentDirectory {
     const name = agentOfToken(token) ?? '';
     const link = this.links.get(name);
     if (!link) {
-      if (this.now() - this.startedAt < (this.o.agentWaitMs ?? 20_000))
+      if (!this.gone.has(name) && this.now() - this.startedAt < (this.o.agentWaitMs ?? 20_000))
         throw new AccessError(
           'PROXY_GOING_AWAY',
           `the agent holding the session has not reconnected to this proxy yet`,
@@ -409,7 +412,11 @@ export class AgentDirectory {
 
   /** The agent is gone: its tunnels end "session lost" at once (the bridges reopen elsewhere). */
   private drop(link: AgentLink, why: string): void {
-    if (this.links.get(link.name) === link) this.links.delete(link.name);
+    if (this.links.get(link.name) === link) {
+      this.links.delete(link.name);
+      if (this.gone.size >= 10_000) this.gone.clear();
+      this.gone.add(link.name);
+    }
     this.o.log.info(`agent ${link.name} disconnected: ${why}`);
     const lost = new AccessError(
       'SESSION_LOST',
