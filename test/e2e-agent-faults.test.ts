@@ -143,3 +143,36 @@ describe('an agent whose server crashes', () => {
     await a.waitForLog(/crashing on purpose/);
   });
 });
+
+describe('an agent whose audit path fails', () => {
+  it('fails closed: a request whose event the proxy cannot store is refused, naming the audit trail; other identities go on', async () => {
+    const c = await TestCluster.start({ servers: [], roles: [ALLOW_ALL_ROLE] });
+    try {
+      // A tiny per-identity budget: after a few events, the proxy refuses to store carol's.
+      await c.writeConfig({ audit: { path: `${c.dir}/audit.jsonl`, identity_budget: '2KiB' } });
+      await c.stopProxy();
+      await c.startProxy();
+      const a = await startAgentProcess(c, 'budget', { servers: [testServer('budget-tools')] });
+      agents.push(a);
+      await a.waitForLog(/connected to the proxy/);
+      await c.waitForLog(/agent budget connected/);
+      const carol = await c.issue('carol', ['all']);
+      const dave = await c.issue('dave', ['all']);
+      const { client } = await c.client('budget-tools', carol);
+      let refused: { code?: number; message?: string } | undefined;
+      for (let i = 0; i < 50 && !refused; i++) {
+        await client.callTool({ name: 'echo', arguments: { text: 'x'.repeat(100) } }).catch((e: typeof refused) => {
+          refused = e;
+        });
+      }
+      expect(refused?.code).toBe(-32603);
+      expect(refused?.message).toMatch(/audit/);
+      await a.waitForLog(/audit/);
+      // Another identity is unaffected.
+      const other = await c.client('budget-tools', dave);
+      expect(resultText(await other.client.callTool({ name: 'echo', arguments: { text: 'ok' } }))).toBe('ok');
+    } finally {
+      await c.close();
+    }
+  });
+});
