@@ -62,7 +62,7 @@ describe('several agents serve one server', () => {
 
     // A request in flight when its agent dies.
     const inFlight = client.callTool({ name: 'wait_forever', arguments: {} }, undefined, { timeout: 60_000 }).then(
-      () => ({ answered: 'result' as const }),
+      () => ({ answered: 'result' as const, code: undefined, message: undefined }),
       (e: { code?: number; message?: string }) => ({ answered: 'error' as const, code: e.code, message: e.message }),
     );
     await new Promise((r) => setTimeout(r, 200));

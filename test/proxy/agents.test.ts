@@ -1,0 +1,180 @@
+/**
+ * AgentDirectory against fake sockets: announcements and conflicts, health,
+ * audit events (stored before they are acknowledged), refusals.
+ */
+import { EventEmitter } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import type { WebSocket } from 'ws';
+import { AccessError } from '../../src/errors.js';
+import type { Peer } from '../../src/identity/peer.js';
+import { AgentDirectory, HEARTBEAT_STALE_MS } from '../../src/proxy/agents.js';
+import { Logger } from '../../src/util/log.js';
+
+class FakeSocket extends EventEmitter {
+  readonly OPEN = 1;
+  readonly CONNECTING = 0;
+  readyState = 1;
+  isPaused = false;
+  bufferedAmount = 0;
+  sent: unknown[] = [];
+  closedWith: { code: number; reason?: string } | undefined;
+  send(data: unknown): void {
+    this.sent.push(typeof data === 'string' ? JSON.parse(data) : data);
+  }
+  close(code: number, reason?: string): void {
+    this.closedWith = { code, reason };
+    this.readyState = 3;
+    this.emit('close', code, Buffer.from(reason ?? ''));
+  }
+  terminate(): void {
+    this.close(1006);
+  }
+  frames(type: string): Array<Record<string, unknown>> {
+    return (this.sent as Array<Record<string, unknown>>).filter((f) => f?.type === type);
+  }
+  receive(frame: unknown): void {
+    this.emit('message', Buffer.from(JSON.stringify(frame)), false);
+  }
+}
+const ws = (f: FakeSocket) => f as unknown as WebSocket;
+
+function agentPeer(name: string): Peer {
+  return {
+    user: `agent-${name}`,
+    roles: ['agent'],
+    agent: { name, generation: 1 },
+    notAfter: new Date(Date.now() + 3600_000),
+    serial: '1',
+    fingerprint256: 'x',
+    remoteAddr: '127.0.0.1:1',
+  };
+}
+
+function directory(opts: Partial<ConstructorParameters<typeof AgentDirectory>[0]> = {}) {
+  let now = 1_000_000;
+  const stored: Array<Record<string, unknown>> = [];
+  const dir = new AgentDirectory({
+    cluster: 'c',
+    log: new Logger({ sink: () => {} }),
+    keepaliveMs: 15_000,
+    audit: () => ({
+      append: (e: Record<string, unknown>) => {
+        stored.push(e);
+        return Promise.resolve({ id: `id${stored.length}` });
+      },
+    }),
+    roles: () => [{ where: 'roles[0]', doc: { kind: 'role' } }],
+    localNames: () => new Set(['local-only']),
+    now: () => now,
+    ...opts,
+  });
+  return { dir, stored, tick: (ms: number) => (now += ms) };
+}
+
+const server = (name: string, labels: Record<string, string> = { env: 'dev' }) => ({
+  name,
+  description: 'd',
+  transport: 'stdio',
+  labels,
+});
+
+describe('AgentDirectory', () => {
+  it('welcomes an agent with the cluster and the roles, and lists what it announces', () => {
+    const { dir } = directory();
+    const control = new FakeSocket();
+    dir.attachControl(ws(control), agentPeer('east'));
+    expect(control.frames('welcome')[0]).toMatchObject({ cluster: 'c', agent: 'east', roles: [{ where: 'roles[0]' }] });
+    control.receive({ type: 'announce', servers: [server('files')], sessions: 0 });
+    expect(dir.servers()).toEqual([{ ...server('files'), agents: 1 }]);
+  });
+
+  it('counts agents serving the same name with the same labels; refuses other labels and local names', () => {
+    const { dir } = directory();
+    const [a, b, c] = [new FakeSocket(), new FakeSocket(), new FakeSocket()];
+    dir.attachControl(ws(a), agentPeer('a'));
+    dir.attachControl(ws(b), agentPeer('b'));
+    dir.attachControl(ws(c), agentPeer('c'));
+    a.receive({ type: 'announce', servers: [server('files')], sessions: 0 });
+    b.receive({ type: 'announce', servers: [server('files')], sessions: 0 });
+    c.receive({ type: 'announce', servers: [server('files', { env: 'prod' }), server('local-only'), server('mine')] });
+    expect(dir.find('files')).toMatchObject({ agents: 2, labels: { env: 'dev' } });
+    const refused = c.frames('refused-servers')[0]!.servers as Array<{ name: string; reason: string }>;
+    expect(refused.map((r) => r.name).sort()).toEqual(['files', 'local-only']);
+    expect(refused.find((r) => r.name === 'files')!.reason).toMatch(/already serves "files" with other labels/);
+    expect(dir.find('mine')).toMatchObject({ agents: 1 });
+    // Refusals are reported once, not every heartbeat.
+    c.receive({ type: 'announce', servers: [server('files', { env: 'prod' }), server('local-only'), server('mine')] });
+    expect(c.frames('refused-servers')).toHaveLength(1);
+  });
+
+  it('ignores malformed announcements instead of breaking the listing', () => {
+    const { dir } = directory();
+    const a = new FakeSocket();
+    dir.attachControl(ws(a), agentPeer('a'));
+    a.receive({ type: 'announce', servers: [null, { name: '../x' }, { name: 'ok', labels: { k: 1, j: 'v' } }] });
+    expect(dir.servers()).toEqual([{ name: 'ok', description: '', transport: 'stdio', labels: { j: 'v' }, agents: 1 }]);
+  });
+
+  it('an agent not heard from for the heartbeat window gets no new sessions', () => {
+    const { dir, tick } = directory();
+    const a = new FakeSocket();
+    dir.attachControl(ws(a), agentPeer('a'));
+    a.receive({ type: 'announce', servers: [server('files')] });
+    tick(HEARTBEAT_STALE_MS + 1);
+    expect(dir.find('files')).toBeUndefined();
+  });
+
+  it('stores audit events with the certified agent name before acknowledging them', async () => {
+    const { dir, stored } = directory();
+    const a = new FakeSocket();
+    dir.attachControl(ws(a), agentPeer('east'));
+    a.receive({ type: 'audit', seq: 7, events: [{ type: 'x', agent: 'forged' }, { type: 'y' }] });
+    await new Promise((r) => setImmediate(r));
+    expect(stored.map((e) => e.agent)).toEqual(['east', 'east']);
+    expect(a.frames('audit-ack')[0]).toEqual({ type: 'audit-ack', seq: 7, ids: ['id1', 'id2'] });
+  });
+
+  it('answers audit-nack when the trail cannot store them', async () => {
+    const { dir } = directory({
+      audit: () => ({ append: () => Promise.reject(new AccessError('AUDIT_UNAVAILABLE', 'disk full')) }),
+    });
+    const a = new FakeSocket();
+    dir.attachControl(ws(a), agentPeer('east'));
+    a.receive({ type: 'audit', seq: 1, events: [{ type: 'x' }] });
+    await new Promise((r) => setImmediate(r));
+    expect(a.frames('audit-nack')[0]).toMatchObject({ seq: 1, code: 'AUDIT_UNAVAILABLE' });
+  });
+
+  it('refuses an agent the enrolment service refuses (locked), with a fatal frame and a close code', () => {
+    const { dir } = directory({
+      checkAgent: () => {
+        throw new AccessError('SESSION_LOCKED', 'agent east is locked');
+      },
+    });
+    const a = new FakeSocket();
+    dir.attachControl(ws(a), agentPeer('east'));
+    expect(a.frames('fatal')[0]).toMatchObject({ code: 'SESSION_LOCKED' });
+    expect(a.closedWith?.code).toBe(4423);
+    expect(dir.connected).toBe(0);
+  });
+
+  it('a data connection without the agent’s control connection is refused', () => {
+    const { dir } = directory();
+    const d = new FakeSocket();
+    dir.attachData(ws(d), agentPeer('nobody'));
+    expect(d.closedWith).toBeDefined();
+  });
+
+  it('a resume for an agent gone while the proxy ran is "session lost"; for one not seen since start, "going away"', async () => {
+    const { dir } = directory();
+    const a = new FakeSocket();
+    dir.attachControl(ws(a), agentPeer('east'));
+    a.close(1006);
+    await expect(dir.resume('east~tok', 0, ws(new FakeSocket()), agentPeer('x'))).rejects.toMatchObject({
+      code: 'SESSION_LOST',
+    });
+    await expect(dir.resume('west~tok', 0, ws(new FakeSocket()), agentPeer('x'))).rejects.toMatchObject({
+      code: 'PROXY_GOING_AWAY',
+    });
+  });
+});
