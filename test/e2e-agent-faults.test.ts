@@ -60,12 +60,19 @@ describe('several agents serve one server', () => {
     const other = agents.find((a) => a !== holder)!;
     expect(holder).toBeDefined();
 
-    // A request in flight when its agent dies.
-    const inFlight = client.callTool({ name: 'wait_forever', arguments: {} }, undefined, { timeout: 60_000 }).then(
-      () => ({ answered: 'result' as const, code: undefined, message: undefined }),
-      (e: { code?: number; message?: string }) => ({ answered: 'error' as const, code: e.code, message: e.message }),
-    );
-    await new Promise((r) => setTimeout(r, 200));
+    // A request in flight when its agent dies: killed once the server reports progress on it.
+    let started!: () => void;
+    const atServer = new Promise<void>((r) => (started = r));
+    const inFlight = client
+      .callTool({ name: 'slow', arguments: { steps: 100_000, ms: 20 } }, undefined, {
+        timeout: 60_000,
+        onprogress: () => started(),
+      })
+      .then(
+        () => ({ answered: 'result' as const, code: undefined, message: undefined }),
+        (e: { code?: number; message?: string }) => ({ answered: 'error' as const, code: e.code, message: e.message }),
+      );
+    await atServer;
     await holder.stop('SIGKILL');
     const outcome = await inFlight;
     expect(outcome).toMatchObject({ answered: 'error', code: -32603 });
