@@ -13,6 +13,7 @@ import {
   AGENT_CONTROL_PATH,
   AGENT_DATA_PATH,
   AGENT_SUBPROTOCOL,
+  WRONG_REPLICA,
   decodeAgentFrame,
   encodeAgentFrame,
   peerFromWire,
@@ -22,6 +23,7 @@ import {
 import { decodeControl } from '../tunnel/control.js';
 import { classifyDialError, formatProxyAddress, type ProxyAddress } from '../tunnel/proxy-address.js';
 import type { RoleDocument } from '../rbac/roles.js';
+import type { AuditEventInput } from '../audit/log.js';
 import type { RemoteAuditSink } from './remote-audit.js';
 import { refuseTunnel } from './session.js';
 import type { SessionHost } from './host.js';
@@ -46,6 +48,20 @@ export interface ProxyLinkOptions {
   poolSize?: number;
   /** How often the servers are announced (the heartbeat). Default 5 s. */
   heartbeatMs?: number;
+  /**
+   * A probe (looking for another replica behind the same address) is not
+   * retried if it fails or reaches a replica the agent already has.
+   */
+  probe?: boolean;
+  /**
+   * A welcome from proxy process `proxyId`: return false when the agent is
+   * already connected to it (the link then ends).
+   */
+  onWelcome?: (link: ProxyLink, proxyId: string) => boolean;
+  /** The link lost its proxy (it retries unless it was a probe or a duplicate). */
+  onLost?: (link: ProxyLink, proxyId: string | undefined) => void;
+  /** The link ended for good. */
+  onEnded?: (link: ProxyLink) => void;
 }
 
 const BACKOFF_MS = [250, 500, 1000, 2000, 5000];
@@ -62,12 +78,18 @@ export class ProxyLink {
   private closed: Promise<void> | undefined;
   private welcomed = false;
   private lastError = '';
+  /** The proxy process this link reached (from its welcome). */
+  proxyId: string | undefined;
+  private probe: boolean;
+  private readonly auditRoute = (seq: number, events: AuditEventInput[]): boolean =>
+    this.sendControl({ type: 'audit', seq, events });
   /** Resolves at the first welcome (for `agent start` to report readiness). */
   readonly ready: Promise<void>;
   private markReady!: () => void;
 
   constructor(private readonly o: ProxyLinkOptions) {
     this.ready = new Promise((r) => (this.markReady = r));
+    this.probe = o.probe ?? false;
   }
 
   get where(): string {
@@ -107,7 +129,7 @@ export class ProxyLink {
         await Promise.race([gone, new Promise((r) => setTimeout(r, 1000).unref())]);
       }
       control?.terminate();
-      this.o.audit.disconnected('the agent is shutting down');
+      this.o.audit.disconnected('the agent is shutting down', this.auditRoute);
     })();
     return this.closed;
   }
@@ -164,12 +186,18 @@ export class ProxyLink {
       const wasWelcomed = this.welcomed;
       this.welcomed = false;
       this.stopTimers();
-      this.o.audit.disconnected('the connection to the proxy was lost');
+      this.o.audit.disconnected('the connection to the proxy was lost', this.auditRoute);
       // Sessions keep their upstreams for the grace period; their tunnels went with the proxy.
       for (const d of [...this.idle, ...this.carrying]) d.terminate();
       this.idle.clear();
       this.carrying.clear();
+      if (wasWelcomed) this.o.onLost?.(this, this.proxyId);
       if (this.closed) return;
+      if (this.probe) {
+        void this.close();
+        this.o.onEnded?.(this);
+        return;
+      }
       this.report(
         wasWelcomed
           ? `lost the connection to the proxy at ${this.where} (${fatal?.message ?? `code ${code}`}); reconnecting`
@@ -197,12 +225,23 @@ export class ProxyLink {
   private controlFrame(frame: AgentFrame): void {
     switch (frame.type) {
       case 'welcome':
+        if (this.o.onWelcome && !this.o.onWelcome(this, String(frame.proxy))) {
+          // Already connected to that replica: this connection is not needed.
+          this.o.log.debug(`${this.where} led to proxy ${String(frame.proxy)} again; closing the duplicate`);
+          void this.close();
+          this.o.onEnded?.(this);
+          return;
+        }
+        this.proxyId = String(frame.proxy);
+        this.probe = false;
         this.welcomed = true;
         this.attempt = 0;
         this.lastError = '';
-        this.o.log.info(`connected to the proxy at ${this.where} (cluster ${frame.cluster}) as agent ${frame.agent}`);
+        this.o.log.info(
+          `connected to the proxy at ${this.where} (cluster ${frame.cluster}, proxy ${this.proxyId.slice(0, 8)}) as agent ${frame.agent}`,
+        );
         this.o.onRoles(frame.roles as RoleDocument[]);
-        this.o.audit.connected((seq, events) => this.sendControl({ type: 'audit', seq, events }));
+        this.o.audit.connected(this.auditRoute);
         this.announce();
         this.startTimers();
         this.fillPool();
@@ -253,8 +292,10 @@ export class ProxyLink {
       this.dialing--;
       return;
     }
-    const ws = this.dial(AGENT_DATA_PATH, tls);
+    const ws = this.dial(`${AGENT_DATA_PATH}?proxy=${encodeURIComponent(this.proxyId ?? '')}`, tls);
+    let taken = false;
     const first = (data: Buffer, isBinary: boolean) => {
+      taken = true;
       ws.off('message', first);
       this.idle.delete(ws);
       this.carrying.add(ws);
@@ -269,9 +310,14 @@ export class ProxyLink {
     ws.on('message', first);
     ws.on('error', (err) => this.o.log.debug(`data connection: ${err.message}`));
     ws.on('unexpected-response', () => ws.terminate());
-    ws.on('close', () => {
-      if (this.idle.delete(ws) || this.carrying.delete(ws)) return;
-      this.dialing = Math.max(0, this.dialing - 1);
+    ws.on('close', (code: number) => {
+      if (this.carrying.delete(ws)) return;
+      if (!this.idle.delete(ws)) this.dialing = Math.max(0, this.dialing - 1);
+      // An idle connection lost, or one that reached another replica behind the same address: dial again.
+      if (!taken && this.welcomed && !this.closed) {
+        const again = setTimeout(() => this.fillPool(), code === WRONG_REPLICA ? 20 : 100);
+        again.unref();
+      }
     });
   }
 

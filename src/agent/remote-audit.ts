@@ -15,32 +15,52 @@ interface Waiting {
   reject: (err: AccessError) => void;
 }
 
+/** One proxy the events can go to (an agent connected to several replicas has one per replica). */
+type Route = (seq: number, events: AuditEventInput[]) => boolean;
+
 export class RemoteAuditSink implements NonNullable<AuditSink> {
   private queue: AuditEventInput[] = [];
   private waiting: Waiting[] = [];
-  private readonly inFlight = new Map<number, Waiting[]>();
+  private readonly inFlight = new Map<number, { route: Route; waiting: Waiting[] }>();
   private seq = 0;
   private scheduled = false;
-  private send: ((seq: number, events: AuditEventInput[]) => boolean) | undefined;
+  /** Connected proxies, in the order they connected: events go to the first. */
+  private readonly routes: Route[] = [];
 
-  /** The control connection is up: frames go out through `send` (false when it could not be sent). */
-  connected(send: (seq: number, events: AuditEventInput[]) => boolean): void {
-    this.send = send;
+  /**
+   * A control connection is up: frames can go out through `send` (which
+   * returns false when it could not send). Without an argument: the single
+   * route of the tests and of an agent with one proxy.
+   */
+  connected(send: Route): void {
+    if (!this.routes.includes(send)) this.routes.push(send);
   }
 
-  /** The control connection is down: everything not yet acknowledged fails. */
-  disconnected(why: string): void {
-    this.send = undefined;
+  /**
+   * A control connection is down: what was sent through it and not yet
+   * acknowledged fails (never re-sent elsewhere: the proxy may have stored it);
+   * with no route left, so does everything queued.
+   */
+  disconnected(why: string, send?: Route): void {
     const err = unavailable(why);
-    for (const list of this.inFlight.values()) for (const w of list) w.reject(err);
-    this.inFlight.clear();
+    const gone = send ? [send] : [...this.routes];
+    for (const r of gone) {
+      const i = this.routes.indexOf(r);
+      if (i >= 0) this.routes.splice(i, 1);
+    }
+    for (const [seq, f] of this.inFlight) {
+      if (!gone.includes(f.route)) continue;
+      this.inFlight.delete(seq);
+      for (const w of f.waiting) w.reject(err);
+    }
+    if (this.routes.length > 0) return;
     for (const w of this.waiting) w.reject(err);
     this.waiting = [];
     this.queue = [];
   }
 
   append(event: AuditEventInput): Promise<{ id: string } | undefined> {
-    if (!this.send) return Promise.reject(unavailable('the agent is not connected to the proxy'));
+    if (this.routes.length === 0) return Promise.reject(unavailable('the agent is not connected to the proxy'));
     return new Promise((resolve, reject) => {
       this.queue.push(event);
       this.waiting.push({ resolve, reject });
@@ -53,7 +73,7 @@ export class RemoteAuditSink implements NonNullable<AuditSink> {
 
   /** `audit-ack`: the events of `seq` are stored, these are their ids. */
   acknowledged(seq: number, ids: unknown): void {
-    const list = this.inFlight.get(seq);
+    const list = this.inFlight.get(seq)?.waiting;
     if (!list) return;
     this.inFlight.delete(seq);
     const got = Array.isArray(ids) ? ids : [];
@@ -65,7 +85,7 @@ export class RemoteAuditSink implements NonNullable<AuditSink> {
 
   /** `audit-nack`: the proxy could not store them. */
   refused(seq: number, code: ErrorCode, message: string): void {
-    const list = this.inFlight.get(seq);
+    const list = this.inFlight.get(seq)?.waiting;
     if (!list) return;
     this.inFlight.delete(seq);
     const err = new AccessError(code, `the proxy could not store the audit events: ${message}`);
@@ -80,12 +100,13 @@ export class RemoteAuditSink implements NonNullable<AuditSink> {
     this.queue = [];
     this.waiting = [];
     const seq = ++this.seq;
-    if (!this.send || !this.send(seq, events)) {
+    const route = this.routes.find((r) => r(seq, events));
+    if (!route) {
       const err = unavailable('the connection to the proxy is down');
       for (const w of waiting) w.reject(err);
       return;
     }
-    this.inFlight.set(seq, waiting);
+    this.inFlight.set(seq, { route, waiting });
   };
 }
 

@@ -18,14 +18,14 @@ import { loadAgentConfig, type AgentConfig } from './config.js';
 import { accessDenied, createEnforcingGates, type LiveAccess } from './enforcement.js';
 import { SessionHost } from './host.js';
 import { checkUpstreamIsolation } from './isolation.js';
-import { ProxyLink } from './proxy-link.js';
+import { ProxyLinks } from './proxy-links.js';
 import { RemoteAuditSink } from './remote-audit.js';
 import type { ServerConfig } from './servers.js';
 import { commandProblem } from './upstream/command-check.js';
 
 export interface RunningAgent {
   name: string;
-  link: ProxyLink;
+  link: ProxyLinks;
   host: SessionHost;
   reload(): Promise<void>;
   close(): Promise<void>;
@@ -114,7 +114,7 @@ export async function startAgent(
     const d = live.policy.canReachServer(peer.roles, server);
     if (!d.allowed) throw accessDenied(peer, server, d.reason);
   };
-  const link = new ProxyLink({
+  const link = new ProxyLinks({
     proxy: config.proxy,
     tls: () => credentials.tls(),
     host,

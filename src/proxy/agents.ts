@@ -19,6 +19,7 @@ import type { Peer } from '../identity/peer.js';
 import type { Logger } from '../util/log.js';
 import { NAME_RE } from '../util/config-fields.js';
 import {
+  WRONG_REPLICA,
   agentOfToken,
   decodeAgentFrame,
   encodeAgentFrame,
@@ -38,6 +39,8 @@ export interface AgentAuditSink {
 
 export interface AgentDirectoryOptions {
   cluster: string;
+  /** This proxy process (replicas behind one address tell agents apart by it). */
+  proxyId: string;
   log: Logger;
   keepaliveMs: number;
   /** The trail (undefined: no audit trail configured; events are acknowledged and dropped, as the proxy's own). */
@@ -86,6 +89,8 @@ export class AgentDirectory {
   private readonly now: () => number;
   private closing = false;
   private readonly idleListeners = new WeakMap<WebSocket, () => void>();
+  /** Control connections welcomed but not yet announced (see attachControl). */
+  private readonly pending = new Set<AgentLink>();
   /** Agents that disconnected while this proxy ran: their sessions are lost, not "not reconnected yet". */
   private readonly gone = new Set<string>();
 
@@ -110,11 +115,6 @@ export class AgentDirectory {
       refuse(ws, e);
       return;
     }
-    const previous = this.links.get(name);
-    if (previous) {
-      this.o.log.warn(`agent ${name} connected again; dropping its previous control connection`);
-      this.drop(previous, 'replaced by a new connection of the same agent');
-    }
     const link: AgentLink = {
       name,
       peer,
@@ -127,31 +127,55 @@ export class AgentDirectory {
       sessions: 0,
       splices: new Set(),
     };
-    this.links.set(name, link);
-    this.gone.delete(name);
-    this.o.log.info(`agent ${name} connected (${peer.remoteAddr})`);
+    // The connection becomes the agent's link at its first announcement: an
+    // agent probing for other replicas closes a connection that reached this
+    // one again right after the welcome, without announcing anything.
+    this.pending.add(link);
     send(ws, {
       type: 'welcome',
       cluster: this.o.cluster,
+      proxy: this.o.proxyId,
       agent: name,
       roles: this.o.roles(),
       keepaliveMs: this.o.keepaliveMs,
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary || this.links.get(name) !== link) return;
+      if (isBinary) return;
       const frame = decodeAgentFrame(data.toString('utf8'));
+      if (frame?.type === 'announce' && this.pending.delete(link)) this.activate(link);
+      if (this.links.get(name) !== link) return;
       if (frame?.type === 'announce') this.announced(link, frame.servers, frame.sessions);
       else if (frame?.type === 'audit') void this.audit(link, frame.seq, frame.events);
     });
     ws.on('close', () => {
+      if (this.pending.delete(link)) {
+        for (const d of link.idle) d.terminate();
+        return;
+      }
       if (this.links.get(name) !== link) return;
       this.drop(link, 'its control connection closed');
     });
   }
 
+  private activate(link: AgentLink): void {
+    const previous = this.links.get(link.name);
+    if (previous) {
+      this.o.log.warn(`agent ${link.name} connected again; dropping its previous control connection`);
+      this.drop(previous, 'replaced by a new connection of the same agent');
+    }
+    this.links.set(link.name, link);
+    this.gone.delete(link.name);
+    this.o.log.info(`agent ${link.name} connected (${link.peer.remoteAddr})`);
+  }
+
   /** A data connection from an agent: kept idle until a tunnel is routed to it. */
-  attachData(ws: WebSocket, peer: Peer): void {
-    const link = this.links.get(peer.agent!.name);
+  attachData(ws: WebSocket, peer: Peer, forProxy?: string | null): void {
+    if (forProxy && forProxy !== this.o.proxyId) {
+      ws.close(WRONG_REPLICA, 'another replica');
+      return;
+    }
+    const name = peer.agent!.name;
+    const link = this.links.get(name) ?? [...this.pending].find((l) => l.name === name);
     if (!link || link.peer.agent?.generation !== peer.agent?.generation) {
       refuse(
         ws,
@@ -282,6 +306,8 @@ export class AgentDirectory {
       for (const ws of link.idle) ws.close(CLOSE.GOING_AWAY);
       this.links.delete(link.name);
     }
+    for (const link of this.pending) link.control.close(CLOSE.GOING_AWAY, 'the proxy is shutting down');
+    this.pending.clear();
   }
 
   private healthyLinks(): AgentLink[] {

@@ -10,6 +10,7 @@
  * other request without a valid one is refused.
  */
 import { createServer, type Server } from 'node:https';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -84,6 +85,8 @@ export const PRE_AUTH = {
 export class ProxyServer {
   private readonly https: Server;
   private readonly wss: WebSocketServer;
+  /** This process, among replicas behind one address. */
+  readonly id = randomUUID();
   /** The in-process agent: sessions to the servers in this proxy's own configuration. */
   private readonly local: SessionHost;
   /** Remote agents: the servers they announce, routing to them. */
@@ -170,6 +173,7 @@ export class ProxyServer {
     this.local = new SessionHost({ settings: config, gates, log });
     this.agents = new AgentDirectory({
       ...agentOptions,
+      proxyId: this.id,
       cluster: config.cluster,
       log,
       keepaliveMs: config.keepaliveMs,
@@ -385,7 +389,7 @@ export class ProxyServer {
       ws.on('pong', () => this.alive.set(ws, true));
       if (agentPath) {
         if (url.pathname === AGENT_CONTROL_PATH) this.agents.attachControl(ws, peer);
-        else this.agents.attachData(ws, peer);
+        else this.agents.attachData(ws, peer, url.searchParams.get('proxy'));
         return;
       }
       const refused = (err: unknown, server?: string) => {

@@ -18,6 +18,11 @@ import type { Peer } from '../identity/peer.js';
 export const AGENT_SUBPROTOCOL = 'mcp-access.agent.v1';
 export const AGENT_CONTROL_PATH = '/v1/agent/control';
 export const AGENT_DATA_PATH = '/v1/agent/data';
+/**
+ * Close code for a data connection that reached another replica than the one
+ * it was dialled for (`?proxy=ID`, through a load balancer): the agent dials again.
+ */
+export const WRONG_REPLICA = 4410;
 
 /** A server as an agent announces it (what `ls` and the proxy's label checks need; never commands or URLs). */
 export interface AnnouncedServer {
@@ -87,8 +92,11 @@ export type AgentFrame =
   | { type: 'audit-ack'; seq: number; ids: string[] }
   /** proxy → agent: the events of `seq` could not be stored (the requests they stand for are refused). */
   | { type: 'audit-nack'; seq: number; code: ErrorCode; message: string }
-  /** proxy → agent, first frame: the cluster, the name the proxy knows the agent by, the roles. */
-  | { type: 'welcome'; cluster: string; agent: string; roles: unknown[]; keepaliveMs: number }
+  /**
+   * proxy → agent, first frame: the cluster, this proxy process's id (replicas
+   * behind one address differ), the name the proxy knows the agent by, the roles.
+   */
+  | { type: 'welcome'; cluster: string; proxy: string; agent: string; roles: unknown[]; keepaliveMs: number }
   /** proxy → agent: the roles changed (reload, a role resource); running sessions use them from their next message. */
   | { type: 'roles'; roles: unknown[] }
   /**

@@ -55,6 +55,7 @@ function directory(opts: Partial<ConstructorParameters<typeof AgentDirectory>[0]
   const stored: Array<Record<string, unknown>> = [];
   const dir = new AgentDirectory({
     cluster: 'c',
+    proxyId: 'p1',
     log: new Logger({ sink: () => {} }),
     keepaliveMs: 15_000,
     audit: () => ({
@@ -128,6 +129,7 @@ describe('AgentDirectory', () => {
     const { dir, stored } = directory();
     const a = new FakeSocket();
     dir.attachControl(ws(a), agentPeer('east'));
+    a.receive({ type: 'announce', servers: [] });
     a.receive({ type: 'audit', seq: 7, events: [{ type: 'x', agent: 'forged' }, { type: 'y' }] });
     await new Promise((r) => setImmediate(r));
     expect(stored.map((e) => e.agent)).toEqual(['east', 'east']);
@@ -140,6 +142,7 @@ describe('AgentDirectory', () => {
     });
     const a = new FakeSocket();
     dir.attachControl(ws(a), agentPeer('east'));
+    a.receive({ type: 'announce', servers: [] });
     a.receive({ type: 'audit', seq: 1, events: [{ type: 'x' }] });
     await new Promise((r) => setImmediate(r));
     expect(a.frames('audit-nack')[0]).toMatchObject({ seq: 1, code: 'AUDIT_UNAVAILABLE' });
@@ -158,6 +161,18 @@ describe('AgentDirectory', () => {
     expect(dir.connected).toBe(0);
   });
 
+  it('a second control connection becomes the agent’s link only when it announces (a probe that reached a known replica never does)', () => {
+    const { dir } = directory();
+    const [first, probe] = [new FakeSocket(), new FakeSocket()];
+    dir.attachControl(ws(first), agentPeer('east'));
+    first.receive({ type: 'announce', servers: [server('files')] });
+    dir.attachControl(ws(probe), agentPeer('east'));
+    expect(probe.frames('welcome')).toHaveLength(1);
+    probe.close(1000);
+    expect(first.closedWith).toBeUndefined();
+    expect(dir.find('files')).toMatchObject({ agents: 1 });
+  });
+
   it('a data connection without the agent’s control connection is refused', () => {
     const { dir } = directory();
     const d = new FakeSocket();
@@ -169,6 +184,7 @@ describe('AgentDirectory', () => {
     const { dir } = directory();
     const a = new FakeSocket();
     dir.attachControl(ws(a), agentPeer('east'));
+    a.receive({ type: 'announce', servers: [] });
     a.close(1006);
     await expect(dir.resume('east~tok', 0, ws(new FakeSocket()), agentPeer('x'))).rejects.toMatchObject({
       code: 'SESSION_LOST',
