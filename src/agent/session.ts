@@ -7,7 +7,7 @@
 import type WebSocket from 'ws';
 import { AccessError, describeError } from '../errors.js';
 import type { Logger } from '../util/log.js';
-import { CLOSE, type CloseCode } from '../tunnel/close-codes.js';
+import { CLOSE, closeCodeFor } from '../tunnel/close-codes.js';
 import { encodeControl, decodeControl } from '../tunnel/control.js';
 import { ReliableChannel } from '../tunnel/reliable-channel.js';
 import type { ServerConfig, SessionSettings } from './servers.js';
@@ -16,24 +16,9 @@ import type { Peer } from '../identity/peer.js';
 import type { Upstream } from './upstream/index.js';
 import type { UpstreamFactory } from './upstream/spares.js';
 
-/** Close code for each error a session can end with. */
-const CLOSE_FOR: Partial<Record<AccessError['code'], CloseCode>> = {
-  UPSTREAM_FAILED: CLOSE.UPSTREAM_FAILED,
-  UPSTREAM_EXITED: CLOSE.UPSTREAM_EXITED,
-  IDENTITY_EXPIRED: CLOSE.IDENTITY_EXPIRED,
-  IDENTITY_REJECTED: CLOSE.IDENTITY_REJECTED,
-  ACCESS_DENIED: CLOSE.ACCESS_DENIED,
-  UNKNOWN_SERVER: CLOSE.UNKNOWN_SERVER,
-  SESSION_LOCKED: CLOSE.SESSION_LOCKED,
-  MESSAGE_TOO_LARGE: CLOSE.MESSAGE_TOO_LARGE,
-  PROXY_GOING_AWAY: CLOSE.GOING_AWAY,
-  SESSION_LOST: CLOSE.RESUME_REJECTED,
-  LIMIT_REACHED: CLOSE.LIMIT_REACHED,
-};
-
 /** Refuse a tunnel before any session exists: the full reason, then the close code. */
 export function refuseTunnel(socket: WebSocket, err: AccessError): void {
-  const code = CLOSE_FOR[err.code] ?? CLOSE.PROTOCOL_ERROR;
+  const code = closeCodeFor(err.code);
   try {
     socket.send(encodeControl({ type: 'fatal', code: err.code, message: err.message, hint: err.hint }));
   } catch {

@@ -17,7 +17,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type WebSocket from 'ws';
-import { AccessError, describeError, EXIT } from '../errors.js';
+import { AccessError, describeError, EXIT, rpcCodeFor } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import type { Identity } from '../identity/load.js';
 import { isFinalClose, errorCodeForClose, CLOSE } from '../tunnel/close-codes.js';
@@ -446,7 +446,9 @@ export class Bridge {
     this.session = undefined;
     this.channel.reset();
     for (const f of this.inflight.values()) {
-      this.out.write(Buffer.from(errorResponse(f.id, rpcCodeFor(err), `mcp-access: ${err.line}`, { code: err.code })));
+      this.out.write(
+        Buffer.from(errorResponse(f.id, rpcCodeFor(err.code), `mcp-access: ${err.line}`, { code: err.code })),
+      );
     }
     this.inflight.clear();
     this.queueReplay();
@@ -577,10 +579,6 @@ export class Bridge {
             : c.kind;
     this.log.debug(`${dir} ${what} ${bytes}B${latencyMs !== undefined ? ` ${latencyMs.toFixed(2)}ms` : ''}`);
   }
-}
-
-function rpcCodeFor(err: AccessError): number {
-  return err.code === 'ACCESS_DENIED' || err.code === 'TOOL_DENIED' ? RPC.INVALID_PARAMS : RPC.INTERNAL_ERROR;
 }
 
 function asAccessError(err: unknown): AccessError {

@@ -10,11 +10,11 @@
  * other request without a valid one is refused.
  */
 import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { AccessError, CATALOGUE, describeError, isAccessError } from '../errors.js';
+import { AccessError, CATALOGUE, describeError, httpStatusFor, isAccessError } from '../errors.js';
 import { VERSION } from '../version.js';
 import type { Logger } from '../util/log.js';
 import { SUBPROTOCOL, TUNNEL_PATH } from '../tunnel/control.js';
@@ -263,16 +263,7 @@ export class ProxyServer {
           reason: `${req.method} ${boundedParam(url.pathname)}: ${e.message}`,
         });
       }
-      const status = e.code.startsWith('IDENTITY')
-        ? 401
-        : e.code === 'PROXY_GOING_AWAY'
-          ? 503
-          : e.exitCode === 5
-            ? 403
-            : e.code === 'INTERNAL'
-              ? 500
-              : 400;
-      json(res, status, { error: { code: e.code, message: e.message, hint: e.hint } });
+      json(res, httpStatusFor(e.code), { error: { code: e.code, message: e.message, hint: e.hint } });
     }
   }
 
@@ -301,7 +292,7 @@ export class ProxyServer {
     const remoteAddr = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     const url = parseTarget(req.url);
     if (!url) {
-      answerUpgrade(socket, 400, new AccessError('HTTP_BAD_REQUEST', 'the request target is not a valid path'));
+      answerUpgrade(socket, new AccessError('HTTP_BAD_REQUEST', 'the request target is not a valid path'));
       return;
     }
     if (url.pathname !== TUNNEL_PATH || this.closing) {
@@ -323,7 +314,7 @@ export class ProxyServer {
         code: e.code,
         reason: e.message,
       });
-      answerUpgrade(socket, 401, e);
+      answerUpgrade(socket, e);
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
@@ -406,11 +397,11 @@ function boundedParam(v: string | null): string | undefined {
 }
 
 /** An HTTP answer on a socket that asked to upgrade, then close it. */
-function answerUpgrade(socket: Duplex, status: 400 | 401, err: AccessError): void {
+function answerUpgrade(socket: Duplex, err: AccessError): void {
   const body = JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint } });
-  const text = status === 401 ? 'Unauthorized' : 'Bad Request';
+  const status = httpStatusFor(err.code);
   socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }
 
