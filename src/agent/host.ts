@@ -10,10 +10,11 @@
  * Either way the session speaks the tunnel protocol (docs/protocol.md) over it.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { WebSocket } from 'ws';
 import { AccessError, describeError, isAccessError } from '../errors.js';
 import type { Peer } from '../identity/peer.js';
 import type { Logger } from '../util/log.js';
+import { FrameHold } from '../tunnel/frame-hold.js';
+import type { TunnelSocket } from '../tunnel/socket.js';
 import type { GateFactory } from './gate.js';
 import type { ServerConfig, SessionSettings } from './servers.js';
 import { ProxySession, refuseTunnel } from './session.js';
@@ -72,7 +73,7 @@ export class SessionHost {
    * limit forbids it; later refusals (the gate's first decision, an upstream
    * that cannot start) are sent on the socket as `fatal` + close code.
    */
-  open(ws: WebSocket, peer: Peer, server: ServerConfig): void {
+  open(ws: TunnelSocket, peer: Peer, server: ServerConfig): void {
     if (this.closed) throw new AccessError('PROXY_GOING_AWAY', 'the agent is shutting down');
     this.checkLimits(peer, server);
     const slot = { peer, server };
@@ -88,7 +89,7 @@ export class SessionHost {
    * may still reach the server.
    */
   resume(
-    ws: WebSocket,
+    ws: TunnelSocket,
     token: string,
     received: number,
     peer: Peer,
@@ -178,11 +179,9 @@ export class SessionHost {
     }
   }
 
-  private async startSession(ws: WebSocket, peer: Peer, server: ServerConfig): Promise<void> {
-    // Hold client frames until the gate (and its audit log) is open.
-    const early: Buffer[] = [];
-    const hold = (data: Buffer) => early.push(data);
-    ws.on('message', hold);
+  private async startSession(ws: TunnelSocket, peer: Peer, server: ServerConfig): Promise<void> {
+    // Hold client frames (and a close) until the gate (and its audit log) is open.
+    const hold = new FrameHold(ws);
     let session: ProxySession;
     try {
       const id = randomUUID();
@@ -202,17 +201,16 @@ export class SessionHost {
         },
       });
     } catch (err) {
-      ws.off('message', hold);
+      hold.release();
       const e = isAccessError(err) ? err : new AccessError('INTERNAL', (err as Error).message);
       this.o.log.warn(`session refused: ${describeError(e)}`);
       refuseTunnel(ws, e);
       return;
     }
-    ws.off('message', hold);
     this.sessions.set(session.id, session);
     this.byToken.set(session.resumeToken, session);
-    session.attach(ws, 0, false);
+    // Started first: the held frames are handled as the socket is attached.
     session.start();
-    for (const data of early) ws.emit('message', data, true);
+    session.attach(ws, 0, false, undefined, hold);
   }
 }

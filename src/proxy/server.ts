@@ -84,9 +84,7 @@ export class ProxyServer {
   private readonly wss: WebSocketServer;
   /** The in-process agent: sessions to the servers in this proxy's own configuration. */
   private readonly local: SessionHost;
-  private keepalive: NodeJS.Timeout | undefined;
   private closing = false;
-  private readonly alive = new WeakMap<WebSocket, boolean>();
   /** Connections that sent a first request (the pre-auth deadline no longer applies). */
   private readonly spoken = new WeakSet<object>();
 
@@ -180,8 +178,6 @@ export class ProxyServer {
         resolve();
       });
     });
-    this.keepalive = setInterval(() => this.ping(), this.config.keepaliveMs);
-    this.keepalive.unref();
     this.local.reconfigure(this.config.servers, this.config, this.gates);
     const addr = this.address();
     this.log.info(
@@ -217,7 +213,6 @@ export class ProxyServer {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    if (this.keepalive) clearInterval(this.keepalive);
     const closed = new Promise<void>((resolve) => this.https.close(() => resolve()));
     await this.local.close(new AccessError('PROXY_GOING_AWAY', 'the proxy is shutting down'));
     for (const ws of this.wss.clients) ws.terminate();
@@ -318,9 +313,8 @@ export class ProxyServer {
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      // Keepalive is the session's tunnel endpoint's (src/tunnel/endpoint.ts).
       ws.on('error', (err) => this.log.debug(`tunnel: ${err.message}`));
-      this.alive.set(ws, true);
-      ws.on('pong', () => this.alive.set(ws, true));
       let server: string | undefined;
       try {
         server = this.openTunnel(ws, peer, url);
@@ -352,22 +346,6 @@ export class ProxyServer {
       throw new AccessError('UNKNOWN_SERVER', `no MCP server named "${boundedParam(name)}" is enrolled on this proxy`);
     this.local.open(ws, peer, server);
     return undefined;
-  }
-
-  private ping(): void {
-    for (const ws of this.wss.clients) {
-      if (this.alive.get(ws) === false) {
-        this.log.debug('tunnel did not answer keepalive; dropping it');
-        ws.terminate();
-        continue;
-      }
-      this.alive.set(ws, false);
-      try {
-        ws.ping();
-      } catch {
-        /* closing */
-      }
-    }
   }
 }
 
