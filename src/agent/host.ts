@@ -72,21 +72,24 @@ export class SessionHost {
    * Open a new session on this socket. Throws LIMIT_REACHED (sync) when a
    * limit forbids it; later refusals (the gate's first decision, an upstream
    * that cannot start) are sent on the socket as `fatal` + close code.
+   * `held`: a FrameHold the caller put on the socket before handing it over
+   * (frames that arrived meanwhile are handled in order); else one starts now.
    */
-  open(ws: TunnelSocket, peer: Peer, server: ServerConfig): void {
+  open(ws: TunnelSocket, peer: Peer, server: ServerConfig, held?: FrameHold): void {
     if (this.closed) throw new AccessError('PROXY_GOING_AWAY', 'the agent is shutting down');
     this.checkLimits(peer, server);
     const slot = { peer, server };
     this.opening.add(slot);
     // Whether the peer may reach it is the gate's first decision (audited).
-    void this.startSession(ws, peer, server).finally(() => this.opening.delete(slot));
+    void this.startSession(ws, peer, server, held ?? new FrameHold(ws)).finally(() => this.opening.delete(slot));
   }
 
   /**
    * Resume the session a token names on this socket. Throws SESSION_LOST (no
    * such session: the bridge opens a new one) or IDENTITY_REJECTED (another
    * identity's session); `mayReach` is the caller's check that the identity
-   * may still reach the server.
+   * may still reach the server. `held`: as for `open` (on a refusal the
+   * caller still owns the socket: `refuseTunnel` it).
    */
   resume(
     ws: TunnelSocket,
@@ -94,6 +97,7 @@ export class SessionHost {
     received: number,
     peer: Peer,
     mayReach: (peer: Peer, server: ServerConfig) => void,
+    held?: FrameHold,
   ): string {
     const session = this.byToken.get(token);
     if (!session || !Number.isSafeInteger(received) || received < 0) {
@@ -112,7 +116,7 @@ export class SessionHost {
       });
     }
     mayReach(peer, session.server);
-    session.attach(ws, received, true, peer);
+    session.attach(ws, received, true, peer, held);
     return session.server.name;
   }
 
@@ -179,9 +183,8 @@ export class SessionHost {
     }
   }
 
-  private async startSession(ws: TunnelSocket, peer: Peer, server: ServerConfig): Promise<void> {
-    // Hold client frames (and a close) until the gate (and its audit log) is open.
-    const hold = new FrameHold(ws);
+  private async startSession(ws: TunnelSocket, peer: Peer, server: ServerConfig, hold: FrameHold): Promise<void> {
+    // Client frames (and a close) are held until the gate (and its audit log) is open.
     let session: ProxySession;
     try {
       const id = randomUUID();

@@ -78,6 +78,8 @@ interface Listeners {
 
 /** 1006: the connection ended without a close frame (WebSocket's value; never sent). */
 const ABNORMAL = 1006;
+/** WebSocket readyState of a closed socket. */
+const CLOSED = 3;
 
 export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> {
   private readonly channel: ReliableChannel;
@@ -167,13 +169,14 @@ export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> {
     if (opts.hello) this.sendControl(socket, opts.hello);
     this.channel.attach(socket, peerReceived);
     this.keepalive = new Keepalive(socket, this.o.keepaliveMs, () => this.dead(socket), this.clock);
-    if (!held) return;
-    for (const f of held.frames) {
+    for (const f of held?.frames ?? []) {
       if (this.socket !== socket) return;
       this.received(socket, f.data, f.isBinary);
     }
-    if (held.closed && this.socket === socket)
-      this.socketClosed(socket, held.closed.code, held.closed.reason.toString());
+    if (this.socket !== socket) return;
+    if (held?.closed) this.socketClosed(socket, held.closed.code, held.closed.reason.toString());
+    // Closed before anyone listened (its 'close' event is gone): a drop.
+    else if (socket.readyState === CLOSED) this.socketClosed(socket, ABNORMAL, '');
   }
 
   /**

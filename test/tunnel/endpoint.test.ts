@@ -151,6 +151,16 @@ describe('TunnelEndpoint: attach and resume', () => {
     expect(disconnects[0]!.err?.message).toBe('the proxy closed the tunnel (4502: upstream exited)');
   });
 
+  it('treats a socket that closed before anyone listened as a drop', () => {
+    const { endpoint, disconnects } = setup();
+    const s = new FakeSocket();
+    s.peerClose(1006);
+    endpoint.attach(s, 0, { hello: HELLO });
+    expect(s.log).toEqual([]); // no hello on a closed socket
+    expect(disconnects).toEqual([{ err: undefined, code: 1006, reason: '' }]);
+    expect(endpoint.attached).toBe(false);
+  });
+
   it('stops handling held frames once a held frame made it let go of the socket', () => {
     const { endpoint, messages } = setup();
     const s = new FakeSocket();
