@@ -289,6 +289,19 @@ describe('TunnelEndpoint: fatal and close codes, both ways', () => {
     expect(s.log).toEqual(['close 1000', 'terminate']);
   });
 
+  it('cuts a long reason to fit a close frame (123 bytes), on a character boundary; the fatal frame has it whole', () => {
+    const { endpoint } = setup();
+    const s = new FakeSocket();
+    endpoint.attach(s, 0);
+    const message = `the server "${'é'.repeat(100)}" stopped`;
+    void endpoint.close(new AccessError('UPSTREAM_EXITED', message));
+    const close = s.calls.at(-1) as { op: 'close'; code: number; reason: string };
+    expect(close.code).toBe(4502);
+    expect(Buffer.byteLength(close.reason)).toBeLessThanOrEqual(123);
+    expect(close.reason).toMatch(/^the server "é+\.\.\.$/);
+    expect(s.controlSent[0]).toMatchObject({ type: 'fatal', message });
+  });
+
   it('an error without a close code of its own closes with 4400', () => {
     const { endpoint } = setup();
     const s = new FakeSocket();
