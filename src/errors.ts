@@ -26,48 +26,94 @@ export const EXIT = {
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
-interface Entry {
+export interface CatalogueEntry {
   exit: ExitCode;
   /** What to do about it; a specific error may override it. */
   hint: string;
+  /** HTTP status when the proxy answers a request with this error (default 500: the proxy did not expect it). */
+  http?: number;
+  /**
+   * Tunnel close code (docs/protocol.md, "Close codes") when a tunnel ends
+   * with this error; each code at most once, so the bridge can read it back.
+   * Without one, a tunnel ends with PROXY_PROTOCOL's.
+   */
+  close?: number;
+  /** JSON-RPC error code for a waiting request the bridge answers with this error (default -32603). */
+  rpc?: number;
 }
 
+/** JSON-RPC error codes the catalogue uses (the full list is in src/tunnel/jsonrpc.ts). */
+const INVALID_PARAMS = -32602;
+const INTERNAL_ERROR = -32603;
+
 export const CATALOGUE = {
-  USAGE: { exit: EXIT.USAGE, hint: 'see --help' },
-  INTERNAL: { exit: EXIT.INTERNAL, hint: 're-run with --debug for details and report it' },
+  USAGE: { exit: EXIT.USAGE, hint: 'see --help', http: 400 },
+  INTERNAL: { exit: EXIT.INTERNAL, hint: 're-run with --debug for details and report it', http: 500 },
 
   // identity files
-  IDENTITY_MISSING: { exit: EXIT.IDENTITY, hint: 'check the path given to -i/--identity or MCP_ACCESS_IDENTITY' },
-  IDENTITY_UNREADABLE: { exit: EXIT.IDENTITY, hint: 'check the file permissions for this user' },
+  IDENTITY_MISSING: {
+    exit: EXIT.IDENTITY,
+    hint: 'check the path given to -i/--identity or MCP_ACCESS_IDENTITY',
+    http: 401,
+  },
+  IDENTITY_UNREADABLE: { exit: EXIT.IDENTITY, hint: 'check the file permissions for this user', http: 401 },
   IDENTITY_EMPTY: {
     exit: EXIT.IDENTITY,
     hint: 'the writer may be mid-rewrite; if it stays empty, re-issue it or check the renewal bot',
+    http: 401,
   },
   IDENTITY_TORN: {
     exit: EXIT.IDENTITY,
     hint: 'a PEM block is cut off; the writer may be mid-rewrite, or re-issue the file',
+    http: 401,
   },
-  IDENTITY_NO_KEY: { exit: EXIT.IDENTITY, hint: 'an identity file starts with a private key PEM block; re-issue it' },
-  IDENTITY_NO_CERT: { exit: EXIT.IDENTITY, hint: 'the second PEM block must be the TLS certificate; re-issue it' },
-  IDENTITY_NO_CA: { exit: EXIT.IDENTITY, hint: 'the file must end with the cluster CA certificate(s); re-issue it' },
-  IDENTITY_BAD_KEY: { exit: EXIT.IDENTITY, hint: 'the private key block cannot be parsed; re-issue the file' },
-  IDENTITY_BAD_CERT: { exit: EXIT.IDENTITY, hint: 'a certificate block cannot be parsed; re-issue the file' },
+  IDENTITY_NO_KEY: {
+    exit: EXIT.IDENTITY,
+    hint: 'an identity file starts with a private key PEM block; re-issue it',
+    http: 401,
+  },
+  IDENTITY_NO_CERT: {
+    exit: EXIT.IDENTITY,
+    hint: 'the second PEM block must be the TLS certificate; re-issue it',
+    http: 401,
+  },
+  IDENTITY_NO_CA: {
+    exit: EXIT.IDENTITY,
+    hint: 'the file must end with the cluster CA certificate(s); re-issue it',
+    http: 401,
+  },
+  IDENTITY_BAD_KEY: {
+    exit: EXIT.IDENTITY,
+    hint: 'the private key block cannot be parsed; re-issue the file',
+    http: 401,
+  },
+  IDENTITY_BAD_CERT: {
+    exit: EXIT.IDENTITY,
+    hint: 'a certificate block cannot be parsed; re-issue the file',
+    http: 401,
+  },
   IDENTITY_KEY_MISMATCH: {
     exit: EXIT.IDENTITY,
     hint: 'the key and certificate come from different identities; re-issue the file',
+    http: 401,
   },
-  IDENTITY_NOT_YET_VALID: { exit: EXIT.IDENTITY, hint: "check this machine's clock" },
+  IDENTITY_NOT_YET_VALID: { exit: EXIT.IDENTITY, hint: "check this machine's clock", http: 401 },
   IDENTITY_EXPIRED: {
     exit: EXIT.IDENTITY,
     hint: 'renew it: check that the renewal bot is running, or run `mcp-access identity issue` again',
+    http: 401,
+    close: 4402,
   },
   IDENTITY_UNTRUSTED: {
     exit: EXIT.IDENTITY,
     hint: 'the certificate is not signed by any CA in the file; re-issue it from the right cluster',
+    http: 401,
   },
   IDENTITY_REJECTED: {
     exit: EXIT.IDENTITY,
     hint: 'the proxy does not trust this identity; check that it was issued by this cluster',
+    http: 401,
+    close: 4401,
   },
 
   // certificate authority
@@ -91,57 +137,99 @@ export const CATALOGUE = {
   PROXY_PROTOCOL: {
     exit: EXIT.PROXY_UNREACHABLE,
     hint: 'check that --proxy points at an mcp-access proxy of a compatible version',
+    close: 4400,
   },
   PROXY_GOING_AWAY: {
     exit: EXIT.PROXY_UNREACHABLE,
     hint: 'the proxy is shutting down; it reconnects when the proxy is back',
+    http: 503,
+    close: 4001,
   },
   HTTP_BAD_REQUEST: {
     exit: EXIT.PROXY_UNREACHABLE,
     hint: 'the request was not well-formed HTTP for the proxy; use the mcp-access CLI or follow docs/protocol.md',
+    http: 400,
   },
 
   // access
-  UNKNOWN_SERVER: { exit: EXIT.NOT_FOUND, hint: 'run `mcp-access ls` to see the servers you can reach' },
-  ACCESS_DENIED: { exit: EXIT.ACCESS_DENIED, hint: "access is governed by the identity's roles; ask an administrator" },
-  TOOL_DENIED: { exit: EXIT.ACCESS_DENIED, hint: "access is governed by the identity's roles; ask an administrator" },
-  SESSION_LOCKED: { exit: EXIT.ACCESS_DENIED, hint: 'the identity was locked by an administrator' },
+  UNKNOWN_SERVER: { exit: EXIT.NOT_FOUND, hint: 'run `mcp-access ls` to see the servers you can reach', close: 4404 },
+  ACCESS_DENIED: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: "access is governed by the identity's roles; ask an administrator",
+    http: 403,
+    close: 4403,
+    rpc: INVALID_PARAMS,
+  },
+  TOOL_DENIED: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: "access is governed by the identity's roles; ask an administrator",
+    http: 403,
+    rpc: INVALID_PARAMS,
+  },
+  SESSION_LOCKED: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: 'the identity was locked by an administrator',
+    http: 403,
+    close: 4423,
+  },
   LIMIT_REACHED: {
     exit: EXIT.ACCESS_DENIED,
     hint: 'close sessions you no longer use, or ask the operator to raise the limit the message names (sessions.* in the proxy configuration)',
+    http: 403,
+    close: 4429,
   },
 
   // upstream MCP servers
-  UPSTREAM_FAILED: { exit: EXIT.UPSTREAM, hint: "the MCP server could not be started; see the proxy's log" },
-  UPSTREAM_EXITED: { exit: EXIT.UPSTREAM, hint: "the MCP server stopped; see the proxy's log" },
+  UPSTREAM_FAILED: {
+    exit: EXIT.UPSTREAM,
+    hint: "the MCP server could not be started; see the proxy's log",
+    close: 4500,
+  },
+  UPSTREAM_EXITED: { exit: EXIT.UPSTREAM, hint: "the MCP server stopped; see the proxy's log", close: 4502 },
 
   // the message stream
   MESSAGE_TOO_LARGE: {
     exit: EXIT.USAGE,
     hint: 'raise --max-message-size on connect (and max_message_size on the proxy)',
+    http: 413,
+    close: 4413,
   },
   SESSION_LOST: {
     exit: EXIT.SESSION_LOST,
     hint: 'the session could not be resumed; the request may or may not have run',
+    close: 4409,
   },
 
   // audit
-  AUDIT_UNAVAILABLE: { exit: EXIT.AUDIT, hint: 'the audit log cannot be written; requests are refused until it can' },
+  AUDIT_UNAVAILABLE: {
+    exit: EXIT.AUDIT,
+    hint: 'the audit log cannot be written; requests are refused until it can',
+    http: 503,
+  },
   AUDIT_TAMPERED: { exit: EXIT.AUDIT, hint: 'the audit log was edited, truncated or reordered after it was written' },
 
   // bot
-  BOT_TOKEN_INVALID: { exit: EXIT.ACCESS_DENIED, hint: 'ask the operator for a new token: `mcp-access bot add`' },
+  BOT_TOKEN_INVALID: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: 'ask the operator for a new token: `mcp-access bot add`',
+    http: 403,
+  },
   BOT_CA_PIN_MISMATCH: {
     exit: EXIT.PROXY_UNREACHABLE,
     hint: 'the proxy is not the one the pin names; check --proxy and --ca-pin',
   },
-  BOT_LOCKED: { exit: EXIT.ACCESS_DENIED, hint: 'the bot is locked; an operator can run `mcp-access bot unlock`' },
-  BOT_STATE: { exit: EXIT.CONFIG, hint: 'check the bot state directory' },
+  BOT_LOCKED: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: 'the bot is locked; an operator can run `mcp-access bot unlock`',
+    http: 403,
+  },
+  BOT_STATE: { exit: EXIT.CONFIG, hint: 'check the bot state directory', http: 409 },
   BOT_EXISTS: { exit: EXIT.USAGE, hint: 'pick another name, or remove the bot first with `mcp-access bot rm`' },
-  BOT_UNKNOWN: { exit: EXIT.NOT_FOUND, hint: 'run `mcp-access bot ls` to see the registered bots' },
+  BOT_UNKNOWN: { exit: EXIT.NOT_FOUND, hint: 'run `mcp-access bot ls` to see the registered bots', http: 404 },
   BOT_JOIN_LIMITED: {
     exit: EXIT.ACCESS_DENIED,
     hint: 'too many join attempts from this address; wait and try again with the right token',
+    http: 429,
   },
   BOT_CONFIG_INVALID: { exit: EXIT.USAGE, hint: 'fix the bot configuration file (see docs/bot.md)' },
   UNSAFE_PATH: { exit: EXIT.USAGE, hint: 'use a path owned by this user that others cannot write to, and no symlink' },
@@ -156,7 +244,7 @@ export const CATALOGUE = {
     exit: EXIT.INTERNAL,
     hint: 'the demo checks what it shows; report this with the output of --debug',
   },
-} satisfies Record<string, Entry>;
+} satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof CATALOGUE;
 
@@ -186,6 +274,23 @@ export class AccessError extends Error {
   get line(): string {
     return this.hint ? `${this.message} (${this.hint})` : this.message;
   }
+}
+
+/** The HTTP status of an error answer with this code. */
+export function httpStatusFor(code: ErrorCode): number {
+  const entry: CatalogueEntry = CATALOGUE[code];
+  return entry.http ?? 500;
+}
+
+/** The JSON-RPC error code of an answer to a waiting request that failed with this code. */
+export function rpcCodeFor(code: ErrorCode): number {
+  const entry: CatalogueEntry = CATALOGUE[code];
+  return entry.rpc ?? INTERNAL_ERROR;
+}
+
+/** Whether a string from the wire (a `fatal` frame, an error body) names a code of the catalogue. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(CATALOGUE, code);
 }
 
 export function isAccessError(err: unknown): err is AccessError {

@@ -7,7 +7,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CATALOGUE, type ErrorCode } from '../src/errors.js';
+import { CATALOGUE, httpStatusFor, rpcCodeFor, type CatalogueEntry, type ErrorCode } from '../src/errors.js';
+import { CLOSE, closeCodeFor, errorCodeForClose } from '../src/tunnel/close-codes.js';
 import { ROOT } from './helpers/cluster.js';
 
 const CODES = Object.keys(CATALOGUE) as ErrorCode[];
@@ -93,5 +94,83 @@ describe('the error catalogue (src/errors.ts) and docs/operations.md', () => {
       (c) => !new RegExp(`['"\`]${c}['"\`]|CATALOGUE\\.${c}\\b|CATALOGUE\\[['"]${c}['"]\\]`).test(src),
     );
     expect(unused, `codes defined in src/errors.ts but never used in src: ${unused.join(', ')}`).toEqual([]);
+  });
+});
+
+/** The rows of the "Close codes" table in docs/protocol.md: code → name. */
+function documentedCloseCodes(): Map<number, string> {
+  const text = readFileSync(join(ROOT, 'docs/protocol.md'), 'utf8');
+  const section = text.slice(text.indexOf('## Close codes'));
+  const table = section.slice(0, section.indexOf('\n## '));
+  const rows = new Map<number, string>();
+  for (const m of table.matchAll(/^\| (\d{4}) \| ([^|]+) \|/gm)) rows.set(Number(m[1]), m[2]!.trim());
+  return rows;
+}
+
+describe('the HTTP, close and JSON-RPC codes of the catalogue', () => {
+  const entries = Object.entries(CATALOGUE) as Array<[ErrorCode, CatalogueEntry]>;
+
+  it('gives each close code to one error only, so the bridge reads back the error that was sent', () => {
+    const seen = new Map<number, ErrorCode[]>();
+    for (const [code, e] of entries) if (e.close !== undefined) seen.set(e.close, [...(seen.get(e.close) ?? []), code]);
+    const twice = [...seen].filter(([, codes]) => codes.length > 1).map(([n, codes]) => `${n}: ${codes.join(', ')}`);
+    expect(twice).toEqual([]);
+    expect(seen.size).toBeGreaterThan(10);
+    for (const [close, [code]] of seen) {
+      expect(errorCodeForClose(close)).toBe(code);
+      expect(closeCodeFor(code!)).toBe(close);
+    }
+  });
+
+  it('documents every close code in docs/protocol.md, and only those', () => {
+    const documented = documentedCloseCodes();
+    const used = new Map<number, string>(
+      entries.filter(([, e]) => e.close !== undefined).map(([code, e]) => [e.close!, code]),
+    );
+    for (const n of Object.values(CLOSE)) if (!used.has(n)) used.set(n, 'CLOSE');
+    const undocumented = [...used].filter(([n]) => !documented.has(n)).map(([n, c]) => `${n} (${c})`);
+    expect(undocumented, 'close codes with no row in docs/protocol.md').toEqual([]);
+    const unknown = [...documented.keys()].filter((n) => !used.has(n));
+    expect(unknown, 'close codes documented in docs/protocol.md that nothing sends').toEqual([]);
+    // The numbers clients see are those the protocol has always had.
+    expect(Object.fromEntries([...used].filter(([, c]) => c !== 'CLOSE').map(([n, c]) => [c, n]))).toEqual({
+      PROXY_GOING_AWAY: 4001,
+      PROXY_PROTOCOL: 4400,
+      IDENTITY_REJECTED: 4401,
+      IDENTITY_EXPIRED: 4402,
+      ACCESS_DENIED: 4403,
+      UNKNOWN_SERVER: 4404,
+      SESSION_LOST: 4409,
+      MESSAGE_TOO_LARGE: 4413,
+      SESSION_LOCKED: 4423,
+      LIMIT_REACHED: 4429,
+      UPSTREAM_FAILED: 4500,
+      UPSTREAM_EXITED: 4502,
+    });
+  });
+
+  it('reads the close codes that stand for no error as they are', () => {
+    expect(errorCodeForClose(CLOSE.NORMAL)).toBeUndefined();
+    expect(errorCodeForClose(CLOSE.ROTATING)).toBeUndefined();
+    expect(errorCodeForClose(1006)).toBeUndefined();
+    expect(errorCodeForClose(CLOSE.WS_MESSAGE_TOO_BIG)).toBe('MESSAGE_TOO_LARGE');
+    expect(closeCodeFor('INTERNAL')).toBe(4400);
+    expect(closeCodeFor('AUDIT_UNAVAILABLE')).toBe(4400);
+  });
+
+  it('uses HTTP error statuses and JSON-RPC error codes only', () => {
+    for (const [code, e] of entries) {
+      if (e.http !== undefined) expect(e.http, code).toBeGreaterThanOrEqual(400);
+      if (e.http !== undefined) expect(e.http, code).toBeLessThan(600);
+      if (e.rpc !== undefined) expect(e.rpc >= -32768 && e.rpc <= -32000, code).toBe(true);
+    }
+    expect(httpStatusFor('IDENTITY_EXPIRED')).toBe(401);
+    expect(httpStatusFor('HTTP_BAD_REQUEST')).toBe(400);
+    expect(httpStatusFor('PROXY_GOING_AWAY')).toBe(503);
+    expect(httpStatusFor('ACCESS_DENIED')).toBe(403);
+    expect(httpStatusFor('INTERNAL')).toBe(500);
+    expect(rpcCodeFor('ACCESS_DENIED')).toBe(-32602);
+    expect(rpcCodeFor('TOOL_DENIED')).toBe(-32602);
+    expect(rpcCodeFor('IDENTITY_EXPIRED')).toBe(-32603);
   });
 });

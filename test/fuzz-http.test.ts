@@ -180,6 +180,14 @@ describe('fuzz: the HTTP surface', () => {
       () => JSON.stringify({ type: 'ack', received: rng.pick<unknown>([-1, 1e308, 'x', null, 2 ** 60, 1.5, {}, 3]) }),
       () => JSON.stringify({ type: rng.pick(['hello', 'fatal', 'resume', '__proto__', '', 'ack']), code: 'x' }),
       () => '{"type":"ack","received":1,"type":"fatal"}',
+      // A fatal frame from the bridge's side: read (the tunnel end reads them both ways), never trusted.
+      () =>
+        JSON.stringify({
+          type: 'fatal',
+          code: rng.pick(['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'ACCESS_DENIED', 'SESSION_LOCKED']),
+          message: rng.pick<unknown>(['m', {}, null, 'x'.repeat(10_000)]),
+          hint: rng.pick<unknown>(['h', 7, undefined]),
+        }),
       () => rng.pick(['', 'null', '[]', '{', '"ack"', '\u0000', 'x'.repeat(70_000)]),
     ];
     let sent = 0;
@@ -196,7 +204,8 @@ describe('fuzz: the HTTP surface', () => {
         if (rng.chance(0.1)) ws.ping(Buffer.from(rng.pick(['', 'x', '\u0000'.repeat(100)])));
         else ws.send(rng.pick(frames)());
       }
-      ws.close(1000);
+      // Any close code a client may pick, final ones included: the session just waits for a resume.
+      ws.close(rng.pick([1000, 4000, 4002, 4401, 4403, 4409, 4500, 4999]));
       await closed;
       await ping();
     }

@@ -10,10 +10,11 @@
  * Either way the session speaks the tunnel protocol (docs/protocol.md) over it.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { WebSocket } from 'ws';
 import { AccessError, describeError, isAccessError } from '../errors.js';
 import type { Peer } from '../identity/peer.js';
 import type { Logger } from '../util/log.js';
+import { FrameHold } from '../tunnel/frame-hold.js';
+import type { TunnelSocket } from '../tunnel/socket.js';
 import type { GateFactory } from './gate.js';
 import type { ServerConfig, SessionSettings } from './servers.js';
 import { ProxySession, refuseTunnel } from './session.js';
@@ -71,28 +72,32 @@ export class SessionHost {
    * Open a new session on this socket. Throws LIMIT_REACHED (sync) when a
    * limit forbids it; later refusals (the gate's first decision, an upstream
    * that cannot start) are sent on the socket as `fatal` + close code.
+   * `held`: a FrameHold the caller put on the socket before handing it over
+   * (frames that arrived meanwhile are handled in order); else one starts now.
    */
-  open(ws: WebSocket, peer: Peer, server: ServerConfig): void {
+  open(ws: TunnelSocket, peer: Peer, server: ServerConfig, held?: FrameHold): void {
     if (this.closed) throw new AccessError('PROXY_GOING_AWAY', 'the agent is shutting down');
     this.checkLimits(peer, server);
     const slot = { peer, server };
     this.opening.add(slot);
     // Whether the peer may reach it is the gate's first decision (audited).
-    void this.startSession(ws, peer, server).finally(() => this.opening.delete(slot));
+    void this.startSession(ws, peer, server, held ?? new FrameHold(ws)).finally(() => this.opening.delete(slot));
   }
 
   /**
    * Resume the session a token names on this socket. Throws SESSION_LOST (no
    * such session: the bridge opens a new one) or IDENTITY_REJECTED (another
    * identity's session); `mayReach` is the caller's check that the identity
-   * may still reach the server.
+   * may still reach the server. `held`: as for `open` (on a refusal the
+   * caller still owns the socket: `refuseTunnel` it).
    */
   resume(
-    ws: WebSocket,
+    ws: TunnelSocket,
     token: string,
     received: number,
     peer: Peer,
     mayReach: (peer: Peer, server: ServerConfig) => void,
+    held?: FrameHold,
   ): string {
     const session = this.byToken.get(token);
     if (!session || !Number.isSafeInteger(received) || received < 0) {
@@ -111,7 +116,7 @@ export class SessionHost {
       });
     }
     mayReach(peer, session.server);
-    session.attach(ws, received, true, peer);
+    session.attach(ws, received, true, peer, held);
     return session.server.name;
   }
 
@@ -178,11 +183,8 @@ export class SessionHost {
     }
   }
 
-  private async startSession(ws: WebSocket, peer: Peer, server: ServerConfig): Promise<void> {
-    // Hold client frames until the gate (and its audit log) is open.
-    const early: Buffer[] = [];
-    const hold = (data: Buffer) => early.push(data);
-    ws.on('message', hold);
+  private async startSession(ws: TunnelSocket, peer: Peer, server: ServerConfig, hold: FrameHold): Promise<void> {
+    // Client frames (and a close) are held until the gate (and its audit log) is open.
     let session: ProxySession;
     try {
       const id = randomUUID();
@@ -202,17 +204,16 @@ export class SessionHost {
         },
       });
     } catch (err) {
-      ws.off('message', hold);
+      hold.release();
       const e = isAccessError(err) ? err : new AccessError('INTERNAL', (err as Error).message);
       this.o.log.warn(`session refused: ${describeError(e)}`);
       refuseTunnel(ws, e);
       return;
     }
-    ws.off('message', hold);
     this.sessions.set(session.id, session);
     this.byToken.set(session.resumeToken, session);
-    session.attach(ws, 0, false);
+    // Started first: the held frames are handled as the socket is attached.
     session.start();
-    for (const data of early) ws.emit('message', data, true);
+    session.attach(ws, 0, false, undefined, hold);
   }
 }

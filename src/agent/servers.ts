@@ -64,6 +64,8 @@ export interface SessionSettings {
   stopGraceMs: number;
   /** Keep one started process per stdio server for the next session (upstream/spares.ts). */
   prestart: boolean;
+  /** Tunnel keepalive (default 15 s): a bridge that misses a ping is dropped; its session waits for a resume. */
+  keepaliveMs?: number;
 }
 
 /** The `sessions:` block (proxy and agent alike). */

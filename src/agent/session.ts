@@ -4,43 +4,23 @@
  * without a clean close, the upstream is kept for the grace period and the
  * bridge may resume (docs/protocol.md).
  */
-import type WebSocket from 'ws';
 import { AccessError, describeError } from '../errors.js';
 import type { Logger } from '../util/log.js';
-import { CLOSE, type CloseCode } from '../tunnel/close-codes.js';
-import { encodeControl, decodeControl } from '../tunnel/control.js';
-import { ReliableChannel } from '../tunnel/reliable-channel.js';
+import { CLOSE } from '../tunnel/close-codes.js';
+import { TunnelEndpoint } from '../tunnel/endpoint.js';
+import type { FrameHold } from '../tunnel/frame-hold.js';
+import type { TunnelSocket } from '../tunnel/socket.js';
 import type { ServerConfig, SessionSettings } from './servers.js';
 import type { ClientVerdict, SessionGate } from './gate.js';
 import type { Peer } from '../identity/peer.js';
 import type { Upstream } from './upstream/index.js';
 import type { UpstreamFactory } from './upstream/spares.js';
 
-/** Close code for each error a session can end with. */
-const CLOSE_FOR: Partial<Record<AccessError['code'], CloseCode>> = {
-  UPSTREAM_FAILED: CLOSE.UPSTREAM_FAILED,
-  UPSTREAM_EXITED: CLOSE.UPSTREAM_EXITED,
-  IDENTITY_EXPIRED: CLOSE.IDENTITY_EXPIRED,
-  IDENTITY_REJECTED: CLOSE.IDENTITY_REJECTED,
-  ACCESS_DENIED: CLOSE.ACCESS_DENIED,
-  UNKNOWN_SERVER: CLOSE.UNKNOWN_SERVER,
-  SESSION_LOCKED: CLOSE.SESSION_LOCKED,
-  MESSAGE_TOO_LARGE: CLOSE.MESSAGE_TOO_LARGE,
-  PROXY_GOING_AWAY: CLOSE.GOING_AWAY,
-  SESSION_LOST: CLOSE.RESUME_REJECTED,
-  LIMIT_REACHED: CLOSE.LIMIT_REACHED,
-};
-
 /** Refuse a tunnel before any session exists: the full reason, then the close code. */
-export function refuseTunnel(socket: WebSocket, err: AccessError): void {
-  const code = CLOSE_FOR[err.code] ?? CLOSE.PROTOCOL_ERROR;
-  try {
-    socket.send(encodeControl({ type: 'fatal', code: err.code, message: err.message, hint: err.hint }));
-  } catch {
-    /* socket already gone */
-  }
-  socket.close(code, truncateReason(err.message));
-}
+export { refuseTunnel } from '../tunnel/refuse.js';
+
+/** Tunnel keepalive when the settings name none. */
+const DEFAULT_KEEPALIVE_MS = 15_000;
 
 /** Client messages being processed (gate + forward) before we stop reading the socket. */
 const MAX_CLIENT_BACKLOG = 256;
@@ -50,8 +30,8 @@ export class ProxySession {
   readonly resumeToken: string;
   peer: Peer;
   readonly server: ServerConfig;
-  private socket: WebSocket | undefined;
-  private readonly channel: ReliableChannel;
+  /** The bridge's end of the tunnel, seen from here: it outlives each WebSocket. */
+  private readonly tunnel: TunnelEndpoint;
   private readonly upstream: Upstream;
   private readonly log: Logger;
   private upstreamReady: Promise<void> | undefined;
@@ -85,13 +65,25 @@ export class ProxySession {
     this.server = deps.server;
     this.log = deps.log.child(`proxy session ${this.id.slice(0, 8)}`);
     this.log.level = deps.log.level;
-    this.channel = new ReliableChannel({
+    this.tunnel = new TunnelEndpoint({
       highWaterBytes: Math.max(8 * 1024 * 1024, deps.config.maxMessageSize),
-      onWritable: () => {
-        if (!this.upstreamPaused) return;
-        this.upstreamPaused = false;
-        this.upstream.resume();
-      },
+      keepaliveMs: deps.config.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
+      peerName: 'the bridge',
+      debug: (line) => this.log.debug(line),
+    });
+    this.tunnel.on('message', (data) => this.fromClient(data));
+    this.tunnel.on('writable', () => {
+      if (!this.upstreamPaused) return;
+      this.upstreamPaused = false;
+      this.upstream.resume();
+    });
+    this.tunnel.on('disconnect', (_err, code, reason) => {
+      if (code === CLOSE.NORMAL) {
+        this.log.info(`${this.peer.user} closed the session`);
+        void this.end();
+      } else {
+        this.startGrace(`tunnel dropped (${code}${reason ? `: ${reason}` : ''})`);
+      }
     });
     this.upstream = deps.upstreams.create(deps.server, {
       onMessage: (m) => this.fromServer(m),
@@ -104,7 +96,7 @@ export class ProxySession {
   }
 
   get isAttached(): boolean {
-    return this.socket !== undefined;
+    return this.tunnel.attached;
   }
   /** Ending or ended (its upstream may still be stopping). */
   get isEnding(): boolean {
@@ -127,14 +119,11 @@ export class ProxySession {
 
   /**
    * Use this WebSocket from now on: the first one, or one that resumes the
-   * session (`peerReceived` = data frames the bridge already has).
+   * session (`peerReceived` = data frames the bridge already has). A socket
+   * still attached is cut. Frames `held` since the socket arrived are handled
+   * after the hello, in order.
    */
-  attach(socket: WebSocket, peerReceived: number, resumed: boolean, peer?: Peer): void {
-    if (this.socket && this.socket !== socket) {
-      const old = this.socket;
-      this.detach();
-      old.terminate();
-    }
+  attach(socket: TunnelSocket, peerReceived: number, resumed: boolean, peer?: Peer, held?: FrameHold): void {
     if (peer) {
       // From now on the session is judged by the certificate presented now.
       this.peer = peer;
@@ -149,40 +138,23 @@ export class ProxySession {
       clearTimeout(this.graceTimer);
       this.graceTimer = undefined;
     }
-    this.socket = socket;
-    this.armExpiry();
-    socket.send(
-      encodeControl({
+    if (resumed)
+      this.log.info(
+        `${this.peer.user} resumed the session (bridge has ${peerReceived}, proxy has ${this.tunnel.receivedCount})`,
+      );
+    this.tunnel.attach(socket, peerReceived, {
+      hello: {
         type: 'hello',
         session: this.id,
         resumeToken: this.resumeToken,
         server: this.server.name,
         resumed,
-        received: this.channel.receivedCount,
+        received: this.tunnel.receivedCount,
         graceMs: this.deps.config.gracePeriodMs,
-      }),
-    );
-    this.channel.attach(socket, peerReceived);
-    socket.on('message', (data: Buffer, isBinary: boolean) => {
-      if (socket !== this.socket) return;
-      if (isBinary) this.fromClient(data);
-      else this.control(data.toString('utf8'));
+      },
+      held,
     });
-    socket.on('close', (code: number) => {
-      if (socket !== this.socket) return;
-      this.detach();
-      if (code === CLOSE.NORMAL) {
-        this.log.info(`${this.peer.user} closed the session`);
-        void this.end();
-      } else {
-        this.startGrace(`tunnel dropped (${code})`);
-      }
-    });
-    if (resumed)
-      this.log.info(
-        `${this.peer.user} resumed the session (bridge has ${peerReceived}, proxy has ${this.channel.receivedCount})`,
-      );
-    this.updateReading();
+    if (this.tunnel.attached) this.armExpiry();
   }
 
   /** End the session: stop the upstream, tell the bridge why. Idempotent. */
@@ -194,12 +166,7 @@ export class ProxySession {
     this.endedPromise = (async () => {
       // Deliver what the server already said before saying goodbye.
       await this.serverChain.catch(() => {});
-      const socket = this.socket;
-      if (socket) {
-        this.detach();
-        if (reason) refuseTunnel(socket, reason);
-        else socket.close(CLOSE.NORMAL);
-      }
+      void this.tunnel.close(reason);
       await this.upstream.stop().catch(() => {});
       try {
         await this.deps.gate.end(reason ? reason.message : 'closed');
@@ -210,16 +177,6 @@ export class ProxySession {
       this.deps.onEnded(this);
     })();
     return this.endedPromise;
-  }
-
-  private detach(): void {
-    // A paused socket would never read the peer's close frame (ws then waits
-    // its 30 s close timeout): read again before letting go of it.
-    if (this.socket?.isPaused) this.socket.resume();
-    this.socket?.removeAllListeners('message');
-    this.socket?.removeAllListeners('close');
-    this.socket = undefined;
-    this.channel.detach();
   }
 
   private startGrace(why: string): void {
@@ -248,8 +205,7 @@ export class ProxySession {
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     const ms = this.peer.notAfter.getTime() - Date.now();
     const fire = () => {
-      const socket = this.socket;
-      if (!socket) return;
+      if (!this.tunnel.attached) return;
       this.log.info(
         `${this.peer.user}'s certificate expired; closing the tunnel and ending the session (no resume can succeed)`,
       );
@@ -268,15 +224,7 @@ export class ProxySession {
     this.expiryTimer.unref();
   }
 
-  private control(text: string): void {
-    const frame = decodeControl(text);
-    // Anything else (unknown types, a non-integer count) is ignored.
-    if (frame?.type === 'ack' && Number.isSafeInteger(frame.received) && frame.received >= 0)
-      this.channel.acknowledge(frame.received);
-  }
-
   private fromClient(data: Buffer): void {
-    this.channel.noteReceived();
     this.clientBacklog++;
     this.updateReading();
     // The gate starts judging at once: its audit event is queued now, in
@@ -293,7 +241,7 @@ export class ProxySession {
       try {
         const verdict = await judged;
         if ('reply' in verdict) {
-          this.channel.send(verdict.reply);
+          this.toClient(verdict.reply);
         } else if ('forward' in verdict) {
           await this.upstreamReady;
           if (!this.upstream.send(verdict.forward)) this.upstreamBlocked = true;
@@ -315,15 +263,18 @@ export class ProxySession {
           // The proxy answered the server itself (e.g. roots/list).
           await this.upstreamReady;
           if (!this.upstream.send(out.toServer)) this.upstreamBlocked = true;
-        } else if (out) this.channel.send(out);
-        if (this.channel.full && !this.upstreamPaused) {
-          this.upstreamPaused = true;
-          this.upstream.pause();
-        }
+        } else if (out) this.toClient(out);
       } catch (err) {
         this.log.warn(`dropped a server message: ${describeError(err)}`);
       }
     });
+  }
+
+  /** A frame to the bridge; when the tunnel's outbox is full, stop reading the server until 'writable'. */
+  private toClient(data: Buffer): void {
+    if (this.tunnel.send(data) || this.upstreamPaused) return;
+    this.upstreamPaused = true;
+    this.upstream.pause();
   }
 
   private upstreamClosed(reason: AccessError): void {
@@ -332,19 +283,8 @@ export class ProxySession {
 
   /** Stop reading the tunnel while the upstream or our own queue is full. */
   private updateReading(): void {
-    const socket = this.socket;
-    if (!socket) return;
     const stop = this.upstreamBlocked || this.clientBacklog > MAX_CLIENT_BACKLOG;
-    if (stop && !socket.isPaused) socket.pause();
-    else if (!stop && socket.isPaused) socket.resume();
+    if (stop && !this.tunnel.isPaused) this.tunnel.pause();
+    else if (!stop && this.tunnel.isPaused) this.tunnel.resume();
   }
-}
-
-function truncateReason(text: string): string {
-  const buf = Buffer.from(text);
-  if (buf.length <= 120) return text;
-  return `${buf
-    .subarray(0, 117)
-    .toString('utf8')
-    .replace(/\uFFFD$/, '')}...`;
 }

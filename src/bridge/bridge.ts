@@ -16,12 +16,11 @@
  *   request that is waiting; the process stays up until stdin closes.
  */
 import type { Readable, Writable } from 'node:stream';
-import type WebSocket from 'ws';
-import { AccessError, describeError, EXIT } from '../errors.js';
+import { AccessError, describeError, EXIT, rpcCodeFor } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import type { Identity } from '../identity/load.js';
-import { isFinalClose, errorCodeForClose, CLOSE } from '../tunnel/close-codes.js';
-import { decodeControl } from '../tunnel/control.js';
+import { isFinalClose, CLOSE } from '../tunnel/close-codes.js';
+import { TunnelEndpoint } from '../tunnel/endpoint.js';
 import {
   classify,
   classifyLarge,
@@ -33,8 +32,7 @@ import {
   type Classified,
 } from '../tunnel/jsonrpc.js';
 import { LineFramer, type FramedLine } from '../tunnel/line-framer.js';
-import { ReliableChannel } from '../tunnel/reliable-channel.js';
-import { openTunnel, isRetryable, type Opened } from './connection.js';
+import { openTunnel, isRetryable, type ConnectParams, type Opened } from './connection.js';
 import { StdoutWriter } from './stdout-writer.js';
 import { IdentitySource, rotationTime } from './identity-source.js';
 
@@ -52,6 +50,8 @@ export interface BridgeOptions {
   output: Writable;
   log: Logger;
   loadIdentity: (path: string) => Promise<Identity>;
+  /** Opens one tunnel (default: `openTunnel`, mTLS to the proxy); tests hand in sockets of their own. */
+  dial?: (params: ConnectParams) => Promise<Opened>;
 }
 
 interface InFlight {
@@ -70,18 +70,16 @@ export class Bridge {
   private readonly log: Logger;
   private readonly framer: LineFramer;
   private readonly out: StdoutWriter;
-  private readonly channel: ReliableChannel;
+  /** Our end of the tunnel: it outlives each WebSocket of the session. */
+  private readonly tunnel: TunnelEndpoint;
   private readonly inflight = new Map<string, InFlight>();
 
-  private socket: WebSocket | undefined;
   private session: { id: string; token: string } | undefined;
   private connecting: Promise<void> | undefined;
   private failure: AccessError | undefined;
   /** Why the last attempt to open a tunnel failed (while retrying). */
   private lastDialError: AccessError | undefined;
   private lastReported = '';
-  private keepalive: NodeJS.Timeout | undefined;
-  private alive = true;
   /** No more input (stdin ended, a signal): draining what is in flight. */
   private stopping = false;
   /** Tearing down: no new tunnels. */
@@ -113,17 +111,24 @@ export class Bridge {
     this.o = options;
     this.log = options.log;
     this.framer = new LineFramer(options.maxMessageSize);
+    this.tunnel = new TunnelEndpoint({
+      highWaterBytes: Math.max(4 * 1024 * 1024, options.maxMessageSize),
+      keepaliveMs: options.keepaliveMs,
+      peerName: 'the proxy',
+      closeTimeoutMs: 300,
+      debug: (line) => this.log.debug(line),
+    });
+    this.tunnel.on('writable', () => {
+      if (this.o.input.isPaused() && !this.stopping) this.o.input.resume();
+    });
+    this.tunnel.on('message', (data) => this.fromProxy(data));
+    this.tunnel.on('disconnect', (err, code, reason) => this.tunnelLost(err, code, reason));
+    // A blocked stdout pauses the tunnel, whichever socket it is on now or after a reconnect.
     this.out = new StdoutWriter(
       options.output,
-      () => this.socket?.pause(),
-      () => this.socket?.resume(),
+      () => this.tunnel.pause(),
+      () => this.tunnel.resume(),
     );
-    this.channel = new ReliableChannel({
-      highWaterBytes: Math.max(4 * 1024 * 1024, options.maxMessageSize),
-      onWritable: () => {
-        if (this.o.input.isPaused() && !this.stopping) this.o.input.resume();
-      },
-    });
     this.finished = new Promise((resolve) => {
       this.done = resolve;
     });
@@ -164,11 +169,11 @@ export class Bridge {
     // a moment to be answered (a person piping lines in expects the answers).
     // Bounded: the process exits within 2 s.
     const deadline = Date.now() + 1700;
-    const busy = () => !this.failure && (this.channel.pendingBytes > 0 || this.inflight.size > 0);
-    while ((this.socket || this.connecting) && busy() && Date.now() < deadline) await sleep(10);
+    const busy = () => !this.failure && (this.tunnel.pendingBytes > 0 || this.inflight.size > 0);
+    while ((this.tunnel.attached || this.connecting) && busy() && Date.now() < deadline) await sleep(10);
     // Requests still waiting because the proxy could not be reached (a smoke
     // test against a dead proxy): each gets the failure, and so does the exit status.
-    if (!this.failure && !this.socket && this.inflight.size > 0) {
+    if (!this.failure && !this.tunnel.attached && this.inflight.size > 0) {
       const where = `${this.o.proxy.host}:${this.o.proxy.port}`;
       this.fail(
         this.lastDialError ??
@@ -176,15 +181,8 @@ export class Bridge {
       );
     }
     this.closing = true;
-    if (this.keepalive) clearInterval(this.keepalive);
-    const socket = this.socket;
-    if (socket) {
-      if (socket.isPaused) socket.resume();
-      const closed = new Promise<void>((r) => socket.once('close', () => r()));
-      socket.close(CLOSE.NORMAL);
-      await Promise.race([closed, sleep(300)]);
-      socket.terminate();
-    }
+    // 1000, then at most 300 ms for the proxy's close frame.
+    await this.tunnel.close();
     await this.out.flush(Math.max(100, deadline - Date.now()));
     this.done(this.failure ? this.failure.exitCode : EXIT.OK);
   }
@@ -236,8 +234,7 @@ export class Bridge {
       this.failure = undefined;
       void this.connect();
     }
-    this.channel.send(bytes);
-    if (this.channel.full) this.o.input.pause();
+    if (!this.tunnel.send(bytes)) this.o.input.pause();
   };
 
   // ---- tunnel --------------------------------------------------------------
@@ -259,12 +256,12 @@ export class Bridge {
         return this.fail(asAccessError(err));
       }
       try {
-        const opened = await openTunnel({
+        const opened = await (this.o.dial ?? openTunnel)({
           proxy: this.o.proxy,
           server: this.o.server,
           tls: { key: identity.keyPem, cert: identity.certPem, ca: [...identity.caPems, ...this.o.extraCa] },
           maxMessageSize: this.o.maxMessageSize,
-          resume: this.session ? { token: this.session.token, received: this.channel.receivedCount } : undefined,
+          resume: this.session ? { token: this.session.token, received: this.tunnel.receivedCount } : undefined,
         });
         if (this.closing) {
           opened.socket.terminate();
@@ -299,84 +296,32 @@ export class Bridge {
 
   private adopt(opened: Opened): void {
     const { socket, hello } = opened;
-    socket.removeAllListeners();
-    let fatal: AccessError | undefined;
     const resumed = this.session !== undefined && hello.resumed;
     this.session = { id: hello.session, token: hello.resumeToken };
-    this.socket = socket;
-    this.alive = true;
-    this.channel.attach(socket, hello.received);
     this.log.info(
       resumed
         ? `resumed session ${hello.session.slice(0, 8)} with ${hello.server}`
         : `connected to ${hello.server} through ${this.o.proxy.host}:${this.o.proxy.port}`,
     );
-    const onMessage = (data: Buffer, isBinary: boolean) => {
-      // After a rotation the old socket may still deliver a frame or two; they
-      // are not counted here, and the proxy re-sends them on the new tunnel.
-      if (socket !== this.socket) return;
-      if (isBinary) {
-        this.channel.noteReceived();
-        this.fromProxy(data);
-      } else {
-        const frame = decodeControl(data.toString('utf8'));
-        if (frame?.type === 'ack') this.channel.acknowledge(frame.received);
-        else if (frame?.type === 'fatal')
-          fatal = new AccessError(frame.code, frame.message, frame.hint ? { hint: frame.hint } : {});
-      }
-    };
-    socket.on('message', onMessage);
-    socket.on('pong', () => {
-      this.alive = true;
-    });
-    socket.on('error', (err) => this.log.debug(`tunnel: ${err.message}`));
-    socket.on('close', (code: number, reason: Buffer) => {
-      if (socket !== this.socket) return;
-      this.socket = undefined;
-      this.channel.detach();
-      if (this.keepalive) {
-        clearInterval(this.keepalive);
-        this.keepalive = undefined;
-      }
-      if (this.closing) return;
-      const err =
-        fatal ??
-        (errorCodeForClose(code)
-          ? new AccessError(
-              errorCodeForClose(code)!,
-              `the proxy closed the tunnel (${code}${reason.length ? `: ${reason.toString()}` : ''})`,
-            )
-          : undefined);
-      if (err && (err.code === 'UPSTREAM_EXITED' || (err.code === 'UPSTREAM_FAILED' && this.init?.answered))) {
-        this.log.warn(`${err.message}; opening a new session`);
-        if (this.startNewSession(err)) void this.connect();
-        return;
-      }
-      if (err && isFinalClose(code) && err.code !== 'IDENTITY_EXPIRED') {
-        this.session = undefined;
-        this.fail(err);
-        return;
-      }
-      this.log.info(`tunnel lost (${err ? err.message : `code ${code}`}); reconnecting`);
-      void this.connect();
-    });
-    if (this.keepalive) clearInterval(this.keepalive);
-    this.keepalive = setInterval(() => {
-      if (!this.alive) {
-        this.log.info('the proxy stopped answering keepalives; reconnecting');
-        socket.terminate();
-        return;
-      }
-      this.alive = false;
-      try {
-        socket.ping();
-      } catch {
-        /* closing */
-      }
-    }, this.o.keepaliveMs);
-    this.keepalive.unref();
-    for (const f of opened.early) onMessage(f.data, f.isBinary);
-    if (opened.closedEarly) socket.emit('close', opened.closedEarly.code, opened.closedEarly.reason);
+    // Paused at once if stdout is still blocked; frames that came with the hello are handled now.
+    this.tunnel.attach(socket, hello.received, { held: opened.held });
+  }
+
+  /** The tunnel's socket went away: resume, open a new session, or report. */
+  private tunnelLost(err: AccessError | undefined, code: number, reason: string): void {
+    if (this.closing) return;
+    if (err && (err.code === 'UPSTREAM_EXITED' || (err.code === 'UPSTREAM_FAILED' && this.init?.answered))) {
+      this.log.warn(`${err.message}; opening a new session`);
+      if (this.startNewSession(err)) void this.connect();
+      return;
+    }
+    if (err && isFinalClose(code) && err.code !== 'IDENTITY_EXPIRED') {
+      this.session = undefined;
+      this.fail(err);
+      return;
+    }
+    this.log.info(`tunnel lost (${err ? err.message : reason || `code ${code}`}); reconnecting`);
+    void this.connect();
   }
 
   /**
@@ -398,7 +343,7 @@ export class Bridge {
       return false;
     }
     this.session = undefined;
-    const unacked = this.channel.reset();
+    const unacked = this.tunnel.reset();
     const resend: Buffer[] = [];
     const notSent = new Set<string>();
     for (const { data, transmitted } of unacked) {
@@ -427,7 +372,7 @@ export class Bridge {
       );
     }
     this.queueReplay();
-    for (const data of resend) this.channel.send(data);
+    for (const data of resend) this.tunnel.send(data);
     return true;
   }
 
@@ -444,9 +389,11 @@ export class Bridge {
       this.log.error(err.line);
     }
     this.session = undefined;
-    this.channel.reset();
+    this.tunnel.reset();
     for (const f of this.inflight.values()) {
-      this.out.write(Buffer.from(errorResponse(f.id, rpcCodeFor(err), `mcp-access: ${err.line}`, { code: err.code })));
+      this.out.write(
+        Buffer.from(errorResponse(f.id, rpcCodeFor(err.code), `mcp-access: ${err.line}`, { code: err.code })),
+      );
     }
     this.inflight.clear();
     this.queueReplay();
@@ -458,8 +405,8 @@ export class Bridge {
     this.replayId = `${REPLAY_PREFIX}${++this.replaySeq}`;
     const req = JSON.parse(this.init.request.toString('utf8')) as Record<string, unknown>;
     req.id = this.replayId;
-    this.channel.send(Buffer.from(JSON.stringify(req)));
-    if (this.initialized) this.channel.send(this.initialized);
+    this.tunnel.send(Buffer.from(JSON.stringify(req)));
+    if (this.initialized) this.tunnel.send(this.initialized);
   }
 
   // ---- renewed identities --------------------------------------------------
@@ -502,17 +449,9 @@ export class Bridge {
 
   /** A planned reconnect: the same session, resumed over a tunnel with the new certificate. */
   private rotate(): void {
-    const socket = this.socket;
-    if (!socket || this.connecting || this.closing) return;
+    if (!this.tunnel.attached || this.connecting || this.closing) return;
     this.log.info('moving the session onto the renewed certificate');
-    this.socket = undefined;
-    this.channel.detach();
-    if (this.keepalive) {
-      clearInterval(this.keepalive);
-      this.keepalive = undefined;
-    }
-    if (socket.isPaused) socket.resume();
-    socket.close(CLOSE.ROTATING, 'rotating identity');
+    this.tunnel.release(CLOSE.ROTATING, 'rotating identity');
     void this.connect();
   }
 
@@ -577,10 +516,6 @@ export class Bridge {
             : c.kind;
     this.log.debug(`${dir} ${what} ${bytes}B${latencyMs !== undefined ? ` ${latencyMs.toFixed(2)}ms` : ''}`);
   }
-}
-
-function rpcCodeFor(err: AccessError): number {
-  return err.code === 'ACCESS_DENIED' || err.code === 'TOOL_DENIED' ? RPC.INVALID_PARAMS : RPC.INTERNAL_ERROR;
 }
 
 function asAccessError(err: unknown): AccessError {

@@ -4,8 +4,10 @@
  * (unreachable, untrusted proxy, refused identity, unknown server, …).
  */
 import WebSocket from 'ws';
-import { AccessError, CATALOGUE, type ErrorCode } from '../errors.js';
+import { AccessError, isErrorCode, type ErrorCode } from '../errors.js';
 import { errorCodeForClose } from '../tunnel/close-codes.js';
+import { FrameHold } from '../tunnel/frame-hold.js';
+import type { TunnelSocket } from '../tunnel/socket.js';
 import { classifyDialError, formatProxyAddress, type ProxyAddress } from '../tunnel/proxy-address.js';
 import { decodeControl, SUBPROTOCOL, TUNNEL_PATH, type ControlFrame } from '../tunnel/control.js';
 
@@ -21,15 +23,14 @@ export interface ConnectParams {
 }
 
 export interface Opened {
-  socket: WebSocket;
+  socket: TunnelSocket;
   hello: Hello;
   /**
    * Frames that arrived after the hello, before the caller took the socket
-   * over (ws emits every frame of a TCP chunk at once), and whether it closed.
-   * The caller must replay them in order.
+   * over (ws emits every frame of a TCP chunk at once), and whether it
+   * closed: hand it to TunnelEndpoint.attach, which handles them in order.
    */
-  early: Array<{ data: Buffer; isBinary: boolean }>;
-  closedEarly?: { code: number; reason: Buffer };
+  held: FrameHold;
 }
 
 /** Errors worth another attempt (the proxy may come back). */
@@ -73,15 +74,9 @@ export function openTunnel(p: ConnectParams): Promise<Opened> {
       if (frame?.type === 'hello') {
         settled = true;
         socket.removeAllListeners();
-        const opened: Opened = { socket, hello: frame, early: [] };
-        socket.on('message', (d: Buffer, b: boolean) => opened.early.push({ data: d, isBinary: b }));
-        socket.on('close', (code: number, reason: Buffer) => {
-          opened.closedEarly = { code, reason };
-        });
-        socket.on('error', () => {});
-        resolve(opened);
-      } else if (frame?.type === 'fatal') {
-        fatal = new AccessError(frame.code, frame.message, frame.hint ? { hint: frame.hint } : {});
+        resolve({ socket, hello: frame, held: new FrameHold(socket) });
+      } else if (frame?.type === 'fatal' && isErrorCode(frame.code) && typeof frame.message === 'string') {
+        fatal = new AccessError(frame.code, frame.message, typeof frame.hint === 'string' ? { hint: frame.hint } : {});
       }
     });
     socket.on('close', (code: number, reason: Buffer) => {
@@ -117,9 +112,8 @@ export function openTunnel(p: ConnectParams): Promise<Opened> {
 function proxyErrorFromBody(body: string): AccessError | undefined {
   try {
     const e = (JSON.parse(body) as { error?: { code?: unknown; message?: unknown; hint?: unknown } }).error;
-    if (typeof e?.code !== 'string' || !Object.hasOwn(CATALOGUE, e.code) || typeof e.message !== 'string')
-      return undefined;
-    return new AccessError(e.code as ErrorCode, e.message, typeof e.hint === 'string' ? { hint: e.hint } : {});
+    if (!isErrorCode(e?.code) || typeof e.message !== 'string') return undefined;
+    return new AccessError(e.code, e.message, typeof e.hint === 'string' ? { hint: e.hint } : {});
   } catch {
     return undefined;
   }

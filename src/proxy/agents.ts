@@ -14,7 +14,7 @@
  * certified name) before they are acknowledged; the agent forwards a request
  * only after that.
  */
-import { AccessError, describeError, isAccessError, type ErrorCode } from '../errors.js';
+import { AccessError, describeError, isAccessError } from '../errors.js';
 import type { Peer } from '../identity/peer.js';
 import type { Logger } from '../util/log.js';
 import { NAME_RE } from '../util/config-fields.js';
@@ -28,6 +28,7 @@ import {
   type AnnouncedServer,
 } from '../tunnel/agent-protocol.js';
 import { CLOSE } from '../tunnel/close-codes.js';
+import { refuseTunnel } from '../tunnel/refuse.js';
 import { encodeControl } from '../tunnel/control.js';
 import type { WebSocket } from 'ws';
 import { Splice } from './splice.js';
@@ -467,19 +468,7 @@ function fatalFrame(err: AccessError): string {
 }
 
 function refuse(ws: WebSocket, err: AccessError): void {
-  try {
-    ws.send(fatalFrame(err));
-  } catch {
-    /* gone */
-  }
-  ws.close(closeFor(err.code), err.message.slice(0, 120));
-}
-
-function closeFor(code: ErrorCode): number {
-  if (code.startsWith('IDENTITY')) return CLOSE.IDENTITY_REJECTED;
-  if (code === 'SESSION_LOCKED') return CLOSE.SESSION_LOCKED;
-  if (code === 'PROXY_GOING_AWAY') return CLOSE.GOING_AWAY;
-  return CLOSE.PROTOCOL_ERROR;
+  refuseTunnel(ws, err);
 }
 
 function send(ws: WebSocket, frame: AgentFrame): void {

@@ -11,17 +11,19 @@
  */
 import { createServer, type Server } from 'node:https';
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { AccessError, CATALOGUE, describeError, isAccessError } from '../errors.js';
+import { AccessError, CATALOGUE, describeError, httpStatusFor, isAccessError } from '../errors.js';
 import { VERSION } from '../version.js';
 import type { Logger } from '../util/log.js';
 import { SUBPROTOCOL, TUNNEL_PATH } from '../tunnel/control.js';
 import { AGENT_CONTROL_PATH, AGENT_DATA_PATH, AGENT_SUBPROTOCOL, agentOfToken } from '../tunnel/agent-protocol.js';
 import type { ServerRef } from '../rbac/policy.js';
 import { AgentDirectory, type AgentDirectoryOptions } from './agents.js';
+import { Keepalive } from '../tunnel/keepalive.js';
+import { realClock } from '../tunnel/clock.js';
 import type { ProxyConfig } from './config.js';
 import type { GateFactory } from '../agent/gate.js';
 import { peerFromSocket, type Peer } from '../identity/peer.js';
@@ -91,9 +93,7 @@ export class ProxyServer {
   private readonly local: SessionHost;
   /** Remote agents: the servers they announce, routing to them. */
   readonly agents: AgentDirectory;
-  private keepalive: NodeJS.Timeout | undefined;
   private closing = false;
-  private readonly alive = new WeakMap<WebSocket, boolean>();
   /** Connections that sent a first request (the pre-auth deadline no longer applies). */
   private readonly spoken = new WeakSet<object>();
 
@@ -206,8 +206,6 @@ export class ProxyServer {
         resolve();
       });
     });
-    this.keepalive = setInterval(() => this.ping(), this.config.keepaliveMs);
-    this.keepalive.unref();
     this.local.reconfigure(this.config.servers, this.config, this.gates);
     const addr = this.address();
     this.log.info(
@@ -243,7 +241,6 @@ export class ProxyServer {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    if (this.keepalive) clearInterval(this.keepalive);
     const closed = new Promise<void>((resolve) => this.https.close(() => resolve()));
     this.agents.close();
     await this.local.close(new AccessError('PROXY_GOING_AWAY', 'the proxy is shutting down'));
@@ -290,16 +287,7 @@ export class ProxyServer {
           reason: `${req.method} ${boundedParam(url.pathname)}: ${e.message}`,
         });
       }
-      const status = e.code.startsWith('IDENTITY')
-        ? 401
-        : e.code === 'PROXY_GOING_AWAY'
-          ? 503
-          : e.exitCode === 5
-            ? 403
-            : e.code === 'INTERNAL'
-              ? 500
-              : 400;
-      json(res, status, { error: { code: e.code, message: e.message, hint: e.hint } });
+      json(res, httpStatusFor(e.code), { error: { code: e.code, message: e.message, hint: e.hint } });
     }
   }
 
@@ -344,7 +332,7 @@ export class ProxyServer {
     const remoteAddr = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     const url = parseTarget(req.url);
     if (!url) {
-      answerUpgrade(socket, 400, new AccessError('HTTP_BAD_REQUEST', 'the request target is not a valid path'));
+      answerUpgrade(socket, new AccessError('HTTP_BAD_REQUEST', 'the request target is not a valid path'));
       return;
     }
     const agentPath = url.pathname === AGENT_CONTROL_PATH || url.pathname === AGENT_DATA_PATH;
@@ -367,7 +355,7 @@ export class ProxyServer {
         code: e.code,
         reason: e.message,
       });
-      answerUpgrade(socket, 401, e);
+      answerUpgrade(socket, e);
       return;
     }
     // An agent's host certificate opens agent connections only; a user's or bot's, tunnels only.
@@ -380,14 +368,15 @@ export class ProxyServer {
       );
       this.log.warn(`refused before upgrade (${remoteAddr}): ${e.message}`);
       this.access.recordRefusal?.({ peer, remoteAddr, code: e.code, reason: e.message });
-      answerUpgrade(socket, 401, e);
+      answerUpgrade(socket, e);
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      // A local session's keepalive is its tunnel endpoint's (src/tunnel/endpoint.ts);
+      // agents' connections and tunnels routed to them are pinged here.
       ws.on('error', (err) => this.log.debug(`tunnel: ${err.message}`));
-      this.alive.set(ws, true);
-      ws.on('pong', () => this.alive.set(ws, true));
       if (agentPath) {
+        this.keepAlive(ws);
         if (url.pathname === AGENT_CONTROL_PATH) this.agents.attachControl(ws, peer);
         else this.agents.attachData(ws, peer, url.searchParams.get('proxy'));
         return;
@@ -407,11 +396,28 @@ export class ProxyServer {
       };
       try {
         const routed = this.openTunnel(ws, peer, url);
-        if (routed) routed.catch((err: unknown) => refused(err));
+        if (routed) {
+          this.keepAlive(ws);
+          routed.catch((err: unknown) => refused(err));
+        }
       } catch (err) {
         refused(err);
       }
     });
+  }
+
+  /** Ping a connection the proxy holds without a tunnel endpoint; a peer that stops answering is dropped. */
+  private keepAlive(ws: WebSocket): void {
+    const k = new Keepalive(
+      ws,
+      this.config.keepaliveMs,
+      () => {
+        this.log.debug('a connection did not answer keepalive; dropping it');
+        ws.terminate();
+      },
+      realClock,
+    );
+    ws.once('close', () => k.stop());
   }
 
   /**
@@ -447,22 +453,6 @@ export class ProxyServer {
     this.access.checkServer(peer, remote);
     return this.agents.route(name, ws, peer);
   }
-
-  private ping(): void {
-    for (const ws of this.wss.clients) {
-      if (this.alive.get(ws) === false) {
-        this.log.debug('tunnel did not answer keepalive; dropping it');
-        ws.terminate();
-        continue;
-      }
-      this.alive.set(ws, false);
-      try {
-        ws.ping();
-      } catch {
-        /* closing */
-      }
-    }
-  }
 }
 
 /**
@@ -491,11 +481,11 @@ function boundedParam(v: string | null): string | undefined {
 }
 
 /** An HTTP answer on a socket that asked to upgrade, then close it. */
-function answerUpgrade(socket: Duplex, status: 400 | 401, err: AccessError): void {
+function answerUpgrade(socket: Duplex, err: AccessError): void {
   const body = JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint } });
-  const text = status === 401 ? 'Unauthorized' : 'Bad Request';
+  const status = httpStatusFor(err.code);
   socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }
 

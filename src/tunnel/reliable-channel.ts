@@ -8,8 +8,9 @@
  * the other how many it received and re-sends exactly the rest: nothing lost,
  * nothing twice.
  */
-import type WebSocket from 'ws';
+import { realClock, type Clock } from './clock.js';
 import { encodeControl } from './control.js';
+import { OPEN, type TunnelSocket } from './socket.js';
 
 export interface ReliableChannelOptions {
   /** Outbox size at which `full` becomes true (the caller stops reading). */
@@ -19,6 +20,8 @@ export interface ReliableChannelOptions {
   /** …or this long after the first one. */
   ackDelayMs?: number;
   onWritable?: () => void;
+  /** Timers for the delayed ack (tests pass a manual clock). */
+  clock?: Clock;
 }
 
 interface Outgoing {
@@ -35,19 +38,24 @@ interface Outgoing {
 const FRAME_OVERHEAD = 512;
 
 export class ReliableChannel {
-  private socket: WebSocket | undefined;
+  private socket: TunnelSocket | undefined;
   private outbox: Outgoing[] = [];
   private outboxHead = 0;
   private outboxBytes = 0;
   private sent = 0;
   private received = 0;
   private lastAckSent = 0;
-  private ackTimer: NodeJS.Timeout | undefined;
+  private cancelAck: (() => void) | undefined;
   private readonly opts: Required<Omit<ReliableChannelOptions, 'onWritable'>> &
     Pick<ReliableChannelOptions, 'onWritable'>;
 
   constructor(opts: ReliableChannelOptions) {
-    this.opts = { ackEvery: 64, ackDelayMs: 20, ...opts };
+    this.opts = {
+      ...opts,
+      ackEvery: opts.ackEvery ?? 64,
+      ackDelayMs: opts.ackDelayMs ?? 20,
+      clock: opts.clock ?? realClock,
+    };
   }
 
   /** Data frames received so far (what we tell the peer on resume). */
@@ -86,12 +94,11 @@ export class ReliableChannel {
   noteReceived(): void {
     this.received++;
     if (this.received - this.lastAckSent >= this.opts.ackEvery) this.sendAck();
-    else if (!this.ackTimer) {
-      this.ackTimer = setTimeout(() => {
-        this.ackTimer = undefined;
+    else if (!this.cancelAck) {
+      this.cancelAck = this.opts.clock.setTimeout(() => {
+        this.cancelAck = undefined;
         this.sendAck();
       }, this.opts.ackDelayMs);
-      this.ackTimer.unref();
     }
   }
 
@@ -114,7 +121,7 @@ export class ReliableChannel {
    * Use this socket from now on. `peerReceived` is how many of our frames the
    * peer already has: those are dropped and the rest are sent again, in order.
    */
-  attach(socket: WebSocket, peerReceived: number): void {
+  attach(socket: TunnelSocket, peerReceived: number): void {
     this.socket = socket;
     this.acknowledge(peerReceived);
     for (let i = this.outboxHead; i < this.outbox.length; i++) {
@@ -126,10 +133,8 @@ export class ReliableChannel {
 
   detach(): void {
     this.socket = undefined;
-    if (this.ackTimer) {
-      clearTimeout(this.ackTimer);
-      this.ackTimer = undefined;
-    }
+    this.cancelAck?.();
+    this.cancelAck = undefined;
   }
 
   /**
@@ -150,7 +155,7 @@ export class ReliableChannel {
 
   private transmit(data: Buffer): boolean {
     const sock = this.socket;
-    if (!sock || sock.readyState !== 1) return false;
+    if (!sock || sock.readyState !== OPEN) return false;
     sock.send(data, { binary: true }, this.afterWrite);
     return true;
   }
@@ -160,12 +165,10 @@ export class ReliableChannel {
   };
 
   private sendAck(): void {
-    if (this.ackTimer) {
-      clearTimeout(this.ackTimer);
-      this.ackTimer = undefined;
-    }
+    this.cancelAck?.();
+    this.cancelAck = undefined;
     const sock = this.socket;
-    if (!sock || sock.readyState !== 1) return;
+    if (!sock || sock.readyState !== OPEN) return;
     this.lastAckSent = this.received;
     sock.send(encodeControl({ type: 'ack', received: this.received }));
   }

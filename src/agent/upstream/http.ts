@@ -9,6 +9,11 @@
  * Every byte the server sends passes `boundedFetch`: bodies are read only
  * while the session can take more, and no answer over max_message_size is
  * held in memory (its request gets a JSON-RPC error instead).
+ *
+ * What this upstream holds is bounded too: messages sent whose request has
+ * not finished, plus answers that arrived while the session was paused
+ * (its tunnel full). Over `highWaterBytes`, `send` returns false and the
+ * session stops reading its tunnel until `onDrain`.
  */
 import { AccessError } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
@@ -19,6 +24,9 @@ import { boundedFetch } from './bounded-fetch.js';
 import type { Upstream, UpstreamEvents } from './upstream.js';
 
 type JSONRPCMessage = Record<string, unknown>;
+
+/** What a queued message costs beyond its bytes (its objects, a request's state), as in the tunnel's outbox. */
+const MESSAGE_OVERHEAD = 512;
 interface Transport {
   start(): Promise<void>;
   send(message: JSONRPCMessage): Promise<void>;
@@ -36,6 +44,11 @@ export class HttpUpstream implements Upstream {
   private paused = false;
   private resumed: Array<() => void> = [];
   private held: Buffer[] = [];
+  /** Bytes (plus overhead) of messages sent and not finished, and of answers held. */
+  private queued = 0;
+  /** `send` returned false: `onDrain` is owed. */
+  private owesDrain = false;
+  private readonly highWaterBytes: number;
   /** ids of `initialize` requests sent: their answer fixes the protocol version header. */
   private readonly initializeIds = new Set<JsonRpcId>();
 
@@ -44,8 +57,19 @@ export class HttpUpstream implements Upstream {
     private readonly config: HttpServerConfig | SseServerConfig,
     private readonly events: UpstreamEvents,
     private readonly log: Logger,
-    private readonly opts: { maxMessageSize: number } = { maxMessageSize: 64 * 1024 * 1024 },
-  ) {}
+    private readonly opts: { maxMessageSize: number; highWaterBytes?: number } = { maxMessageSize: 64 * 1024 * 1024 },
+  ) {
+    this.highWaterBytes = opts.highWaterBytes ?? Math.max(8 * 1024 * 1024, opts.maxMessageSize);
+  }
+
+  /** Bytes this upstream holds now (sent and not finished, answers held while paused), with overhead. */
+  get queuedBytes(): number {
+    return this.queued;
+  }
+  /** Answers held while paused. */
+  get heldCount(): number {
+    return this.held.length;
+  }
 
   describe(): string {
     return redactUrl(this.config.url);
@@ -99,7 +123,9 @@ export class HttpUpstream implements Upstream {
     }
     const c = classify(msg);
     if (c.kind === 'request' && c.method === 'initialize') this.initializeIds.add(c.id);
-    t.send(msg).catch((err: Error & { code?: unknown; status?: number }) => {
+    const cost = message.length + MESSAGE_OVERHEAD;
+    this.queued += cost;
+    const sent = t.send(msg).catch((err: Error & { code?: unknown; status?: number }) => {
       const status = typeof err.status === 'number' ? err.status : typeof err.code === 'number' ? err.code : undefined;
       // The spec says an ended session answers 404. Some servers (the reference
       // server-everything among them) answer 400 "No valid session ID"; both
@@ -116,7 +142,10 @@ export class HttpUpstream implements Upstream {
           new AccessError('UPSTREAM_EXITED', `MCP server "${this.serverName}" ended the session (HTTP ${status})`),
         );
     });
-    return true;
+    void sent.finally(() => this.release(cost));
+    if (this.queued <= this.highWaterBytes) return true;
+    this.owesDrain = true;
+    return false;
   }
 
   pause(): void {
@@ -124,9 +153,14 @@ export class HttpUpstream implements Upstream {
   }
   resume(): void {
     this.paused = false;
-    const held = this.held;
-    this.held = [];
-    for (const m of held) this.events.onMessage(m);
+    // Held answers first, in order; a pause meanwhile keeps the rest held.
+    while (this.held.length > 0 && !this.paused) {
+      const m = this.held.shift()!;
+      this.queued -= m.length + MESSAGE_OVERHEAD;
+      this.events.onMessage(m);
+    }
+    this.release(0);
+    if (this.paused) return;
     const waiting = this.resumed;
     this.resumed = [];
     for (const w of waiting) w();
@@ -182,8 +216,17 @@ export class HttpUpstream implements Upstream {
   }
 
   private deliver(m: Buffer): void {
-    if (this.paused) this.held.push(m);
-    else this.events.onMessage(m);
+    if (!this.paused) return this.events.onMessage(m);
+    this.held.push(m);
+    this.queued += m.length + MESSAGE_OVERHEAD;
+  }
+
+  /** `bytes` are no longer held; owed `onDrain` once under the bound. */
+  private release(bytes: number): void {
+    this.queued -= bytes;
+    if (!this.owesDrain || this.closed || this.queued > this.highWaterBytes) return;
+    this.owesDrain = false;
+    this.events.onDrain();
   }
 
   private finish(reason: AccessError): void {
