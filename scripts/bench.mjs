@@ -366,8 +366,18 @@ async function auditState(e) {
     return 'not enforced yet: proxy.yaml has a role and an audit path, but the proxy wrote no audit log (every message passes ungated)';
   }
   let lines = 0;
-  for await (const chunk of createReadStream(file)) {
-    for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) lines++;
+  let fromAgent = 0;
+  // The proxy stores an agent's events with `agent: <name>` (one JSON object per line).
+  const mark = `"agent":${JSON.stringify(AGENT_NAME)}`;
+  let partial = '';
+  for await (const text of createReadStream(file, { encoding: 'utf8' })) {
+    const parts = (partial + text).split('\n');
+    partial = parts.pop();
+    lines += parts.length;
+    for (const line of parts) if (line.includes(mark)) fromAgent++;
   }
-  return `enforced: every message passed the role gate; the proxy wrote ${lines.toLocaleString('en-US')} audit events (${(size / 1e6).toFixed(1)} MB) for this run`;
+  const agentPart = results.agent?.name
+    ? `, ${fromAgent.toLocaleString('en-US')} of them sent by agent ${AGENT_NAME} over its control connection`
+    : '';
+  return `enforced: every message passed the role gate; the proxy wrote ${lines.toLocaleString('en-US')} audit events (${(size / 1e6).toFixed(1)} MB) for this run${agentPart}`;
 }
