@@ -220,7 +220,10 @@ export function buildRows(r) {
         show: mb,
       });
     row('server RSS idle after initialize (for scale)', { values: { direct: m.serverIdle?.rss }, show: mb });
-    row('proxy peak RSS (VmHWM), whole run (both paths)', { values: { through: m.proxyPeak?.hwm }, show: mb });
+    row(`proxy peak RSS (VmHWM), whole run${m.agentPeak ? ' (it serves both paths)' : ''}`, {
+      values: { through: m.proxyPeak?.hwm },
+      show: mb,
+    });
     if (m.agentPeak) row('agent peak RSS (VmHWM), whole run', { values: { agent: m.agentPeak.hwm }, show: mb });
   }
   return rows;
