@@ -156,6 +156,22 @@ export function childrenOf(pid, needle = '') {
   return out;
 }
 
+/**
+ * The process of `pids` that started first (by its start time in /proc, not
+ * its pid: pids wrap around on a busy machine); undefined for none.
+ */
+export function oldestOf(pids) {
+  const started = (pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    } catch {
+      return Infinity;
+    }
+  };
+  return pids.map((pid) => ({ pid, t: started(pid) })).sort((a, b) => a.t - b.t || a.pid - b.pid)[0]?.pid;
+}
+
 function alive(pid) {
   try {
     process.kill(pid, 0);

@@ -7,7 +7,18 @@ import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { CLI, MINIMAL_ENV, ROOT } from './setup.mjs';
-import { childrenOf, closeClient, cpuMs, echo, launchParams, memory, openClient, sleep, tunnelMs } from './clients.mjs';
+import {
+  childrenOf,
+  closeClient,
+  cpuMs,
+  echo,
+  launchParams,
+  memory,
+  oldestOf,
+  openClient,
+  sleep,
+  tunnelMs,
+} from './clients.mjs';
 
 const run = promisify(execFile);
 export const PATHS = ['direct', 'through'];
@@ -152,15 +163,14 @@ export function pathProcesses(sessions, env, serverNeedle = 'server-everything')
     if (path === 'direct') procs.direct = { server: sessions.direct.pid };
     const proxy = path === 'through' ? env.proxy.pid : path === 'floor' ? env.relay.pid : undefined;
     // The session's server is the oldest child; a newer one is the warm spare.
-    if (proxy)
-      procs[path] = { bridge: sessions[path].pid, proxy, server: Math.min(...childrenOf(proxy, serverNeedle)) };
+    if (proxy) procs[path] = { bridge: sessions[path].pid, proxy, server: oldestOf(childrenOf(proxy, serverNeedle)) };
     if (path === 'agent') {
       // The proxy relays; the agent holds the session and runs the server (the oldest child; a newer one is the spare).
       procs.agent = {
         bridge: sessions.agent.pid,
         proxy: env.proxy.pid,
         agent: env.agent.pid,
-        server: Math.min(...childrenOf(env.agent.pid, serverNeedle)),
+        server: oldestOf(childrenOf(env.agent.pid, serverNeedle)),
       };
     }
     if (path === 'crelay') {
