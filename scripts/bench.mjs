@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: the official SDK client against the same MCP server,
- * directly over stdio and through `mcp-access connect` + the proxy, in one
+ * directly over stdio, through `mcp-access connect` + the proxy (single
+ * process: the session lives in the proxy) and through connect + proxy + a
+ * remote agent (`mcp-access agent start`, which holds the session), in one
  * run on one machine. Prints a table with ratios and the
  * performance targets. See docs/performance.md for what each row means.
  *
- *   node scripts/bench.mjs [--quick] [--no-c-relay] [--no-floor] [--write-docs] [--json FILE] [--profile DIR] [--keep]
+ *   node scripts/bench.mjs [--quick] [--no-agent] [--no-c-relay] [--no-floor] [--write-docs]
+ *                          [--json FILE] [--profile DIR] [--keep]
  *
  * The "C relay" column is socat, a relay written in C, with the same
  * processes and real mTLS (client certificate from the identity file): what
@@ -15,14 +18,15 @@
  * WebSocket and nothing else (bench/floor/): what Node and `ws` cost on top.
  *
  * --quick       fewer samples (about a third of the time), for a smoke check
+ * --no-agent    skip the agent path (bridge → proxy → agent → server)
  * --no-c-relay  skip the C relay (socat)
  * --no-floor    skip the minimal Node relay
  * --write-docs  put the table into docs/performance.md (between its markers)
  * --json FILE   also write the raw results as JSON
- * --profile DIR run the bridge and the proxy with --cpu-prof into DIR and
+ * --profile DIR run the bridges, the proxy and the agent with --cpu-prof into DIR and
  *               summarise where their CPU time goes per small call (skips the
  *               large arguments; timings are skewed by the profiler)
- * --keep        keep the temp directory (CA, identity, proxy.yaml, audit log)
+ * --keep        keep the temp directory (CA, identities, proxy.yaml, agent.yaml, audit log)
  */
 import { createReadStream } from 'node:fs';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
@@ -42,11 +46,21 @@ import {
   versionTimes,
 } from './bench/measure.mjs';
 import { machine, render, writeDocs } from './bench/report.mjs';
-import { findSocat, setUp, startCRelay, startRelay, stopCRelay, tearDown } from './bench/setup.mjs';
+import {
+  AGENT_NAME,
+  findSocat,
+  setUp,
+  startAgent,
+  startCRelay,
+  startRelay,
+  stopCRelay,
+  tearDown,
+} from './bench/setup.mjs';
 
 const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    'no-agent': { type: 'boolean', default: false },
     'no-c-relay': { type: 'boolean', default: false },
     'no-floor': { type: 'boolean', default: false },
     'write-docs': { type: 'boolean', default: false },
@@ -58,7 +72,7 @@ const { values: opt } = parseArgs({
 });
 if (opt.help) {
   process.stdout.write(
-    'usage: node scripts/bench.mjs [--quick] [--no-c-relay] [--no-floor] [--write-docs] [--json FILE] [--profile DIR] [--keep]\n',
+    'usage: node scripts/bench.mjs [--quick] [--no-agent] [--no-c-relay] [--no-floor] [--write-docs] [--json FILE] [--profile DIR] [--keep]\n',
   );
   process.exit(0);
 }
@@ -128,13 +142,21 @@ try {
   step(`proxy listening on ${env.proxyAddress}${opt.keep ? ` (kept: ${env.dir})` : ''}`);
   const cRelay = await setUpCRelay();
   if (!opt['no-floor']) await startRelay(env);
-  results.paths = ['direct', ...(cRelay ? ['crelay'] : []), ...(opt['no-floor'] ? [] : ['floor']), 'through'];
+  const agent = await setUpAgent();
+  results.paths = [
+    'direct',
+    ...(cRelay ? ['crelay'] : []),
+    ...(opt['no-floor'] ? [] : ['floor']),
+    'through',
+    ...(agent ? ['agent'] : []),
+  ];
 
   step(`cold starts: ${PLAN.coldSamples} spawns per path (+1 warm-up)`);
   await measureColdStarts();
   await measureSessions();
   if (PLAN.mib16Reps > 0) await measure16MiB();
   results.memory.proxyPeak = memory(env.proxy.pid);
+  if (env.agent) results.memory.agentPeak = memory(env.agent.pid);
   results.audit = await auditState(env);
 } catch (err) {
   failed = err;
@@ -146,6 +168,7 @@ try {
 if (failed) {
   process.stderr.write(`bench failed: ${failed.stack ?? failed}\n`);
   if (env?.proxyLog?.length) process.stderr.write(`last proxy log lines:\n${env.proxyLog.slice(-15).join('\n')}\n`);
+  if (env?.agentLog?.length) process.stderr.write(`last agent log lines:\n${env.agentLog.slice(-15).join('\n')}\n`);
   process.exitCode = 1;
 }
 step('done');
@@ -158,7 +181,11 @@ if (opt['write-docs'] && !failed) {
 if (profileDir && !failed) {
   const { summarizeRun } = await import('./bench/profile-summary.mjs');
   process.stdout.write(
-    `\n${await summarizeRun(profileDir, { bridgePid: results.bridgePid, calls: results.callsPerSession })}\n`,
+    `\n${await summarizeRun(profileDir, {
+      bridgePid: results.bridgePid,
+      agentBridgePid: results.agentBridgePid,
+      calls: results.callsPerSession,
+    })}\n`,
   );
 }
 
@@ -209,6 +236,43 @@ async function setUpCRelay() {
   return true;
 }
 
+/**
+ * The agent path: `mcp-access agent start` next to the proxy, enrolling the
+ * same servers as `<name>-agent`; one call through it before measuring (the
+ * proxy routes to the agent once it has announced its servers, right after
+ * connecting). Unlike the C relay, a failure here fails the bench: it is our
+ * own code.
+ */
+async function setUpAgent() {
+  if (opt['no-agent']) {
+    results.agent = { skipped: 'left out with --no-agent' };
+    return false;
+  }
+  await startAgent(env, { nodeArgs: await profilerArgs('agent'), log: (line) => process.stderr.write(`  ${line}\n`) });
+  // The announcement follows the welcome at once; a bridge that comes before it is
+  // refused, so try a few times (bounded) before calling it a failure.
+  let lastErr;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    try {
+      const probe = await openClient(launchParams('agent', 'everything', env));
+      try {
+        await echo(probe, 'probe');
+      } finally {
+        await closeClient(probe);
+      }
+      lastErr = undefined;
+      break;
+    } catch (err) {
+      lastErr = err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  if (lastErr) throw new Error(`no call went through the agent: ${lastErr.message}`, { cause: lastErr });
+  results.agent = { name: AGENT_NAME };
+  step(`agent ${AGENT_NAME} connected to the proxy and serving`);
+  return true;
+}
+
 async function measureColdStarts() {
   const raw = await coldStarts(env, PLAN.coldSamples, results.paths);
   const medians = {};
@@ -228,10 +292,12 @@ async function measureSessions() {
   const sessions = {};
   for (const path of results.paths) sessions[path] = await openClient(launchParams(path, 'everything', env));
   results.bridgePid = sessions.through.pid;
+  results.agentBridgePid = sessions.agent?.pid;
   results.memory.bridgeIdle = await idleMemory(sessions.through.pid);
   results.memory.serverIdle = memory(sessions.direct.pid);
   if (sessions.floor) results.memory.floorBridgeIdle = memory(sessions.floor.pid);
   if (sessions.crelay) results.memory.crelayBridgeIdle = memory(sessions.crelay.pid);
+  if (sessions.agent) results.memory.agentBridgeIdle = memory(sessions.agent.pid);
 
   step(`sequential: ${PLAN.seqCalls} calls per path after ${PLAN.warmup} warm-up`);
   const lat = await sequential(sessions, { calls: PLAN.seqCalls, warmup: PLAN.warmup });
@@ -263,20 +329,20 @@ async function measureSessions() {
     });
   }
   results.memory.bridgePeakSmall = memory(sessions.through.pid);
+  if (sessions.agent) results.memory.agentBridgePeakSmall = memory(sessions.agent.pid);
   await Promise.all(Object.values(sessions).map((h) => closeClient(h)));
 }
 
 /**
  * server-everything cannot read a line over 10 MiB (the SDK's default), so
  * 16 MiB goes to the same SDK code with a 64 MiB limit (bench/echo-server.mjs),
- * on both paths.
+ * on the direct, through and agent paths.
  */
 async function measure16MiB() {
   step(`16 MiB argument, ${PLAN.mib16Reps} round trips per path (SDK echo server with a 64 MiB line limit)`);
-  const big = {
-    direct: await openClient(launchParams('direct', 'bigecho', env)),
-    through: await openClient(launchParams('through', 'bigecho', env)),
-  };
+  const big = {};
+  for (const path of ['direct', 'through', ...(results.paths.includes('agent') ? ['agent'] : [])])
+    big[path] = await openClient(launchParams(path, 'bigecho', env));
   for (const h of Object.values(big)) await echo(h, 'warm-up');
   results.large.push({
     label: '16 MiB',
@@ -286,7 +352,8 @@ async function measure16MiB() {
     ...(await largeArgument(big, bigMessage(16 << 20), PLAN.mib16Reps, pathProcesses(big, env, 'echo-server'))),
   });
   results.memory.bridgePeakBig = memory(big.through.pid);
-  await Promise.all([closeClient(big.direct), closeClient(big.through)]);
+  if (big.agent) results.memory.agentBridgePeakBig = memory(big.agent.pid);
+  await Promise.all(Object.values(big).map((h) => closeClient(h)));
 }
 
 /** Whether the proxy wrote an audit trail for this run (roles + audit enforced) or not yet. */
@@ -299,8 +366,18 @@ async function auditState(e) {
     return 'not enforced yet: proxy.yaml has a role and an audit path, but the proxy wrote no audit log (every message passes ungated)';
   }
   let lines = 0;
-  for await (const chunk of createReadStream(file)) {
-    for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) lines++;
+  let fromAgent = 0;
+  // The proxy stores an agent's events with `agent: <name>` (one JSON object per line).
+  const mark = `"agent":${JSON.stringify(AGENT_NAME)}`;
+  let partial = '';
+  for await (const text of createReadStream(file, { encoding: 'utf8' })) {
+    const parts = (partial + text).split('\n');
+    partial = parts.pop();
+    lines += parts.length;
+    for (const line of parts) if (line.includes(mark)) fromAgent++;
   }
-  return `enforced: every message passed the role gate; the proxy wrote ${lines.toLocaleString('en-US')} audit events (${(size / 1e6).toFixed(1)} MB) for this run`;
+  const agentPart = results.agent?.name
+    ? `, ${fromAgent.toLocaleString('en-US')} of them sent by agent ${AGENT_NAME} over its control connection`
+    : '';
+  return `enforced: every message passed the role gate; the proxy wrote ${lines.toLocaleString('en-US')} audit events (${(size / 1e6).toFixed(1)} MB) for this run${agentPart}`;
 }

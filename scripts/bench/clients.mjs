@@ -3,7 +3,9 @@
  *   direct  — spawns the MCP server itself;
  *   crelay  — spawns `socat STDIO OPENSSL:…` (the C relay, see setup.mjs);
  *   floor   — spawns the minimal Node relay's bridge (bench/floor/);
- *   through — spawns `mcp-access connect <server>`, which tunnels to the proxy.
+ *   through — spawns `mcp-access connect <server>`, which tunnels to the proxy;
+ *   agent   — spawns `mcp-access connect <server>-agent`: the proxy relays the
+ *             tunnel to the agent process, which holds the session.
  * Every client opened here is remembered so that `closeAll` can stop it even
  * when the bench fails half-way.
  */
@@ -11,7 +13,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { join } from 'node:path';
-import { CLI, CRELAY_FILES, ROOT, SERVERS } from './setup.mjs';
+import { agentServerName, CLI, CRELAY_FILES, ROOT, SERVERS } from './setup.mjs';
 
 const RELAY_BRIDGE = join(ROOT, 'scripts', 'bench', 'floor', 'relay-bridge.mjs');
 
@@ -19,8 +21,8 @@ const MAX_MESSAGE = 64 * 1024 * 1024;
 const open = new Set();
 
 /**
- * How to start `server` on `path`: 'direct', 'through' (`env.bridgeNodeArgs`
- * go to the bridge's node), 'floor' (the minimal relay) or 'crelay' (socat;
+ * How to start `server` on `path`: 'direct', 'through' and 'agent'
+ * (`env.bridgeNodeArgs` go to the bridge's node), 'floor' (the minimal relay) or 'crelay' (socat;
  * these two relay server-everything only).
  */
 export function launchParams(path, server, env) {
@@ -37,16 +39,17 @@ export function launchParams(path, server, env) {
     };
   }
   if (path === 'floor') return { command: process.execPath, args: [RELAY_BRIDGE, env.identity, env.relayAddress] };
+  const name = path === 'agent' ? agentServerName(server) : server;
   return {
     command: process.execPath,
-    args: [...(env.bridgeNodeArgs ?? []), CLI, 'connect', server, '-i', env.identity, '--proxy', env.proxyAddress],
+    args: [...(env.bridgeNodeArgs ?? []), CLI, 'connect', name, '-i', env.identity, '--proxy', env.proxyAddress],
   };
 }
 
 /**
  * Spawn and initialize. `initMs` is spawn → initialize answered (what
  * `Client.connect` resolves on); `tunnelMs()` is spawn → the bridge's
- * "connected to" line on stderr (through only).
+ * "connected to" line on stderr (through and agent only).
  */
 export async function openClient(params, { name = 'mcp-access-bench' } = {}) {
   const transport = new StdioClientTransport({ cwd: ROOT, ...params, stderr: 'pipe', maxBufferSize: MAX_MESSAGE });
@@ -151,6 +154,22 @@ export function childrenOf(pid, needle = '') {
     }
   }
   return out;
+}
+
+/**
+ * The process of `pids` that started first (by its start time in /proc, not
+ * its pid: pids wrap around on a busy machine); undefined for none.
+ */
+export function oldestOf(pids) {
+  const started = (pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    } catch {
+      return Infinity;
+    }
+  };
+  return pids.map((pid) => ({ pid, t: started(pid) })).sort((a, b) => a.t - b.t || a.pid - b.pid)[0]?.pid;
 }
 
 function alive(pid) {

@@ -7,7 +7,18 @@ import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { CLI, MINIMAL_ENV, ROOT } from './setup.mjs';
-import { childrenOf, closeClient, cpuMs, echo, launchParams, memory, openClient, sleep, tunnelMs } from './clients.mjs';
+import {
+  childrenOf,
+  closeClient,
+  cpuMs,
+  echo,
+  launchParams,
+  memory,
+  oldestOf,
+  openClient,
+  sleep,
+  tunnelMs,
+} from './clients.mjs';
 
 const run = promisify(execFile);
 export const PATHS = ['direct', 'through'];
@@ -65,19 +76,20 @@ export async function coldStarts(env, samples, paths = PATHS) {
       // The proxy keeps one warm spare per stdio server (sessions.prestart):
       // wait until only those are left and idle, as between an agent's calls.
       if (path === 'through') await settled(env.proxy.pid, SPARES);
+      if (path === 'agent') await settled(env.agent.pid, SPARES);
       if (path === 'floor') await settled(env.relay.pid, 0);
       if (path === 'crelay') await settled(env.crelay.pid, 0);
       if (i < 0) continue;
       out[path].init.push(h.initMs);
       out[path].first.push(firstMs);
-      if (path === 'through') out.through.tunnel.push(tMs);
+      if (path === 'through' || path === 'agent') out[path].tunnel.push(tMs);
       if (rss !== undefined) out[path].idleRss.push(rss);
     }
   }
   return out;
 }
 
-/** Stdio servers the bench enrols: the proxy keeps one warm spare of each. */
+/** Stdio servers the bench enrols (at the proxy, and at the agent): each keeps one warm spare of each. */
 const SPARES = 2;
 
 /**
@@ -140,15 +152,27 @@ export async function throughput(h, { total, inFlight, processes }) {
   return { callsPerSec: total / seconds, cpuPerCallUs, seconds };
 }
 
-/** The processes of each path whose CPU time is read: the server, and the bridge and proxy in between. */
+/**
+ * The processes of each path whose CPU time is read: the server, and the
+ * bridge and proxy in between (on the agent path also the agent, which runs
+ * the server).
+ */
 export function pathProcesses(sessions, env, serverNeedle = 'server-everything') {
   const procs = {};
   for (const path of Object.keys(sessions)) {
     if (path === 'direct') procs.direct = { server: sessions.direct.pid };
     const proxy = path === 'through' ? env.proxy.pid : path === 'floor' ? env.relay.pid : undefined;
     // The session's server is the oldest child; a newer one is the warm spare.
-    if (proxy)
-      procs[path] = { bridge: sessions[path].pid, proxy, server: Math.min(...childrenOf(proxy, serverNeedle)) };
+    if (proxy) procs[path] = { bridge: sessions[path].pid, proxy, server: oldestOf(childrenOf(proxy, serverNeedle)) };
+    if (path === 'agent') {
+      // The proxy relays; the agent holds the session and runs the server (the oldest child; a newer one is the spare).
+      procs.agent = {
+        bridge: sessions.agent.pid,
+        proxy: env.proxy.pid,
+        agent: env.agent.pid,
+        server: oldestOf(childrenOf(env.agent.pid, serverNeedle)),
+      };
+    }
     if (path === 'crelay') {
       // socat's listener forks one relay process per connection, and that one starts the server.
       const relay = childrenOf(env.crelay.pid).find((pid) => childrenOf(pid, serverNeedle).length > 0);

@@ -20,7 +20,7 @@ export function area(frame) {
     if (fn === '(program)' || fn === '(root)') return 'native (program: libuv, TLS record crypto, pipe I/O)';
     return `native builtin`;
   }
-  const ours = /\/dist\/(bridge|tunnel|proxy|identity|cli|util)\//.exec(url);
+  const ours = /\/dist\/(agent|audit|bot|bridge|cli|client|identity|proxy|rbac|tunnel|util)\//.exec(url);
   if (ours) return `mcp-access ${ours[1]}/`;
   if (/\/dist\/[^/]+\.js$/.test(url)) return 'mcp-access (top level)';
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
@@ -115,20 +115,35 @@ export async function summarizeFile(file, title = file, opts = {}) {
   return report(title, analyse(JSON.parse(await readFile(file, 'utf8'))), opts);
 }
 
-/** After `bench --profile DIR`: the proxy, the long-lived bridge, and one cold-start bridge. */
-export async function summarizeRun(dir, { bridgePid, calls }) {
+/**
+ * After `bench --profile DIR`: the proxy, the agent (when the agent path ran),
+ * the long-lived bridges, and one cold-start bridge.
+ */
+export async function summarizeRun(dir, { bridgePid, agentBridgePid, calls }) {
   const out = [`# CPU profiles in ${dir}`];
   const list = async (sub) =>
     (await readdir(join(dir, sub)).catch(() => []))
       .filter((f) => f.endsWith('.cpuprofile'))
       .map((f) => join(dir, sub, f));
   const proxies = await list('proxy');
+  const agents = await list('agent');
   const bridges = await list('bridge');
   const pidOf = (f) => Number(/\.(\d+)\.\d+\.\d+\.cpuprofile$/.exec(f)?.[1]);
-  // µs/call for the proxy counts both long-lived sessions' calls and includes
-  // the cold-start sessions' set-up: an upper bound per call.
-  if (proxies[0]) out.push(await summarizeFile(proxies[0], 'proxy (whole run)', { calls }));
+  // µs/call includes the cold-start sessions' set-up: an upper bound per call.
+  // With the agent path the proxy carries both paths' calls (it holds the
+  // single-process sessions and relays the agent's), so it is per call of either.
+  if (proxies[0])
+    out.push(
+      await summarizeFile(
+        proxies[0],
+        agentBridgePid ? 'proxy (whole run: both paths, per call of either)' : 'proxy (whole run)',
+        { calls: agentBridgePid ? 2 * calls : calls },
+      ),
+    );
   else out.push('(no proxy profile: it is written when the proxy exits cleanly)');
+  // The agent holds only the agent path's sessions: its own calls.
+  if (agents[0]) out.push(await summarizeFile(agents[0], 'agent (whole run: the agent path)', { calls }));
+  else if (agentBridgePid) out.push('(no agent profile: it is written when the agent exits cleanly)');
   const main = bridges.find((f) => pidOf(f) === bridgePid);
   if (main)
     out.push(
@@ -136,7 +151,10 @@ export async function summarizeRun(dir, { bridgePid, calls }) {
         calls,
       }),
     );
-  const coldOne = bridges.find((f) => f !== main);
+  const agentMain = bridges.find((f) => pidOf(f) === agentBridgePid);
+  if (agentMain)
+    out.push(await summarizeFile(agentMain, 'bridge of the long-lived agent-path session (same phases)', { calls }));
+  const coldOne = bridges.find((f) => f !== main && f !== agentMain);
   if (coldOne) out.push(await summarizeFile(coldOne, 'one cold-start bridge (spawn, initialize, one call, exit)'));
   return out.join('\n\n');
 }

@@ -33,6 +33,7 @@ export const PATH_LABELS = {
   crelay: 'C relay: socat mTLS',
   floor: 'floor: minimal Node relay',
   through: 'through connect + proxy',
+  agent: 'agent: connect + proxy + agent',
 };
 
 export function ms(v) {
@@ -57,14 +58,32 @@ const cpuParts = (o) =>
     .map(([k, v]) => `${k} ${Math.round(v)}`)
     .join(' + ');
 
-/** The ratio columns: through / direct always; C relay / direct and through / C relay with the C relay. */
+/**
+ * The ratio columns: through / direct always; C relay / direct and through / C
+ * relay with the C relay; with the agent path, agent / direct, agent / C relay
+ * and agent / through (what the extra hop costs).
+ */
 function ratioColumns(paths) {
   const c = paths.includes('crelay');
+  const a = paths.includes('agent');
   return [
     ...(c ? [['crelay', 'direct', 'C relay / direct']] : []),
     ['through', 'direct', 'through / direct'],
     ...(c ? [['through', 'crelay', 'through / C relay']] : []),
+    ...(a ? [['agent', 'direct', 'agent / direct']] : []),
+    ...(a && c ? [['agent', 'crelay', 'agent / C relay']] : []),
+    ...(a ? [['agent', 'through', 'agent / through']] : []),
   ];
+}
+
+/** The paths a target is checked on: through, and the agent path when it was measured. */
+const targetPaths = (paths) => paths.filter((p) => p === 'through' || p === 'agent');
+
+/** One verdict per checked path: `met` alone, or `through met · agent **missed**` with the agent path. */
+function verdicts(paths, ok) {
+  const checked = targetPaths(paths);
+  if (checked.length === 1) return verdict(ok(checked[0]));
+  return checked.map((p) => `${p} ${verdict(ok(p)) || 'n/a'}`).join(' · ');
 }
 
 /**
@@ -101,7 +120,7 @@ export function buildRows(r) {
         show: ms,
         withDelta: true,
         target: `≤ direct + ${TARGETS.startupExtraMs} ms`,
-        status: verdict(values.through - values.direct <= TARGETS.startupExtraMs),
+        status: verdicts(paths, (p) => values[p] - values.direct <= TARGETS.startupExtraMs),
       });
     }
   }
@@ -111,9 +130,12 @@ export function buildRows(r) {
     const p50Target = hasC
       ? {
           target: `≤ ${TARGETS.p50RatioCRelay}× C relay`,
-          status: verdict(p50.through <= TARGETS.p50RatioCRelay * p50.crelay),
+          status: verdicts(paths, (p) => p50[p] <= TARGETS.p50RatioCRelay * p50.crelay),
         }
-      : { target: `≤ ${TARGETS.p50Ratio}× direct`, status: verdict(p50.through <= TARGETS.p50Ratio * p50.direct) };
+      : {
+          target: `≤ ${TARGETS.p50Ratio}× direct`,
+          status: verdicts(paths, (p) => p50[p] <= TARGETS.p50Ratio * p50.direct),
+        };
     row(`sequential echo p50 (${s.calls} calls)`, { values: p50, show: ms, ...p50Target });
     row(`sequential echo p99 (${s.calls} calls)`, {
       values: Object.fromEntries(paths.map((p) => [p, s[p]?.p99])),
@@ -126,11 +148,11 @@ export function buildRows(r) {
     const rateTarget = hasC
       ? {
           target: `≥ ${TARGETS.throughputRatioCRelay}× C relay`,
-          status: verdict(rate.through >= TARGETS.throughputRatioCRelay * rate.crelay),
+          status: verdicts(paths, (p) => rate[p] >= TARGETS.throughputRatioCRelay * rate.crelay),
         }
       : {
           target: `≥ ${TARGETS.throughputRatio}× direct`,
-          status: verdict(rate.through >= TARGETS.throughputRatio * rate.direct),
+          status: verdicts(paths, (p) => rate[p] >= TARGETS.throughputRatio * rate.direct),
         };
     row(`throughput, ${t.inFlight} in flight (calls/s, median of ${t.rounds}×${t.total})`, {
       values: rate,
@@ -138,12 +160,20 @@ export function buildRows(r) {
       ...rateTarget,
     });
     const cpu = Object.fromEntries(paths.map((p) => [p, t[p] && sum(t[p].cpuPerCallUs)]));
-    const through = t.through?.cpuPerCallUs ?? {};
+    // On the agent path the proxy target applies to each of the two processes between bridge and server.
+    const cpuOk = (p) => {
+      const c = t[p]?.cpuPerCallUs ?? {};
+      return (
+        c.bridge <= TARGETS.bridgeCpuUs &&
+        c.proxy <= TARGETS.proxyCpuUs &&
+        (p !== 'agent' || c.agent <= TARGETS.proxyCpuUs)
+      );
+    };
     row('CPU per call at that load (µs, per process)', {
       values: cpu,
       show: (v, p) => `${cpuParts(t[p].cpuPerCallUs)} = ${Math.round(v)}`,
-      target: `bridge ≤ ${TARGETS.bridgeCpuUs}, proxy ≤ ${TARGETS.proxyCpuUs}`,
-      status: verdict(through.bridge <= TARGETS.bridgeCpuUs && through.proxy <= TARGETS.proxyCpuUs),
+      target: `bridge ≤ ${TARGETS.bridgeCpuUs}, proxy ≤ ${TARGETS.proxyCpuUs}${paths.includes('agent') ? `, agent ≤ ${TARGETS.proxyCpuUs}` : ''}`,
+      status: verdicts(paths, cpuOk),
     });
   }
   for (const big of r.large ?? []) {
@@ -165,6 +195,7 @@ export function buildRows(r) {
     const fromCold = Number.isFinite(r.cold?.median.through.idleRss);
     const idle = {
       through: fromCold ? r.cold.median.through.idleRss : m.bridgeIdle?.rss,
+      agent: Number.isFinite(r.cold?.median.agent?.idleRss) ? r.cold.median.agent.idleRss : m.agentBridgeIdle?.rss,
       floor: Number.isFinite(r.cold?.median.floor?.idleRss) ? r.cold.median.floor.idleRss : m.floorBridgeIdle?.rss,
       crelay: Number.isFinite(r.cold?.median.crelay?.idleRss) ? r.cold.median.crelay.idleRss : m.crelayBridgeIdle?.rss,
     };
@@ -176,14 +207,24 @@ export function buildRows(r) {
         values: idle,
         show: mb,
         target: `≤ ${TARGETS.bridgeIdleRssBytes / 1e6} MB`,
-        status: verdict(idle.through <= TARGETS.bridgeIdleRssBytes),
+        status: verdicts(paths, (p) => idle[p] <= TARGETS.bridgeIdleRssBytes),
       },
     );
-    row('bridge peak RSS (VmHWM), small calls + 1 MiB', { values: { through: m.bridgePeakSmall?.hwm }, show: mb });
+    row('bridge peak RSS (VmHWM), small calls + 1 MiB', {
+      values: { through: m.bridgePeakSmall?.hwm, agent: m.agentBridgePeakSmall?.hwm },
+      show: mb,
+    });
     if (m.bridgePeakBig)
-      row('bridge peak RSS (VmHWM), 16 MiB session', { values: { through: m.bridgePeakBig?.hwm }, show: mb });
+      row('bridge peak RSS (VmHWM), 16 MiB session', {
+        values: { through: m.bridgePeakBig?.hwm, agent: m.agentBridgePeakBig?.hwm },
+        show: mb,
+      });
     row('server RSS idle after initialize (for scale)', { values: { direct: m.serverIdle?.rss }, show: mb });
-    row('proxy peak RSS (VmHWM), whole run', { values: { through: m.proxyPeak?.hwm }, show: mb });
+    row(`proxy peak RSS (VmHWM), whole run${m.agentPeak ? ' (it serves both paths)' : ''}`, {
+      values: { through: m.proxyPeak?.hwm },
+      show: mb,
+    });
+    if (m.agentPeak) row('agent peak RSS (VmHWM), whole run', { values: { agent: m.agentPeak.hwm }, show: mb });
   }
   return rows;
 }
@@ -215,9 +256,11 @@ export function notes(r) {
   if (r.cold) {
     const m = r.cold.median;
     out.push(
-      `- \`connect\` start-up: spawn → tunnel open ("connected" on stderr) ${ms(m.through.tunnel)} median; through − direct initialize ${ms(m.through.init - m.direct.init)}`,
+      `- \`connect\` start-up: spawn → tunnel open ("connected" on stderr) ${ms(m.through.tunnel)} median; through − direct initialize ${ms(m.through.init - m.direct.init)}${m.agent ? `; agent path: tunnel open ${ms(m.agent.tunnel)}, agent − direct initialize ${ms(m.agent.init - m.direct.init)}` : ''}`,
     );
   }
+  const hop = agentHop(r);
+  if (hop) out.push(hop);
   for (const big of r.large ?? []) {
     const cpu = (x) =>
       Object.entries(x.cpuMsPerCall ?? {})
@@ -225,11 +268,40 @@ export function notes(r) {
         .join(' + ');
     const per = (r.paths ?? ['direct', 'through'])
       .filter((p) => big[p])
-      .map((p) => `${p === 'crelay' ? 'C relay' : p} ${cpu(big[p]) || 'n/a'}`);
+      .map((p) => `${p === 'crelay' ? 'C relay' : p === 'agent' ? 'agent path' : p} ${cpu(big[p]) || 'n/a'}`);
     out.push(`- CPU ms per ${big.label} round trip: ${per.join('; ')}`);
   }
   if (r.audit) out.push(`- roles + audit: ${r.audit}`);
+  if (r.agent?.skipped) out.push(`- agent path skipped: ${r.agent.skipped}`);
   return out.join('\n');
+}
+
+/**
+ * What the agent's extra hop costs: agent path − through path for p50,
+ * throughput and CPU per call (the proxy and the agent against the proxy
+ * alone), next to what one relay hop costs on this machine: half of what the
+ * two relays of the C relay and the floor add to direct.
+ */
+function agentHop(r) {
+  const s = r.sequential;
+  const t = r.throughput;
+  if (!s?.agent || !s.through) return undefined;
+  const us = (v) => (Number.isFinite(v) ? `${v < 0 ? '-' : '+'}${Math.abs(v * 1000).toFixed(0)} µs` : 'n/a');
+  const parts = [`p50 ${us(s.agent.p50 - s.through.p50)}`];
+  if (t?.agent && t.through) {
+    parts.push(`throughput ${ratio(t.agent.callsPerSec, t.through.callsPerSec)} of through`);
+    const a = t.agent.cpuPerCallUs;
+    const b = t.through.cpuPerCallUs;
+    const mid = (a.proxy ?? NaN) + (a.agent ?? NaN) - (b.proxy ?? NaN);
+    parts.push(
+      `CPU per call: proxy ${Math.round(a.proxy)} + agent ${Math.round(a.agent)} against the single process's proxy ${Math.round(b.proxy)} (${mid < 0 ? '' : '+'}${Math.round(mid)} µs), bridge ${Math.round(a.bridge)} against ${Math.round(b.bridge)}`,
+    );
+  }
+  const perHop = [];
+  if (s.crelay) perHop.push(`C relay ${us((s.crelay.p50 - s.direct.p50) / 2)}`);
+  if (s.floor) perHop.push(`floor ${us((s.floor.p50 - s.direct.p50) / 2)}`);
+  const ref = perHop.length ? `; one relay hop, (path − direct) / 2 at p50: ${perHop.join(', ')}` : '';
+  return `- the agent's extra hop (agent path − through): ${parts.join('; ')}${ref}`;
 }
 
 export function machine() {

@@ -1,8 +1,11 @@
 /**
  * A throw-away cluster for the benchmark, all in one temp directory: a CA, an
  * identity for user "bench", a proxy.yaml enrolling the two echo servers, and
- * the proxy itself as a child process. Nothing outside the temp dir is used
- * or changed, and everything started here is stopped by `teardown`.
+ * the proxy itself as a child process; for the agent path, an agent host
+ * certificate, an agent.yaml enrolling the same two servers under other names
+ * and `mcp-access agent start` as a second child process. Nothing outside the
+ * temp dir is used or changed, and everything started here is stopped by
+ * `teardown`.
  */
 import { spawn, execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -12,7 +15,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 
 const run = promisify(execFile);
@@ -36,6 +39,13 @@ export const SERVERS = {
   bigecho: { command: process.execPath, args: [BIG_ECHO] },
 };
 
+/**
+ * The agent path enrolls the same programs at the agent under these names
+ * (the proxy refuses an agent announcing a name of its own configuration).
+ */
+export const AGENT_NAME = 'bench';
+export const agentServerName = (server) => `${server}-agent`;
+
 /** A port nobody is listening on right now (the proxy binds it a moment later). */
 export function freePort() {
   return new Promise((res, rej) => {
@@ -56,20 +66,24 @@ async function cli(args) {
   }
 }
 
+/** One stdio server entry of a `servers:` list, as proxy.yaml and agent.yaml both take it. */
+function serverEntry(name, { args }, extraNodeArgs) {
+  return [
+    `  - name: ${name}`,
+    `    description: benchmark echo server`,
+    `    labels: {env: bench}`,
+    `    command: ${JSON.stringify(process.execPath)}`,
+    `    args: ${JSON.stringify([...extraNodeArgs, ...args])}`,
+  ].join('\n');
+}
+
 /**
  * The proxy configuration. The role and the audit log are written even while
  * the proxy does not enforce them yet, so the bench measures the real,
  * role-checked and audited path as soon as it exists.
  */
 function proxyYaml({ port, dir, extraNodeArgs }) {
-  const server = (name, { args }) =>
-    [
-      `  - name: ${name}`,
-      `    description: benchmark echo server`,
-      `    labels: {env: bench}`,
-      `    command: ${JSON.stringify(process.execPath)}`,
-      `    args: ${JSON.stringify([...extraNodeArgs, ...args])}`,
-    ].join('\n');
+  const server = (name, def) => serverEntry(name, def, extraNodeArgs);
   return [
     'cluster: bench',
     `listen: 127.0.0.1:${port}`,
@@ -123,6 +137,7 @@ export async function setUp({ proxyNodeArgs = [], upstreamNodeArgs = [], log = (
       },
     );
     env.proxyAddress = await waitForListening(env, log);
+    env.upstreamNodeArgs = upstreamNodeArgs;
     return env;
   } catch (err) {
     await tearDown(env);
@@ -157,6 +172,79 @@ function waitForListening(env, log) {
     proxy.once('exit', (code, signal) => {
       clearTimeout(timer);
       rej(new Error(`the proxy exited (${signal ?? code}) before listening:\n${env.proxyLog.slice(-10).join('\n')}`));
+    });
+  });
+}
+
+/**
+ * The agent path: an agent host certificate from the bench's CA (there is no
+ * CLI command that writes one to a file: `agent add` issues a join token, so
+ * this uses the built CA module), an agent.yaml enrolling the same two
+ * programs as the proxy under `<name>-agent`, with the same labels (so the
+ * same role reaches them; the roles and the audit trail are the proxy's), and
+ * `mcp-access agent start`, which dials out to the proxy. Resolves once the
+ * agent says "connected to the proxy"; `nodeArgs` go to the agent's node
+ * (e.g. --cpu-prof).
+ */
+export async function startAgent(env, { nodeArgs = [], log = () => {} } = {}) {
+  const { loadCa, issueIdentity, writeIdentityFile } = await import(
+    pathToFileURL(join(ROOT, 'dist', 'identity', 'ca.js')).href
+  );
+  const ca = await loadCa(join(env.dir, 'ca'));
+  const identity = join(env.dir, 'agent.identity');
+  await writeIdentityFile(
+    identity,
+    await issueIdentity(ca, {
+      user: `agent-${AGENT_NAME}`,
+      roles: ['agent'],
+      ttlMs: 3_600_000,
+      agent: { name: AGENT_NAME, generation: 1 },
+    }),
+  );
+  const extra = env.upstreamNodeArgs ?? [];
+  await writeFile(
+    join(env.dir, 'agent.yaml'),
+    [
+      `proxy: ${env.proxyAddress}`,
+      `identity: ${JSON.stringify(identity)}`,
+      'log_level: info',
+      'servers:',
+      serverEntry(agentServerName('everything'), SERVERS.everything, extra),
+      serverEntry(agentServerName('bigecho'), SERVERS.bigecho, extra),
+      '',
+    ].join('\n'),
+  );
+  const agent = spawn(process.execPath, [...nodeArgs, CLI, 'agent', 'start', '--config', join(env.dir, 'agent.yaml')], {
+    cwd: env.dir,
+    env: MINIMAL_ENV,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  env.agent = agent;
+  env.agentLog = [];
+  await new Promise((res, rej) => {
+    const timer = setTimeout(
+      () => rej(new Error(`the agent did not connect to the proxy within 20s:\n${env.agentLog.slice(-10).join('\n')}`)),
+      20_000,
+    );
+    let partial = '';
+    agent.stderr.setEncoding('utf8');
+    agent.stderr.on('data', (text) => {
+      const lines = (partial + text).split('\n');
+      partial = lines.pop();
+      for (const line of lines) {
+        env.agentLog.push(line);
+        if (env.agentLog.length > 200) env.agentLog.shift();
+        // Its servers run as its own user, as the proxy's do: that warning is expected here.
+        if (/\b(error|warn)\b/i.test(line) && !/SECURITY: stdio server/.test(line)) log(`agent: ${line}`);
+        if (/connected to the proxy/.test(line)) {
+          clearTimeout(timer);
+          res();
+        }
+      }
+    });
+    agent.once('close', (code, signal) => {
+      clearTimeout(timer);
+      rej(new Error(`the agent exited (${signal ?? code}) before connecting:\n${env.agentLog.slice(-10).join('\n')}`));
     });
   });
 }
@@ -346,18 +434,23 @@ export async function stopCRelay(env) {
   env.crelay = undefined;
 }
 
-/** SIGTERM the proxy (it stops its upstreams) and the relays, SIGKILL after 5 s, remove the temp dir. */
+/** SIGTERM, SIGKILL after 5 s; resolves when the child has exited. */
+async function stopChild(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * SIGTERM the agent first (it stops its upstreams; its last audit events still
+ * reach the proxy), then the proxy (it stops its upstreams) and the relays,
+ * SIGKILL after 5 s; remove the temp dir.
+ */
 export async function tearDown(env, { keepDir = false } = {}) {
-  await Promise.all([
-    stopCRelay(env),
-    ...[env.proxy, env.relay].filter(Boolean).map(async (child) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }),
-  ]);
+  await stopChild(env.agent);
+  await Promise.all([stopCRelay(env), stopChild(env.proxy), stopChild(env.relay)]);
   if (!keepDir && env.dir) await rm(env.dir, { recursive: true, force: true });
 }
