@@ -6,6 +6,7 @@
  * proxy cannot store them, appends fail, and the gate refuses the requests
  * they stand for: fail closed, as the proxy does with its own log.
  */
+import { randomBytes } from 'node:crypto';
 import { AccessError, type ErrorCode } from '../errors.js';
 import type { AuditEventInput } from '../audit/log.js';
 import type { AuditSink } from './enforcement.js';
@@ -21,9 +22,12 @@ type Route = (seq: number, events: AuditEventInput[]) => boolean;
 export class RemoteAuditSink implements NonNullable<AuditSink> {
   private queue: AuditEventInput[] = [];
   private waiting: Waiting[] = [];
-  private readonly inFlight = new Map<number, { route: Route; waiting: Waiting[] }>();
+  private readonly inFlight = new Map<number, { route: Route; waiting: Waiting[]; events: AuditEventInput[] }>();
   private seq = 0;
   private scheduled = false;
+  /** This agent process, and its count of events: `eventKey` names each event uniquely. */
+  private readonly instance = randomBytes(6).toString('base64url');
+  private counter = 0;
   /** Connected proxies, in the order they connected: events go to the first. */
   private readonly routes: Route[] = [];
 
@@ -38,8 +42,10 @@ export class RemoteAuditSink implements NonNullable<AuditSink> {
 
   /**
    * A control connection is down: what was sent through it and not yet
-   * acknowledged fails (never re-sent elsewhere: the proxy may have stored it);
-   * with no route left, so does everything queued.
+   * acknowledged goes again through another proxy (a replica), or fails when
+   * none is left; with no route left, so does everything queued. An event
+   * sent again may have been stored by the proxy that went away: its `eventKey`
+   * (the agent's own id for it) tells the two copies apart from two events.
    */
   disconnected(why: string, send?: Route): void {
     const err = unavailable(why);
@@ -50,6 +56,11 @@ export class RemoteAuditSink implements NonNullable<AuditSink> {
     }
     for (const [seq, f] of this.inFlight) {
       if (!gone.includes(f.route)) continue;
+      const route = this.routes.find((r) => r(seq, f.events));
+      if (route) {
+        f.route = route;
+        continue;
+      }
       this.inFlight.delete(seq);
       for (const w of f.waiting) w.reject(err);
     }
@@ -62,7 +73,7 @@ export class RemoteAuditSink implements NonNullable<AuditSink> {
   append(event: AuditEventInput): Promise<{ id: string } | undefined> {
     if (this.routes.length === 0) return Promise.reject(unavailable('the agent is not connected to the proxy'));
     return new Promise((resolve, reject) => {
-      this.queue.push(event);
+      this.queue.push({ ...event, eventKey: `${this.instance}:${++this.counter}` });
       this.waiting.push({ resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
@@ -106,7 +117,7 @@ export class RemoteAuditSink implements NonNullable<AuditSink> {
       for (const w of waiting) w.reject(err);
       return;
     }
-    this.inFlight.set(seq, { route, waiting });
+    this.inFlight.set(seq, { route, waiting, events });
   };
 }
 

@@ -43,7 +43,10 @@ describe('RemoteAuditSink (an agent’s audit trail, stored by the proxy)', () =
     const a = sink.append({ type: 'a' });
     await flush();
     sink.refused(1, 'AUDIT_UNAVAILABLE', 'disk full');
-    await expect(a).rejects.toMatchObject({ code: 'AUDIT_UNAVAILABLE', message: expect.stringMatching(/disk full/) as unknown });
+    await expect(a).rejects.toMatchObject({
+      code: 'AUDIT_UNAVAILABLE',
+      message: expect.stringMatching(/disk full/) as unknown,
+    });
   });
 
   it('losing the connection rejects events in flight and queued, and later appends', async () => {
@@ -73,5 +76,36 @@ describe('RemoteAuditSink (an agent’s audit trail, stored by the proxy)', () =
     sink.refused(98, 'INTERNAL', 'x');
     sink.acknowledged(1, ['ok']);
     expect(await a).toEqual({ id: 'ok' });
+  });
+});
+
+describe('RemoteAuditSink with several proxies (replicas)', () => {
+  it('events in flight to a proxy that went away go again through another, with the same eventKey', async () => {
+    const sink = new RemoteAuditSink();
+    const viaA: unknown[][] = [];
+    const viaB: unknown[][] = [];
+    const a = (_seq: number, events: unknown[]) => (viaA.push(events), true);
+    const b = (_seq: number, events: unknown[]) => (viaB.push(events), true);
+    sink.connected(a);
+    sink.connected(b);
+    const p = sink.append({ type: 'x' });
+    await flush();
+    expect(viaA).toHaveLength(1);
+    sink.disconnected('proxy A went away', a);
+    expect(viaB).toHaveLength(1);
+    expect((viaB[0]![0] as { eventKey: string }).eventKey).toBe((viaA[0]![0] as { eventKey: string }).eventKey);
+    sink.acknowledged(1, ['from-b']);
+    expect(await p).toEqual({ id: 'from-b' });
+  });
+
+  it('every event gets its own eventKey', async () => {
+    const sink = new RemoteAuditSink();
+    const sent: Array<Array<{ eventKey: string }>> = [];
+    sink.connected((_seq, events) => (sent.push(events as unknown as Array<{ eventKey: string }>), true));
+    void sink.append({ type: 'a' });
+    void sink.append({ type: 'b' });
+    await flush();
+    const keys = sent[0]!.map((e) => e.eventKey);
+    expect(new Set(keys).size).toBe(2);
   });
 });
