@@ -7,6 +7,11 @@ export interface Peer {
   user: string;
   roles: string[];
   bot?: { name: string; generation: number };
+  /**
+   * Set only for an agent's host certificate (claims.ts): then `user` is
+   * `agent:<name>`, `roles` is `[system:agent]`, and `bot` is never set.
+   */
+  agent?: { name: string; generation: number };
   notAfter: Date;
   serial: string;
   fingerprint256: string;
@@ -51,6 +56,7 @@ export function peerFromSocket(socket: TLSSocket): Peer {
     user: claims.user,
     roles: claims.roles,
     bot: claims.bot,
+    ...(claims.agent ? { agent: claims.agent } : {}),
     notAfter,
     serial: cert.serialNumber,
     fingerprint256: cert.fingerprint256,

@@ -10,7 +10,7 @@ import { ProxyServer } from './server.js';
 import { buildAccess } from './access.js';
 import { join } from 'node:path';
 import { checkUpstreamIsolation, type IsolationScope } from '../agent/isolation.js';
-import { createBotService } from '../bot/service.js';
+import { createBotService } from './enrolment/service.js';
 import { commandProblem } from '../agent/upstream/command-check.js';
 
 /** One warning line per stdio server whose command is missing: found at start, not at the first session. */

@@ -17,9 +17,9 @@
  */
 import { chmod, mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AccessError } from '../errors.js';
-import { isValidName } from '../identity/names.js';
-import { writeFileAtomic } from '../util/atomic-write.js';
+import { AccessError } from '../../errors.js';
+import { isValidName } from '../../identity/names.js';
+import { writeFileAtomic } from '../../util/atomic-write.js';
 import { withFileLock } from './file-lock.js';
 
 export interface BotLock {

@@ -50,3 +50,9 @@ export interface CertificateResponse {
 export interface ErrorBody {
   error: { code: string; message: string; hint?: string };
 }
+
+/** A token as typed or read from a file: trimmed; undefined when it cannot be one. */
+export function cleanToken(text: string): string | undefined {
+  const t = text.trim();
+  return /^[A-Za-z0-9_-]{16,200}$/.test(t) ? t : undefined;
+}

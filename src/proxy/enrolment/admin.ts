@@ -5,11 +5,11 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AccessError } from '../errors.js';
-import { nameProblem } from '../identity/names.js';
-import { caPin } from '../identity/pin.js';
-import { loadProxyConfig, type ProxyConfig } from '../proxy/config.js';
-import { formatDuration } from '../util/duration.js';
+import { AccessError } from '../../errors.js';
+import { nameProblem } from '../../identity/names.js';
+import { caPin } from '../../identity/pin.js';
+import { loadProxyConfig, type ProxyConfig } from '../config.js';
+import { formatDuration } from '../../util/duration.js';
 import { BotStore, isActive, type BotRecord } from './store.js';
 import { hashToken, newJoinToken } from './token.js';
 

@@ -13,12 +13,12 @@
  * first time back (never a second one), while it is still valid.
  */
 import { X509Certificate } from 'node:crypto';
-import { AccessError } from '../errors.js';
-import { signCertificate, type CertificateAuthority } from '../identity/ca.js';
-import { checkIdentityTtl } from '../identity/ttl.js';
+import { AccessError } from '../../errors.js';
+import { signCertificate, type CertificateAuthority } from '../../identity/ca.js';
+import { checkIdentityTtl } from '../../identity/ttl.js';
 import { botUserName } from './admin.js';
-import { checkCsr } from './csr.js';
-import type { CertificateResponse } from './protocol.js';
+import { checkCsr } from '../../identity/csr.js';
+import type { CertificateResponse } from '../../tunnel/enrolment.js';
 import { isActive, type BotRecord, type BotStore } from './store.js';
 import { tokenMatches } from './token.js';
 

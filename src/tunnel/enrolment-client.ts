@@ -14,9 +14,9 @@ import {
   type CertificateResponse,
   type JoinRequest,
   type RenewRequest,
-} from './protocol.js';
+} from './enrolment.js';
 
-import { classifyDialError, formatProxyAddress, type ProxyAddress } from '../tunnel/proxy-address.js';
+import { classifyDialError, formatProxyAddress, type ProxyAddress } from './proxy-address.js';
 
 export type { ProxyAddress };
 

@@ -10,15 +10,15 @@
  * about a second, well inside the 5 s the issue asks for.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AccessError, describeError, isAccessError } from '../errors.js';
-import type { CertificateAuthority } from '../identity/ca.js';
-import type { ProxyConfig } from '../proxy/config.js';
-import type { Peer } from '../identity/peer.js';
-import type { GateFactory } from '../agent/gate.js';
-import type { AccessDecider, ProxyRoutes } from '../proxy/server.js';
-import type { Logger } from '../util/log.js';
+import { AccessError, describeError, isAccessError } from '../../errors.js';
+import type { CertificateAuthority } from '../../identity/ca.js';
+import type { ProxyConfig } from '../config.js';
+import type { Peer } from '../../identity/peer.js';
+import type { GateFactory } from '../../agent/gate.js';
+import type { AccessDecider, ProxyRoutes } from '../server.js';
+import type { Logger } from '../../util/log.js';
 import { BotRefusal, joinWithToken, lockedError, renewBot, type Issued } from './issuer.js';
-import { BOT_OPEN_PATHS, BOT_PATHS, MAX_BOT_REQUEST_BYTES, type CaResponse } from './protocol.js';
+import { BOT_OPEN_PATHS, BOT_PATHS, MAX_BOT_REQUEST_BYTES, type CaResponse } from '../../tunnel/enrolment.js';
 import { BotStore, isActive, type BotRecord } from './store.js';
 import { AddressRateLimiter, JOIN_RATE_LIMIT, type RateLimitOptions } from './rate-limit.js';
 

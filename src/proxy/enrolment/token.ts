@@ -21,9 +21,3 @@ export function tokenMatches(token: string, storedHash: string): boolean {
   const b = Buffer.from(storedHash);
   return a.length === b.length && timingSafeEqual(a, b);
 }
-
-/** A token as typed or read from a file: trimmed; undefined when it cannot be one. */
-export function cleanToken(text: string): string | undefined {
-  const t = text.trim();
-  return /^[A-Za-z0-9_-]{16,200}$/.test(t) ? t : undefined;
-}
