@@ -388,6 +388,7 @@ export async function issueIdentity(
     ttlMs: number;
     keyType?: KeyType;
     bot?: { name: string; generation: number };
+    agent?: { name: string; generation: number };
     now?: number;
   },
 ): Promise<string> {
@@ -400,6 +401,7 @@ export async function issueIdentity(
     roles: opts.roles,
     ttlMs: opts.ttlMs,
     bot: opts.bot,
+    agent: opts.agent,
     now: opts.now,
   });
   return formatIdentityFile({ keyPem: privateKeyPem, certPem, authorityLines: [], caPems: [ca.caCertPem] });

@@ -20,6 +20,7 @@ import { chmod, mkdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AccessError } from '../errors.js';
 import { formatIdentityFile } from './identity-file.js';
+import type { MachineKind } from './names.js';
 import { examineIdentity, type ExaminedIdentity } from './load.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { checkOwnDirectory, readOwnFile } from '../util/safe-path.js';
@@ -27,8 +28,7 @@ import type { Logger } from '../util/log.js';
 
 export const DEST_FILES = { identity: 'identity', ca: 'ca.crt', meta: 'bot.json', pendingKey: 'pending.key' } as const;
 
-/** Who holds a credential directory. */
-export type MachineKind = 'bot' | 'agent';
+export type { MachineKind };
 
 /** What the proxy issued, as the directory stores it. */
 export interface IssuedCertificate {

@@ -72,3 +72,11 @@ export function isSystemRole(role: string): boolean {
 export function agentUserName(agent: string): string {
   return `agent:${agent}`;
 }
+
+/** Machines that join with a token and renew their own certificates. */
+export type MachineKind = 'bot' | 'agent';
+
+/** The user name (subject CN) of a machine's certificates. */
+export function machineUserName(kind: MachineKind, name: string): string {
+  return kind === 'agent' ? agentUserName(name) : botUserName(name);
+}

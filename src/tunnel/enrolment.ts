@@ -1,16 +1,29 @@
 /**
- * The bot's HTTP endpoints on the proxy (documented in docs/bot.md).
+ * The enrolment endpoints on the proxy, for bots (docs/bot.md) and agents
+ * (docs/agent.md); KIND is `bot` or `agent`:
  *
- *   GET  /v1/bot/ca      open: the cluster CA certificate. The bot checks it
- *                        against its pin, then trusts nothing else.
- *   POST /v1/bot/join    open: a one-time token + a certificate request.
- *   POST /v1/bot/renew   mTLS with the bot's current certificate + a new request.
+ *   GET  /v1/KIND/ca     open: the cluster CA certificate. The machine checks
+ *                        it against its pin, then trusts nothing else.
+ *   POST /v1/KIND/join   open: a one-time token + a certificate request.
+ *   POST /v1/KIND/renew  mTLS with the machine's current certificate + a new request.
  *
- * Requests carry a PKCS#10 certificate request (PEM): it proves the bot holds
- * the private key it wants certified, and it is the only key material that
- * ever leaves the bot's machine.
+ * Requests carry a PKCS#10 certificate request (PEM): it proves the machine
+ * holds the private key it wants certified, and it is the only key material
+ * that ever leaves it. The CA key never leaves the proxy's host.
  */
-export const BOT_PATHS = { ca: '/v1/bot/ca', join: '/v1/bot/join', renew: '/v1/bot/renew' } as const;
+export interface EnrolPaths {
+  ca: string;
+  join: string;
+  renew: string;
+}
+
+export const ENROL_PATHS = {
+  bot: { ca: '/v1/bot/ca', join: '/v1/bot/join', renew: '/v1/bot/renew' },
+  agent: { ca: '/v1/agent/ca', join: '/v1/agent/join', renew: '/v1/agent/renew' },
+} as const satisfies Record<string, EnrolPaths>;
+
+export const BOT_PATHS = ENROL_PATHS.bot;
+export const AGENT_PATHS = ENROL_PATHS.agent;
 
 /** Both open paths need no client certificate (the bot has none yet). */
 export const BOT_OPEN_PATHS = [BOT_PATHS.ca, BOT_PATHS.join];
@@ -35,7 +48,10 @@ export interface RenewRequest {
   ttl_ms: number;
 }
 
-/** What join and renew return. */
+/** What an agent's join and renew return: the same, naming the agent instead of a bot. */
+export type AgentCertificateResponse = Omit<CertificateResponse, 'bot'> & { agent: string };
+
+/** What join and renew return (for a bot; see AgentCertificateResponse). */
 export interface CertificateResponse {
   bot: string;
   user: string;

@@ -13,6 +13,8 @@ import type { KeyType } from '../../src/identity/keys.js';
 export interface IssueOptions {
   keyType?: KeyType;
   bot?: { name: string; generation: number };
+  /** An agent's host certificate (then user must be `agent:NAME` and roles `[system:agent]`). */
+  agent?: { name: string; generation: number };
   /** Where to write it; default `<dir>/<user>-<n>.identity`. */
   path?: string;
   /** The issuer's clock (ms since the epoch): a past `now` issues an already expired identity without waiting. */
@@ -45,6 +47,7 @@ export async function makeTestPki(
         ttlMs,
         keyType: issueOpts.keyType,
         bot: issueOpts.bot,
+        agent: issueOpts.agent,
         now: issueOpts.now,
       });
       await writeIdentityFile(path, text);

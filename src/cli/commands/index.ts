@@ -8,6 +8,7 @@ import { configCommand } from './config.js';
 import { policyCommand } from './policy.js';
 import { auditCommand } from './audit.js';
 import { botCommand } from './bot.js';
+import { agentCommand } from './agent.js';
 import { demoCommand } from './demo.js';
 import { mcpCommand } from './mcp.js';
 
@@ -21,6 +22,7 @@ export const commands: CommandModule[] = [
   policyCommand,
   auditCommand,
   botCommand,
+  agentCommand,
   demoCommand,
   mcpCommand,
 ];

@@ -8,8 +8,9 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 /** Recognisable prefix (secret scanners, logs): `mcpab_` + 43 base64url characters. */
 export const TOKEN_PREFIX = 'mcpab_';
 
-export function newJoinToken(): string {
-  return `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+/** A new token; agents' start with `mcpag_` (kinds.ts). */
+export function newJoinToken(prefix = TOKEN_PREFIX): string {
+  return `${prefix}${randomBytes(32).toString('base64url')}`;
 }
 
 export function hashToken(token: string): string {
