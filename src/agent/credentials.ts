@@ -160,9 +160,18 @@ export class AgentCredentials extends EventEmitter<AgentCredentialsEvents> {
   /** Renew now (e.g. after the proxy said this generation was superseded); resolves with the new set. */
   renewNow(): Promise<AgentCredentialSet> {
     if (this.closed) return Promise.reject(new AccessError('INTERNAL', 'the agent credentials are closed'));
-    this.renewing ??= this.renew().finally(() => {
-      this.renewing = undefined;
-    });
+    this.renewing ??= this.renew().then(
+      (set) => {
+        // Cleared before listeners run, so that one of them may ask for the next renewal at once.
+        this.renewing = undefined;
+        this.emit('renewed', set);
+        return set;
+      },
+      (err: unknown) => {
+        this.renewing = undefined;
+        throw err;
+      },
+    );
     return this.renewing;
   }
 
@@ -320,7 +329,6 @@ export class AgentCredentials extends EventEmitter<AgentCredentialsEvents> {
       `renewed agent "${set.name}": generation ${set.generation}, valid until ${set.notAfter.toISOString()} (${formatDuration(set.notAfter.getTime() - this.clock.now())} from now)`,
     );
     this.schedule();
-    this.emit('renewed', set);
     return set;
   }
 
