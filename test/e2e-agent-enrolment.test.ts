@@ -136,7 +136,7 @@ describe('agent add / ls (operator)', () => {
     expect(JSON.parse(bots.stdout)).toEqual({ bots: [] });
   });
 
-  it('refuses without bot.state_dir, and a bad name, with one line each', async () => {
+  it('refuses a bad name, an unknown agent, and a config without bot.state_dir, with one line each', async () => {
     const bad = await runCli(['agent', 'add', '../x', '--config', cluster.configPath]);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
@@ -144,6 +144,16 @@ describe('agent add / ls (operator)', () => {
     const unknown = await runCli(['agent', 'lock', 'nobody', '--config', cluster.configPath]);
     expect(unknown.code).toBe(6);
     expect(unknown.stderr).toMatch(/no agent named "nobody"/);
+    const config = parse(await readFile(cluster.configPath, 'utf8')) as Record<string, unknown>;
+    delete config.bot;
+    const noState = join(cluster.dir, 'no-state.yaml');
+    await writeFile(noState, stringify(config));
+    const refused = await runCli(['agent', 'add', 'x', '--config', noState]);
+    expect(refused.code).toBe(7);
+    expect(refused.stderr).toMatch(
+      /^mcp-access: .*no-state.yaml: bot: the config has no bot.state_dir, so agents cannot be registered/,
+    );
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
   });
 });
 
