@@ -56,7 +56,7 @@ function sourceFiles(): string[] {
 }
 
 const IMPORT =
-  /(?:^|[^\w$.])(?:import|export)\s[^;'"`]*?\bfrom\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g;
+  /(?:^|[^\w$.])(?:import|export)\s[^;'"`]*?\bfrom\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)|(?:^|[^\w$.])import\s*['"]([^'"]+)['"]/g;
 
 /** Relative imports of a module, resolved to .ts files under src. */
 export function importsOf(file: string, text: string): string[] {
@@ -64,7 +64,7 @@ export function importsOf(file: string, text: string): string[] {
   const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
   const out: string[] = [];
   for (const m of code.matchAll(IMPORT)) {
-    const spec = m[1] ?? m[2]!;
+    const spec = m[1] ?? m[2] ?? m[3]!;
     if (!spec.startsWith('.')) continue;
     out.push(resolve(dirname(file), spec).replace(/\.js$/, '.ts'));
   }
@@ -110,11 +110,21 @@ describe('the architecture of src/ (folders are layers)', () => {
         "export { c } from './c.js';",
         "const d = await import('../d/d.js');",
         "let e: import('./e.js').E;",
+        "import './side-effect.js';",
+        'import {\n  f,\n  type G,\n} from "../f/f.js";',
         "// import { z } from './commented.js';",
         "import { readFile } from 'node:fs';",
       ].join('\n'),
     ).map(rel);
-    expect(sample).toEqual(['src/x/a.ts', 'src/b/b.ts', 'src/x/c.ts', 'src/d/d.ts', 'src/x/e.ts']);
+    expect(sample).toEqual([
+      'src/x/a.ts',
+      'src/b/b.ts',
+      'src/x/c.ts',
+      'src/d/d.ts',
+      'src/x/e.ts',
+      'src/x/side-effect.ts',
+      'src/f/f.ts',
+    ]);
   });
 
   it('every import names a module that exists', () => {
