@@ -471,6 +471,30 @@ describe('checkAgent and revocations (the proxy side, in process)', () => {
     }
   });
 
+  it('listeners hear when the grace after a renewal ends: the older generations are revoked as superseded', async () => {
+    const strict = await inProcess({ superseded_grace: '0s' });
+    const seen: Revocation[] = [];
+    strict.agents!.onRevoked((r) => seen.push(r));
+    try {
+      const a = await addAgent('db-6');
+      const c = await open('db-6', { token: a.token, caPin: a.ca_pin, address: `127.0.0.1:${strict.address.port}` });
+      const g1 = c.current();
+      const g2 = await c.renewNow();
+      const deadline = Date.now() + 10_000;
+      while (!seen.some((r) => r.name === 'db-6' && r.why === 'superseded')) {
+        if (Date.now() > deadline)
+          throw new Error(`no superseded revocation: ${JSON.stringify(seen.map((r) => r.why))}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const r = seen.find((x) => x.name === 'db-6' && x.why === 'superseded')!;
+      expect(r.applies(peerOf(g1))).toBe(true);
+      expect(r.applies(peerOf(g2))).toBe(false);
+      expect(r.error.message).toMatch(/superseded by generation 2/);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('a user or a bot certificate is never taken for an agent', async () => {
     const user = parseIdentityFile(await readFile(await cluster.issue('agent-db-1', ['all']), 'utf8'), 'u');
     expect(checked(peerOf(user))).toBe('IDENTITY_REJECTED');
