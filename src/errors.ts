@@ -232,6 +232,22 @@ export const CATALOGUE = {
     http: 429,
   },
   BOT_CONFIG_INVALID: { exit: EXIT.USAGE, hint: 'fix the bot configuration file (see docs/bot.md)' },
+
+  // agent enrolment (docs/agent.md)
+  AGENT_TOKEN_INVALID: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: 'ask the operator for a new token: `mcp-access agent rm NAME` then `mcp-access agent add NAME`',
+  },
+  AGENT_CA_PIN_MISMATCH: {
+    exit: EXIT.PROXY_UNREACHABLE,
+    hint: 'check --proxy and --ca-pin against the output of `mcp-access agent add`',
+  },
+  AGENT_LOCKED: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: 'the agent is locked; an operator can run `mcp-access agent unlock`',
+  },
+  AGENT_EXISTS: { exit: EXIT.USAGE, hint: 'pick another name, or remove the agent first with `mcp-access agent rm`' },
+  AGENT_UNKNOWN: { exit: EXIT.NOT_FOUND, hint: 'run `mcp-access agent ls` to see the registered agents' },
   UNSAFE_PATH: { exit: EXIT.USAGE, hint: 'use a path owned by this user that others cannot write to, and no symlink' },
 
   // the demo (`mcp-access demo`, `npm start`)

@@ -8,8 +8,8 @@ import { cp, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { loadIdentity } from '../src/identity/load.js';
-import { addBot as addBotRecord } from '../src/bot/admin.js';
-import { BotStore } from '../src/bot/store.js';
+import { addBot as addBotRecord } from '../src/proxy/enrolment/admin.js';
+import { BotStore } from '../src/proxy/enrolment/store.js';
 import { ALLOW_ALL_ROLE, TestCluster, resultText, testServer } from './helpers/cluster.js';
 import { RunningBot, addBot, auditEvents, runCli, waitForAudit } from './helpers/bot.js';
 

@@ -195,8 +195,8 @@ export async function startAgent(env, { nodeArgs = [], log = () => {} } = {}) {
   await writeIdentityFile(
     identity,
     await issueIdentity(ca, {
-      user: `agent-${AGENT_NAME}`,
-      roles: ['agent'],
+      user: `agent:${AGENT_NAME}`,
+      roles: ['system:agent'],
       ttlMs: 3_600_000,
       agent: { name: AGENT_NAME, generation: 1 },
     }),

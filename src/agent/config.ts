@@ -33,7 +33,10 @@ export interface AgentConfig extends SessionSettings {
 
 const TOP_KEYS = ['proxy', 'identity', 'data_dir', 'servers', 'sessions', 'max_message_size', 'keepalive', 'log_level'];
 
-export async function loadAgentConfig(path: string): Promise<AgentConfig> {
+export async function loadAgentConfig(
+  path: string,
+  overrides: { proxy?: string; dataDir?: string } = {},
+): Promise<AgentConfig> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -49,6 +52,17 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
     doc = parseYaml(text);
   } catch (err) {
     throw new AccessError('CONFIG_INVALID', `${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (overrides.proxy !== undefined || overrides.dataDir !== undefined) {
+    if (doc === null || doc === undefined) doc = {};
+    if (typeof doc === 'object' && !Array.isArray(doc)) {
+      const d = doc as Record<string, unknown>;
+      if (overrides.proxy !== undefined) d.proxy = overrides.proxy;
+      if (overrides.dataDir !== undefined) {
+        d.data_dir = resolve(overrides.dataDir);
+        delete d.identity;
+      }
+    }
   }
   return parseAgentConfig(doc, path);
 }

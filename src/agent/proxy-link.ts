@@ -77,6 +77,7 @@ export class ProxyLink {
   private attempt = 0;
   private closed: Promise<void> | undefined;
   private welcomed = false;
+  private renewing = false;
   private lastError = '';
   /** The proxy process this link reached (from its welcome). */
   proxyId: string | undefined;
@@ -102,6 +103,53 @@ export class ProxyLink {
 
   start(): void {
     void this.connect();
+  }
+
+  /**
+   * Move onto a renewed certificate without disturbing sessions: a second
+   * control connection with the new certificate; once the same proxy welcomes
+   * it, it announces (the proxy hands it the agent's tunnels and lets the old
+   * connection go) and becomes this link's control connection. Reaching
+   * another replica behind the address: tried again shortly.
+   */
+  async renew(attempt = 0): Promise<void> {
+    if (this.closed || !this.welcomed || this.renewing) return;
+    this.renewing = true;
+    try {
+      const tls = await this.o.tls();
+      const ws = this.dial(AGENT_CONTROL_PATH, tls);
+      const outcome = await new Promise<'swapped' | 'elsewhere' | 'failed'>((resolve) => {
+        ws.on('error', () => resolve('failed'));
+        ws.on('unexpected-response', () => resolve('failed'));
+        ws.once('close', () => resolve('failed'));
+        ws.on('message', (data: Buffer, isBinary: boolean) => {
+          if (isBinary || ws === this.control) return;
+          const frame = decodeAgentFrame(data.toString('utf8'));
+          if (frame?.type !== 'welcome') return;
+          if (String(frame.proxy) !== this.proxyId || !this.control) return resolve('elsewhere');
+          const old = this.control;
+          this.adoptControl(ws);
+          this.alive.set(ws, true);
+          this.o.onRoles(frame.roles as RoleDocument[]);
+          this.announce();
+          this.startTimers();
+          // The proxy closes the old one once the new one announced; this is the backstop.
+          setTimeout(() => old.close(1000, 'renewed'), 5000).unref();
+          resolve('swapped');
+        });
+      });
+      if (outcome === 'swapped') {
+        this.o.log.info(`moved the connection to the proxy at ${this.where} onto the renewed certificate`);
+        return;
+      }
+      ws.terminate();
+      if (attempt < 10) setTimeout(() => void this.renew(attempt + 1), 500).unref();
+      else this.o.log.warn(`could not move onto the renewed certificate at ${this.where}; the next reconnect will`);
+    } catch (err) {
+      this.o.log.warn(`renewal of the connection to ${this.where}: ${describeError(err)}`);
+    } finally {
+      this.renewing = false;
+    }
   }
 
   /** Announce now (the servers changed). */
@@ -144,12 +192,22 @@ export class ProxyLink {
       this.scheduleRetry();
       return;
     }
-    const ws = this.dial(AGENT_CONTROL_PATH, tls);
+    this.adoptControl(this.dial(AGENT_CONTROL_PATH, tls));
+  }
+
+  /** Use this socket as the control connection from now on. */
+  private adoptControl(ws: WebSocket): void {
     this.control = ws;
     let fatal: AccessError | undefined;
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary || ws !== this.control) return;
+      if (isBinary) return;
       const text = data.toString('utf8');
+      if (ws !== this.control) {
+        // A connection being replaced may still carry the answers to audit frames sent on it.
+        const late = decodeAgentFrame(text);
+        if (late?.type === 'audit-ack' || late?.type === 'audit-nack') this.controlFrame(late);
+        return;
+      }
       const control = decodeControl(text);
       if (control?.type === 'fatal') {
         fatal = new AccessError(control.code, control.message, control.hint ? { hint: control.hint } : {});

@@ -52,6 +52,11 @@ export class ProxyLinks {
     for (const l of this.links) l.announce();
   }
 
+  /** The certificate was renewed: move every connection onto it, sessions untouched. */
+  renew(): void {
+    for (const l of this.links) void l.renew();
+  }
+
   close(): Promise<void> {
     this.closed ??= (async () => {
       if (this.probeTimer) clearTimeout(this.probeTimer);

@@ -6,6 +6,7 @@
  * and the reliable channel with the bridge. Reload on SIGHUP; stop on
  * SIGTERM/SIGINT.
  */
+import { join as join_ } from 'node:path';
 import { AccessError, describeError } from '../errors.js';
 import { loadIdentity, type Identity } from '../identity/load.js';
 import type { Peer } from '../identity/peer.js';
@@ -65,6 +66,37 @@ export async function identityFileCredentials(path: string): Promise<AgentCreden
   };
 }
 
+/** Credentials an agent joined with (token + CA pin, once) and renews in its data directory. */
+export async function dataDirCredentials(
+  config: AgentConfig,
+  join: { token?: string; caPin?: string },
+  log: Logger,
+  onRenewed: () => void,
+): Promise<AgentCredentialSource> {
+  const { AgentCredentials } = await import('./credentials.js');
+  const creds = await AgentCredentials.open({
+    proxy: config.proxy,
+    dataDir: config.dataDir!,
+    ...(join.token ? { token: join.token } : {}),
+    ...(join.caPin ? { caPin: join.caPin } : {}),
+    log,
+  });
+  creds.on('renewed', () => onRenewed());
+  creds.on('fatal', (err: AccessError) =>
+    log.error(`${err.line}; the agent keeps running until its certificate expires`),
+  );
+  const name = creds.current().name;
+  return {
+    name,
+    secrets: [join_(config.dataDir!, 'identity'), join_(config.dataDir!, 'pending.key')],
+    tls: () => {
+      const c = creds.current();
+      return Promise.resolve({ key: c.keyPem, cert: c.certPem, ca: c.caPems });
+    },
+    close: () => creds.close(),
+  };
+}
+
 export async function startAgent(
   configPath: string,
   opts: {
@@ -72,17 +104,22 @@ export async function startAgent(
     logger?: Logger;
     credentials?: (config: AgentConfig) => Promise<AgentCredentialSource>;
     heartbeatMs?: number;
+    /** Overrides of the configuration file (`agent start --proxy/--data-dir`). */
+    proxy?: string;
+    dataDir?: string;
+    /** A one-time join token and the CA pin, for the first start with a data directory. */
+    token?: string;
+    caPin?: string;
   } = {},
 ): Promise<RunningAgent> {
-  let config = await loadAgentConfig(configPath);
+  let config = await loadAgentConfig(configPath, { proxy: opts.proxy, dataDir: opts.dataDir });
   const log = opts.logger ?? new Logger({ name: 'agent', level: opts.logLevel ?? config.logLevel, timestamps: true });
+  const ref: { link?: ProxyLinks } = {};
   const credentials = opts.credentials
     ? await opts.credentials(config)
-    : config.identity
+    : config.identity && !opts.dataDir
       ? await identityFileCredentials(config.identity)
-      : (() => {
-          throw new AccessError('CONFIG_INVALID', `${config.path}: data_dir: joining needs \`agent start --token\``);
-        })();
+      : await dataDirCredentials(config, { token: opts.token, caPin: opts.caPin }, log, () => ref.link?.renew());
   const isolation = (c: AgentConfig) =>
     checkUpstreamIsolation(
       {
@@ -137,6 +174,7 @@ export async function startAgent(
     keepaliveMs: config.keepaliveMs,
     heartbeatMs: opts.heartbeatMs,
   });
+  ref.link = link;
   link.start();
   log.info(
     `agent ${credentials.name}: ${config.servers.length} server(s); dialling the proxy at ${link.where} (no listening port)`,
@@ -146,7 +184,7 @@ export async function startAgent(
   const reload = () => {
     reloading ??= (async () => {
       try {
-        const next = await loadAgentConfig(configPath);
+        const next = await loadAgentConfig(configPath, { proxy: opts.proxy, dataDir: opts.dataDir });
         next.proxy = config.proxy;
         isolation(next);
         warnMissingCommands(next, log);

@@ -9,16 +9,22 @@
 import { X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AccessError, describeError } from '../errors.js';
-import { caPin } from '../identity/pin.js';
+import { caPin, normalisePin } from '../identity/pin.js';
 import type { ExaminedIdentity } from '../identity/load.js';
 import { formatDuration } from '../util/duration.js';
 import type { Logger } from '../util/log.js';
-import { botUserName } from './admin.js';
-import { fetchClusterCa, proxyLabel, requestJoin, requestRenewal, type ProxyAddress } from './client.js';
-import { createCsr, generateBotKey } from './csr.js';
-import { Destination } from './destination.js';
-import type { CertificateResponse } from './protocol.js';
-import { renewalDelay, retryDelay } from './schedule.js';
+import { botUserName } from '../identity/names.js';
+import {
+  fetchClusterCa,
+  proxyLabel,
+  requestJoin,
+  requestRenewal,
+  type ProxyAddress,
+} from '../tunnel/enrolment-client.js';
+import { createCsr, generateBotKey } from '../identity/csr.js';
+import { CredentialDir } from '../identity/credential-dir.js';
+import type { CertificateResponse } from '../tunnel/enrolment.js';
+import { renewalDelay, retryDelay } from '../util/renewal-schedule.js';
 
 export interface BotOptions {
   proxy: ProxyAddress;
@@ -58,31 +64,24 @@ function asAccessError(err: unknown): AccessError {
   return err instanceof AccessError ? err : new AccessError('INTERNAL', describeError(err));
 }
 
-export function normalisePin(pin: string): string {
-  const m = /^sha256:([0-9a-fA-F]{64})$/.exec(pin.trim());
-  if (!m)
-    throw new AccessError('USAGE', `--ca-pin "${pin}" must be sha256: followed by 64 hex digits`, {
-      hint: 'copy it from the output of `mcp-access bot add`',
-    });
-  return `sha256:${m[1]!.toLowerCase()}`;
-}
+export { normalisePin };
 
 export class BotAgent {
-  private readonly dest: Destination;
+  private readonly dest: CredentialDir;
   private readonly where: string;
   private readonly log: Logger;
 
   constructor(private readonly o: BotOptions) {
     this.log = o.log;
-    this.dest = new Destination(o.destination, o.log);
-    this.outputs = (o.outputs ?? []).map((dir) => new Destination(dir, o.log));
+    this.dest = new CredentialDir(o.destination, o.log);
+    this.outputs = (o.outputs ?? []).map((dir) => new CredentialDir(dir, o.log));
     this.where = proxyLabel(o.proxy);
   }
 
-  private readonly outputs: Destination[];
+  private readonly outputs: CredentialDir[];
 
   private get pins(): string[] | undefined {
-    return this.o.caPins && this.o.caPins.length > 0 ? this.o.caPins.map(normalisePin) : undefined;
+    return this.o.caPins && this.o.caPins.length > 0 ? this.o.caPins.map((p) => normalisePin(p)) : undefined;
   }
 
   /** The identity file in every other destination, each written atomically (0600 in a 0700 directory). */
@@ -226,7 +225,9 @@ export class BotAgent {
     // requestJoin verifies the proxy's certificate against the pinned CA before the token leaves.
     const res = await requestJoin(this.o.proxy, caPem, { token, csr, ttl_ms: this.o.ttlMs }, { signal: this.o.signal });
     await this.dest.saveCa(caPem);
-    await this.writeOutputs(await this.dest.store(keyPem, caPem, res, { proxy: this.where, caPin: pin }));
+    await this.writeOutputs(
+      await this.dest.store(keyPem, caPem, { ...res, name: res.bot }, { proxy: this.where, caPin: pin }),
+    );
     this.log.info(
       `joined as bot "${res.bot}" (user ${res.user}, roles ${res.roles.join(', ')}, generation ${res.generation}); wrote ${this.dest.identityPath}, valid until ${res.not_after}`,
     );
@@ -269,7 +270,9 @@ export class BotAgent {
     );
     if (res.bot !== id.bot.name)
       throw new AccessError('PROXY_PROTOCOL', `the proxy renewed bot "${res.bot}" instead of "${id.bot.name}"`);
-    await this.writeOutputs(await this.dest.store(keyPem, caPem, res, { proxy: this.where, caPin: caPin(caPem) }));
+    await this.writeOutputs(
+      await this.dest.store(keyPem, caPem, { ...res, name: res.bot }, { proxy: this.where, caPin: caPin(caPem) }),
+    );
     const notAfter = Date.parse(res.not_after);
     this.log.info(
       `renewed bot "${res.bot}": generation ${res.generation}, valid until ${res.not_after} (${formatDuration(notAfter - Date.now())} from now)`,

@@ -25,7 +25,7 @@ import { AccessError } from '../errors.js';
 import { parseIdentityTtl } from '../identity/ttl.js';
 import { parseProxyAddress } from '../tunnel/proxy-address.js';
 import { parseDuration } from '../util/duration.js';
-import { cleanToken } from './token.js';
+import { cleanToken } from '../tunnel/enrolment.js';
 
 export interface BotFileService {
   /** Absolute path of the destination directory. */

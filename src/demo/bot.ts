@@ -48,7 +48,7 @@ export async function joinDemoBot(o: {
   name: string;
   roles: string[];
 }): Promise<DemoBot> {
-  const { openBotState, addBot, readCaPublic, botUserName } = await import('../bot/admin.js');
+  const { openBotState, addBot, readCaPublic, botUserName } = await import('../proxy/enrolment/admin.js');
   const { config, store } = await openBotState(o.configPath);
   const { caPin } = await readCaPublic(config);
   const { token } = await addBot(store, { name: o.name, roles: o.roles, tokenTtlMs: 10 * 60_000 });

@@ -27,7 +27,7 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import { agentUri, botUri } from './claims.js';
 import { formatIdentityFile } from './identity-file.js';
 import { generateKeyPairPem, keyIdentifierHex, spkiDer, type KeyType } from './keys.js';
-import { nameProblem, isValidGeneration } from './names.js';
+import { AGENT_ROLE, agentUserName, isSystemRole, isValidGeneration, nameProblem } from './names.js';
 import { checkIdentityTtl } from './ttl.js';
 import { webcrypto, x509 } from './x509.js';
 
@@ -290,11 +290,33 @@ export interface SignOptions {
   roles: string[];
   ttlMs: number;
   bot?: { name: string; generation: number };
+  /** An agent's host certificate: then `user` must be `agent:<name>` and `roles` `[system:agent]` (names.ts). */
   agent?: { name: string; generation: number };
   now?: number;
 }
 
-function checkClaims(opts: { user: string; roles: string[]; bot?: { name: string; generation: number } }): void {
+function checkClaims(opts: {
+  user: string;
+  roles: string[];
+  bot?: { name: string; generation: number };
+  agent?: { name: string; generation: number };
+}): void {
+  if (opts.agent) {
+    const problem = nameProblem('agent', opts.agent.name);
+    if (problem) throw new AccessError('USAGE', problem);
+    if (opts.bot) throw new AccessError('USAGE', 'a certificate is for a bot or for an agent, not both');
+    if (opts.user !== agentUserName(opts.agent.name) || opts.roles.length !== 1 || opts.roles[0] !== AGENT_ROLE)
+      throw new AccessError(
+        'USAGE',
+        `an agent certificate names user ${agentUserName(opts.agent.name)} and role ${AGENT_ROLE} only`,
+      );
+    if (!isValidGeneration(opts.agent.generation))
+      throw new AccessError('USAGE', `agent generation ${opts.agent.generation} must be a non-negative integer`);
+    return;
+  }
+  const system = opts.roles.find(isSystemRole);
+  if (system !== undefined)
+    throw new AccessError('USAGE', `role ${JSON.stringify(system)} is reserved: only agent certificates carry it`);
   const problems = [nameProblem('user', opts.user), ...opts.roles.map((r) => nameProblem('role', r))].filter(Boolean);
   if (problems.length > 0) throw new AccessError('USAGE', problems[0]!);
   if (opts.roles.length === 0)
@@ -331,12 +353,18 @@ export async function signCertificate(ca: CertificateAuthority, opts: SignOption
     new x509.SubjectKeyIdentifierExtension(keyIdentifierHex(spki)),
     new x509.AuthorityKeyIdentifierExtension(caKeyId(ca.caCertPem)),
   ];
-  if (opts.bot && opts.agent) throw new AccessError('USAGE', 'a certificate is a bot identity or an agent, not both');
-  if (opts.bot || opts.agent) {
-    const uri = opts.bot
-      ? botUri(ca.cluster, opts.bot.name, opts.bot.generation)
-      : agentUri(ca.cluster, opts.agent!.name, opts.agent!.generation);
-    extensions.push(new x509.SubjectAlternativeNameExtension([{ type: 'url', value: uri }]));
+  if (opts.bot) {
+    extensions.push(
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'url', value: botUri(ca.cluster, opts.bot.name, opts.bot.generation) },
+      ]),
+    );
+  } else if (opts.agent) {
+    extensions.push(
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'url', value: agentUri(ca.cluster, opts.agent.name, opts.agent.generation) },
+      ]),
+    );
   }
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),

@@ -5,6 +5,13 @@
  *   subject O       = one attribute per role
  *   issuer CN       = cluster name (the CA's subject CN)
  *   SAN URI         = mcp-access://<cluster>/bot/<name>?generation=<n>   (bot identities only)
+ *                     mcp-access://<cluster>/agent/<name>?generation=<n> (agent host certificates only)
+ *
+ * An agent's certificate is recognisable three ways at once, and all three
+ * must agree: its agent URI, its subject CN `agent:<name>` (a `:` no user
+ * name may contain) and its only role `system:agent` (a role prefix no user or
+ * bot certificate may carry). Anything in between (a user with a system role,
+ * an agent URI on a user's subject, both a bot and an agent URI) is refused.
  *
  * Read with node:crypto's X509Certificate only: this runs on `connect`'s
  * start-up path and in the proxy for every connection. node prints a subject
@@ -14,13 +21,14 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { AccessError } from '../errors.js';
-import { isValidGeneration, isValidName } from './names.js';
+import { AGENT_ROLE, agentUserName, isSystemRole, isValidGeneration, isValidName } from './names.js';
 
 export interface CertClaims {
   user: string;
   roles: string[];
   cluster: string;
   bot?: { name: string; generation: number };
+  /** Set only for an agent's host certificate (then `user` is `agent:<name>`, `roles` is `[system:agent]`). */
   agent?: { name: string; generation: number };
 }
 
@@ -31,14 +39,12 @@ export function botUri(cluster: string, name: string, generation: number): strin
   return `mcp-access://${cluster}/bot/${name}?generation=${generation}`;
 }
 
-const BOT_URI = /^mcp-access:\/\/([^/?#]+)\/bot\/([^/?#]+)\?generation=(\d+)$/;
-
 /** The SAN URI that marks an agent's host certificate. */
 export function agentUri(cluster: string, name: string, generation: number): string {
   return `mcp-access://${cluster}/agent/${name}?generation=${generation}`;
 }
 
-const AGENT_URI = /^mcp-access:\/\/([^/?#]+)\/agent\/([^/?#]+)\?generation=(\d+)$/;
+const MACHINE_URI = /^mcp-access:\/\/([^/?#]+)\/(bot|agent)\/([^/?#]+)\?generation=(\d+)$/;
 
 /** node's printed name (`CN=x\nO=a\nO=b`) as attribute → values. */
 export function nameAttributes(printed: string): Map<string, string[]> {
@@ -64,7 +70,9 @@ export function claimsFromCertificate(cert: X509Certificate): CertClaims {
   const cns = subject.get('CN') ?? [];
   if (cns.length !== 1) throw bad(`certificate subject must have exactly one CN (the user name), found ${cns.length}`);
   const user = cns[0]!;
-  if (!isValidName('user', user))
+  // `agent:<name>` is not a user name; it is only accepted with an agent URI (below).
+  const agentForm = user.startsWith('agent:') && isValidName('agent', user.slice('agent:'.length));
+  if (!isValidName('user', user) && !agentForm)
     throw bad(`certificate user name ${JSON.stringify(user)} contains characters mcp-access never issues`);
   const roles = subject.get('O') ?? [];
   for (const role of roles) {
@@ -78,25 +86,42 @@ export function claimsFromCertificate(cert: X509Certificate): CertClaims {
   if (!isValidName('cluster', cluster))
     throw bad(`certificate issuer (cluster) ${JSON.stringify(cluster)} contains characters mcp-access never issues`);
 
-  const claims: CertClaims = { user, roles, cluster };
+  // Every mcp-access URI (any case of the scheme, quoted or not), so that a
+  // second one cannot hide behind an odd spelling.
   const uris = (cert.subjectAltName ?? '')
     .split(', ')
-    .filter((entry) => entry.startsWith(`URI:${BOT_URI_SCHEME}`) || entry.startsWith(`"URI:${BOT_URI_SCHEME}`));
-  if (uris.length > 1) throw bad('certificate carries more than one mcp-access URI');
+    .map((entry) => (entry.startsWith('"') && entry.endsWith('"') ? entry.slice(1, -1) : entry))
+    .filter((entry) => entry.startsWith('URI:') && entry.slice(4).toLowerCase().startsWith(BOT_URI_SCHEME));
+  if (uris.length > 1) throw bad('certificate carries more than one mcp-access bot or agent URI');
+  let machine: { kind: 'bot' | 'agent'; name: string; generation: number } | undefined;
   if (uris.length === 1) {
-    const uri = uris[0]!.replace(/^"/, '').replace(/"$/, '').slice('URI:'.length);
-    const m = BOT_URI.exec(uri) ?? AGENT_URI.exec(uri);
-    if (!m) throw bad(`certificate URI ${JSON.stringify(uris[0])} is malformed`);
-    const [, uriCluster, name, gen] = m;
+    const uri = uris[0]!.slice('URI:'.length);
+    const m = MACHINE_URI.exec(uri);
+    if (!m) throw bad(`certificate mcp-access URI ${JSON.stringify(uri)} is malformed`);
+    const [, uriCluster, kind, name, gen] = m;
     const generation = Number(gen);
     if (uriCluster !== cluster)
       throw bad(
-        `certificate URI names cluster ${JSON.stringify(uriCluster)} but was issued by ${JSON.stringify(cluster)}`,
+        `certificate ${kind} URI names cluster ${JSON.stringify(uriCluster)} but was issued by ${JSON.stringify(cluster)}`,
       );
-    if (!isValidName('bot', name!) || !isValidGeneration(generation))
-      throw bad(`certificate URI ${JSON.stringify(uris[0])} is malformed`);
-    if (BOT_URI.test(uri)) claims.bot = { name: name!, generation };
-    else claims.agent = { name: name!, generation };
+    if (!isValidName(kind as 'bot' | 'agent', name!) || !isValidGeneration(generation))
+      throw bad(`certificate ${kind} URI ${JSON.stringify(uri)} is malformed`);
+    machine = { kind: kind as 'bot' | 'agent', name: name!, generation };
   }
+
+  if (machine?.kind === 'agent') {
+    // An agent's host certificate: exactly its own CN and the agent role, nothing a user could hold.
+    if (user !== agentUserName(machine.name))
+      throw bad(`certificate agent URI names agent "${machine.name}" but its subject is ${JSON.stringify(user)}`);
+    if (roles.length !== 1 || roles[0] !== AGENT_ROLE)
+      throw bad(`an agent certificate carries exactly the role ${AGENT_ROLE}, not ${JSON.stringify(roles)}`);
+    return { user, roles, cluster, agent: { name: machine.name, generation: machine.generation } };
+  }
+  if (agentForm) throw bad(`certificate subject ${JSON.stringify(user)} names an agent but it carries no agent URI`);
+  const system = roles.find(isSystemRole);
+  if (system !== undefined)
+    throw bad(`certificate role ${JSON.stringify(system)} is a system role, which only an agent certificate carries`);
+  const claims: CertClaims = { user, roles, cluster };
+  if (machine) claims.bot = { name: machine.name, generation: machine.generation };
   return claims;
 }

@@ -16,6 +16,7 @@ export interface IdentityDescription {
   cluster: string;
   issuer: string;
   bot: { name: string; generation: number } | null;
+  agent: { name: string; generation: number } | null;
   serial: string;
   validFrom: string;
   validUntil: string;
@@ -45,6 +46,7 @@ export function describeIdentity(examined: ExaminedIdentity, now = Date.now()): 
     cluster: id.cluster,
     issuer: oneLine(id.issuer),
     bot: id.bot ?? null,
+    agent: id.agent ?? null,
     serial: id.serial,
     validFrom: id.notBefore.toISOString(),
     validUntil: id.notAfter.toISOString(),
@@ -82,6 +84,7 @@ export function formatIdentityText(d: IdentityDescription, now = Date.now()): st
     ['Cluster', d.cluster],
   ];
   if (d.bot) rows.push(['Bot', `${d.bot.name} (generation ${d.bot.generation})`]);
+  if (d.agent) rows.push(['Agent', `${d.agent.name} (generation ${d.agent.generation})`]);
   rows.push(
     ['Issuer', d.issuer],
     ['Serial', d.serial],

@@ -26,6 +26,7 @@ export interface Identity {
   roles: string[];
   cluster: string;
   bot?: { name: string; generation: number };
+  /** An agent's host certificate (claims.ts). */
   agent?: { name: string; generation: number };
   serial: string;
   notBefore: Date;
@@ -201,6 +202,7 @@ export function examineIdentityText(text: string, path: string, opts: { now?: nu
     authorityLines: parts.authorityLines,
   };
   if (identity.bot === undefined) delete identity.bot;
+  if (identity.agent === undefined) delete identity.agent;
   if (identity.sshCertLine === undefined) delete identity.sshCertLine;
   return { identity, status, trusted, msLeft: notAfter.getTime() - now };
 }

@@ -7,7 +7,10 @@ export interface Peer {
   user: string;
   roles: string[];
   bot?: { name: string; generation: number };
-  /** An agent's host certificate (never a user's or a bot's). */
+  /**
+   * Set only for an agent's host certificate (claims.ts): then `user` is
+   * `agent:<name>`, `roles` is `[system:agent]`, and `bot` is never set.
+   */
   agent?: { name: string; generation: number };
   notAfter: Date;
   serial: string;

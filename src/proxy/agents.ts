@@ -66,6 +66,13 @@ export interface AgentDirectoryOptions {
 /** An agent is unhealthy when its last announcement is older than this. */
 export const HEARTBEAT_STALE_MS = 15_000;
 
+interface SpliceEntry {
+  splice: Splice;
+  peer: Peer;
+  /** The link whose agent holds the session (changes when the agent reconnects with a renewed certificate). */
+  owner: AgentLink;
+}
+
 interface AgentLink {
   name: string;
   peer: Peer;
@@ -76,7 +83,7 @@ interface AgentLink {
   waiters: Array<{ resolve: (ws: WebSocket) => void; reject: (err: AccessError) => void }>;
   lastSeen: number;
   sessions: number;
-  splices: Set<{ splice: Splice; peer: Peer }>;
+  splices: Set<SpliceEntry>;
 }
 
 export interface RemoteServer extends AnnouncedServer {
@@ -161,8 +168,20 @@ export class AgentDirectory {
   private activate(link: AgentLink): void {
     const previous = this.links.get(link.name);
     if (previous) {
-      this.o.log.warn(`agent ${link.name} connected again; dropping its previous control connection`);
-      this.drop(previous, 'replaced by a new connection of the same agent');
+      // The same agent again (a renewed certificate, a reconnect before the old
+      // connection was seen to die): the tunnels routed to it go on, now under
+      // the new connection; the old control and idle connections are let go.
+      this.o.log.info(`agent ${link.name} replaced its control connection`);
+      for (const entry of previous.splices) {
+        entry.owner = link;
+        link.splices.add(entry);
+      }
+      previous.splices.clear();
+      this.links.delete(link.name);
+      for (const d of previous.idle) d.close(CLOSE.NORMAL);
+      previous.idle = [];
+      for (const w of previous.waiters.splice(0)) link.waiters.push(w);
+      if (previous.control.readyState === previous.control.OPEN) previous.control.close(CLOSE.NORMAL, 'replaced');
     }
     this.links.set(link.name, link);
     this.gone.delete(link.name);
@@ -288,13 +307,21 @@ export class AgentDirectory {
     return n;
   }
 
-  /** Disconnect an agent (locked, removed): its tunnels end, its sessions are reopened elsewhere. */
-  disconnect(name: string, reason: AccessError): boolean {
-    const link = this.links.get(name);
-    if (!link) return false;
-    refuse(link.control, reason);
-    this.drop(link, reason.message);
-    return true;
+  /**
+   * Disconnect the agents whose certificate no longer counts (locked, removed,
+   * a superseded generation): their tunnels end and the sessions are reopened
+   * elsewhere. Returns how many.
+   */
+  disconnectWhere(match: (peer: Peer) => boolean, reason: AccessError): number {
+    let n = 0;
+    for (const link of [...this.links.values(), ...this.pending]) {
+      if (!match(link.peer)) continue;
+      n++;
+      this.pending.delete(link);
+      refuse(link.control, reason);
+      if (this.links.get(link.name) === link) this.drop(link, reason.message);
+    }
+    return n;
   }
 
   /** Stop: every agent's tunnel is closed "going away" (bridges resume once the agent reaches a proxy again). */
@@ -338,8 +365,8 @@ export class AgentDirectory {
     }
     send(data, first);
     for (const f of early) data.send(f.data, { binary: f.isBinary });
-    const entry = { splice: undefined as unknown as Splice, peer };
-    entry.splice = new Splice(bridge, data, () => link.splices.delete(entry));
+    const entry: SpliceEntry = { splice: undefined as unknown as Splice, peer, owner: link };
+    entry.splice = new Splice(bridge, data, () => entry.owner.splices.delete(entry));
     link.splices.add(entry);
   }
 
@@ -429,11 +456,12 @@ export class AgentDirectory {
         );
         for (const s of stored) ids.push(s.id);
       }
-      send(link.control, { type: 'audit-ack', seq, ids });
+      // To the agent's current control connection: it may have replaced this one meanwhile.
+      send((this.links.get(link.name) ?? link).control, { type: 'audit-ack', seq, ids });
     } catch (err) {
       const e = isAccessError(err) ? err : new AccessError('AUDIT_UNAVAILABLE', describeError(err));
       this.o.log.error(`audit (agent ${link.name}): ${e.message}`);
-      send(link.control, { type: 'audit-nack', seq, code: e.code, message: e.message });
+      send((this.links.get(link.name) ?? link).control, { type: 'audit-nack', seq, code: e.code, message: e.message });
     }
   }
 

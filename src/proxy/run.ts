@@ -7,10 +7,12 @@ import { Logger } from '../util/log.js';
 import { CA_FILES, loadCa } from '../identity/ca.js';
 import { loadProxyConfig, type ProxyConfig } from './config.js';
 import { ProxyServer } from './server.js';
+import type { Peer } from '../identity/peer.js';
 import { buildAccess } from './access.js';
 import { join } from 'node:path';
 import { checkUpstreamIsolation, type IsolationScope } from '../agent/isolation.js';
-import { createBotService } from '../bot/service.js';
+import { createAgentEnrolment, createBotService, type AgentEnrolment } from './enrolment/service.js';
+import { AddressRateLimiter, JOIN_RATE_LIMIT } from './enrolment/rate-limit.js';
 import { commandProblem } from '../agent/upstream/command-check.js';
 
 /** One warning line per stdio server whose command is missing: found at start, not at the first session. */
@@ -39,6 +41,8 @@ export function proxyIsolation(config: ProxyConfig): IsolationScope {
 
 export interface RunningProxy {
   server: ProxyServer;
+  /** Agent enrolment (with bot.state_dir): checkAgent(peer) and onRevoked(listener) for the agents' connections. */
+  agents?: AgentEnrolment;
   address: { host: string; port: number };
   reload(): Promise<void>;
   close(): Promise<void>;
@@ -62,21 +66,37 @@ export async function startProxy(
   checkUpstreamIsolation(proxyIsolation(config), log);
   let access = await buildAccess(config, log);
   // Bots (docs/bot.md): join/renew routes, and locked or removed bots refused before roles are consulted.
-  const bot = config.bot ? await createBotService({ config, ca, log, audit: access.audit }) : undefined;
+  // Agents (docs/agent.md) enrol the same way, in the same state directory; one join budget per address for both.
+  const joinLimiter = new AddressRateLimiter({ ...JOIN_RATE_LIMIT });
+  const bot = config.bot ? await createBotService({ config, ca, log, audit: access.audit, joinLimiter }) : undefined;
+  const agents = config.bot
+    ? await createAgentEnrolment({ config, ca, log, audit: access.audit, joinLimiter })
+    : undefined;
+  const guardGates = (g: typeof access.gates) => agents?.guardGates(bot?.guardGates(g) ?? g) ?? g;
+  const guardDecider = (d: typeof access.decider) => agents?.guard(bot?.guard(d) ?? d) ?? d;
   const server = new ProxyServer(
     config,
     { key: ca.proxyKeyPem, cert: ca.proxyCertPem, ca: [ca.caCertPem] },
-    bot?.guardGates(access.gates) ?? access.gates,
-    bot?.guard(access.decider) ?? access.decider,
+    guardGates(access.gates),
+    guardDecider(access.decider),
     log,
-    bot?.withRoutes(access.routes) ?? access.routes,
-    { audit: () => access.audit, roles: () => access.roleDocuments },
+    agents?.withRoutes(bot?.withRoutes(access.routes)) ?? access.routes,
+    {
+      audit: () => access.audit,
+      roles: () => access.roleDocuments,
+      ...(agents ? { checkAgent: (peer: Peer) => agents.checkAgent(peer) } : {}),
+    },
   );
   bot?.onServer(server);
+  // A locked, removed or superseded agent is disconnected within the enrolment service's poll (about 1 s).
+  agents?.onRevoked((r) => {
+    if (r.kind === 'agent') server.agents.disconnectWhere((p) => r.applies(p), r.error);
+  });
   let address: { host: string; port: number };
   try {
     address = await server.listen();
   } catch (err) {
+    await agents?.close();
     await bot?.close();
     await access.close();
     throw err;
@@ -93,12 +113,9 @@ export async function startProxy(
         checkUpstreamIsolation(proxyIsolation(next), log);
         warnMissingCommands(next, log);
         const nextAccess = await buildAccess(next, log, access);
-        server.reconfigure(
-          next,
-          bot?.guardGates(nextAccess.gates) ?? nextAccess.gates,
-          bot?.guard(nextAccess.decider) ?? nextAccess.decider,
-        );
+        server.reconfigure(next, guardGates(nextAccess.gates), guardDecider(nextAccess.decider));
         bot?.setAudit(nextAccess.audit);
+        agents?.setAudit(nextAccess.audit);
         access = nextAccess;
         server.agents.pushRoles();
         log.info(`reloaded ${configPath}: ${next.servers.length} server${next.servers.length === 1 ? '' : 's'}`);
@@ -112,10 +129,11 @@ export async function startProxy(
   };
   const close = async () => {
     await server.close();
+    await agents?.close();
     await bot?.close();
     await access.close();
   };
-  return { server, address, reload, close };
+  return { server, address, reload, close, ...(agents ? { agents } : {}) };
 }
 
 /** Run until a signal: the body of `mcp-access proxy start`. */

@@ -48,6 +48,12 @@ export interface ProxyTls {
 export interface AccessDecider {
   /** Throws AccessError('ACCESS_DENIED') when the peer may not reach the server. */
   checkServer(peer: Peer, server: ServerRef): void;
+  /**
+   * Throws when the identity may open or resume no session at all now (a
+   * locked or removed bot): checked for a resume routed to a remote agent,
+   * where the proxy does not know the session's server.
+   */
+  checkPeer?(peer: Peer): void;
   /** Extra per-server facts for `ls` (e.g. tool patterns). */
   describeServer?(peer: Peer, server: ServerRef): Record<string, unknown>;
   /** Facts about the caller for `ls` (roles the proxy does not define, warnings). */
@@ -435,6 +441,7 @@ export class ProxyServer {
           throw new AccessError('SESSION_LOST', 'the session to resume no longer exists', {
             hint: 'a new session will be opened',
           });
+        this.access.checkPeer?.(peer);
         return this.agents.resume(token, received, ws, peer);
       }
       this.local.resume(ws, token, received, peer, (p, s) => this.access.checkServer(p, s));

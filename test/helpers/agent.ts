@@ -35,7 +35,7 @@ export interface AgentOptions {
 export async function startAgentProcess(cluster: TestCluster, name: string, opts: AgentOptions): Promise<AgentProcess> {
   const identity =
     opts.identity ??
-    (await cluster.issue(`agent-${name}`, ['agent'], 600_000, {
+    (await cluster.issue(`agent:${name}`, ['system:agent'], 600_000, {
       agent: { name, generation: opts.generation ?? 1 },
       path: join(cluster.dir, `agent-${name}.identity`),
     }));

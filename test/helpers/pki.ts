@@ -13,7 +13,7 @@ import type { KeyType } from '../../src/identity/keys.js';
 export interface IssueOptions {
   keyType?: KeyType;
   bot?: { name: string; generation: number };
-  /** An agent's host certificate. */
+  /** An agent's host certificate (then user must be `agent:NAME` and roles `[system:agent]`). */
   agent?: { name: string; generation: number };
   /** Where to write it; default `<dir>/<user>-<n>.identity`. */
   path?: string;

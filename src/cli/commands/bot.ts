@@ -122,7 +122,7 @@ const addCommand: CommandModule<object, AddArgs> = {
         'The same as JSON (token, ca_pin, …)',
       ),
   handler: async (argv) => {
-    const { openBotState, addBot, readCaPublic, suggestProxyAddress } = await import('../../bot/admin.js');
+    const { openBotState, addBot, readCaPublic, suggestProxyAddress } = await import('../../proxy/enrolment/admin.js');
     const { parseDuration, formatDuration } = await import('../../util/duration.js');
     const { print, printJson } = await import('../output.js');
     const roles = argv.roles
@@ -213,7 +213,7 @@ const lsCommand: CommandModule<object, LsArgs> = {
   builder: (y) =>
     formatOption(configOption(y)).example('$0 bot ls --config proxy.yaml', 'Name, roles, status, generation, expiry'),
   handler: async (argv) => {
-    const { openBotState, listBots } = await import('../../bot/admin.js');
+    const { openBotState, listBots } = await import('../../proxy/enrolment/admin.js');
     const { print, printJson, table } = await import('../output.js');
     const { store } = await openBotState(argv.config);
     const bots = await listBots(store);
@@ -253,7 +253,7 @@ const rmCommand: CommandModule<object, NameArgs> = {
       .positional('name', { type: 'string', demandOption: true })
       .example('$0 bot rm ci-agent --config proxy.yaml', 'Forget ci-agent (re-adding the name later gets a new token)'),
   handler: async (argv) => {
-    const { openBotState, removeBot } = await import('../../bot/admin.js');
+    const { openBotState, removeBot } = await import('../../proxy/enrolment/admin.js');
     const { print, printJson } = await import('../output.js');
     const { store } = await openBotState(argv.config);
     const r = await removeBot(store, String(argv.name));
@@ -274,7 +274,7 @@ const lockCommand: CommandModule<object, LockArgs> = {
       .option('reason', { type: 'string', describe: 'Why (recorded in the state and the audit log)' })
       .example('$0 bot lock ci-agent --config proxy.yaml --reason "host compromised"', 'Cut ci-agent off now'),
   handler: async (argv) => {
-    const { openBotState, lockBot } = await import('../../bot/admin.js');
+    const { openBotState, lockBot } = await import('../../proxy/enrolment/admin.js');
     const { print, printJson } = await import('../output.js');
     const { store } = await openBotState(argv.config);
     const { record, already } = await lockBot(store, String(argv.name), argv.reason ?? 'locked by an operator');
@@ -296,7 +296,7 @@ const unlockCommand: CommandModule<object, NameArgs> = {
       .positional('name', { type: 'string', demandOption: true })
       .example('$0 bot unlock ci-agent --config proxy.yaml', 'Let it renew and connect again'),
   handler: async (argv) => {
-    const { openBotState, unlockBot } = await import('../../bot/admin.js');
+    const { openBotState, unlockBot } = await import('../../proxy/enrolment/admin.js');
     const { print, printJson } = await import('../output.js');
     const { store } = await openBotState(argv.config);
     const { record, was } = await unlockBot(store, String(argv.name));
@@ -360,7 +360,7 @@ const startCommand: CommandModule<object, StartArgs> = {
     const { parseIdentityTtl } = await import('../../identity/ttl.js');
     const { Logger } = await import('../../util/log.js');
     const { parseProxyAddress } = await import('../../tunnel/proxy-address.js');
-    const { cleanToken } = await import('../../bot/token.js');
+    const { cleanToken } = await import('../../tunnel/enrolment.js');
     const { runBot, normalisePin } = await import('../../bot/agent.js');
     const { readFile } = await import('node:fs/promises');
     let file: import('../../bot/config-file.js').BotFileConfig = { services: [] };

@@ -8,10 +8,10 @@ import { configCommand } from './config.js';
 import { policyCommand } from './policy.js';
 import { auditCommand } from './audit.js';
 import { botCommand } from './bot.js';
+import { buildAgentCommand } from './agent.js';
 import { demoCommand } from './demo.js';
 import { mcpCommand } from './mcp.js';
 import { agentStartCommand } from './agent-start.js';
-import type { Argv } from 'yargs';
 
 export const commands: CommandModule[] = [
   connectCommand,
@@ -23,12 +23,7 @@ export const commands: CommandModule[] = [
   policyCommand,
   auditCommand,
   botCommand,
+  buildAgentCommand([agentStartCommand]),
   demoCommand,
   mcpCommand,
-  {
-    command: 'agent <command>',
-    describe: 'Agents: run one next to MCP servers (start)',
-    builder: (y: Argv) => y.command(agentStartCommand).demandCommand(1),
-    handler: () => {},
-  },
 ];

@@ -1,42 +1,45 @@
 /**
- * The operator's side: `bot add | ls | rm | lock | unlock`. These change the
- * state directory only; a running proxy notices within a second (service.ts).
+ * The operator's side: `bot add | ls | rm | lock | unlock` and the same for
+ * `agent`. These change the state directory only; a running proxy notices
+ * within a second (service.ts). Which kind is the store's (`store.kind`).
  */
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AccessError } from '../errors.js';
-import { nameProblem } from '../identity/names.js';
-import { caPin } from '../identity/pin.js';
-import { loadProxyConfig, type ProxyConfig } from '../proxy/config.js';
-import { formatDuration } from '../util/duration.js';
-import { BotStore, isActive, type BotRecord } from './store.js';
+import { AccessError } from '../../errors.js';
+import { botUserName, nameProblem, type MachineKind } from '../../identity/names.js';
+import { caPin } from '../../identity/pin.js';
+import { loadProxyConfig, type ProxyConfig } from '../config.js';
+import { formatDuration } from '../../util/duration.js';
+import { kindSpec } from './kinds.js';
+import { BotStore, isActive, type BotRecord, type EnrolmentStore } from './store.js';
 import { hashToken, newJoinToken } from './token.js';
 
 export const MIN_TOKEN_TTL_MS = 1_000;
 export const MAX_TOKEN_TTL_MS = 30 * 86_400_000;
 export const DEFAULT_TOKEN_TTL = '1h';
 
-/** The proxy config and the bot store it names. */
-export async function openBotState(configPath: string): Promise<{ config: ProxyConfig; store: BotStore }> {
+/** The proxy config and the store of bots (or agents) it names. */
+export async function openBotState(
+  configPath: string,
+  kind: MachineKind = 'bot',
+): Promise<{ config: ProxyConfig; store: BotStore }> {
   const config = await loadProxyConfig(configPath);
   if (!config.bot) {
     throw new AccessError(
       'CONFIG_INVALID',
-      `${config.path}: bot: the config has no bot.state_dir, so bots cannot be registered`,
+      `${config.path}: bot: the config has no bot.state_dir, so ${kind}s cannot be registered`,
       {
-        hint: 'add `bot: { state_dir: ./bots }` to the proxy config and restart the proxy',
+        hint: 'add `bot: { state_dir: ./bots }` to the proxy config (it holds bots and agents) and restart the proxy',
       },
     );
   }
-  const store = new BotStore(config.bot.stateDir);
+  const store = new BotStore(config.bot.stateDir, kind);
   await store.ensure();
   return { config, store };
 }
 
-export function botUserName(bot: string): string {
-  return `bot-${bot}`;
-}
+export { botUserName };
 
 export interface AddedBot {
   record: BotRecord;
@@ -44,13 +47,17 @@ export interface AddedBot {
   tokenExpiresAt: Date;
 }
 
+/** Register a bot (or, with an agent store, an agent: its roles are fixed and `roles` is ignored). */
 export async function addBot(
-  store: BotStore,
+  store: EnrolmentStore,
   opts: { name: string; roles: string[]; tokenTtlMs: number; now?: number },
 ): Promise<AddedBot> {
-  const problem = nameProblem('bot', opts.name) ?? opts.roles.map((r) => nameProblem('role', r)).find(Boolean);
+  const spec = kindSpec(store.kind);
+  const problem =
+    nameProblem(spec.kind, opts.name) ??
+    (spec.fixedRoles ? undefined : opts.roles.map((r) => nameProblem('role', r)).find(Boolean));
   if (problem) throw new AccessError('USAGE', problem);
-  const roles = [...new Set(opts.roles)];
+  const roles = [...new Set(spec.fixedRoles ?? opts.roles)];
   if (roles.length === 0)
     throw new AccessError('USAGE', 'a bot needs at least one role', { hint: 'pass --roles R1,R2' });
   if (!Number.isFinite(opts.tokenTtlMs) || opts.tokenTtlMs < MIN_TOKEN_TTL_MS || opts.tokenTtlMs > MAX_TOKEN_TTL_MS) {
@@ -60,13 +67,13 @@ export async function addBot(
     );
   }
   const now = opts.now ?? Date.now();
-  const token = newJoinToken();
+  const token = newJoinToken(spec.tokenPrefix);
   const tokenExpiresAt = new Date(now + opts.tokenTtlMs);
   const record = await store.locked(async () => {
     const existing = await store.read(opts.name);
     if (existing && existing.removedAt === undefined) {
-      throw new AccessError('BOT_EXISTS', `bot "${opts.name}" already exists in ${store.dir}`, {
-        hint: `to give it a new join token, remove it first: mcp-access bot rm ${opts.name}`,
+      throw new AccessError(spec.codes.exists, `${spec.kind} "${opts.name}" already exists in ${store.dir}`, {
+        hint: `to give it a new join token, remove it first: mcp-access ${spec.kind} rm ${opts.name}`,
       });
     }
     // A re-added name continues the numbering, so the old registration's
@@ -108,7 +115,7 @@ export function botStatus(r: BotRecord, now = Date.now()): BotStatus {
   return r.certNotAfter && Date.parse(r.certNotAfter) > now ? 'active' : 'expired';
 }
 
-export async function listBots(store: BotStore, now = Date.now()): Promise<BotSummary[]> {
+export async function listBots(store: EnrolmentStore, now = Date.now()): Promise<BotSummary[]> {
   return (await store.readAll()).filter(isActive).map((r) => {
     const s: BotSummary = {
       name: r.name,
@@ -126,19 +133,20 @@ export async function listBots(store: BotStore, now = Date.now()): Promise<BotSu
   });
 }
 
-/** Change one active bot's record under the state lock. */
+/** Change one active bot's (or agent's) record under the state lock. */
 async function changeBot(
-  store: BotStore,
+  store: EnrolmentStore,
   name: string,
   change: (r: BotRecord) => BotRecord | undefined,
 ): Promise<BotRecord> {
-  const problem = nameProblem('bot', name);
+  const spec = kindSpec(store.kind);
+  const problem = nameProblem(spec.kind, name);
   if (problem) throw new AccessError('USAGE', problem);
   return store.locked(async () => {
     const r = await store.read(name);
     if (!isActive(r))
-      throw new AccessError('BOT_UNKNOWN', `no bot named "${name}" in ${store.dir}`, {
-        hint: 'run `mcp-access bot ls` to see the registered bots',
+      throw new AccessError(spec.codes.unknown, `no ${spec.kind} named "${name}" in ${store.dir}`, {
+        hint: `run \`mcp-access ${spec.kind} ls\` to see the registered ${spec.plural}`,
       });
     const next = change(r);
     if (next) await store.write(next);
@@ -147,7 +155,7 @@ async function changeBot(
 }
 
 /** Forget a bot: its token stops working, its renewals are refused, its sessions end. */
-export async function removeBot(store: BotStore, name: string, now = Date.now()): Promise<BotRecord> {
+export async function removeBot(store: EnrolmentStore, name: string, now = Date.now()): Promise<BotRecord> {
   return changeBot(store, name, (r) => {
     const { token: _token, lastIssue: _lastIssue, ...rest } = r;
     return { ...rest, removedAt: new Date(now).toISOString() };
@@ -156,7 +164,7 @@ export async function removeBot(store: BotStore, name: string, now = Date.now())
 
 /** Refuse renewals and new sessions, end live sessions. Returns whether it was already locked. */
 export async function lockBot(
-  store: BotStore,
+  store: EnrolmentStore,
   name: string,
   reason: string,
   now = Date.now(),
@@ -173,7 +181,7 @@ export async function lockBot(
 }
 
 export async function unlockBot(
-  store: BotStore,
+  store: EnrolmentStore,
   name: string,
 ): Promise<{ record: BotRecord; was?: BotRecord['lock'] }> {
   let was: BotRecord['lock'];

@@ -5,13 +5,13 @@
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { AccessError } from '../errors.js';
-import { webcrypto, x509 } from '../identity/x509.js';
+import { webcrypto, x509 } from './x509.js';
 
 const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
 
-/** A fresh EC P-256 key (PKCS#8 PEM, the form identity files use). */
-export async function generateBotKey(): Promise<string> {
+/** A fresh EC P-256 key (PKCS#8 PEM, the form identity files use), for a bot or an agent. */
+export async function generateMachineKey(): Promise<string> {
   const keys = await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
   return createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({
@@ -20,11 +20,13 @@ export async function generateBotKey(): Promise<string> {
   }) as string;
 }
 
+export const generateBotKey = generateMachineKey;
+
 /** A certificate request for `privateKeyPem` (EC P-256), subject CN = `commonName`. */
 export async function createCsr(privateKeyPem: string, commonName: string): Promise<string> {
   const priv = createPrivateKey(privateKeyPem);
   if (priv.asymmetricKeyType !== 'ec' || priv.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-    throw new AccessError('INTERNAL', 'bot keys are EC P-256');
+    throw new AccessError('INTERNAL', 'machine keys are EC P-256');
   }
   const privateKey = await webcrypto.subtle.importKey(
     'pkcs8',

@@ -1,8 +1,10 @@
 /**
- * The bot service inside the proxy: the join/renew endpoints, a guard that
- * refuses tunnels from locked or removed bots, and a watcher that notices what
- * `mcp-access bot lock|rm|…` changed in the state directory and ends the
- * affected sessions.
+ * The enrolment service inside the proxy, one per kind of machine (bots and
+ * agents, kinds.ts): the join/renew endpoints, a guard that refuses
+ * connections from locked or removed machines, and a watcher that notices
+ * what `mcp-access bot|agent lock|rm|…` changed in the state directory and
+ * ends the affected sessions (bots) or tells whoever listens (`onRevoked`:
+ * the proxy drops an agent's connections).
  *
  * The watcher polls (one readdir + one stat per bot each second): fs.watch
  * misses events on network file systems and some container volumes, and a
@@ -10,16 +12,17 @@
  * about a second, well inside the 5 s the issue asks for.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AccessError, describeError, isAccessError } from '../errors.js';
-import type { CertificateAuthority } from '../identity/ca.js';
-import type { ProxyConfig } from '../proxy/config.js';
-import type { Peer } from '../identity/peer.js';
-import type { GateFactory } from '../agent/gate.js';
-import type { AccessDecider, ProxyRoutes } from '../proxy/server.js';
-import type { Logger } from '../util/log.js';
+import { AccessError, describeError, isAccessError } from '../../errors.js';
+import type { CertificateAuthority } from '../../identity/ca.js';
+import type { ProxyConfig } from '../config.js';
+import type { Peer } from '../../identity/peer.js';
+import type { GateFactory } from '../../agent/gate.js';
+import type { AccessDecider, ProxyRoutes } from '../server.js';
+import type { Logger } from '../../util/log.js';
 import { BotRefusal, joinWithToken, lockedError, renewBot, type Issued } from './issuer.js';
-import { BOT_OPEN_PATHS, BOT_PATHS, MAX_BOT_REQUEST_BYTES, type CaResponse } from './protocol.js';
-import { BotStore, isActive, type BotRecord } from './store.js';
+import { MAX_BOT_REQUEST_BYTES, type CaResponse } from '../../tunnel/enrolment.js';
+import { AGENT_KIND, BOT_KIND, kindSpec, type MachineKind } from './kinds.js';
+import { BotStore, isActive, type BotRecord, type EnrolmentStore } from './store.js';
 import { AddressRateLimiter, JOIN_RATE_LIMIT, type RateLimitOptions } from './rate-limit.js';
 
 /** Where bot events go (the proxy's audit log). Append must resolve once the event is stored. */
@@ -33,6 +36,8 @@ export interface SessionEnder {
 }
 
 export interface BotServiceOptions {
+  /** Bots (default) or agents. */
+  kind?: MachineKind;
   config: ProxyConfig;
   ca: CertificateAuthority;
   log: Logger;
@@ -41,6 +46,27 @@ export interface BotServiceOptions {
   pollMs?: number;
   /** Join attempts per source address (default JOIN_RATE_LIMIT). */
   joinRateLimit?: RateLimitOptions;
+  /** A limiter shared with the other kind's service (one budget per address for every join). */
+  joinLimiter?: AddressRateLimiter;
+  /** The records (default: files in bot.state_dir); another backend can take their place. */
+  store?: EnrolmentStore;
+}
+
+/**
+ * A machine's certificate may no longer be used: the proxy should drop the
+ * connections of every peer `applies` accepts, with `error`.
+ */
+export interface Revocation {
+  kind: MachineKind;
+  name: string;
+  /**
+   * locked, removed, re-registered (an earlier registration's certificates),
+   * unreadable (its record is damaged: fail closed), or superseded (a renewal
+   * issued a newer generation and the grace period after it ran out).
+   */
+  why: 'locked' | 'removed' | 'reregistered' | 'unreadable' | 'superseded';
+  error: AccessError;
+  applies(peer: Peer): boolean;
 }
 
 export interface BotService {
@@ -56,37 +82,54 @@ export interface BotService {
   onServer(server: SessionEnder): void;
   /** Replace the audit sink (e.g. after a reload opened a new log). */
   setAudit(audit: BotAuditSink | undefined): void;
+  /**
+   * Throws AccessError when this certificate of a machine of this kind may not
+   * be used now: not one of this kind, unknown or removed, an earlier
+   * registration, locked, or a superseded generation past its grace period.
+   */
+  check(peer: Peer): void;
+  /** Be told when certificates stop being usable (see Revocation); returns the unsubscribe function. */
+  onRevoked(listener: (r: Revocation) => void): () => void;
   /** Check the state directory now (the poll does it every `pollMs`). */
   refresh(): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Audit event types and codes (docs/bot.md). */
-export const BOT_EVENTS = {
-  join: { type: 'bot.join', code: 'BOT001I' },
-  joinDenied: { type: 'bot.join.denied', code: 'BOT001E' },
-  renew: { type: 'bot.renew', code: 'BOT002I' },
-  renewDenied: { type: 'bot.renew.denied', code: 'BOT002E' },
-  lock: { type: 'bot.lock', code: 'BOT003I' },
-  lockCopied: { type: 'bot.lock', code: 'BOT003W' },
-  unlock: { type: 'bot.unlock', code: 'BOT004I' },
-  add: { type: 'bot.add', code: 'BOT005I' },
-  remove: { type: 'bot.remove', code: 'BOT006I' },
-} as const;
+/** The agents' enrolment service, as the proxy's agent routing uses it. */
+export interface AgentEnrolment extends BotService {
+  /** `check` by its name: call it when an agent connects (and on every resume of its connection). */
+  checkAgent(peer: Peer): void;
+}
+
+/** Audit event types and codes (docs/bot.md, docs/agent.md). */
+export const BOT_EVENTS = BOT_KIND.events;
+export const AGENT_EVENTS = AGENT_KIND.events;
+
+/** The agents' service: agent.* endpoints, checkAgent, revocations. */
+export async function createAgentEnrolment(opts: Omit<BotServiceOptions, 'kind'>): Promise<AgentEnrolment> {
+  const service = await createBotService({ ...opts, kind: 'agent' });
+  return { ...service, checkAgent: (peer) => service.check(peer) };
+}
 
 export async function createBotService(opts: BotServiceOptions): Promise<BotService> {
-  if (!opts.config.bot) throw new AccessError('INTERNAL', 'the bot service needs bot.state_dir in the config');
-  const store = new BotStore(opts.config.bot.stateDir);
+  const spec = kindSpec(opts.kind ?? 'bot');
+  const kind = spec.kind;
+  const BOT_EVENTS = spec.events;
+  if (!opts.config.bot) throw new AccessError('INTERNAL', `the ${kind} service needs bot.state_dir in the config`);
+  const store = opts.store ?? new BotStore(opts.config.bot.stateDir, kind);
   const graceMs = opts.config.bot.supersededGraceMs;
   await store.ensure();
-  const log = opts.log.child('proxy bot');
+  const log = opts.log.child(`proxy ${kind}`);
   log.level = opts.log.level;
   let audit = opts.audit;
   let server: SessionEnder | undefined;
   const cache = new Map<string, { stamp: string | undefined; record: BotRecord }>();
   const damaged = new Map<string, string | undefined>();
   const deps = { store, ca: opts.ca };
-  const joinLimiter = new AddressRateLimiter(opts.joinRateLimit ?? { ...JOIN_RATE_LIMIT });
+  const joinLimiter = opts.joinLimiter ?? new AddressRateLimiter(opts.joinRateLimit ?? { ...JOIN_RATE_LIMIT });
+  const listeners = new Set<(r: Revocation) => void>();
+  /** Supersession timers per machine: the grace after a renewal, then the older generations are revoked. */
+  const supersede = new Map<string, NodeJS.Timeout>();
   /** Refusals by the limiter are audited at most once per address and minute. */
   const limitAudited = new Map<string, number>();
 
@@ -99,9 +142,48 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     record(event).catch((err) => log.error(`audit: could not record ${String(event.type)}: ${describeError(err)}`));
   };
 
-  const endSessions = (name: string, why: AccessError, match: (peer: Peer) => boolean = () => true): void => {
-    const n = server?.endSessionsWhere((peer) => peer.bot?.name === name && match(peer), why) ?? 0;
-    if (n > 0) log.info(`ended ${n} session(s) of bot "${name}": ${why.message}`);
+  const endSessions = (
+    name: string,
+    why: AccessError,
+    match: (peer: Peer) => boolean = () => true,
+    reason: Revocation['why'] = 'removed',
+  ): void => {
+    const applies = (peer: Peer): boolean => peer[kind]?.name === name && match(peer);
+    if (kind === 'bot') {
+      const n = server?.endSessionsWhere(applies, why) ?? 0;
+      if (n > 0) log.info(`ended ${n} session(s) of bot "${name}": ${why.message}`);
+    }
+    for (const l of listeners) {
+      try {
+        l({ kind, name, why: reason, error: why, applies });
+      } catch (err) {
+        log.error(`a revocation listener failed: ${describeError(err)}`);
+      }
+    }
+  };
+
+  /** After a renewal: once the grace period is over, the older generations are revoked. */
+  const scheduleSupersession = (rec: BotRecord): void => {
+    clearTimeout(supersede.get(rec.name));
+    supersede.delete(rec.name);
+    if (listeners.size === 0 || !rec.renewedAt) return;
+    const generation = rec.generation;
+    const wait = Math.max(0, Date.parse(rec.renewedAt) + graceMs - Date.now());
+    const t = setTimeout(() => {
+      supersede.delete(rec.name);
+      endSessions(
+        rec.name,
+        new AccessError(
+          'IDENTITY_REJECTED',
+          `this certificate of ${kind} "${rec.name}" was superseded by generation ${generation}`,
+          { hint: `the ${kind} renews by itself; reconnect with its newest certificate` },
+        ),
+        (peer) => (peer[kind]?.generation ?? 0) < generation,
+        'superseded',
+      );
+    }, wait);
+    t.unref();
+    supersede.set(rec.name, t);
   };
 
   /** What a record change means for live sessions and the audit trail. */
@@ -115,42 +197,57 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     const nowActive = isActive(after);
     if (wasActive && !nowActive) {
       if (!quiet) {
-        log.info(`bot "${name}" was removed`);
-        recordQuietly({ ...BOT_EVENTS.remove, bot: name, by: 'operator' });
+        log.info(`${kind} "${name}" was removed`);
+        recordQuietly({ ...BOT_EVENTS.remove, [kind]: name, by: 'operator' });
       }
-      endSessions(name, new AccessError('IDENTITY_REJECTED', `bot "${name}" was removed from this proxy`));
+      clearTimeout(supersede.get(name));
+      endSessions(
+        name,
+        new AccessError(
+          kind === 'agent' ? 'AGENT_UNKNOWN' : 'IDENTITY_REJECTED',
+          `${kind} "${name}" was removed from this proxy`,
+        ),
+      );
       return;
     }
     if (!nowActive) return;
     if (!wasActive && !quiet) {
-      log.info(`bot "${name}" was added (roles ${after.roles.join(', ')})`);
-      recordQuietly({ ...BOT_EVENTS.add, bot: name, roles: after.roles, by: 'operator' });
+      log.info(`${kind} "${name}" was added${kind === 'bot' ? ` (roles ${after.roles.join(', ')})` : ''}`);
+      recordQuietly({ ...BOT_EVENTS.add, [kind]: name, roles: after.roles, by: 'operator' });
     }
     if (after.lock && !(wasActive && before.lock)) {
       if (!quiet) {
-        log.warn(`bot "${name}" was locked: ${after.lock.reason}`);
+        log.warn(`${kind} "${name}" was locked: ${after.lock.reason}`);
         recordQuietly({
           ...(after.lock.by === 'proxy' ? BOT_EVENTS.lockCopied : BOT_EVENTS.lock),
-          bot: name,
+          [kind]: name,
           reason: after.lock.reason,
           by: after.lock.by,
         });
       }
-      const err = lockedError(after);
-      endSessions(name, new AccessError('SESSION_LOCKED', err.message, { hint: err.hint }));
+      const err = lockedError(after, kind);
+      endSessions(
+        name,
+        kind === 'agent' ? err : new AccessError('SESSION_LOCKED', err.message, { hint: err.hint }),
+        () => true,
+        'locked',
+      );
     } else if (!after.lock && wasActive && before.lock && !quiet) {
-      log.info(`bot "${name}" was unlocked`);
-      recordQuietly({ ...BOT_EVENTS.unlock, bot: name, by: 'operator' });
+      log.info(`${kind} "${name}" was unlocked`);
+      recordQuietly({ ...BOT_EVENTS.unlock, [kind]: name, by: 'operator' });
     }
     // A re-registered name: certificates of the earlier registration lose their sessions.
-    endSessions(
-      name,
-      new AccessError(
-        'IDENTITY_REJECTED',
-        `bot "${name}" was registered again; certificates of its earlier registration no longer work`,
-      ),
-      (peer) => (peer.bot?.generation ?? 0) < after.minGeneration,
-    );
+    if (!wasActive || before.minGeneration !== after.minGeneration)
+      endSessions(
+        name,
+        new AccessError(
+          'IDENTITY_REJECTED',
+          `${kind} "${name}" was registered again; certificates of its earlier registration no longer work`,
+        ),
+        (peer) => (peer[kind]?.generation ?? 0) < after.minGeneration,
+        'reregistered',
+      );
+    if (after.generation > (before?.generation ?? after.generation) && after.renewedAt) scheduleSupersession(after);
   };
 
   // Scans and adoptions run one at a time, so the cache never goes back to an older record.
@@ -189,7 +286,12 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
             const before = cache.get(name)?.record;
             cache.delete(name);
             if (isActive(before))
-              endSessions(name, new AccessError('IDENTITY_REJECTED', `the record of bot "${name}" cannot be read`));
+              endSessions(
+                name,
+                new AccessError('IDENTITY_REJECTED', `the record of ${kind} "${name}" cannot be read`),
+                () => true,
+                'unreadable',
+              );
             continue;
           }
           damaged.delete(name);
@@ -203,7 +305,7 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
           applyChange(name, cached.record, undefined, quiet);
         }
       } catch (err) {
-        log.error(`cannot read the bot state: ${describeError(err)}`);
+        log.error(`cannot read the ${kind} state: ${describeError(err)}`);
       } finally {
         scanning = undefined;
       }
@@ -218,6 +320,7 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
 
   const handle = async (req: IncomingMessage, res: ServerResponse, peer: Peer | undefined): Promise<boolean> => {
     const path = new URL(req.url ?? '/', 'https://proxy').pathname;
+    const BOT_PATHS = spec.paths;
     if (path === BOT_PATHS.ca) {
       if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
       const body: CaResponse = { cluster: opts.ca.cluster, ca: opts.ca.caCertPem };
@@ -260,12 +363,14 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     await adopt(issued.record);
     const r = issued.response;
     const what = joining ? 'joined' : issued.repeated ? 'repeated its renewal' : 'renewed';
-    log.info(`bot "${r.bot}" ${what}: generation ${r.generation}, valid until ${r.not_after} (${remote})`);
+    log.info(
+      `${kind} "${issued.record.name}" ${what}: generation ${r.generation}, valid until ${r.not_after} (${remote})`,
+    );
     try {
       await record({
         ...(joining ? BOT_EVENTS.join : BOT_EVENTS.renew),
         outcome: 'success',
-        bot: r.bot,
+        [kind]: issued.record.name,
         user: r.user,
         roles: r.roles,
         generation: r.generation,
@@ -323,16 +428,16 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
         : isAccessError(err)
           ? err
           : new AccessError('INTERNAL', (err as Error)?.message ?? String(err));
-    const bot = err instanceof BotRefusal ? err.bot : peer?.bot?.name;
+    const bot = err instanceof BotRefusal ? err.bot : peer?.[kind]?.name;
     if (e.code === 'INTERNAL') log.error(`${joining ? 'join' : 'renewal'}: ${describeError(err)}`);
     else
       log.warn(
-        `${joining ? 'join' : 'renewal'} refused${bot ? ` for bot "${bot}"` : ''} (${remote}): ${err instanceof BotRefusal && err.detail ? err.detail : e.message}`,
+        `${joining ? 'join' : 'renewal'} refused${bot ? ` for ${kind} "${bot}"` : ''} (${remote}): ${err instanceof BotRefusal && err.detail ? err.detail : e.message}`,
       );
     const base = {
-      ...(bot ? { bot } : {}),
+      ...(bot ? { [kind]: bot } : {}),
       ...(peer ? { user: peer.user } : {}),
-      ...(peer?.bot ? { generation: peer.bot.generation, fromSerial: peer.serial } : {}),
+      ...(peer?.[kind] ? { generation: peer[kind].generation, fromSerial: peer.serial } : {}),
       remoteAddr: remote,
     };
     const reason = err instanceof BotRefusal && err.detail ? err.detail : e.message;
@@ -364,20 +469,25 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     }
   };
 
-  /** Throws when a bot certificate may no longer be used (locked, removed, earlier registration). */
+  /** Throws when a certificate of this kind may no longer be used (locked, removed, earlier registration). */
   const refuseBot = (peer: Peer): void => {
-    if (!peer.bot) return;
-    const rec = cache.get(peer.bot.name)?.record;
+    const machine = peer[kind];
+    if (!machine) return;
+    const rec = cache.get(machine.name)?.record;
     if (!isActive(rec))
-      throw new AccessError('IDENTITY_REJECTED', `bot "${peer.bot.name}" is not registered on this proxy`);
-    if (peer.bot.generation < rec.minGeneration) {
+      throw new AccessError(
+        kind === 'agent' ? 'AGENT_UNKNOWN' : 'IDENTITY_REJECTED',
+        `${kind} "${machine.name}" is not registered on this proxy`,
+      );
+    if (machine.generation < rec.minGeneration) {
       throw new AccessError(
         'IDENTITY_REJECTED',
-        `this certificate belongs to an earlier registration of bot "${peer.bot.name}"`,
+        `this certificate belongs to an earlier registration of ${kind} "${machine.name}"`,
       );
     }
     if (rec.lock) {
-      const err = lockedError(rec);
+      const err = lockedError(rec, kind);
+      if (kind === 'agent') throw err;
       throw new AccessError('SESSION_LOCKED', err.message, { hint: err.hint });
     }
     // A superseded generation: a newer certificate exists, so this one opens
@@ -386,26 +496,56 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     // bot.superseded_grace after the renewal: the bot writes the new file a
     // moment after it is issued, and a client may read the old one meanwhile.
     const renewedAt = rec.renewedAt ? Date.parse(rec.renewedAt) : NaN;
-    const inGrace = peer.bot.generation === rec.generation - 1 && Date.now() - renewedAt < graceMs;
-    if (peer.bot.generation < rec.generation && !inGrace) {
+    const inGrace = machine.generation === rec.generation - 1 && Date.now() - renewedAt < graceMs;
+    if (machine.generation < rec.generation && !inGrace) {
       throw new AccessError(
         'IDENTITY_REJECTED',
-        `this certificate of bot "${peer.bot.name}" (generation ${peer.bot.generation}) was superseded by generation ${rec.generation}`,
+        `this certificate of ${kind} "${machine.name}" (generation ${machine.generation}) was superseded by generation ${rec.generation}`,
         {
-          hint: 'use the identity file the bot keeps renewed; `connect` picks up the new one by itself',
+          hint:
+            kind === 'bot'
+              ? 'use the identity file the bot keeps renewed; `connect` picks up the new one by itself'
+              : 'the agent renews by itself; reconnect with its newest certificate',
         },
       );
     }
+    // A generation above the cached one is accepted: another proxy sharing the
+    // state directory may have issued it a moment before this one's next poll.
   };
 
-  const routes: ProxyRoutes = { handle, openPaths: [...BOT_OPEN_PATHS] };
+  /**
+   * The user-facing routes (listing, tunnels, sessions) never take an agent's
+   * host certificate: it names no user and carries no role a person has.
+   */
+  const refuseForSessions = (peer: Peer): void => {
+    if (kind === 'bot') return refuseBot(peer);
+    if (peer.agent)
+      throw new AccessError(
+        'ACCESS_DENIED',
+        `the certificate of agent "${peer.agent.name}" is an agent's host certificate: it opens no MCP sessions`,
+        { hint: 'connect with a user or bot identity' },
+      );
+  };
+
+  const check = (peer: Peer): void => {
+    if (!peer[kind]) {
+      throw new AccessError(
+        'IDENTITY_REJECTED',
+        `the certificate of ${peer.user} is not ${kind === 'agent' ? 'an agent' : 'a bot'} certificate`,
+        { hint: `${kind}s connect with the certificate \`${kind} start\` keeps renewed` },
+      );
+    }
+    refuseBot(peer);
+  };
+
+  const routes: ProxyRoutes = { handle, openPaths: [spec.paths.ca, spec.paths.join] };
 
   return {
     routes,
     withRoutes(other?: ProxyRoutes): ProxyRoutes {
       if (!other || (!other.handle && !other.openPaths?.length)) return routes;
       return {
-        openPaths: [...BOT_OPEN_PATHS, ...(other.openPaths ?? [])],
+        openPaths: [...routes.openPaths!, ...(other.openPaths ?? [])],
         handle: async (req, res, peer) =>
           (await handle(req, res, peer)) || ((await other.handle?.(req, res, peer)) ?? false),
       };
@@ -413,8 +553,12 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     guard(decider: AccessDecider): AccessDecider {
       const guarded: AccessDecider = {
         checkServer(peer, s) {
-          refuseBot(peer);
+          refuseForSessions(peer);
           decider.checkServer(peer, s);
+        },
+        checkPeer(peer) {
+          refuseForSessions(peer);
+          decider.checkPeer?.(peer);
         },
       };
       if (decider.describeServer) guarded.describeServer = decider.describeServer.bind(decider);
@@ -426,7 +570,7 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
       return {
         async open(info) {
           try {
-            refuseBot(info.peer);
+            refuseForSessions(info.peer);
           } catch (err) {
             const e = err as AccessError;
             await record({
@@ -438,6 +582,7 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
               server: info.server.name,
               remoteAddr: info.peer.remoteAddr,
               bot: info.peer.bot?.name,
+              ...(info.peer.agent ? { agent: info.peer.agent.name } : {}),
               reason: e.message,
             }).catch((auditErr) => log.error(`audit: ${describeError(auditErr)}`));
             log.info(`session refused for ${info.peer.user}: ${e.message}`);
@@ -453,9 +598,16 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     setAudit(a: BotAuditSink | undefined): void {
       audit = a;
     },
+    check,
+    onRevoked(listener: (r: Revocation) => void): () => void {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     refresh: () => scan(false),
     async close(): Promise<void> {
       clearInterval(timer);
+      for (const t of supersede.values()) clearTimeout(t);
+      supersede.clear();
       await scanning;
     },
   };
@@ -483,8 +635,15 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
 
 function statusFor(e: AccessError): number {
   if (e.code.startsWith('IDENTITY')) return 401;
-  if (e.code === 'BOT_TOKEN_INVALID' || e.code === 'BOT_LOCKED' || e.code === 'ACCESS_DENIED') return 403;
-  if (e.code === 'BOT_UNKNOWN') return 404;
+  if (
+    e.code === 'BOT_TOKEN_INVALID' ||
+    e.code === 'BOT_LOCKED' ||
+    e.code === 'AGENT_TOKEN_INVALID' ||
+    e.code === 'AGENT_LOCKED' ||
+    e.code === 'ACCESS_DENIED'
+  )
+    return 403;
+  if (e.code === 'BOT_UNKNOWN' || e.code === 'AGENT_UNKNOWN') return 404;
   if (e.code === 'BOT_STATE') return 409;
   if (e.code === 'MESSAGE_TOO_LARGE') return 413;
   if (e.code === 'BOT_JOIN_LIMITED') return 429;

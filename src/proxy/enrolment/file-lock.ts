@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AccessError } from '../errors.js';
+import { AccessError } from '../../errors.js';
 
 interface Holder {
   pid: number;

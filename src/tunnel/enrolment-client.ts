@@ -10,17 +10,20 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { AccessError, CATALOGUE, type ErrorCode } from '../errors.js';
 import {
   BOT_PATHS,
+  type EnrolPaths,
   type CaResponse,
   type CertificateResponse,
   type JoinRequest,
   type RenewRequest,
-} from './protocol.js';
+} from './enrolment.js';
 
-import { classifyDialError, formatProxyAddress, type ProxyAddress } from '../tunnel/proxy-address.js';
+import { classifyDialError, formatProxyAddress, type ProxyAddress } from './proxy-address.js';
 
 export type { ProxyAddress };
 
 export interface CallOptions {
+  /** The endpoints of the kind of machine enrolling (default: the bot's). */
+  paths?: EnrolPaths;
   /** Connect + answer time limit per call; default 15 s. */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -92,7 +95,7 @@ async function call<T>(
     if (res.statusCode === 404 && code === 'PROXY_PROTOCOL') {
       throw new AccessError(
         'PROXY_PROTOCOL',
-        `${where} does not offer ${path}: the proxy has no bot.state_dir configured, or it is not an mcp-access proxy`,
+        `${where} does not offer ${path}: the proxy has no bot.state_dir configured (it holds bots and agents), or it is not an mcp-access proxy (or an older one)`,
         {
           hint: 'ask the operator to add `bot: { state_dir: … }` to the proxy config',
         },
@@ -112,34 +115,35 @@ function connectTimeout(opts: CallOptions): number {
 export async function fetchClusterCa(proxy: ProxyAddress, opts: CallOptions = {}): Promise<CaResponse> {
   // Deliberately unverified: this answer is only used after its pin matched.
   const agent = new Agent({ connect: { rejectUnauthorized: false, timeout: connectTimeout(opts) } });
-  const res = await call<CaResponse>(proxy, agent, BOT_PATHS.ca, opts);
+  const path = (opts.paths ?? BOT_PATHS).ca;
+  const res = await call<CaResponse>(proxy, agent, path, opts);
   if (typeof res?.ca !== 'string' || typeof res.cluster !== 'string') {
-    throw new AccessError('PROXY_PROTOCOL', `${proxyLabel(proxy)} answered ${BOT_PATHS.ca} without a CA certificate`);
+    throw new AccessError('PROXY_PROTOCOL', `${proxyLabel(proxy)} answered ${path} without a CA certificate`);
   }
   return res;
 }
 
 /** Exchange a one-time token and a certificate request for the bot's first certificate. */
-export function requestJoin(
+export function requestJoin<T = CertificateResponse>(
   proxy: ProxyAddress,
   caPem: string,
   body: JoinRequest,
   opts: CallOptions = {},
-): Promise<CertificateResponse> {
+): Promise<T> {
   const agent = new Agent({ connect: { ca: [caPem], rejectUnauthorized: true, timeout: connectTimeout(opts) } });
-  return call<CertificateResponse>(proxy, agent, BOT_PATHS.join, opts, body);
+  return call<T>(proxy, agent, (opts.paths ?? BOT_PATHS).join, opts, body);
 }
 
 /** Renew over mTLS with the current certificate. */
-export function requestRenewal(
+export function requestRenewal<T = CertificateResponse>(
   proxy: ProxyAddress,
   caPem: string,
   tls: { key: string; cert: string },
   body: RenewRequest,
   opts: CallOptions = {},
-): Promise<CertificateResponse> {
+): Promise<T> {
   const agent = new Agent({
     connect: { ca: [caPem], key: tls.key, cert: tls.cert, rejectUnauthorized: true, timeout: connectTimeout(opts) },
   });
-  return call<CertificateResponse>(proxy, agent, BOT_PATHS.renew, opts, body);
+  return call<T>(proxy, agent, (opts.paths ?? BOT_PATHS).renew, opts, body);
 }

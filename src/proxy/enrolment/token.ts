@@ -8,8 +8,9 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 /** Recognisable prefix (secret scanners, logs): `mcpab_` + 43 base64url characters. */
 export const TOKEN_PREFIX = 'mcpab_';
 
-export function newJoinToken(): string {
-  return `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+/** A new token; agents' start with `mcpag_` (kinds.ts). */
+export function newJoinToken(prefix = TOKEN_PREFIX): string {
+  return `${prefix}${randomBytes(32).toString('base64url')}`;
 }
 
 export function hashToken(token: string): string {
@@ -20,10 +21,4 @@ export function tokenMatches(token: string, storedHash: string): boolean {
   const a = Buffer.from(hashToken(token));
   const b = Buffer.from(storedHash);
   return a.length === b.length && timingSafeEqual(a, b);
-}
-
-/** A token as typed or read from a file: trimmed; undefined when it cannot be one. */
-export function cleanToken(text: string): string | undefined {
-  const t = text.trim();
-  return /^[A-Za-z0-9_-]{16,200}$/.test(t) ? t : undefined;
 }

@@ -13,23 +13,27 @@
  * first time back (never a second one), while it is still valid.
  */
 import { X509Certificate } from 'node:crypto';
-import { AccessError } from '../errors.js';
-import { signCertificate, type CertificateAuthority } from '../identity/ca.js';
-import { checkIdentityTtl } from '../identity/ttl.js';
-import { botUserName } from './admin.js';
-import { checkCsr } from './csr.js';
-import type { CertificateResponse } from './protocol.js';
-import { isActive, type BotRecord, type BotStore } from './store.js';
+import { AccessError } from '../../errors.js';
+import { signCertificate, type CertificateAuthority } from '../../identity/ca.js';
+import { checkIdentityTtl } from '../../identity/ttl.js';
+import { checkCsr } from '../../identity/csr.js';
+import type { CertificateResponse } from '../../tunnel/enrolment.js';
+import { kindSpec, type KindSpec, type MachineKind } from './kinds.js';
+import { isActive, type BotRecord, type EnrolmentStore } from './store.js';
 import { tokenMatches } from './token.js';
 
 export interface IssuerDeps {
-  store: BotStore;
+  /** Bots or agents: the store's kind decides (kinds.ts). */
+  store: EnrolmentStore;
   ca: CertificateAuthority;
 }
 
+/** What join and renew answer: a bot's answer names `bot`, an agent's `agent`. */
+export type EnrolmentResponse = Omit<CertificateResponse, 'bot'> & { bot?: string; agent?: string };
+
 export interface Issued {
   record: BotRecord;
-  response: CertificateResponse;
+  response: EnrolmentResponse;
   /** A renewal retried after its answer was lost (same generation again). */
   repeated?: boolean;
 }
@@ -55,24 +59,25 @@ async function issue(
   generation: number,
   ttlMs: number,
   now: number,
-): Promise<CertificateResponse> {
-  const user = botUserName(record.name);
+): Promise<EnrolmentResponse> {
+  const spec = kindSpec(deps.store.kind);
   const certificate = await signCertificate(deps.ca, {
     publicKeyPem,
-    user,
-    roles: record.roles,
+    user: spec.userName(record.name),
+    roles: spec.fixedRoles ?? record.roles,
     ttlMs,
-    bot: { name: record.name, generation },
+    [spec.kind]: { name: record.name, generation },
     now,
   });
   return answer(deps, record, certificate, generation);
 }
 
-function answer(deps: IssuerDeps, record: BotRecord, certificate: string, generation: number): CertificateResponse {
+function answer(deps: IssuerDeps, record: BotRecord, certificate: string, generation: number): EnrolmentResponse {
+  const spec = kindSpec(deps.store.kind);
   return {
-    bot: record.name,
-    user: botUserName(record.name),
-    roles: record.roles,
+    [spec.kind]: record.name,
+    user: spec.userName(record.name),
+    roles: spec.fixedRoles ?? record.roles,
     generation,
     certificate,
     ca: [deps.ca.caCertPem],
@@ -92,16 +97,16 @@ function repeatAnswer(
   record: BotRecord,
   now: number,
   deadline: number,
-): CertificateResponse | undefined {
+): EnrolmentResponse | undefined {
   if (!record.lastCertificate || !record.certNotAfter) return undefined;
   if (now >= Math.min(Date.parse(record.certNotAfter), deadline)) return undefined;
   return answer(deps, record, record.lastCertificate, record.generation);
 }
 
 /** What a client is told about any token that does not work: nothing about the bot it belonged to. */
-function tokenRefused(): AccessError {
-  return new AccessError('BOT_TOKEN_INVALID', 'the join token is not valid (unknown, already used or expired)', {
-    hint: 'ask the operator for a new one (`mcp-access bot add`)',
+function tokenRefused(spec: KindSpec): AccessError {
+  return new AccessError(spec.codes.tokenInvalid, 'the join token is not valid (unknown, already used or expired)', {
+    hint: `ask the operator for a new one (\`mcp-access ${spec.kind} add\`)`,
   });
 }
 
@@ -120,10 +125,11 @@ export async function joinWithToken(
   req: { token: unknown; csr: unknown; ttl_ms: unknown },
   now = Date.now,
 ): Promise<Issued> {
+  const spec = kindSpec(deps.store.kind);
   const ttlMs = checkTtl(req.ttl_ms);
   const csr = await checkCsr(req.csr);
   if (typeof req.token !== 'string' || req.token === '')
-    throw new BotRefusal(new AccessError('BOT_TOKEN_INVALID', 'the join request carries no token'), undefined);
+    throw new BotRefusal(new AccessError(spec.codes.tokenInvalid, 'the join request carries no token'), undefined);
   const token = req.token;
   return deps.store.locked(async () => {
     const at = now();
@@ -131,7 +137,12 @@ export async function joinWithToken(
       (r) => isActive(r) && r.token !== undefined && tokenMatches(token, r.token.hash),
     );
     if (!record)
-      throw new BotRefusal(tokenRefused(), undefined, undefined, 'no bot on this proxy was registered with this token');
+      throw new BotRefusal(
+        tokenRefused(spec),
+        undefined,
+        undefined,
+        `no ${spec.kind} on this proxy was registered with this token`,
+      );
     const t = record.token!;
     const tokenExpiry = Date.parse(t.expiresAt);
     if (t.usedAt && isJoinRetry(record, csr.keySha256)) {
@@ -141,7 +152,7 @@ export async function joinWithToken(
       const response = repeatAnswer(deps, record, at, tokenExpiry);
       if (!response) {
         throw new BotRefusal(
-          tokenRefused(),
+          tokenRefused(spec),
           record.name,
           undefined,
           `a join with the token used at ${t.usedAt} was repeated after the token (${t.expiresAt}) or the certificate it got (${record.certNotAfter ?? '?'}) expired`,
@@ -150,17 +161,17 @@ export async function joinWithToken(
       return { record, response, repeated: true };
     }
     if (t.usedAt)
-      throw new BotRefusal(tokenRefused(), record.name, undefined, `the token was already used at ${t.usedAt}`);
+      throw new BotRefusal(tokenRefused(spec), record.name, undefined, `the token was already used at ${t.usedAt}`);
     if (tokenExpiry <= at)
-      throw new BotRefusal(tokenRefused(), record.name, undefined, `the token expired at ${t.expiresAt}`);
+      throw new BotRefusal(tokenRefused(spec), record.name, undefined, `the token expired at ${t.expiresAt}`);
     if (record.lock) {
       throw new BotRefusal(
-        new AccessError('BOT_LOCKED', 'the bot this token belongs to is locked', {
-          hint: 'ask the operator (`mcp-access bot unlock`)',
+        new AccessError(spec.codes.locked, `the ${spec.kind} this token belongs to is locked`, {
+          hint: `ask the operator (\`mcp-access ${spec.kind} unlock\`)`,
         }),
         record.name,
         undefined,
-        lockedError(record).message,
+        lockedError(record, spec.kind).message,
       );
     }
     const generation = record.generation + 1;
@@ -191,6 +202,7 @@ function isJoinRetry(record: BotRecord, keySha256: string): boolean {
 
 export interface RenewingPeer {
   bot?: { name: string; generation: number };
+  agent?: { name: string; generation: number };
   serial: string;
 }
 
@@ -200,20 +212,27 @@ export async function renewBot(
   req: { csr: unknown; ttl_ms: unknown },
   now = Date.now,
 ): Promise<Issued> {
-  if (!peer.bot)
+  const spec = kindSpec(deps.store.kind);
+  const k = spec.kind;
+  // Only a certificate of this kind renews here: a bot's never renews as an agent, nor the reverse.
+  const machine = peer[k];
+  if (!machine)
     throw new BotRefusal(
-      new AccessError('ACCESS_DENIED', 'only a bot certificate can be renewed here (this one names no bot)'),
+      new AccessError(
+        'ACCESS_DENIED',
+        `only ${k === 'agent' ? 'an agent' : 'a bot'} certificate can be renewed here (this one names no ${k})`,
+      ),
       undefined,
     );
-  const { name, generation: presented } = peer.bot;
+  const { name, generation: presented } = machine;
   const ttlMs = checkTtl(req.ttl_ms);
   const csr = await checkCsr(req.csr);
   return deps.store.locked(async () => {
     const record = await deps.store.read(name);
     if (!isActive(record)) {
       throw new BotRefusal(
-        new AccessError('BOT_UNKNOWN', `bot "${name}" is not registered on this proxy (it was removed)`, {
-          hint: 'ask the operator to add it again (`mcp-access bot add`) and join with the new token',
+        new AccessError(spec.codes.unknown, `${k} "${name}" is not registered on this proxy (it was removed)`, {
+          hint: `ask the operator to add it again (\`mcp-access ${k} add\`) and join with the new token`,
         }),
         name,
       );
@@ -222,15 +241,15 @@ export async function renewBot(
       throw new BotRefusal(
         new AccessError(
           'IDENTITY_REJECTED',
-          `this certificate (generation ${presented}) belongs to an earlier registration of bot "${name}"`,
+          `this certificate (generation ${presented}) belongs to an earlier registration of ${k} "${name}"`,
           {
-            hint: 'join with the token from the latest `mcp-access bot add`',
+            hint: `join with the token from the latest \`mcp-access ${k} add\``,
           },
         ),
         name,
       );
     }
-    if (record.lock) throw new BotRefusal(lockedError(record), name);
+    if (record.lock) throw new BotRefusal(lockedError(record, k), name);
 
     const retry =
       presented === record.generation - 1 &&
@@ -243,10 +262,10 @@ export async function renewBot(
       await deps.store.write(locked);
       throw new BotRefusal(
         new AccessError(
-          'BOT_LOCKED',
-          `bot "${name}" is now locked: ${reason} (two machines are renewing the same bot identity)`,
+          spec.codes.locked,
+          `${k} "${name}" is now locked: ${reason} (two machines are renewing the same ${k} identity)`,
           {
-            hint: `find out where the copy came from; then remove and re-add the bot (mcp-access bot rm ${name}; mcp-access bot add ${name}) and join again`,
+            hint: `find out where the copy came from; then remove and re-add the ${k} (mcp-access ${k} rm ${name}; mcp-access ${k} add ${name}) and join again`,
           },
         ),
         name,
@@ -257,9 +276,9 @@ export async function renewBot(
       throw new BotRefusal(
         new AccessError(
           'BOT_STATE',
-          `bot "${name}" presented generation ${presented}, but this proxy last issued ${record.generation}`,
+          `${k} "${name}" presented generation ${presented}, but this proxy last issued ${record.generation}`,
           {
-            hint: 'the bot state directory looks older than the bot (restored from a backup?); remove and re-add the bot',
+            hint: `the state directory looks older than the ${k} (restored from a backup?); remove and re-add the ${k}`,
           },
         ),
         name,
@@ -274,7 +293,7 @@ export async function renewBot(
         throw new BotRefusal(
           new AccessError(
             'IDENTITY_EXPIRED',
-            `the certificate issued for this request (generation ${record.generation} of bot "${name}") is no longer valid, so it cannot be handed out again`,
+            `the certificate issued for this request (generation ${record.generation} of ${k} "${name}") is no longer valid, so it cannot be handed out again`,
             {
               hint: 'ask the operator for a new join token',
             },
@@ -299,12 +318,16 @@ export async function renewBot(
   });
 }
 
-export function lockedError(record: BotRecord): AccessError {
+export function lockedError(record: BotRecord, kind: MachineKind = 'bot'): AccessError {
   const lock = record.lock!;
-  return new AccessError('BOT_LOCKED', `bot "${record.name}" is locked since ${lock.at}: ${lock.reason}`, {
-    hint:
-      lock.by === 'proxy'
-        ? `its credential was used from two places; remove and re-add it (mcp-access bot rm ${record.name}; mcp-access bot add ${record.name})`
-        : `an operator locked it; \`mcp-access bot unlock ${record.name}\` lifts the lock`,
-  });
+  return new AccessError(
+    kindSpec(kind).codes.locked,
+    `${kind} "${record.name}" is locked since ${lock.at}: ${lock.reason}`,
+    {
+      hint:
+        lock.by === 'proxy'
+          ? `its credential was used from two places; remove and re-add it (mcp-access ${kind} rm ${record.name}; mcp-access ${kind} add ${record.name})`
+          : `an operator locked it; \`mcp-access ${kind} unlock ${record.name}\` lifts the lock`,
+    },
+  );
 }

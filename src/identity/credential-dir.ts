@@ -1,11 +1,13 @@
 /**
- * The bot's destination directory: what `connect -i` reads, and what the bot
- * needs for its next renewal.
+ * A machine's credential directory: the bot's destination (what `connect -i`
+ * reads) and the agent's data directory; what the machine needs for its next
+ * renewal.
  *
  *   DIR/              mode 0700
  *     identity        the identity file (key, certificate, cluster CA), 0600
- *     ca.crt          the cluster CA the bot pinned at join, 0644
+ *     ca.crt          the cluster CA the machine pinned at join, 0644
  *     bot.json        facts about the last issue (bot, generation, expiry), 0600
+ *                     (agent.json for an agent)
  *     pending.key     a key sent for certification whose answer has not been
  *                     stored yet (0600); reused when that request is retried,
  *                     so a lost answer is recognised by the proxy as a retry
@@ -17,17 +19,30 @@ import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto'
 import { chmod, mkdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AccessError } from '../errors.js';
-import { formatIdentityFile } from '../identity/identity-file.js';
-import { examineIdentity, type ExaminedIdentity } from '../identity/load.js';
+import { formatIdentityFile } from './identity-file.js';
+import type { MachineKind } from './names.js';
+import { examineIdentity, type ExaminedIdentity } from './load.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { checkOwnDirectory, readOwnFile } from '../util/safe-path.js';
 import type { Logger } from '../util/log.js';
-import type { CertificateResponse } from './protocol.js';
 
 export const DEST_FILES = { identity: 'identity', ca: 'ca.crt', meta: 'bot.json', pendingKey: 'pending.key' } as const;
 
+export type { MachineKind };
+
+/** What the proxy issued, as the directory stores it. */
+export interface IssuedCertificate {
+  /** The bot's or agent's name. */
+  name: string;
+  certificate: string;
+  cluster: string;
+  generation: number;
+}
+
 export interface BotMeta {
-  bot: string;
+  /** The bot's name (`agent` instead for an agent's directory). */
+  bot?: string;
+  agent?: string;
   cluster: string;
   proxy: string;
   generation: number;
@@ -36,7 +51,7 @@ export interface BotMeta {
   updatedAt: string;
 }
 
-export class Destination {
+export class CredentialDir {
   readonly identityPath: string;
   readonly caPath: string;
   readonly metaPath: string;
@@ -45,10 +60,11 @@ export class Destination {
   constructor(
     readonly dir: string,
     private readonly log: Logger,
+    readonly kind: MachineKind = 'bot',
   ) {
     this.identityPath = join(dir, DEST_FILES.identity);
     this.caPath = join(dir, DEST_FILES.ca);
-    this.metaPath = join(dir, DEST_FILES.meta);
+    this.metaPath = join(dir, kind === 'bot' ? DEST_FILES.meta : `${kind}.json`);
     this.pendingKeyPath = join(dir, DEST_FILES.pendingKey);
   }
 
@@ -92,8 +108,8 @@ export class Destination {
   async ca(): Promise<string | undefined> {
     const f = await readOwnFile(this.caPath);
     if (f && 'unsafe' in f) {
-      throw new AccessError('UNSAFE_PATH', `${f.unsafe}, so the bot does not trust the CA in it`, {
-        hint: `remove ${this.caPath} and run bot start with --ca-pin (from \`mcp-access bot add\`)`,
+      throw new AccessError('UNSAFE_PATH', `${f.unsafe}, so the ${this.kind} does not trust the CA in it`, {
+        hint: `remove ${this.caPath} and run ${this.kind} start with --ca-pin (from \`mcp-access ${this.kind} add\`)`,
       });
     }
     return f?.text;
@@ -155,8 +171,8 @@ export class Destination {
   async store(
     keyPem: string,
     caPem: string,
-    res: CertificateResponse,
-    meta: Omit<BotMeta, 'bot' | 'generation' | 'notAfter' | 'updatedAt' | 'cluster'>,
+    res: IssuedCertificate,
+    meta: Omit<BotMeta, 'bot' | 'agent' | 'generation' | 'notAfter' | 'updatedAt' | 'cluster'>,
   ): Promise<string> {
     let cert: X509Certificate;
     try {
@@ -166,7 +182,7 @@ export class Destination {
     }
     const ca = new X509Certificate(caPem);
     if (!cert.checkPrivateKey(createPrivateKey(keyPem)))
-      throw new AccessError('PROXY_PROTOCOL', 'the proxy certified a different key than the one the bot sent');
+      throw new AccessError('PROXY_PROTOCOL', `the proxy certified a different key than the one the ${this.kind} sent`);
     if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey))
       throw new AccessError(
         'PROXY_PROTOCOL',
@@ -175,7 +191,7 @@ export class Destination {
     const text = formatIdentityFile({ keyPem, certPem: res.certificate, authorityLines: [], caPems: [caPem] });
     await writeFileAtomic(this.identityPath, text, 0o600);
     const facts: BotMeta = {
-      bot: res.bot,
+      [this.kind]: res.name,
       cluster: res.cluster,
       proxy: meta.proxy,
       generation: res.generation,

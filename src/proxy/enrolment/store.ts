@@ -1,10 +1,15 @@
 /**
- * Bot records in the state directory named by the proxy config's
+ * Bot and agent records in the state directory named by the proxy config's
  * `bot.state_dir`:
  *
  *   STATE/             mode 0700
  *     lock             cross-process mutex (file-lock.ts), exists only while held
  *     bots/NAME.json   one record per bot, mode 0600, replaced atomically
+ *     agents/NAME.json one record per agent, the same way
+ *
+ * The issuer, the operator commands and the proxy's service use the store
+ * through `EnrolmentStore`, so that another backend (a database shared by
+ * several proxies) can take the files' place.
  *
  * Readers need no lock: every write is temp file + fsync + rename, so a
  * reader sees the old record or the new one. Writers (the CLI and the proxy)
@@ -17,9 +22,9 @@
  */
 import { chmod, mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AccessError } from '../errors.js';
-import { isValidName } from '../identity/names.js';
-import { writeFileAtomic } from '../util/atomic-write.js';
+import { AccessError } from '../../errors.js';
+import { isValidName, type MachineKind } from '../../identity/names.js';
+import { writeFileAtomic } from '../../util/atomic-write.js';
 import { withFileLock } from './file-lock.js';
 
 export interface BotLock {
@@ -58,15 +63,40 @@ export interface BotRecord {
   removedAt?: string;
 }
 
-/** Where each bot record lives, and how to change them safely. */
-export class BotStore {
+/** A bot's or an agent's record (an agent's `roles` are always `[system:agent]`). */
+export type MachineRecord = BotRecord;
+
+/** Where the records of one kind of machine live, and how to change them safely. */
+export interface EnrolmentStore {
+  readonly kind: MachineKind;
+  /** Where the records are, for messages. */
+  readonly dir: string;
+  /** Create what the store needs (idempotent). */
+  ensure(): Promise<void>;
+  /** Run `fn` holding the store's lock; only writes made inside it are safe. */
+  locked<T>(fn: () => Promise<T>): Promise<T>;
+  read(name: string): Promise<BotRecord | undefined>;
+  /** Every record, tombstones included, sorted by name. */
+  readAll(): Promise<BotRecord[]>;
+  /** Call only inside `locked`. */
+  write(record: BotRecord): Promise<void>;
+  names(): Promise<string[]>;
+  /** A cheap marker that changes whenever the record does (undefined: no record). */
+  stamp(name: string): Promise<string | undefined>;
+}
+
+/** The records of one kind in the state directory (bots/ or agents/), sharing one lock file. */
+export class BotStore implements EnrolmentStore {
   readonly dir: string;
   readonly botsDir: string;
   readonly lockPath: string;
 
-  constructor(stateDir: string) {
+  constructor(
+    stateDir: string,
+    readonly kind: MachineKind = 'bot',
+  ) {
     this.dir = stateDir;
-    this.botsDir = join(stateDir, 'bots');
+    this.botsDir = join(stateDir, kind === 'agent' ? 'agents' : 'bots');
     this.lockPath = join(stateDir, 'lock');
   }
 
@@ -79,7 +109,7 @@ export class BotStore {
     } catch (err) {
       throw new AccessError(
         'BOT_STATE',
-        `cannot create the bot state directory ${this.dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        `cannot create the ${this.kind} state directory ${this.dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
         {
           hint: 'check bot.state_dir in the proxy config and that this user may write there',
         },
@@ -88,7 +118,8 @@ export class BotStore {
   }
 
   pathOf(name: string): string {
-    if (!isValidName('bot', name)) throw new AccessError('USAGE', `bot name ${JSON.stringify(name)} is not allowed`);
+    if (!isValidName(this.kind, name))
+      throw new AccessError('USAGE', `${this.kind} name ${JSON.stringify(name)} is not allowed`);
     return join(this.botsDir, `${name}.json`);
   }
 
@@ -106,10 +137,10 @@ export class BotStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new AccessError(
         'BOT_STATE',
-        `cannot read bot record ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        `cannot read ${this.kind} record ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
       );
     }
-    return parseRecord(text, path);
+    return parseRecord(text, path, this.kind);
   }
 
   /** Every record, tombstones included, sorted by name. */
@@ -130,7 +161,7 @@ export class BotStore {
     } catch (err) {
       throw new AccessError(
         'BOT_STATE',
-        `cannot write bot record ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        `cannot write ${this.kind} record ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
       );
     }
   }
@@ -149,7 +180,7 @@ export class BotStore {
     return entries
       .filter((f) => f.endsWith('.json') && !f.startsWith('.'))
       .map((f) => f.slice(0, -'.json'.length))
-      .filter((n) => isValidName('bot', n))
+      .filter((n) => isValidName(this.kind, n))
       .sort();
   }
 
@@ -168,10 +199,10 @@ export function isActive(r: BotRecord | undefined): r is BotRecord {
   return r !== undefined && r.removedAt === undefined;
 }
 
-function parseRecord(text: string, path: string): BotRecord {
+function parseRecord(text: string, path: string, kind: MachineKind): BotRecord {
   const bad = (why: string) =>
-    new AccessError('BOT_STATE', `bot record ${path} is damaged: ${why}`, {
-      hint: 'remove the bot (`mcp-access bot rm`) and add it again',
+    new AccessError('BOT_STATE', `${kind} record ${path} is damaged: ${why}`, {
+      hint: `remove the ${kind} (\`mcp-access ${kind} rm\`) and add it again`,
     });
   let r: BotRecord;
   try {
