@@ -156,7 +156,7 @@ describe('an agent whose audit path fails', () => {
     const c = await TestCluster.start({ servers: [], roles: [ALLOW_ALL_ROLE] });
     try {
       // A tiny per-identity budget: after a few events, the proxy refuses to store carol's.
-      await c.writeConfig({ audit: { path: `${c.dir}/audit.jsonl`, identity_budget: '2KiB' } });
+      await c.writeConfig({ audit: { path: `${c.dir}/audit.jsonl`, identity_budget: '16KiB' } });
       await c.stopProxy();
       await c.startProxy();
       const a = await startAgentProcess(c, 'budget', { servers: [testServer('budget-tools')] });
@@ -168,7 +168,7 @@ describe('an agent whose audit path fails', () => {
       const { client } = await c.client('budget-tools', carol);
       let refused: { code?: number; message?: string } | undefined;
       for (let i = 0; i < 50 && !refused; i++) {
-        await client.callTool({ name: 'echo', arguments: { text: 'x'.repeat(100) } }).catch((e: typeof refused) => {
+        await client.callTool({ name: 'echo', arguments: { text: 'x'.repeat(2000) } }).catch((e: typeof refused) => {
           refused = e;
         });
       }

@@ -67,6 +67,7 @@ export class RefusalAudit {
       user: r.peer?.user,
       roles: r.peer?.roles,
       bot: r.peer?.bot?.name,
+      ...(r.peer?.agent ? { agent: r.peer.agent.name } : {}),
       server: r.server,
       remoteAddr: r.remoteAddr,
     });

@@ -373,7 +373,13 @@ export class ProxyServer {
           : `agent ${peer.agent!.name}'s host certificate cannot open MCP sessions`,
       );
       this.log.warn(`refused before upgrade (${remoteAddr}): ${e.message}`);
-      this.access.recordRefusal?.({ peer, remoteAddr, code: e.code, reason: e.message });
+      this.access.recordRefusal?.({
+        peer,
+        remoteAddr,
+        server: boundedParam(url.searchParams.get('server')),
+        code: e.code,
+        reason: e.message,
+      });
       answerUpgrade(socket, e);
       return;
     }

@@ -48,7 +48,7 @@ describe('agent command', () => {
         caPin: 'sha256:ab',
       }),
     ).toBe(
-      "mcp-access agent start --proxy mcp.example.com:3080 --data-dir '/srv/my agent' --token mcpag_A-b_c --ca-pin sha256:ab",
+      "mcp-access agent start --config agent.yaml --proxy mcp.example.com:3080 --data-dir '/srv/my agent' --token mcpag_A-b_c --ca-pin sha256:ab",
     );
   });
 });
