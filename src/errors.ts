@@ -114,6 +114,14 @@ export const CATALOGUE = {
   // upstream MCP servers
   UPSTREAM_FAILED: { exit: EXIT.UPSTREAM, hint: "the MCP server could not be started; see the proxy's log" },
   UPSTREAM_EXITED: { exit: EXIT.UPSTREAM, hint: "the MCP server stopped; see the proxy's log" },
+  DATABASE_UNAVAILABLE: {
+    exit: EXIT.UPSTREAM,
+    hint: "the database could not be reached or its admin account was refused; see the proxy's (or agent's) log and the databases: entry",
+  },
+  QUERY_DENIED: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: "the statement needs a privilege the identity's roles do not grant (db_permissions, db_names); ask an administrator",
+  },
 
   // the message stream
   MESSAGE_TOO_LARGE: {
