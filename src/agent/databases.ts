@@ -29,7 +29,17 @@ export type DatabaseConfig = ServerConfig & PostgresServerConfig;
 export const DATABASE_DEFAULTS = { maxRows: 1000, statementTimeoutMs: 30_000 } as const;
 const MAX_ROWS_LIMIT = 100_000;
 
-const KNOWN = ['name', 'description', 'labels', 'protocol', 'uri', 'admin', 'max_rows', 'statement_timeout'];
+const KNOWN = [
+  'name',
+  'description',
+  'labels',
+  'protocol',
+  'uri',
+  'admin',
+  'max_rows',
+  'statement_timeout',
+  'statement_check',
+];
 
 /** Parse a list of database entries; names must be unique (the caller checks them against servers). */
 export function parseDatabases(v: unknown, field: string, fail: Fail, abs: (p: string) => string): DatabaseConfig[] {
@@ -47,11 +57,12 @@ export function parseDatabases(v: unknown, field: string, fail: Fail, abs: (p: s
 export function parseDatabase(d: unknown, at: string, fail: Fail, abs: (p: string) => string): DatabaseConfig {
   if (!isObject(d)) fail(at, 'must be a mapping with name, uri and admin');
   const o = d;
-  for (const k of Object.keys(o)) if (!KNOWN.includes(k)) fail(`${at}.${k}`, `unknown key (known: ${KNOWN.join(', ')})`);
+  for (const k of Object.keys(o))
+    if (!KNOWN.includes(k)) fail(`${at}.${k}`, `unknown key (known: ${KNOWN.join(', ')})`);
   const name = str(o.name, `${at}.name`, fail);
   if (!NAME_RE.test(name)) fail(`${at}.name`, `"${name}" must be 1-64 letters, digits, dot, dash or underscore`);
   if (o.protocol !== undefined && o.protocol !== 'postgres')
-    fail(`${at}.protocol`, `"${String(o.protocol)}" is not supported (postgres)`);
+    fail(`${at}.protocol`, `${JSON.stringify(o.protocol)} is not supported (postgres)`);
   const uri = str(o.uri, `${at}.uri`, fail);
   let u: URL;
   try {
@@ -63,21 +74,31 @@ export function parseDatabase(d: unknown, at: string, fail: Fail, abs: (p: strin
     fail(`${at}.uri`, `"${redactUrl(uri)}" is not a postgres:// URI`);
   if (!u.hostname) fail(`${at}.uri`, 'names no host');
   if (u.password)
-    fail(`${at}.uri`, 'must not hold a password; give the admin password with admin.password_env or admin.password_file');
+    fail(
+      `${at}.uri`,
+      'must not hold a password; give the admin password with admin.password_env or admin.password_file',
+    );
   const dbName = decodeURIComponent(u.pathname.replace(/^\//, ''));
   if (!dbName) fail(`${at}.uri`, 'must name a database (postgres://host:port/DATABASE)');
   const admin = parseAdmin(o.admin, `${at}.admin`, fail, abs, u.username ? decodeURIComponent(u.username) : undefined);
   let maxRows: number = DATABASE_DEFAULTS.maxRows;
   if (o.max_rows !== undefined) {
-    if (typeof o.max_rows !== 'number' || !Number.isSafeInteger(o.max_rows) || o.max_rows < 1 || o.max_rows > MAX_ROWS_LIMIT)
+    if (
+      typeof o.max_rows !== 'number' ||
+      !Number.isSafeInteger(o.max_rows) ||
+      o.max_rows < 1 ||
+      o.max_rows > MAX_ROWS_LIMIT
+    )
       fail(`${at}.max_rows`, `must be a whole number from 1 to ${MAX_ROWS_LIMIT}`);
-    maxRows = o.max_rows as number;
+    maxRows = o.max_rows;
   }
   const statementTimeoutMs =
     o.statement_timeout === undefined
       ? DATABASE_DEFAULTS.statementTimeoutMs
       : duration(o.statement_timeout, `${at}.statement_timeout`, fail);
   if (statementTimeoutMs < 1) fail(`${at}.statement_timeout`, 'must be at least 1ms');
+  if (o.statement_check !== undefined && typeof o.statement_check !== 'boolean')
+    fail(`${at}.statement_check`, 'must be true or false');
   u.username = '';
   return {
     name,
@@ -90,6 +111,7 @@ export function parseDatabase(d: unknown, at: string, fail: Fail, abs: (p: strin
     admin,
     maxRows,
     statementTimeoutMs,
+    statementCheck: o.statement_check !== false,
   };
 }
 
@@ -102,7 +124,8 @@ function parseAdmin(
 ): PostgresServerConfig['admin'] {
   if (!isObject(v)) return fail(at, 'is required: a mapping with user and password_env or password_file');
   const known = ['user', 'password_env', 'password_file'];
-  for (const k of Object.keys(v)) if (!known.includes(k)) fail(`${at}.${k}`, `unknown key (known: ${known.join(', ')})`);
+  for (const k of Object.keys(v))
+    if (!known.includes(k)) fail(`${at}.${k}`, `unknown key (known: ${known.join(', ')})`);
   const user = v.user === undefined && userFromUri ? userFromUri : str(v.user, `${at}.user`, fail);
   const given = ['password_env', 'password_file'].filter((k) => v[k] !== undefined);
   if (given.length !== 1) fail(at, 'needs exactly one of password_env (a variable name) or password_file (a path)');

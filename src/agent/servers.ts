@@ -44,6 +44,11 @@ export interface PostgresServerConfig {
   maxRows: number;
   /** statement_timeout of every query, in milliseconds. */
   statementTimeoutMs: number;
+  /**
+   * Check each statement with PostgreSQL's parser before sending it (default).
+   * Off: the database's GRANTs are the only check (docs/databases.md).
+   */
+  statementCheck: boolean;
 }
 
 /** Where a secret is read from when it is needed (never stored in a configuration object). */

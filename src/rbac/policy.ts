@@ -332,7 +332,7 @@ function databaseGrants(roles: Role[], server: ServerRef, reach: Decision): Data
         rule: p,
         match: Object.fromEntries(
           Object.entries(p.match).map(([k, vs]) => [k, vs.map((v) => compilePattern(v, side))]),
-        ) as Record<string, Pattern[]>,
+        ),
       })),
     );
   const allowPerms = perms(granting, 'allow');

@@ -23,7 +23,7 @@ export interface RelationUse {
 }
 
 export interface StatementAnalysis {
-  /** SELECT, INSERT, UPDATE, DELETE, EXPLAIN, or the parser's statement type for refused ones (e.g. VariableSetStmt). */
+  /** SELECT, INSERT, UPDATE, DELETE, EXPLAIN; for refused ones the parser's type (e.g. VariableSetStmt). */
   kind: string;
   relations: RelationUse[];
   /** Called functions as written (schema.name when qualified), lower-case. */
@@ -109,7 +109,7 @@ class Walker {
   refusal: string | undefined;
 
   private use(rv: Node, privilege: TablePrivilege, scope: string[][]): void {
-    const name = String(rv.relname ?? '');
+    const name = typeof rv.relname === 'string' ? rv.relname : '';
     const schema = typeof rv.schemaname === 'string' ? rv.schemaname : undefined;
     if (typeof rv.catalogname === 'string') this.refuse('names with a database part (db.schema.table) are not run');
     // An unqualified name that a WITH in scope defines is that CTE, not a table.
@@ -149,13 +149,15 @@ class Walker {
           this.use(v, 'SELECT', scope);
           break;
         case 'FuncCall': {
-          const parts = ((v.funcname as Node[] | undefined) ?? []).map((p) =>
-            String((p.String as Node | undefined)?.sval ?? '').toLowerCase(),
-          );
+          const parts = ((v.funcname as Node[] | undefined) ?? []).map((p) => {
+            const sval = (p.String as Node | undefined)?.sval;
+            return typeof sval === 'string' ? sval.toLowerCase() : '';
+          });
           const name = parts.join('.');
           this.functions.add(name);
           const last = parts.at(-1) ?? '';
-          if (REFUSED_FUNCTION.test(last)) this.refuse(`function ${name}() is not run: it reaches outside table privileges`);
+          if (REFUSED_FUNCTION.test(last))
+            this.refuse(`function ${name}() is not run: it reaches outside table privileges`);
           this.visit(v.args, scope);
           this.visit(v.agg_order, scope);
           this.visit(v.agg_filter, scope);
@@ -191,7 +193,8 @@ class Walker {
         // FOR UPDATE / SHARE needs UPDATE on what it locks.
         const before = new Set(this.relations.keys());
         this.visit(rest, scope);
-        for (const [k, r] of this.relations) if (!before.has(k) && !r.privileges.includes('UPDATE')) r.privileges.push('UPDATE');
+        for (const [k, r] of this.relations)
+          if (!before.has(k) && !r.privileges.includes('UPDATE')) r.privileges.push('UPDATE');
         return;
       }
       this.visit(rest, scope);
@@ -246,5 +249,11 @@ function describeType(type: string): string {
     ExecuteStmt: 'EXECUTE',
     DeclareCursorStmt: 'DECLARE CURSOR',
   };
-  return known[type] ?? type.replace(/Stmt$/, '').replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase();
+  return (
+    known[type] ??
+    type
+      .replace(/Stmt$/, '')
+      .replace(/([a-z])([A-Z])/g, '$1 $2')
+      .toUpperCase()
+  );
 }
