@@ -15,6 +15,7 @@
  *  - a wrong admin password, a database that goes down mid-session: clear errors, no hang.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +31,7 @@ let auditPath: string;
 let engineer: string;
 let alice: string;
 let analyst: string;
+let browser: string;
 
 const labels = { env: 'dev' };
 const role = (name: string, allow: Record<string, unknown>, deny?: Record<string, unknown>) => ({
@@ -90,11 +92,14 @@ beforeAll(async () => {
       }),
       // No db_permissions: the session runs as a member of the account `reader`.
       role('reader-account', { db_labels: labels, db_names: ['shop'], db_users: ['reader'] }),
+      // Deny wins on databases too: no query tool.
+      role('no-query', {}, { mcp: { tools: ['query'] } }),
     ],
   });
   engineer = await cluster.issue('engineer', ['products-reader']);
   alice = await cluster.issue('alice', ['orders-reader']);
   analyst = await cluster.issue('analyst', ['reader-account']);
+  browser = await cluster.issue('browser', ['products-reader', 'no-query']);
 }, 120_000);
 
 afterAll(async () => {
@@ -217,24 +222,29 @@ describe('enrolled databases', () => {
     expect(failed).toMatchObject({ outcome: 'error', user: 'alice' });
   });
 
-  /** Each must be stopped by the parser check, and (separately) by the database. */
-  const ATTACKS: Array<[string, string]> = [
-    ['several statements', 'SELECT 1; DELETE FROM products'],
-    ['comment-hidden second statement', 'SELECT 1 /* x */; DELETE FROM products -- y'],
-    ['data-modifying CTE', 'WITH x AS (DELETE FROM products RETURNING *) SELECT count(*) FROM x'],
-    ['another table', 'SELECT * FROM secrets'],
-    ['quoted table name', 'SELECT * FROM "public"."secrets"'],
-    ['CTE name shadowing a table', 'WITH secrets AS (SELECT * FROM secrets) SELECT * FROM secrets'],
-    ['set_config role', "SELECT set_config('role', 'postgres', false)"],
-    ['SET ROLE', 'SET ROLE postgres'],
-    ['SET SESSION AUTHORIZATION', 'SET SESSION AUTHORIZATION postgres'],
-    ['pg_read_file', "SELECT pg_read_file('/etc/passwd')"],
-    ['lo_import', "SELECT lo_import('/etc/passwd')"],
-    ['dblink', "SELECT * FROM dblink('dbname=shop user=postgres', 'DELETE FROM products RETURNING 1') AS t(a int)"],
-    ['COPY TO PROGRAM', "COPY products TO PROGRAM 'touch /tmp/mcp-access-pwned'"],
-    ['query_to_xml', "SELECT query_to_xml('SELECT * FROM secrets', true, true, '')"],
-    ['DDL', 'DROP TABLE products'],
-    ['GRANT', 'GRANT SELECT ON secrets TO PUBLIC'],
+  /** Each must be stopped by the parser check, and (separately) by the database, with this SQLSTATE. */
+  const PWNED = join(tmpdir(), `mcp-access-pwned-${process.pid}`);
+  const ATTACKS: Array<[string, string, string]> = [
+    ['several statements', 'SELECT 1; DELETE FROM products', '42601'],
+    ['comment-hidden second statement', 'SELECT 1 /* x */; DELETE FROM products -- y', '42601'],
+    ['data-modifying CTE', 'WITH x AS (DELETE FROM products RETURNING *) SELECT count(*) FROM x', '42501'],
+    ['another table', 'SELECT * FROM secrets', '42501'],
+    ['quoted table name', 'SELECT * FROM "public"."secrets"', '42501'],
+    ['CTE name shadowing a table', 'WITH secrets AS (SELECT * FROM secrets) SELECT * FROM secrets', '42501'],
+    ['set_config role', "SELECT set_config('role', 'postgres', false)", '42501'],
+    ['SET ROLE', 'SET ROLE postgres', '42501'],
+    ['SET SESSION AUTHORIZATION', 'SET SESSION AUTHORIZATION postgres', '42501'],
+    ['pg_read_file', "SELECT pg_read_file('/etc/passwd')", '42501'],
+    ['lo_import', "SELECT lo_import('/etc/passwd')", '42501'],
+    [
+      'dblink',
+      "SELECT * FROM dblink('dbname=shop user=postgres', 'DELETE FROM products RETURNING 1') AS t(a int)",
+      '2F003',
+    ],
+    ['COPY TO PROGRAM', `COPY products TO PROGRAM 'touch ${PWNED}'`, '42501'],
+    ['query_to_xml', "SELECT query_to_xml('SELECT * FROM secrets', true, true, '')", '42501'],
+    ['DDL', 'DROP TABLE products', '42501'],
+    ['GRANT', 'GRANT SELECT ON secrets TO PUBLIC', '42501'],
   ];
 
   it('every bypass is refused by the parser check before it is sent', async () => {
@@ -254,12 +264,13 @@ describe('enrolled databases', () => {
 
   it('every bypass is refused by PostgreSQL too, with the parser check off', async () => {
     const c = await cluster.client('shop-grants-only', engineer);
-    for (const [what, sql] of ATTACKS) {
+    for (const [what, sql, sqlstate] of ATTACKS) {
       const r = await call(c, 'query', { sql });
       expect(r.isError, `${what}: ${JSON.stringify(r.json)}`).toBe(true);
-      expect(r.json.error?.code, what).not.toBe('QUERY_DENIED');
-      expect(r.json.error?.sqlstate, what).toMatch(/^(42501|42601|2F003|0A000|42P01|XX000|42883)$/);
+      expect(r.json.error?.code, what).toBeUndefined();
+      expect(r.json.error?.sqlstate, `${what}: ${JSON.stringify(r.json)}`).toBe(sqlstate);
     }
+    expect(existsSync(PWNED)).toBe(false);
     // Nothing changed, nothing leaked.
     await c.close();
     expect(productCount()).toBe('5');
@@ -289,6 +300,59 @@ describe('enrolled databases', () => {
     expect(db.json.error).toMatchObject({ code: 'QUERY_DENIED' });
     await c.close();
     await waitFor(() => sessionRoles() === '', 'the session role to be dropped');
+  });
+
+  it('a deny of mcp.tools applies to the database tools: hidden from the list, refused by the gate', async () => {
+    const c = await cluster.client('shop', browser);
+    const tools = await c.client.listTools();
+    expect(tools.tools.map((t) => t.name).sort()).toEqual(['describe_table', 'list_databases', 'list_tables']);
+    await expect(c.client.callTool({ name: 'query', arguments: { sql: 'SELECT 1' } })).rejects.toThrow(/denied/);
+    await c.close();
+    const events = await audit();
+    expect(events.some((e) => e.type === 'db.session.query' && e.user === 'browser')).toBe(false);
+    expect(
+      events.some(
+        (e) => e.type === 'mcp.session.request' && e.user === 'browser' && e.tool === 'query' && e.outcome === 'denied',
+      ),
+    ).toBe(true);
+  });
+
+  it('policy check shows the database fields and the privileges on a table', async () => {
+    const r = await runCli([
+      'policy',
+      'check',
+      '-c',
+      cluster.configPath,
+      '--roles',
+      'orders-reader',
+      '--server',
+      'shop',
+      '--table',
+      'products',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('access: db_permissions (a database role per session)');
+    expect(r.stdout).toContain('db_names: shop');
+    expect(r.stdout).toContain('db_permissions: object_kind=table,schema=public,name=orders: SELECT');
+    expect(r.stdout).toMatch(/table\s+public\.products SELECT: DENIED/);
+    const json = await runCli([
+      'policy',
+      'check',
+      '-c',
+      cluster.configPath,
+      '--roles',
+      'products-reader',
+      '--server',
+      'shop',
+      '--table',
+      'public.products',
+      '--format',
+      'json',
+    ]);
+    const out = JSON.parse(json.stdout) as {
+      database: { table: { privileges: Array<{ privilege: string; allowed: boolean }> } };
+    };
+    expect(out.database.table.privileges.filter((p) => p.allowed).map((p) => p.privilege)).toEqual(['SELECT']);
   });
 
   it('a 2026-07-28 client (no initialize, server/discover) uses the database tools', async () => {
