@@ -24,6 +24,7 @@ import { StdioClientTransport as StdioV2 } from '@modelcontextprotocol/client/st
 import { TestCluster, ROOT, resultText } from './helpers/cluster.js';
 import { startPostgres, type TestPostgres } from './helpers/postgres.js';
 import { runCli } from './helpers/run-cli.js';
+import { INIT, RawBridge } from './helpers/raw-bridge.js';
 
 let pg: TestPostgres;
 let cluster: TestCluster;
@@ -377,12 +378,20 @@ describe('enrolled databases', () => {
     await client.close();
   });
 
-  it('a wrong admin password is a clear error, not a hang', async () => {
-    await expect(cluster.client('shop-badpw', engineer)).rejects.toThrow();
-    await cluster.waitForLog(/shop-badpw.*(password authentication failed|DATABASE_UNAVAILABLE)/);
+  it('a wrong admin password is a clear error, not a hang: one line on stderr, exit 8, audited', async () => {
+    const bridge = RawBridge.spawn(cluster.connectArgs('shop-badpw', engineer));
+    bridge.send(INIT(1));
+    const answer = await bridge.response(1);
+    expect(JSON.stringify(answer.error)).toContain('password authentication failed');
+    expect(await bridge.end()).toBe(8);
+    expect(bridge.stderr).toMatch(
+      /error: database "shop-badpw": cannot connect to "shop" as the admin account postgres: password authentication failed for user "postgres" \(/,
+    );
+    expect(bridge.stderr).not.toMatch(/\n\s+at /);
     const start = (await audit()).find((e) => e.type === 'db.session.start' && e.server === 'shop-badpw');
     expect(start).toMatchObject({ outcome: 'error', error: 'DATABASE_UNAVAILABLE' });
     expect(JSON.stringify(start)).not.toContain(pg.password);
+    expect(cluster.proxyLog).not.toContain(pg.password);
   });
 
   it('the database going down mid-session: a tool error, the session goes on, and works again after', async () => {

@@ -19,6 +19,7 @@ import type { UpstreamFactory } from './upstream/spares.js';
 /** Close code for each error a session can end with. */
 const CLOSE_FOR: Partial<Record<AccessError['code'], CloseCode>> = {
   UPSTREAM_FAILED: CLOSE.UPSTREAM_FAILED,
+  DATABASE_UNAVAILABLE: CLOSE.UPSTREAM_FAILED,
   UPSTREAM_EXITED: CLOSE.UPSTREAM_EXITED,
   IDENTITY_EXPIRED: CLOSE.IDENTITY_EXPIRED,
   IDENTITY_REJECTED: CLOSE.IDENTITY_REJECTED,

@@ -46,6 +46,8 @@ export class DatabaseSession {
   private member: string | undefined;
   private provisioning = false;
   private created = false;
+  /** The session role's VALID UNTIL: the certificate's expiry (moved on when a renewed one resumes the session). */
+  private validUntil = 0;
   private readonly clients = new Map<string, Promise<pg.Client>>();
   /** Per database: the schemas where table privileges were granted (revoked at the end). */
   private readonly granted = new Map<string, Promise<string[]>>();
@@ -110,6 +112,7 @@ export class DatabaseSession {
         );
         await admin.query('COMMIT');
         this.created = true;
+        this.validUntil = peer.notAfter.getTime();
       });
       this.log.info(
         `${peer.user} → ${this.config.name}: database role ${this.roleName} created (${this.provisioning ? 'db_permissions' : `member of ${this.member}`})`,
@@ -352,6 +355,7 @@ export class DatabaseSession {
     let c = this.clients.get(db);
     if (!c) {
       c = (async () => {
+        await this.extendValidity();
         if (this.provisioning) await this.grantIn(db);
         const client = new pg.Client({
           connectionString: this.url(db, this.roleName, this.rolePassword),
@@ -378,6 +382,18 @@ export class DatabaseSession {
       this.clients.set(db, c);
     }
     return c;
+  }
+
+  /** A session resumed with a renewed certificate: its role may log in until the new expiry. */
+  private async extendValidity(): Promise<void> {
+    const until = this.gate.peer().notAfter.getTime();
+    if (until <= this.validUntil) return;
+    await this.withAdmin(this.defaultDatabase, (admin) =>
+      admin.query(
+        `ALTER ROLE ${pg.escapeIdentifier(this.roleName)} VALID UNTIL ${pg.escapeLiteral(new Date(until).toISOString())}`,
+      ),
+    );
+    this.validUntil = until;
   }
 
   /** With db_permissions: grant the session role exactly what they grant on this database's tables. */
