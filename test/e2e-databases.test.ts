@@ -19,6 +19,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MultiServerMCPClient } from '@langchain/mcp-adapters';
 import { Client as ClientV2 } from '@modelcontextprotocol/client';
 import { StdioClientTransport as StdioV2 } from '@modelcontextprotocol/client/stdio';
 import { TestCluster, ROOT, resultText } from './helpers/cluster.js';
@@ -144,6 +145,17 @@ describe('enrolled databases', () => {
     const json = await runCli(['ls', '-i', engineer, '--proxy', cluster.address, '--format', 'json']);
     const list = JSON.parse(json.stdout) as { servers: Array<{ name: string; transport: string }> };
     expect(list.servers.find((s) => s.name === 'shop')?.transport).toBe('postgres');
+    // alice reaches it too (db_labels), the role-less identity does not see it.
+    const nobody = await cluster.issue('nobody', ['no-query']);
+    const none = await runCli(['ls', '-i', nobody, '--proxy', cluster.address]);
+    expect(none.stdout).not.toContain('shop');
+  });
+
+  it('config prints a client entry for a database, as for a server', async () => {
+    const r = await runCli(['config', 'shop', '-i', engineer, '--proxy', cluster.address, '--client', 'claude']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('"shop"');
+    expect(r.stdout).toMatch(/"connect"[\s\S]*"shop"/);
   });
 
   it('the engineer’s agent reads products: rows, row count, truncation, and a db.session.query event', async () => {
@@ -354,6 +366,31 @@ describe('enrolled databases', () => {
       database: { table: { privileges: Array<{ privilege: string; allowed: boolean }> } };
     };
     expect(out.database.table.privileges.filter((p) => p.allowed).map((p) => p.privilege)).toEqual(['SELECT']);
+  });
+
+  it("LangChain's MultiServerMCPClient: the engineer's agent reads products, alice's is refused", async () => {
+    const entry = (identity: string) => ({
+      command: process.execPath,
+      args: cluster.connectArgs('shop', identity),
+      transport: 'stdio' as const,
+    });
+    const client = new MultiServerMCPClient({ shop: entry(engineer) });
+    try {
+      const query = (await client.getTools()).find((t) => t.name === 'query')!;
+      const out: unknown = await query.invoke({ sql: 'SELECT name FROM products ORDER BY id LIMIT 1' });
+      expect(JSON.stringify(out)).toContain('apple');
+    } finally {
+      await client.close();
+    }
+    const denied = new MultiServerMCPClient({ shop: entry(alice) });
+    try {
+      const query = (await denied.getTools()).find((t) => t.name === 'query')!;
+      const out: unknown = await query.invoke({ sql: 'SELECT name FROM products' }).catch((e: unknown) => e);
+      expect(String(out instanceof Error ? out.message : JSON.stringify(out))).toContain('QUERY_DENIED');
+      expect(JSON.stringify(out)).not.toContain('apple');
+    } finally {
+      await denied.close();
+    }
   });
 
   it('a 2026-07-28 client (no initialize, server/discover) uses the database tools', async () => {
