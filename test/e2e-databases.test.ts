@@ -68,7 +68,7 @@ beforeAll(async () => {
     servers: [],
     config: {
       databases: [
-        { name: 'shop', description: 'Product catalogue', labels, uri, admin, max_rows: 3 },
+        { name: 'shop', description: 'Product catalogue', labels, uri, admin, max_rows: 3, statement_timeout: '2s' },
         // The database's GRANTs alone (the parser check off), for the second layer.
         { name: 'shop-grants-only', labels, uri, admin, statement_check: false },
         { name: 'shop-badpw', labels, uri, admin: { user: 'postgres', password_file: join(secrets, 'wrong') } },
@@ -186,7 +186,10 @@ describe('enrolled databases', () => {
     const start = events.find((e) => e.type === 'db.session.start' && e.user === 'engineer');
     expect(start).toMatchObject({ outcome: 'success', server: 'shop', provisioning: true, code: 'TDB00I' });
     const q = events.find(
-      (e) => e.type === 'db.session.query' && e.user === 'engineer' && String(e.statement).includes('ORDER BY id'),
+      (e) =>
+        e.type === 'db.session.query' &&
+        e.user === 'engineer' &&
+        (e.args as { statement: string }).statement.includes('ORDER BY id'),
     )!;
     expect(q).toMatchObject({
       outcome: 'success',
@@ -313,6 +316,14 @@ describe('enrolled databases', () => {
     expect(db.json.error).toMatchObject({ code: 'QUERY_DENIED' });
     await c.close();
     await waitFor(() => sessionRoles() === '', 'the session role to be dropped');
+  });
+
+  it('a statement running past statement_timeout is cancelled: a tool error with 57014', async () => {
+    const c = await cluster.client('shop', engineer);
+    const r = await call(c, 'query', { sql: 'SELECT pg_sleep(5) FROM products LIMIT 1' });
+    expect(r.json.error).toMatchObject({ sqlstate: '57014' });
+    expect((await call(c, 'query', { sql: 'SELECT count(*)::int AS n FROM products' })).json.rows).toEqual([{ n: 5 }]);
+    await c.close();
   });
 
   it('a deny of mcp.tools applies to the database tools: hidden from the list, refused by the gate', async () => {
@@ -442,5 +453,15 @@ describe('enrolled databases', () => {
     const back = await call(c, 'query', { sql: 'SELECT 1 AS one FROM products LIMIT 1' });
     expect(back.json.rows, JSON.stringify(back.json)).toEqual([{ one: 1 }]);
     await c.close();
+  });
+
+  it('stopping the proxy ends the sessions and drops their database roles', async () => {
+    const c = await cluster.client('shop', engineer);
+    await call(c, 'query', { sql: 'SELECT 1 FROM products LIMIT 1' });
+    expect(sessionRoles()).toMatch(/^mcpa_engineer_/m);
+    await cluster.stopProxy('SIGTERM');
+    expect(sessionRoles()).toBe('');
+    const events = await audit();
+    expect(events.filter((e) => e.type === 'db.session.end').at(-1)).toMatchObject({ dbRoleFate: 'dropped' });
   });
 });

@@ -37,6 +37,8 @@ export interface QueryArgs {
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
+/** How long after statement_timeout a query without any answer is given up (the connection is then dropped). */
+const BACKSTOP_MS = 5_000;
 const STATEMENT_IN_AUDIT = 4096;
 
 export class DatabaseSession {
@@ -237,8 +239,11 @@ export class DatabaseSession {
       type: 'db.session.query',
       database: db,
       dbUser: this.member ?? this.roleName,
-      statement: args.sql.length > STATEMENT_IN_AUDIT ? `${args.sql.slice(0, STATEMENT_IN_AUDIT)}…` : args.sql,
-      parameters: args.params?.length ?? 0,
+      // As args: audit.args (full, digest, none) and redact apply to the statement as to tool arguments.
+      args: {
+        statement: args.sql.length > STATEMENT_IN_AUDIT ? `${args.sql.slice(0, STATEMENT_IN_AUDIT)}…` : args.sql,
+        ...(args.params?.length ? { params: args.params } : {}),
+      },
       viaMcp: true,
       applicationName: this.applicationName(),
       ...(rpcId !== undefined ? { rpcId, requestEventId: this.gate.requestEventId(rpcId) } : {}),
@@ -323,6 +328,7 @@ export class DatabaseSession {
         args.params ?? [],
         max,
         analysis,
+        this.config.statementTimeoutMs + BACKSTOP_MS,
       );
       return finish(
         {
@@ -361,7 +367,7 @@ export class DatabaseSession {
           connectionString: this.url(db, this.roleName, this.rolePassword),
           application_name: this.applicationName(),
           statement_timeout: this.config.statementTimeoutMs,
-          query_timeout: this.config.statementTimeoutMs + 5_000,
+          // No client-wide query_timeout: pg arms it for cursors too and never clears it; run() has its own backstop.
           connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
         });
         client.on('error', (err) => {
@@ -560,19 +566,44 @@ async function resolveRelations(
   });
 }
 
+interface Outcome {
+  rows: Record<string, unknown>[];
+  rowCount: number;
+  fields: string[];
+  command: string;
+  truncated: boolean;
+}
+
+/** Run with a client-side backstop: no answer by `deadlineMs` drops the connection (the next query reconnects). */
 async function run(
   client: pg.Client,
   sql: string,
   params: unknown[],
   max: number,
   analysis: StatementAnalysis | undefined,
-): Promise<{
-  rows: Record<string, unknown>[];
-  rowCount: number;
-  fields: string[];
-  command: string;
-  truncated: boolean;
-}> {
+  deadlineMs: number,
+): Promise<Outcome> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void client.end().catch(() => {});
+      reject(new Error(`no answer from the database within ${Math.round(deadlineMs / 1000)} s`));
+    }, deadlineMs);
+  });
+  try {
+    return await Promise.race([runStatement(client, sql, params, max, analysis), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function runStatement(
+  client: pg.Client,
+  sql: string,
+  params: unknown[],
+  max: number,
+  analysis: StatementAnalysis | undefined,
+): Promise<Outcome> {
   if (analysis?.kind === 'SELECT' || analysis?.kind === 'EXPLAIN') {
     // A cursor: no more than max + 1 rows ever leave the database.
     const cursor = client.query(new Cursor<Record<string, unknown>>(sql, params));
