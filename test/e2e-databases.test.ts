@@ -318,6 +318,41 @@ describe('enrolled databases', () => {
     await waitFor(() => sessionRoles() === '', 'the session role to be dropped');
   });
 
+  it('a raw client: malformed arguments, a reused pending id and a case variant of the tool never run a query', async () => {
+    const before = (await audit()).filter((e) => e.type === 'db.session.query').length;
+    const bridge = RawBridge.spawn(cluster.connectArgs('shop', alice));
+    bridge.send(INIT(1));
+    await bridge.response(1);
+    bridge.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    const callQuery = (id: number, args: unknown, name = 'query') =>
+      bridge.send({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
+    // sql as a list, as an object, params holding an object: refused by the tool's schema, nothing sent.
+    callQuery(2, { sql: ['SELECT * FROM products'] });
+    callQuery(3, { sql: { toString: 'SELECT * FROM products' } });
+    callQuery(4, { sql: 'SELECT qty FROM orders WHERE id = $1', params: [{ id: 1 }] });
+    for (const id of [2, 3, 4]) {
+      const r = await bridge.response(id);
+      const refused = 'error' in r || (r.result as { isError?: boolean }).isError === true;
+      expect(refused, JSON.stringify(r)).toBe(true);
+      expect(JSON.stringify(r)).not.toContain('apple');
+    }
+    // A case variant of the tool name is not the tool.
+    callQuery(5, { sql: 'SELECT * FROM products' }, 'Query');
+    expect(JSON.stringify(await bridge.response(5))).not.toContain('apple');
+    // The denied read, sent twice under one id: the second is refused by the gate, the first by the statement check.
+    callQuery(6, { sql: 'SELECT name FROM products' });
+    callQuery(6, { sql: 'SELECT name FROM products' });
+    const answers = await Promise.all([
+      bridge.next((m) => m.id === 6 && 'error' in m),
+      bridge.next((m) => m.id === 6 && 'result' in m),
+    ]);
+    expect(JSON.stringify(answers[0])).toContain('already used');
+    expect(JSON.stringify(answers[1])).toContain('QUERY_DENIED');
+    await bridge.end();
+    const after = (await audit()).filter((e) => e.type === 'db.session.query').slice(before);
+    expect(after.map((e) => e.outcome)).toEqual(['denied']);
+  });
+
   it('a statement running past statement_timeout is cancelled: a tool error with 57014', async () => {
     const c = await cluster.client('shop', engineer);
     const r = await call(c, 'query', { sql: 'SELECT pg_sleep(5) FROM products LIMIT 1' });
