@@ -18,6 +18,7 @@
  * listed or sent to the proxy as JSON): only where to read it, when a session
  * needs it (`readSecret`).
  */
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { AccessError } from '../errors.js';
 import { duration, isObject, NAME_RE, str, stringMap, type Fail } from '../util/config-fields.js';
@@ -156,6 +157,17 @@ export async function readSecret(ref: SecretRef, what: string): Promise<string> 
       `${what}: the password file ${ref.file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
       { hint: 'check admin.password_file and its permissions' },
     );
+  }
+}
+
+/** Why the admin password cannot be read now (for a warning at start and reload), or undefined. */
+export function secretProblem(ref: SecretRef): string | undefined {
+  if ('env' in ref) return process.env[ref.env] ? undefined : `the environment variable ${ref.env} is not set`;
+  try {
+    accessSync(ref.file, fsConstants.R_OK);
+    return undefined;
+  } catch (err) {
+    return `the password file ${ref.file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
   }
 }
 

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { checkUpstreamIsolation, type IsolationScope } from '../agent/isolation.js';
 import { createBotService } from '../bot/service.js';
 import { commandProblem } from '../agent/upstream/command-check.js';
+import { secretProblem } from '../agent/databases.js';
 
 /** One warning line per stdio server whose command is missing: found at start, not at the first session. */
 function warnMissingCommands(config: ProxyConfig, log: Logger): void {
@@ -21,6 +22,9 @@ function warnMissingCommands(config: ProxyConfig, log: Logger): void {
       log.warn(
         `MCP server "${s.name}": ${problem}; sessions to it will fail (fix its command in the proxy configuration)`,
       );
+    const secret = s.transport === 'postgres' ? secretProblem(s.admin.password) : undefined;
+    if (secret)
+      log.warn(`database "${s.name}": ${secret}; sessions to it will fail (fix admin in the proxy configuration)`);
   }
 }
 

@@ -1,7 +1,7 @@
 /** `databases:` entries (src/agent/databases.ts), as the proxy's configuration reads them. */
 import { describe, expect, it } from 'vitest';
 import { parseProxyConfig } from '../../src/proxy/config.js';
-import { readSecret } from '../../src/agent/databases.js';
+import { readSecret, secretProblem } from '../../src/agent/databases.js';
 
 const base = { cluster: 'c', listen: '127.0.0.1:0', ca_dir: 'ca', servers: [] as unknown[] };
 const db = (extra: Record<string, unknown> = {}) => ({
@@ -86,5 +86,9 @@ describe('databases: entries', () => {
     await expect(readSecret({ file: '/nonexistent/pw' }, 'database "shop"')).rejects.toMatchObject({
       code: 'DATABASE_UNAVAILABLE',
     });
+    // The proxy warns about both at start and reload.
+    expect(secretProblem({ env: 'NOPE_NOT_SET_X' })).toBe('the environment variable NOPE_NOT_SET_X is not set');
+    expect(secretProblem({ file: '/nonexistent/pw' })).toMatch(/cannot be read \(ENOENT\)/);
+    expect(secretProblem({ env: 'PATH' })).toBeUndefined();
   });
 });
