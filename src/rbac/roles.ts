@@ -444,7 +444,7 @@ function parseDb(
       const plist = typeof p === 'string' ? [p] : p;
       if (!Array.isArray(plist) || plist.length === 0 || !plist.every((x) => typeof x === 'string'))
         return fail(`${at}.permissions`, `must be a list of privileges (${DB_PRIVILEGES.join(', ')})`);
-      const upper = (plist).map((x) => x.trim().toUpperCase());
+      const upper = plist.map((x) => x.trim().toUpperCase());
       for (const x of upper)
         if (!(DB_PRIVILEGES as readonly string[]).includes(x) && x !== 'ALL')
           fail(`${at}.permissions`, `"${x}" is not a table privilege (${DB_PRIVILEGES.join(', ')}, ALL)`);

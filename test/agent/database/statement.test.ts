@@ -11,7 +11,9 @@ beforeAll(async () => {
 });
 
 const tables = (sql: string) =>
-  analyseStatement(sql).relations.map((r) => `${r.schema ? `${r.schema}.` : ''}${r.name}:${r.privileges.sort().join('+')}`);
+  analyseStatement(sql).relations.map(
+    (r) => `${r.schema ? `${r.schema}.` : ''}${r.name}:${r.privileges.sort().join('+')}`,
+  );
 
 describe('analyseStatement', () => {
   it('classifies a parameterised SELECT and lists its table', () => {
@@ -22,9 +24,11 @@ describe('analyseStatement', () => {
   });
 
   it('sees tables in subqueries, joins and set operations', () => {
-    expect(tables('select (select count(*) from orders) from products p join customers c on true union select 1 from audit_log').sort()).toEqual(
-      ['audit_log:SELECT', 'customers:SELECT', 'orders:SELECT', 'products:SELECT'],
-    );
+    expect(
+      tables(
+        'select (select count(*) from orders) from products p join customers c on true union select 1 from audit_log',
+      ).sort(),
+    ).toEqual(['audit_log:SELECT', 'customers:SELECT', 'orders:SELECT', 'products:SELECT']);
   });
 
   it('a data-modifying CTE needs its privilege: WITH x AS (DELETE …) SELECT', () => {
