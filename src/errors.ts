@@ -186,6 +186,15 @@ export const CATALOGUE = {
     close: 4500,
   },
   UPSTREAM_EXITED: { exit: EXIT.UPSTREAM, hint: "the MCP server stopped; see the proxy's log", close: 4502 },
+  DATABASE_UNAVAILABLE: {
+    exit: EXIT.UPSTREAM,
+    hint: "the database could not be reached or its admin account was refused; see the proxy's (or agent's) log and the databases: entry",
+  },
+  QUERY_DENIED: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: "the statement needs a privilege the identity's roles do not grant (db_permissions, db_names); ask an administrator",
+    rpc: INVALID_PARAMS,
+  },
 
   // the message stream
   MESSAGE_TOO_LARGE: {

@@ -5,6 +5,7 @@
  *   identity: ./agent.identity         # its host certificate (an identity file), or
  *   data_dir: ./agent-state            # where it keeps the one it joined with (`agent start --token`)
  *   servers: [...]                     # the MCP servers it enrolls, as in the proxy's `servers:`
+ *   databases: [...]                   # PostgreSQL databases it serves, as in the proxy's `databases:`
  *   sessions: { grace_period, stop_grace, prestart, max_per_identity, max_total, max_processes_per_server }
  *   max_message_size: 64MiB
  *   keepalive: 15s
@@ -17,6 +18,7 @@ import { AccessError } from '../errors.js';
 import { parseProxyAddress, type ProxyAddress } from '../tunnel/proxy-address.js';
 import { duration, isObject, size, str, type Fail } from '../util/config-fields.js';
 import { parseServers, parseSessions, type ServerConfig, type SessionSettings } from './servers.js';
+import { checkTargetNames, parseDatabases } from './databases.js';
 
 export interface AgentConfig extends SessionSettings {
   path: string;
@@ -90,7 +92,11 @@ export function parseAgentConfig(doc: unknown, path: string): AgentConfig {
       'identity',
       'give the agent its host certificate: identity (an identity file) or data_dir (joined with a token)',
     );
-  const servers = d.servers === undefined ? [] : parseServers(d.servers, 'servers', fail, abs);
+  const mcpServers = d.servers === undefined ? [] : parseServers(d.servers, 'servers', fail, abs);
+  // Databases (docs/databases.md) are session targets like servers; their admin account stays at the agent.
+  const databases = parseDatabases(d.databases, 'databases', fail, abs);
+  checkTargetNames(mcpServers, databases, 'databases', fail);
+  const servers = [...mcpServers, ...databases];
   const sessions = parseSessions(d.sessions, fail);
   const keepaliveMs = d.keepalive === undefined ? 15_000 : duration(d.keepalive, 'keepalive', fail);
   if (keepaliveMs < 100) fail('keepalive', 'must be at least 100ms');

@@ -14,7 +14,7 @@ import { AccessError, describeError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { errorResponse, idKey, RPC } from '../tunnel/jsonrpc.js';
 import type { AuditEventInput } from '../audit/log.js';
-import type { ClientVerdict, GateFactory, ServerVerdict, SessionGate, SessionInfo } from './gate.js';
+import type { ClientVerdict, DatabaseGate, GateFactory, ServerVerdict, SessionGate, SessionInfo } from './gate.js';
 import { ClientCapabilities, clientInfoFromMeta } from './client-capabilities.js';
 import { inspectServerMessage } from './server-messages.js';
 import { excerpt } from './upstream/stderr-lines.js';
@@ -93,6 +93,7 @@ class EnforcingGate implements SessionGate {
   private readonly pending = new Map<string, Pending>();
   private readonly capabilities = new ClientCapabilities();
   private serverRefusals = 0;
+  readonly database: DatabaseGate | undefined;
 
   constructor(
     private readonly live: LiveAccess,
@@ -100,7 +101,18 @@ class EnforcingGate implements SessionGate {
     private peer: Peer,
     private readonly server: ServerConfig,
     private base: Record<string, unknown>,
-  ) {}
+  ) {
+    this.database =
+      server.transport === 'postgres'
+        ? {
+            peer: () => this.peer,
+            grants: () => this.policy.databaseGrants(this.peer.roles, this.server),
+            record: async (event) =>
+              (await this.record({ ...this.base, client: this.client, ...event } as AuditEventInput))?.id,
+            requestEventId: (rpcId) => this.pending.get(clientKey(rpcId))?.eventId,
+          }
+        : undefined;
+  }
 
   /** A resume: judged by the certificate presented now (roles, expiry, bot), audited with the roles in force. */
   async resumed(peer: Peer): Promise<void> {

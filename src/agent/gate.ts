@@ -8,6 +8,7 @@
  * event) is settled, in arrival order.
  */
 import type { Peer } from '../identity/peer.js';
+import type { DatabaseGrants } from '../rbac/policy.js';
 import type { ServerConfig } from './servers.js';
 
 export type ClientVerdict =
@@ -42,6 +43,28 @@ export interface SessionGate {
   resumed?(peer: Peer): void | Promise<void>;
   /** The session ended (after the upstream stopped). */
   end(reason: string): void | Promise<void>;
+  /** For a database session: what the built-in database server asks of roles and audit. */
+  readonly database?: DatabaseGate;
+}
+
+/**
+ * Roles and audit as a database session's built-in MCP server needs them
+ * (upstream/postgres.ts): it runs inside the agent, so it judges each query
+ * itself, with the same live roles and audit trail as the gate.
+ */
+export interface DatabaseGate {
+  /** The identity now (a resume may present a renewed certificate). */
+  peer(): Peer;
+  /** What the roles grant on this database now (a reload applies to the next query). */
+  grants(): DatabaseGrants;
+  /**
+   * Append an audit event carrying the session's fields (session id, user,
+   * roles, server, client); resolves with its id (undefined without an audit
+   * log). Rejects when the log cannot be written: the query is then not run.
+   */
+  record(event: Record<string, unknown>): Promise<string | undefined>;
+  /** The audit event id of the client's pending request with this JSON-RPC id. */
+  requestEventId(rpcId: string | number): string | undefined;
 }
 
 export interface GateFactory {

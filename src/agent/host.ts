@@ -197,7 +197,8 @@ export class SessionHost {
         peer,
         gate,
         log: this.o.log,
-        upstreams: this.upstreams,
+        // The session's own upstream factory: an in-agent upstream (a database) gets the session's gate.
+        upstreams: { create: (s, events) => this.upstreams.create(s, events, { sessionId: id, gate }) },
         onEnded: (s) => {
           this.sessions.delete(s.id);
           this.byToken.delete(s.resumeToken);

@@ -28,6 +28,32 @@ export interface SseServerConfig {
   headers: Record<string, string>;
 }
 
+/**
+ * A PostgreSQL database enrolled with `databases:` (databases.ts): a session
+ * target like a server, served by the built-in database MCP server
+ * (upstream/postgres.ts). Plain JSON: no secret is held here, only where to
+ * read the admin password from.
+ */
+export interface PostgresServerConfig {
+  transport: 'postgres';
+  /** postgres://host:port/dbname?sslmode=… without a password (the default database is its path). */
+  uri: string;
+  /** The account that provisions per-session database roles. */
+  admin: { user: string; password: SecretRef };
+  /** Rows returned by one query at most (more: `truncated`). */
+  maxRows: number;
+  /** statement_timeout of every query, in milliseconds. */
+  statementTimeoutMs: number;
+  /**
+   * Check each statement with PostgreSQL's parser before sending it (default).
+   * Off: the database's GRANTs are the only check (docs/databases.md).
+   */
+  statementCheck: boolean;
+}
+
+/** Where a secret is read from when it is needed (never stored in a configuration object). */
+export type SecretRef = { env: string } | { file: string };
+
 /** A root the proxy reports to the server (`roots/list`) on the client's behalf. */
 export interface RootConfig {
   uri: string;
@@ -42,7 +68,7 @@ export type ServerConfig = {
   roots: RootConfig[];
   /** Forward the client's roots (filtered by the roles' mcp.roots) instead. */
   clientRoots: boolean;
-} & (StdioServerConfig | HttpServerConfig | SseServerConfig);
+} & (StdioServerConfig | HttpServerConfig | SseServerConfig | PostgresServerConfig);
 
 export interface SessionLimits {
   /** Sessions (attached or waiting for a resume) per identity: user, or bot. */

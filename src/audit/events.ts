@@ -10,6 +10,10 @@ export const EVENT_CODES = {
   'mcp.session.end': { ok: 'TMCP002I', failed: 'TMCP002E' },
   'mcp.session.request': { ok: 'TMCP003I', failed: 'TMCP003E' },
   'mcp.session.notification': { ok: 'TMCP004I', failed: 'TMCP004E' },
+  /** Teleport's database session events (databases: docs/databases.md). */
+  'db.session.start': { ok: 'TDB00I', failed: 'TDB00W' },
+  'db.session.end': { ok: 'TDB01I', failed: 'TDB01I' },
+  'db.session.query': { ok: 'TDB02I', failed: 'TDB02W' },
   /** mcp-access's own: the log was resumed after an incomplete write (see docs/audit.md). */
   'audit.recovered': { ok: 'TAUD001W', failed: 'TAUD001W' },
   /** mcp-access's own: one identity used up its audit budget (its events and requests are refused). */

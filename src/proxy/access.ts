@@ -136,7 +136,17 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
       if (!d.allowed) throw accessDenied(peer, server, d.reason);
     },
     describeServer(peer, server) {
-      return { tools: live.policy.toolPatterns(peer.roles, server) };
+      if (server.transport !== 'postgres') return { tools: live.policy.toolPatterns(peer.roles, server) };
+      const db = live.policy.databaseGrants(peer.roles, server);
+      return {
+        tools: live.policy.toolPatterns(peer.roles, server),
+        database: {
+          access: db.provisioning ? 'db_permissions' : 'db_users',
+          names: db.patterns.names,
+          users: db.users,
+          permissions: db.patterns.permissions,
+        },
+      };
     },
     describePeer(peer) {
       const unknownRoles = live.policy.unknownRoles(peer.roles);

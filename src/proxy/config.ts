@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { AccessError } from '../errors.js';
 import { duration, isObject, NAME_RE, size, str, type Fail } from '../util/config-fields.js';
 import { parseServers, parseSessions, type ServerConfig, type SessionLimits } from '../agent/servers.js';
+import { checkTargetNames, parseDatabases } from '../agent/databases.js';
 
 export interface AuditConfig {
   path: string;
@@ -25,6 +26,7 @@ export interface ProxyConfig {
   cluster: string;
   listen: { host: string; port: number };
   caDir: string;
+  /** Session targets: the `servers:` entries, then the `databases:` entries (transport 'postgres'). */
   servers: ServerConfig[];
   rolesInline: unknown[];
   rolesFiles: string[];
@@ -48,6 +50,7 @@ const TOP_KEYS = new Set([
   'listen',
   'ca_dir',
   'servers',
+  'databases',
   'roles',
   'roles_files',
   'audit',
@@ -94,7 +97,10 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
   const listen = parseListen(str(d.listen, 'listen', fail), fail);
   const caDir = abs(str(d.ca_dir, 'ca_dir', fail));
 
-  const servers = parseServers(d.servers, 'servers', fail, abs);
+  const mcpServers = parseServers(d.servers, 'servers', fail, abs);
+  const databases = parseDatabases(d.databases, 'databases', fail, abs);
+  checkTargetNames(mcpServers, databases, 'databases', fail);
+  const servers = [...mcpServers, ...databases];
 
   let rolesInline: unknown[] = [];
   if (d.roles !== undefined) {

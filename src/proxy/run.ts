@@ -14,6 +14,7 @@ import { checkUpstreamIsolation, type IsolationScope } from '../agent/isolation.
 import { createAgentEnrolment, createBotService, type AgentEnrolment } from './enrolment/service.js';
 import { AddressRateLimiter, JOIN_RATE_LIMIT } from './enrolment/rate-limit.js';
 import { commandProblem } from '../agent/upstream/command-check.js';
+import { secretProblem } from '../agent/databases.js';
 
 /** One warning line per stdio server whose command is missing: found at start, not at the first session. */
 function warnMissingCommands(config: ProxyConfig, log: Logger): void {
@@ -23,6 +24,9 @@ function warnMissingCommands(config: ProxyConfig, log: Logger): void {
       log.warn(
         `MCP server "${s.name}": ${problem}; sessions to it will fail (fix its command in the proxy configuration)`,
       );
+    const secret = s.transport === 'postgres' ? secretProblem(s.admin.password) : undefined;
+    if (secret)
+      log.warn(`database "${s.name}": ${secret}; sessions to it will fail (fix admin in the proxy configuration)`);
   }
 }
 

@@ -19,8 +19,9 @@
  * applicable rules are computed once and cached, so the per-message cost of a
  * tool decision is a few pattern tests.
  */
-import { describeLabels, describeServerLabels, labelsMatch } from './labels.js';
+import { compileLabels, describeLabels, describeServerLabels, labelsMatch, type LabelMatchers } from './labels.js';
 import type { Role, ToolMatcher } from './roles.js';
+import { compilePattern, type Pattern } from './patterns.js';
 
 export interface Decision {
   allowed: boolean;
@@ -35,6 +36,25 @@ export interface Decision {
 export interface ServerRef {
   name: string;
   labels: Record<string, string>;
+  /** `postgres` for an enrolled database: reached by `db_labels`, not `app_labels`. */
+  transport?: string;
+}
+
+/** What the roles grant on one database (docs/databases.md). */
+export interface DatabaseGrants {
+  reach: Decision;
+  /** Some role that reaches the database has db_permissions: a database role is provisioned per session. */
+  provisioning: boolean;
+  /** Literal db_users entries of the roles that reach the database, not denied, in role order. */
+  users: string[];
+  /** Allow and deny entries, for `policy check` and `ls`. */
+  patterns: { names: string[]; users: string[]; permissions: string[]; denyNames: string[]; denyPermissions: string[] };
+  nameDecision(database: string): Decision;
+  userDecision(user: string): Decision;
+  /** May the identity use this privilege on this table? */
+  tableDecision(schema: string, table: string, privilege: string): Decision;
+  /** Every privilege granted on this table (deny removed). */
+  tablePrivileges(schema: string, table: string): string[];
 }
 
 interface RoleToolMatcher {
@@ -54,6 +74,7 @@ const CACHE_LIMIT = 4096;
 export class Policy {
   private readonly byName: Map<string, Role>;
   private readonly cache = new Map<string, ServerView>();
+  private readonly dbCache = new Map<string, DatabaseGrants>();
 
   constructor(readonly roles: Role[]) {
     this.byName = new Map(roles.map((r) => [r.name, r]));
@@ -128,6 +149,21 @@ export class Policy {
     return { allowed: false, reason: `no role allows root "${uri}" on server ${server.name} (spec.allow.mcp.roots)` };
   }
 
+  /** The database side of the roles for a database (a server with transport `postgres`). */
+  databaseGrants(roleNames: string[], server: ServerRef): DatabaseGrants {
+    const key = JSON.stringify([unique(roleNames), server.name, server.labels, 'db']);
+    let g = this.dbCache.get(key);
+    if (g === undefined) {
+      const roles = unique(roleNames)
+        .map((n) => this.byName.get(n))
+        .filter((r): r is Role => r !== undefined);
+      g = databaseGrants(roles, server, this.view(roleNames, server).reach);
+      if (this.dbCache.size >= CACHE_LIMIT) this.dbCache.clear();
+      this.dbCache.set(key, g);
+    }
+    return g;
+  }
+
   toolPatterns(roleNames: string[], server: ServerRef): { allow: string[]; deny: string[] } {
     const view = this.view(roleNames, server);
     return {
@@ -137,7 +173,7 @@ export class Policy {
   }
 
   private view(roleNames: string[], server: ServerRef): ServerView {
-    const key = JSON.stringify([unique(roleNames), server.name, server.labels]);
+    const key = JSON.stringify([unique(roleNames), server.name, server.labels, server.transport ?? '']);
     let view = this.cache.get(key);
     if (view === undefined) {
       view = this.compute(unique(roleNames), server);
@@ -149,6 +185,7 @@ export class Policy {
 
   private compute(roleNames: string[], server: ServerRef): ServerView {
     const roles = roleNames.map((n) => this.byName.get(n)).filter((r): r is Role => r !== undefined);
+    if (server.transport === 'postgres') return computeDatabase(roles, roleNames, server);
     const deny: RoleToolMatcher[] = roles.flatMap((r) => r.deny.tools.map((matcher) => ({ role: r.name, matcher })));
     const granting = roles.filter((r) => (r.toolsOnly ? true : labelsMatch(r.allow.appLabels, server.labels, 'allow')));
     const allow: RoleToolMatcher[] = granting.flatMap((r) =>
@@ -210,4 +247,174 @@ function rootMatch(allowed: boolean, r: Role, m: ToolMatcher, uri: string): Deci
 
 function unique(list: string[]): string[] {
   return [...new Set(list)];
+}
+
+/**
+ * A database is reached by `db_labels` (Teleport's field), never by
+ * `app_labels` or a tools-only role. Its tools are the built-in database
+ * tools: all allowed once the database is reached, except those a deny
+ * `mcp.tools` entry names (deny wins everywhere).
+ */
+function computeDatabase(roles: Role[], roleNames: string[], server: ServerRef): ServerView {
+  const deny: RoleToolMatcher[] = roles.flatMap((r) => r.deny.tools.map((matcher) => ({ role: r.name, matcher })));
+  const denier = roles.find((r) => r.deny.db.labels && labelsMatch(dbLabels(r, 'deny'), server.labels, 'deny'));
+  const granting = roles.filter((r) => r.allow.db.labels && labelsMatch(dbLabels(r, 'allow'), server.labels, 'allow'));
+  let reach: Decision;
+  if (denier) {
+    const sel = describeLabels(dbLabels(denier, 'deny'));
+    reach = {
+      allowed: false,
+      role: denier.name,
+      rule: `spec.deny.db_labels ${sel}`,
+      reason: `database ${server.name} (${describeServerLabels(server.labels)}) is denied by role ${denier.name} (spec.deny.db_labels ${sel})`,
+    };
+  } else if (granting[0]) {
+    const r = granting[0];
+    const sel = describeLabels(dbLabels(r, 'allow'));
+    reach = {
+      allowed: true,
+      role: r.name,
+      rule: `spec.allow.db_labels ${sel}`,
+      reason: `role ${r.name} allows databases labelled ${sel}; ${server.name} has ${describeServerLabels(server.labels)}`,
+    };
+  } else {
+    const names = roles.map((r) => r.name);
+    reach = {
+      allowed: false,
+      reason:
+        names.length === 0
+          ? `the identity has no known role (roles: ${roleNames.length ? roleNames.join(', ') : 'none'}), so it reaches no database`
+          : `no role of ${names.join(', ')} allows database ${server.name} (${describeServerLabels(server.labels)}): no spec.allow.db_labels matches`,
+    };
+  }
+  const all: ToolMatcher = {
+    text: '*',
+    kind: 'glob',
+    test: () => true,
+    field: 'spec.allow.db_labels (the built-in database tools)',
+  };
+  return { reach, allow: granting.map((r) => ({ role: r.name, matcher: all })), deny };
+}
+
+const compiledDbLabels = new WeakMap<Role, { allow?: LabelMatchers; deny?: LabelMatchers }>();
+function dbLabels(r: Role, side: 'allow' | 'deny'): LabelMatchers {
+  let c = compiledDbLabels.get(r);
+  if (!c) compiledDbLabels.set(r, (c = {}));
+  return (c[side] ??= compileLabels(r[side].db.labels ?? null, side, `spec.${side}.db_labels`, () => {}));
+}
+
+interface Entry {
+  role: string;
+  field: string;
+  pattern: Pattern;
+}
+
+function databaseGrants(roles: Role[], server: ServerRef, reach: Decision): DatabaseGrants {
+  const granting = reach.allowed
+    ? roles.filter((r) => r.allow.db.labels && labelsMatch(dbLabels(r, 'allow'), server.labels, 'allow'))
+    : [];
+  const entries = (list: Role[], side: 'allow' | 'deny', key: 'names' | 'users'): Entry[] =>
+    list.flatMap((r) =>
+      r[side].db[key].map((text, i) => ({
+        role: r.name,
+        field: `spec.${side}.db_${key}[${i}]`,
+        pattern: compilePattern(text, side),
+      })),
+    );
+  const allowNames = entries(granting, 'allow', 'names');
+  const denyNames = entries(roles, 'deny', 'names');
+  const allowUsers = entries(granting, 'allow', 'users');
+  const denyUsers = entries(roles, 'deny', 'users');
+  const perms = (list: Role[], side: 'allow' | 'deny') =>
+    list.flatMap((r) =>
+      r[side].db.permissions.map((p) => ({
+        role: r.name,
+        rule: p,
+        match: Object.fromEntries(
+          Object.entries(p.match).map(([k, vs]) => [k, vs.map((v) => compilePattern(v, side))]),
+        ),
+      })),
+    );
+  const allowPerms = perms(granting, 'allow');
+  const denyPerms = perms(roles, 'deny');
+  const matches = (m: Record<string, Pattern[]>, schema: string, table: string) =>
+    (m.object_kind ?? []).every(() => true) &&
+    (m.schema === undefined || m.schema.some((p) => p.test(schema))) &&
+    (m.name === undefined || m.name.some((p) => p.test(table)));
+  const decide = (what: string, value: string, allow: Entry[], deny: Entry[]): Decision => {
+    if (!reach.allowed) return reach;
+    const d = deny.find((e) => e.pattern.test(value));
+    if (d)
+      return {
+        allowed: false,
+        role: d.role,
+        rule: `${d.field} "${d.pattern.text}"`,
+        reason: `${what} "${value}" is denied by role ${d.role} (${d.field} "${d.pattern.text}")`,
+      };
+    const a = allow.find((e) => e.pattern.test(value));
+    if (a)
+      return {
+        allowed: true,
+        role: a.role,
+        rule: `${a.field} "${a.pattern.text}"`,
+        reason: `${what} "${value}" is allowed by role ${a.role} (${a.field} "${a.pattern.text}")`,
+      };
+    return {
+      allowed: false,
+      reason: `no role that reaches database ${server.name} allows ${what} "${value}" (${what === 'database' ? 'db_names' : 'db_users'}: ${unique(allow.map((e) => e.pattern.text)).join(', ') || 'none'})`,
+    };
+  };
+  const describePerm = (p: { match: Record<string, string[]>; permissions: string[] }) =>
+    `${Object.entries(p.match)
+      .map(([k, v]) => `${k}=${v.join('|')}`)
+      .join(',')}: ${p.permissions.join(',')}`;
+  const tableDecision = (schema: string, table: string, privilege: string): Decision => {
+    if (!reach.allowed) return reach;
+    const obj = `${schema}.${table}`;
+    for (const d of denyPerms) {
+      if (d.rule.permissions.includes(privilege) && matches(d.match, schema, table))
+        return {
+          allowed: false,
+          role: d.role,
+          rule: d.rule.field,
+          reason: `${privilege} on ${obj} is denied by role ${d.role} (${d.rule.field} ${describePerm(d.rule)})`,
+        };
+    }
+    for (const a of allowPerms) {
+      if (a.rule.permissions.includes(privilege) && matches(a.match, schema, table))
+        return {
+          allowed: true,
+          role: a.role,
+          rule: a.rule.field,
+          reason: `${privilege} on ${obj} is allowed by role ${a.role} (${a.rule.field} ${describePerm(a.rule)})`,
+        };
+    }
+    return {
+      allowed: false,
+      reason: `the statement needs ${privilege} on ${obj}, which no db_permissions of the roles grants`,
+    };
+  };
+  return {
+    reach,
+    provisioning: allowPerms.length > 0,
+    users: unique(
+      allowUsers
+        .filter((e) => e.pattern.kind === 'literal' && !denyUsers.some((d) => d.pattern.test(e.pattern.text)))
+        .map((e) => e.pattern.text),
+    ),
+    patterns: {
+      names: unique(allowNames.map((e) => e.pattern.text)),
+      users: unique(allowUsers.map((e) => e.pattern.text)),
+      permissions: allowPerms.map((p) => describePerm(p.rule)),
+      denyNames: unique(denyNames.map((e) => e.pattern.text)),
+      denyPermissions: denyPerms.map((p) => describePerm(p.rule)),
+    },
+    nameDecision: (db) => decide('database', db, allowNames, denyNames),
+    userDecision: (u) => decide('database user', u, allowUsers, denyUsers),
+    tableDecision,
+    tablePrivileges: (schema, table) =>
+      ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'].filter(
+        (p) => tableDecision(schema, table, p).allowed,
+      ),
+  };
 }

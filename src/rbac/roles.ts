@@ -36,7 +36,38 @@ export interface RoleRules {
   tools: ToolMatcher[];
   /** `mcp.roots`: client root URIs a server may be told about (servers with `client_roots: true`). */
   roots: ToolMatcher[];
+  /** `db_labels`, `db_names`, `db_users`, `db_permissions` (databases: docs/databases.md). */
+  db: DbRules;
 }
+
+/**
+ * Database conditions, kept as plain JSON (entries exactly as written, already
+ * validated): roles are sent to remote agents as JSON; Policy compiles them.
+ */
+export interface DbRules {
+  /** `db_labels` as written, each value a list; undefined when the side has none. */
+  labels?: Record<string, string[]>;
+  /** `db_names`: database names (literal, glob, ^…$ regex). */
+  names: string[];
+  /** `db_users`: database accounts a session may run as. */
+  users: string[];
+  permissions: DbPermissionRule[];
+}
+
+/** One `db_permissions` entry: `match: {object_kind: table, schema: public, name: products}` → `[SELECT]`. */
+export interface DbPermissionRule {
+  /** Keys object_kind, schema, name; values as written (literal, glob, ^…$ regex), each a list. */
+  match: Record<string, string[]>;
+  /** Upper-case table privileges (DB_PRIVILEGES). */
+  permissions: string[];
+  /** Where the entry is, e.g. `spec.allow.db_permissions[0]`. */
+  field: string;
+}
+
+/** The table privileges db_permissions may grant. */
+export const DB_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'] as const;
+const DB_MATCH_KEYS = ['object_kind', 'schema', 'name'];
+const NO_DB: DbRules = { names: [], users: [], permissions: [] };
 
 export interface Role {
   name: string;
@@ -59,7 +90,16 @@ export const SUPPORTED_VERSIONS = ['v6', 'v7', 'v8'] as const;
 const TOP_FIELDS = new Set(['kind', 'version', 'metadata', 'spec']);
 const METADATA_FIELDS = new Set(['name', 'description', 'labels', 'namespace', 'revision']);
 const SPEC_FIELDS = new Set(['allow', 'deny']);
-const SIDE_FIELDS = new Set(['app_labels', 'app_labels_expression', 'mcp', 'mcp_tools']);
+const SIDE_FIELDS = new Set([
+  'app_labels',
+  'app_labels_expression',
+  'mcp',
+  'mcp_tools',
+  'db_labels',
+  'db_names',
+  'db_users',
+  'db_permissions',
+]);
 /** Teleport's other `spec` fields: loaded with a warning. Any other key in `spec` refuses the role. */
 const TELEPORT_SPEC_FIELDS = new Set(['options']);
 /** Teleport's other allow/deny conditions (RoleConditions): loaded with a warning. */
@@ -75,14 +115,10 @@ const TELEPORT_SIDE_FIELDS = new Set([
   'kubernetes_resources',
   'cluster_labels',
   'cluster_labels_expression',
-  'db_labels',
   'db_labels_expression',
   'db_service_labels',
   'db_service_labels_expression',
-  'db_names',
-  'db_users',
   'db_roles',
-  'db_permissions',
   'aws_role_arns',
   'azure_identities',
   'gcp_service_accounts',
@@ -299,7 +335,7 @@ function parseSide(
   locate: Locate,
 ): RoleRules {
   const base = `spec.${side}`;
-  if (raw === undefined || raw === null) return { appLabels: NO_LABELS, tools: [], roots: [] };
+  if (raw === undefined || raw === null) return { appLabels: NO_LABELS, tools: [], roots: [], db: NO_DB };
   if (!isMapping(raw)) return fail(base, 'must be a mapping');
   for (const k of Object.keys(raw)) {
     if (TELEPORT_SIDE_FIELDS.has(k))
@@ -346,7 +382,91 @@ function parseSide(
     }
     tools.push(...parseTools(raw.mcp_tools, side, `${base}.mcp_tools`, where, warn, fail));
   }
-  return { appLabels, tools, roots };
+  return { appLabels, tools, roots, db: parseDb(raw, side, base, where, warn, fail) };
+}
+
+/** db_labels, db_names, db_users, db_permissions: validated here, kept as written (plain JSON). */
+function parseDb(
+  raw: Record<string, unknown>,
+  side: 'allow' | 'deny',
+  base: string,
+  where: string,
+  warn: (msg: string) => void,
+  fail: Fail,
+): DbRules {
+  const db: DbRules = { names: [], users: [], permissions: [] };
+  if (raw.db_labels !== undefined) {
+    try {
+      const m = compileLabels(raw.db_labels, side, `${base}.db_labels`, (w) => warn(`${where}: ${w}`));
+      db.labels = Object.fromEntries(m.entries.map((e) => [e.key, e.values.map((v) => v.text)]));
+    } catch (err) {
+      if (err instanceof LabelSelectorError) return fail(err.field, err.message);
+      throw err;
+    }
+  }
+  const names = (key: 'db_names' | 'db_users'): string[] => {
+    const v = raw[key];
+    if (v === undefined || v === null) return [];
+    const list = typeof v === 'string' ? [v] : v;
+    if (!Array.isArray(list) || !list.every((x) => typeof x === 'string'))
+      return fail(`${base}.${key}`, 'must be a list of names, globs or ^…$ regexes');
+    list.forEach((entry: string, i) => {
+      try {
+        if (compilePattern(entry, side).kind === 'unevaluable')
+          warn(
+            `${where}: ${base}.${key}[${i}]: "${entry}" is a template, which mcp-access cannot expand; ${side === 'deny' ? 'it matches every name (fail closed)' : 'it grants nothing'}`,
+          );
+      } catch (err) {
+        if (err instanceof InvalidRegexError)
+          fail(`${base}.${key}[${i}]`, `invalid regular expression ${JSON.stringify(entry)}: ${err.message}`);
+        throw err;
+      }
+    });
+    return list;
+  };
+  db.names = names('db_names');
+  db.users = names('db_users');
+  const perms = raw.db_permissions;
+  if (perms !== undefined && perms !== null) {
+    if (!Array.isArray(perms)) return fail(`${base}.db_permissions`, 'must be a list of {match, permissions}');
+    perms.forEach((entry: unknown, i) => {
+      const at = `${base}.db_permissions[${i}]`;
+      if (!isMapping(entry)) return fail(at, 'must be a mapping with match and permissions');
+      for (const k of Object.keys(entry))
+        if (k !== 'match' && k !== 'permissions') fail(`${at}.${k}`, 'unknown key (known: match, permissions)');
+      if (!isMapping(entry.match)) return fail(`${at}.match`, 'must be a mapping of object_kind, schema and name');
+      const match: Record<string, string[]> = {};
+      for (const [k, v] of Object.entries(entry.match)) {
+        if (!DB_MATCH_KEYS.includes(k)) fail(`${at}.match.${k}`, `unknown key (known: ${DB_MATCH_KEYS.join(', ')})`);
+        const list = Array.isArray(v) ? v : [v];
+        if (!list.every((x) => typeof x === 'string' && x !== ''))
+          fail(`${at}.match.${k}`, 'must be a name, a glob, a ^…$ regex or a list of them');
+        for (const x of list as string[]) {
+          try {
+            compilePattern(x, side);
+          } catch (err) {
+            if (err instanceof InvalidRegexError)
+              fail(`${at}.match.${k}`, `invalid regular expression ${JSON.stringify(x)}: ${err.message}`);
+            throw err;
+          }
+        }
+        match[k] = list as string[];
+      }
+      if ((match.object_kind ?? ['table']).some((k) => k !== 'table' && k !== '*'))
+        fail(`${at}.match.object_kind`, 'only table is supported');
+      const p = entry.permissions;
+      const plist = typeof p === 'string' ? [p] : p;
+      if (!Array.isArray(plist) || plist.length === 0 || !plist.every((x) => typeof x === 'string'))
+        return fail(`${at}.permissions`, `must be a list of privileges (${DB_PRIVILEGES.join(', ')})`);
+      const upper = plist.map((x) => x.trim().toUpperCase());
+      for (const x of upper)
+        if (!(DB_PRIVILEGES as readonly string[]).includes(x) && x !== 'ALL')
+          fail(`${at}.permissions`, `"${x}" is not a table privilege (${DB_PRIVILEGES.join(', ')}, ALL)`);
+      const expanded = upper.includes('ALL') ? [...DB_PRIVILEGES] : [...new Set(upper)];
+      db.permissions.push({ match, permissions: expanded, field: at });
+    });
+  }
+  return db;
 }
 
 function parseTools(

@@ -10,7 +10,7 @@
 import type { Logger } from '../../util/log.js';
 import type { ServerConfig, StdioServerConfig } from '../servers.js';
 import { StdioUpstream } from './stdio.js';
-import type { Upstream, UpstreamEvents } from './upstream.js';
+import type { Upstream, UpstreamEvents, UpstreamSession } from './upstream.js';
 import { createUpstream } from './index.js';
 
 type StdioServer = ServerConfig & StdioServerConfig;
@@ -63,7 +63,7 @@ interface Spare {
 }
 
 export interface UpstreamFactory {
-  create(server: ServerConfig, events: UpstreamEvents): Upstream;
+  create(server: ServerConfig, events: UpstreamEvents, session?: UpstreamSession): Upstream;
 }
 
 export class SparePool implements UpstreamFactory {
@@ -77,9 +77,9 @@ export class SparePool implements UpstreamFactory {
   ) {}
 
   /** A session's upstream: a warm spare when there is one, else a new one. */
-  create(server: ServerConfig, events: UpstreamEvents): Upstream {
+  create(server: ServerConfig, events: UpstreamEvents, session?: UpstreamSession): Upstream {
     if (!this.enabled || this.closed || server.transport !== 'stdio')
-      return createUpstream(server, events, this.log, this.opts);
+      return createUpstream(server, events, this.log, this.opts, session);
     const spare = this.spares.get(server.name);
     this.spares.delete(server.name);
     let upstream: Upstream;

@@ -1,5 +1,6 @@
 /** What the proxy's session needs of an MCP server, whatever its transport. */
 import type { AccessError } from '../../errors.js';
+import type { SessionGate } from '../gate.js';
 
 export interface UpstreamEvents {
   /** One JSON-RPC message from the server (for stdio: the line's exact bytes). */
@@ -22,4 +23,10 @@ export interface Upstream {
   stop(): Promise<void>;
   /** For logs: pid or URL. */
   describe(): string;
+}
+
+/** The session an upstream serves, for upstreams that run inside the agent (the database server). */
+export interface UpstreamSession {
+  sessionId: string;
+  gate: SessionGate;
 }

@@ -7,6 +7,7 @@ interface CheckArgs {
   roles: string[];
   server: string;
   tool?: string;
+  table?: string;
   format: 'text' | 'json';
 }
 
@@ -29,10 +30,18 @@ const checkCommand = defineCommand<CheckArgs>({
       })
       .option('server', { type: 'string', demandOption: true, describe: 'A server name from the configuration' })
       .option('tool', { type: 'string', describe: 'A tool name to judge on that server' })
+      .option('table', {
+        type: 'string',
+        describe: 'For a database: a table (schema.table; public by default) whose privileges to show',
+      })
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' })
       .example(
         '$0 policy check --config proxy.yaml --roles llm-access --server filesystem --tool write_file',
         'Is write_file denied, and by what?',
+      )
+      .example(
+        '$0 policy check -c proxy.yaml --roles db-reader --server shop --table public.products',
+        'For a database: db_names, db_users, db_permissions, and the privileges on one table',
       )
       .example(
         '$0 policy check -c proxy.yaml --roles example-role,llm-access --server filesystem',
@@ -72,12 +81,30 @@ const checkCommand = defineCommand<CheckArgs>({
       ),
     ];
     const policy = new Policy(roles);
-    const ref = { name: server.name, labels: server.labels };
+    const ref = { name: server.name, labels: server.labels, transport: server.transport };
     const reach = policy.canReachServer(roleNames, ref);
     const patterns = policy.toolPatterns(roleNames, ref);
     const unknown = policy.unknownRoles(roleNames);
     const tool =
       argv.tool === undefined ? undefined : { name: argv.tool, ...policy.toolDecision(roleNames, ref, argv.tool) };
+    const db = server.transport === 'postgres' ? policy.databaseGrants(roleNames, ref) : undefined;
+    const table = db && argv.table !== undefined ? splitTable(argv.table) : undefined;
+    const database = db && {
+      access: db.provisioning ? 'db_permissions (a database role per session)' : 'db_users',
+      ...db.patterns,
+      usersAvailable: db.users,
+      ...(table
+        ? {
+            table: {
+              name: `${table.schema}.${table.name}`,
+              privileges: (['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const).map((p) => ({
+                privilege: p,
+                ...db.tableDecision(table.schema, table.name, p),
+              })),
+            },
+          }
+        : {}),
+    };
     const relevantWarnings = warnings.filter((w) =>
       roles.some((r) => roleNames.includes(r.name) && w.startsWith(`${r.source}:`)),
     );
@@ -95,6 +122,7 @@ const checkCommand = defineCommand<CheckArgs>({
         reach,
         tools: patterns,
         tool,
+        ...(database ? { database } : {}),
         warnings: relevantWarnings,
       });
     } else {
@@ -113,6 +141,18 @@ const checkCommand = defineCommand<CheckArgs>({
         `        deny:  ${patterns.deny.join(', ') || '(none)'}`,
       ];
       if (tool) lines.push(`tool    ${tool.name}: ${decided(tool)}`, `        ${tool.reason}`);
+      if (database) {
+        const list = (xs: string[]) => xs.join(', ') || '(none)';
+        lines.push(
+          `db      access: ${database.access}`,
+          `        db_names: ${list(database.names)}${database.denyNames.length ? `  deny: ${list(database.denyNames)}` : ''}`,
+          `        db_users: ${list(database.users)}`,
+          `        db_permissions: ${list(database.permissions)}${database.denyPermissions.length ? `  deny: ${list(database.denyPermissions)}` : ''}`,
+        );
+        if (database.table)
+          for (const p of database.table.privileges)
+            lines.push(`table   ${database.table.name} ${p.privilege}: ${decided(p)}`, `        ${p.reason}`);
+      }
       for (const w of relevantWarnings) lines.push(`warning ${w}`);
       print(lines.join('\n'));
     }
@@ -120,6 +160,11 @@ const checkCommand = defineCommand<CheckArgs>({
     if (!allowed) process.exitCode = EXIT.ACCESS_DENIED;
   },
 });
+
+function splitTable(text: string): { schema: string; name: string } {
+  const dot = text.indexOf('.');
+  return dot < 0 ? { schema: 'public', name: text } : { schema: text.slice(0, dot), name: text.slice(dot + 1) };
+}
 
 export const policyCommand: CommandModule = {
   command: 'policy',
