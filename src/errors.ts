@@ -105,6 +105,18 @@ export const CATALOGUE = {
   UNKNOWN_SERVER: { exit: EXIT.NOT_FOUND, hint: 'run `mcp-access ls` to see the servers you can reach' },
   ACCESS_DENIED: { exit: EXIT.ACCESS_DENIED, hint: "access is governed by the identity's roles; ask an administrator" },
   TOOL_DENIED: { exit: EXIT.ACCESS_DENIED, hint: "access is governed by the identity's roles; ask an administrator" },
+  ARGUMENT_DENIED: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: "the identity's roles allow this tool only with other arguments (error.data names the argument and the rule); `mcp-access policy check --tool T --args JSON` explains",
+  },
+  RESOURCE_DENIED: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: "access is governed by the identity's roles (mcp.resources); ask an administrator",
+  },
+  PROMPT_DENIED: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: "access is governed by the identity's roles (mcp.prompts); ask an administrator",
+  },
   SESSION_LOCKED: { exit: EXIT.ACCESS_DENIED, hint: 'the identity was locked by an administrator' },
   LIMIT_REACHED: {
     exit: EXIT.ACCESS_DENIED,

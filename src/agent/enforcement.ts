@@ -22,7 +22,8 @@ import { redactSecrets } from '../util/redact.js';
 import type { Peer } from '../identity/peer.js';
 import type { ServerConfig } from './servers.js';
 import { inspectClientMessage } from '../rbac/inspect.js';
-import type { Policy } from '../rbac/policy.js';
+import type { CallDecision, Policy } from '../rbac/policy.js';
+import type { ErrorCode } from '../errors.js';
 
 /** The audit trail as the gate needs it; `undefined` when no audit.path is configured. */
 export type AuditSink = Pick<AuditLog, 'append'> | undefined;
@@ -195,24 +196,24 @@ class EnforcingGate implements SessionGate {
           tool: m.toolName,
           args,
         };
-        if (m.method === 'tools/call') {
-          const decision = this.policy.toolDecision(this.peer.roles, this.server, m.toolName!);
-          if (!decision.allowed) {
-            const ev = await this.record({
-              ...event,
-              outcome: 'denied',
-              reason: decision.reason,
-              role: decision.role,
-              rule: decision.rule,
-            });
-            this.log.info(`denied ${this.peer.user} ${m.toolName} on ${this.server.name}: ${decision.reason}`);
-            return reply(
-              m.id,
-              RPC.INVALID_PARAMS,
-              `access to tool "${m.toolName}" on MCP server "${this.server.name}" is denied by the identity's roles (${decision.reason})`,
-              { code: 'TOOL_DENIED', auditEventId: ev?.id, tool: m.toolName, server: this.server.name },
-            );
-          }
+        const refusal = this.decide(m.method, m.params, m.toolName);
+        if (refusal !== undefined) {
+          const { decision, code, what, fields } = refusal;
+          const ev = await this.record({
+            ...event,
+            ...fields,
+            outcome: 'denied',
+            reason: decision.reason,
+            role: decision.role,
+            rule: decision.rule,
+          });
+          this.log.info(`denied ${this.peer.user} ${m.method} ${what} on ${this.server.name}: ${decision.reason}`);
+          return reply(
+            m.id,
+            RPC.INVALID_PARAMS,
+            `access to ${what} on MCP server "${this.server.name}" is denied by the identity's roles (${decision.reason})`,
+            { code, auditEventId: ev?.id, ...fields, server: this.server.name },
+          );
         }
         // Pending from now (before the await): a second request with this id
         // that arrives meanwhile is refused above.
@@ -282,6 +283,113 @@ class EnforcingGate implements SessionGate {
     }
   }
 
+  /**
+   * The policy decision for a request that names a tool, resource or prompt;
+   * undefined when it may go on. Anything the decision cannot read (a URI
+   * that is not a string, an unknown completion reference) is refused.
+   */
+  private decide(
+    method: string,
+    params: unknown,
+    toolName: string | undefined,
+  ): { decision: CallDecision; code: ErrorCode; what: string; fields: Record<string, unknown> } | undefined {
+    const p = (params ?? {}) as Record<string, unknown>;
+    const roles = this.peer.roles;
+    const resource = (uri: unknown, fields: Record<string, unknown> = {}) => {
+      const shown = typeof uri === 'string' ? uri : (JSON.stringify(uri) ?? 'nothing');
+      const decision =
+        typeof uri === 'string'
+          ? this.policy.resourceDecision(roles, this.server, uri)
+          : { allowed: false, reason: `the resource URI must be a string, not ${shown}` };
+      return decision.allowed
+        ? undefined
+        : {
+            decision,
+            code: 'RESOURCE_DENIED' as const,
+            what: `resource "${bounded(shown)}"`,
+            fields: { resource: bounded(shown), ...fields },
+          };
+    };
+    const prompt = (name: unknown, fields: Record<string, unknown> = {}) => {
+      const shown = typeof name === 'string' ? name : (JSON.stringify(name) ?? 'nothing');
+      const decision =
+        typeof name === 'string'
+          ? this.policy.promptDecision(roles, this.server, name)
+          : { allowed: false, reason: `the prompt name must be a string, not ${shown}` };
+      return decision.allowed
+        ? undefined
+        : {
+            decision,
+            code: 'PROMPT_DENIED' as const,
+            what: `prompt "${bounded(shown)}"`,
+            fields: { prompt: bounded(shown), ...fields },
+          };
+    };
+    switch (method) {
+      case 'tools/call': {
+        const decision = this.policy.callDecision(roles, this.server, toolName!, p.arguments);
+        if (decision.allowed) return undefined;
+        return decision.argument
+          ? {
+              decision,
+              code: 'ARGUMENT_DENIED',
+              what: `tool "${toolName}" with these arguments`,
+              fields: { tool: toolName, argument: decision.argument.argument },
+            }
+          : { decision, code: 'TOOL_DENIED', what: `tool "${toolName}"`, fields: { tool: toolName } };
+      }
+      case 'resources/read':
+      case 'resources/subscribe':
+        return resource(p.uri);
+      case 'prompts/get':
+        return prompt(p.name);
+      case 'completion/complete': {
+        const ref = (p.ref ?? {}) as Record<string, unknown>;
+        const variant = Object.keys(ref).find(
+          (k) => ['type', 'name', 'uri'].includes(k.toLowerCase()) && k !== k.toLowerCase(),
+        );
+        if (variant !== undefined)
+          return {
+            decision: {
+              allowed: false,
+              reason: `params.ref holds "${bounded(variant)}", which a server could read as "${variant.toLowerCase()}"`,
+            },
+            code: 'PROMPT_DENIED',
+            what: 'an ambiguous completion reference',
+            fields: { completion: true },
+          };
+        if (ref.type === 'ref/prompt') return prompt(ref.name, { completion: true });
+        if (ref.type === 'ref/resource') {
+          const uri = ref.uri;
+          const decision =
+            typeof uri === 'string'
+              ? this.policy.resourceTemplateDecision(roles, this.server, uri)
+              : { allowed: false, reason: 'the resource reference needs a string uri' };
+          const shown = bounded(typeof uri === 'string' ? uri : (JSON.stringify(uri) ?? 'nothing'));
+          return decision.allowed
+            ? undefined
+            : {
+                decision,
+                code: 'RESOURCE_DENIED',
+                what: `resource "${shown}"`,
+                fields: { resource: shown, completion: true },
+              };
+        }
+        return {
+          decision: {
+            allowed: false,
+            reason: `completion/complete needs params.ref of type "ref/prompt" or "ref/resource", not ${bounded(JSON.stringify(ref.type) ?? 'nothing')}`,
+          },
+          code: 'PROMPT_DENIED',
+          what: 'an unknown completion reference',
+          fields: { completion: true },
+        };
+      }
+      default:
+        return undefined;
+    }
+  }
+
   async fromServer(bytes: Buffer): Promise<ServerVerdict> {
     // Every server message is checked in full, whatever its size (a server is
     // not trusted either): what is not one clean JSON-RPC message, and answers
@@ -338,7 +446,22 @@ class EnforcingGate implements SessionGate {
         reason: error ? redactSecrets(excerpt(stringOf(error.message), 1000)) : undefined,
         latencyMs: round(performance.now() - p.startedAt),
       });
-      if (p.method === 'tools/list' && !error) return this.filterToolList(m.message, bytes);
+      if (error) return bytes;
+      if (p.method === 'tools/list') return this.filterToolList(m.message, bytes);
+      if (p.method === 'resources/list')
+        return this.filterList(m.message, bytes, 'resources', (r) =>
+          typeof r.uri === 'string' ? this.policy.resourceDecision(this.peer.roles, this.server, r.uri).allowed : false,
+        );
+      if (p.method === 'resources/templates/list')
+        return this.filterList(m.message, bytes, 'resourceTemplates', (r) =>
+          typeof r.uriTemplate === 'string'
+            ? this.policy.resourceTemplateDecision(this.peer.roles, this.server, r.uriTemplate).allowed
+            : false,
+        );
+      if (p.method === 'prompts/list')
+        return this.filterList(m.message, bytes, 'prompts', (r) =>
+          typeof r.name === 'string' ? this.policy.promptDecision(this.peer.roles, this.server, r.name).allowed : false,
+        );
       return bytes;
     }
     if (m.kind === 'request' && m.method === 'roots/list' && !this.server.clientRoots)
@@ -443,6 +566,24 @@ class EnforcingGate implements SessionGate {
     return Buffer.from(JSON.stringify(msg));
   }
 
+  /** resources/list, resources/templates/list, prompts/list: only the entries the roles allow; the cursor stays. */
+  private filterList(
+    msg: Record<string, unknown>,
+    bytes: Buffer,
+    key: 'resources' | 'resourceTemplates' | 'prompts',
+    keep: (entry: Record<string, unknown>) => boolean,
+  ): Buffer {
+    const result = msg.result as Record<string, unknown> | undefined;
+    const list = result?.[key];
+    if (!result || !Array.isArray(list)) return bytes;
+    const kept = (list as unknown[]).filter(
+      (e) => typeof e === 'object' && e !== null && !Array.isArray(e) && keep(e as Record<string, unknown>),
+    );
+    if (kept.length === list.length) return bytes;
+    result[key] = kept;
+    return Buffer.from(JSON.stringify(msg));
+  }
+
   /** Written before the caller goes on; a failure refuses the message. */
   private async record(event: AuditEventInput): Promise<{ id: string } | undefined> {
     if (!this.audit) return undefined;
@@ -500,6 +641,11 @@ export function normaliseRootUri(uri: unknown): string | undefined {
 /** A value from a message as text for the audit trail: strings as they are, anything else as JSON. */
 function stringOf(v: unknown): string {
   return typeof v === 'string' ? v : v === undefined ? '' : (JSON.stringify(v) ?? '');
+}
+
+/** A client-chosen name or URI in messages and audit fields: at most 512 characters. */
+function bounded(s: string): string {
+  return s.length > 512 ? `${s.slice(0, 509)}…` : s;
 }
 
 function round(ms: number): number {

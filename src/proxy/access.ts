@@ -104,7 +104,7 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
   });
   for (const w of warnings) log.warn(w);
   if (roles.length === 0) log.warn('no roles are configured (roles, roles_files): no identity can reach any server');
-  const policy = new Policy(roles);
+  const policy = new Policy(roles, config.rbac);
   if (!config.audit) log.warn(NO_AUDIT_TRAIL);
 
   let audit: AuditLog | undefined;
@@ -133,7 +133,11 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
       if (!d.allowed) throw accessDenied(peer, server, d.reason);
     },
     describeServer(peer, server) {
-      return { tools: live.policy.toolPatterns(peer.roles, server) };
+      return {
+        tools: live.policy.toolPatterns(peer.roles, server),
+        resources: live.policy.namedPatterns('resources', peer.roles, server),
+        prompts: live.policy.namedPatterns('prompts', peer.roles, server),
+      };
     },
     describePeer(peer) {
       const unknownRoles = live.policy.unknownRoles(peer.roles);

@@ -23,12 +23,19 @@ import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, parseDocument, 
 import { AccessError } from '../errors.js';
 import { compileLabels, LabelSelectorError, NO_LABELS, withUnevaluable, type LabelMatchers } from './labels.js';
 import { compilePattern, InvalidRegexError, unevaluable, type Pattern } from './patterns.js';
+import { ArgumentRuleError, parseArgumentRules, type ArgumentRule } from './arguments.js';
 
 export type { LabelMatchers } from './labels.js';
 
 export interface ToolMatcher extends Pattern {
   /** Where the entry is, e.g. `spec.allow.mcp.tools[2]` or `spec.deny.mcp_tools[0]`. */
   readonly field: string;
+  /**
+   * Rules on the call's arguments (a tool entry written as a mapping with
+   * `name` and `arguments`; docs/rbac.md, "Arguments"). Plain data: Policy
+   * compiles them.
+   */
+  readonly arguments?: ArgumentRule[];
 }
 
 export interface RoleRules {
@@ -36,6 +43,10 @@ export interface RoleRules {
   tools: ToolMatcher[];
   /** `mcp.roots`: client root URIs a server may be told about (servers with `client_roots: true`). */
   roots: ToolMatcher[];
+  /** `mcp.resources`: resource URIs (literals, globs, ^…$ regexes); undefined when the role does not write it. */
+  resources?: ToolMatcher[];
+  /** `mcp.prompts`: prompt names; undefined when the role does not write it. */
+  prompts?: ToolMatcher[];
 }
 
 export interface Role {
@@ -104,9 +115,9 @@ const TELEPORT_SIDE_FIELDS = new Set([
   'workload_identity_labels',
   'workload_identity_labels_expression',
 ]);
-/** Keys under `mcp`: `tools`, `roots` (client roots a role may forward), and Teleport's `resources` (ignored). */
-const MCP_FIELDS = new Set(['tools', 'roots']);
-const MCP_IGNORED_FIELDS = new Set(['resources']);
+/** Keys under `mcp`: `tools`, `roots` (client roots a role may forward), `resources` and `prompts`. */
+const MCP_FIELDS = new Set(['tools', 'roots', 'resources', 'prompts']);
+const MCP_IGNORED_FIELDS = new Set<string>();
 
 /**
  * Where a key of a role document is written, as `line L, column C: `, when
@@ -316,6 +327,8 @@ function parseSide(
 
   const tools: ToolMatcher[] = [];
   let roots: ToolMatcher[] = [];
+  let resources: ToolMatcher[] | undefined;
+  let prompts: ToolMatcher[] | undefined;
   if (raw.mcp !== undefined && raw.mcp !== null) {
     if (!isMapping(raw.mcp)) return fail(`${base}.mcp`, 'must be a mapping with tools');
     for (const k of Object.keys(raw.mcp)) {
@@ -323,16 +336,21 @@ function parseSide(
       else if (!MCP_FIELDS.has(k))
         unknownKey(where, locate, ['spec', side, 'mcp', k], [...MCP_FIELDS, ...MCP_IGNORED_FIELDS]);
     }
-    tools.push(...parseTools(raw.mcp.tools, side, `${base}.mcp.tools`, where, warn, fail));
+    tools.push(...parseTools(raw.mcp.tools, side, `${base}.mcp.tools`, where, warn, fail, locate));
     roots = parseTools(raw.mcp.roots, side, `${base}.mcp.roots`, where, warn, fail);
+    // Written (even empty or null) means the role decides; absent means rbac.default_resources / default_prompts.
+    if (Object.hasOwn(raw.mcp, 'resources'))
+      resources = parseTools(raw.mcp.resources, side, `${base}.mcp.resources`, where, warn, fail);
+    if (Object.hasOwn(raw.mcp, 'prompts'))
+      prompts = parseTools(raw.mcp.prompts, side, `${base}.mcp.prompts`, where, warn, fail);
   }
   if (raw.mcp_tools !== undefined) {
     if (raw.mcp !== undefined && isMapping(raw.mcp) && raw.mcp.tools !== undefined) {
       warn(`${where}: ${base} has both mcp.tools and mcp_tools; both lists apply`);
     }
-    tools.push(...parseTools(raw.mcp_tools, side, `${base}.mcp_tools`, where, warn, fail));
+    tools.push(...parseTools(raw.mcp_tools, side, `${base}.mcp_tools`, where, warn, fail, locate));
   }
-  return { appLabels, tools, roots };
+  return { appLabels, tools, roots, ...(resources ? { resources } : {}), ...(prompts ? { prompts } : {}) };
 }
 
 function parseTools(
@@ -342,6 +360,8 @@ function parseTools(
   where: string,
   warn: (msg: string) => void,
   fail: Fail,
+  /** Given for tool lists: entries may then be mappings with `name` and `arguments`. */
+  locate?: Locate,
 ): ToolMatcher[] {
   if (raw === undefined || raw === null) return [];
   // Teleport accepts a single string where a list is expected.
@@ -358,6 +378,10 @@ function parseTools(
   const out: ToolMatcher[] = [];
   list.forEach((entry, i) => {
     const at = `${field}[${i}]`;
+    if (locate !== undefined && isMapping(entry) && Object.hasOwn(entry, 'name')) {
+      out.push(parseToolWithArguments(entry, side, at, where, fail, locate));
+      return;
+    }
     if (typeof entry !== 'string') {
       if (side === 'deny') {
         warn(
@@ -381,6 +405,51 @@ function parseTools(
     out.push({ text: pattern.text, kind: pattern.kind, test: pattern.test, field: at });
   });
   return out;
+}
+
+/** `{name: read_text_file, arguments: {path: {path: '/srv/**'}}}`: a tool entry with rules on its arguments. */
+function parseToolWithArguments(
+  entry: Record<string, unknown>,
+  side: 'allow' | 'deny',
+  at: string,
+  where: string,
+  fail: Fail,
+  locate: Locate,
+): ToolMatcher {
+  const path: Array<string | number> = at
+    .replace(/\[(\d+)\]/g, '.$1')
+    .split('.')
+    .map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+  for (const k of Object.keys(entry)) {
+    if (k === 'name' || k === 'arguments') continue;
+    const guess = closest(k, ['name', 'arguments']);
+    return fail(`${locate([...path, k])}${at}.${k}`, `unknown key${guess ? ` — did you mean "${guess}"?` : ''}`);
+  }
+  if (typeof entry.name !== 'string' || entry.name === '')
+    return fail(`${at}.name`, 'is required: the tool name, glob or ^…$ regex the rules apply to');
+  if (entry.arguments === undefined) return fail(`${at}.arguments`, 'is required in a tool entry written as a mapping');
+  let pattern: Pattern;
+  try {
+    pattern = compilePattern(entry.name, side);
+  } catch (err) {
+    if (err instanceof InvalidRegexError)
+      return fail(`${at}.name`, `invalid regular expression ${JSON.stringify(entry.name)}: ${err.message}`);
+    throw err;
+  }
+  if (pattern.kind === 'unevaluable')
+    return fail(`${at}.name`, 'templates are not supported in a tool entry with arguments');
+  let rules: ArgumentRule[];
+  try {
+    rules = parseArgumentRules(entry.arguments, side, `${at}.arguments`);
+  } catch (err) {
+    if (!(err instanceof ArgumentRuleError)) throw err;
+    if (err.unknownKey) {
+      const guess = closest(err.unknownKey.key, err.unknownKey.known);
+      return fail(err.field, `unknown key${guess ? ` — did you mean "${guess}"?` : ''}`);
+    }
+    return fail(err.field, err.message);
+  }
+  return { text: pattern.text, kind: pattern.kind, test: pattern.test, field: at, arguments: rules };
 }
 
 function lintToolEntry(

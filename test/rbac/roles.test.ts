@@ -268,10 +268,11 @@ describe('warnings: reported, never granting', () => {
       'roles[0]: spec.options: not used by mcp-access (ignored)',
       'roles[0]: spec.allow.logins: not used by mcp-access (ignored; it grants nothing)',
       'roles[0]: spec.allow.node_labels: not used by mcp-access (ignored; it grants nothing)',
-      'roles[0]: spec.allow.mcp.resources: not used by mcp-access (ignored)',
       'roles[0]: spec.deny.rules: not used by mcp-access (ignored)',
     ]);
     expect(roles[0]!.allow.tools.map((t) => t.text)).toEqual(['a']);
+    // mcp.resources is read since issue 15 (docs/rbac.md, "Resources and prompts").
+    expect(roles[0]!.allow.resources!.map((t) => t.text)).toEqual(['*']);
   });
 
   it('non-string tool entries: ignored on allow; on deny they match every tool (fail closed)', () => {
