@@ -165,14 +165,14 @@ const checkCommand = defineCommand<CheckArgs>({
       const named = (label: string, p: typeof resourcePatterns, key: string, dflt: string) => {
         lines.push(
           `${label}allow: ${p.allow.join(', ') || '(none)'}`,
-          `         deny:  ${p.deny.join(', ') || '(none)'}`,
+          `          deny:  ${p.deny.join(', ') || '(none)'}`,
         );
         if (p.defaulted.length)
           lines.push(
-            `         ${p.defaulted.join(', ')} ${p.defaulted.length === 1 ? 'does' : 'do'} not write mcp.${key}: every ${key === 'resources' ? 'resource' : 'prompt'} (rbac.default_${key}: ${dflt})`,
+            `          ${p.defaulted.join(', ')} ${p.defaulted.length === 1 ? 'does' : 'do'} not write mcp.${key}: every ${key === 'resources' ? 'resource' : 'prompt'} (rbac.default_${key}: ${dflt})`,
           );
         else if (dflt === 'none' && reach.allowed)
-          lines.push(`         roles that do not write mcp.${key} allow none (rbac.default_${key}: none)`);
+          lines.push(`          roles that do not write mcp.${key} allow none (rbac.default_${key}: none)`);
       };
       named('resources ', resourcePatterns, 'resources', config.rbac.defaultResources);
       named('prompts   ', promptPatterns, 'prompts', config.rbac.defaultPrompts);
