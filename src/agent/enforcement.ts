@@ -24,6 +24,7 @@ import type { ServerConfig } from './servers.js';
 import { inspectClientMessage } from '../rbac/inspect.js';
 import type { CallDecision, Policy } from '../rbac/policy.js';
 import type { ErrorCode } from '../errors.js';
+import { definitionDigest, toolDefinition, type PinStore, type ServerPins } from './pins.js';
 
 /** The audit trail as the gate needs it; `undefined` when no audit.path is configured. */
 export type AuditSink = Pick<AuditLog, 'append'> | undefined;
@@ -35,6 +36,8 @@ export type AuditSink = Pick<AuditLog, 'append'> | undefined;
 export interface LiveAccess {
   policy: Policy;
   audit: AuditSink;
+  /** Pinned tool definitions, for servers with `tool_pinning` (pins.ts). */
+  pins?: PinStore;
 }
 
 interface Pending {
@@ -89,6 +92,10 @@ class EnforcingGate implements SessionGate {
   private readonly pending = new Map<string, Pending>();
   private readonly capabilities = new ClientCapabilities();
   private serverRefusals = 0;
+  /** With tool_pinning: the tools this session was shown, by name, with the digest that was approved. */
+  private readonly approvedTools = new Map<string, string>();
+  /** tool_pinning auto: this session's listing is the server's first, so its pages are pinned as they come. */
+  private autoPinning = false;
 
   constructor(
     private readonly live: LiveAccess,
@@ -328,6 +335,17 @@ class EnforcingGate implements SessionGate {
     switch (method) {
       case 'tools/call': {
         const decision = this.policy.callDecision(roles, this.server, toolName!, p.arguments);
+        if (decision.allowed && this.server.toolPinning !== 'off' && !this.approvedTools.has(toolName!)) {
+          return {
+            decision: {
+              allowed: false,
+              reason: `the definition of tool "${toolName}" has not been approved on ${this.server.name} (tool_pinning: ${this.server.toolPinning}): it is new or changed since it was pinned, or this session has not listed it since the server's tool list last changed`,
+            },
+            code: 'TOOL_NOT_APPROVED',
+            what: `tool "${toolName}"`,
+            fields: { tool: toolName },
+          };
+        }
         if (decision.allowed) return undefined;
         return decision.argument
           ? {
@@ -447,7 +465,10 @@ class EnforcingGate implements SessionGate {
         latencyMs: round(performance.now() - p.startedAt),
       });
       if (error) return bytes;
-      if (p.method === 'tools/list') return this.filterToolList(m.message, bytes);
+      if (p.method === 'tools/list') {
+        const pinned = this.server.toolPinning !== 'off' && (await this.checkPins(m.message, common));
+        return this.filterToolList(m.message, bytes, pinned);
+      }
       if (p.method === 'resources/list')
         return this.filterList(m.message, bytes, 'resources', (r) =>
           typeof r.uri === 'string' ? this.policy.resourceDecision(this.peer.roles, this.server, r.uri).allowed : false,
@@ -499,8 +520,107 @@ class EnforcingGate implements SessionGate {
       });
       return bytes;
     }
+    // The server's tools changed: nothing listed before is trusted until listed (and checked) again.
+    if (m.method === 'notifications/tools/list_changed') this.approvedTools.clear();
     void this.recordLater({ ...common, type: 'mcp.session.notification', method: m.method });
     return bytes;
+  }
+
+  /**
+   * tool_pinning: keep in the tools/list answer only tools whose definition
+   * matches its pin; record new and changed ones as pending (audited), pin
+   * the server's first listing in `auto` mode, and audit approvals made with
+   * the CLI. Returns whether the answer was changed. If the pins cannot be
+   * read or written, no tool is shown (fail closed).
+   */
+  private async checkPins(msg: Record<string, unknown>, common: Record<string, unknown>): Promise<boolean> {
+    const result = msg.result as { tools?: unknown; nextCursor?: unknown } | undefined;
+    if (!result || !Array.isArray(result.tools)) return false;
+    const tools = (result.tools as unknown[]).filter(
+      (t): t is Record<string, unknown> =>
+        typeof t === 'object' && t !== null && typeof (t as { name?: unknown }).name === 'string',
+    );
+    const store = this.live.pins;
+    const server = this.server.name;
+    const now = new Date().toISOString();
+    try {
+      if (!store) throw new Error('no pin store is configured');
+      const seen = tools.map((t) => {
+        const definition = toolDefinition(t);
+        return { tool: t, definition, digest: definitionDigest(definition) };
+      });
+      const current = await store.get(server);
+      const empty = Object.keys(current.pinned).length === 0 && Object.keys(current.pending).length === 0;
+      if (this.server.toolPinning === 'auto' && empty) this.autoPinning = true;
+      const needsWrite =
+        Object.values(current.pinned).some((r) => r.unaudited) ||
+        seen.some(
+          (s) =>
+            current.pinned[s.definition.name]?.digest !== s.digest &&
+            current.pending[s.definition.name]?.digest !== s.digest,
+        );
+      const events: AuditEventInput[] = [];
+      let pins: ServerPins = current;
+      if (needsWrite) {
+        const autoPinning = this.autoPinning;
+        pins = await store.update(server, (p) => {
+          for (const [name, r] of Object.entries(p.pinned)) {
+            if (!r.unaudited) continue;
+            delete r.unaudited;
+            events.push({
+              ...common,
+              type: 'mcp.tool.approved',
+              tool: name,
+              digest: r.digest,
+              previousDigest: r.previousDigest,
+              approvedBy: r.by,
+            });
+          }
+          for (const s of seen) {
+            const name = s.definition.name;
+            const pin = p.pinned[name];
+            if (pin?.digest === s.digest) continue;
+            if (!pin && autoPinning) {
+              p.pinned[name] = { digest: s.digest, definition: s.definition, pinnedAt: now, by: 'auto' };
+              delete p.pending[name];
+              events.push({ ...common, type: 'mcp.tool.pinned', tool: name, digest: s.digest });
+              continue;
+            }
+            if (p.pending[name]?.digest === s.digest) continue;
+            p.pending[name] = {
+              digest: s.digest,
+              definition: s.definition,
+              firstSeen: now,
+              ...(pin ? { pinnedDigest: pin.digest } : {}),
+            };
+            events.push({
+              ...common,
+              type: 'mcp.tool.changed',
+              tool: name,
+              digest: s.digest,
+              ...(pin ? { pinnedDigest: pin.digest } : { new: true }),
+              reason: pin
+                ? `the definition of "${name}" differs from the one approved; it is hidden and refused until approved`
+                : `"${name}" was never approved on this server; it is hidden and refused until approved`,
+            });
+          }
+          return structuredClone(p);
+        });
+      }
+      for (const e of events) await this.recordLater(e);
+      for (const e of events)
+        if (e.type === 'mcp.tool.changed') this.log.warn(`${server}: tool ${String(e.tool)}: ${String(e.reason)}`);
+      const kept = seen.filter((s) => pins.pinned[s.definition.name]?.digest === s.digest);
+      for (const s of kept) this.approvedTools.set(s.definition.name, s.digest);
+      if (result.nextCursor === undefined) this.autoPinning = false;
+      if (kept.length === result.tools.length) return false;
+      result.tools = kept.map((s) => s.tool);
+      return true;
+    } catch (err) {
+      this.log.error(`${server}: tool pins: ${describeError(err)}; no tool is shown (fail closed)`);
+      result.tools = [];
+      return true;
+    }
   }
 
   async end(reason: string): Promise<void> {
@@ -555,13 +675,13 @@ class EnforcingGate implements SessionGate {
   }
 
   /** tools/list answers carry only the tools the roles allow; the cursor stays. */
-  private filterToolList(msg: Record<string, unknown>, bytes: Buffer): Buffer {
+  private filterToolList(msg: Record<string, unknown>, bytes: Buffer, changed = false): Buffer {
     const result = msg.result as { tools?: Array<{ name?: unknown }> } | undefined;
-    if (!result || !Array.isArray(result.tools)) return bytes;
+    if (!result || !Array.isArray(result.tools)) return changed ? Buffer.from(JSON.stringify(msg)) : bytes;
     const kept = result.tools.filter(
       (t) => typeof t?.name === 'string' && this.policy.toolDecision(this.peer.roles, this.server, t.name).allowed,
     );
-    if (kept.length === result.tools.length) return bytes;
+    if (kept.length === result.tools.length && !changed) return bytes;
     result.tools = kept;
     return Buffer.from(JSON.stringify(msg));
   }

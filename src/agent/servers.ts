@@ -5,6 +5,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { isObject, NAME_RE, str, stringMap, type Fail } from '../util/config-fields.js';
+import type { PinningMode } from './pins.js';
 
 export interface StdioServerConfig {
   transport: 'stdio';
@@ -42,6 +43,8 @@ export type ServerConfig = {
   roots: RootConfig[];
   /** Forward the client's roots (filtered by the roles' mcp.roots) instead. */
   clientRoots: boolean;
+  /** `tool_pinning`: pinned tool definitions (docs/rbac.md); `off` when not written. */
+  toolPinning: PinningMode;
 } & (StdioServerConfig | HttpServerConfig | SseServerConfig);
 
 export interface SessionLimits {
@@ -87,6 +90,7 @@ export function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string)
     'labels',
     'roots',
     'client_roots',
+    'tool_pinning',
     'command',
     'args',
     'env',
@@ -117,6 +121,7 @@ export function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string)
     labels,
     roots: parseRoots(o.roots, `${at}.roots`, fail, abs),
     clientRoots: o.client_roots === true,
+    toolPinning: pinningMode(o.tool_pinning, `${at}.tool_pinning`, fail),
   };
   if (o.command !== undefined) {
     for (const k of ['url', 'sse_url', 'headers'])
@@ -180,6 +185,12 @@ function parseRoots(v: unknown, field: string, fail: Fail, abs: (p: string) => s
     }
     return name === undefined ? { uri } : { uri, name };
   });
+}
+
+function pinningMode(v: unknown, field: string, fail: Fail): PinningMode {
+  if (v === undefined || v === null) return 'off';
+  if (v !== 'off' && v !== 'auto' && v !== 'approve') fail(field, 'must be off, auto or approve');
+  return v;
 }
 
 function envNames(v: unknown, field: string, fail: Fail): string[] {

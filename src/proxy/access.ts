@@ -13,6 +13,7 @@ import { loadRoles } from '../rbac/roles.js';
 import { Policy } from '../rbac/policy.js';
 import { accessDenied, createEnforcingGates, type LiveAccess } from '../agent/enforcement.js';
 import { NO_AUDIT_TRAIL, unknownRolesNotice } from './notices.js';
+import { JsonFilePinStore } from '../agent/pins.js';
 import { AuditRateLimiter } from '../audit/rate-limit.js';
 import type { Refusal } from './server.js';
 
@@ -122,9 +123,14 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     }
   }
 
-  const live = previous?.live ?? { policy, audit };
+  const live: LiveAccess = previous?.live ?? { policy, audit };
   live.policy = policy;
   live.audit = audit;
+  live.pins = config.servers.some((s) => s.toolPinning !== 'off')
+    ? live.pins instanceof JsonFilePinStore && live.pins.path === config.toolPins
+      ? live.pins
+      : new JsonFilePinStore(config.toolPins)
+    : undefined;
   const refusals = previous?.refusals ?? new RefusalAudit(live, log);
   if (previous?.audit && previous.audit !== audit) await previous.audit.close();
   const decider: AccessDecider = {

@@ -28,6 +28,8 @@ export interface ProxyConfig {
   servers: ServerConfig[];
   rolesInline: unknown[];
   rolesFiles: string[];
+  /** `tool_pins`: the file pinned tool definitions are kept in (servers with tool_pinning). */
+  toolPins: string;
   /** `rbac:` what roles that do not write mcp.resources / mcp.prompts allow (docs/rbac.md). */
   rbac: { defaultResources: 'all' | 'none'; defaultPrompts: 'all' | 'none' };
   audit?: AuditConfig;
@@ -53,6 +55,7 @@ const TOP_KEYS = new Set([
   'roles',
   'roles_files',
   'rbac',
+  'tool_pins',
   'audit',
   'sessions',
   'keepalive',
@@ -224,6 +227,7 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
     servers,
     rolesInline,
     rolesFiles,
+    toolPins: abs(d.tool_pins === undefined ? 'tool-pins.json' : str(d.tool_pins, 'tool_pins', fail)),
     rbac,
     audit,
     gracePeriodMs,
