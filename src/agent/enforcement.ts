@@ -72,7 +72,7 @@ export function createEnforcingGates(live: LiveAccess, log: Logger): GateFactory
       if (unknown.length)
         log.warn(`${peer.user} carries roles no role document defines (they grant nothing): ${unknown.join(', ')}`);
 
-      const reach = policy.canReachServer(peer.roles, server);
+      const reach = policy.canReachServer(peer, server);
       if (!reach.allowed) {
         await audit?.append({ ...base, type: 'mcp.session.start', outcome: 'denied', reason: reach.reason });
         throw accessDenied(peer, server, reach.reason);
@@ -301,7 +301,7 @@ class EnforcingGate implements SessionGate {
     toolName: string | undefined,
   ): { decision: CallDecision; code: ErrorCode; what: string; fields: Record<string, unknown> } | undefined {
     const p = (params ?? {}) as Record<string, unknown>;
-    const roles = this.peer.roles;
+    const roles = this.peer;
     const resource = (uri: unknown, fields: Record<string, unknown> = {}) => {
       const shown = typeof uri === 'string' ? uri : (JSON.stringify(uri) ?? 'nothing');
       const decision =
@@ -471,17 +471,17 @@ class EnforcingGate implements SessionGate {
       }
       if (p.method === 'resources/list')
         return this.filterList(m.message, bytes, 'resources', (r) =>
-          typeof r.uri === 'string' ? this.policy.resourceDecision(this.peer.roles, this.server, r.uri).allowed : false,
+          typeof r.uri === 'string' ? this.policy.resourceDecision(this.peer, this.server, r.uri).allowed : false,
         );
       if (p.method === 'resources/templates/list')
         return this.filterList(m.message, bytes, 'resourceTemplates', (r) =>
           typeof r.uriTemplate === 'string'
-            ? this.policy.resourceTemplateDecision(this.peer.roles, this.server, r.uriTemplate).allowed
+            ? this.policy.resourceTemplateDecision(this.peer, this.server, r.uriTemplate).allowed
             : false,
         );
       if (p.method === 'prompts/list')
         return this.filterList(m.message, bytes, 'prompts', (r) =>
-          typeof r.name === 'string' ? this.policy.promptDecision(this.peer.roles, this.server, r.name).allowed : false,
+          typeof r.name === 'string' ? this.policy.promptDecision(this.peer, this.server, r.name).allowed : false,
         );
       return bytes;
     }
@@ -660,7 +660,7 @@ class EnforcingGate implements SessionGate {
     const refused: string[] = [];
     for (const r of list) {
       const uri = normaliseRootUri((r as { uri?: unknown } | null)?.uri);
-      if (uri !== undefined && this.policy.rootDecision(this.peer.roles, this.server, uri).allowed)
+      if (uri !== undefined && this.policy.rootDecision(this.peer, this.server, uri).allowed)
         kept.push({ ...(r as object), uri });
       else refused.push(stringOf((r as { uri?: unknown } | null)?.uri ?? r).slice(0, 512));
     }
@@ -679,7 +679,7 @@ class EnforcingGate implements SessionGate {
     const result = msg.result as { tools?: Array<{ name?: unknown }> } | undefined;
     if (!result || !Array.isArray(result.tools)) return changed ? Buffer.from(JSON.stringify(msg)) : bytes;
     const kept = result.tools.filter(
-      (t) => typeof t?.name === 'string' && this.policy.toolDecision(this.peer.roles, this.server, t.name).allowed,
+      (t) => typeof t?.name === 'string' && this.policy.toolDecision(this.peer, this.server, t.name).allowed,
     );
     if (kept.length === result.tools.length && !changed) return bytes;
     result.tools = kept;

@@ -24,7 +24,7 @@ import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { AccessError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { botUri } from './claims.js';
+import { botUri, TRAIT_KEY, traitUri, traitValueProblem } from './claims.js';
 import { formatIdentityFile } from './identity-file.js';
 import { generateKeyPairPem, keyIdentifierHex, spkiDer, type KeyType } from './keys.js';
 import { nameProblem, isValidGeneration } from './names.js';
@@ -290,10 +290,25 @@ export interface SignOptions {
   roles: string[];
   ttlMs: number;
   bot?: { name: string; generation: number };
+  /** Trait name → values, as SAN URIs (claims.ts). */
+  traits?: Record<string, string[]>;
   now?: number;
 }
 
-function checkClaims(opts: { user: string; roles: string[]; bot?: { name: string; generation: number } }): void {
+function checkClaims(opts: {
+  user: string;
+  roles: string[];
+  bot?: { name: string; generation: number };
+  traits?: Record<string, string[]>;
+}): void {
+  for (const [key, values] of Object.entries(opts.traits ?? {})) {
+    if (!TRAIT_KEY.test(key))
+      throw new AccessError('USAGE', `trait name ${JSON.stringify(key)} must be 1-64 letters, digits, _, . or -`);
+    for (const v of values) {
+      const problem = traitValueProblem(v);
+      if (problem) throw new AccessError('USAGE', `trait ${key} value ${JSON.stringify(v)} ${problem}`);
+    }
+  }
   const problems = [nameProblem('user', opts.user), ...opts.roles.map((r) => nameProblem('role', r))].filter(Boolean);
   if (problems.length > 0) throw new AccessError('USAGE', problems[0]!);
   if (opts.roles.length === 0)
@@ -330,13 +345,11 @@ export async function signCertificate(ca: CertificateAuthority, opts: SignOption
     new x509.SubjectKeyIdentifierExtension(keyIdentifierHex(spki)),
     new x509.AuthorityKeyIdentifierExtension(caKeyId(ca.caCertPem)),
   ];
-  if (opts.bot) {
-    extensions.push(
-      new x509.SubjectAlternativeNameExtension([
-        { type: 'url', value: botUri(ca.cluster, opts.bot.name, opts.bot.generation) },
-      ]),
-    );
-  }
+  const sans: Array<{ type: 'url'; value: string }> = [];
+  if (opts.bot) sans.push({ type: 'url', value: botUri(ca.cluster, opts.bot.name, opts.bot.generation) });
+  for (const [key, values] of Object.entries(opts.traits ?? {}))
+    for (const v of new Set(values)) sans.push({ type: 'url', value: traitUri(ca.cluster, key, v) });
+  if (sans.length) extensions.push(new x509.SubjectAlternativeNameExtension(sans));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
     subject: [{ CN: [opts.user] }, ...roles.map((r) => ({ O: [r] }))],
@@ -359,6 +372,7 @@ export async function issueIdentity(
     ttlMs: number;
     keyType?: KeyType;
     bot?: { name: string; generation: number };
+    traits?: Record<string, string[]>;
     now?: number;
   },
 ): Promise<string> {
@@ -371,6 +385,7 @@ export async function issueIdentity(
     roles: opts.roles,
     ttlMs: opts.ttlMs,
     bot: opts.bot,
+    traits: opts.traits,
     now: opts.now,
   });
   return formatIdentityFile({ keyPem: privateKeyPem, certPem, authorityLines: [], caPems: [ca.caCertPem] });

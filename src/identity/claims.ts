@@ -5,6 +5,7 @@
  *   subject O       = one attribute per role
  *   issuer CN       = cluster name (the CA's subject CN)
  *   SAN URI         = mcp-access://<cluster>/bot/<name>?generation=<n>   (bot identities only)
+ *   SAN URI         = mcp-access://<cluster>/trait/<key>?value=<percent-encoded value>  (one per trait value)
  *
  * Read with node:crypto's X509Certificate only: this runs on `connect`'s
  * start-up path and in the proxy for every connection. node prints a subject
@@ -21,9 +22,27 @@ export interface CertClaims {
   roles: string[];
   cluster: string;
   bot?: { name: string; generation: number };
+  /** Traits (`identity issue --trait k=v1,v2`), for role templates `{{internal.k}}`; absent when none. */
+  traits?: Record<string, string[]>;
 }
 
 export const BOT_URI_SCHEME = 'mcp-access:';
+
+/** The SAN URI that carries one value of a trait. */
+export function traitUri(cluster: string, key: string, value: string): string {
+  return `mcp-access://${cluster}/trait/${key}?value=${encodeURIComponent(value)}`;
+}
+
+/** Trait names: letters, digits, `_`, `.`, `-`, at most 64. */
+export const TRAIT_KEY = /^[A-Za-z0-9_.-]{1,64}$/;
+/** Why a trait value cannot be issued (at most 256 characters, no control characters), or undefined. */
+export function traitValueProblem(value: string): string | undefined {
+  if (value.length === 0 || value.length > 256) return 'must be 1 to 256 characters';
+  if (/[\u0000-\u001f\u007f]/.test(value)) return 'must not contain control characters';
+  return undefined;
+}
+
+const TRAIT_URI = /^mcp-access:\/\/([^/?#]+)\/trait\/([^/?#]+)\?value=([^#]*)$/;
 
 /** The SAN URI that marks a bot identity. */
 export function botUri(cluster: string, name: string, generation: number): string {
@@ -71,9 +90,28 @@ export function claimsFromCertificate(cert: X509Certificate): CertClaims {
     throw bad(`certificate issuer (cluster) ${JSON.stringify(cluster)} contains characters mcp-access never issues`);
 
   const claims: CertClaims = { user, roles, cluster };
-  const uris = (cert.subjectAltName ?? '')
-    .split(', ')
-    .filter((entry) => entry.startsWith(`URI:${BOT_URI_SCHEME}`) || entry.startsWith(`"URI:${BOT_URI_SCHEME}`));
+  const sans = (cert.subjectAltName ?? '').split(', ');
+  const traitUris = sans.filter((e) => e.startsWith(`URI:mcp-access://${cluster}/trait/`));
+  if (sans.some((e) => e.includes('/trait/') && !e.startsWith(`URI:mcp-access://${cluster}/trait/`)))
+    throw bad('certificate carries a trait URI that is not of its cluster or is malformed');
+  for (const entry of traitUris) {
+    const m = TRAIT_URI.exec(entry.slice('URI:'.length));
+    let value: string | undefined;
+    try {
+      value = m ? decodeURIComponent(m[3]!) : undefined;
+    } catch {
+      value = undefined;
+    }
+    if (!m || value === undefined || !TRAIT_KEY.test(m[2]!) || traitValueProblem(value) !== undefined)
+      throw bad(`certificate trait URI ${JSON.stringify(entry)} is malformed`);
+    claims.traits ??= {};
+    (claims.traits[m[2]!] ??= []).push(value);
+  }
+  const uris = sans.filter(
+    (entry) =>
+      (entry.startsWith(`URI:${BOT_URI_SCHEME}`) || entry.startsWith(`"URI:${BOT_URI_SCHEME}`)) &&
+      !traitUris.includes(entry),
+  );
   if (uris.length > 1) throw bad('certificate carries more than one mcp-access bot URI');
   if (uris.length === 1) {
     const m = BOT_URI.exec(uris[0]!.slice('URI:'.length));

@@ -16,6 +16,8 @@ export interface IdentityDescription {
   cluster: string;
   issuer: string;
   bot: { name: string; generation: number } | null;
+  /** Traits for role templates; {} when none. */
+  traits: Record<string, string[]>;
   serial: string;
   validFrom: string;
   validUntil: string;
@@ -45,6 +47,7 @@ export function describeIdentity(examined: ExaminedIdentity, now = Date.now()): 
     cluster: id.cluster,
     issuer: oneLine(id.issuer),
     bot: id.bot ?? null,
+    traits: id.traits ?? {},
     serial: id.serial,
     validFrom: id.notBefore.toISOString(),
     validUntil: id.notAfter.toISOString(),
@@ -82,6 +85,8 @@ export function formatIdentityText(d: IdentityDescription, now = Date.now()): st
     ['Cluster', d.cluster],
   ];
   if (d.bot) rows.push(['Bot', `${d.bot.name} (generation ${d.bot.generation})`]);
+  const traits = Object.entries(d.traits);
+  if (traits.length) rows.push(['Traits', traits.map(([k, v]) => `${k}=${v.join(',')}`).join('; ')]);
   rows.push(
     ['Issuer', d.issuer],
     ['Serial', d.serial],

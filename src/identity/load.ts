@@ -26,6 +26,8 @@ export interface Identity {
   roles: string[];
   cluster: string;
   bot?: { name: string; generation: number };
+  /** Traits for role templates (claims.ts); absent when the certificate carries none. */
+  traits?: Record<string, string[]>;
   serial: string;
   notBefore: Date;
   notAfter: Date;

@@ -7,6 +7,8 @@ export interface Peer {
   user: string;
   roles: string[];
   bot?: { name: string; generation: number };
+  /** Traits from the certificate (role templates `{{internal.k}}`); absent when none. */
+  traits?: Record<string, string[]>;
   notAfter: Date;
   serial: string;
   fingerprint256: string;
@@ -51,6 +53,7 @@ export function peerFromSocket(socket: TLSSocket): Peer {
     user: claims.user,
     roles: claims.roles,
     bot: claims.bot,
+    ...(claims.traits ? { traits: claims.traits } : {}),
     notAfter,
     serial: cert.serialNumber,
     fingerprint256: cert.fingerprint256,

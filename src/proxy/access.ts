@@ -135,14 +135,14 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
   if (previous?.audit && previous.audit !== audit) await previous.audit.close();
   const decider: AccessDecider = {
     checkServer(peer, server) {
-      const d = live.policy.canReachServer(peer.roles, server);
+      const d = live.policy.canReachServer(peer, server);
       if (!d.allowed) throw accessDenied(peer, server, d.reason);
     },
     describeServer(peer, server) {
       return {
-        tools: live.policy.toolPatterns(peer.roles, server),
-        resources: live.policy.namedPatterns('resources', peer.roles, server),
-        prompts: live.policy.namedPatterns('prompts', peer.roles, server),
+        tools: live.policy.toolPatterns(peer, server),
+        resources: live.policy.namedPatterns('resources', peer, server),
+        prompts: live.policy.namedPatterns('prompts', peer, server),
       };
     },
     describePeer(peer) {

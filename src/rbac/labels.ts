@@ -80,7 +80,7 @@ export function compileLabels(
         const p = compilePattern(t, side);
         if (p.kind === 'unevaluable') {
           warn(
-            `${at}: "${t}" is a template, which mcp-access cannot expand; ${side === 'deny' ? 'this deny matches every server (fail closed)' : 'it matches no server'}`,
+            `${at}: "${t}" is a template, expanded from the identity's traits (identity issue --trait); for an identity without that trait ${side === 'deny' ? 'this deny matches every server (fail closed)' : 'it matches no server'}`,
           );
         }
         return p;

@@ -29,6 +29,20 @@ import { describeLabels, describeServerLabels, labelsMatch } from './labels.js';
 import type { Role, ToolMatcher } from './roles.js';
 import { compileArgumentRule, describeArgumentRule, type CompiledArgumentRule } from './arguments.js';
 import { uriProblem, uriReadings } from './uris.js';
+import { expandRole, type Traits } from './templates.js';
+
+/**
+ * Who is asking: role names, or role names with the identity's traits (for
+ * role templates `{{internal.NAME}}`, templates.ts). A Peer fits.
+ */
+export type Subject = readonly string[] | { readonly roles: readonly string[]; readonly traits?: Traits };
+
+function rolesOf(s: Subject): string[] {
+  return [...(Array.isArray(s) ? (s as readonly string[]) : (s as { roles: readonly string[] }).roles)];
+}
+function traitsOf(s: Subject): Traits {
+  return Array.isArray(s) ? {} : ((s as { traits?: Traits }).traits ?? {});
+}
 
 /** What a role that reaches a server but does not write `mcp.resources` / `mcp.prompts` allows there. */
 export type UnwrittenDefault = 'all' | 'none';
@@ -115,11 +129,11 @@ export class Policy {
     return unique(roleNames).filter((n) => !this.byName.has(n));
   }
 
-  canReachServer(roleNames: string[], server: ServerRef): Decision {
+  canReachServer(roleNames: Subject, server: ServerRef): Decision {
     return this.view(roleNames, server).reach;
   }
 
-  toolDecision(roleNames: string[], server: ServerRef, tool: string): Decision {
+  toolDecision(roleNames: Subject, server: ServerRef, tool: string): Decision {
     const view = this.view(roleNames, server);
     if (!view.reach.allowed) return view.reach;
     for (const { role, matcher } of view.deny) {
@@ -163,7 +177,7 @@ export class Policy {
    * evaluated); an allow entry whose name matches allows when all of its rules
    * hold; an entry without rules decides on the name alone. Deny wins.
    */
-  callDecision(roleNames: string[], server: ServerRef, tool: string, args: unknown): CallDecision {
+  callDecision(roleNames: Subject, server: ServerRef, tool: string, args: unknown): CallDecision {
     const view = this.view(roleNames, server);
     if (!view.reach.allowed) return view.reach;
     const argsObject =
@@ -236,7 +250,7 @@ export class Policy {
    * that reaches the server (or that role's default, rbac.default_resources),
    * and no deny entry may match any reading.
    */
-  resourceDecision(roleNames: string[], server: ServerRef, uri: string): Decision {
+  resourceDecision(roleNames: Subject, server: ServerRef, uri: string): Decision {
     const problem = uriProblem(uri);
     if (problem !== undefined) return { allowed: false, reason: `${problem}, so it is refused` };
     return this.namedDecision('resources', roleNames, server, uri, uriReadings(uri));
@@ -246,7 +260,7 @@ export class Policy {
    * A resource template (`resources/templates/list`, `completion/complete` ref/resource): its text is matched
    * as written.
    */
-  resourceTemplateDecision(roleNames: string[], server: ServerRef, uriTemplate: string): Decision {
+  resourceTemplateDecision(roleNames: Subject, server: ServerRef, uriTemplate: string): Decision {
     const problem = uriProblem(uriTemplate);
     if (problem !== undefined)
       return { allowed: false, reason: `${problem.replace('resource URI', 'resource template')}, so it is refused` };
@@ -254,7 +268,7 @@ export class Policy {
   }
 
   /** May the identity get this prompt (and complete its arguments)? Like tools, by name. */
-  promptDecision(roleNames: string[], server: ServerRef, name: string): Decision {
+  promptDecision(roleNames: Subject, server: ServerRef, name: string): Decision {
     if (name === '' || UNSAFE_NAME.test(name) || LONE_SURROGATE.test(name))
       return {
         allowed: false,
@@ -267,7 +281,7 @@ export class Policy {
   /** Allowed and denied resource / prompt patterns on the server (for `ls` and `policy check`). */
   namedPatterns(
     kind: NamedKind,
-    roleNames: string[],
+    roleNames: Subject,
     server: ServerRef,
   ): { allow: string[]; deny: string[]; defaulted: string[] } {
     const view = this.view(roleNames, server);
@@ -283,7 +297,7 @@ export class Policy {
 
   private namedDecision(
     kind: NamedKind,
-    roleNames: string[],
+    roleNames: Subject,
     server: ServerRef,
     value: string,
     readings: string[],
@@ -343,10 +357,10 @@ export class Policy {
    * wins; otherwise an allow entry of a role that reaches the server must
    * match; no entry means no root. `uri` should be normalised (`new URL().href`).
    */
-  rootDecision(roleNames: string[], server: ServerRef, uri: string): Decision {
+  rootDecision(roleNames: Subject, server: ServerRef, uri: string): Decision {
     const view = this.view(roleNames, server);
     if (!view.reach.allowed) return view.reach;
-    const roles = unique(roleNames)
+    const roles = unique(rolesOf(roleNames))
       .map((n) => this.byName.get(n))
       .filter((r): r is Role => r !== undefined);
     for (const r of roles) {
@@ -361,7 +375,7 @@ export class Policy {
     return { allowed: false, reason: `no role allows root "${uri}" on server ${server.name} (spec.allow.mcp.roots)` };
   }
 
-  toolPatterns(roleNames: string[], server: ServerRef): { allow: string[]; deny: string[] } {
+  toolPatterns(roleNames: Subject, server: ServerRef): { allow: string[]; deny: string[] } {
     const view = this.view(roleNames, server);
     return {
       allow: view.reach.allowed ? unique(view.allow.map((a) => a.matcher.text)) : [],
@@ -369,19 +383,24 @@ export class Policy {
     };
   }
 
-  private view(roleNames: string[], server: ServerRef): ServerView {
-    const key = JSON.stringify([unique(roleNames), server.name, server.labels]);
+  private view(subject: Subject, server: ServerRef): ServerView {
+    const roleNames = unique(rolesOf(subject));
+    const traits = traitsOf(subject);
+    const key = JSON.stringify([roleNames, server.name, server.labels, traits]);
     let view = this.cache.get(key);
     if (view === undefined) {
-      view = this.compute(unique(roleNames), server);
+      view = this.compute(roleNames, server, traits);
       if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
       this.cache.set(key, view);
     }
     return view;
   }
 
-  private compute(roleNames: string[], server: ServerRef): ServerView {
-    const roles = roleNames.map((n) => this.byName.get(n)).filter((r): r is Role => r !== undefined);
+  private compute(roleNames: string[], server: ServerRef, traits: Traits): ServerView {
+    const roles = roleNames
+      .map((n) => this.byName.get(n))
+      .filter((r): r is Role => r !== undefined)
+      .map((r) => expandRole(r, traits));
     const deny: RoleToolMatcher[] = roles.flatMap((r) => r.deny.tools.map((matcher) => ({ role: r.name, matcher })));
     const granting = roles.filter((r) => (r.toolsOnly ? true : labelsMatch(r.allow.appLabels, server.labels, 'allow')));
     const allow: RoleToolMatcher[] = granting.flatMap((r) =>

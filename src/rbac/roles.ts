@@ -461,7 +461,9 @@ function lintToolEntry(
 ): void {
   const effect = side === 'allow' ? 'it grants nothing' : 'it matches every tool (fail closed)';
   if (pattern.kind === 'unevaluable') {
-    warn(`${at}: "${entry}" is a template, which mcp-access cannot expand; ${effect}`);
+    warn(
+      `${at}: "${entry}" is a template, expanded from the identity's traits (identity issue --trait); for an identity without that trait ${effect}`,
+    );
   } else if (entry === '') {
     warn(`${at}: an empty entry matches no tool`);
   } else if (/\s/.test(entry) && pattern.kind !== 'regex') {

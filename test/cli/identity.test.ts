@@ -157,6 +157,7 @@ describe('ca init → identity issue → identity show', () => {
       'cluster',
       'issuer',
       'bot',
+      'traits',
       'serial',
       'validFrom',
       'validUntil',

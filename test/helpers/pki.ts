@@ -13,6 +13,7 @@ import type { KeyType } from '../../src/identity/keys.js';
 export interface IssueOptions {
   keyType?: KeyType;
   bot?: { name: string; generation: number };
+  traits?: Record<string, string[]>;
   /** Where to write it; default `<dir>/<user>-<n>.identity`. */
   path?: string;
   /** The issuer's clock (ms since the epoch): a past `now` issues an already expired identity without waiting. */
@@ -45,6 +46,7 @@ export async function makeTestPki(
         ttlMs,
         keyType: issueOpts.keyType,
         bot: issueOpts.bot,
+        traits: issueOpts.traits,
         now: issueOpts.now,
       });
       await writeIdentityFile(path, text);

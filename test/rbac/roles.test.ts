@@ -300,8 +300,8 @@ describe('warnings: reported, never granting', () => {
     expect(roles[0]!.allow.tools[0]!.test('read_file')).toBe(false);
     expect(roles[0]!.deny.tools[0]!.test('read_file')).toBe(true);
     expect(warnings).toEqual([
-      'roles[0]: spec.allow.mcp.tools[0]: "{{internal.mcp_tools}}" is a template, which mcp-access cannot expand; it grants nothing',
-      'roles[0]: spec.deny.mcp.tools[0]: "{{external.denied}}" is a template, which mcp-access cannot expand; it matches every tool (fail closed)',
+      'roles[0]: spec.allow.mcp.tools[0]: "{{internal.mcp_tools}}" is a template, expanded from the identity\'s traits (identity issue --trait); for an identity without that trait it grants nothing',
+      'roles[0]: spec.deny.mcp.tools[0]: "{{external.denied}}" is a template, expanded from the identity\'s traits (identity issue --trait); for an identity without that trait it matches every tool (fail closed)',
     ]);
   });
 
