@@ -30,6 +30,19 @@ const TEMPLATED = {
   },
 };
 
+/** app_labels_expression with a trait: servers whose env is one of the identity's envs. */
+const BY_EXPRESSION = {
+  kind: 'role',
+  version: 'v8',
+  metadata: { name: 'by-expression' },
+  spec: {
+    allow: {
+      app_labels_expression: 'contains(user.spec.traits["envs"], labels["env"]) && !(labels.env == "dev")',
+      mcp: { tools: ['echo'] },
+    },
+  },
+};
+
 let cluster: TestCluster;
 let auditPath: string;
 
@@ -54,7 +67,7 @@ const dataCode = (res: Record<string, unknown>) => (res.error as { data?: { code
 beforeAll(async () => {
   cluster = await TestCluster.start({
     servers: [{ name: 'everything', labels: { env: 'prod' }, command: process.execPath, args: [EVERYTHING] }],
-    roles: [TEMPLATED],
+    roles: [TEMPLATED, BY_EXPRESSION],
   });
   auditPath = join(cluster.dir, 'audit.jsonl');
   await cluster.writeConfig({ audit: { path: auditPath } });
@@ -111,6 +124,20 @@ describe('templates expanded from the certificate traits', () => {
       'TOOL_DENIED',
     );
     await t.close();
+  });
+});
+
+describe('app_labels_expression', () => {
+  it("reaches the server when the expression holds for the identity's traits, and only then", async () => {
+    const yes = await open(
+      await cluster.issue('eve', ['by-expression'], 600_000, { traits: { envs: ['dev', 'prod'] } }),
+    );
+    expect(yes.closed).toBeUndefined();
+    expect(names(await request(yes, 'l', 'tools/list', {}))).toEqual(['echo']);
+    await yes.close();
+    const no = await open(await cluster.issue('ned', ['by-expression'], 600_000, { traits: { envs: ['dev'] } }));
+    expect(no.closed?.code).toBeDefined();
+    expect(JSON.stringify(no.controls)).toContain('app_labels_expression');
   });
 });
 

@@ -402,7 +402,9 @@ export class Policy {
       .filter((r): r is Role => r !== undefined)
       .map((r) => expandRole(r, traits));
     const deny: RoleToolMatcher[] = roles.flatMap((r) => r.deny.tools.map((matcher) => ({ role: r.name, matcher })));
-    const granting = roles.filter((r) => (r.toolsOnly ? true : labelsMatch(r.allow.appLabels, server.labels, 'allow')));
+    const granting = roles.filter((r) =>
+      r.toolsOnly ? true : labelsMatch(r.allow.appLabels, server.labels, 'allow', traits),
+    );
     const allow: RoleToolMatcher[] = granting.flatMap((r) =>
       r.allow.tools.map((matcher) => ({ role: r.name, matcher })),
     );
@@ -418,7 +420,9 @@ export class Policy {
       };
     };
 
-    const denier = roles.find((r) => r.deny.appLabels.written && labelsMatch(r.deny.appLabels, server.labels, 'deny'));
+    const denier = roles.find(
+      (r) => r.deny.appLabels.written && labelsMatch(r.deny.appLabels, server.labels, 'deny', traits),
+    );
     let reach: Decision;
     if (denier) {
       reach = {
@@ -449,7 +453,7 @@ export class Policy {
         reason:
           names.length === 0
             ? `the identity has no known role (roles: ${roleNames.length ? roleNames.join(', ') : 'none'}), so it reaches no server`
-            : `no role of ${names.join(', ')} allows server ${server.name} (${describeServerLabels(server.labels)}): no spec.allow.app_labels matches`,
+            : `no role of ${names.join(', ')} allows server ${server.name} (${describeServerLabels(server.labels)}): no spec.allow.app_labels matches${roles.some((r) => r.allow.appLabels.expression !== undefined) ? ' (app_labels_expression included)' : ''}`,
       };
     }
     return { reach, allow, deny, resources: named('resources'), prompts: named('prompts') };

@@ -24,6 +24,7 @@ import { AccessError } from '../errors.js';
 import { compileLabels, LabelSelectorError, NO_LABELS, withUnevaluable, type LabelMatchers } from './labels.js';
 import { compilePattern, InvalidRegexError, unevaluable, type Pattern } from './patterns.js';
 import { ArgumentRuleError, parseArgumentRules, type ArgumentRule } from './arguments.js';
+import { ExpressionError, parseExpression } from './expression.js';
 
 export type { LabelMatchers } from './labels.js';
 
@@ -312,17 +313,29 @@ function parseSide(
     if (err instanceof LabelSelectorError) return fail(err.field, err.message);
     throw err;
   }
-  if (raw.app_labels_expression !== undefined) {
-    if (side === 'deny') {
-      warn(
-        `${where}: ${base}.app_labels_expression: mcp-access cannot evaluate predicate expressions; this deny matches every server (fail closed)`,
-      );
-      appLabels = withUnevaluable(appLabels, 'app_labels_expression');
-    } else {
-      warn(
-        `${where}: ${base}.app_labels_expression: mcp-access cannot evaluate predicate expressions (ignored; it grants nothing)`,
-      );
+  if (raw.app_labels_expression !== undefined && raw.app_labels_expression !== null) {
+    const expression = raw.app_labels_expression;
+    if (typeof expression !== 'string' || expression.trim() === '')
+      return fail(`${base}.app_labels_expression`, 'must be a predicate expression (a string)');
+    try {
+      parseExpression(expression);
+    } catch (err) {
+      if (!(err instanceof ExpressionError)) throw err;
+      if (side === 'deny') {
+        // Teleport's language is larger than what mcp-access reads: a deny it cannot read denies every server.
+        warn(
+          `${where}: ${base}.app_labels_expression: ${err.message}; mcp-access cannot evaluate it, so this deny matches every server (fail closed)`,
+        );
+        appLabels = withUnevaluable(appLabels, 'app_labels_expression');
+      } else {
+        warn(
+          `${where}: ${base}.app_labels_expression: ${err.message}; mcp-access cannot evaluate it, so this role reaches no server (see docs/rbac.md, "app_labels_expression")`,
+        );
+        appLabels = withUnevaluable(appLabels, 'app_labels_expression');
+      }
     }
+    if (appLabels.unevaluable === undefined)
+      appLabels = { ...appLabels, written: true, expression, ...(appLabels.written ? {} : { expressionOnly: true }) };
   }
 
   const tools: ToolMatcher[] = [];

@@ -305,19 +305,25 @@ describe('warnings: reported, never granting', () => {
     ]);
   });
 
-  it('app_labels_expression: ignored on allow, and on deny it matches every server (fail closed)', () => {
+  it('app_labels_expression: read when mcp-access knows the form; otherwise allow reaches nothing, deny matches every server', () => {
+    const read = inline(role({ deny: { app_labels_expression: 'labels["env"] == "prod"' } }));
+    expect(read.roles[0]!.deny.appLabels).toMatchObject({
+      expression: 'labels["env"] == "prod"',
+      expressionOnly: true,
+    });
     const { roles, warnings } = inline(
       role({
-        allow: { app_labels_expression: 'true', mcp: { tools: ['*'] } },
-        deny: { app_labels_expression: 'labels["env"] == "prod"' },
+        allow: { app_labels_expression: 'regexp.match(labels["env"], "^d")', mcp: { tools: ['*'] } },
+        deny: { app_labels_expression: 'labels["env"] == ' },
       }),
     );
+    expect(roles[0]!.allow.appLabels.unevaluable).toBe('app_labels_expression');
     expect(roles[0]!.deny.appLabels.unevaluable).toBe('app_labels_expression');
-    expect(warnings).toContain(
-      'roles[0]: spec.allow.app_labels_expression: mcp-access cannot evaluate predicate expressions (ignored; it grants nothing)',
+    expect(warnings.some((w) => /spec\.allow\.app_labels_expression: .*so this role reaches no server/.test(w))).toBe(
+      true,
     );
-    expect(warnings).toContain(
-      'roles[0]: spec.deny.app_labels_expression: mcp-access cannot evaluate predicate expressions; this deny matches every server (fail closed)',
+    expect(warnings.some((w) => /spec\.deny\.app_labels_expression: .*this deny matches every server/.test(w))).toBe(
+      true,
     );
   });
 
