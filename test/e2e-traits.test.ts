@@ -12,6 +12,7 @@ import { TestCluster, EVERYTHING } from './helpers/cluster.js';
 import { RawTunnel } from './helpers/raw-tunnel.js';
 import { INIT } from './helpers/raw-bridge.js';
 import { runCli } from './helpers/run-cli.js';
+import { addBot } from './helpers/bot.js';
 
 const DOCS = 'demo://resource/static/document/';
 const TEMPLATED = {
@@ -70,7 +71,7 @@ beforeAll(async () => {
     roles: [TEMPLATED, BY_EXPRESSION],
   });
   auditPath = join(cluster.dir, 'audit.jsonl');
-  await cluster.writeConfig({ audit: { path: auditPath } });
+  await cluster.writeConfig({ audit: { path: auditPath }, bot: { state_dir: './bots' } });
   await cluster.stopProxy();
   await cluster.startProxy();
 });
@@ -138,6 +139,48 @@ describe('app_labels_expression', () => {
     const no = await open(await cluster.issue('ned', ['by-expression'], 600_000, { traits: { envs: ['dev'] } }));
     expect(no.closed?.code).toBeDefined();
     expect(JSON.stringify(no.controls)).toContain('app_labels_expression');
+  });
+});
+
+describe('bot add --trait', () => {
+  it("the bot's certificates carry the traits, and the role templates use them", async () => {
+    const { token, ca_pin } = await addBot(
+      cluster.configPath,
+      'tagger',
+      ['templated'],
+      ['--trait', 'envs=prod', '--trait', 'mcp_tools=echo,get-sum', '--trait', 'denied_tools=get-sum'],
+    );
+    const dest = join(cluster.dir, 'tagger');
+    const r = await runCli([
+      'bot',
+      'start',
+      '--proxy',
+      cluster.address,
+      '--oneshot',
+      '--destination',
+      dest,
+      '--token',
+      token,
+      '--ca-pin',
+      ca_pin,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const t = await open(join(dest, 'identity'));
+    expect(names(await request(t, 'l', 'tools/list', {}))).toEqual(['echo']);
+    await t.close();
+    const bad = await runCli([
+      'bot',
+      'add',
+      'bad',
+      '--roles',
+      'templated',
+      '--trait',
+      'x=a\u0001',
+      '--config',
+      cluster.configPath,
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('must not contain control characters');
   });
 });
 

@@ -12,6 +12,7 @@ import { loadProxyConfig, type ProxyConfig } from '../proxy/config.js';
 import { formatDuration } from '../util/duration.js';
 import { BotStore, isActive, type BotRecord } from './store.js';
 import { hashToken, newJoinToken } from './token.js';
+import { TRAIT_KEY, traitValueProblem } from '../identity/claims.js';
 
 export const MIN_TOKEN_TTL_MS = 1_000;
 export const MAX_TOKEN_TTL_MS = 30 * 86_400_000;
@@ -46,13 +47,21 @@ export interface AddedBot {
 
 export async function addBot(
   store: BotStore,
-  opts: { name: string; roles: string[]; tokenTtlMs: number; now?: number },
+  opts: { name: string; roles: string[]; traits?: Record<string, string[]>; tokenTtlMs: number; now?: number },
 ): Promise<AddedBot> {
   const problem = nameProblem('bot', opts.name) ?? opts.roles.map((r) => nameProblem('role', r)).find(Boolean);
   if (problem) throw new AccessError('USAGE', problem);
   const roles = [...new Set(opts.roles)];
   if (roles.length === 0)
     throw new AccessError('USAGE', 'a bot needs at least one role', { hint: 'pass --roles R1,R2' });
+  for (const [key, values] of Object.entries(opts.traits ?? {})) {
+    if (!TRAIT_KEY.test(key))
+      throw new AccessError('USAGE', `trait name ${JSON.stringify(key)} must be 1-64 letters, digits, _, . or -`);
+    for (const v of values) {
+      const why = traitValueProblem(v);
+      if (why) throw new AccessError('USAGE', `trait ${key} value ${JSON.stringify(v)} ${why}`);
+    }
+  }
   if (!Number.isFinite(opts.tokenTtlMs) || opts.tokenTtlMs < MIN_TOKEN_TTL_MS || opts.tokenTtlMs > MAX_TOKEN_TTL_MS) {
     throw new AccessError(
       'USAGE',
@@ -76,6 +85,7 @@ export async function addBot(
       version: 1,
       name: opts.name,
       roles,
+      ...(opts.traits && Object.keys(opts.traits).length ? { traits: opts.traits } : {}),
       createdAt: new Date(now).toISOString(),
       minGeneration: base,
       generation: base - 1,

@@ -63,6 +63,7 @@ async function issue(
     roles: record.roles,
     ttlMs,
     bot: { name: record.name, generation },
+    ...(record.traits ? { traits: record.traits } : {}),
     now,
   });
   return answer(deps, record, certificate, generation);

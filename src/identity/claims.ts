@@ -42,6 +42,29 @@ export function traitValueProblem(value: string): string | undefined {
   return undefined;
 }
 
+/**
+ * `--trait NAME=v1,v2` options (repeatable) as trait name → values. Throws USAGE
+ * for an option without `=`; names and values are checked when issuing.
+ */
+export function parseTraitOptions(options: readonly unknown[]): Record<string, string[]> {
+  const traits: Record<string, string[]> = {};
+  for (const t of options) {
+    const text = String(t);
+    const eq = text.indexOf('=');
+    if (eq <= 0)
+      throw new AccessError('USAGE', `--trait ${JSON.stringify(text)} must be NAME=value[,value…]`, {
+        hint: 'e.g. --trait teams=dev,ops',
+      });
+    const values = text
+      .slice(eq + 1)
+      .split(',')
+      .map((v) => v.trim())
+      .filter((v) => v !== '');
+    (traits[text.slice(0, eq).trim()] ??= []).push(...values);
+  }
+  return traits;
+}
+
 const TRAIT_URI = /^mcp-access:\/\/([^/?#]+)\/trait\/([^/?#]+)\?value=([^#]*)$/;
 
 /** The SAN URI that marks a bot identity. */

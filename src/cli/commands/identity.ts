@@ -60,21 +60,8 @@ const issueCommand = defineCommand<IssueArgs>({
       .flatMap((r) => String(r).split(','))
       .map((r) => r.trim())
       .filter((r) => r !== '');
-    const { AccessError } = await import('../../errors.js');
-    const traits: Record<string, string[]> = {};
-    for (const t of argv.trait ?? []) {
-      const eq = String(t).indexOf('=');
-      if (eq <= 0)
-        throw new AccessError('USAGE', `--trait ${JSON.stringify(t)} must be NAME=value[,value…]`, {
-          hint: 'e.g. --trait teams=dev,ops',
-        });
-      const values = String(t)
-        .slice(eq + 1)
-        .split(',')
-        .map((v) => v.trim())
-        .filter((v) => v !== '');
-      (traits[String(t).slice(0, eq).trim()] ??= []).push(...values);
-    }
+    const { parseTraitOptions } = await import('../../identity/claims.js');
+    const traits = parseTraitOptions(argv.trait ?? []);
     const ca = await loadCa(argv['ca-dir']);
     const text = await issueIdentity(ca, {
       user: String(argv.user),
