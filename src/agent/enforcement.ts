@@ -25,6 +25,7 @@ import { inspectClientMessage } from '../rbac/inspect.js';
 import type { CallDecision, Policy } from '../rbac/policy.js';
 import type { ErrorCode } from '../errors.js';
 import { definitionDigest, toolDefinition, type PinStore, type ServerPins } from './pins.js';
+import type { JwtSigner } from '../identity/jwt.js';
 
 /** The audit trail as the gate needs it; `undefined` when no audit.path is configured. */
 export type AuditSink = Pick<AuditLog, 'append'> | undefined;
@@ -38,6 +39,8 @@ export interface LiveAccess {
   audit: AuditSink;
   /** Pinned tool definitions, for servers with `tool_pinning` (pins.ts). */
   pins?: PinStore;
+  /** Signs identity assertions for HTTP upstreams with `identity_jwt` (identity/jwt.ts). */
+  jwt?: JwtSigner;
 }
 
 interface Pending {
@@ -124,6 +127,23 @@ class EnforcingGate implements SessionGate {
       code: 'TMCP005I',
       outcome: 'success',
       ...(changed ? { previousRoles: before } : {}),
+    });
+  }
+
+  /** `identity_jwt`: who is calling, signed for this request; never the client's own credentials. */
+  upstreamIdentity(): string | undefined {
+    if (this.server.transport === 'stdio' || !this.server.identityJwt) return undefined;
+    const signer = this.live.jwt;
+    if (!signer) return undefined;
+    const peer = this.peer;
+    return signer.sign({
+      sub: peer.user,
+      roles: peer.roles,
+      traits: peer.traits ?? {},
+      aud: this.server.name,
+      sid: String(this.base.sessionId),
+      ...(peer.bot ? { bot: peer.bot.name } : {}),
+      notAfter: peer.notAfter,
     });
   }
 

@@ -22,11 +22,14 @@ export interface HttpServerConfig {
   transport: 'http';
   url: string;
   headers: Record<string, string>;
+  /** `identity_jwt`: a signed identity assertion on every request (docs/configuration.md). */
+  identityJwt: boolean;
 }
 export interface SseServerConfig {
   transport: 'sse';
   url: string;
   headers: Record<string, string>;
+  identityJwt: boolean;
 }
 
 /** A root the proxy reports to the server (`roots/list`) on the client's behalf. */
@@ -100,6 +103,7 @@ export function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string)
     'url',
     'sse_url',
     'headers',
+    'identity_jwt',
   ];
   for (const k of Object.keys(o))
     if (!known.includes(k)) fail(`${at}.${k}`, `unknown key (known: ${known.join(', ')})`);
@@ -124,7 +128,7 @@ export function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string)
     toolPinning: pinningMode(o.tool_pinning, `${at}.tool_pinning`, fail),
   };
   if (o.command !== undefined) {
-    for (const k of ['url', 'sse_url', 'headers'])
+    for (const k of ['url', 'sse_url', 'headers', 'identity_jwt'])
       if (o[k] !== undefined) fail(`${at}.${k}`, 'does not apply to a stdio server');
     const args = o.args ?? [];
     if (!Array.isArray(args) || !args.every((x) => typeof x === 'string' || typeof x === 'number'))
@@ -155,6 +159,7 @@ export function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string)
     transport: key === 'url' ? 'http' : 'sse',
     url,
     headers: stringMap(o.headers, `${at}.headers`, fail),
+    identityJwt: identityJwt(o.identity_jwt, `${at}.identity_jwt`, fail),
   };
 }
 
@@ -185,6 +190,12 @@ function parseRoots(v: unknown, field: string, fail: Fail, abs: (p: string) => s
     }
     return name === undefined ? { uri } : { uri, name };
   });
+}
+
+function identityJwt(v: unknown, field: string, fail: Fail): boolean {
+  if (v === undefined || v === null) return false;
+  if (typeof v !== 'boolean') fail(field, 'must be true or false');
+  return v === true;
 }
 
 function pinningMode(v: unknown, field: string, fail: Fail): PinningMode {

@@ -14,6 +14,10 @@ import { Policy } from '../rbac/policy.js';
 import { accessDenied, createEnforcingGates, type LiveAccess } from '../agent/enforcement.js';
 import { NO_AUDIT_TRAIL, unknownRolesNotice } from './notices.js';
 import { JsonFilePinStore } from '../agent/pins.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createJwtSigner, JWKS_PATH } from '../identity/jwt.js';
+import { CA_FILES } from '../identity/ca.js';
 import { AuditRateLimiter } from '../audit/rate-limit.js';
 import type { Refusal } from './server.js';
 
@@ -126,6 +130,10 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
   const live: LiveAccess = previous?.live ?? { policy, audit };
   live.policy = policy;
   live.audit = audit;
+  // identity_jwt: assertions signed with the proxy's key (its public half at /.well-known/jwks.json).
+  live.jwt = config.servers.some((s) => s.transport !== 'stdio' && s.identityJwt)
+    ? (live.jwt ?? createJwtSigner(await readFile(join(config.caDir, CA_FILES.proxyKey), 'utf8'), config.cluster))
+    : undefined;
   live.pins = config.servers.some((s) => s.toolPinning !== 'off')
     ? live.pins instanceof JsonFilePinStore && live.pins.path === config.toolPins
       ? live.pins
@@ -162,7 +170,17 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     audit,
     gates: previous?.gates ?? createEnforcingGates(live, log),
     decider,
-    routes: {},
+    routes: {
+      openPaths: [JWKS_PATH],
+      handle(req, res) {
+        if (req.method !== 'GET' || new URL(req.url ?? '/', 'https://x').pathname !== JWKS_PATH)
+          return Promise.resolve(false);
+        const body = JSON.stringify(live.jwt ? live.jwt.jwks() : { keys: [] });
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' });
+        res.end(body);
+        return Promise.resolve(true);
+      },
+    },
     refusals,
     close: async () => {
       refusals.close();
