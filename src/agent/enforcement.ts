@@ -701,6 +701,7 @@ class EnforcingGate implements SessionGate {
     const kept = result.tools.filter(
       (t) => typeof t?.name === 'string' && this.policy.toolDecision(this.peer, this.server, t.name).allowed,
     );
+    if (markPrivate(result)) changed = true;
     if (kept.length === result.tools.length && !changed) return bytes;
     result.tools = kept;
     return Buffer.from(JSON.stringify(msg));
@@ -719,7 +720,8 @@ class EnforcingGate implements SessionGate {
     const kept = (list as unknown[]).filter(
       (e) => typeof e === 'object' && e !== null && !Array.isArray(e) && keep(e as Record<string, unknown>),
     );
-    if (kept.length === list.length) return bytes;
+    const madePrivate = markPrivate(result);
+    if (kept.length === list.length && !madePrivate) return bytes;
     result[key] = kept;
     return Buffer.from(JSON.stringify(msg));
   }
@@ -781,6 +783,17 @@ export function normaliseRootUri(uri: unknown): string | undefined {
 /** A value from a message as text for the audit trail: strings as they are, anything else as JSON. */
 function stringOf(v: unknown): string {
   return typeof v === 'string' ? v : v === undefined ? '' : (JSON.stringify(v) ?? '');
+}
+
+/**
+ * MCP 2026-07-28 list results carry `cacheScope`; a list the proxy judges per
+ * identity must not be cached for others, so it is marked `private` (a
+ * 2025-era result has no cacheScope and is left as it is). Returns whether it changed.
+ */
+function markPrivate(result: Record<string, unknown>): boolean {
+  if (!Object.hasOwn(result, 'cacheScope') || result.cacheScope === 'private') return false;
+  result.cacheScope = 'private';
+  return true;
 }
 
 /** A client-chosen name or URI in messages and audit fields: at most 512 characters. */
