@@ -13,6 +13,11 @@ import { loadRoles, type RoleDocument } from '../rbac/roles.js';
 import { Policy } from '../rbac/policy.js';
 import { accessDenied, createEnforcingGates, type LiveAccess } from '../agent/enforcement.js';
 import { NO_AUDIT_TRAIL, unknownRolesNotice } from './notices.js';
+import { JsonFilePinStore } from '../agent/pins.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createJwtSigner, JWKS_PATH } from '../identity/jwt.js';
+import { CA_FILES } from '../identity/ca.js';
 import { AuditRateLimiter } from '../audit/rate-limit.js';
 import type { Refusal } from './server.js';
 
@@ -107,7 +112,7 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
   });
   for (const w of warnings) log.warn(w);
   if (roles.length === 0) log.warn('no roles are configured (roles, roles_files): no identity can reach any server');
-  const policy = new Policy(roles);
+  const policy = new Policy(roles, config.rbac);
   if (!config.audit) log.warn(NO_AUDIT_TRAIL);
 
   let audit: AuditLog | undefined;
@@ -125,21 +130,35 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     }
   }
 
-  const live = previous?.live ?? { policy, audit };
+  const live: LiveAccess = previous?.live ?? { policy, audit };
   live.policy = policy;
   live.audit = audit;
+  // identity_jwt: assertions signed with the proxy's key (its public half at /.well-known/jwks.json).
+  live.jwt = config.servers.some((s) => (s.transport === 'http' || s.transport === 'sse') && s.identityJwt)
+    ? (live.jwt ?? createJwtSigner(await readFile(join(config.caDir, CA_FILES.proxyKey), 'utf8'), config.cluster))
+    : undefined;
+  live.pins = config.servers.some((s) => s.toolPinning !== 'off')
+    ? live.pins instanceof JsonFilePinStore && live.pins.path === config.toolPins
+      ? live.pins
+      : new JsonFilePinStore(config.toolPins)
+    : undefined;
   const refusals = previous?.refusals ?? new RefusalAudit(live, log);
   if (previous?.audit && previous.audit !== audit) await previous.audit.close();
   const decider: AccessDecider = {
     checkServer(peer, server) {
-      const d = live.policy.canReachServer(peer.roles, server);
+      const d = live.policy.canReachServer(peer, server);
       if (!d.allowed) throw accessDenied(peer, server, d.reason);
     },
     describeServer(peer, server) {
-      if (server.transport !== 'postgres') return { tools: live.policy.toolPatterns(peer.roles, server) };
+      const base = {
+        tools: live.policy.toolPatterns(peer, server),
+        resources: live.policy.namedPatterns('resources', peer, server),
+        prompts: live.policy.namedPatterns('prompts', peer, server),
+      };
+      if (server.transport !== 'postgres') return base;
       const db = live.policy.databaseGrants(peer.roles, server);
       return {
-        tools: live.policy.toolPatterns(peer.roles, server),
+        ...base,
         database: {
           access: db.provisioning ? 'db_permissions' : 'db_users',
           names: db.patterns.names,
@@ -166,7 +185,17 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     audit,
     gates: previous?.gates ?? createEnforcingGates(live, log),
     decider,
-    routes: {},
+    routes: {
+      openPaths: [JWKS_PATH],
+      handle(req, res) {
+        if (req.method !== 'GET' || new URL(req.url ?? '/', 'https://x').pathname !== JWKS_PATH)
+          return Promise.resolve(false);
+        const body = JSON.stringify(live.jwt ? live.jwt.jwks() : { keys: [] });
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' });
+        res.end(body);
+        return Promise.resolve(true);
+      },
+    },
     refusals,
     close: async () => {
       refusals.close();

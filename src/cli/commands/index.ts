@@ -6,6 +6,7 @@ import { connectCommand } from './connect.js';
 import { lsCommand } from './ls.js';
 import { configCommand } from './config.js';
 import { policyCommand } from './policy.js';
+import { toolsCommand } from './tools.js';
 import { auditCommand } from './audit.js';
 import { botCommand } from './bot.js';
 import { buildAgentCommand } from './agent.js';
@@ -21,6 +22,7 @@ export const commands: CommandModule[] = [
   identityCommand,
   proxyCommand,
   policyCommand,
+  toolsCommand,
   auditCommand,
   botCommand,
   buildAgentCommand([agentStartCommand]),
