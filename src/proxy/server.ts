@@ -301,36 +301,27 @@ export class ProxyServer {
     }
   }
 
+  /** The proxy's own servers, then those agents announce: the ones the identity may reach. */
   private visibleServers(peer: Peer): Array<Record<string, unknown>> {
+    const targets = [
+      ...this.config.servers.map((s) => ({ server: s, problem: commandProblem(s), agents: undefined })),
+      ...this.agents.servers().map((s) => ({ server: s, problem: s.problem, agents: s.agents })),
+    ];
     const out: Array<Record<string, unknown>> = [];
-    for (const s of this.config.servers) {
+    for (const { server: s, problem, agents } of targets) {
       try {
         this.access.checkServer(peer, s);
       } catch {
         continue;
       }
+      const { name, description, transport, labels } = s as ServerRef & { description: string; transport: string };
       out.push({
-        name: s.name,
-        description: s.description,
-        transport: s.transport,
-        labels: s.labels,
-        ...(commandProblem(s) ? { problem: commandProblem(s) } : {}),
-        ...(this.access.describeServer?.(peer, s) ?? {}),
-      });
-    }
-    for (const s of this.agents.servers()) {
-      try {
-        this.access.checkServer(peer, s);
-      } catch {
-        continue;
-      }
-      out.push({
-        name: s.name,
-        description: s.description,
-        transport: s.transport,
-        labels: s.labels,
-        agents: s.agents,
-        ...(s.problem ? { problem: s.problem } : {}),
+        name,
+        description,
+        transport,
+        labels,
+        ...(agents !== undefined ? { agents } : {}),
+        ...(problem ? { problem } : {}),
         ...(this.access.describeServer?.(peer, s) ?? {}),
       });
     }
