@@ -411,6 +411,11 @@ async function manySessions(proxy, agent, upstream) {
       initP99: percentile(opened.initMs, 99),
     },
     memory: { before, after, perSession: { proxy: perSession('proxy'), agent: perSession('agent') } },
+    // CPU time spent while the sessions opened (TLS handshakes, upgrades, the agent's data connections, initialize).
+    openCpuPerSession: {
+      proxy: (after.proxy.cpu - before.proxy.cpu) / sessions.length,
+      agent: (after.agent.cpu - before.agent.cpu) / sessions.length,
+    },
   });
 
   step(`idle: ${PLAN.idleS} s with ${sessions.length} sessions open and no calls`);
@@ -620,6 +625,10 @@ function render(r) {
       `${msf(r.open.helloP50)} / ${msf(r.open.helloP99)}`,
     );
     row('open a session: tunnel → initialize answered, p50 / p99', `${msf(r.open.initP50)} / ${msf(r.open.initP99)}`);
+    row(
+      'CPU per session opened: proxy / agent (while opening, incl. 2 s settling)',
+      `${msf(r.openCpuPerSession.proxy)} / ${msf(r.openCpuPerSession.agent)}`,
+    );
     row('proxy RSS before → with the sessions open', `${mb(m.before.proxy.rss)} → ${mb(m.after.proxy.rss)}`);
     row('agent RSS before → with the sessions open', `${mb(m.before.agent.rss)} → ${mb(m.after.agent.rss)}`);
     row('**memory per session: proxy / agent**', `**${kb(m.perSession.proxy)} / ${kb(m.perSession.agent)}**`);
