@@ -760,5 +760,12 @@ if (failed) {
   process.exitCode = 1;
 }
 step('done');
-process.stdout.write(`\n${render(results)}`);
+let table;
+try {
+  table = render(results);
+} catch {
+  // A run that stopped part-way has no figures for the later rows: print what it has.
+  table = `the run stopped before every figure was measured; what it has:\n${JSON.stringify(results, null, 2)}\n`;
+}
+process.stdout.write(`\n${table}`);
 if (opt.json) await writeFile(opt.json, `${JSON.stringify(results, null, 2)}\n`);
