@@ -10,7 +10,10 @@ import { nameProblem } from '../identity/names.js';
 import { caPin } from '../identity/pin.js';
 import { loadProxyConfig, type ProxyConfig } from '../proxy/config.js';
 import { formatDuration } from '../util/duration.js';
-import { BotStore, isActive, type BotRecord } from './store.js';
+import { isActive, type BotRecord, type BotRecords } from './store.js';
+import { openBotStore } from './backend-store.js';
+import { openBackend } from '../backend/open.js';
+import type { Backend } from '../backend/types.js';
 import { hashToken, newJoinToken } from './token.js';
 
 export const MIN_TOKEN_TTL_MS = 1_000;
@@ -18,7 +21,9 @@ export const MAX_TOKEN_TTL_MS = 30 * 86_400_000;
 export const DEFAULT_TOKEN_TTL = '1h';
 
 /** The proxy config and the bot store it names. */
-export async function openBotState(configPath: string): Promise<{ config: ProxyConfig; store: BotStore }> {
+export async function openBotState(
+  configPath: string,
+): Promise<{ config: ProxyConfig; store: BotRecords; backend: Backend }> {
   const config = await loadProxyConfig(configPath);
   if (!config.bot) {
     throw new AccessError(
@@ -29,9 +34,10 @@ export async function openBotState(configPath: string): Promise<{ config: ProxyC
       },
     );
   }
-  const store = new BotStore(config.bot.stateDir);
+  const backend = await openBackend(config.backend);
+  const store = openBotStore(config.bot.stateDir, backend);
   await store.ensure();
-  return { config, store };
+  return { config, store, backend };
 }
 
 export function botUserName(bot: string): string {
@@ -45,7 +51,7 @@ export interface AddedBot {
 }
 
 export async function addBot(
-  store: BotStore,
+  store: BotRecords,
   opts: { name: string; roles: string[]; tokenTtlMs: number; now?: number },
 ): Promise<AddedBot> {
   const problem = nameProblem('bot', opts.name) ?? opts.roles.map((r) => nameProblem('role', r)).find(Boolean);
@@ -108,7 +114,7 @@ export function botStatus(r: BotRecord, now = Date.now()): BotStatus {
   return r.certNotAfter && Date.parse(r.certNotAfter) > now ? 'active' : 'expired';
 }
 
-export async function listBots(store: BotStore, now = Date.now()): Promise<BotSummary[]> {
+export async function listBots(store: BotRecords, now = Date.now()): Promise<BotSummary[]> {
   return (await store.readAll()).filter(isActive).map((r) => {
     const s: BotSummary = {
       name: r.name,
@@ -128,7 +134,7 @@ export async function listBots(store: BotStore, now = Date.now()): Promise<BotSu
 
 /** Change one active bot's record under the state lock. */
 async function changeBot(
-  store: BotStore,
+  store: BotRecords,
   name: string,
   change: (r: BotRecord) => BotRecord | undefined,
 ): Promise<BotRecord> {
@@ -147,16 +153,45 @@ async function changeBot(
 }
 
 /** Forget a bot: its token stops working, its renewals are refused, its sessions end. */
-export async function removeBot(store: BotStore, name: string, now = Date.now()): Promise<BotRecord> {
+export async function removeBot(store: BotRecords, name: string, now = Date.now()): Promise<BotRecord> {
   return changeBot(store, name, (r) => {
     const { token: _token, lastIssue: _lastIssue, ...rest } = r;
     return { ...rest, removedAt: new Date(now).toISOString() };
   });
 }
 
+/**
+ * Change a bot's roles (`bot update NAME --add-roles R --remove-roles S`).
+ * Its certificates carry its roles, so the change reaches its sessions with
+ * its next renewal (within `--renewal-interval`); a certificate issued
+ * before keeps the roles it names until it expires.
+ */
+export async function updateBotRoles(
+  store: BotRecords,
+  name: string,
+  change: { add: string[]; remove: string[] },
+): Promise<{ record: BotRecord; before: string[] }> {
+  const problem = [...change.add, ...change.remove].map((r) => nameProblem('role', r)).find(Boolean);
+  if (problem) throw new AccessError('USAGE', problem);
+  if (change.add.length === 0 && change.remove.length === 0)
+    throw new AccessError('USAGE', 'nothing to change', { hint: 'pass --add-roles and/or --remove-roles' });
+  let before: string[] = [];
+  const record = await changeBot(store, name, (r) => {
+    before = r.roles;
+    const roles = [...new Set([...r.roles.filter((x) => !change.remove.includes(x)), ...change.add])];
+    if (roles.length === 0)
+      throw new AccessError('USAGE', `bot "${name}" would have no role left`, {
+        hint: 'a bot needs at least one role; add one, or remove the bot',
+      });
+    if (roles.join(',') === r.roles.join(',')) return undefined;
+    return { ...r, roles };
+  });
+  return { record, before };
+}
+
 /** Refuse renewals and new sessions, end live sessions. Returns whether it was already locked. */
 export async function lockBot(
-  store: BotStore,
+  store: BotRecords,
   name: string,
   reason: string,
   now = Date.now(),
@@ -173,7 +208,7 @@ export async function lockBot(
 }
 
 export async function unlockBot(
-  store: BotStore,
+  store: BotRecords,
   name: string,
 ): Promise<{ record: BotRecord; was?: BotRecord['lock'] }> {
   let was: BotRecord['lock'];

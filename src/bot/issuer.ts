@@ -19,11 +19,11 @@ import { checkIdentityTtl } from '../identity/ttl.js';
 import { botUserName } from './admin.js';
 import { checkCsr } from './csr.js';
 import type { CertificateResponse } from './protocol.js';
-import { isActive, type BotRecord, type BotStore } from './store.js';
+import { isActive, type BotRecord, type BotRecords } from './store.js';
 import { tokenMatches } from './token.js';
 
 export interface IssuerDeps {
-  store: BotStore;
+  store: BotRecords;
   ca: CertificateAuthority;
 }
 

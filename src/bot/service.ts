@@ -19,7 +19,7 @@ import type { AccessDecider, ProxyRoutes } from '../proxy/server.js';
 import type { Logger } from '../util/log.js';
 import { BotRefusal, joinWithToken, lockedError, renewBot, type Issued } from './issuer.js';
 import { BOT_OPEN_PATHS, BOT_PATHS, MAX_BOT_REQUEST_BYTES, type CaResponse } from './protocol.js';
-import { BotStore, isActive, type BotRecord } from './store.js';
+import { BotStore, isActive, type BotRecord, type BotRecords } from './store.js';
 import { AddressRateLimiter, JOIN_RATE_LIMIT, type RateLimitOptions } from './rate-limit.js';
 
 /** Where bot events go (the proxy's audit log). Append must resolve once the event is stored. */
@@ -41,6 +41,8 @@ export interface BotServiceOptions {
   pollMs?: number;
   /** Join attempts per source address (default JOIN_RATE_LIMIT). */
   joinRateLimit?: RateLimitOptions;
+  /** Where the bot records are (default: bot.state_dir). */
+  store?: BotRecords;
 }
 
 export interface BotService {
@@ -76,7 +78,7 @@ export const BOT_EVENTS = {
 
 export async function createBotService(opts: BotServiceOptions): Promise<BotService> {
   if (!opts.config.bot) throw new AccessError('INTERNAL', 'the bot service needs bot.state_dir in the config');
-  const store = new BotStore(opts.config.bot.stateDir);
+  const store = opts.store ?? new BotStore(opts.config.bot.stateDir);
   const graceMs = opts.config.bot.supersededGraceMs;
   await store.ensure();
   const log = opts.log.child('proxy bot');

@@ -58,8 +58,27 @@ export interface BotRecord {
   removedAt?: string;
 }
 
+/**
+ * The bot records as the operator commands and the proxy use them: the state
+ * directory (BotStore, below) or the backend's records (PostgreSQL,
+ * ./backend-store.ts). Writes are safe only inside `locked`.
+ */
+export interface BotRecords {
+  /** Where the records are, for messages: the state directory, or "PostgreSQL". */
+  readonly dir: string;
+  ensure(): Promise<void>;
+  locked<T>(fn: () => Promise<T>): Promise<T>;
+  read(name: string): Promise<BotRecord | undefined>;
+  /** Every record, tombstones included, sorted by name. */
+  readAll(): Promise<BotRecord[]>;
+  write(record: BotRecord): Promise<void>;
+  names(): Promise<string[]>;
+  /** A cheap change marker for one record. */
+  stamp(name: string): Promise<string | undefined>;
+}
+
 /** Where each bot record lives, and how to change them safely. */
-export class BotStore {
+export class BotStore implements BotRecords {
   readonly dir: string;
   readonly botsDir: string;
   readonly lockPath: string;
@@ -169,16 +188,25 @@ export function isActive(r: BotRecord | undefined): r is BotRecord {
 }
 
 function parseRecord(text: string, path: string): BotRecord {
-  const bad = (why: string) =>
-    new AccessError('BOT_STATE', `bot record ${path} is damaged: ${why}`, {
-      hint: 'remove the bot (`mcp-access bot rm`) and add it again',
-    });
-  let r: BotRecord;
+  let r: unknown;
   try {
-    r = JSON.parse(text) as BotRecord;
+    r = JSON.parse(text);
   } catch {
-    throw bad('not JSON');
+    throw damaged(path, 'not JSON');
   }
+  return checkRecord(r, path);
+}
+
+function damaged(path: string, why: string): AccessError {
+  return new AccessError('BOT_STATE', `bot record ${path} is damaged: ${why}`, {
+    hint: 'remove the bot (`mcp-access bot rm`) and add it again',
+  });
+}
+
+/** A bot record as stored (parsed JSON), checked. */
+export function checkRecord(value: unknown, path: string): BotRecord {
+  const bad = (why: string) => damaged(path, why);
+  const r = value as BotRecord;
   if (typeof r !== 'object' || r === null || r.version !== 1) throw bad('unknown format version');
   if (
     typeof r.name !== 'string' ||

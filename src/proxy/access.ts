@@ -8,8 +8,9 @@ import type { Logger } from '../util/log.js';
 import type { ProxyConfig } from './config.js';
 import type { GateFactory } from '../agent/gate.js';
 import type { AccessDecider, ProxyRoutes } from './server.js';
-import { AuditLog } from '../audit/log.js';
-import { loadRoles } from '../rbac/roles.js';
+import { loadRoles, type Role } from '../rbac/roles.js';
+import type { AuditWriter, Backend } from '../backend/types.js';
+import { LocalBackend } from '../backend/local.js';
 import { Policy } from '../rbac/policy.js';
 import { accessDenied, createEnforcingGates, type LiveAccess } from '../agent/enforcement.js';
 import { NO_AUDIT_TRAIL, unknownRolesNotice } from './notices.js';
@@ -28,7 +29,16 @@ const REFUSAL_SUMMARY_MS = 10_000;
 export interface Access {
   /** Shared with every running session's gate; a reload updates it in place. */
   live: LiveAccess;
-  audit: AuditLog | undefined;
+  audit: AuditWriter | undefined;
+  /** Roles from proxy.yaml (roles, roles_files); a backend role of the same name is ignored. */
+  configRoles: Role[];
+  /** Roles from the backend (`mcp-access role create`), as last applied. */
+  backendRoles: Role[];
+  /**
+   * Replace the backend's roles: new sessions and running ones (from their
+   * next message) are judged by them.
+   */
+  setBackendRoles(roles: Role[]): void;
   gates: GateFactory;
   decider: AccessDecider;
   routes: ProxyRoutes;
@@ -95,30 +105,49 @@ export class RefusalAudit {
   }
 }
 
-export async function buildAccess(config: ProxyConfig, log: Logger, previous?: Access): Promise<Access> {
-  const { roles, warnings } = loadRoles({
+export async function buildAccess(
+  config: ProxyConfig,
+  log: Logger,
+  previous?: Access,
+  backend: Backend = new LocalBackend(config.backend.type === 'local' ? config.backend.dir : ''),
+  /** Wraps a newly opened audit writer (metrics). */
+  observeAudit: (w: AuditWriter) => AuditWriter = (w) => w,
+): Promise<Access> {
+  const { roles: configRoles, warnings } = loadRoles({
     inline: config.rolesInline,
     files: config.rolesFiles,
     baseDir: config.baseDir,
     configPath: config.path,
   });
   for (const w of warnings) log.warn(w);
-  if (roles.length === 0) log.warn('no roles are configured (roles, roles_files): no identity can reach any server');
-  const policy = new Policy(roles);
+  const configNames = new Set(configRoles.map((r) => r.name));
+  let backendRoles = (previous?.backendRoles ?? []).filter((r) => !configNames.has(r.name));
+  const policyOf = () => new Policy([...configRoles, ...backendRoles]);
+  const policy = policyOf();
+  if (configRoles.length === 0 && backendRoles.length === 0)
+    log.warn('no roles are configured (roles, roles_files): no identity can reach any server');
   if (!config.audit) log.warn(NO_AUDIT_TRAIL);
 
-  let audit: AuditLog | undefined;
+  let audit: AuditWriter | undefined;
   if (config.audit) {
-    if (previous?.audit && previous.audit.path === config.audit.path) {
+    const sameTrail =
+      previous?.audit &&
+      (backend.type === 'postgres'
+        ? previous.audit.key.startsWith('postgresql:')
+        : previous.audit.key === config.audit.path);
+    if (sameTrail) {
       audit = previous.audit;
     } else {
-      audit = await AuditLog.open(config.audit.path, {
-        args: config.audit.args,
-        redactKeys: config.audit.redact,
-        fsync: config.audit.fsync,
-        identityBudgetBytes: config.audit.identityBudget,
-        logger: log,
-      });
+      audit = observeAudit(
+        await backend.openAudit({
+          path: config.audit.path,
+          args: config.audit.args,
+          redactKeys: config.audit.redact,
+          fsync: config.audit.fsync,
+          identityBudgetBytes: config.audit.identityBudget,
+          logger: log,
+        }),
+      );
     }
   }
 
@@ -154,6 +183,14 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     decider,
     routes: {},
     refusals,
+    configRoles,
+    get backendRoles() {
+      return backendRoles;
+    },
+    setBackendRoles(roles: Role[]) {
+      backendRoles = roles.filter((r) => !configNames.has(r.name));
+      live.policy = policyOf();
+    },
     close: async () => {
       refusals.close();
       await audit?.close();

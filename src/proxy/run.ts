@@ -12,6 +12,12 @@ import { join } from 'node:path';
 import { checkUpstreamIsolation, type IsolationScope } from '../agent/isolation.js';
 import { createBotService } from '../bot/service.js';
 import { commandProblem } from '../agent/upstream/command-check.js';
+import { openBackend } from '../backend/open.js';
+import type { Backend } from '../backend/types.js';
+import { healthRoutes } from './health.js';
+import { ProxyMetrics } from './metrics.js';
+import { watchRoles } from './role-watch.js';
+import { openBotStore } from '../bot/backend-store.js';
 
 /** One warning line per stdio server whose command is missing: found at start, not at the first session. */
 function warnMissingCommands(config: ProxyConfig, log: Logger): void {
@@ -39,6 +45,11 @@ export function proxyIsolation(config: ProxyConfig): IsolationScope {
 
 export interface RunningProxy {
   server: ProxyServer;
+  /** Where cluster state lives (local files or PostgreSQL). */
+  backend: Backend;
+  metrics: ProxyMetrics;
+  /** The metrics listener's address, when `metrics.listen` is set. */
+  metricsAddress?: { host: string; port: number };
   address: { host: string; port: number };
   reload(): Promise<void>;
   close(): Promise<void>;
@@ -60,26 +71,61 @@ export async function startProxy(
     config.cluster = ca.cluster;
   }
   checkUpstreamIsolation(proxyIsolation(config), log);
-  let access = await buildAccess(config, log);
+  const backend = await openBackend(config.backend, log);
+  let sessionCount = () => 0;
+  const metrics = new ProxyMetrics(() => sessionCount());
+  backend.onError = () => metrics.backendErrors.inc();
+  const observeAudit = metrics.observeAudit.bind(metrics);
+  let access: Awaited<ReturnType<typeof buildAccess>>;
+  try {
+    access = await buildAccess(config, log, undefined, backend, observeAudit);
+  } catch (err) {
+    await backend.close();
+    throw err;
+  }
+  if (backend.type !== 'local') log.info(`backend: ${backend.description}`);
+  const roles = watchRoles(backend, () => access, log);
+  await roles.refresh(true);
   // Bots (docs/bot.md): join/renew routes, and locked or removed bots refused before roles are consulted.
-  const bot = config.bot ? await createBotService({ config, ca, log, audit: access.audit }) : undefined;
+  const bot = config.bot
+    ? await createBotService({
+        config,
+        ca,
+        log,
+        audit: access.audit,
+        store: openBotStore(config.bot.stateDir, backend),
+      })
+    : undefined;
+  let listening = false;
+  const routes = healthRoutes(
+    { listening: () => listening, backend, audit: () => access.audit },
+    bot?.withRoutes(access.routes) ?? access.routes,
+  );
   const server = new ProxyServer(
     config,
     { key: ca.proxyKeyPem, cert: ca.proxyCertPem, ca: [ca.caCertPem] },
     bot?.guardGates(access.gates) ?? access.gates,
-    bot?.guard(access.decider) ?? access.decider,
+    metrics.observeDecider(bot?.guard(access.decider) ?? access.decider),
     log,
-    bot?.withRoutes(access.routes) ?? access.routes,
+    routes,
   );
   bot?.onServer(server);
+  sessionCount = () => server.sessionCount;
   let address: { host: string; port: number };
+  let metricsAddress: { host: string; port: number } | undefined;
   try {
     address = await server.listen();
+    listening = true;
+    if (config.metrics) metricsAddress = await metrics.listen(config.metrics.listen, log);
   } catch (err) {
+    roles.close();
+    await server.close();
     await bot?.close();
     await access.close();
+    await backend.close();
     throw err;
   }
+  const srv = server;
 
   let reloading: Promise<void> | undefined;
   const reload = async () => {
@@ -89,16 +135,20 @@ export async function startProxy(
         const next = await loadProxyConfig(configPath);
         next.listen = config.listen;
         next.cluster = config.cluster;
+        if (JSON.stringify(next.backend) !== JSON.stringify(config.backend))
+          log.warn('backend: a change of the backend takes effect at the next start, not on reload');
+        next.backend = config.backend;
         checkUpstreamIsolation(proxyIsolation(next), log);
         warnMissingCommands(next, log);
-        const nextAccess = await buildAccess(next, log, access);
-        server.reconfigure(
+        const nextAccess = await buildAccess(next, log, access, backend, observeAudit);
+        srv.reconfigure(
           next,
           bot?.guardGates(nextAccess.gates) ?? nextAccess.gates,
-          bot?.guard(nextAccess.decider) ?? nextAccess.decider,
+          metrics.observeDecider(bot?.guard(nextAccess.decider) ?? nextAccess.decider),
         );
         bot?.setAudit(nextAccess.audit);
         access = nextAccess;
+        await roles.refresh(true);
         log.info(`reloaded ${configPath}: ${next.servers.length} server${next.servers.length === 1 ? '' : 's'}`);
       } catch (err) {
         log.error(`reload failed, keeping the running configuration: ${describeError(err)}`);
@@ -108,12 +158,17 @@ export async function startProxy(
     })();
     return reloading;
   };
-  const close = async () => {
-    await server.close();
-    await bot?.close();
-    await access.close();
-  };
-  return { server, address, reload, close };
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      roles.close();
+      await srv.close();
+      await metrics.close();
+      await bot?.close();
+      await access.close();
+      await backend.close();
+    })());
+  return { server: srv, backend, metrics, ...(metricsAddress ? { metricsAddress } : {}), address, reload, close };
 }
 
 /** Run until a signal: the body of `mcp-access proxy start`. */

@@ -8,6 +8,7 @@ import { configCommand } from './config.js';
 import { policyCommand } from './policy.js';
 import { auditCommand } from './audit.js';
 import { botCommand } from './bot.js';
+import { roleCommand } from './role.js';
 import { demoCommand } from './demo.js';
 import { mcpCommand } from './mcp.js';
 
@@ -21,6 +22,7 @@ export const commands: CommandModule[] = [
   policyCommand,
   auditCommand,
   botCommand,
+  roleCommand,
   demoCommand,
   mcpCommand,
 ];
