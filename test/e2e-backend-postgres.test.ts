@@ -18,6 +18,8 @@ import { stringify } from 'yaml';
 import { startPostgres, type TestPostgres } from './helpers/postgres.js';
 import { TestCluster, freePort, resultText, testServer, type ConnectedClient } from './helpers/cluster.js';
 import { runCli } from './helpers/run-cli.js';
+import { addBot } from './helpers/bot.js';
+import { existsSync } from 'node:fs';
 
 let pg: TestPostgres;
 let cluster: TestCluster;
@@ -303,6 +305,56 @@ describe('the audit trail across a PostgreSQL restart, under traffic', () => {
     expect(m).toMatch(/^mcp_access_agents_connected 0$/m);
     for (const c of clients) await c.close();
   }, 180_000);
+});
+
+describe('bots in PostgreSQL', () => {
+  it('add, join, session, update --add-roles, lock ending the session: all through the database', async () => {
+    await cluster.writeConfig({ bot: {} });
+    await cluster.stopProxy();
+    await cluster.startProxy();
+    const { token, ca_pin } = await addBot(cluster.configPath, 'ci', ['base']);
+    // No state directory: the record is a row.
+    expect(existsSync(join(cluster.dir, 'bots'))).toBe(false);
+    expect(auditRows("SELECT value->>'name' FROM records WHERE kind = 'bot'")).toBe('ci');
+    const dest = join(cluster.dir, 'ci-dest');
+    const joined = await runCli([
+      'bot',
+      'start',
+      '--proxy',
+      cluster.address,
+      '--oneshot',
+      '--destination',
+      dest,
+      '--token',
+      token,
+      '--ca-pin',
+      ca_pin,
+    ]);
+    expect(joined.code).toBe(0);
+    expect(auditRows("SELECT value->>'generation' FROM records WHERE kind = 'bot' AND name = 'ci'")).toBe('1');
+    const c = await cluster.client('test', join(dest, 'identity'));
+    expect(resultText(await c.client.callTool({ name: 'stats', arguments: {} }))).toContain('calls');
+
+    const readerFile = join(cluster.dir, 'reader-for-bot.yaml');
+    await writeFile(readerFile, stringify(READER));
+    expect((await runCli(['role', 'create', '-f', readerFile, '--config', cluster.configPath])).code).toBe(0);
+    const upd = await runCli(['bot', 'update', 'ci', '--add-roles', 'reader', '--config', cluster.configPath]);
+    expect(upd.code).toBe(0);
+    expect(upd.stdout).toContain('now has roles base, reader');
+    expect(auditRows("SELECT value->'roles' FROM records WHERE kind = 'bot' AND name = 'ci'")).toBe(
+      '["base", "reader"]',
+    );
+    const unknown = await runCli(['bot', 'update', 'ci', '--add-roles', 'nosuch', '--config', cluster.configPath]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/defines no role named "nosuch"/);
+
+    const lock = await runCli(['bot', 'lock', 'ci', '--config', cluster.configPath, '--reason', 'pg lock']);
+    expect(lock.code).toBe(0);
+    await cluster.waitForLog(/ended 1 session\(s\) of bot "ci"/);
+    await expect(c.client.callTool({ name: 'stats', arguments: {} })).rejects.toThrow(/locked/);
+    expect(auditRows("SELECT count(*) FROM audit_events WHERE type = 'bot.lock'")).toBe('1');
+    await c.close();
+  }, 90_000);
 });
 
 describe('health endpoints', () => {
