@@ -490,7 +490,7 @@ function statusFor(e: AccessError): number {
   if (e.code === 'BOT_STATE') return 409;
   if (e.code === 'MESSAGE_TOO_LARGE') return 413;
   if (e.code === 'BOT_JOIN_LIMITED') return 429;
-  if (e.code === 'AUDIT_UNAVAILABLE') return 503;
+  if (e.code === 'AUDIT_UNAVAILABLE' || e.code === 'BACKEND_UNAVAILABLE') return 503;
   if (e.code === 'USAGE') return 400;
   return 500;
 }
