@@ -48,7 +48,9 @@ export function watchRoles(
         const after = roles.map((r) => r.name).join(',');
         if (seen !== undefined || roles.length > 0)
           log.info(
-            `roles from the backend applied: ${roles.length ? after : 'none'}${before !== after ? '' : ' (changed)'}`,
+            before === after
+              ? `roles from the backend changed: ${after || 'none'} (running sessions judge their next message by them)`
+              : `roles from the backend now: ${after || 'none'} (before: ${before || 'none'})`,
           );
         seen = version;
         if (failing) log.info('backend roles can be read again');
