@@ -11,12 +11,14 @@ import { existsSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { TestCluster, resultText, testServer } from './helpers/cluster.js';
+import { request as httpRequest } from 'node:http';
+import { TestCluster, freePort, resultText, testServer } from './helpers/cluster.js';
 import { runCli } from './helpers/run-cli.js';
 import { addBot } from './helpers/bot.js';
 
 let cluster: TestCluster;
 let bob: string;
+let metricsPort: number;
 
 const BASE = {
   kind: 'role',
@@ -40,10 +42,16 @@ async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 30_
 }
 
 beforeAll(async () => {
+  metricsPort = await freePort();
   cluster = await TestCluster.start({
     servers: [testServer('test')],
     roles: [BASE],
-    config: { bot: { state_dir: './bots' }, audit: { path: './audit/audit.jsonl' } },
+    config: {
+      bot: { state_dir: './bots' },
+      audit: { path: './audit/audit.jsonl' },
+      sessions: { max_per_identity: 2 },
+      metrics: { listen: `127.0.0.1:${metricsPort}` },
+    },
   });
   bob = await cluster.issue('bob', ['base', 'writer']);
 }, 60_000);
@@ -138,4 +146,28 @@ describe('roles as resources, local backend', () => {
     expect(await get('/healthz')).toEqual({ status: 200, body: '{"status":"ok"}' });
     expect(await get('/readyz')).toEqual({ status: 200, body: '{"status":"ready"}' });
   });
+
+  it('metrics: per-identity limits hit, denials and requests are counted on the separate listener', async () => {
+    const carol = await cluster.issue('carol', ['base']);
+    const a = await cluster.client('test', carol);
+    const b = await cluster.client('test', carol);
+    await expect(cluster.client('test', carol)).rejects.toThrow();
+    await a.client.callTool({ name: 'stats', arguments: {} });
+    await expect(a.client.callTool({ name: 'write_note', arguments: {} })).rejects.toThrow(/denied/);
+    const text = await new Promise<string>((resolve, reject) => {
+      httpRequest({ host: '127.0.0.1', port: metricsPort, path: '/metrics' }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d: string) => (body += d));
+        res.on('end', () => resolve(body));
+      })
+        .on('error', reject)
+        .end();
+    });
+    expect(text).toMatch(/^mcp_access_limits_hit_total\{limit="sessions.max_per_identity"\} [1-9]/m);
+    expect(text).toMatch(/^mcp_access_requests_total\{outcome="denied"\} [1-9]/m);
+    expect(text).toMatch(/^mcp_access_requests_total\{outcome="success"\} [1-9]/m);
+    expect(text).toMatch(/^mcp_access_denials_total\{type="mcp.session.request"\} [1-9]/m);
+    await a.close();
+    await b.close();
+  }, 60_000);
 });

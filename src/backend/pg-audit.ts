@@ -141,7 +141,6 @@ export class PgAuditLog implements AuditWriter {
   }
 
   private async writeBatch(batch: Queued[]): Promise<void> {
-    const started = process.hrtime.bigint();
     try {
       if (this.resync) {
         const r = await this.backend.query<{ head_seq: string; head_hash: string }>(
@@ -191,7 +190,6 @@ export class PgAuditLog implements AuditWriter {
       this.seq = seq;
       this.lastHash = hash;
       this.ok = true;
-      this.onWrite?.(Number(process.hrtime.bigint() - started) / 1e9, batch.length);
       batch.forEach((q, i) => q.resolve(stored[i]!));
     } catch (err) {
       this.resync = true;
@@ -205,7 +203,4 @@ export class PgAuditLog implements AuditWriter {
       for (const q of batch) q.reject(e);
     }
   }
-
-  /** For metrics: seconds a successful statement took and how many events it stored. */
-  onWrite?: (seconds: number, events: number) => void;
 }
