@@ -82,6 +82,21 @@ describe('roles as resources, local backend', () => {
     expect(statSync(state).mode & 0o777).toBe(0o700);
     expect(statSync(join(state, 'roles', 'writer.json')).mode & 0o777).toBe(0o600);
     await until(canWrite, 'the created role to apply');
+    // policy check sees it too.
+    const check = await runCli([
+      'policy',
+      'check',
+      '--config',
+      cluster.configPath,
+      '--roles',
+      'writer',
+      '--server',
+      'test',
+      '--tool',
+      'write_note',
+    ]);
+    expect(check.code).toBe(0);
+    expect(check.stdout).toMatch(/allowed by role writer/);
     expect(resultText(await c.client.callTool({ name: 'stats', arguments: {} }))).toContain('calls');
 
     // Updating it (create again) narrows it: write_note is no longer allowed.
