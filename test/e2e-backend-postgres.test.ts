@@ -357,6 +357,40 @@ describe('bots in PostgreSQL', () => {
   }, 90_000);
 });
 
+describe('a join while PostgreSQL is down', () => {
+  it('is refused with a clear error (the token not used up) and works once the database is back', async () => {
+    const { token, ca_pin } = await addBot(cluster.configPath, 'late', ['base']);
+    const join_ = () =>
+      runCli([
+        'bot',
+        'start',
+        '--proxy',
+        cluster.address,
+        '--oneshot',
+        '--destination',
+        join(cluster.dir, 'late-dest'),
+        '--token',
+        token,
+        '--ca-pin',
+        ca_pin,
+      ]);
+    await pg.stop();
+    let refused;
+    try {
+      refused = await join_();
+    } finally {
+      await pg.start();
+    }
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/PostgreSQL|backend|audit/i);
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
+    const joined = await join_();
+    expect(joined.stderr).toMatch(/joined/);
+    expect(joined.code).toBe(0);
+    expect(auditRows("SELECT count(*) FROM audit_events WHERE type = 'bot.join' AND line LIKE '%\"late\"%'")).toBe('1');
+  }, 90_000);
+});
+
 describe('health endpoints', () => {
   it('answer without a client certificate, briefly, and nothing else opens up', async () => {
     const h = await getOpen('/healthz');

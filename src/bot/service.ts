@@ -172,6 +172,7 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     });
 
   let scanning: Promise<void> | undefined;
+  let stateFailing = false;
   const scan = (quiet: boolean): Promise<void> => {
     scanning ??= serially(async () => {
       try {
@@ -204,8 +205,12 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
           cache.delete(name);
           applyChange(name, cached.record, undefined, quiet);
         }
+        if (stateFailing) log.info('the bot state can be read again');
+        stateFailing = false;
       } catch (err) {
-        log.error(`cannot read the bot state: ${describeError(err)}`);
+        // Once per outage (a database restart), not every second; the records last read stay in force.
+        if (!stateFailing) log.error(`cannot read the bot state: ${describeError(err)}`);
+        stateFailing = true;
       } finally {
         scanning = undefined;
       }
