@@ -9,6 +9,7 @@ import { policyCommand } from './policy.js';
 import { auditCommand } from './audit.js';
 import { botCommand } from './bot.js';
 import { buildAgentCommand } from './agent.js';
+import { roleCommand } from './role.js';
 import { demoCommand } from './demo.js';
 import { mcpCommand } from './mcp.js';
 import { agentStartCommand } from './agent-start.js';
@@ -23,6 +24,7 @@ export const commands: CommandModule[] = [
   policyCommand,
   auditCommand,
   botCommand,
+  roleCommand,
   buildAgentCommand([agentStartCommand]),
   demoCommand,
   mcpCommand,
