@@ -172,6 +172,34 @@ export const CATALOGUE = {
     http: 403,
     close: 4423,
   },
+  ARGUMENT_DENIED: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: "the identity's roles allow this tool only with other arguments (error.data names the argument and the rule); `mcp-access policy check --tool T --args JSON` explains",
+    http: 403,
+    rpc: INVALID_PARAMS,
+  },
+  TOOL_NOT_APPROVED: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: "the tool's definition is new or changed since it was approved; an operator reviews it with `mcp-access tools diff SERVER` and approves it with `mcp-access tools approve SERVER TOOL` (list the tools again afterwards)",
+    http: 403,
+    rpc: INVALID_PARAMS,
+  },
+  TOOL_NOT_PENDING: {
+    exit: EXIT.NOT_FOUND,
+    hint: 'run `mcp-access tools diff SERVER` to see the tools waiting for approval',
+  },
+  RESOURCE_DENIED: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: "access is governed by the identity's roles (mcp.resources); ask an administrator",
+    http: 403,
+    rpc: INVALID_PARAMS,
+  },
+  PROMPT_DENIED: {
+    exit: EXIT.ACCESS_DENIED,
+    hint: "access is governed by the identity's roles (mcp.prompts); ask an administrator",
+    http: 403,
+    rpc: INVALID_PARAMS,
+  },
   LIMIT_REACHED: {
     exit: EXIT.ACCESS_DENIED,
     hint: 'close sessions you no longer use, or ask the operator to raise the limit the message names (sessions.* in the proxy configuration)',

@@ -140,3 +140,24 @@ describe('roles changed at the proxy reach the agent', () => {
     expect(events.some((e) => e.agent === 'east' && e.type === 'mcp.session.start')).toBe(true);
   });
 });
+
+describe('the cluster’s rbac settings reach the agent with the roles', () => {
+  it('rbac.default_resources: none at the proxy hides resources at the agent from the next message', async () => {
+    const { client } = await cluster.client('remote-tools', admin);
+    expect((await client.listResources()).resources.map((r) => r.uri)).toContain('test://hello');
+    await cluster.writeConfig({ rbac: { default_resources: 'none' } });
+    cluster.proxy!.kill('SIGHUP');
+    const deadline = Date.now() + 5000;
+    let uris = ['test://hello'];
+    while (Date.now() < deadline && uris.length > 0) {
+      uris = (await client.listResources()).resources.map((r) => r.uri);
+      if (uris.length > 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(uris).toEqual([]);
+    const read = await client.readResource({ uri: 'test://hello' }).then(
+      () => 'read',
+      (e: { code?: number }) => e.code,
+    );
+    expect(read).toBe(-32602);
+  });
+});

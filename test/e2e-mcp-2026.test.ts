@@ -117,6 +117,18 @@ describe('a 2026-07-28 client', () => {
   }
 });
 
+describe('lists the proxy filters per identity', () => {
+  it('carry cacheScope: "private" for a 2026-07-28 client, whatever the server said', async () => {
+    for (const server of ['modern-stdio', 'modern-http']) {
+      const client = await modernClient(server);
+      const list = (await client.listTools()) as unknown as { cacheScope?: string; tools: unknown[] };
+      expect(list.tools.length).toBeGreaterThan(0);
+      expect(list.cacheScope, server).toBe('private');
+      await client.close();
+    }
+  });
+});
+
 describe('a 2025-era client', () => {
   for (const server of ['modern-stdio', 'both-http']) {
     it(`keeps working with ${server}`, async () => {

@@ -96,6 +96,16 @@ export function parseAgentConfig(doc: unknown, path: string): AgentConfig {
   // Databases (docs/databases.md) are session targets like servers; their admin account stays at the agent.
   const databases = parseDatabases(d.databases, 'databases', fail, abs);
   checkTargetNames(mcpServers, databases, 'databases', fail);
+  // Not served by agents yet (the pins and the signing key live at the proxy): refused rather than ignored.
+  mcpServers.forEach((s, i) => {
+    if (s.toolPinning !== 'off')
+      fail(
+        `servers[${i}].tool_pinning`,
+        'is not supported on an agent yet; enroll the server in proxy.yaml for pinning',
+      );
+    if ((s.transport === 'http' || s.transport === 'sse') && s.identityJwt)
+      fail(`servers[${i}].identity_jwt`, 'is not supported on an agent yet; enroll the server in proxy.yaml for it');
+  });
   const servers = [...mcpServers, ...databases];
   const sessions = parseSessions(d.sessions, fail);
   const keepaliveMs = d.keepalive === undefined ? 15_000 : duration(d.keepalive, 'keepalive', fail);

@@ -107,6 +107,7 @@ export function parseDatabase(d: unknown, at: string, fail: Fail, abs: (p: strin
     labels: stringMap(o.labels, `${at}.labels`, fail),
     roots: [],
     clientRoots: false,
+    toolPinning: 'off',
     transport: 'postgres',
     uri: u.href,
     admin,

@@ -22,7 +22,10 @@ import { redactSecrets } from '../util/redact.js';
 import type { Peer } from '../identity/peer.js';
 import type { ServerConfig } from './servers.js';
 import { inspectClientMessage } from '../rbac/inspect.js';
-import type { Policy } from '../rbac/policy.js';
+import type { CallDecision, Policy } from '../rbac/policy.js';
+import type { ErrorCode } from '../errors.js';
+import { definitionDigest, toolDefinition, type PinStore, type ServerPins } from './pins.js';
+import type { JwtSigner } from '../identity/jwt.js';
 
 /**
  * The audit trail as the gate needs it: the proxy's log, or (in a remote
@@ -39,6 +42,10 @@ export type AuditSink = { append(event: AuditEventInput): Promise<{ id: string }
 export interface LiveAccess {
   policy: Policy;
   audit: AuditSink;
+  /** Pinned tool definitions, for servers with `tool_pinning` (pins.ts). */
+  pins?: PinStore;
+  /** Signs identity assertions for HTTP upstreams with `identity_jwt` (identity/jwt.ts). */
+  jwt?: JwtSigner;
 }
 
 interface Pending {
@@ -73,7 +80,7 @@ export function createEnforcingGates(live: LiveAccess, log: Logger): GateFactory
       if (unknown.length)
         log.warn(`${peer.user} carries roles no role document defines (they grant nothing): ${unknown.join(', ')}`);
 
-      const reach = policy.canReachServer(peer.roles, server);
+      const reach = policy.canReachServer(peer, server);
       if (!reach.allowed) {
         await audit?.append({ ...base, type: 'mcp.session.start', outcome: 'denied', reason: reach.reason });
         throw accessDenied(peer, server, reach.reason);
@@ -94,6 +101,10 @@ class EnforcingGate implements SessionGate {
   private readonly capabilities = new ClientCapabilities();
   private serverRefusals = 0;
   readonly database: DatabaseGate | undefined;
+  /** With tool_pinning: the tools this session was shown, by name, with the digest that was approved. */
+  private readonly approvedTools = new Map<string, string>();
+  /** tool_pinning auto: this session's listing is the server's first, so its pages are pinned as they come. */
+  private autoPinning = false;
 
   constructor(
     private readonly live: LiveAccess,
@@ -133,6 +144,24 @@ class EnforcingGate implements SessionGate {
       code: 'TMCP005I',
       outcome: 'success',
       ...(changed ? { previousRoles: before } : {}),
+    });
+  }
+
+  /** `identity_jwt`: who is calling, signed for this request; never the client's own credentials. */
+  upstreamIdentity(): string | undefined {
+    if ((this.server.transport !== 'http' && this.server.transport !== 'sse') || !this.server.identityJwt)
+      return undefined;
+    const signer = this.live.jwt;
+    if (!signer) return undefined;
+    const peer = this.peer;
+    return signer.sign({
+      sub: peer.user,
+      roles: peer.roles,
+      traits: peer.traits ?? {},
+      aud: this.server.name,
+      sid: String(this.base.sessionId),
+      ...(peer.bot ? { bot: peer.bot.name } : {}),
+      notAfter: peer.notAfter,
     });
   }
 
@@ -212,24 +241,24 @@ class EnforcingGate implements SessionGate {
           tool: m.toolName,
           args,
         };
-        if (m.method === 'tools/call') {
-          const decision = this.policy.toolDecision(this.peer.roles, this.server, m.toolName!);
-          if (!decision.allowed) {
-            const ev = await this.record({
-              ...event,
-              outcome: 'denied',
-              reason: decision.reason,
-              role: decision.role,
-              rule: decision.rule,
-            });
-            this.log.info(`denied ${this.peer.user} ${m.toolName} on ${this.server.name}: ${decision.reason}`);
-            return reply(
-              m.id,
-              RPC.INVALID_PARAMS,
-              `access to tool "${m.toolName}" on MCP server "${this.server.name}" is denied by the identity's roles (${decision.reason})`,
-              { code: 'TOOL_DENIED', auditEventId: ev?.id, tool: m.toolName, server: this.server.name },
-            );
-          }
+        const refusal = this.decide(m.method, m.params, m.toolName);
+        if (refusal !== undefined) {
+          const { decision, code, what, fields } = refusal;
+          const ev = await this.record({
+            ...event,
+            ...fields,
+            outcome: 'denied',
+            reason: decision.reason,
+            role: decision.role,
+            rule: decision.rule,
+          });
+          this.log.info(`denied ${this.peer.user} ${m.method} ${what} on ${this.server.name}: ${decision.reason}`);
+          return reply(
+            m.id,
+            RPC.INVALID_PARAMS,
+            `access to ${what} on MCP server "${this.server.name}" is denied by the identity's roles (${decision.reason})`,
+            { code, auditEventId: ev?.id, ...fields, server: this.server.name },
+          );
         }
         // Pending from now (before the await): a second request with this id
         // that arrives meanwhile is refused above.
@@ -299,6 +328,124 @@ class EnforcingGate implements SessionGate {
     }
   }
 
+  /**
+   * The policy decision for a request that names a tool, resource or prompt;
+   * undefined when it may go on. Anything the decision cannot read (a URI
+   * that is not a string, an unknown completion reference) is refused.
+   */
+  private decide(
+    method: string,
+    params: unknown,
+    toolName: string | undefined,
+  ): { decision: CallDecision; code: ErrorCode; what: string; fields: Record<string, unknown> } | undefined {
+    const p = (params ?? {}) as Record<string, unknown>;
+    const roles = this.peer;
+    const resource = (uri: unknown, fields: Record<string, unknown> = {}) => {
+      const shown = typeof uri === 'string' ? uri : (JSON.stringify(uri) ?? 'nothing');
+      const decision =
+        typeof uri === 'string'
+          ? this.policy.resourceDecision(roles, this.server, uri)
+          : { allowed: false, reason: `the resource URI must be a string, not ${shown}` };
+      return decision.allowed
+        ? undefined
+        : {
+            decision,
+            code: 'RESOURCE_DENIED' as const,
+            what: `resource "${bounded(shown)}"`,
+            fields: { resource: bounded(shown), ...fields },
+          };
+    };
+    const prompt = (name: unknown, fields: Record<string, unknown> = {}) => {
+      const shown = typeof name === 'string' ? name : (JSON.stringify(name) ?? 'nothing');
+      const decision =
+        typeof name === 'string'
+          ? this.policy.promptDecision(roles, this.server, name)
+          : { allowed: false, reason: `the prompt name must be a string, not ${shown}` };
+      return decision.allowed
+        ? undefined
+        : {
+            decision,
+            code: 'PROMPT_DENIED' as const,
+            what: `prompt "${bounded(shown)}"`,
+            fields: { prompt: bounded(shown), ...fields },
+          };
+    };
+    switch (method) {
+      case 'tools/call': {
+        const decision = this.policy.callDecision(roles, this.server, toolName!, p.arguments);
+        if (decision.allowed && this.server.toolPinning !== 'off' && !this.approvedTools.has(toolName!)) {
+          return {
+            decision: {
+              allowed: false,
+              reason: `the definition of tool "${toolName}" has not been approved on ${this.server.name} (tool_pinning: ${this.server.toolPinning}): it is new or changed since it was pinned, or this session has not listed it since the server's tool list last changed`,
+            },
+            code: 'TOOL_NOT_APPROVED',
+            what: `tool "${toolName}"`,
+            fields: { tool: toolName },
+          };
+        }
+        if (decision.allowed) return undefined;
+        return decision.argument
+          ? {
+              decision,
+              code: 'ARGUMENT_DENIED',
+              what: `tool "${toolName}" with these arguments`,
+              fields: { tool: toolName, argument: decision.argument.argument },
+            }
+          : { decision, code: 'TOOL_DENIED', what: `tool "${toolName}"`, fields: { tool: toolName } };
+      }
+      case 'resources/read':
+      case 'resources/subscribe':
+        return resource(p.uri);
+      case 'prompts/get':
+        return prompt(p.name);
+      case 'completion/complete': {
+        const ref = (p.ref ?? {}) as Record<string, unknown>;
+        const variant = Object.keys(ref).find(
+          (k) => ['type', 'name', 'uri'].includes(k.toLowerCase()) && k !== k.toLowerCase(),
+        );
+        if (variant !== undefined)
+          return {
+            decision: {
+              allowed: false,
+              reason: `params.ref holds "${bounded(variant)}", which a server could read as "${variant.toLowerCase()}"`,
+            },
+            code: 'PROMPT_DENIED',
+            what: 'an ambiguous completion reference',
+            fields: { completion: true },
+          };
+        if (ref.type === 'ref/prompt') return prompt(ref.name, { completion: true });
+        if (ref.type === 'ref/resource') {
+          const uri = ref.uri;
+          const decision =
+            typeof uri === 'string'
+              ? this.policy.resourceTemplateDecision(roles, this.server, uri)
+              : { allowed: false, reason: 'the resource reference needs a string uri' };
+          const shown = bounded(typeof uri === 'string' ? uri : (JSON.stringify(uri) ?? 'nothing'));
+          return decision.allowed
+            ? undefined
+            : {
+                decision,
+                code: 'RESOURCE_DENIED',
+                what: `resource "${shown}"`,
+                fields: { resource: shown, completion: true },
+              };
+        }
+        return {
+          decision: {
+            allowed: false,
+            reason: `completion/complete needs params.ref of type "ref/prompt" or "ref/resource", not ${bounded(JSON.stringify(ref.type) ?? 'nothing')}`,
+          },
+          code: 'PROMPT_DENIED',
+          what: 'an unknown completion reference',
+          fields: { completion: true },
+        };
+      }
+      default:
+        return undefined;
+    }
+  }
+
   async fromServer(bytes: Buffer): Promise<ServerVerdict> {
     // Every server message is checked in full, whatever its size (a server is
     // not trusted either): what is not one clean JSON-RPC message, and answers
@@ -355,7 +502,25 @@ class EnforcingGate implements SessionGate {
         reason: error ? redactSecrets(excerpt(stringOf(error.message), 1000)) : undefined,
         latencyMs: round(performance.now() - p.startedAt),
       });
-      if (p.method === 'tools/list' && !error) return this.filterToolList(m.message, bytes);
+      if (error) return bytes;
+      if (p.method === 'tools/list') {
+        const pinned = this.server.toolPinning !== 'off' && (await this.checkPins(m.message, common));
+        return this.filterToolList(m.message, bytes, pinned);
+      }
+      if (p.method === 'resources/list')
+        return this.filterList(m.message, bytes, 'resources', (r) =>
+          typeof r.uri === 'string' ? this.policy.resourceDecision(this.peer, this.server, r.uri).allowed : false,
+        );
+      if (p.method === 'resources/templates/list')
+        return this.filterList(m.message, bytes, 'resourceTemplates', (r) =>
+          typeof r.uriTemplate === 'string'
+            ? this.policy.resourceTemplateDecision(this.peer, this.server, r.uriTemplate).allowed
+            : false,
+        );
+      if (p.method === 'prompts/list')
+        return this.filterList(m.message, bytes, 'prompts', (r) =>
+          typeof r.name === 'string' ? this.policy.promptDecision(this.peer, this.server, r.name).allowed : false,
+        );
       return bytes;
     }
     if (m.kind === 'request' && m.method === 'roots/list' && !this.server.clientRoots)
@@ -393,8 +558,107 @@ class EnforcingGate implements SessionGate {
       });
       return bytes;
     }
+    // The server's tools changed: nothing listed before is trusted until listed (and checked) again.
+    if (m.method === 'notifications/tools/list_changed') this.approvedTools.clear();
     void this.recordLater({ ...common, type: 'mcp.session.notification', method: m.method });
     return bytes;
+  }
+
+  /**
+   * tool_pinning: keep in the tools/list answer only tools whose definition
+   * matches its pin; record new and changed ones as pending (audited), pin
+   * the server's first listing in `auto` mode, and audit approvals made with
+   * the CLI. Returns whether the answer was changed. If the pins cannot be
+   * read or written, no tool is shown (fail closed).
+   */
+  private async checkPins(msg: Record<string, unknown>, common: Record<string, unknown>): Promise<boolean> {
+    const result = msg.result as { tools?: unknown; nextCursor?: unknown } | undefined;
+    if (!result || !Array.isArray(result.tools)) return false;
+    const tools = (result.tools as unknown[]).filter(
+      (t): t is Record<string, unknown> =>
+        typeof t === 'object' && t !== null && typeof (t as { name?: unknown }).name === 'string',
+    );
+    const store = this.live.pins;
+    const server = this.server.name;
+    const now = new Date().toISOString();
+    try {
+      if (!store) throw new Error('no pin store is configured');
+      const seen = tools.map((t) => {
+        const definition = toolDefinition(t);
+        return { tool: t, definition, digest: definitionDigest(definition) };
+      });
+      const current = await store.get(server);
+      const empty = Object.keys(current.pinned).length === 0 && Object.keys(current.pending).length === 0;
+      if (this.server.toolPinning === 'auto' && empty) this.autoPinning = true;
+      const needsWrite =
+        Object.values(current.pinned).some((r) => r.unaudited) ||
+        seen.some(
+          (s) =>
+            current.pinned[s.definition.name]?.digest !== s.digest &&
+            current.pending[s.definition.name]?.digest !== s.digest,
+        );
+      const events: AuditEventInput[] = [];
+      let pins: ServerPins = current;
+      if (needsWrite) {
+        const autoPinning = this.autoPinning;
+        pins = await store.update(server, (p) => {
+          for (const [name, r] of Object.entries(p.pinned)) {
+            if (!r.unaudited) continue;
+            delete r.unaudited;
+            events.push({
+              ...common,
+              type: 'mcp.tool.approved',
+              tool: name,
+              digest: r.digest,
+              previousDigest: r.previousDigest,
+              approvedBy: r.by,
+            });
+          }
+          for (const s of seen) {
+            const name = s.definition.name;
+            const pin = p.pinned[name];
+            if (pin?.digest === s.digest) continue;
+            if (!pin && autoPinning) {
+              p.pinned[name] = { digest: s.digest, definition: s.definition, pinnedAt: now, by: 'auto' };
+              delete p.pending[name];
+              events.push({ ...common, type: 'mcp.tool.pinned', tool: name, digest: s.digest });
+              continue;
+            }
+            if (p.pending[name]?.digest === s.digest) continue;
+            p.pending[name] = {
+              digest: s.digest,
+              definition: s.definition,
+              firstSeen: now,
+              ...(pin ? { pinnedDigest: pin.digest } : {}),
+            };
+            events.push({
+              ...common,
+              type: 'mcp.tool.changed',
+              tool: name,
+              digest: s.digest,
+              ...(pin ? { pinnedDigest: pin.digest } : { new: true }),
+              reason: pin
+                ? `the definition of "${name}" differs from the one approved; it is hidden and refused until approved`
+                : `"${name}" was never approved on this server; it is hidden and refused until approved`,
+            });
+          }
+          return structuredClone(p);
+        });
+      }
+      for (const e of events) await this.recordLater(e);
+      for (const e of events)
+        if (e.type === 'mcp.tool.changed') this.log.warn(`${server}: tool ${String(e.tool)}: ${String(e.reason)}`);
+      const kept = seen.filter((s) => pins.pinned[s.definition.name]?.digest === s.digest);
+      for (const s of kept) this.approvedTools.set(s.definition.name, s.digest);
+      if (result.nextCursor === undefined) this.autoPinning = false;
+      if (kept.length === result.tools.length) return false;
+      result.tools = kept.map((s) => s.tool);
+      return true;
+    } catch (err) {
+      this.log.error(`${server}: tool pins: ${describeError(err)}; no tool is shown (fail closed)`);
+      result.tools = [];
+      return true;
+    }
   }
 
   async end(reason: string): Promise<void> {
@@ -434,7 +698,7 @@ class EnforcingGate implements SessionGate {
     const refused: string[] = [];
     for (const r of list) {
       const uri = normaliseRootUri((r as { uri?: unknown } | null)?.uri);
-      if (uri !== undefined && this.policy.rootDecision(this.peer.roles, this.server, uri).allowed)
+      if (uri !== undefined && this.policy.rootDecision(this.peer, this.server, uri).allowed)
         kept.push({ ...(r as object), uri });
       else refused.push(stringOf((r as { uri?: unknown } | null)?.uri ?? r).slice(0, 512));
     }
@@ -449,14 +713,34 @@ class EnforcingGate implements SessionGate {
   }
 
   /** tools/list answers carry only the tools the roles allow; the cursor stays. */
-  private filterToolList(msg: Record<string, unknown>, bytes: Buffer): Buffer {
+  private filterToolList(msg: Record<string, unknown>, bytes: Buffer, changed = false): Buffer {
     const result = msg.result as { tools?: Array<{ name?: unknown }> } | undefined;
-    if (!result || !Array.isArray(result.tools)) return bytes;
+    if (!result || !Array.isArray(result.tools)) return changed ? Buffer.from(JSON.stringify(msg)) : bytes;
     const kept = result.tools.filter(
-      (t) => typeof t?.name === 'string' && this.policy.toolDecision(this.peer.roles, this.server, t.name).allowed,
+      (t) => typeof t?.name === 'string' && this.policy.toolDecision(this.peer, this.server, t.name).allowed,
     );
-    if (kept.length === result.tools.length) return bytes;
+    if (markPrivate(result)) changed = true;
+    if (kept.length === result.tools.length && !changed) return bytes;
     result.tools = kept;
+    return Buffer.from(JSON.stringify(msg));
+  }
+
+  /** resources/list, resources/templates/list, prompts/list: only the entries the roles allow; the cursor stays. */
+  private filterList(
+    msg: Record<string, unknown>,
+    bytes: Buffer,
+    key: 'resources' | 'resourceTemplates' | 'prompts',
+    keep: (entry: Record<string, unknown>) => boolean,
+  ): Buffer {
+    const result = msg.result as Record<string, unknown> | undefined;
+    const list = result?.[key];
+    if (!result || !Array.isArray(list)) return bytes;
+    const kept = (list as unknown[]).filter(
+      (e) => typeof e === 'object' && e !== null && !Array.isArray(e) && keep(e as Record<string, unknown>),
+    );
+    const madePrivate = markPrivate(result);
+    if (kept.length === list.length && !madePrivate) return bytes;
+    result[key] = kept;
     return Buffer.from(JSON.stringify(msg));
   }
 
@@ -517,6 +801,22 @@ export function normaliseRootUri(uri: unknown): string | undefined {
 /** A value from a message as text for the audit trail: strings as they are, anything else as JSON. */
 function stringOf(v: unknown): string {
   return typeof v === 'string' ? v : v === undefined ? '' : (JSON.stringify(v) ?? '');
+}
+
+/**
+ * MCP 2026-07-28 list results carry `cacheScope`; a list the proxy judges per
+ * identity must not be cached for others, so it is marked `private` (a
+ * 2025-era result has no cacheScope and is left as it is). Returns whether it changed.
+ */
+function markPrivate(result: Record<string, unknown>): boolean {
+  if (!Object.hasOwn(result, 'cacheScope') || result.cacheScope === 'private') return false;
+  result.cacheScope = 'private';
+  return true;
+}
+
+/** A client-chosen name or URI in messages and audit fields: at most 512 characters. */
+function bounded(s: string): string {
+  return s.length > 512 ? `${s.slice(0, 509)}…` : s;
 }
 
 function round(ms: number): number {

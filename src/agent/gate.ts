@@ -41,6 +41,8 @@ export interface SessionGate {
    * by it (roles, expiry, bot). Throws to refuse the resume.
    */
   resumed?(peer: Peer): void | Promise<void>;
+  /** A signed identity assertion for the next HTTP request to the server (`identity_jwt`), if any. */
+  upstreamIdentity?(): string | undefined;
   /** The session ended (after the upstream stopped). */
   end(reason: string): void | Promise<void>;
   /** For a database session: what the built-in database server asks of roles and audit. */

@@ -38,7 +38,7 @@ export interface ProxyLinkOptions {
   servers: () => ServerConfig[];
   describe: (server: ServerConfig) => AnnouncedServer;
   audit: RemoteAuditSink;
-  onRoles: (documents: RoleDocument[]) => void;
+  onRoles: (documents: RoleDocument[], rbac: Record<string, unknown> | undefined) => void;
   /** Whether an identity may still reach a server (the roles the proxy sent). */
   mayReach: (peer: Peer, server: ServerConfig) => void;
   log: Logger;
@@ -130,7 +130,7 @@ export class ProxyLink {
           const old = this.control;
           this.adoptControl(ws);
           this.alive.set(ws, true);
-          this.o.onRoles(frame.roles as RoleDocument[]);
+          this.o.onRoles(frame.roles as RoleDocument[], frame.rbac);
           this.announce();
           this.startTimers();
           // The proxy closes the old one once the new one announced; this is the backstop.
@@ -298,7 +298,7 @@ export class ProxyLink {
         this.o.log.info(
           `connected to the proxy at ${this.where} (cluster ${frame.cluster}, proxy ${this.proxyId.slice(0, 8)}) as agent ${frame.agent}`,
         );
-        this.o.onRoles(frame.roles as RoleDocument[]);
+        this.o.onRoles(frame.roles as RoleDocument[], frame.rbac);
         this.o.audit.connected(this.auditRoute);
         this.announce();
         this.startTimers();
@@ -306,7 +306,7 @@ export class ProxyLink {
         this.markReady();
         return;
       case 'roles':
-        this.o.onRoles(frame.roles as RoleDocument[]);
+        this.o.onRoles(frame.roles as RoleDocument[], frame.rbac);
         return;
       case 'audit-ack':
         this.o.audit.acknowledged(frame.seq, frame.ids);

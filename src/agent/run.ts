@@ -10,7 +10,7 @@ import { join as join_ } from 'node:path';
 import { AccessError, describeError } from '../errors.js';
 import { loadIdentity, type Identity } from '../identity/load.js';
 import type { Peer } from '../identity/peer.js';
-import { Policy } from '../rbac/policy.js';
+import { Policy, type PolicyOptions } from '../rbac/policy.js';
 import { rolesFromDocuments, type RoleDocument } from '../rbac/roles.js';
 import type { AnnouncedServer } from '../tunnel/agent-protocol.js';
 import { TOKEN_SEPARATOR } from '../tunnel/agent-protocol.js';
@@ -159,9 +159,9 @@ export async function startAgent(
     describe,
     audit,
     mayReach,
-    onRoles: (documents: RoleDocument[]) => {
+    onRoles: (documents: RoleDocument[], rbac: Record<string, unknown> | undefined) => {
       try {
-        live.policy = new Policy(rolesFromDocuments(Array.isArray(documents) ? documents : []));
+        live.policy = new Policy(rolesFromDocuments(Array.isArray(documents) ? documents : []), policyOptions(rbac));
         log.debug(`roles from the proxy: ${live.policy.roles.map((r) => r.name).join(', ') || '(none)'}`);
       } catch (err) {
         // The proxy checked them; a role this agent's version cannot read grants nothing here.
@@ -236,6 +236,12 @@ export async function runAgent(
       void agent.reload();
     });
   });
+}
+
+/** The proxy's `rbac:` settings as Policy options; anything unknown falls back to the strictest reading. */
+function policyOptions(rbac: Record<string, unknown> | undefined): PolicyOptions {
+  const pick = (v: unknown) => (v === 'all' || v === 'none' ? v : v === undefined ? 'all' : 'none');
+  return { defaultResources: pick(rbac?.defaultResources), defaultPrompts: pick(rbac?.defaultPrompts) };
 }
 
 function describe(s: ServerConfig): AnnouncedServer {

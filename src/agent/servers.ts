@@ -5,6 +5,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { count, duration, isObject, NAME_RE, str, stringMap, type Fail } from '../util/config-fields.js';
+import type { PinningMode } from './pins.js';
 
 export interface StdioServerConfig {
   transport: 'stdio';
@@ -21,11 +22,14 @@ export interface HttpServerConfig {
   transport: 'http';
   url: string;
   headers: Record<string, string>;
+  /** `identity_jwt`: a signed identity assertion on every request (docs/configuration.md). */
+  identityJwt: boolean;
 }
 export interface SseServerConfig {
   transport: 'sse';
   url: string;
   headers: Record<string, string>;
+  identityJwt: boolean;
 }
 
 /**
@@ -68,6 +72,8 @@ export type ServerConfig = {
   roots: RootConfig[];
   /** Forward the client's roots (filtered by the roles' mcp.roots) instead. */
   clientRoots: boolean;
+  /** `tool_pinning`: pinned tool definitions (docs/rbac.md); `off` when not written. */
+  toolPinning: PinningMode;
 } & (StdioServerConfig | HttpServerConfig | SseServerConfig | PostgresServerConfig);
 
 export interface SessionLimits {
@@ -157,6 +163,7 @@ export function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string)
     'labels',
     'roots',
     'client_roots',
+    'tool_pinning',
     'command',
     'args',
     'env',
@@ -166,6 +173,7 @@ export function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string)
     'url',
     'sse_url',
     'headers',
+    'identity_jwt',
   ];
   for (const k of Object.keys(o))
     if (!known.includes(k)) fail(`${at}.${k}`, `unknown key (known: ${known.join(', ')})`);
@@ -187,9 +195,10 @@ export function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string)
     labels,
     roots: parseRoots(o.roots, `${at}.roots`, fail, abs),
     clientRoots: o.client_roots === true,
+    toolPinning: pinningMode(o.tool_pinning, `${at}.tool_pinning`, fail),
   };
   if (o.command !== undefined) {
-    for (const k of ['url', 'sse_url', 'headers'])
+    for (const k of ['url', 'sse_url', 'headers', 'identity_jwt'])
       if (o[k] !== undefined) fail(`${at}.${k}`, 'does not apply to a stdio server');
     const args = o.args ?? [];
     if (!Array.isArray(args) || !args.every((x) => typeof x === 'string' || typeof x === 'number'))
@@ -220,6 +229,7 @@ export function parseServer(s: unknown, at: string, fail: Fail, abs: (p: string)
     transport: key === 'url' ? 'http' : 'sse',
     url,
     headers: stringMap(o.headers, `${at}.headers`, fail),
+    identityJwt: identityJwt(o.identity_jwt, `${at}.identity_jwt`, fail),
   };
 }
 
@@ -250,6 +260,18 @@ function parseRoots(v: unknown, field: string, fail: Fail, abs: (p: string) => s
     }
     return name === undefined ? { uri } : { uri, name };
   });
+}
+
+function identityJwt(v: unknown, field: string, fail: Fail): boolean {
+  if (v === undefined || v === null) return false;
+  if (typeof v !== 'boolean') fail(field, 'must be true or false');
+  return v === true;
+}
+
+function pinningMode(v: unknown, field: string, fail: Fail): PinningMode {
+  if (v === undefined || v === null) return 'off';
+  if (v !== 'off' && v !== 'auto' && v !== 'approve') fail(field, 'must be off, auto or approve');
+  return v;
 }
 
 function envNames(v: unknown, field: string, fail: Fail): string[] {

@@ -92,6 +92,7 @@ export class ProxySession {
         this.upstreamBlocked = false;
         this.updateReading();
       },
+      identityAssertion: () => this.deps.gate.upstreamIdentity?.(),
     });
   }
 

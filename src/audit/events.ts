@@ -14,6 +14,10 @@ export const EVENT_CODES = {
   'db.session.start': { ok: 'TDB00I', failed: 'TDB00W' },
   'db.session.end': { ok: 'TDB01I', failed: 'TDB01I' },
   'db.session.query': { ok: 'TDB02I', failed: 'TDB02W' },
+  /** mcp-access's own: pinned tool definitions (docs/rbac.md, "Pinned tool definitions"). */
+  'mcp.tool.pinned': { ok: 'TPIN001I', failed: 'TPIN001I' },
+  'mcp.tool.changed': { ok: 'TPIN002W', failed: 'TPIN002W' },
+  'mcp.tool.approved': { ok: 'TPIN003I', failed: 'TPIN003I' },
   /** mcp-access's own: the log was resumed after an incomplete write (see docs/audit.md). */
   'audit.recovered': { ok: 'TAUD001W', failed: 'TAUD001W' },
   /** mcp-access's own: one identity used up its audit budget (its events and requests are refused). */

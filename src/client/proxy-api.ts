@@ -13,6 +13,9 @@ export interface ServerListing {
   transport: string;
   labels: Record<string, string>;
   tools?: { allow: string[]; deny: string[] };
+  /** Resource URI and prompt patterns; `defaulted` names roles that do not write them (rbac.default_*: all). */
+  resources?: { allow: string[]; deny: string[]; defaulted?: string[] };
+  prompts?: { allow: string[]; deny: string[]; defaulted?: string[] };
   /** Set when the proxy knows the server cannot work (e.g. its command is missing). */
   problem?: string;
 }

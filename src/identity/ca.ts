@@ -24,7 +24,7 @@ import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { AccessError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { agentUri, botUri } from './claims.js';
+import { agentUri, botUri, TRAIT_KEY, traitUri, traitValueProblem } from './claims.js';
 import { formatIdentityFile } from './identity-file.js';
 import { generateKeyPairPem, keyIdentifierHex, spkiDer, type KeyType } from './keys.js';
 import { AGENT_ROLE, agentUserName, isSystemRole, isValidGeneration, nameProblem } from './names.js';
@@ -292,6 +292,8 @@ export interface SignOptions {
   bot?: { name: string; generation: number };
   /** An agent's host certificate: then `user` must be `agent:<name>` and `roles` `[system:agent]` (names.ts). */
   agent?: { name: string; generation: number };
+  /** Trait name → values, as SAN URIs (claims.ts). */
+  traits?: Record<string, string[]>;
   now?: number;
 }
 
@@ -300,7 +302,16 @@ function checkClaims(opts: {
   roles: string[];
   bot?: { name: string; generation: number };
   agent?: { name: string; generation: number };
+  traits?: Record<string, string[]>;
 }): void {
+  for (const [key, values] of Object.entries(opts.traits ?? {})) {
+    if (!TRAIT_KEY.test(key))
+      throw new AccessError('USAGE', `trait name ${JSON.stringify(key)} must be 1-64 letters, digits, _, . or -`);
+    for (const v of values) {
+      const problem = traitValueProblem(v);
+      if (problem) throw new AccessError('USAGE', `trait ${key} value ${JSON.stringify(v)} ${problem}`);
+    }
+  }
   if (opts.agent) {
     const problem = nameProblem('agent', opts.agent.name);
     if (problem) throw new AccessError('USAGE', problem);
@@ -353,19 +364,12 @@ export async function signCertificate(ca: CertificateAuthority, opts: SignOption
     new x509.SubjectKeyIdentifierExtension(keyIdentifierHex(spki)),
     new x509.AuthorityKeyIdentifierExtension(caKeyId(ca.caCertPem)),
   ];
-  if (opts.bot) {
-    extensions.push(
-      new x509.SubjectAlternativeNameExtension([
-        { type: 'url', value: botUri(ca.cluster, opts.bot.name, opts.bot.generation) },
-      ]),
-    );
-  } else if (opts.agent) {
-    extensions.push(
-      new x509.SubjectAlternativeNameExtension([
-        { type: 'url', value: agentUri(ca.cluster, opts.agent.name, opts.agent.generation) },
-      ]),
-    );
-  }
+  const sans: Array<{ type: 'url'; value: string }> = [];
+  if (opts.bot) sans.push({ type: 'url', value: botUri(ca.cluster, opts.bot.name, opts.bot.generation) });
+  else if (opts.agent) sans.push({ type: 'url', value: agentUri(ca.cluster, opts.agent.name, opts.agent.generation) });
+  for (const [key, values] of Object.entries(opts.traits ?? {}))
+    for (const v of new Set(values)) sans.push({ type: 'url', value: traitUri(ca.cluster, key, v) });
+  if (sans.length) extensions.push(new x509.SubjectAlternativeNameExtension(sans));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
     subject: [{ CN: [opts.user] }, ...roles.map((r) => ({ O: [r] }))],
@@ -389,6 +393,7 @@ export async function issueIdentity(
     keyType?: KeyType;
     bot?: { name: string; generation: number };
     agent?: { name: string; generation: number };
+    traits?: Record<string, string[]>;
     now?: number;
   },
 ): Promise<string> {
@@ -402,6 +407,7 @@ export async function issueIdentity(
     ttlMs: opts.ttlMs,
     bot: opts.bot,
     agent: opts.agent,
+    traits: opts.traits,
     now: opts.now,
   });
   return formatIdentityFile({ keyPem: privateKeyPem, certPem, authorityLines: [], caPems: [ca.caCertPem] });

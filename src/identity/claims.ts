@@ -12,6 +12,7 @@
  * name may contain) and its only role `system:agent` (a role prefix no user or
  * bot certificate may carry). Anything in between (a user with a system role,
  * an agent URI on a user's subject, both a bot and an agent URI) is refused.
+ *   SAN URI         = mcp-access://<cluster>/trait/<key>?value=<percent-encoded value>  (one per trait value)
  *
  * Read with node:crypto's X509Certificate only: this runs on `connect`'s
  * start-up path and in the proxy for every connection. node prints a subject
@@ -30,9 +31,50 @@ export interface CertClaims {
   bot?: { name: string; generation: number };
   /** Set only for an agent's host certificate (then `user` is `agent:<name>`, `roles` is `[system:agent]`). */
   agent?: { name: string; generation: number };
+  /** Traits (`identity issue --trait k=v1,v2`), for role templates `{{internal.k}}`; absent when none. */
+  traits?: Record<string, string[]>;
 }
 
 export const BOT_URI_SCHEME = 'mcp-access:';
+
+/** The SAN URI that carries one value of a trait. */
+export function traitUri(cluster: string, key: string, value: string): string {
+  return `mcp-access://${cluster}/trait/${key}?value=${encodeURIComponent(value)}`;
+}
+
+/** Trait names: letters, digits, `_`, `.`, `-`, at most 64. */
+export const TRAIT_KEY = /^[A-Za-z0-9_.-]{1,64}$/;
+/** Why a trait value cannot be issued (at most 256 characters, no control characters), or undefined. */
+export function traitValueProblem(value: string): string | undefined {
+  if (value.length === 0 || value.length > 256) return 'must be 1 to 256 characters';
+  if (/[\u0000-\u001f\u007f]/.test(value)) return 'must not contain control characters';
+  return undefined;
+}
+
+/**
+ * `--trait NAME=v1,v2` options (repeatable) as trait name → values. Throws USAGE
+ * for an option without `=`; names and values are checked when issuing.
+ */
+export function parseTraitOptions(options: readonly unknown[]): Record<string, string[]> {
+  const traits: Record<string, string[]> = {};
+  for (const t of options) {
+    const text = String(t);
+    const eq = text.indexOf('=');
+    if (eq <= 0)
+      throw new AccessError('USAGE', `--trait ${JSON.stringify(text)} must be NAME=value[,value…]`, {
+        hint: 'e.g. --trait teams=dev,ops',
+      });
+    const values = text
+      .slice(eq + 1)
+      .split(',')
+      .map((v) => v.trim())
+      .filter((v) => v !== '');
+    (traits[text.slice(0, eq).trim()] ??= []).push(...values);
+  }
+  return traits;
+}
+
+const TRAIT_URI = /^mcp-access:\/\/([^/?#]+)\/trait\/([^/?#]+)\?value=([^#]*)$/;
 
 /** The SAN URI that marks a bot identity. */
 export function botUri(cluster: string, name: string, generation: number): string {
@@ -86,12 +128,33 @@ export function claimsFromCertificate(cert: X509Certificate): CertClaims {
   if (!isValidName('cluster', cluster))
     throw bad(`certificate issuer (cluster) ${JSON.stringify(cluster)} contains characters mcp-access never issues`);
 
-  // Every mcp-access URI (any case of the scheme, quoted or not), so that a
-  // second one cannot hide behind an odd spelling.
-  const uris = (cert.subjectAltName ?? '')
+  const sans = (cert.subjectAltName ?? '')
     .split(', ')
-    .map((entry) => (entry.startsWith('"') && entry.endsWith('"') ? entry.slice(1, -1) : entry))
-    .filter((entry) => entry.startsWith('URI:') && entry.slice(4).toLowerCase().startsWith(BOT_URI_SCHEME));
+    .map((entry) => (entry.startsWith('"') && entry.endsWith('"') ? entry.slice(1, -1) : entry));
+  // Traits first: one URI per value, each of this cluster and well-formed.
+  let traits: Record<string, string[]> | undefined;
+  const traitUris = sans.filter((e) => e.startsWith(`URI:mcp-access://${cluster}/trait/`));
+  if (sans.some((e) => e.includes('/trait/') && !e.startsWith(`URI:mcp-access://${cluster}/trait/`)))
+    throw bad('certificate carries a trait URI that is not of its cluster or is malformed');
+  for (const entry of traitUris) {
+    const m = TRAIT_URI.exec(entry.slice('URI:'.length));
+    let value: string | undefined;
+    try {
+      value = m ? decodeURIComponent(m[3]!) : undefined;
+    } catch {
+      value = undefined;
+    }
+    if (!m || value === undefined || !TRAIT_KEY.test(m[2]!) || traitValueProblem(value) !== undefined)
+      throw bad(`certificate trait URI ${JSON.stringify(entry)} is malformed`);
+    traits ??= {};
+    (traits[m[2]!] ??= []).push(value);
+  }
+  // Every other mcp-access URI (any case of the scheme), so that a second one
+  // cannot hide behind an odd spelling.
+  const uris = sans.filter(
+    (entry) =>
+      entry.startsWith('URI:') && entry.slice(4).toLowerCase().startsWith(BOT_URI_SCHEME) && !traitUris.includes(entry),
+  );
   if (uris.length > 1) throw bad('certificate carries more than one mcp-access bot or agent URI');
   let machine: { kind: 'bot' | 'agent'; name: string; generation: number } | undefined;
   if (uris.length === 1) {
@@ -123,5 +186,6 @@ export function claimsFromCertificate(cert: X509Certificate): CertClaims {
     throw bad(`certificate role ${JSON.stringify(system)} is a system role, which only an agent certificate carries`);
   const claims: CertClaims = { user, roles, cluster };
   if (machine) claims.bot = { name: machine.name, generation: machine.generation };
+  if (traits) claims.traits = traits;
   return claims;
 }

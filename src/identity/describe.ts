@@ -17,6 +17,8 @@ export interface IdentityDescription {
   issuer: string;
   bot: { name: string; generation: number } | null;
   agent: { name: string; generation: number } | null;
+  /** Traits for role templates; {} when none. */
+  traits: Record<string, string[]>;
   serial: string;
   validFrom: string;
   validUntil: string;
@@ -47,6 +49,7 @@ export function describeIdentity(examined: ExaminedIdentity, now = Date.now()): 
     issuer: oneLine(id.issuer),
     bot: id.bot ?? null,
     agent: id.agent ?? null,
+    traits: id.traits ?? {},
     serial: id.serial,
     validFrom: id.notBefore.toISOString(),
     validUntil: id.notAfter.toISOString(),
@@ -85,6 +88,8 @@ export function formatIdentityText(d: IdentityDescription, now = Date.now()): st
   ];
   if (d.bot) rows.push(['Bot', `${d.bot.name} (generation ${d.bot.generation})`]);
   if (d.agent) rows.push(['Agent', `${d.agent.name} (generation ${d.agent.generation})`]);
+  const traits = Object.entries(d.traits);
+  if (traits.length) rows.push(['Traits', traits.map(([k, v]) => `${k}=${v.join(',')}`).join('; ')]);
   rows.push(
     ['Issuer', d.issuer],
     ['Serial', d.serial],

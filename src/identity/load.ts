@@ -28,6 +28,8 @@ export interface Identity {
   bot?: { name: string; generation: number };
   /** An agent's host certificate (claims.ts). */
   agent?: { name: string; generation: number };
+  /** Traits for role templates (claims.ts); absent when the certificate carries none. */
+  traits?: Record<string, string[]>;
   serial: string;
   notBefore: Date;
   notAfter: Date;

@@ -12,6 +12,8 @@ export interface Peer {
    * `agent:<name>`, `roles` is `[system:agent]`, and `bot` is never set.
    */
   agent?: { name: string; generation: number };
+  /** Traits from the certificate (role templates `{{internal.k}}`); absent when none. */
+  traits?: Record<string, string[]>;
   notAfter: Date;
   serial: string;
   fingerprint256: string;
@@ -57,6 +59,7 @@ export function peerFromSocket(socket: TLSSocket): Peer {
     roles: claims.roles,
     bot: claims.bot,
     ...(claims.agent ? { agent: claims.agent } : {}),
+    ...(claims.traits ? { traits: claims.traits } : {}),
     notAfter,
     serial: cert.serialNumber,
     fingerprint256: cert.fingerprint256,

@@ -14,6 +14,11 @@ import { LocalBackend } from '../backend/local.js';
 import { Policy } from '../rbac/policy.js';
 import { accessDenied, createEnforcingGates, type LiveAccess } from '../agent/enforcement.js';
 import { NO_AUDIT_TRAIL, unknownRolesNotice } from './notices.js';
+import { JsonFilePinStore } from '../agent/pins.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createJwtSigner, JWKS_PATH } from '../identity/jwt.js';
+import { CA_FILES } from '../identity/ca.js';
 import { AuditRateLimiter } from '../audit/rate-limit.js';
 import type { Refusal } from './server.js';
 
@@ -139,7 +144,7 @@ export async function buildAccess(
   const configNames = new Set(configRoles.map((r) => r.name));
   let backendRoles = (previous?.backendRoles ?? []).filter((r) => !configNames.has(r.name));
   let backendDocuments = (previous?.backendDocuments ?? []).filter((d) => !configNames.has(documentName(d) ?? ''));
-  const policyOf = () => new Policy([...configRoles, ...backendRoles]);
+  const policyOf = () => new Policy([...configRoles, ...backendRoles], config.rbac);
   const policy = policyOf();
   if (configRoles.length === 0 && backendRoles.length === 0)
     log.warn('no roles are configured (roles, roles_files): no identity can reach any server');
@@ -168,21 +173,35 @@ export async function buildAccess(
     }
   }
 
-  const live = previous?.live ?? { policy, audit };
+  const live: LiveAccess = previous?.live ?? { policy, audit };
   live.policy = policy;
   live.audit = audit;
+  // identity_jwt: assertions signed with the proxy's key (its public half at /.well-known/jwks.json).
+  live.jwt = config.servers.some((s) => (s.transport === 'http' || s.transport === 'sse') && s.identityJwt)
+    ? (live.jwt ?? createJwtSigner(await readFile(join(config.caDir, CA_FILES.proxyKey), 'utf8'), config.cluster))
+    : undefined;
+  live.pins = config.servers.some((s) => s.toolPinning !== 'off')
+    ? live.pins instanceof JsonFilePinStore && live.pins.path === config.toolPins
+      ? live.pins
+      : new JsonFilePinStore(config.toolPins)
+    : undefined;
   const refusals = previous?.refusals ?? new RefusalAudit(live, log);
   if (previous?.audit && previous.audit !== audit) await previous.audit.close();
   const decider: AccessDecider = {
     checkServer(peer, server) {
-      const d = live.policy.canReachServer(peer.roles, server);
+      const d = live.policy.canReachServer(peer, server);
       if (!d.allowed) throw accessDenied(peer, server, d.reason);
     },
     describeServer(peer, server) {
-      if (server.transport !== 'postgres') return { tools: live.policy.toolPatterns(peer.roles, server) };
+      const base = {
+        tools: live.policy.toolPatterns(peer, server),
+        resources: live.policy.namedPatterns('resources', peer, server),
+        prompts: live.policy.namedPatterns('prompts', peer, server),
+      };
+      if (server.transport !== 'postgres') return base;
       const db = live.policy.databaseGrants(peer.roles, server);
       return {
-        tools: live.policy.toolPatterns(peer.roles, server),
+        ...base,
         database: {
           access: db.provisioning ? 'db_permissions' : 'db_users',
           names: db.patterns.names,
@@ -214,7 +233,17 @@ export async function buildAccess(
     audit,
     gates: previous?.gates ?? createEnforcingGates(live, log),
     decider,
-    routes: {},
+    routes: {
+      openPaths: [JWKS_PATH],
+      handle(req, res) {
+        if (req.method !== 'GET' || new URL(req.url ?? '/', 'https://x').pathname !== JWKS_PATH)
+          return Promise.resolve(false);
+        const body = JSON.stringify(live.jwt ? live.jwt.jwks() : { keys: [] });
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' });
+        res.end(body);
+        return Promise.resolve(true);
+      },
+    },
     refusals,
     configRoles,
     get backendRoles() {

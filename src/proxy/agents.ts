@@ -46,8 +46,10 @@ export interface AgentDirectoryOptions {
   keepaliveMs: number;
   /** The trail (undefined: no audit trail configured; events are acknowledged and dropped, as the proxy's own). */
   audit: () => AgentAuditSink | undefined;
-  /** The roles every agent enforces (plain role data). */
+  /** The role documents every agent enforces. */
   roles: () => unknown[];
+  /** The cluster's role settings (`rbac:`), sent with the roles. */
+  rbac?: () => Record<string, unknown> | undefined;
   /** Names of servers in the proxy's own configuration: an agent may not announce them. */
   localNames: () => Set<string>;
   /** Refuses an agent whose certificate is locked, removed or superseded (the enrolment service). */
@@ -145,6 +147,7 @@ export class AgentDirectory {
       proxy: this.o.proxyId,
       agent: name,
       roles: this.o.roles(),
+      ...(this.o.rbac?.() ? { rbac: this.o.rbac() } : {}),
       keepaliveMs: this.o.keepaliveMs,
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -277,7 +280,8 @@ export class AgentDirectory {
   /** Tell every agent the roles changed. */
   pushRoles(): void {
     const roles = this.o.roles();
-    for (const link of this.links.values()) send(link.control, { type: 'roles', roles });
+    const rbac = this.o.rbac?.();
+    for (const link of this.links.values()) send(link.control, { type: 'roles', roles, ...(rbac ? { rbac } : {}) });
   }
 
   /**

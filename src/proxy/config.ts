@@ -33,6 +33,10 @@ export interface ProxyConfig {
   servers: ServerConfig[];
   rolesInline: unknown[];
   rolesFiles: string[];
+  /** `tool_pins`: the file pinned tool definitions are kept in (servers with tool_pinning). */
+  toolPins: string;
+  /** `rbac:` what roles that do not write mcp.resources / mcp.prompts allow (docs/rbac.md). */
+  rbac: { defaultResources: 'all' | 'none'; defaultPrompts: 'all' | 'none' };
   audit?: AuditConfig;
   /** How long a disconnected session's upstream is kept for a resume. */
   gracePeriodMs: number;
@@ -60,6 +64,8 @@ const TOP_KEYS = new Set([
   'databases',
   'roles',
   'roles_files',
+  'rbac',
+  'tool_pins',
   'audit',
   'sessions',
   'keepalive',
@@ -132,6 +138,23 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
     rolesFiles = (rf as string[]).map(abs);
   }
 
+  const rbac: ProxyConfig['rbac'] = { defaultResources: 'all', defaultPrompts: 'all' };
+  if (d.rbac !== undefined) {
+    if (!isObject(d.rbac)) fail('rbac', 'must be a mapping with default_resources and/or default_prompts');
+    const r = d.rbac as Record<string, unknown>;
+    for (const k of Object.keys(r))
+      if (k !== 'default_resources' && k !== 'default_prompts')
+        fail(`rbac.${k}`, 'unknown key (known: default_resources, default_prompts)');
+    for (const [k, prop] of [
+      ['default_resources', 'defaultResources'],
+      ['default_prompts', 'defaultPrompts'],
+    ] as const) {
+      if (r[k] === undefined) continue;
+      if (r[k] !== 'all' && r[k] !== 'none') fail(`rbac.${k}`, 'must be all or none');
+      rbac[prop] = r[k] as 'all' | 'none';
+    }
+  }
+
   let audit: AuditConfig | undefined;
   if (d.audit !== undefined) {
     if (!isObject(d.audit ?? {})) fail('audit', 'must be a mapping with path');
@@ -199,6 +222,8 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
     servers,
     rolesInline,
     rolesFiles,
+    toolPins: abs(d.tool_pins === undefined ? 'tool-pins.json' : str(d.tool_pins, 'tool_pins', fail)),
+    rbac,
     audit,
     gracePeriodMs,
     limits,

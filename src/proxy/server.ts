@@ -110,7 +110,10 @@ export class ProxyServer {
     private access: AccessDecider,
     private readonly log: Logger,
     private readonly routes: ProxyRoutes = {},
-    agentOptions: Pick<AgentDirectoryOptions, 'audit' | 'roles' | 'checkAgent' | 'dialTimeoutMs' | 'agentWaitMs'> = {
+    agentOptions: Pick<
+      AgentDirectoryOptions,
+      'audit' | 'roles' | 'rbac' | 'checkAgent' | 'dialTimeoutMs' | 'agentWaitMs'
+    > = {
       audit: () => undefined,
       roles: () => [],
     },
@@ -184,6 +187,7 @@ export class ProxyServer {
       log,
       keepaliveMs: config.keepaliveMs,
       localNames: () => new Set(this.config.servers.map((s) => s.name)),
+      rbac: agentOptions.rbac ?? (() => ({ ...this.config.rbac })),
     });
   }
 

@@ -7,6 +7,7 @@
  * labelled or not. An empty selector matches nothing.
  */
 import { compilePattern, InvalidRegexError, type Pattern } from './patterns.js';
+import { evaluateExpression } from './expression.js';
 
 export interface LabelEntry {
   key: string;
@@ -22,6 +23,10 @@ export interface LabelMatchers {
    * server, allow none.
    */
   unevaluable?: string;
+  /** `app_labels_expression` as written (expression.ts); plain text, parsed at load and cached. */
+  expression?: string;
+  /** The role writes the expression but no `app_labels`: the expression alone selects servers. */
+  expressionOnly?: boolean;
 }
 
 export const NO_LABELS: LabelMatchers = { written: false, entries: [] };
@@ -80,7 +85,7 @@ export function compileLabels(
         const p = compilePattern(t, side);
         if (p.kind === 'unevaluable') {
           warn(
-            `${at}: "${t}" is a template, which mcp-access cannot expand; ${side === 'deny' ? 'this deny matches every server (fail closed)' : 'it matches no server'}`,
+            `${at}: "${t}" is a template, expanded from the identity's traits (identity issue --trait); for an identity without that trait ${side === 'deny' ? 'this deny matches every server (fail closed)' : 'it matches no server'}`,
           );
         }
         return p;
@@ -104,8 +109,32 @@ export function withUnevaluable(m: LabelMatchers, why: string): LabelMatchers {
   return { ...m, written: true, unevaluable: why };
 }
 
-export function labelsMatch(m: LabelMatchers, labels: Record<string, string>, side: 'allow' | 'deny'): boolean {
+/**
+ * Does the selector cover a server? With `app_labels_expression`: on allow,
+ * the labels (when written) AND the expression must match; on deny, the labels
+ * OR the expression. An expression that fails to evaluate (a type error)
+ * matches on deny, not on allow (fail closed).
+ */
+export function labelsMatch(
+  m: LabelMatchers,
+  labels: Record<string, string>,
+  side: 'allow' | 'deny',
+  traits: Readonly<Record<string, readonly string[]>> = {},
+): boolean {
   if (m.unevaluable !== undefined) return side === 'deny';
+  if (m.expression === undefined) return entriesMatch(m, labels);
+  let expr: boolean;
+  try {
+    expr = evaluateExpression(m.expression, labels, traits);
+  } catch {
+    expr = side === 'deny';
+  }
+  const selector = m.expressionOnly ? undefined : entriesMatch(m, labels);
+  if (side === 'allow') return expr && selector !== false;
+  return expr || selector === true;
+}
+
+function entriesMatch(m: LabelMatchers, labels: Record<string, string>): boolean {
   if (m.entries.length === 0) return false;
   for (const entry of m.entries) {
     if (entry.key === '*') continue;
@@ -119,6 +148,14 @@ export function labelsMatch(m: LabelMatchers, labels: Record<string, string>, si
 /** `env: dev, team: [a, b]` — for explanations. */
 export function describeLabels(m: LabelMatchers): string {
   if (m.unevaluable !== undefined) return `(cannot be evaluated: ${m.unevaluable})`;
+  if (m.expression !== undefined) {
+    const expr = `app_labels_expression ${JSON.stringify(m.expression)}`;
+    return m.expressionOnly ? expr : `${describeSelector(m)} and ${expr}`;
+  }
+  return describeSelector(m);
+}
+
+function describeSelector(m: LabelMatchers): string {
   if (m.entries.length === 0) return '{}';
   return `{${m.entries
     .map(

@@ -15,6 +15,12 @@
  *  - A role that allows tools but writes no `spec.allow.app_labels`
  *    ("tools-only", like `llm-access` in Teleport's MCP access guide) allows every server.
  *
+ *  - Resources and prompts (`mcp.resources`, `mcp.prompts`) follow the same
+ *    rules; a role that reaches a server and does not write them allows every
+ *    resource / prompt there when `defaultResources` / `defaultPrompts` is
+ *    `all` (Teleport's behaviour, the default), none when it is `none`.
+ *  - Tool entries may carry rules on the call's arguments (arguments.ts).
+ *
  * A Policy is immutable: a reload builds a new one. Per (roles, server) the
  * applicable rules are computed once and cached, so the per-message cost of a
  * tool decision is a few pattern tests.
@@ -22,6 +28,46 @@
 import { compileLabels, describeLabels, describeServerLabels, labelsMatch, type LabelMatchers } from './labels.js';
 import type { Role, ToolMatcher } from './roles.js';
 import { compilePattern, type Pattern } from './patterns.js';
+import { compileArgumentRule, describeArgumentRule, type CompiledArgumentRule } from './arguments.js';
+import { uriProblem, uriReadings } from './uris.js';
+import { expandRole, type Traits } from './templates.js';
+
+/**
+ * Who is asking: role names, or role names with the identity's traits (for
+ * role templates `{{internal.NAME}}`, templates.ts). A Peer fits.
+ */
+export type Subject = readonly string[] | { readonly roles: readonly string[]; readonly traits?: Traits };
+
+function rolesOf(s: Subject): string[] {
+  return [...(Array.isArray(s) ? (s as readonly string[]) : (s as { roles: readonly string[] }).roles)];
+}
+function traitsOf(s: Subject): Traits {
+  return Array.isArray(s) ? {} : ((s as { traits?: Traits }).traits ?? {});
+}
+
+/** What a role that reaches a server but does not write `mcp.resources` / `mcp.prompts` allows there. */
+export type UnwrittenDefault = 'all' | 'none';
+
+export interface PolicyOptions {
+  /** `rbac.default_resources` (docs/rbac.md): `all` (Teleport-compatible, the default) or `none`. */
+  defaultResources?: UnwrittenDefault;
+  /** `rbac.default_prompts`: `all` (the default) or `none`. */
+  defaultPrompts?: UnwrittenDefault;
+}
+
+/** The argument and rule a call was decided by (for denials: the client sees them, the audit event records them). */
+export interface ArgumentVerdict {
+  argument: string;
+  rule: string;
+}
+
+export type CallDecision = Decision & { argument?: ArgumentVerdict };
+
+export type NamedKind = 'resources' | 'prompts';
+
+/** Characters no prompt name (or tool name) has: control, format, separators, whitespace. */
+const UNSAFE_NAME = /[\p{Cc}\p{Cf}\p{Z}\s]/u;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export interface Decision {
   allowed: boolean;
@@ -67,7 +113,17 @@ interface ServerView {
   reach: Decision;
   allow: RoleToolMatcher[];
   deny: RoleToolMatcher[];
+  resources: { allow: RoleToolMatcher[]; deny: RoleToolMatcher[] };
+  prompts: { allow: RoleToolMatcher[]; deny: RoleToolMatcher[] };
 }
+
+/** Stands for a role that does not write mcp.resources / mcp.prompts when the default is `all`. */
+const matchAll = (kind: NamedKind): ToolMatcher => ({
+  text: '*',
+  kind: 'glob',
+  test: () => true,
+  field: `(no spec.allow.mcp.${kind}; rbac.default_${kind}: all)`,
+});
 
 const CACHE_LIMIT = 4096;
 
@@ -75,9 +131,18 @@ export class Policy {
   private readonly byName: Map<string, Role>;
   private readonly cache = new Map<string, ServerView>();
   private readonly dbCache = new Map<string, DatabaseGrants>();
+  private readonly compiled = new WeakMap<ToolMatcher, CompiledArgumentRule[]>();
+  readonly defaults: Required<PolicyOptions>;
 
-  constructor(readonly roles: Role[]) {
+  constructor(
+    readonly roles: Role[],
+    options: PolicyOptions = {},
+  ) {
     this.byName = new Map(roles.map((r) => [r.name, r]));
+    this.defaults = {
+      defaultResources: options.defaultResources ?? 'all',
+      defaultPrompts: options.defaultPrompts ?? 'all',
+    };
   }
 
   /** Role names the identity carries that no role document defines (report them; they grant nothing). */
@@ -85,15 +150,16 @@ export class Policy {
     return unique(roleNames).filter((n) => !this.byName.has(n));
   }
 
-  canReachServer(roleNames: string[], server: ServerRef): Decision {
+  canReachServer(roleNames: Subject, server: ServerRef): Decision {
     return this.view(roleNames, server).reach;
   }
 
-  toolDecision(roleNames: string[], server: ServerRef, tool: string): Decision {
+  toolDecision(roleNames: Subject, server: ServerRef, tool: string): Decision {
     const view = this.view(roleNames, server);
     if (!view.reach.allowed) return view.reach;
     for (const { role, matcher } of view.deny) {
-      if (matcher.test(tool)) {
+      // A deny with argument rules refuses some calls, not the tool: it stays listed.
+      if (matcher.arguments === undefined && matcher.test(tool)) {
         return {
           allowed: false,
           role,
@@ -126,15 +192,196 @@ export class Policy {
   }
 
   /**
+   * May this call run: the tool (as toolDecision) and its arguments, judged on
+   * `params.arguments` as the inspector parsed it. A deny entry whose name
+   * matches refuses when any of its argument rules matches (or cannot be
+   * evaluated); an allow entry whose name matches allows when all of its rules
+   * hold; an entry without rules decides on the name alone. Deny wins.
+   */
+  callDecision(roleNames: Subject, server: ServerRef, tool: string, args: unknown): CallDecision {
+    const view = this.view(roleNames, server);
+    if (!view.reach.allowed) return view.reach;
+    const argsObject =
+      args === undefined ? undefined : typeof args === 'object' && args !== null && !Array.isArray(args) ? args : null;
+    for (const { role, matcher } of view.deny) {
+      if (!matcher.test(tool)) continue;
+      if (matcher.arguments === undefined) return this.toolDecision(roleNames, server, tool);
+      for (const c of this.rulesOf(matcher, 'deny')) {
+        const out =
+          argsObject === null
+            ? { hit: true, why: 'the arguments are not an object' }
+            : c.judge(argsObject as Record<string, unknown> | undefined);
+        if (out.hit) {
+          const rule = `${c.rule.field} (${describeArgumentRule(c.rule)})`;
+          return {
+            allowed: false,
+            role,
+            rule,
+            argument: { argument: c.rule.argument, rule },
+            reason: `argument "${c.rule.argument}" of tool "${tool}" is denied by role ${role} (${rule}): ${out.why ?? 'it matches'}`,
+          };
+        }
+      }
+    }
+    let failure: CallDecision | undefined;
+    for (const { role, matcher } of view.allow) {
+      if (!matcher.test(tool)) continue;
+      if (matcher.arguments === undefined)
+        return {
+          allowed: true,
+          role,
+          rule: ruleText(matcher),
+          reason: `tool "${tool}" is allowed by role ${role} (${matcher.field} "${matcher.text}")`,
+        };
+      let unmet: { rule: CompiledArgumentRule; why: string } | undefined;
+      for (const c of this.rulesOf(matcher, 'allow')) {
+        const out =
+          argsObject === null
+            ? { hit: false, why: 'the arguments are not an object' }
+            : c.judge(argsObject as Record<string, unknown> | undefined);
+        if (!out.hit) {
+          unmet = { rule: c, why: out.why ?? '' };
+          break;
+        }
+      }
+      if (unmet === undefined)
+        return {
+          allowed: true,
+          role,
+          rule: ruleText(matcher),
+          reason: `tool "${tool}" is allowed by role ${role} (${matcher.field} "${matcher.text}"), and its arguments meet every rule of that entry`,
+        };
+      if (failure === undefined) {
+        const rule = `${unmet.rule.rule.field} (${describeArgumentRule(unmet.rule.rule)})`;
+        failure = {
+          allowed: false,
+          role,
+          rule,
+          argument: { argument: unmet.rule.rule.argument, rule },
+          reason: `argument "${unmet.rule.rule.argument}" of tool "${tool}" is not allowed: role ${role} allows the tool only when ${describeArgumentRule(unmet.rule.rule)} (${unmet.rule.rule.field}), and ${unmet.why}`,
+        };
+      }
+    }
+    return failure ?? this.toolDecision(roleNames, server, tool);
+  }
+
+  /**
+   * May the identity read (or subscribe to) this resource on the server? Every
+   * reading of the URI (uris.ts) must be allowed by an allow entry of a role
+   * that reaches the server (or that role's default, rbac.default_resources),
+   * and no deny entry may match any reading.
+   */
+  resourceDecision(roleNames: Subject, server: ServerRef, uri: string): Decision {
+    const problem = uriProblem(uri);
+    if (problem !== undefined) return { allowed: false, reason: `${problem}, so it is refused` };
+    return this.namedDecision('resources', roleNames, server, uri, uriReadings(uri));
+  }
+
+  /**
+   * A resource template (`resources/templates/list`, `completion/complete` ref/resource): its text is matched
+   * as written.
+   */
+  resourceTemplateDecision(roleNames: Subject, server: ServerRef, uriTemplate: string): Decision {
+    const problem = uriProblem(uriTemplate);
+    if (problem !== undefined)
+      return { allowed: false, reason: `${problem.replace('resource URI', 'resource template')}, so it is refused` };
+    return this.namedDecision('resources', roleNames, server, uriTemplate, [uriTemplate]);
+  }
+
+  /** May the identity get this prompt (and complete its arguments)? Like tools, by name. */
+  promptDecision(roleNames: Subject, server: ServerRef, name: string): Decision {
+    if (name === '' || UNSAFE_NAME.test(name) || LONE_SURROGATE.test(name))
+      return {
+        allowed: false,
+        reason:
+          'the prompt name is empty or contains spaces, control or invisible characters, which no prompt name has',
+      };
+    return this.namedDecision('prompts', roleNames, server, name, [name]);
+  }
+
+  /** Allowed and denied resource / prompt patterns on the server (for `ls` and `policy check`). */
+  namedPatterns(
+    kind: NamedKind,
+    roleNames: Subject,
+    server: ServerRef,
+  ): { allow: string[]; deny: string[]; defaulted: string[] } {
+    const view = this.view(roleNames, server);
+    const v = view[kind];
+    return {
+      allow: view.reach.allowed ? unique(v.allow.map((a) => a.matcher.text)) : [],
+      deny: unique(v.deny.map((d) => d.matcher.text)),
+      defaulted: view.reach.allowed
+        ? unique(v.allow.filter((a) => a.matcher.field.startsWith('(')).map((a) => a.role))
+        : [],
+    };
+  }
+
+  private namedDecision(
+    kind: NamedKind,
+    roleNames: Subject,
+    server: ServerRef,
+    value: string,
+    readings: string[],
+  ): Decision {
+    const what = kind === 'resources' ? 'resource' : 'prompt';
+    const view = this.view(roleNames, server);
+    if (!view.reach.allowed) return view.reach;
+    const v = view[kind];
+    for (const reading of readings) {
+      const d = v.deny.find((x) => x.matcher.test(reading));
+      if (d) {
+        const also = reading === value ? '' : ` (read as "${reading}")`;
+        return {
+          allowed: false,
+          role: d.role,
+          rule: ruleText(d.matcher),
+          reason: `${what} "${value}"${also} is denied by role ${d.role} (${d.matcher.field} "${d.matcher.text}")`,
+        };
+      }
+    }
+    let first: RoleToolMatcher | undefined;
+    for (const reading of readings) {
+      const a = v.allow.find((x) => x.matcher.test(reading));
+      if (!a) {
+        const patterns = unique(v.allow.map((x) => x.matcher.text));
+        const also = reading === value ? '' : ` (it can also be read as "${reading}", which no entry allows)`;
+        return {
+          allowed: false,
+          reason:
+            patterns.length === 0
+              ? `no role that reaches server ${server.name} allows any ${what} (spec.allow.mcp.${kind}), so "${value}" is denied`
+              : `no role allows ${what} "${value}" on server ${server.name}${also} (allowed: ${patterns.join(', ')})`,
+        };
+      }
+      first ??= a;
+    }
+    return {
+      allowed: true,
+      role: first!.role,
+      rule: ruleText(first!.matcher),
+      reason: `${what} "${value}" is allowed by role ${first!.role} (${first!.matcher.field} "${first!.matcher.text}")`,
+    };
+  }
+
+  private rulesOf(m: ToolMatcher, side: 'allow' | 'deny'): CompiledArgumentRule[] {
+    let c = this.compiled.get(m);
+    if (c === undefined) {
+      c = (m.arguments ?? []).map((r) => compileArgumentRule(r, side));
+      this.compiled.set(m, c);
+    }
+    return c;
+  }
+
+  /**
    * May the server be told about this client root (servers with
    * `client_roots: true`)? Like tools: a deny `mcp.roots` entry of any role
    * wins; otherwise an allow entry of a role that reaches the server must
    * match; no entry means no root. `uri` should be normalised (`new URL().href`).
    */
-  rootDecision(roleNames: string[], server: ServerRef, uri: string): Decision {
+  rootDecision(roleNames: Subject, server: ServerRef, uri: string): Decision {
     const view = this.view(roleNames, server);
     if (!view.reach.allowed) return view.reach;
-    const roles = unique(roleNames)
+    const roles = unique(rolesOf(roleNames))
       .map((n) => this.byName.get(n))
       .filter((r): r is Role => r !== undefined);
     for (const r of roles) {
@@ -164,7 +411,7 @@ export class Policy {
     return g;
   }
 
-  toolPatterns(roleNames: string[], server: ServerRef): { allow: string[]; deny: string[] } {
+  toolPatterns(roleNames: Subject, server: ServerRef): { allow: string[]; deny: string[] } {
     const view = this.view(roleNames, server);
     return {
       allow: view.reach.allowed ? unique(view.allow.map((a) => a.matcher.text)) : [],
@@ -172,27 +419,47 @@ export class Policy {
     };
   }
 
-  private view(roleNames: string[], server: ServerRef): ServerView {
-    const key = JSON.stringify([unique(roleNames), server.name, server.labels, server.transport ?? '']);
+  private view(subject: Subject, server: ServerRef): ServerView {
+    const roleNames = unique(rolesOf(subject));
+    const traits = traitsOf(subject);
+    const key = JSON.stringify([roleNames, server.name, server.labels, server.transport ?? '', traits]);
     let view = this.cache.get(key);
     if (view === undefined) {
-      view = this.compute(unique(roleNames), server);
+      view = this.compute(roleNames, server, traits);
       if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
       this.cache.set(key, view);
     }
     return view;
   }
 
-  private compute(roleNames: string[], server: ServerRef): ServerView {
-    const roles = roleNames.map((n) => this.byName.get(n)).filter((r): r is Role => r !== undefined);
+  private compute(roleNames: string[], server: ServerRef, traits: Traits): ServerView {
+    const roles = roleNames
+      .map((n) => this.byName.get(n))
+      .filter((r): r is Role => r !== undefined)
+      .map((r) => expandRole(r, traits));
     if (server.transport === 'postgres') return computeDatabase(roles, roleNames, server);
     const deny: RoleToolMatcher[] = roles.flatMap((r) => r.deny.tools.map((matcher) => ({ role: r.name, matcher })));
-    const granting = roles.filter((r) => (r.toolsOnly ? true : labelsMatch(r.allow.appLabels, server.labels, 'allow')));
+    const granting = roles.filter((r) =>
+      r.toolsOnly ? true : labelsMatch(r.allow.appLabels, server.labels, 'allow', traits),
+    );
     const allow: RoleToolMatcher[] = granting.flatMap((r) =>
       r.allow.tools.map((matcher) => ({ role: r.name, matcher })),
     );
+    const named = (kind: NamedKind) => {
+      const all = (kind === 'resources' ? this.defaults.defaultResources : this.defaults.defaultPrompts) === 'all';
+      return {
+        deny: roles.flatMap((r) => (r.deny[kind] ?? []).map((matcher) => ({ role: r.name, matcher }))),
+        allow: granting.flatMap((r) => {
+          const written = r.allow[kind];
+          if (written !== undefined) return written.map((matcher) => ({ role: r.name, matcher }));
+          return all ? [{ role: r.name, matcher: matchAll(kind) }] : [];
+        }),
+      };
+    };
 
-    const denier = roles.find((r) => r.deny.appLabels.written && labelsMatch(r.deny.appLabels, server.labels, 'deny'));
+    const denier = roles.find(
+      (r) => r.deny.appLabels.written && labelsMatch(r.deny.appLabels, server.labels, 'deny', traits),
+    );
     let reach: Decision;
     if (denier) {
       reach = {
@@ -223,10 +490,10 @@ export class Policy {
         reason:
           names.length === 0
             ? `the identity has no known role (roles: ${roleNames.length ? roleNames.join(', ') : 'none'}), so it reaches no server`
-            : `no role of ${names.join(', ')} allows server ${server.name} (${describeServerLabels(server.labels)}): no spec.allow.app_labels matches`,
+            : `no role of ${names.join(', ')} allows server ${server.name} (${describeServerLabels(server.labels)}): no spec.allow.app_labels matches${roles.some((r) => r.allow.appLabels.expression !== undefined) ? ' (app_labels_expression included)' : ''}`,
       };
     }
-    return { reach, allow, deny };
+    return { reach, allow, deny, resources: named('resources'), prompts: named('prompts') };
   }
 }
 
@@ -293,7 +560,14 @@ function computeDatabase(roles: Role[], roleNames: string[], server: ServerRef):
     test: () => true,
     field: 'spec.allow.db_labels (the built-in database tools)',
   };
-  return { reach, allow: granting.map((r) => ({ role: r.name, matcher: all })), deny };
+  // Databases serve tools only (the built-in ones): no resources or prompts.
+  return {
+    reach,
+    allow: granting.map((r) => ({ role: r.name, matcher: all })),
+    deny,
+    resources: { allow: [], deny: [] },
+    prompts: { allow: [], deny: [] },
+  };
 }
 
 const compiledDbLabels = new WeakMap<Role, { allow?: LabelMatchers; deny?: LabelMatchers }>();

@@ -23,12 +23,20 @@ import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, parseDocument, 
 import { AccessError } from '../errors.js';
 import { compileLabels, LabelSelectorError, NO_LABELS, withUnevaluable, type LabelMatchers } from './labels.js';
 import { compilePattern, InvalidRegexError, unevaluable, type Pattern } from './patterns.js';
+import { ArgumentRuleError, parseArgumentRules, type ArgumentRule } from './arguments.js';
+import { ExpressionError, parseExpression } from './expression.js';
 
 export type { LabelMatchers } from './labels.js';
 
 export interface ToolMatcher extends Pattern {
   /** Where the entry is, e.g. `spec.allow.mcp.tools[2]` or `spec.deny.mcp_tools[0]`. */
   readonly field: string;
+  /**
+   * Rules on the call's arguments (a tool entry written as a mapping with
+   * `name` and `arguments`; docs/rbac.md, "Arguments"). Plain data: Policy
+   * compiles them.
+   */
+  readonly arguments?: ArgumentRule[];
 }
 
 export interface RoleRules {
@@ -38,6 +46,10 @@ export interface RoleRules {
   roots: ToolMatcher[];
   /** `db_labels`, `db_names`, `db_users`, `db_permissions` (databases: docs/databases.md). */
   db: DbRules;
+  /** `mcp.resources`: resource URIs (literals, globs, ^…$ regexes); undefined when the role does not write it. */
+  resources?: ToolMatcher[];
+  /** `mcp.prompts`: prompt names; undefined when the role does not write it. */
+  prompts?: ToolMatcher[];
 }
 
 /**
@@ -140,9 +152,9 @@ const TELEPORT_SIDE_FIELDS = new Set([
   'workload_identity_labels',
   'workload_identity_labels_expression',
 ]);
-/** Keys under `mcp`: `tools`, `roots` (client roots a role may forward), and Teleport's `resources` (ignored). */
-const MCP_FIELDS = new Set(['tools', 'roots']);
-const MCP_IGNORED_FIELDS = new Set(['resources']);
+/** Keys under `mcp`: `tools`, `roots` (client roots a role may forward), `resources` and `prompts`. */
+const MCP_FIELDS = new Set(['tools', 'roots', 'resources', 'prompts']);
+const MCP_IGNORED_FIELDS = new Set<string>();
 
 /**
  * Where a key of a role document is written, as `line L, column C: `, when
@@ -351,21 +363,35 @@ function parseSide(
     if (err instanceof LabelSelectorError) return fail(err.field, err.message);
     throw err;
   }
-  if (raw.app_labels_expression !== undefined) {
-    if (side === 'deny') {
-      warn(
-        `${where}: ${base}.app_labels_expression: mcp-access cannot evaluate predicate expressions; this deny matches every server (fail closed)`,
-      );
-      appLabels = withUnevaluable(appLabels, 'app_labels_expression');
-    } else {
-      warn(
-        `${where}: ${base}.app_labels_expression: mcp-access cannot evaluate predicate expressions (ignored; it grants nothing)`,
-      );
+  if (raw.app_labels_expression !== undefined && raw.app_labels_expression !== null) {
+    const expression = raw.app_labels_expression;
+    if (typeof expression !== 'string' || expression.trim() === '')
+      return fail(`${base}.app_labels_expression`, 'must be a predicate expression (a string)');
+    try {
+      parseExpression(expression);
+    } catch (err) {
+      if (!(err instanceof ExpressionError)) throw err;
+      if (side === 'deny') {
+        // Teleport's language is larger than what mcp-access reads: a deny it cannot read denies every server.
+        warn(
+          `${where}: ${base}.app_labels_expression: ${err.message}; mcp-access cannot evaluate it, so this deny matches every server (fail closed)`,
+        );
+        appLabels = withUnevaluable(appLabels, 'app_labels_expression');
+      } else {
+        warn(
+          `${where}: ${base}.app_labels_expression: ${err.message}; mcp-access cannot evaluate it, so this role reaches no server (see docs/rbac.md, "app_labels_expression")`,
+        );
+        appLabels = withUnevaluable(appLabels, 'app_labels_expression');
+      }
     }
+    if (appLabels.unevaluable === undefined)
+      appLabels = { ...appLabels, written: true, expression, ...(appLabels.written ? {} : { expressionOnly: true }) };
   }
 
   const tools: ToolMatcher[] = [];
   let roots: ToolMatcher[] = [];
+  let resources: ToolMatcher[] | undefined;
+  let prompts: ToolMatcher[] | undefined;
   if (raw.mcp !== undefined && raw.mcp !== null) {
     if (!isMapping(raw.mcp)) return fail(`${base}.mcp`, 'must be a mapping with tools');
     for (const k of Object.keys(raw.mcp)) {
@@ -373,16 +399,28 @@ function parseSide(
       else if (!MCP_FIELDS.has(k))
         unknownKey(where, locate, ['spec', side, 'mcp', k], [...MCP_FIELDS, ...MCP_IGNORED_FIELDS]);
     }
-    tools.push(...parseTools(raw.mcp.tools, side, `${base}.mcp.tools`, where, warn, fail));
+    tools.push(...parseTools(raw.mcp.tools, side, `${base}.mcp.tools`, where, warn, fail, locate));
     roots = parseTools(raw.mcp.roots, side, `${base}.mcp.roots`, where, warn, fail);
+    // Written (even empty or null) means the role decides; absent means rbac.default_resources / default_prompts.
+    if (Object.hasOwn(raw.mcp, 'resources'))
+      resources = parseTools(raw.mcp.resources, side, `${base}.mcp.resources`, where, warn, fail);
+    if (Object.hasOwn(raw.mcp, 'prompts'))
+      prompts = parseTools(raw.mcp.prompts, side, `${base}.mcp.prompts`, where, warn, fail);
   }
   if (raw.mcp_tools !== undefined) {
     if (raw.mcp !== undefined && isMapping(raw.mcp) && raw.mcp.tools !== undefined) {
       warn(`${where}: ${base} has both mcp.tools and mcp_tools; both lists apply`);
     }
-    tools.push(...parseTools(raw.mcp_tools, side, `${base}.mcp_tools`, where, warn, fail));
+    tools.push(...parseTools(raw.mcp_tools, side, `${base}.mcp_tools`, where, warn, fail, locate));
   }
-  return { appLabels, tools, roots, db: parseDb(raw, side, base, where, warn, fail) };
+  return {
+    appLabels,
+    tools,
+    roots,
+    ...(resources ? { resources } : {}),
+    ...(prompts ? { prompts } : {}),
+    db: parseDb(raw, side, base, where, warn, fail),
+  };
 }
 
 /** db_labels, db_names, db_users, db_permissions: validated here, kept as written (plain JSON). */
@@ -476,6 +514,8 @@ function parseTools(
   where: string,
   warn: (msg: string) => void,
   fail: Fail,
+  /** Given for tool lists: entries may then be mappings with `name` and `arguments`. */
+  locate?: Locate,
 ): ToolMatcher[] {
   if (raw === undefined || raw === null) return [];
   // Teleport accepts a single string where a list is expected.
@@ -492,6 +532,10 @@ function parseTools(
   const out: ToolMatcher[] = [];
   list.forEach((entry, i) => {
     const at = `${field}[${i}]`;
+    if (locate !== undefined && isMapping(entry) && Object.hasOwn(entry, 'name')) {
+      out.push(parseToolWithArguments(entry, side, at, where, fail, locate));
+      return;
+    }
     if (typeof entry !== 'string') {
       if (side === 'deny') {
         warn(
@@ -517,6 +561,51 @@ function parseTools(
   return out;
 }
 
+/** `{name: read_text_file, arguments: {path: {path: '/srv/**'}}}`: a tool entry with rules on its arguments. */
+function parseToolWithArguments(
+  entry: Record<string, unknown>,
+  side: 'allow' | 'deny',
+  at: string,
+  where: string,
+  fail: Fail,
+  locate: Locate,
+): ToolMatcher {
+  const path: Array<string | number> = at
+    .replace(/\[(\d+)\]/g, '.$1')
+    .split('.')
+    .map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+  for (const k of Object.keys(entry)) {
+    if (k === 'name' || k === 'arguments') continue;
+    const guess = closest(k, ['name', 'arguments']);
+    return fail(`${locate([...path, k])}${at}.${k}`, `unknown key${guess ? ` — did you mean "${guess}"?` : ''}`);
+  }
+  if (typeof entry.name !== 'string' || entry.name === '')
+    return fail(`${at}.name`, 'is required: the tool name, glob or ^…$ regex the rules apply to');
+  if (entry.arguments === undefined) return fail(`${at}.arguments`, 'is required in a tool entry written as a mapping');
+  let pattern: Pattern;
+  try {
+    pattern = compilePattern(entry.name, side);
+  } catch (err) {
+    if (err instanceof InvalidRegexError)
+      return fail(`${at}.name`, `invalid regular expression ${JSON.stringify(entry.name)}: ${err.message}`);
+    throw err;
+  }
+  if (pattern.kind === 'unevaluable')
+    return fail(`${at}.name`, 'templates are not supported in a tool entry with arguments');
+  let rules: ArgumentRule[];
+  try {
+    rules = parseArgumentRules(entry.arguments, side, `${at}.arguments`);
+  } catch (err) {
+    if (!(err instanceof ArgumentRuleError)) throw err;
+    if (err.unknownKey) {
+      const guess = closest(err.unknownKey.key, err.unknownKey.known);
+      return fail(err.field, `unknown key${guess ? ` — did you mean "${guess}"?` : ''}`);
+    }
+    return fail(err.field, err.message);
+  }
+  return { text: pattern.text, kind: pattern.kind, test: pattern.test, field: at, arguments: rules };
+}
+
 function lintToolEntry(
   entry: string,
   pattern: Pattern,
@@ -526,7 +615,9 @@ function lintToolEntry(
 ): void {
   const effect = side === 'allow' ? 'it grants nothing' : 'it matches every tool (fail closed)';
   if (pattern.kind === 'unevaluable') {
-    warn(`${at}: "${entry}" is a template, which mcp-access cannot expand; ${effect}`);
+    warn(
+      `${at}: "${entry}" is a template, expanded from the identity's traits (identity issue --trait); for an identity without that trait ${effect}`,
+    );
   } else if (entry === '') {
     warn(`${at}: an empty entry matches no tool`);
   } else if (/\s/.test(entry) && pattern.kind !== 'regex') {

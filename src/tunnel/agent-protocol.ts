@@ -96,9 +96,18 @@ export type AgentFrame =
    * proxy → agent, first frame: the cluster, this proxy process's id (replicas
    * behind one address differ), the name the proxy knows the agent by, the roles.
    */
-  | { type: 'welcome'; cluster: string; proxy: string; agent: string; roles: unknown[]; keepaliveMs: number }
+  | {
+      type: 'welcome';
+      cluster: string;
+      proxy: string;
+      agent: string;
+      roles: unknown[];
+      /** The cluster's role settings (`rbac:` in proxy.yaml, e.g. default_resources). */
+      rbac?: Record<string, unknown>;
+      keepaliveMs: number;
+    }
   /** proxy → agent: the roles changed (reload, a role resource); running sessions use them from their next message. */
-  | { type: 'roles'; roles: unknown[] }
+  | { type: 'roles'; roles: unknown[]; rbac?: Record<string, unknown> }
   /**
    * proxy → agent: servers of this agent the proxy refused to route to, and why
    * (e.g. another agent serves the name with other labels).

@@ -158,6 +158,7 @@ describe('ca init → identity issue → identity show', () => {
       'issuer',
       'bot',
       'agent',
+      'traits',
       'serial',
       'validFrom',
       'validUntil',

@@ -41,8 +41,9 @@ describe('ls', () => {
   it('shows only reachable servers with their allowed and denied tool patterns', async () => {
     const text = await cli(['ls', '-i', reader, '--proxy', cluster.address]);
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/NAME\s+DESCRIPTION\s+TYPE\s+ALLOWED TOOLS\s+LABELS/);
-    expect(text.stdout).toMatch(/notes\s+team notes\s+stdio\s+read_\*,echo except read_secrets\s+env=dev/);
+    expect(text.stdout).toMatch(/NAME\s+DESCRIPTION\s+TYPE\s+ALLOWED TOOLS\s+RESOURCES\s+PROMPTS\s+LABELS/);
+    // Resources and prompts: the role does not write them, so rbac.default_* (all) decides: `*`.
+    expect(text.stdout).toMatch(/notes\s+team notes\s+stdio\s+read_\*,echo except read_secrets\s+\*\s+\*\s+env=dev/);
     expect(text.stdout).not.toContain('billing');
     const json = JSON.parse(
       (await cli(['ls', '-i', reader, '--proxy', cluster.address, '--format', 'json'])).stdout,
@@ -52,6 +53,8 @@ describe('ls', () => {
         name: 'notes',
         labels: { env: 'dev' },
         tools: { allow: ['read_*', 'echo'], deny: ['read_secrets'] },
+        resources: { allow: ['*'], deny: [], defaulted: [expect.any(String)] },
+        prompts: { allow: ['*'], deny: [], defaulted: [expect.any(String)] },
       }),
     ]);
     const yaml = await cli(['ls', '-i', reader, '--proxy', cluster.address, '--format', 'yaml']);

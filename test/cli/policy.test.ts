@@ -201,3 +201,78 @@ describe('policy check', () => {
     );
   });
 });
+
+describe('policy check: resources, prompts and arguments (issue 15)', () => {
+  let cfg: string;
+  beforeAll(() => {
+    cfg = writeConfig('issue15.yaml', [
+      {
+        kind: 'role',
+        version: 'v8',
+        metadata: { name: 'docs' },
+        spec: {
+          allow: {
+            app_labels: { env: 'dev' },
+            mcp: {
+              tools: [{ name: 'read_text_file', arguments: { path: { path: '/srv/public/**' } } }],
+              resources: ['file:///srv/public/*'],
+              prompts: ['summarise'],
+            },
+          },
+          deny: { mcp: { resources: ['*secret*'], prompts: ['debug-*'] } },
+        },
+      },
+    ]);
+  });
+  const check = (...args: string[]) => run(['policy', 'check', '-c', cfg, '--server', 'filesystem', ...args]);
+
+  it('shows the resource and prompt patterns, and the default for roles that do not write them', async () => {
+    const r = await check('--roles', 'docs,llm-access');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('resources allow: file:///srv/public/*, *');
+    expect(r.stdout).toContain('          deny:  *secret*');
+    expect(r.stdout).toContain('llm-access does not write mcp.resources: every resource (rbac.default_resources: all)');
+    expect(r.stdout).toContain('prompts   allow: summarise, *');
+  });
+
+  it('--resource: denied by the deny entry in another reading (exit 5), allowed inside the glob (exit 0)', async () => {
+    const denied = await check('--roles', 'docs', '--resource', 'file:///srv/public/%73ecret.txt');
+    expect(denied.code).toBe(5);
+    expect(denied.stdout).toMatch(/resource file:\/\/\/srv\/public\/%73ecret\.txt: DENIED by role docs/);
+    expect(denied.stdout).toContain('(read as "file:///srv/public/secret.txt")');
+    const ok = await check('--roles', 'docs', '--resource', 'file:///srv/public/a.txt');
+    expect(ok.code).toBe(0);
+    const out = await check('--roles', 'docs', '--resource', 'file:///srv/public/../etc/passwd');
+    expect(out.code).toBe(5);
+  });
+
+  it('--prompt: allowed, not allowed, denied', async () => {
+    expect((await check('--roles', 'docs', '--prompt', 'summarise')).code).toBe(0);
+    expect((await check('--roles', 'docs', '--prompt', 'other')).code).toBe(5);
+    const d = await check('--roles', 'docs', '--prompt', 'DEBUG-dump');
+    expect(d.code).toBe(5);
+    expect(d.stdout).toContain('spec.deny.mcp.prompts[0] "debug-*"');
+  });
+
+  it('--args judges the call and names the argument and the rule', async () => {
+    const ok = await check('--roles', 'docs', '--tool', 'read_text_file', '--args', '{"path":"/srv/public/a.txt"}');
+    expect(ok.code).toBe(0);
+    const d = await check('--roles', 'docs', '--tool', 'read_text_file', '--args', '{"path":"/srv/public/../x"}');
+    expect(d.code).toBe(5);
+    expect(d.stdout).toContain(
+      'DENIED by role docs (spec.allow.mcp.tools[0].arguments.path (path path "/srv/public/**"))',
+    );
+    expect(d.stdout).toContain('argument "path" of tool "read_text_file" is not allowed');
+    const json = await check('--roles', 'docs', '--tool', 'read_text_file', '--args', '{}', '--format', 'json');
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      tool: { allowed: false, argument: { argument: 'path' } },
+      resources: { default: 'all' },
+    });
+  });
+
+  it('--args that is not a JSON object: exit 2 with one line', async () => {
+    const r = await check('--roles', 'docs', '--tool', 'read_text_file', '--args', '[1]');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^mcp-access: --args must be a JSON object \(.+\)\n$/);
+  });
+});

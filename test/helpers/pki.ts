@@ -15,6 +15,7 @@ export interface IssueOptions {
   bot?: { name: string; generation: number };
   /** An agent's host certificate (then user must be `agent:NAME` and roles `[system:agent]`). */
   agent?: { name: string; generation: number };
+  traits?: Record<string, string[]>;
   /** Where to write it; default `<dir>/<user>-<n>.identity`. */
   path?: string;
   /** The issuer's clock (ms since the epoch): a past `now` issues an already expired identity without waiting. */
@@ -48,6 +49,7 @@ export async function makeTestPki(
         keyType: issueOpts.keyType,
         bot: issueOpts.bot,
         agent: issueOpts.agent,
+        traits: issueOpts.traits,
         now: issueOpts.now,
       });
       await writeIdentityFile(path, text);

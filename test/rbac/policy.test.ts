@@ -99,9 +99,41 @@ describe('server reach (app_labels)', () => {
   it('a deny selector that cannot be evaluated (app_labels_expression) denies every server', () => {
     const p = policyOf(
       role('all', { app_labels: { '*': '*' }, mcp: { tools: ['*'] } }),
-      role('expr', undefined, { app_labels_expression: 'labels.env == "prod"' }),
+      role('expr', undefined, { app_labels_expression: 'regexp.match(labels.env, "prod")' }),
     );
     expect(p.canReachServer(['all', 'expr'], dev)).toMatchObject({ allowed: false, role: 'expr' });
+  });
+
+  it('app_labels_expression: ==, &&, ||, !, contains with traits; allow needs labels and expression, deny either', () => {
+    const p = policyOf(
+      role('expr-allow', {
+        app_labels_expression: 'labels["env"] == "dev" && !(labels.team == "ops")',
+        mcp: { tools: ['*'] },
+      }),
+      role('both', {
+        app_labels: { team: 'ml' },
+        app_labels_expression: 'labels.env == "prod"',
+        mcp: { tools: ['*'] },
+      }),
+      role('teams', {
+        app_labels_expression: 'contains(user.spec.traits["teams"], labels["team"])',
+        mcp: { tools: ['*'] },
+      }),
+      role('no-prod', undefined, { app_labels_expression: 'labels.env == "prod" || hasPrefix(labels.team, "sec")' }),
+    );
+    expect(p.canReachServer(['expr-allow'], dev).allowed).toBe(true);
+    expect(p.canReachServer(['expr-allow'], prod).allowed).toBe(false);
+    expect(p.canReachServer(['both'], dev).allowed).toBe(false); // team ml, but env dev
+    expect(p.canReachServer({ roles: ['teams'], traits: { teams: ['ml'] } }, dev).allowed).toBe(true);
+    expect(p.canReachServer({ roles: ['teams'], traits: { teams: ['ops'] } }, dev).allowed).toBe(false);
+    expect(p.canReachServer(['teams'], dev).allowed).toBe(false);
+    expect(p.canReachServer(['expr-allow', 'no-prod'], dev).allowed).toBe(true);
+    expect(
+      p.canReachServer(['expr-allow', 'no-prod'], { name: 's', labels: { env: 'dev', team: 'security' } }),
+    ).toMatchObject({
+      allowed: false,
+      role: 'no-prod',
+    });
   });
 
   it('explains an allow by naming the role and the selector', () => {

@@ -268,10 +268,11 @@ describe('warnings: reported, never granting', () => {
       'roles[0]: spec.options: not used by mcp-access (ignored)',
       'roles[0]: spec.allow.logins: not used by mcp-access (ignored; it grants nothing)',
       'roles[0]: spec.allow.node_labels: not used by mcp-access (ignored; it grants nothing)',
-      'roles[0]: spec.allow.mcp.resources: not used by mcp-access (ignored)',
       'roles[0]: spec.deny.rules: not used by mcp-access (ignored)',
     ]);
     expect(roles[0]!.allow.tools.map((t) => t.text)).toEqual(['a']);
+    // mcp.resources is read since issue 15 (docs/rbac.md, "Resources and prompts").
+    expect(roles[0]!.allow.resources!.map((t) => t.text)).toEqual(['*']);
   });
 
   it('non-string tool entries: ignored on allow; on deny they match every tool (fail closed)', () => {
@@ -299,24 +300,30 @@ describe('warnings: reported, never granting', () => {
     expect(roles[0]!.allow.tools[0]!.test('read_file')).toBe(false);
     expect(roles[0]!.deny.tools[0]!.test('read_file')).toBe(true);
     expect(warnings).toEqual([
-      'roles[0]: spec.allow.mcp.tools[0]: "{{internal.mcp_tools}}" is a template, which mcp-access cannot expand; it grants nothing',
-      'roles[0]: spec.deny.mcp.tools[0]: "{{external.denied}}" is a template, which mcp-access cannot expand; it matches every tool (fail closed)',
+      'roles[0]: spec.allow.mcp.tools[0]: "{{internal.mcp_tools}}" is a template, expanded from the identity\'s traits (identity issue --trait); for an identity without that trait it grants nothing',
+      'roles[0]: spec.deny.mcp.tools[0]: "{{external.denied}}" is a template, expanded from the identity\'s traits (identity issue --trait); for an identity without that trait it matches every tool (fail closed)',
     ]);
   });
 
-  it('app_labels_expression: ignored on allow, and on deny it matches every server (fail closed)', () => {
+  it('app_labels_expression: read when mcp-access knows the form; otherwise allow reaches nothing, deny matches every server', () => {
+    const read = inline(role({ deny: { app_labels_expression: 'labels["env"] == "prod"' } }));
+    expect(read.roles[0]!.deny.appLabels).toMatchObject({
+      expression: 'labels["env"] == "prod"',
+      expressionOnly: true,
+    });
     const { roles, warnings } = inline(
       role({
-        allow: { app_labels_expression: 'true', mcp: { tools: ['*'] } },
-        deny: { app_labels_expression: 'labels["env"] == "prod"' },
+        allow: { app_labels_expression: 'regexp.match(labels["env"], "^d")', mcp: { tools: ['*'] } },
+        deny: { app_labels_expression: 'labels["env"] == ' },
       }),
     );
+    expect(roles[0]!.allow.appLabels.unevaluable).toBe('app_labels_expression');
     expect(roles[0]!.deny.appLabels.unevaluable).toBe('app_labels_expression');
-    expect(warnings).toContain(
-      'roles[0]: spec.allow.app_labels_expression: mcp-access cannot evaluate predicate expressions (ignored; it grants nothing)',
+    expect(warnings.some((w) => /spec\.allow\.app_labels_expression: .*so this role reaches no server/.test(w))).toBe(
+      true,
     );
-    expect(warnings).toContain(
-      'roles[0]: spec.deny.app_labels_expression: mcp-access cannot evaluate predicate expressions; this deny matches every server (fail closed)',
+    expect(warnings.some((w) => /spec\.deny\.app_labels_expression: .*this deny matches every server/.test(w))).toBe(
+      true,
     );
   });
 

@@ -21,6 +21,7 @@ import { redactSecrets, redactUrl } from '../../util/redact.js';
 import { classify, errorResponse, RPC, type JsonRpcId } from '../../tunnel/jsonrpc.js';
 import type { HttpServerConfig, SseServerConfig } from '../servers.js';
 import { boundedFetch } from './bounded-fetch.js';
+import { JWT_HEADER } from '../../identity/jwt.js';
 import type { Upstream, UpstreamEvents } from './upstream.js';
 
 type JSONRPCMessage = Record<string, unknown>;
@@ -88,11 +89,19 @@ export class HttpUpstream implements Upstream {
       url.password = '';
     }
     const requestInit = { headers };
-    const fetch = boundedFetch({
+    const bounded = boundedFetch({
       maxMessageSize: this.opts.maxMessageSize,
       flow: { wait: () => this.waitForResume() },
       onOversize: (ids, size) => this.oversize(ids, size),
     });
+    // identity_jwt: a fresh signed assertion on every request (never the client's own credentials).
+    const fetch: typeof bounded = (input, init) => {
+      const jwt = this.events.identityAssertion?.();
+      if (jwt === undefined) return bounded(input, init);
+      const headers = new Headers(init?.headers);
+      headers.set(JWT_HEADER, jwt);
+      return bounded(input, { ...init, headers });
+    };
     const sdk = await import('@modelcontextprotocol/client');
     this.transport = (this.config.transport === 'http'
       ? new sdk.StreamableHTTPClientTransport(url, { requestInit, fetch })

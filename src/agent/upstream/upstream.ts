@@ -9,6 +9,11 @@ export interface UpstreamEvents {
   onClose(reason: AccessError): void;
   /** The server can take more input again after `send` returned false. */
   onDrain(): void;
+  /**
+   * HTTP upstreams with `identity_jwt`: the signed identity assertion to send
+   * with the next request (undefined: none).
+   */
+  identityAssertion?(): string | undefined;
 }
 
 export interface Upstream {

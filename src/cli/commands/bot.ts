@@ -11,6 +11,7 @@ interface ConfigArgs {
 interface AddArgs extends ConfigArgs {
   name: string;
   roles: string[];
+  trait?: string[];
   'token-ttl': string;
   format: 'text' | 'json';
   proxy?: string;
@@ -107,6 +108,11 @@ const addCommand: CommandModule<object, AddArgs> = {
         demandOption: true,
         describe: 'Roles of its certificates, comma-separated or repeated',
       })
+      .option('trait', {
+        type: 'string',
+        array: true,
+        describe: 'A trait of its certificates, for role templates ({{internal.NAME}}): NAME=v1,v2; repeatable',
+      })
       .option('token-ttl', {
         type: 'string',
         default: '1h',
@@ -141,7 +147,9 @@ const addCommand: CommandModule<object, AddArgs> = {
     const { config, store, backend } = await openBotState(argv.config);
     await checkBotRoles(config, roles, backend);
     const { caPin, proxyCertPem } = await readCaPublic(config);
-    const added = await addBot(store, { name: String(argv.name), roles, tokenTtlMs });
+    const { parseTraitOptions } = await import('../../identity/claims.js');
+    const traits = parseTraitOptions(argv.trait ?? []);
+    const added = await addBot(store, { name: String(argv.name), roles, traits, tokenTtlMs });
     const proxy = argv.proxy ?? suggestProxyAddress(config, proxyCertPem);
     const startArgs = [
       'mcp-access',

@@ -6,6 +6,7 @@ interface IssueArgs {
   'ca-dir': string;
   user: string;
   roles: string[];
+  trait?: string[];
   ttl: string;
   'key-type': 'ec' | 'rsa' | 'ed25519';
   out: string;
@@ -23,6 +24,11 @@ const issueCommand = defineCommand<IssueArgs>({
         array: true,
         demandOption: true,
         describe: 'Roles, comma-separated or repeated (certificate O values)',
+      })
+      .option('trait', {
+        type: 'string',
+        array: true,
+        describe: 'A trait for role templates ({{internal.NAME}}): NAME=v1,v2; repeat for more traits',
       })
       .option('ttl', { type: 'string', default: '1h', describe: 'Lifetime, e.g. 30s, 10m, 1h (5s to 30d)' })
       .option('key-type', {
@@ -54,8 +60,16 @@ const issueCommand = defineCommand<IssueArgs>({
       .flatMap((r) => String(r).split(','))
       .map((r) => r.trim())
       .filter((r) => r !== '');
+    const { parseTraitOptions } = await import('../../identity/claims.js');
+    const traits = parseTraitOptions(argv.trait ?? []);
     const ca = await loadCa(argv['ca-dir']);
-    const text = await issueIdentity(ca, { user: String(argv.user), roles, ttlMs, keyType: argv['key-type'] });
+    const text = await issueIdentity(ca, {
+      user: String(argv.user),
+      roles,
+      ttlMs,
+      keyType: argv['key-type'],
+      ...(Object.keys(traits).length ? { traits } : {}),
+    });
     await writeIdentityFile(argv.out, text);
     const until = new Date(Date.now() + ttlMs).toISOString();
     print(

@@ -6,6 +6,7 @@ import { connectCommand } from './connect.js';
 import { lsCommand } from './ls.js';
 import { configCommand } from './config.js';
 import { policyCommand } from './policy.js';
+import { toolsCommand } from './tools.js';
 import { auditCommand } from './audit.js';
 import { botCommand } from './bot.js';
 import { buildAgentCommand } from './agent.js';
@@ -22,6 +23,7 @@ export const commands: CommandModule[] = [
   identityCommand,
   proxyCommand,
   policyCommand,
+  toolsCommand,
   auditCommand,
   botCommand,
   roleCommand,

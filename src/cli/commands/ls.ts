@@ -45,12 +45,23 @@ export const lsCommand: CommandModule = {
             .filter(Boolean)
             .join(' ')
         : '-',
+      named(s.resources),
+      named(s.prompts),
       Object.entries(s.labels)
         .map(([k, v]) => `${k}=${v}`)
         .join(',') || '-',
     ]);
-    print(table(['NAME', 'DESCRIPTION', 'TYPE', 'ALLOWED TOOLS', 'LABELS'], rows));
+    print(table(['NAME', 'DESCRIPTION', 'TYPE', 'ALLOWED TOOLS', 'RESOURCES', 'PROMPTS', 'LABELS'], rows));
     for (const s of servers)
       if (s.problem) print(`warning: ${s.name}: ${s.problem} (ask the proxy's operator to fix the server's command)`);
   },
 };
+
+/**
+ * `ls`'s RESOURCES / PROMPTS cell: allowed patterns (`*` when a role does not write them and the default is
+ * all), `except` the denied.
+ */
+function named(p: { allow: string[]; deny: string[] } | undefined): string {
+  if (!p) return '-';
+  return [p.allow.join(',') || '(none)', p.deny.length ? `except ${p.deny.join(',')}` : ''].filter(Boolean).join(' ');
+}

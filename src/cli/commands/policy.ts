@@ -8,6 +8,9 @@ interface CheckArgs {
   server: string;
   tool?: string;
   table?: string;
+  args?: string;
+  resource?: string;
+  prompt?: string;
   format: 'text' | 'json';
 }
 
@@ -34,6 +37,12 @@ const checkCommand = defineCommand<CheckArgs>({
         type: 'string',
         describe: 'For a database: a table (schema.table; public by default) whose privileges to show',
       })
+      .option('args', {
+        type: 'string',
+        describe: "The tool call's arguments as a JSON object, judged by the roles' argument rules (with --tool)",
+      })
+      .option('resource', { type: 'string', describe: 'A resource URI to judge on that server' })
+      .option('prompt', { type: 'string', describe: 'A prompt name to judge on that server' })
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' })
       .example(
         '$0 policy check --config proxy.yaml --roles llm-access --server filesystem --tool write_file',
@@ -47,7 +56,13 @@ const checkCommand = defineCommand<CheckArgs>({
         '$0 policy check -c proxy.yaml --roles example-role,llm-access --server filesystem',
         'Reachability and the allowed/denied tool patterns',
       )
-      .epilogue('Exit status: 0 when allowed, 5 when denied (the explanation is printed either way).'),
+      .example(
+        `$0 policy check -c proxy.yaml --roles dev --server filesystem --tool read_text_file --args '{"path":"/etc/passwd"}'`,
+        'Would this call pass the argument rules?',
+      )
+      .epilogue(
+        'Exit status: 0 when allowed, 5 when denied (the server, or the tool, resource or prompt given; the explanation is printed either way).',
+      ),
   handler: async (argv) => {
     const { AccessError, EXIT } = await import('../../errors.js');
     const { loadProxyConfig } = await import('../../proxy/config.js');
@@ -92,13 +107,44 @@ const checkCommand = defineCommand<CheckArgs>({
           .filter((r) => r !== ''),
       ),
     ];
-    const policy = new Policy(roles);
+    const policy = new Policy(roles, config.rbac);
     const ref = { name: server.name, labels: server.labels, transport: server.transport };
     const reach = policy.canReachServer(roleNames, ref);
     const patterns = policy.toolPatterns(roleNames, ref);
+    const resourcePatterns = policy.namedPatterns('resources', roleNames, ref);
+    const promptPatterns = policy.namedPatterns('prompts', roleNames, ref);
     const unknown = policy.unknownRoles(roleNames);
+    let args: unknown;
+    if (argv.args !== undefined) {
+      if (argv.tool === undefined)
+        throw new AccessError('USAGE', '--args needs --tool', { hint: 'name the tool the arguments are for' });
+      try {
+        args = JSON.parse(argv.args);
+      } catch (err) {
+        throw new AccessError('USAGE', `--args is not valid JSON (${(err as Error).message})`, {
+          hint: `pass the arguments as one JSON object, e.g. --args '{"path":"/srv/a.txt"}'`,
+        });
+      }
+      if (typeof args !== 'object' || args === null || Array.isArray(args))
+        throw new AccessError('USAGE', '--args must be a JSON object', { hint: `e.g. --args '{"path":"/srv/a.txt"}'` });
+    }
     const tool =
-      argv.tool === undefined ? undefined : { name: argv.tool, ...policy.toolDecision(roleNames, ref, argv.tool) };
+      argv.tool === undefined
+        ? undefined
+        : {
+            name: argv.tool,
+            ...(args === undefined
+              ? policy.toolDecision(roleNames, ref, argv.tool)
+              : policy.callDecision(roleNames, ref, argv.tool, args)),
+          };
+    const resource =
+      argv.resource === undefined
+        ? undefined
+        : { uri: argv.resource, ...policy.resourceDecision(roleNames, ref, argv.resource) };
+    const prompt =
+      argv.prompt === undefined
+        ? undefined
+        : { name: argv.prompt, ...policy.promptDecision(roleNames, ref, argv.prompt) };
     const db = server.transport === 'postgres' ? policy.databaseGrants(roleNames, ref) : undefined;
     const table = db && argv.table !== undefined ? splitTable(argv.table) : undefined;
     const database = db && {
@@ -133,8 +179,12 @@ const checkCommand = defineCommand<CheckArgs>({
         unknownRoles: unknown,
         reach,
         tools: patterns,
+        resources: { ...resourcePatterns, default: config.rbac.defaultResources },
+        prompts: { ...promptPatterns, default: config.rbac.defaultPrompts },
         tool,
         ...(database ? { database } : {}),
+        resource,
+        prompt,
         warnings: relevantWarnings,
       });
     } else {
@@ -152,6 +202,20 @@ const checkCommand = defineCommand<CheckArgs>({
         `tools   allow: ${patterns.allow.join(', ') || '(none)'}`,
         `        deny:  ${patterns.deny.join(', ') || '(none)'}`,
       ];
+      const named = (label: string, p: typeof resourcePatterns, key: string, dflt: string) => {
+        lines.push(
+          `${label}allow: ${p.allow.join(', ') || '(none)'}`,
+          `          deny:  ${p.deny.join(', ') || '(none)'}`,
+        );
+        if (p.defaulted.length)
+          lines.push(
+            `          ${p.defaulted.join(', ')} ${p.defaulted.length === 1 ? 'does' : 'do'} not write mcp.${key}: every ${key === 'resources' ? 'resource' : 'prompt'} (rbac.default_${key}: ${dflt})`,
+          );
+        else if (dflt === 'none' && reach.allowed)
+          lines.push(`          roles that do not write mcp.${key} allow none (rbac.default_${key}: none)`);
+      };
+      named('resources ', resourcePatterns, 'resources', config.rbac.defaultResources);
+      named('prompts   ', promptPatterns, 'prompts', config.rbac.defaultPrompts);
       if (tool) lines.push(`tool    ${tool.name}: ${decided(tool)}`, `        ${tool.reason}`);
       if (database) {
         const list = (xs: string[]) => xs.join(', ') || '(none)';
@@ -165,10 +229,13 @@ const checkCommand = defineCommand<CheckArgs>({
           for (const p of database.table.privileges)
             lines.push(`table   ${database.table.name} ${p.privilege}: ${decided(p)}`, `        ${p.reason}`);
       }
+      if (resource) lines.push(`resource ${resource.uri}: ${decided(resource)}`, `        ${resource.reason}`);
+      if (prompt) lines.push(`prompt  ${prompt.name}: ${decided(prompt)}`, `        ${prompt.reason}`);
       for (const w of relevantWarnings) lines.push(`warning ${w}`);
       print(lines.join('\n'));
     }
-    const allowed = tool ? tool.allowed : reach.allowed;
+    const asked = [tool, resource, prompt].filter((d) => d !== undefined);
+    const allowed = asked.length ? asked.every((d) => d.allowed) : reach.allowed;
     if (!allowed) process.exitCode = EXIT.ACCESS_DENIED;
   },
 });

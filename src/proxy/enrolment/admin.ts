@@ -17,6 +17,7 @@ import { openEnrolmentStore } from './pg-store.js';
 import { openBackend } from '../../backend/open.js';
 import type { Backend } from '../../backend/types.js';
 import { hashToken, newJoinToken } from './token.js';
+import { TRAIT_KEY, traitValueProblem } from '../../identity/claims.js';
 
 export const MIN_TOKEN_TTL_MS = 1_000;
 export const MAX_TOKEN_TTL_MS = 30 * 86_400_000;
@@ -54,7 +55,7 @@ export interface AddedBot {
 /** Register a bot (or, with an agent store, an agent: its roles are fixed and `roles` is ignored). */
 export async function addBot(
   store: EnrolmentStore,
-  opts: { name: string; roles: string[]; tokenTtlMs: number; now?: number },
+  opts: { name: string; roles: string[]; traits?: Record<string, string[]>; tokenTtlMs: number; now?: number },
 ): Promise<AddedBot> {
   const spec = kindSpec(store.kind);
   const problem =
@@ -64,6 +65,14 @@ export async function addBot(
   const roles = [...new Set(spec.fixedRoles ?? opts.roles)];
   if (roles.length === 0)
     throw new AccessError('USAGE', 'a bot needs at least one role', { hint: 'pass --roles R1,R2' });
+  for (const [key, values] of Object.entries(opts.traits ?? {})) {
+    if (!TRAIT_KEY.test(key))
+      throw new AccessError('USAGE', `trait name ${JSON.stringify(key)} must be 1-64 letters, digits, _, . or -`);
+    for (const v of values) {
+      const why = traitValueProblem(v);
+      if (why) throw new AccessError('USAGE', `trait ${key} value ${JSON.stringify(v)} ${why}`);
+    }
+  }
   if (!Number.isFinite(opts.tokenTtlMs) || opts.tokenTtlMs < MIN_TOKEN_TTL_MS || opts.tokenTtlMs > MAX_TOKEN_TTL_MS) {
     throw new AccessError(
       'USAGE',
@@ -87,6 +96,7 @@ export async function addBot(
       version: 1,
       name: opts.name,
       roles,
+      ...(opts.traits && Object.keys(opts.traits).length ? { traits: opts.traits } : {}),
       createdAt: new Date(now).toISOString(),
       minGeneration: base,
       generation: base - 1,

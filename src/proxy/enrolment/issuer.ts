@@ -67,6 +67,7 @@ async function issue(
     roles: spec.fixedRoles ?? record.roles,
     ttlMs,
     [spec.kind]: { name: record.name, generation },
+    ...(record.traits && spec.kind === 'bot' ? { traits: record.traits } : {}),
     now,
   });
   return answer(deps, record, certificate, generation);

@@ -38,6 +38,8 @@ export interface BotRecord {
   version: 1;
   name: string;
   roles: string[];
+  /** Traits written into its certificates (`bot add --trait`); absent when none. */
+  traits?: Record<string, string[]>;
   createdAt: string;
   /** Certificates below this generation belong to an earlier registration of the name. */
   minGeneration: number;
