@@ -287,6 +287,30 @@ export const CATALOGUE = {
   AGENT_UNKNOWN: { exit: EXIT.NOT_FOUND, hint: 'run `mcp-access agent ls` to see the registered agents' },
   UNSAFE_PATH: { exit: EXIT.USAGE, hint: 'use a path owned by this user that others cannot write to, and no symlink' },
 
+  // the backend (docs/backend.md)
+  BACKEND_UNAVAILABLE: {
+    exit: EXIT.CONFIG,
+    hint: 'check backend.url and that PostgreSQL is running and reachable from this machine',
+    http: 503,
+  },
+  BACKEND_AUTH: {
+    exit: EXIT.CONFIG,
+    hint: 'check the user in backend.url and the password (backend.password_file, MCP_ACCESS_BACKEND_PASSWORD or PGPASSWORD)',
+    http: 503,
+  },
+  BACKEND_SCHEMA: {
+    exit: EXIT.CONFIG,
+    hint: 'the database was set up by a newer mcp-access: upgrade this one, or point backend.url at another database',
+    http: 503,
+  },
+
+  // roles as resources (`mcp-access role …`)
+  ROLE_UNKNOWN: { exit: EXIT.NOT_FOUND, hint: 'run `mcp-access role ls` to see the roles' },
+  ROLE_CONFLICT: {
+    exit: EXIT.USAGE,
+    hint: 'the proxy configuration defines this role (roles, roles_files); change it there, or rename one of them',
+  },
+
   // the demo (`mcp-access demo`, `npm start`)
   DEMO_SETUP: {
     exit: EXIT.CONFIG,

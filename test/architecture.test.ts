@@ -3,8 +3,8 @@
  * src/ is read (static, `export … from`, dynamic `import('…')` and type-level
  * `import('…').T` alike) and checked against the layering, lowest first:
  *
- *   util + errors + version → identity → tunnel → rbac, audit → agent → proxy
- *   → bridge, bot, client, demo → cli
+ *   util + errors + version → identity → tunnel → rbac, audit → backend
+ *   → agent → proxy → bridge, bot, client, demo → cli
  *
  * A module may import its own folder, any lower layer, and (for the folders
  * sharing a layer) a sibling folder as long as the folders form no circle.
@@ -22,6 +22,7 @@ const LAYERS: string[][] = [
   ['identity'],
   ['tunnel'],
   ['rbac', 'audit'],
+  ['backend'],
   ['agent'],
   ['proxy'],
   ['bridge', 'bot', 'client', 'demo'],

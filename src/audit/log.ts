@@ -18,49 +18,19 @@
  * incomplete lines' sizes, chained to the last complete event, so
  * `audit verify` can tell a torn write from an edit.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { constants as fsc, fstatSync, statSync, writeSync } from 'node:fs';
 import { mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { AccessError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { GENESIS, HASH_SUFFIX_BYTES, sealEvent, trailingHash } from './chain.js';
-import { argsRecorder, eventCode, type ArgsPolicy, type ArgsRecorder } from './events.js';
+import { eventCode, type ArgsPolicy } from './events.js';
+import { EventPreparer, type AuditEventInput } from './prepare.js';
 
 export { verifyAuditFile } from './verify.js';
 
-/**
- * Any string; the names are there for readers and editors (`string & NonNullable<unknown>` keeps them from
- * collapsing into `string`).
- */
-export type AuditEventType =
-  | 'mcp.session.start'
-  | 'mcp.session.end'
-  | 'mcp.session.request'
-  | 'mcp.session.notification'
-  | (string & NonNullable<unknown>);
-
-export interface AuditEventInput {
-  type: AuditEventType;
-  /** Teleport's event code; derived from type and outcome when left out (see EVENT_CODES). */
-  code?: string;
-  sessionId?: string;
-  user?: string;
-  roles?: string[];
-  server?: string;
-  client?: { name?: string; version?: string };
-  remoteAddr?: string;
-  method?: string;
-  rpcId?: string | number | null;
-  tool?: string;
-  /** Recorded according to the log's args policy (full with redaction, digest, or none). */
-  args?: unknown;
-  outcome?: 'success' | 'error' | 'denied';
-  reason?: string;
-  latencyMs?: number;
-  direction?: 'client_to_server' | 'server_to_client';
-  [k: string]: unknown;
-}
+export type { AuditEventInput, AuditEventType } from './prepare.js';
 
 export interface StoredAuditEvent {
   time: string;
@@ -95,51 +65,7 @@ export interface AuditLogOptions {
   logger?: Logger;
 }
 
-/** Longest stored string: `reason` (error messages, denial reasons) and every other field (see docs/audit.md). */
-export const MAX_REASON_CHARS = 2048;
-export const MAX_FIELD_CHARS = 256;
-export const DEFAULT_IDENTITY_BUDGET_BYTES = 256 * 1024 * 1024;
-
-/**
- * A string cut to `max` characters, followed by the size and SHA-256 of the
- * whole value, so a copy can still be matched: `abc…[cut: 1048576 bytes, sha256 …]`.
- */
-export function boundString(s: string, max: number): string {
-  if (s.length <= max) return s;
-  let end = max;
-  const c = s.charCodeAt(end - 1);
-  if (c >= 0xd800 && c <= 0xdbff) end--; // do not split a surrogate pair
-  return `${s.slice(0, end)}…[cut: ${Buffer.byteLength(s)} bytes, sha256 ${createHash('sha256').update(s).digest('hex')}]`;
-}
-
-function boundValue(v: unknown, max: number, depth: number): unknown {
-  if (typeof v === 'string') return boundString(v, max);
-  if (typeof v !== 'object' || v === null || depth > 4) return v;
-  if (Array.isArray(v)) return v.map((x) => boundValue(x, max, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v as Record<string, unknown>))
-    out[boundString(k, MAX_FIELD_CHARS)] = boundValue(x, max, depth + 1);
-  return out;
-}
-
-/** Fields in the order they are written; anything else follows, `prev` is last. */
-const FIELD_ORDER = [
-  'sessionId',
-  'user',
-  'roles',
-  'server',
-  'client',
-  'remoteAddr',
-  'direction',
-  'method',
-  'rpcId',
-  'tool',
-  'args',
-  'outcome',
-  'reason',
-  'latencyMs',
-];
-const RESERVED = new Set(['time', 'id', 'type', 'code', 'prev', 'hash']);
+export { boundString, DEFAULT_IDENTITY_BUDGET_BYTES, MAX_FIELD_CHARS, MAX_REASON_CHARS } from './prepare.js';
 
 interface Queued {
   fields: Record<string, unknown>;
@@ -171,10 +97,6 @@ export class AuditLog {
   /** Byte sizes of incomplete lines after the last complete event, not yet covered by a recovery event. */
   private tornLines: number[] = [];
 
-  /** Per identity: bytes left in its budget, when last refilled, whether the overrun was recorded. */
-  private readonly budgets = new Map<string, { bytes: number; at: number; announced: boolean }>();
-  private identityBudget = DEFAULT_IDENTITY_BUDGET_BYTES;
-  private now: () => number = Date.now;
   /** Device and inode of the open file: a deleted or rotated file is noticed before the next write. */
   private fileId = '';
   /** Bytes the file should hold (what was there at open plus what we wrote): less means it was truncated. */
@@ -185,7 +107,7 @@ export class AuditLog {
     readonly path: string,
     private fh: FileHandle,
     private lastHash: string,
-    private readonly args: ArgsRecorder,
+    private readonly preparer: EventPreparer,
     private readonly fsync: FsyncPolicy,
     private readonly fsyncIntervalMs: number,
     private readonly logger: Logger | undefined,
@@ -222,7 +144,14 @@ export class AuditLog {
         path,
         fh,
         tail.lastHash,
-        argsRecorder(opts.args ?? 'full', opts.redactKeys ?? [], opts.maxArgsBytes ?? 1024 * 1024),
+        new EventPreparer({
+          args: opts.args,
+          redactKeys: opts.redactKeys,
+          maxArgsBytes: opts.maxArgsBytes,
+          identityBudgetBytes: opts.identityBudgetBytes,
+          now: opts.now,
+          logger: opts.logger,
+        }),
         opts.fsync ?? 'interval',
         opts.fsyncIntervalMs ?? 1000,
         opts.logger,
@@ -235,8 +164,6 @@ export class AuditLog {
       log.tornLines = tail.tornLines;
       log.fileId = await fileIdOf(fh);
       log.size = (await fh.stat()).size;
-      log.identityBudget = opts.identityBudgetBytes ?? DEFAULT_IDENTITY_BUDGET_BYTES;
-      if (opts.now) log.now = opts.now;
       if (tail.midLine || tail.tornLines.length) {
         opts.logger?.warn(
           `audit log ${path} ends with an incomplete event (an interrupted write); it is closed and an audit.recovered event is added`,
@@ -266,20 +193,16 @@ export class AuditLog {
    */
   append(event: AuditEventInput): Promise<StoredAuditEvent> {
     if (this.closed) return Promise.reject(new AccessError('AUDIT_UNAVAILABLE', `audit log ${this.path} is closed`));
-    let fields: Record<string, unknown>;
-    let json: string;
+    let prepared;
     try {
-      fields = this.buildFields(event);
-      json = JSON.stringify(fields);
+      prepared = this.preparer.prepare(event, (announced) => {
+        this.queue.push({ ...announced, resolve: () => {}, reject: () => {} });
+        if (this.flushing === null) void this.flush();
+      });
     } catch (err) {
-      return Promise.reject(
-        new AccessError('AUDIT_UNAVAILABLE', `audit event cannot be recorded: ${(err as Error).message}`, {
-          cause: err,
-        }),
-      );
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    const over = this.overBudget(event, json);
-    if (over) return Promise.reject(over);
+    const { fields, json } = prepared;
     return new Promise<StoredAuditEvent>((resolve, reject) => {
       this.queue.push({ fields, json, resolve, reject });
       if (this.flushing === null) void this.flush();
@@ -302,72 +225,6 @@ export class AuditLog {
     }
     await this.fh.close().catch(() => {});
     await this.releaseLock();
-  }
-
-  /**
-   * Charges the event to its identity's budget; an error when the budget is
-   * spent. The first refusal of an overrun is itself recorded (once, not
-   * charged), so the trail says why that identity's requests stopped.
-   */
-  private overBudget(event: AuditEventInput, json: string): AccessError | undefined {
-    const user = event.user;
-    if (this.identityBudget <= 0 || typeof user !== 'string' || event.type === 'mcp.session.end') return undefined;
-    const t = this.now();
-    let b = this.budgets.get(user);
-    if (!b) {
-      if (this.budgets.size >= 100_000) this.budgets.delete(this.budgets.keys().next().value!);
-      b = { bytes: this.identityBudget, at: t, announced: false };
-      this.budgets.set(user, b);
-    }
-    b.bytes = Math.min(this.identityBudget, b.bytes + ((t - b.at) / 3_600_000) * this.identityBudget);
-    b.at = t;
-    if (b.bytes >= json.length) {
-      b.bytes -= json.length;
-      b.announced = false;
-      return undefined;
-    }
-    const mib = Math.round(this.identityBudget / (1024 * 1024));
-    const message = `identity ${boundString(user, MAX_FIELD_CHARS)} has used up its audit budget (${mib} MiB per hour); its requests are refused until the budget refills`;
-    if (!b.announced) {
-      b.announced = true;
-      const fields = this.buildFields({
-        type: 'audit.budget_exceeded',
-        user,
-        outcome: 'denied',
-        reason: message,
-        budgetBytesPerHour: this.identityBudget,
-      });
-      this.queue.push({ fields, json: JSON.stringify(fields), resolve: () => {}, reject: () => {} });
-      if (this.flushing === null) void this.flush();
-      this.logger?.warn(`audit: ${message}`);
-    }
-    return new AccessError('AUDIT_UNAVAILABLE', message, {
-      hint: 'raise audit.identity_budget, or find out why this identity sends so much (see docs/audit.md)',
-    });
-  }
-
-  private buildFields(event: AuditEventInput): Record<string, unknown> {
-    const out: Record<string, unknown> = {
-      time: new Date().toISOString(),
-      id: randomUUID(),
-      type: event.type,
-    };
-    const code = event.code ?? eventCode(event.type, event.outcome);
-    if (code !== undefined) out.code = code;
-    const put = (k: string, v: unknown) => {
-      if (v === undefined) return;
-      if (k === 'args') {
-        const recorded = this.args.record(v);
-        if (recorded !== undefined) out.args = recorded;
-        return;
-      }
-      // Client- and server-chosen strings (client name, method, tool, error messages) are bounded.
-      out[k] = boundValue(v, k === 'reason' ? MAX_REASON_CHARS : MAX_FIELD_CHARS, 0);
-    };
-    for (const k of FIELD_ORDER) put(k, event[k]);
-    for (const k of Object.keys(event))
-      if (!RESERVED.has(k) && !FIELD_ORDER.includes(k)) put(boundString(k, MAX_FIELD_CHARS), event[k]);
-    return out;
   }
 
   /** Write everything queued, one write per batch, until the queue is empty. */

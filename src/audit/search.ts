@@ -14,6 +14,8 @@ export interface AuditFilter {
   type?: string;
   /** Only denials (outcome `denied`). */
   denied?: boolean;
+  /** Only this outcome: success, error or denied. */
+  outcome?: string;
   /** Only events at or after this time (ms since the epoch). */
   sinceMs?: number;
   /** Keep the last N matches. */
@@ -68,6 +70,7 @@ function matches(e: AuditRecord, f: AuditFilter): boolean {
   if (f.tool !== undefined && e.tool !== f.tool) return false;
   if (f.type !== undefined && e.type !== f.type) return false;
   if (f.denied && e.outcome !== 'denied') return false;
+  if (f.outcome !== undefined && e.outcome !== f.outcome) return false;
   if (f.sinceMs !== undefined) {
     const t = typeof e.time === 'string' ? Date.parse(e.time) : NaN;
     if (!(t >= f.sinceMs)) return false;

@@ -8,8 +8,9 @@ import type { Logger } from '../util/log.js';
 import type { ProxyConfig } from './config.js';
 import type { GateFactory } from '../agent/gate.js';
 import type { AccessDecider, ProxyRoutes } from './server.js';
-import { AuditLog } from '../audit/log.js';
-import { loadRoles, type RoleDocument } from '../rbac/roles.js';
+import { loadRoles, type Role, type RoleDocument } from '../rbac/roles.js';
+import type { AuditWriter, Backend } from '../backend/types.js';
+import { LocalBackend } from '../backend/local.js';
 import { Policy } from '../rbac/policy.js';
 import { accessDenied, createEnforcingGates, type LiveAccess } from '../agent/enforcement.js';
 import { NO_AUDIT_TRAIL, unknownRolesNotice } from './notices.js';
@@ -31,11 +32,23 @@ export const REFUSAL_PER_SECOND = 2;
 const REFUSAL_SUMMARY_MS = 10_000;
 
 export interface Access {
-  /** The role documents, as agents receive them. */
-  roleDocuments: RoleDocument[];
+  /** The role documents (proxy.yaml's, then the backend's), as agents receive them. */
+  readonly roleDocuments: RoleDocument[];
   /** Shared with every running session's gate; a reload updates it in place. */
   live: LiveAccess;
-  audit: AuditLog | undefined;
+  audit: AuditWriter | undefined;
+  /** Roles from proxy.yaml (roles, roles_files); a backend role of the same name is ignored. */
+  configRoles: Role[];
+  /** Roles from the backend (`mcp-access role create`), as last applied. */
+  readonly backendRoles: Role[];
+  /** Their documents. */
+  readonly backendDocuments: RoleDocument[];
+  /**
+   * Replace the backend's roles: new sessions and running ones (from their
+   * next message) are judged by them. `documents` are the same roles'
+   * documents, for remote agents (rolesFromDocuments).
+   */
+  setBackendRoles(roles: Role[], documents: RoleDocument[]): void;
   gates: GateFactory;
   decider: AccessDecider;
   routes: ProxyRoutes;
@@ -103,30 +116,60 @@ export class RefusalAudit {
   }
 }
 
-export async function buildAccess(config: ProxyConfig, log: Logger, previous?: Access): Promise<Access> {
-  const { roles, warnings, documents } = loadRoles({
+/** metadata.name of a role document (already checked when it was loaded). */
+function documentName(d: RoleDocument): string | undefined {
+  const meta = (d.doc as { metadata?: { name?: unknown } } | null)?.metadata;
+  return typeof meta?.name === 'string' ? meta.name : undefined;
+}
+
+export async function buildAccess(
+  config: ProxyConfig,
+  log: Logger,
+  previous?: Access,
+  backend: Backend = new LocalBackend(config.backend.type === 'local' ? config.backend.dir : ''),
+  /** Wraps a newly opened audit writer (metrics). */
+  observeAudit: (w: AuditWriter) => AuditWriter = (w) => w,
+): Promise<Access> {
+  const {
+    roles: configRoles,
+    warnings,
+    documents: configDocuments,
+  } = loadRoles({
     inline: config.rolesInline,
     files: config.rolesFiles,
     baseDir: config.baseDir,
     configPath: config.path,
   });
   for (const w of warnings) log.warn(w);
-  if (roles.length === 0) log.warn('no roles are configured (roles, roles_files): no identity can reach any server');
-  const policy = new Policy(roles, config.rbac);
+  const configNames = new Set(configRoles.map((r) => r.name));
+  let backendRoles = (previous?.backendRoles ?? []).filter((r) => !configNames.has(r.name));
+  let backendDocuments = (previous?.backendDocuments ?? []).filter((d) => !configNames.has(documentName(d) ?? ''));
+  const policyOf = () => new Policy([...configRoles, ...backendRoles], config.rbac);
+  const policy = policyOf();
+  if (configRoles.length === 0 && backendRoles.length === 0)
+    log.warn('no roles are configured (roles, roles_files): no identity can reach any server');
   if (!config.audit) log.warn(NO_AUDIT_TRAIL);
 
-  let audit: AuditLog | undefined;
+  let audit: AuditWriter | undefined;
   if (config.audit) {
-    if (previous?.audit && previous.audit.path === config.audit.path) {
+    const sameTrail =
+      previous?.audit &&
+      (backend.type === 'postgres'
+        ? previous.audit.key.startsWith('postgresql:')
+        : previous.audit.key === config.audit.path);
+    if (sameTrail) {
       audit = previous.audit;
     } else {
-      audit = await AuditLog.open(config.audit.path, {
-        args: config.audit.args,
-        redactKeys: config.audit.redact,
-        fsync: config.audit.fsync,
-        identityBudgetBytes: config.audit.identityBudget,
-        logger: log,
-      });
+      audit = observeAudit(
+        await backend.openAudit({
+          path: config.audit.path,
+          args: config.audit.args,
+          redactKeys: config.audit.redact,
+          fsync: config.audit.fsync,
+          identityBudgetBytes: config.audit.identityBudget,
+          logger: log,
+        }),
+      );
     }
   }
 
@@ -180,7 +223,12 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
     },
   };
   return {
-    roleDocuments: documents,
+    get roleDocuments() {
+      return [...configDocuments, ...backendDocuments];
+    },
+    get backendDocuments() {
+      return backendDocuments;
+    },
     live,
     audit,
     gates: previous?.gates ?? createEnforcingGates(live, log),
@@ -197,6 +245,15 @@ export async function buildAccess(config: ProxyConfig, log: Logger, previous?: A
       },
     },
     refusals,
+    configRoles,
+    get backendRoles() {
+      return backendRoles;
+    },
+    setBackendRoles(roles: Role[], documents: RoleDocument[]) {
+      backendRoles = roles.filter((r) => !configNames.has(r.name));
+      backendDocuments = documents.filter((d) => !configNames.has(documentName(d) ?? ''));
+      live.policy = policyOf();
+    },
     close: async () => {
       refusals.close();
       await audit?.close();

@@ -9,9 +9,12 @@ import { AccessError } from '../errors.js';
 import { duration, isObject, NAME_RE, size, str, type Fail } from '../util/config-fields.js';
 import { parseServers, parseSessions, type ServerConfig, type SessionLimits } from '../agent/servers.js';
 import { checkTargetNames, parseDatabases } from '../agent/databases.js';
+import { parseBackend } from '../backend/config.js';
+import type { BackendConfig } from '../backend/types.js';
 
 export interface AuditConfig {
-  path: string;
+  /** The JSON Lines file (local backend); with backend postgres the trail is in the database and there is no path. */
+  path?: string;
   args: 'full' | 'digest' | 'none';
   redact: string[];
   fsync: 'always' | 'interval' | 'never';
@@ -47,6 +50,10 @@ export interface ProxyConfig {
   prestart: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   bot?: { stateDir: string; supersededGraceMs: number };
+  /** Where cluster state lives (docs/backend.md); `local` unless the file says otherwise. */
+  backend: BackendConfig;
+  /** Prometheus metrics on their own listener (docs/operations.md). */
+  metrics?: { listen: { host: string; port: number } };
 }
 
 const TOP_KEYS = new Set([
@@ -65,6 +72,8 @@ const TOP_KEYS = new Set([
   'log_level',
   'bot',
   'max_message_size',
+  'backend',
+  'metrics',
 ]);
 
 export async function loadProxyConfig(path: string): Promise<ProxyConfig> {
@@ -101,6 +110,14 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
   const cluster = str(d.cluster, 'cluster', fail);
   if (!NAME_RE.test(cluster)) fail('cluster', 'use letters, digits, dot, dash and underscore');
   const listen = parseListen(str(d.listen, 'listen', fail), fail);
+  const backend = parseBackend(d.backend, fail, abs);
+  let metrics: ProxyConfig['metrics'];
+  if (d.metrics !== undefined) {
+    if (!isObject(d.metrics)) fail('metrics', 'must be a mapping with listen');
+    const m = d.metrics as Record<string, unknown>;
+    for (const k of Object.keys(m)) if (k !== 'listen') fail(`metrics.${k}`, 'unknown key (known: listen)');
+    metrics = { listen: parseListen(str(m.listen, 'metrics.listen', fail), fail, 'metrics.listen') };
+  }
   const caDir = abs(str(d.ca_dir, 'ca_dir', fail));
 
   const mcpServers = parseServers(d.servers, 'servers', fail, abs);
@@ -140,8 +157,8 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
 
   let audit: AuditConfig | undefined;
   if (d.audit !== undefined) {
-    if (!isObject(d.audit)) fail('audit', 'must be a mapping with path');
-    const a = d.audit as Record<string, unknown>;
+    if (!isObject(d.audit ?? {})) fail('audit', 'must be a mapping with path');
+    const a = (d.audit ?? {}) as Record<string, unknown>;
     for (const k of Object.keys(a))
       if (!['path', 'args', 'redact', 'fsync', 'identity_budget'].includes(k))
         fail(`audit.${k}`, 'unknown key (known: path, args, redact, fsync, identity_budget)');
@@ -153,8 +170,10 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
     const redact = a.redact ?? [];
     if (!Array.isArray(redact) || !redact.every((x) => typeof x === 'string'))
       fail('audit.redact', 'must be a list of argument keys');
+    if (backend.type === 'postgres' && a.path !== undefined)
+      fail('audit.path', 'with backend type postgres the audit trail is in the database; remove audit.path');
     audit = {
-      path: abs(str(a.path, 'audit.path', fail)),
+      ...(backend.type === 'postgres' ? {} : { path: abs(str(a.path, 'audit.path', fail)) }),
       args: args as AuditConfig['args'],
       redact: redact as string[],
       fsync: fsync as AuditConfig['fsync'],
@@ -177,13 +196,16 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
 
   let bot: ProxyConfig['bot'];
   if (d.bot !== undefined) {
-    if (!isObject(d.bot)) fail('bot', 'must be a mapping with state_dir');
-    const b = d.bot as Record<string, unknown>;
+    if (!isObject(d.bot ?? {})) fail('bot', 'must be a mapping with state_dir');
+    const b = (d.bot ?? {}) as Record<string, unknown>;
     for (const k of Object.keys(b))
       if (k !== 'state_dir' && k !== 'superseded_grace')
         fail(`bot.${k}`, 'unknown key (known: state_dir, superseded_grace)');
     bot = {
-      stateDir: abs(str(b.state_dir, 'bot.state_dir', fail)),
+      // With backend postgres bots live in the database; the directory is only a default for local files.
+      stateDir: abs(
+        backend.type === 'postgres' && b.state_dir === undefined ? 'bots' : str(b.state_dir, 'bot.state_dir', fail),
+      ),
       supersededGraceMs:
         b.superseded_grace === undefined
           ? DEFAULT_SUPERSEDED_GRACE_MS
@@ -211,14 +233,16 @@ export function parseProxyConfig(doc: unknown, path: string): ProxyConfig {
     prestart,
     logLevel,
     bot,
+    backend,
+    ...(metrics ? { metrics } : {}),
   };
 }
 
-function parseListen(text: string, fail: Fail): { host: string; port: number } {
+function parseListen(text: string, fail: Fail, field = 'listen'): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
-  if (!m) fail('listen', `"${text}" must be host:port, e.g. 127.0.0.1:3080`);
+  if (!m) fail(field, `"${text}" must be host:port, e.g. 127.0.0.1:3080`);
   const port = Number(m[3]);
-  if (port > 65535) fail('listen', `port ${port} is out of range`);
+  if (port > 65535) fail(field, `port ${port} is out of range`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 

@@ -15,6 +15,12 @@ import { createAgentEnrolment, createBotService, type AgentEnrolment } from './e
 import { AddressRateLimiter, JOIN_RATE_LIMIT } from './enrolment/rate-limit.js';
 import { commandProblem } from '../agent/upstream/command-check.js';
 import { secretProblem } from '../agent/databases.js';
+import { openBackend } from '../backend/open.js';
+import type { Backend } from '../backend/types.js';
+import { healthRoutes } from './health.js';
+import { ProxyMetrics } from './metrics.js';
+import { watchRoles } from './role-watch.js';
+import { openEnrolmentStore } from './enrolment/pg-store.js';
 
 /** One warning line per stdio server whose command is missing: found at start, not at the first session. */
 function warnMissingCommands(config: ProxyConfig, log: Logger): void {
@@ -47,6 +53,11 @@ export interface RunningProxy {
   server: ProxyServer;
   /** Agent enrolment (with bot.state_dir): checkAgent(peer) and onRevoked(listener) for the agents' connections. */
   agents?: AgentEnrolment;
+  /** Where cluster state lives (local files or PostgreSQL). */
+  backend: Backend;
+  metrics: ProxyMetrics;
+  /** The metrics listener's address, when `metrics.listen` is set. */
+  metricsAddress?: { host: string; port: number };
   address: { host: string; port: number };
   reload(): Promise<void>;
   close(): Promise<void>;
@@ -68,23 +79,63 @@ export async function startProxy(
     config.cluster = ca.cluster;
   }
   checkUpstreamIsolation(proxyIsolation(config), log);
-  let access = await buildAccess(config, log);
+  const backend = await openBackend(config.backend, log);
+  let sessionCount = () => 0;
+  let agentCount = () => 0;
+  let onRolesChange = () => {};
+  const metrics = new ProxyMetrics(
+    () => sessionCount(),
+    () => agentCount(),
+  );
+  backend.onError = () => metrics.backendErrors.inc();
+  const observeAudit = metrics.observeAudit.bind(metrics);
+  let access: Awaited<ReturnType<typeof buildAccess>>;
+  try {
+    access = await buildAccess(config, log, undefined, backend, observeAudit);
+  } catch (err) {
+    await backend.close();
+    throw err;
+  }
+  if (backend.type !== 'local') log.info(`backend: ${backend.description}`);
+  const roles = watchRoles(backend, () => access, log, { onChange: () => onRolesChange() });
+  await roles.refresh(true);
   // Bots (docs/bot.md): join/renew routes, and locked or removed bots refused before roles are consulted.
-  // Agents (docs/agent.md) enrol the same way, in the same state directory; one join budget per address for both.
+  // Agents (docs/agent.md) enrol the same way, in the same store; one join budget per address for both.
   const joinLimiter = new AddressRateLimiter({ ...JOIN_RATE_LIMIT });
-  const bot = config.bot ? await createBotService({ config, ca, log, audit: access.audit, joinLimiter }) : undefined;
+  const bot = config.bot
+    ? await createBotService({
+        config,
+        ca,
+        log,
+        audit: access.audit,
+        joinLimiter,
+        store: openEnrolmentStore(config.bot.stateDir, backend, 'bot'),
+      })
+    : undefined;
   const agents = config.bot
-    ? await createAgentEnrolment({ config, ca, log, audit: access.audit, joinLimiter })
+    ? await createAgentEnrolment({
+        config,
+        ca,
+        log,
+        audit: access.audit,
+        joinLimiter,
+        store: openEnrolmentStore(config.bot.stateDir, backend, 'agent'),
+      })
     : undefined;
   const guardGates = (g: typeof access.gates) => agents?.guardGates(bot?.guardGates(g) ?? g) ?? g;
-  const guardDecider = (d: typeof access.decider) => agents?.guard(bot?.guard(d) ?? d) ?? d;
+  const guardDecider = (d: typeof access.decider) => metrics.observeDecider(agents?.guard(bot?.guard(d) ?? d) ?? d);
+  let listening = false;
+  const routes = healthRoutes(
+    { listening: () => listening, backend, audit: () => access.audit },
+    agents?.withRoutes(bot?.withRoutes(access.routes)) ?? access.routes,
+  );
   const server = new ProxyServer(
     config,
     { key: ca.proxyKeyPem, cert: ca.proxyCertPem, ca: [ca.caCertPem] },
     guardGates(access.gates),
     guardDecider(access.decider),
     log,
-    agents?.withRoutes(bot?.withRoutes(access.routes)) ?? access.routes,
+    routes,
     {
       audit: () => access.audit,
       roles: () => access.roleDocuments,
@@ -96,15 +147,26 @@ export async function startProxy(
   agents?.onRevoked((r) => {
     if (r.kind === 'agent') server.agents.disconnectWhere((p) => r.applies(p), r.error);
   });
+  sessionCount = () => server.sessionCount;
+  agentCount = () => server.agents.connected;
+  // Roles changed through the backend reach the remote agents too.
+  onRolesChange = () => server.agents.pushRoles();
   let address: { host: string; port: number };
+  let metricsAddress: { host: string; port: number } | undefined;
   try {
     address = await server.listen();
+    listening = true;
+    if (config.metrics) metricsAddress = await metrics.listen(config.metrics.listen, log);
   } catch (err) {
+    roles.close();
+    await server.close();
     await agents?.close();
     await bot?.close();
     await access.close();
+    await backend.close();
     throw err;
   }
+  const srv = server;
 
   let reloading: Promise<void> | undefined;
   const reload = async () => {
@@ -114,13 +176,17 @@ export async function startProxy(
         const next = await loadProxyConfig(configPath);
         next.listen = config.listen;
         next.cluster = config.cluster;
+        if (JSON.stringify(next.backend) !== JSON.stringify(config.backend))
+          log.warn('backend: a change of the backend takes effect at the next start, not on reload');
+        next.backend = config.backend;
         checkUpstreamIsolation(proxyIsolation(next), log);
         warnMissingCommands(next, log);
-        const nextAccess = await buildAccess(next, log, access);
-        server.reconfigure(next, guardGates(nextAccess.gates), guardDecider(nextAccess.decider));
+        const nextAccess = await buildAccess(next, log, access, backend, observeAudit);
+        srv.reconfigure(next, guardGates(nextAccess.gates), guardDecider(nextAccess.decider));
         bot?.setAudit(nextAccess.audit);
         agents?.setAudit(nextAccess.audit);
         access = nextAccess;
+        await roles.refresh(true);
         server.agents.pushRoles();
         log.info(`reloaded ${configPath}: ${next.servers.length} server${next.servers.length === 1 ? '' : 's'}`);
       } catch (err) {
@@ -131,13 +197,27 @@ export async function startProxy(
     })();
     return reloading;
   };
-  const close = async () => {
-    await server.close();
-    await agents?.close();
-    await bot?.close();
-    await access.close();
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      roles.close();
+      await srv.close();
+      await metrics.close();
+      await agents?.close();
+      await bot?.close();
+      await access.close();
+      await backend.close();
+    })());
+  return {
+    server: srv,
+    backend,
+    metrics,
+    ...(metricsAddress ? { metricsAddress } : {}),
+    address,
+    reload,
+    close,
+    ...(agents ? { agents } : {}),
   };
-  return { server, address, reload, close, ...(agents ? { agents } : {}) };
 }
 
 /** Run until a signal: the body of `mcp-access proxy start`. */

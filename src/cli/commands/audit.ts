@@ -3,21 +3,52 @@ import type { CommandModule } from 'yargs';
 import { defineCommand } from './define.js';
 
 interface VerifyArgs {
-  file: string;
+  file?: string;
+  config?: string;
   format: 'text' | 'json';
 }
 
+/**
+ * Where the trail is: FILE, or the proxy configuration's trail (`--config`):
+ * its audit.path, or PostgreSQL with backend type postgres.
+ */
+async function trailOf(argv: {
+  file?: string;
+  config?: string;
+}): Promise<{ file: string } | { pg: import('../../backend/postgres.js').PostgresBackend }> {
+  const { AccessError } = await import('../../errors.js');
+  if ((argv.file === undefined) === (argv.config === undefined))
+    throw new AccessError('USAGE', 'name the audit log FILE, or the proxy configuration with --config (not both)');
+  if (argv.file !== undefined) return { file: argv.file };
+  const { loadProxyConfig } = await import('../../proxy/config.js');
+  const config = await loadProxyConfig(argv.config!);
+  if (config.backend.type === 'postgres') {
+    const { PostgresBackend } = await import('../../backend/postgres.js');
+    return { pg: await PostgresBackend.open(config.backend) };
+  }
+  if (!config.audit?.path)
+    throw new AccessError('USAGE', `${config.path} keeps no audit trail (no audit.path)`, {
+      hint: 'see docs/audit.md',
+    });
+  return { file: config.audit.path };
+}
+
 const verifyCommand = defineCommand<VerifyArgs>({
-  command: 'verify <file>',
+  command: 'verify [file]',
   describe: 'Check the hash chain; report the first edited, deleted or reordered event',
   builder: (y) =>
     y
       .positional('file', {
         type: 'string',
-        demandOption: true,
         describe: 'The audit log (audit.path in the proxy config)',
       })
+      .option('config', {
+        alias: 'c',
+        type: 'string',
+        describe: "Instead of FILE: the proxy configuration's trail (its file, or PostgreSQL)",
+      })
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'Output format' })
+      .example('$0 audit verify --config proxy.yaml', "Every writer's chain in PostgreSQL (backend type postgres)")
       .example(
         '$0 audit verify /var/log/mcp-access/audit.jsonl',
         'Exit 0 if intact, 9 with the first broken line otherwise',
@@ -26,24 +57,45 @@ const verifyCommand = defineCommand<VerifyArgs>({
     const { AccessError } = await import('../../errors.js');
     const { verifyAuditFile } = await import('../../audit/verify.js');
     const { print, printJson } = await import('../output.js');
-    const result = await verifyAuditFile(argv.file);
-    if (argv.format === 'json') printJson({ file: argv.file, ...result });
+    const trail = await trailOf(argv);
+    if ('pg' in trail) {
+      const { verifyPgAudit } = await import('../../backend/pg-read.js');
+      let r;
+      try {
+        r = await verifyPgAudit(trail.pg);
+      } finally {
+        await trail.pg.close();
+      }
+      if (argv.format === 'json') printJson({ backend: 'postgresql', ...r });
+      if (!r.ok)
+        throw new AccessError(
+          'AUDIT_TAMPERED',
+          `PostgreSQL: writer ${r.writer}: event ${r.seq}: ${r.problem} (${r.events} event(s) before it verified)`,
+          { detail: { writer: r.writer, seq: r.seq, problem: r.problem, events: r.events } },
+        );
+      if (argv.format === 'text') print(`PostgreSQL: every chain intact, ${r.writers} writer(s), ${r.events} event(s)`);
+      return;
+    }
+    const file = trail.file;
+    const result = await verifyAuditFile(file);
+    if (argv.format === 'json') printJson({ file, ...result });
     if (!result.ok) {
       throw new AccessError(
         'AUDIT_TAMPERED',
-        `${argv.file}: line ${result.line}: ${result.problem} (${result.events} event(s) before it verified)`,
+        `${file}: line ${result.line}: ${result.problem} (${result.events} event(s) before it verified)`,
         {
           detail: { line: result.line, problem: result.problem, events: result.events },
         },
       );
     }
-    if (argv.format === 'text')
-      print(`${argv.file}: chain intact, ${result.events} event(s); last hash ${result.head}`);
+    if (argv.format === 'text') print(`${file}: chain intact, ${result.events} event(s); last hash ${result.head}`);
   },
 });
 
 interface SearchArgs {
-  file: string;
+  file?: string;
+  config?: string;
+  outcome?: 'success' | 'error' | 'denied';
   user?: string;
   server?: string;
   session?: string;
@@ -56,11 +108,17 @@ interface SearchArgs {
 }
 
 const searchCommand = defineCommand<SearchArgs>({
-  command: 'search <file>',
+  command: 'search [file]',
   describe: 'List audit events matching every filter given',
   builder: (y) =>
     y
-      .positional('file', { type: 'string', demandOption: true, describe: 'The audit log' })
+      .positional('file', { type: 'string', describe: 'The audit log' })
+      .option('config', {
+        alias: 'c',
+        type: 'string',
+        describe: "Instead of FILE: the proxy configuration's trail (its file, or PostgreSQL)",
+      })
+      .option('outcome', { choices: ['success', 'error', 'denied'] as const, describe: 'Only this outcome' })
       .option('user', { type: 'string', describe: 'Only this user' })
       .option('server', { type: 'string', describe: 'Only this server' })
       .option('session', { type: 'string', describe: 'Only this session id' })
@@ -98,20 +156,34 @@ const searchCommand = defineCommand<SearchArgs>({
     if (argv.limit !== undefined && !(Number.isInteger(argv.limit) && argv.limit > 0)) {
       throw new AccessError('USAGE', '--limit must be a positive whole number');
     }
-    const { events, unreadable } = await searchAuditFile(argv.file, {
+    const filter = {
       user: argv.user,
       server: argv.server,
       sessionId: argv.session,
       tool: argv.tool,
       type: argv.type,
       denied: argv.denied,
+      outcome: argv.outcome,
       sinceMs,
       limit: argv.limit,
-    });
-    if (unreadable > 0)
-      process.stderr.write(
-        `mcp-access: ${unreadable} line(s) of ${argv.file} are not events (run \`mcp-access audit verify\`)\n`,
-      );
+    };
+    const trail = await trailOf(argv);
+    let events;
+    if ('pg' in trail) {
+      const { searchPgAudit } = await import('../../backend/pg-read.js');
+      try {
+        ({ events } = await searchPgAudit(trail.pg, filter));
+      } finally {
+        await trail.pg.close();
+      }
+    } else {
+      const found = await searchAuditFile(trail.file, filter);
+      events = found.events;
+      if (found.unreadable > 0)
+        process.stderr.write(
+          `mcp-access: ${found.unreadable} line(s) of ${trail.file} are not events (run \`mcp-access audit verify\`)\n`,
+        );
+    }
     if (argv.format === 'json') {
       // JSON escapes C0 controls itself; C1 controls (a bare CSI) and bidi overrides are escaped too.
       print(

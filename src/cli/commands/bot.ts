@@ -67,15 +67,23 @@ function shellQuote(s: string): string {
  * Roles the proxy does not define grant nothing. None defined: the bot would
  * reach nothing, so it is not registered. Some: registered, with a warning.
  */
-async function checkBotRoles(config: import('../../proxy/config.js').ProxyConfig, roles: string[]): Promise<void> {
-  const [{ loadRoles }, { Policy }, { AccessError }] = await Promise.all([
+async function checkBotRoles(
+  config: import('../../proxy/config.js').ProxyConfig,
+  roles: string[],
+  backend: import('../../backend/types.js').Backend,
+): Promise<void> {
+  const [{ loadRoles }, { Policy }, { AccessError }, { loadBackendRoles, roleStore }] = await Promise.all([
     import('../../rbac/roles.js'),
     import('../../rbac/policy.js'),
     import('../../errors.js'),
+    import('../../backend/roles.js'),
   ]);
-  const defined = loadRoles({ inline: config.rolesInline, files: config.rolesFiles, baseDir: config.baseDir }).roles;
+  const fromConfig = loadRoles({ inline: config.rolesInline, files: config.rolesFiles, baseDir: config.baseDir }).roles;
+  // Roles created with `mcp-access role create` count too.
+  const fromBackend = (await loadBackendRoles(roleStore(backend), new Set(fromConfig.map((r) => r.name)))).roles;
+  const defined = [...fromConfig, ...fromBackend];
   const unknown = new Policy(defined).unknownRoles(roles);
-  if (unknown.length === 0) return;
+  if (unknown.length === 0 || roles.length === 0) return;
   const names = unknown.map((r) => `"${r}"`).join(', ');
   const known = `the roles it defines: ${defined.map((r) => r.name).join(', ') || 'none'}`;
   if (unknown.length === new Set(roles).size) {
@@ -136,8 +144,8 @@ const addCommand: CommandModule<object, AddArgs> = {
       .map((r) => r.trim())
       .filter((r) => r !== '');
     const tokenTtlMs = parseDuration(argv['token-ttl'], '--token-ttl');
-    const { config, store } = await openBotState(argv.config);
-    await checkBotRoles(config, roles);
+    const { config, store, backend } = await openBotState(argv.config);
+    await checkBotRoles(config, roles, backend);
     const { caPin, proxyCertPem } = await readCaPublic(config);
     const { parseTraitOptions } = await import('../../identity/claims.js');
     const traits = parseTraitOptions(argv.trait ?? []);
@@ -269,6 +277,50 @@ const rmCommand: CommandModule<object, NameArgs> = {
     else
       print(
         `Removed bot "${r.name}". A running proxy ends its sessions within a few seconds; its certificates are refused from now on.`,
+      );
+  },
+};
+
+interface UpdateArgs extends NameArgs {
+  'add-roles': string[];
+  'remove-roles': string[];
+}
+
+const splitRoles = (v: string[]) =>
+  v
+    .flatMap((r) => String(r).split(','))
+    .map((r) => r.trim())
+    .filter((r) => r !== '');
+
+const updateCommand: CommandModule<object, UpdateArgs> = {
+  command: 'update <name>',
+  describe: "Change a bot's roles (its next renewal carries them)",
+  builder: (y) =>
+    formatOption(configOption(y))
+      .positional('name', { type: 'string', demandOption: true })
+      .option('add-roles', { type: 'string', array: true, default: [], describe: 'Roles to add, comma-separated' })
+      .option('remove-roles', {
+        type: 'string',
+        array: true,
+        default: [],
+        describe: 'Roles to remove, comma-separated',
+      })
+      .example(
+        '$0 bot update ci-agent --add-roles example-role --config proxy.yaml',
+        'As tctl bots update --add-roles',
+      ),
+  handler: async (argv) => {
+    const { openBotState, updateBotRoles } = await import('../../proxy/enrolment/admin.js');
+    const { print, printJson } = await import('../output.js');
+    const add = splitRoles(argv['add-roles']);
+    const remove = splitRoles(argv['remove-roles']);
+    const { config, store, backend } = await openBotState(argv.config);
+    await checkBotRoles(config, add, backend);
+    const { record, before } = await updateBotRoles(store, String(argv.name), { add, remove });
+    if (argv.format === 'json') printJson({ bot: record.name, roles: record.roles, previous_roles: before });
+    else
+      print(
+        `Bot "${record.name}" now has roles ${record.roles.join(', ')} (before: ${before.join(', ')}); its next renewal carries them.`,
       );
   },
 };
@@ -474,10 +526,11 @@ export const botCommand: CommandModule = {
       .command(addCommand as unknown as CommandModule)
       .command(lsCommand as unknown as CommandModule)
       .command(rmCommand as unknown as CommandModule)
+      .command(updateCommand as unknown as CommandModule)
       .command(lockCommand as unknown as CommandModule)
       .command(unlockCommand as unknown as CommandModule)
       .command(startCommand as unknown as CommandModule)
-      .demandCommand(1, 'name a bot command: add, ls, rm, lock, unlock or start')
+      .demandCommand(1, 'name a bot command: add, ls, rm, update, lock, unlock or start')
       .example('$0 bot add ci-agent --roles mcp-reader --config proxy.yaml', 'Operator: register a bot')
       .example(
         '$0 bot start --proxy mcp.example.com:3080 -d /var/lib/mcp-access/bot --token-file t --ca-pin sha256:…',

@@ -10,6 +10,7 @@ import { toolsCommand } from './tools.js';
 import { auditCommand } from './audit.js';
 import { botCommand } from './bot.js';
 import { buildAgentCommand } from './agent.js';
+import { roleCommand } from './role.js';
 import { demoCommand } from './demo.js';
 import { mcpCommand } from './mcp.js';
 import { agentStartCommand } from './agent-start.js';
@@ -25,6 +26,7 @@ export const commands: CommandModule[] = [
   toolsCommand,
   auditCommand,
   botCommand,
+  roleCommand,
   buildAgentCommand([agentStartCommand]),
   demoCommand,
   mcpCommand,

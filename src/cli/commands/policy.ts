@@ -71,12 +71,24 @@ const checkCommand = defineCommand<CheckArgs>({
     const { print, printJson } = await import('../output.js');
 
     const config = await loadProxyConfig(argv.config);
-    const { roles, warnings } = loadRoles({
+    const { roles: fromConfig, warnings } = loadRoles({
       inline: config.rolesInline,
       files: config.rolesFiles,
       baseDir: config.baseDir,
       configPath: config.path,
     });
+    // Roles created with `mcp-access role create`, as the running proxy merges them (proxy.yaml's win a name).
+    const { openBackend } = await import('../../backend/open.js');
+    const { loadBackendRoles, roleStore } = await import('../../backend/roles.js');
+    const backend = await openBackend(config.backend);
+    let fromBackend;
+    try {
+      fromBackend = await loadBackendRoles(roleStore(backend), new Set(fromConfig.map((r) => r.name)));
+    } finally {
+      await backend.close();
+    }
+    warnings.push(...fromBackend.warnings);
+    const roles = [...fromConfig, ...fromBackend.roles];
     const server = config.servers.find((s) => s.name === argv.server);
     if (!server) {
       throw new AccessError(

@@ -12,7 +12,10 @@ import { caPin } from '../../identity/pin.js';
 import { loadProxyConfig, type ProxyConfig } from '../config.js';
 import { formatDuration } from '../../util/duration.js';
 import { kindSpec } from './kinds.js';
-import { BotStore, isActive, type BotRecord, type EnrolmentStore } from './store.js';
+import { isActive, type BotRecord, type EnrolmentStore } from './store.js';
+import { openEnrolmentStore } from './pg-store.js';
+import { openBackend } from '../../backend/open.js';
+import type { Backend } from '../../backend/types.js';
 import { hashToken, newJoinToken } from './token.js';
 import { TRAIT_KEY, traitValueProblem } from '../../identity/claims.js';
 
@@ -20,11 +23,11 @@ export const MIN_TOKEN_TTL_MS = 1_000;
 export const MAX_TOKEN_TTL_MS = 30 * 86_400_000;
 export const DEFAULT_TOKEN_TTL = '1h';
 
-/** The proxy config and the store of bots (or agents) it names. */
+/** The proxy config, its backend and the store of bots (or agents) it names. */
 export async function openBotState(
   configPath: string,
   kind: MachineKind = 'bot',
-): Promise<{ config: ProxyConfig; store: BotStore }> {
+): Promise<{ config: ProxyConfig; store: EnrolmentStore; backend: Backend }> {
   const config = await loadProxyConfig(configPath);
   if (!config.bot) {
     throw new AccessError(
@@ -35,9 +38,10 @@ export async function openBotState(
       },
     );
   }
-  const store = new BotStore(config.bot.stateDir, kind);
+  const backend = await openBackend(config.backend);
+  const store = openEnrolmentStore(config.bot.stateDir, backend, kind);
   await store.ensure();
-  return { config, store };
+  return { config, store, backend };
 }
 
 export { botUserName };
@@ -170,6 +174,35 @@ export async function removeBot(store: EnrolmentStore, name: string, now = Date.
     const { token: _token, lastIssue: _lastIssue, ...rest } = r;
     return { ...rest, removedAt: new Date(now).toISOString() };
   });
+}
+
+/**
+ * Change a bot's roles (`bot update NAME --add-roles R --remove-roles S`).
+ * Its certificates carry its roles, so the change reaches its sessions with
+ * its next renewal (within `--renewal-interval`); a certificate issued
+ * before keeps the roles it names until it expires.
+ */
+export async function updateBotRoles(
+  store: EnrolmentStore,
+  name: string,
+  change: { add: string[]; remove: string[] },
+): Promise<{ record: BotRecord; before: string[] }> {
+  const problem = [...change.add, ...change.remove].map((r) => nameProblem('role', r)).find(Boolean);
+  if (problem) throw new AccessError('USAGE', problem);
+  if (change.add.length === 0 && change.remove.length === 0)
+    throw new AccessError('USAGE', 'nothing to change', { hint: 'pass --add-roles and/or --remove-roles' });
+  let before: string[] = [];
+  const record = await changeBot(store, name, (r) => {
+    before = r.roles;
+    const roles = [...new Set([...r.roles.filter((x) => !change.remove.includes(x)), ...change.add])];
+    if (roles.length === 0)
+      throw new AccessError('USAGE', `bot "${name}" would have no role left`, {
+        hint: 'a bot needs at least one role; add one, or remove the bot',
+      });
+    if (roles.join(',') === r.roles.join(',')) return undefined;
+    return { ...r, roles };
+  });
+  return { record, before };
 }
 
 /** Refuse renewals and new sessions, end live sessions. Returns whether it was already locked. */

@@ -267,6 +267,7 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
     });
 
   let scanning: Promise<void> | undefined;
+  let stateFailing = false;
   const scan = (quiet: boolean): Promise<void> => {
     scanning ??= serially(async () => {
       try {
@@ -304,8 +305,12 @@ export async function createBotService(opts: BotServiceOptions): Promise<BotServ
           cache.delete(name);
           applyChange(name, cached.record, undefined, quiet);
         }
+        if (stateFailing) log.info(`the ${kind} state can be read again`);
+        stateFailing = false;
       } catch (err) {
-        log.error(`cannot read the ${kind} state: ${describeError(err)}`);
+        // Once per outage (a database restart), not every second; the records last read stay in force.
+        if (!stateFailing) log.error(`cannot read the ${kind} state: ${describeError(err)}`);
+        stateFailing = true;
       } finally {
         scanning = undefined;
       }
@@ -647,7 +652,7 @@ function statusFor(e: AccessError): number {
   if (e.code === 'BOT_STATE') return 409;
   if (e.code === 'MESSAGE_TOO_LARGE') return 413;
   if (e.code === 'BOT_JOIN_LIMITED') return 429;
-  if (e.code === 'AUDIT_UNAVAILABLE') return 503;
+  if (e.code === 'AUDIT_UNAVAILABLE' || e.code === 'BACKEND_UNAVAILABLE') return 503;
   if (e.code === 'USAGE') return 400;
   return 500;
 }

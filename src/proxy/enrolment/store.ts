@@ -8,8 +8,9 @@
  *     agents/NAME.json one record per agent, the same way
  *
  * The issuer, the operator commands and the proxy's service use the store
- * through `EnrolmentStore`, so that another backend (a database shared by
- * several proxies) can take the files' place.
+ * through `EnrolmentStore`, so that another backend can take the files'
+ * place: with `backend: { type: postgres }` the records live in PostgreSQL
+ * (./pg-store.ts), shared by several proxies.
  *
  * Readers need no lock: every write is temp file + fsync + rename, so a
  * reader sees the old record or the new one. Writers (the CLI and the proxy)
@@ -202,16 +203,25 @@ export function isActive(r: BotRecord | undefined): r is BotRecord {
 }
 
 function parseRecord(text: string, path: string, kind: MachineKind): BotRecord {
-  const bad = (why: string) =>
-    new AccessError('BOT_STATE', `${kind} record ${path} is damaged: ${why}`, {
-      hint: `remove the ${kind} (\`mcp-access ${kind} rm\`) and add it again`,
-    });
-  let r: BotRecord;
+  let r: unknown;
   try {
-    r = JSON.parse(text) as BotRecord;
+    r = JSON.parse(text);
   } catch {
-    throw bad('not JSON');
+    throw damaged(path, 'not JSON', kind);
   }
+  return checkRecord(r, path, kind);
+}
+
+function damaged(path: string, why: string, kind: MachineKind): AccessError {
+  return new AccessError('BOT_STATE', `${kind} record ${path} is damaged: ${why}`, {
+    hint: `remove the ${kind} (\`mcp-access ${kind} rm\`) and add it again`,
+  });
+}
+
+/** A bot's (or agent's) record as stored (parsed JSON), checked. */
+export function checkRecord(value: unknown, path: string, kind: MachineKind = 'bot'): BotRecord {
+  const bad = (why: string) => damaged(path, why, kind);
+  const r = value as BotRecord;
   if (typeof r !== 'object' || r === null || r.version !== 1) throw bad('unknown format version');
   if (
     typeof r.name !== 'string' ||
