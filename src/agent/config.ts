@@ -11,10 +11,9 @@
  *   keepalive: 15s
  *   log_level: info
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { AccessError } from '../errors.js';
+import { readYamlFile } from '../util/yaml-file.js';
 import { parseProxyAddress, type ProxyAddress } from '../tunnel/proxy-address.js';
 import { duration, isObject, size, str, type Fail } from '../util/config-fields.js';
 import { parseServers, parseSessions, type ServerConfig, type SessionSettings } from './servers.js';
@@ -39,22 +38,7 @@ export async function loadAgentConfig(
   path: string,
   overrides: { proxy?: string; dataDir?: string } = {},
 ): Promise<AgentConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new AccessError(
-      'CONFIG_MISSING',
-      code === 'ENOENT' ? `config file ${path} does not exist` : `config file ${path} cannot be read (${code})`,
-    );
-  }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (err) {
-    throw new AccessError('CONFIG_INVALID', `${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
-  }
+  let doc = await readYamlFile(path);
   if (overrides.proxy !== undefined || overrides.dataDir !== undefined) {
     if (doc === null || doc === undefined) doc = {};
     if (typeof doc === 'object' && !Array.isArray(doc)) {

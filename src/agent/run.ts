@@ -8,6 +8,7 @@
  */
 import { join as join_ } from 'node:path';
 import { AccessError, describeError } from '../errors.js';
+import { serveUntilSignal } from '../util/serve.js';
 import { loadIdentity, type Identity } from '../identity/load.js';
 import type { Peer } from '../identity/peer.js';
 import { Policy, type PolicyOptions } from '../rbac/policy.js';
@@ -219,23 +220,7 @@ export async function runAgent(
 ): Promise<void> {
   const agent = await startAgent(configPath, opts);
   opts.onStarted?.(agent);
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (sig: string) => {
-      if (stopping) return;
-      stopping = true;
-      process.stderr.write(`agent: ${sig}: shutting down\n`);
-      agent
-        .close()
-        .catch((err: unknown) => process.stderr.write(`agent: shutting down: ${describeError(err)}\n`))
-        .finally(resolve);
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      void agent.reload();
-    });
-  });
+  await serveUntilSignal('agent', agent);
 }
 
 /** The proxy's `rbac:` settings as Policy options; anything unknown falls back to the strictest reading. */

@@ -2,10 +2,9 @@
  * The proxy's YAML configuration (reference: docs/configuration.md).
  * Every error names the field and says what is wrong.
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { AccessError } from '../errors.js';
+import { readYamlFile } from '../util/yaml-file.js';
 import { duration, isObject, NAME_RE, size, str, type Fail } from '../util/config-fields.js';
 import { parseServers, parseSessions, type ServerConfig, type SessionLimits } from '../agent/servers.js';
 import { checkTargetNames, parseDatabases } from '../agent/databases.js';
@@ -77,22 +76,7 @@ const TOP_KEYS = new Set([
 ]);
 
 export async function loadProxyConfig(path: string): Promise<ProxyConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new AccessError(
-      'CONFIG_MISSING',
-      code === 'ENOENT' ? `config file ${path} does not exist` : `config file ${path} cannot be read (${code})`,
-    );
-  }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (err) {
-    throw new AccessError('CONFIG_INVALID', `${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
-  }
+  const doc = await readYamlFile(path);
   return parseProxyConfig(doc, path);
 }
 

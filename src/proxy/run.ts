@@ -3,6 +3,7 @@
  * policy and the audit trail, serve, reload on SIGHUP, stop on SIGTERM/SIGINT.
  */
 import { describeError } from '../errors.js';
+import { serveUntilSignal } from '../util/serve.js';
 import { Logger } from '../util/log.js';
 import { CA_FILES, loadCa } from '../identity/ca.js';
 import { loadProxyConfig, type ProxyConfig } from './config.js';
@@ -227,21 +228,5 @@ export async function runProxy(
 ): Promise<void> {
   const proxy = await startProxy(configPath, opts);
   opts.onListening?.(proxy.address);
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (sig: string) => {
-      if (stopping) return;
-      stopping = true;
-      process.stderr.write(`proxy: ${sig}: shutting down\n`);
-      proxy
-        .close()
-        .catch((err: unknown) => process.stderr.write(`proxy: shutting down: ${describeError(err)}\n`))
-        .finally(resolve);
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      void proxy.reload();
-    });
-  });
+  await serveUntilSignal('proxy', proxy);
 }
