@@ -7,7 +7,7 @@
  * a known replica is closed. So any replica can route any session to the
  * agent, and a replica that starts later is found within the probe interval.
  *
- * Probing backs off from 1 s to 60 s while it finds nothing new, and starts
+ * Probing backs off from 1 s to 10 s while it finds nothing new, and starts
  * again from 1 s whenever a link is lost (a replica went away, another may
  * have taken its place).
  */
@@ -17,7 +17,7 @@ import { ProxyLink, type ProxyLinkOptions } from './proxy-link.js';
 type LinkOptions = Omit<ProxyLinkOptions, 'probe' | 'onWelcome' | 'onLost' | 'onEnded'>;
 
 const PROBE_MIN_MS = 1000;
-const PROBE_MAX_MS = 60_000;
+const PROBE_MAX_MS = 10_000;
 
 export class ProxyLinks {
   private readonly links = new Set<ProxyLink>();
