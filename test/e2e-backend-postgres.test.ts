@@ -11,12 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { createServer, type Server } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { startPostgres, type TestPostgres } from './helpers/postgres.js';
-import { TestCluster, freePort, resultText, testServer, type ConnectedClient } from './helpers/cluster.js';
+import { CLI, TestCluster, freePort, resultText, testServer, type ConnectedClient } from './helpers/cluster.js';
 import { runCli } from './helpers/run-cli.js';
 import { addBot } from './helpers/bot.js';
 import { existsSync } from 'node:fs';
@@ -200,6 +201,58 @@ describe('roles as resources in PostgreSQL', () => {
     expect(r.stderr).toMatch(/app_lables: unknown key/);
     expect(auditRows("SELECT count(*) FROM records WHERE kind = 'role' AND name = 'typo'")).toBe('0');
   });
+});
+
+describe('two replicas on one database', () => {
+  it('a role change made with the CLI applies on both replicas within about a second', async () => {
+    // A second proxy process: the same configuration and database, its own port, no metrics listener.
+    const config = parse(await readFile(cluster.configPath, 'utf8')) as Record<string, unknown>;
+    const path2 = join(cluster.dir, 'proxy-2.yaml');
+    delete config.metrics;
+    await writeFile(path2, stringify({ ...config, listen: '127.0.0.1:0' }));
+    const second = spawn(process.execPath, [CLI, 'proxy', 'start', '--config', path2], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log2 = '';
+    second.stderr.setEncoding('utf8');
+    const port2 = await new Promise<number>((resolve, reject) => {
+      second.stderr.on('data', (t: string) => {
+        log2 += t;
+        const m = /listening on [^\s]+:(\d+)/.exec(log2);
+        if (m) resolve(Number(m[1]));
+      });
+      second.once('exit', (code) => reject(new Error(`second proxy exited (${code}):\n${log2}`)));
+    });
+    try {
+      const first = await cluster.client('test', alice);
+      // The same cluster, dialled at the second replica's address.
+      const address = `127.0.0.1:${port2}`;
+      Object.defineProperty(cluster, 'address', { get: () => address, configurable: true });
+      const other = await cluster.client('test', alice).finally(() => {
+        delete (cluster as { address?: string }).address;
+      });
+      const echoes = async (c: typeof first) => {
+        try {
+          return resultText(await c.client.callTool({ name: 'echo', arguments: { text: 'x' } })) === 'x';
+        } catch {
+          return false;
+        }
+      };
+      expect(await echoes(first)).toBe(true);
+      expect(await echoes(other)).toBe(true);
+      expect((await runCli(['role', 'rm', 'reader', '--config', cluster.configPath])).code).toBe(0);
+      const t0 = Date.now();
+      await until(async () => !(await echoes(first)) && !(await echoes(other)), 'both replicas to drop the role');
+      expect(Date.now() - t0).toBeLessThan(5_000);
+      const file = join(cluster.dir, 'reader.yaml');
+      expect((await runCli(['role', 'create', '-f', file, '--config', cluster.configPath])).code).toBe(0);
+      await until(async () => (await echoes(first)) && (await echoes(other)), 'both replicas to have it again');
+      await first.close();
+      await other.close();
+    } finally {
+      second.kill('SIGTERM');
+    }
+  }, 60_000);
 });
 
 describe('the audit trail across a PostgreSQL restart, under traffic', () => {
