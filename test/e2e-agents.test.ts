@@ -161,3 +161,42 @@ describe('the cluster’s rbac settings reach the agent with the roles', () => {
     expect(read).toBe(-32602);
   });
 });
+
+describe('an attacker with a valid low-privilege identity and a raw tunnel client, against an agent session', () => {
+  it('cannot resume another identity’s session on the agent, nor a made-up agent’s; the owner still can', async () => {
+    const owner = await RawTunnel.open(cluster.address, admin, { server: 'remote-tools' });
+    expect(owner.hello?.resumeToken).toMatch(/^east~/);
+    owner.send({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    });
+    await owner.response(1);
+    const token = owner.hello!.resumeToken;
+    owner.drop();
+
+    // bob (echo-only) presents alice's token.
+    const thief = await RawTunnel.open(cluster.address, echoer, { resume: token, received: 1 });
+    expect(thief.hello?.resumed ?? false).toBe(false);
+    await thief.until(() => thief.closed !== undefined, 'the refusal');
+    expect(thief.closed!.code).toBe(4401);
+    // A token naming an agent that does not exist: never a session.
+    const forged = await RawTunnel.open(cluster.address, echoer, { resume: 'nobody~AAAA', received: 0 });
+    expect(forged.hello).toBeUndefined();
+    await forged.until(() => forged.closed !== undefined, 'the refusal');
+    expect([4001, 4409]).toContain(forged.closed!.code);
+    // The refusal was audited at the proxy, naming who tried.
+    await waitForAudit(
+      auditPath,
+      (e) => e.user === 'bob' && typeof e.reason === 'string' && e.reason.includes('tried to resume'),
+    );
+
+    // The session is intact: alice resumes it and it still answers.
+    const back = await RawTunnel.open(cluster.address, admin, { resume: token, received: 1 });
+    expect(back.hello?.resumed).toBe(true);
+    back.send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'mine' } } });
+    expect(JSON.stringify(await back.response(2))).toContain('mine');
+    await back.close();
+  });
+});

@@ -402,6 +402,20 @@ export class ProxyLink {
     } catch (err) {
       const e = isAccessError(err) ? err : new AccessError('INTERNAL', describeError(err));
       this.o.log.info(`session refused: ${e.message}`);
+      // Refused before a session (and its gate) existed: audited here, as the proxy audits its own refusals.
+      const peer = frame && (frame.type === 'open' || frame.type === 'resume') ? peerFromWire(frame.peer) : undefined;
+      const detail = (e.detail ?? {}) as { auditReason?: string; server?: string };
+      this.o.audit
+        .append({
+          type: 'mcp.session.start',
+          outcome: 'denied',
+          error: e.code,
+          reason: detail.auditReason ? `${e.message}: ${detail.auditReason}` : e.message,
+          ...(peer ? { user: peer.user, roles: peer.roles, remoteAddr: peer.remoteAddr } : {}),
+          ...(peer?.bot ? { bot: peer.bot.name } : {}),
+          ...(detail.server ? { server: detail.server } : frame?.type === 'open' ? { server: frame.server } : {}),
+        })
+        .catch((auditErr: unknown) => this.o.log.error(`audit: ${describeError(auditErr)}`));
       refuseTunnel(ws, e);
     }
   }
