@@ -484,14 +484,13 @@ export class Policy {
             reason: `role ${r.name} allows servers labelled ${describeLabels(r.allow.appLabels)}; ${server.name} has ${describeServerLabels(server.labels)}`,
           };
     } else {
-      const names = roles.map((r) => r.name);
-      reach = {
-        allowed: false,
-        reason:
-          names.length === 0
-            ? `the identity has no known role (roles: ${roleNames.length ? roleNames.join(', ') : 'none'}), so it reaches no server`
-            : `no role of ${names.join(', ')} allows server ${server.name} (${describeServerLabels(server.labels)}): no spec.allow.app_labels matches${roles.some((r) => r.allow.appLabels.expression !== undefined) ? ' (app_labels_expression included)' : ''}`,
-      };
+      reach = noRoleReaches(
+        roles,
+        roleNames,
+        server,
+        'server',
+        `spec.allow.app_labels matches${roles.some((r) => r.allow.appLabels.expression !== undefined) ? ' (app_labels_expression included)' : ''}`,
+      );
     }
     return { reach, allow, deny, resources: named('resources'), prompts: named('prompts') };
   }
@@ -545,14 +544,7 @@ function computeDatabase(roles: Role[], roleNames: string[], server: ServerRef):
       reason: `role ${r.name} allows databases labelled ${sel}; ${server.name} has ${describeServerLabels(server.labels)}`,
     };
   } else {
-    const names = roles.map((r) => r.name);
-    reach = {
-      allowed: false,
-      reason:
-        names.length === 0
-          ? `the identity has no known role (roles: ${roleNames.length ? roleNames.join(', ') : 'none'}), so it reaches no database`
-          : `no role of ${names.join(', ')} allows database ${server.name} (${describeServerLabels(server.labels)}): no spec.allow.db_labels matches`,
-    };
+    reach = noRoleReaches(roles, roleNames, server, 'database', 'spec.allow.db_labels matches');
   }
   const all: ToolMatcher = {
     text: '*',
@@ -690,5 +682,23 @@ function databaseGrants(roles: Role[], server: ServerRef, reach: Decision): Data
       ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'].filter(
         (p) => tableDecision(schema, table, p).allowed,
       ),
+  };
+}
+
+/** The refusal when no role reaches a server or database: which roles were tried, and what matched nothing. */
+function noRoleReaches(
+  roles: Role[],
+  roleNames: string[],
+  server: ServerRef,
+  what: 'server' | 'database',
+  unmatched: string,
+): Decision {
+  const names = roles.map((r) => r.name);
+  return {
+    allowed: false,
+    reason:
+      names.length === 0
+        ? `the identity has no known role (roles: ${roleNames.length ? roleNames.join(', ') : 'none'}), so it reaches no ${what}`
+        : `no role of ${names.join(', ')} allows ${what} ${server.name} (${describeServerLabels(server.labels)}): no ${unmatched}`,
   };
 }
