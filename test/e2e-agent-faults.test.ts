@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { ALLOW_ALL_ROLE, resultText, testServer, TestCluster } from './helpers/cluster.js';
 import { startAgentProcess, type AgentProcess } from './helpers/agent.js';
 import { runCli } from './helpers/run-cli.js';
+import { until } from './helpers/until.js';
 
 let cluster: TestCluster;
 const agents: AgentProcess[] = [];
@@ -22,14 +23,6 @@ async function lsServers(): Promise<Array<Record<string, unknown>>> {
   const ls = await runCli(['ls', '-i', alice, '--proxy', cluster.address, '--format', 'json']);
   expect(ls.code, ls.stderr).toBe(0);
   return (JSON.parse(ls.stdout) as { servers: Array<Record<string, unknown>> }).servers;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 beforeAll(async () => {

@@ -21,6 +21,7 @@ import { startPostgres, type TestPostgres } from './helpers/postgres.js';
 import { TestCluster, freePort, resultText, testServer } from './helpers/cluster.js';
 import { startAgentProcess, type AgentProcess } from './helpers/agent.js';
 import { runCli } from './helpers/run-cli.js';
+import { until } from './helpers/until.js';
 
 /** Defined in proxy.yaml: reaches the server, allows only `stats`. */
 const BASE = {
@@ -61,15 +62,6 @@ function getMetrics(): Promise<string> {
 function metric(text: string, name: string): number | undefined {
   const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
   return m ? Number(m[1]) : undefined;
-}
-
-/** Waits (bounded) until `cond` holds. */
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 beforeAll(async () => {

@@ -21,6 +21,7 @@ import { CLI, TestCluster, freePort, resultText, testServer, type ConnectedClien
 import { runCli } from './helpers/run-cli.js';
 import { addBot } from './helpers/bot.js';
 import { existsSync } from 'node:fs';
+import { until } from './helpers/until.js';
 
 let pg: TestPostgres;
 let cluster: TestCluster;
@@ -86,15 +87,6 @@ function getMetrics(): Promise<string> {
 function metric(text: string, name: string): number {
   const m = new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text);
   return m ? Number(m[1]) : 0;
-}
-
-/** Waits (bounded) until `cond` holds. */
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const auditRows = (sql: string) => pg.psql(sql, 'proxy').trim();

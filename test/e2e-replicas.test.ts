@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { ALLOW_ALL_ROLE, CLI, freePort, resultText, testServer, TestCluster } from './helpers/cluster.js';
 import { startAgentProcess, type AgentProcess } from './helpers/agent.js';
+import { until } from './helpers/until.js';
 
 const haproxy = spawnSync('haproxy', ['-v']).status === 0;
 
@@ -39,14 +40,6 @@ async function startProxy(configPath: string): Promise<{ proc: ChildProcess; log
     proc.once('exit', (code) => reject(new Error(`proxy exited (${code}):\n${log}`)));
   });
   return { proc, log: () => log, port };
-}
-
-async function until(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 beforeAll(async () => {

@@ -15,6 +15,7 @@ import { request as httpRequest } from 'node:http';
 import { TestCluster, freePort, resultText, testServer } from './helpers/cluster.js';
 import { runCli } from './helpers/run-cli.js';
 import { addBot } from './helpers/bot.js';
+import { until } from './helpers/until.js';
 
 let cluster: TestCluster;
 let bob: string;
@@ -32,14 +33,6 @@ const WRITER = {
   metadata: { name: 'writer' },
   spec: { allow: { app_labels: { env: 'dev' }, mcp: { tools: ['write_note'] } } },
 };
-
-async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 beforeAll(async () => {
   metricsPort = await freePort();
