@@ -30,7 +30,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { closeAll, closeClient, echo, launchParams, memory, openClient } from './bench/clients.mjs';
 import {
@@ -48,6 +48,7 @@ import {
 import { machine, render, writeDocs } from './bench/report.mjs';
 import {
   AGENT_NAME,
+  AUDIT_FILE,
   findSocat,
   setUp,
   startAgent,
@@ -358,7 +359,7 @@ async function measure16MiB() {
 
 /** Whether the proxy wrote an audit trail for this run (roles + audit enforced) or not yet. */
 async function auditState(e) {
-  const file = `${e.dir}/audit.jsonl`;
+  const file = join(e.dir, AUDIT_FILE);
   let size;
   try {
     size = (await stat(file)).size;

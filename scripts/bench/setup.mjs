@@ -44,6 +44,8 @@ export const SERVERS = {
  * (the proxy refuses an agent announcing a name of its own configuration).
  */
 export const AGENT_NAME = 'bench';
+/** The proxy's audit log, relative to the bench's temp dir. */
+export const AUDIT_FILE = join('proxy-audit', 'audit.jsonl');
 export const agentServerName = (server) => `${server}-agent`;
 
 /** A port nobody is listening on right now (the proxy binds it a moment later). */
@@ -97,7 +99,9 @@ function proxyYaml({ port, dir, extraNodeArgs }) {
     '    version: v7',
     '    metadata: {name: bench}',
     "    spec: {allow: {app_labels: {'*': '*'}, mcp: {tools: ['*']}}}",
-    `audit: {path: ${JSON.stringify(join(dir, 'audit.jsonl'))}}`,
+    // In a directory of its own, as on a real proxy: next to the client's identity file,
+    // every audit write would wake the bridge's watcher of that file's directory.
+    `audit: {path: ${JSON.stringify(join(dir, AUDIT_FILE))}}`,
     '',
   ].join('\n');
 }

@@ -15,6 +15,8 @@
  */
 import type { WebSocket } from 'ws';
 import { CLOSE } from '../tunnel/close-codes.js';
+import { underlyingSocket } from '../tunnel/socket.js';
+import { holdWrites } from '../tunnel/write-batch.js';
 
 const HIGH_WATER = 4 * 1024 * 1024;
 
@@ -52,6 +54,8 @@ export class Splice {
   private pipe(from: WebSocket, to: WebSocket): void {
     from.on('message', (data: Buffer, isBinary: boolean) => {
       if (to.readyState !== to.OPEN) return;
+      // The frames of one read leave in one write (write-batch.ts).
+      holdWrites(underlyingSocket(to));
       to.send(data, { binary: isBinary }, () => {
         if (from.isPaused && to.bufferedAmount < HIGH_WATER / 2) from.resume();
       });

@@ -10,7 +10,8 @@
  */
 import { realClock, type Clock } from './clock.js';
 import { encodeControl } from './control.js';
-import { OPEN, type TunnelSocket } from './socket.js';
+import { OPEN, underlyingSocket, type TunnelSocket } from './socket.js';
+import { holdWrites } from './write-batch.js';
 
 export interface ReliableChannelOptions {
   /** Outbox size at which `full` becomes true (the caller stops reading). */
@@ -156,6 +157,7 @@ export class ReliableChannel {
   private transmit(data: Buffer): boolean {
     const sock = this.socket;
     if (!sock || sock.readyState !== OPEN) return false;
+    holdWrites(underlyingSocket(sock));
     sock.send(data, { binary: true }, this.afterWrite);
     return true;
   }
@@ -170,6 +172,7 @@ export class ReliableChannel {
     const sock = this.socket;
     if (!sock || sock.readyState !== OPEN) return;
     this.lastAckSent = this.received;
+    holdWrites(underlyingSocket(sock));
     sock.send(encodeControl({ type: 'ack', received: this.received }));
   }
 }

@@ -4,6 +4,8 @@
  * proxy; a remote agent dials the proxy too, yet plays the proxy's side of
  * the tunnel on that socket). Tests hand in a fake with the same shape.
  */
+import type { Corkable } from './write-batch.js';
+
 export interface TunnelSocket {
   /** 0 connecting, 1 open, 2 closing, 3 closed (WebSocket's values). */
   readonly readyState: number;
@@ -29,3 +31,13 @@ export interface TunnelSocket {
 }
 
 export const OPEN = 1;
+
+/**
+ * The TCP or TLS socket under a `ws` WebSocket (its `_socket`), so that the
+ * frames of one turn of the event loop can leave in one write
+ * (write-batch.ts); undefined for a socket without one (the tests' fakes).
+ */
+export function underlyingSocket(socket: TunnelSocket): Corkable | undefined {
+  const raw = (socket as { _socket?: Corkable | null })._socket;
+  return raw && typeof raw.cork === 'function' ? raw : undefined;
+}
