@@ -18,6 +18,7 @@ import client from 'prom-client';
 import { AccessError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import type { AuditWriter } from '../backend/types.js';
+import { boundString, MAX_FIELD_CHARS, type AuditEventInput } from '../audit/prepare.js';
 import type { AccessDecider } from './server.js';
 
 export class ProxyMetrics {
@@ -91,7 +92,7 @@ export class ProxyMetrics {
   /** The audit writer with its appends timed and counted. */
   observeAudit(writer: AuditWriter): AuditWriter {
     const time = () => this.auditWrite.startTimer();
-    const stored = (e: Record<string, unknown>) => this.count(e);
+    const stored = (e: AuditEventInput) => this.count(e);
     const failed = (err: unknown) => {
       this.auditFailures.inc();
       if (err instanceof AccessError && /audit budget/.test(err.message))
@@ -106,12 +107,12 @@ export class ProxyMetrics {
       },
       probe: () => writer.probe(),
       close: () => writer.close(),
-      async append(event) {
+      async append(event, overrides) {
         const end = time();
         try {
-          const e = await writer.append(event);
+          const e = await writer.append(event, overrides);
           end();
-          stored(e);
+          stored(event);
           return e;
         } catch (err) {
           failed(err);
@@ -121,10 +122,15 @@ export class ProxyMetrics {
     };
   }
 
-  private count(e: Record<string, unknown>): void {
+  /** Counted from the event as given; strings bounded as the stored event has them. */
+  private count(e: AuditEventInput): void {
     if (e.outcome === 'denied' && typeof e.type === 'string') this.denials.inc({ type: e.type });
-    if (e.type === 'mcp.session.request' && (e.phase === 'response' || e.outcome === 'denied'))
-      this.requests.inc({ outcome: String(e.outcome) });
+    if (e.type === 'mcp.session.request' && (e.phase === 'response' || e.outcome === 'denied')) {
+      const outcome: unknown = e.outcome;
+      this.requests.inc({
+        outcome: boundString(typeof outcome === 'string' ? outcome : String(outcome), MAX_FIELD_CHARS),
+      });
+    }
   }
 
   /** The decider with refusals counted (LIMIT_REACHED: a session limit). */
