@@ -26,7 +26,7 @@ import { AccessError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { GENESIS, HASH_SUFFIX_BYTES, hashOf, trailingHash } from './chain.js';
 import { eventCode, type ArgsPolicy } from './events.js';
-import { EventPreparer, type AuditEventInput, type FieldOverrides, type PreparedEvent } from './prepare.js';
+import { EventPreparer, type AuditEventInput, type PreparedEvent } from './prepare.js';
 
 export { verifyAuditFile } from './verify.js';
 
@@ -202,27 +202,22 @@ export class AuditLog {
    * written. Returns the stored event, as read back from its line.
    */
   append(event: AuditEventInput): Promise<StoredAuditEvent> {
-    return this.enqueue(event, true, undefined) as Promise<StoredAuditEvent>;
+    return this.enqueue(event, true) as Promise<StoredAuditEvent>;
   }
 
   /**
    * `append` for callers that need only the event's id and hash (the proxy's
    * hot path): the same guarantees, without reading the stored event back.
-   * `overrides` replace fields of the event (see EventPreparer.prepare).
    */
-  write(event: AuditEventInput, overrides?: FieldOverrides): Promise<AuditReceipt> {
-    return this.enqueue(event, false, overrides);
+  write(event: AuditEventInput): Promise<AuditReceipt> {
+    return this.enqueue(event, false);
   }
 
-  private enqueue(
-    event: AuditEventInput,
-    whole: boolean,
-    overrides: FieldOverrides | undefined,
-  ): Promise<StoredAuditEvent | AuditReceipt> {
+  private enqueue(event: AuditEventInput, whole: boolean): Promise<StoredAuditEvent | AuditReceipt> {
     if (this.closed) return Promise.reject(new AccessError('AUDIT_UNAVAILABLE', `audit log ${this.path} is closed`));
     let prepared: PreparedEvent;
     try {
-      prepared = this.preparer.prepare(event, this.announce, overrides);
+      prepared = this.preparer.prepare(event, this.announce);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }

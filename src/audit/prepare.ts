@@ -109,12 +109,6 @@ export interface PreparedEvent {
   event: Readonly<AuditEventInput>;
 }
 
-/**
- * Fields a caller sets in place of the event's own (the certified `agent` of an agent's event): where the
- * event had them, else last. Only fields outside FIELD_ORDER and the writer's own.
- */
-export type FieldOverrides = Readonly<Record<string, string>>;
-
 const quote = JSON.stringify as (s: string) => string;
 
 /** An array index ("0" … "4294967294"): JavaScript lists such keys first, in numeric order, in every object. */
@@ -223,13 +217,12 @@ export class EventPreparer {
    * The event's JSON, its identity charged. Throws AUDIT_UNAVAILABLE when it
    * cannot be serialised or the identity's budget is spent; `announce` is the
    * one `audit.budget_exceeded` event to record (not charged, nobody waits for
-   * it) the first time a budget runs out. `overrides` replace the event's own
-   * fields of those names (an agent's events: the certified `agent`).
+   * it) the first time a budget runs out.
    */
-  prepare(event: AuditEventInput, announce: (e: PreparedEvent) => void, overrides?: FieldOverrides): PreparedEvent {
+  prepare(event: AuditEventInput, announce: (e: PreparedEvent) => void): PreparedEvent {
     let prepared: PreparedEvent;
     try {
-      prepared = this.serialise(event, overrides);
+      prepared = this.serialise(event);
     } catch (err) {
       throw new AccessError('AUDIT_UNAVAILABLE', `audit event cannot be recorded: ${(err as Error).message}`, {
         cause: err,
@@ -254,7 +247,7 @@ export class EventPreparer {
    * The text is the same as `JSON.stringify` of the fields object it replaces
    * (test/audit/serialise.test.ts compares the two).
    */
-  serialise(event: AuditEventInput, overrides?: FieldOverrides): PreparedEvent {
+  serialise(event: AuditEventInput): PreparedEvent {
     const time = isoNow();
     const id = randomUUID();
     const type = rawJson(event.type);
@@ -272,30 +265,13 @@ export class EventPreparer {
       if (j !== undefined) body += `,"${k}":${j}`;
     }
     let head = '';
-    let seen = 0;
     for (const k of Object.keys(event)) {
       if (NOT_EXTRA.has(k) || k === '__proto__') continue;
-      let v = event[k];
-      if (overrides !== undefined && Object.hasOwn(overrides, k)) {
-        v = overrides[k];
-        seen++;
-      }
-      if (v === undefined) continue;
-      const j = fieldJson(v, MAX_FIELD_CHARS);
+      const j = fieldJson(event[k], MAX_FIELD_CHARS);
       if (j === undefined) continue;
       const member = `${quote(k.length <= MAX_FIELD_CHARS ? k : boundString(k, MAX_FIELD_CHARS))}:${j}`;
       if (isArrayIndex(k)) head += `${member},`;
       else body += `,${member}`;
-    }
-    if (overrides !== undefined && seen < Object.keys(overrides).length) {
-      for (const k of Object.keys(overrides)) {
-        if (Object.hasOwn(event, k) || NOT_EXTRA.has(k) || k === '__proto__') continue;
-        const j = fieldJson(overrides[k], MAX_FIELD_CHARS);
-        if (j === undefined) continue;
-        const member = `${quote(k.length <= MAX_FIELD_CHARS ? k : boundString(k, MAX_FIELD_CHARS))}:${j}`;
-        if (isArrayIndex(k)) head += `${member},`;
-        else body += `,${member}`;
-      }
     }
     return { json: `{${head}${body}}`, id, time, event };
   }

@@ -59,8 +59,8 @@ export function fileAuditWriter(log: AuditLog): AuditWriter & { log: AuditLog } 
     get healthy() {
       return healthy;
     },
-    append: (event, overrides) =>
-      log.write(event, overrides).then(
+    append: (event) =>
+      log.write(event).then(
         (stored) => {
           healthy = true;
           return stored;

@@ -25,7 +25,6 @@ import {
   EventPreparer,
   MAX_FIELD_CHARS,
   type AuditEventInput,
-  type FieldOverrides,
   type PreparedEvent,
 } from '../audit/prepare.js';
 import type { Logger } from '../util/log.js';
@@ -99,19 +98,16 @@ export class PgAuditLog implements AuditWriter {
     );
   }
 
-  append(event: AuditEventInput, overrides?: FieldOverrides): Promise<AuditReceipt> {
+  append(event: AuditEventInput): Promise<AuditReceipt> {
     if (this.closed) return Promise.reject(new AccessError('AUDIT_UNAVAILABLE', 'the audit trail is closed'));
     let prepared: PreparedEvent;
     try {
-      prepared = this.preparer.prepare(
-        event,
-        (announced) =>
-          this.enqueue(
-            announced,
-            () => {},
-            () => {},
-          ),
-        overrides,
+      prepared = this.preparer.prepare(event, (announced) =>
+        this.enqueue(
+          announced,
+          () => {},
+          () => {},
+        ),
       );
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));

@@ -7,7 +7,7 @@
  * replica). A low layer: it knows records and events, not proxies or bots.
  * See docs/backend.md.
  */
-import type { AuditEventInput, FieldOverrides } from '../audit/prepare.js';
+import type { AuditEventInput } from '../audit/prepare.js';
 import type { AuditReceipt } from '../audit/log.js';
 import type { ArgsPolicy } from '../audit/events.js';
 import type { FsyncPolicy } from '../audit/log.js';
@@ -57,11 +57,8 @@ export interface AuditWriter {
    * whose key is unchanged.
    */
   readonly key: string;
-  /**
-   * Resolves with the stored event's id and hash. `overrides`: fields set in place of the event's own (the
-   * certified `agent` of an agent's event; see EventPreparer.prepare).
-   */
-  append(event: AuditEventInput, overrides?: FieldOverrides): Promise<AuditReceipt>;
+  /** Resolves with the stored event's id and hash. */
+  append(event: AuditEventInput): Promise<AuditReceipt>;
   /** False after a failed write until a write succeeds again (for /readyz). */
   readonly healthy: boolean;
   /** Throws when the trail cannot be written now, without writing an event (for /readyz after a failure). */

@@ -107,10 +107,10 @@ export class ProxyMetrics {
       },
       probe: () => writer.probe(),
       close: () => writer.close(),
-      async append(event, overrides) {
+      async append(event) {
         const end = time();
         try {
-          const e = await writer.append(event, overrides);
+          const e = await writer.append(event);
           end();
           stored(event);
           return e;

@@ -229,23 +229,6 @@ describe('the direct event serialiser', () => {
     },
   );
 
-  it('overrides (an agent event’s `agent`) land where the event had the field, else last, as a spread did', () => {
-    const prep = new EventPreparer({ redactKeys: ['x-custom'], identityBudgetBytes: 0 });
-    const { event } = generator(42);
-    for (let i = 0; i < 3000; i++) {
-      const e = event();
-      if (i % 3 === 0) (e as Record<string, unknown>).agent = { forged: true };
-      const got = attempt(() => prep.prepare(e, () => {}, { agent: 'node-1' }).json);
-      if (got === undefined) {
-        expect(() => reference({ ...e, agent: 'node-1' }, 't', 'i', 'full', 1024 * 1024)).toThrow();
-        continue;
-      }
-      const { time, id } = JSON.parse(got) as { time: string; id: string };
-      expectSame(got, reference({ ...e, agent: 'node-1' }, time, id, 'full', 1024 * 1024));
-      expect((JSON.parse(got) as { agent: unknown }).agent).toBe('node-1');
-    }
-  });
-
   it('a value JSON cannot hold is refused as before (AUDIT_UNAVAILABLE), not written', () => {
     const prep = new EventPreparer({ identityBudgetBytes: 0 });
     expect(() => prep.prepare({ type: 'x', latencyMs: 10n as unknown as number }, () => {})).toThrow(
