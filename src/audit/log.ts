@@ -255,6 +255,8 @@ export class AuditLog {
   private flush(): Promise<void> {
     if (this.flushing) return this.flushing;
     this.flushing = (async () => {
+      // Appends made in the same synchronous run as this one (an agent's frame of events) join its write.
+      await Promise.resolve();
       try {
         while (this.queue.length > 0 || this.midLine || this.tornLines.length > 0) {
           const batch = this.queue.splice(0, this.queue.length);
