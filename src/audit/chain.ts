@@ -11,15 +11,23 @@
  * So the verifier needs no canonical JSON: it hashes the line's own bytes
  * minus the fixed-length hash member.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash as oneShotHash } from 'node:crypto';
 
 export const GENESIS = '0'.repeat(64);
 /** `,"hash":"` + 64 hex + `"}` */
 export const HASH_SUFFIX_BYTES = 9 + 64 + 2;
 const SUFFIX_RE = /,"hash":"([0-9a-f]{64})"\}$/;
 
+/**
+ * The hash of the event whose body is `open` + `}` (`open`: the body without
+ * its final brace, as the writers build it).
+ */
+export function hashOf(open: string): string {
+  return oneShotHash('sha256', `${open}}`, 'hex');
+}
+
 export function sealEvent(body: string): { line: string; hash: string } {
-  const hash = createHash('sha256').update(body).digest('hex');
+  const hash = oneShotHash('sha256', body, 'hex');
   return { line: `${body.slice(0, -1)},"hash":"${hash}"}\n`, hash };
 }
 

@@ -67,6 +67,8 @@ export interface ArgsRecorder {
   readonly policy: ArgsPolicy;
   /** What to store in the event's `args` field; undefined means leave it out. */
   record(args: unknown): unknown;
+  /** The JSON of what `record` stores (the same text as `JSON.stringify(record(args))`), without serialising twice. */
+  recordJson(args: unknown): string | undefined;
 }
 
 export function argsRecorder(policy: ArgsPolicy, redactKeys: string[], maxArgsBytes: number): ArgsRecorder {
@@ -82,6 +84,16 @@ export function argsRecorder(policy: ArgsPolicy, redactKeys: string[], maxArgsBy
         return { truncated: true, ...digestOf(json) };
       }
       return digestOf(JSON.stringify(redacted));
+    },
+    recordJson(args: unknown): string | undefined {
+      if (args === undefined || policy === 'none') return undefined;
+      const json = JSON.stringify(redact(args, keys, 0));
+      if (policy === 'full') {
+        // UTF-8 takes at most 3 bytes per UTF-16 unit: most arguments need no byte count.
+        if (json.length * 3 <= maxArgsBytes || Buffer.byteLength(json) <= maxArgsBytes) return json;
+        return JSON.stringify({ truncated: true, ...digestOf(json) });
+      }
+      return JSON.stringify(digestOf(json));
     },
   };
 }

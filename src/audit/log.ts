@@ -19,14 +19,14 @@
  * `audit verify` can tell a torn write from an edit.
  */
 import { randomUUID } from 'node:crypto';
-import { constants as fsc, fstatSync, statSync, writeSync } from 'node:fs';
+import { constants as fsc, statSync, writeSync } from 'node:fs';
 import { mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { AccessError } from '../errors.js';
 import type { Logger } from '../util/log.js';
-import { GENESIS, HASH_SUFFIX_BYTES, sealEvent, trailingHash } from './chain.js';
+import { GENESIS, HASH_SUFFIX_BYTES, hashOf, trailingHash } from './chain.js';
 import { eventCode, type ArgsPolicy } from './events.js';
-import { EventPreparer, type AuditEventInput } from './prepare.js';
+import { EventPreparer, type AuditEventInput, type PreparedEvent } from './prepare.js';
 
 export { verifyAuditFile } from './verify.js';
 
@@ -40,6 +40,12 @@ export interface StoredAuditEvent {
   prev: string;
   hash: string;
   [k: string]: unknown;
+}
+
+/** What a writer answers once an event is durable: its id and chain hash. */
+export interface AuditReceipt {
+  id: string;
+  hash: string;
 }
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';
@@ -68,20 +74,24 @@ export interface AuditLogOptions {
 export { boundString, DEFAULT_IDENTITY_BUDGET_BYTES, MAX_FIELD_CHARS, MAX_REASON_CHARS } from './prepare.js';
 
 interface Queued {
-  fields: Record<string, unknown>;
-  /** `fields` serialised once, on the caller's turn (which also validates them). */
+  /** The event's JSON, serialised once on the caller's turn (which also validates it). */
   json: string;
-  resolve: (e: StoredAuditEvent) => void;
+  id: string;
+  /** Resolve with the whole stored event (`append`) rather than a receipt (`write`). */
+  whole: boolean;
+  resolve: (e: StoredAuditEvent | AuditReceipt) => void;
   reject: (err: unknown) => void;
 }
 
 interface Segment {
-  bytes: number;
-  /** For event lines: the chain hash, the stored event and who waits for it. */
+  /** The line's text (a lone newline ends an incomplete line). */
+  line: string;
+  /** For event lines: the chain hash and who waits for it. */
   hash?: string;
-  stored?: StoredAuditEvent;
   waiter?: Queued;
 }
+
+const ignore = () => {};
 
 /** Paths open in this process (the lock file only guards against other processes). */
 const openHere = new Set<string>();
@@ -98,7 +108,8 @@ export class AuditLog {
   private tornLines: number[] = [];
 
   /** Device and inode of the open file: a deleted or rotated file is noticed before the next write. */
-  private fileId = '';
+  private fileDev = -1;
+  private fileIno = -1;
   /** Bytes the file should hold (what was there at open plus what we wrote): less means it was truncated. */
   private size = 0;
   private reopenReason: string | undefined;
@@ -162,8 +173,7 @@ export class AuditLog {
       );
       log.midLine = tail.midLine;
       log.tornLines = tail.tornLines;
-      log.fileId = await fileIdOf(fh);
-      log.size = (await fh.stat()).size;
+      await log.identify(fh);
       if (tail.midLine || tail.tornLines.length) {
         opts.logger?.warn(
           `audit log ${path} ends with an incomplete event (an interrupted write); it is closed and an audit.recovered event is added`,
@@ -189,25 +199,39 @@ export class AuditLog {
   /**
    * Writes the event (time RFC 3339 with ms, id, prev hash, hash) BEFORE
    * resolving. Rejects with AccessError('AUDIT_UNAVAILABLE') if it cannot be
-   * written. Returns the stored event.
+   * written. Returns the stored event, as read back from its line.
    */
   append(event: AuditEventInput): Promise<StoredAuditEvent> {
+    return this.enqueue(event, true) as Promise<StoredAuditEvent>;
+  }
+
+  /**
+   * `append` for callers that need only the event's id and hash (the proxy's
+   * hot path): the same guarantees, without reading the stored event back.
+   */
+  write(event: AuditEventInput): Promise<AuditReceipt> {
+    return this.enqueue(event, false);
+  }
+
+  private enqueue(event: AuditEventInput, whole: boolean): Promise<StoredAuditEvent | AuditReceipt> {
     if (this.closed) return Promise.reject(new AccessError('AUDIT_UNAVAILABLE', `audit log ${this.path} is closed`));
-    let prepared;
+    let prepared: PreparedEvent;
     try {
-      prepared = this.preparer.prepare(event, (announced) => {
-        this.queue.push({ ...announced, resolve: () => {}, reject: () => {} });
-        if (this.flushing === null) void this.flush();
-      });
+      prepared = this.preparer.prepare(event, this.announce);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    const { fields, json } = prepared;
-    return new Promise<StoredAuditEvent>((resolve, reject) => {
-      this.queue.push({ fields, json, resolve, reject });
+    return new Promise((resolve, reject) => {
+      this.queue.push({ json: prepared.json, id: prepared.id, whole, resolve, reject });
       if (this.flushing === null) void this.flush();
     });
   }
+
+  /** The one `audit.budget_exceeded` event of an overrun: written, nobody waits for it. */
+  private readonly announce = (e: PreparedEvent): void => {
+    this.queue.push({ json: e.json, id: e.id, whole: false, resolve: ignore, reject: ignore });
+    if (this.flushing === null) void this.flush();
+  };
 
   async close(): Promise<void> {
     if (this.closed) return;
@@ -231,6 +255,8 @@ export class AuditLog {
   private flush(): Promise<void> {
     if (this.flushing) return this.flushing;
     this.flushing = (async () => {
+      // Appends made in the same synchronous run as this one (an agent's frame of events) join its write.
+      await Promise.resolve();
       try {
         while (this.queue.length > 0 || this.midLine || this.tornLines.length > 0) {
           const batch = this.queue.splice(0, this.queue.length);
@@ -275,80 +301,90 @@ export class AuditLog {
     }
 
     const segments: Segment[] = [];
-    const text: string[] = [];
+    let text = '';
     let hash = this.lastHash;
     if (this.midLine) {
-      segments.push({ bytes: 1 });
-      text.push('\n');
+      segments.push({ line: '\n' });
+      text += '\n';
     }
-    const addEvent = (fields: Record<string, unknown>, waiter?: Queued) => {
-      const prev = hash;
-      // The same text as JSON.stringify({ ...fields, prev }), without serialising twice.
-      const json = waiter?.json ?? JSON.stringify(fields);
-      const sealed = sealEvent(`${json.slice(0, -1)},"prev":"${prev}"}`);
-      hash = sealed.hash;
-      segments.push({
-        bytes: Buffer.byteLength(sealed.line),
-        hash: sealed.hash,
-        stored: { ...fields, prev, hash: sealed.hash } as StoredAuditEvent,
-        waiter,
-      });
-      text.push(sealed.line);
+    /** `json` without its final `}`: the line is it, then prev and hash (format: ./chain.ts). */
+    const addEvent = (json: string, waiter?: Queued) => {
+      const open = `${json.slice(0, -1)},"prev":"${hash}"`;
+      hash = hashOf(open);
+      const line = `${open},"hash":"${hash}"}\n`;
+      segments.push({ line, hash, waiter });
+      text += line;
     };
     if (this.tornLines.length > 0) {
-      addEvent({
-        time: new Date().toISOString(),
-        id: randomUUID(),
-        type: 'audit.recovered',
-        code: eventCode('audit.recovered'),
-        reason:
-          'a write was interrupted; the incomplete line(s) before this event are not events, and the chain continues from the last complete event',
-        torn: [...this.tornLines],
-      });
+      addEvent(
+        JSON.stringify({
+          time: new Date().toISOString(),
+          id: randomUUID(),
+          type: 'audit.recovered',
+          code: eventCode('audit.recovered'),
+          reason:
+            'a write was interrupted; the incomplete line(s) before this event are not events, and the chain continues from the last complete event',
+          torn: [...this.tornLines],
+        }),
+      );
     }
     if (this.reopenReason !== undefined) {
-      addEvent({
-        time: new Date().toISOString(),
-        id: randomUUID(),
-        type: 'audit.reopened',
-        code: eventCode('audit.reopened'),
-        reason: this.reopenReason,
-      });
+      addEvent(
+        JSON.stringify({
+          time: new Date().toISOString(),
+          id: randomUUID(),
+          type: 'audit.reopened',
+          code: eventCode('audit.reopened'),
+          reason: this.reopenReason,
+        }),
+      );
       this.reopenReason = undefined;
     }
-    for (const q of batch) addEvent(q.fields, q);
+    for (const q of batch) addEvent(q.json, q);
 
-    const buf = Buffer.from(text.join(''), 'utf8');
+    const buf = Buffer.from(text, 'utf8');
     // Small batches (the common case) are written synchronously: a write to the
     // page cache costs microseconds, a thread-pool round trip tens of them.
     const { written, error } =
       buf.length <= SYNC_WRITE_MAX ? writeAllSync(this.fh.fd, buf) : await writeAll(this.fh, buf);
     this.size += written;
 
-    // Account for exactly what reached the file.
-    let offset = 0;
-    const done = new Set<Segment>();
-    for (const seg of segments) {
-      const got = Math.max(0, Math.min(seg.bytes, written - offset));
-      offset += seg.bytes;
-      if (seg.hash === undefined) {
-        if (got === 1) this.midLine = false;
-        continue;
-      }
-      if (got === 0) continue;
-      if (got >= seg.bytes - 1) {
-        // Complete (perhaps without its newline, which the next write adds).
-        this.lastHash = seg.hash;
-        this.tornLines = [];
-        this.midLine = got < seg.bytes;
-        done.add(seg);
-      } else {
-        this.tornLines.push(got);
-        this.midLine = true;
+    // Account for exactly what reached the file (line by line only when not all of it did).
+    let done: Segment[];
+    const failed: Segment[] = [];
+    if (written === buf.length) {
+      done = segments.filter((seg) => seg.hash !== undefined);
+      this.midLine = false;
+      this.tornLines = [];
+      if (done.length > 0) this.lastHash = done[done.length - 1]!.hash!;
+    } else {
+      done = [];
+      let offset = 0;
+      for (const seg of segments) {
+        const bytes = Buffer.byteLength(seg.line);
+        const got = Math.max(0, Math.min(bytes, written - offset));
+        offset += bytes;
+        if (seg.hash === undefined) {
+          if (got === 1) this.midLine = false;
+          continue;
+        }
+        if (got >= bytes - 1) {
+          // Complete (perhaps without its newline, which the next write adds).
+          this.lastHash = seg.hash;
+          this.tornLines = [];
+          this.midLine = got < bytes;
+          done.push(seg);
+        } else {
+          if (got > 0) {
+            this.tornLines.push(got);
+            this.midLine = true;
+          }
+          failed.push(seg);
+        }
       }
     }
-    const waitersDone = [...done].filter((s) => s.waiter).map((s) => s.waiter!);
-    const waitersFailed = segments.filter((s) => s.waiter && !done.has(s)).map((s) => s.waiter!);
+    const waitersDone = done.filter((s) => s.waiter).map((s) => s.waiter!);
+    const waitersFailed = failed.filter((s) => s.waiter).map((s) => s.waiter!);
     if (error !== undefined) {
       fail('write failed', error, waitersFailed);
       if (waitersDone.length === 0) return false;
@@ -364,8 +400,20 @@ export class AuditLog {
     } else if (this.fsync === 'interval') {
       this.scheduleSync();
     }
-    for (const seg of done) seg.waiter?.resolve(seg.stored!);
+    for (const seg of done) {
+      const w = seg.waiter;
+      if (w === undefined) continue;
+      w.resolve(w.whole ? (JSON.parse(seg.line) as StoredAuditEvent) : { id: w.id, hash: seg.hash! });
+    }
     return error === undefined;
+  }
+
+  /** Remember which file `fh` is and how long it is now. */
+  private async identify(fh: FileHandle): Promise<void> {
+    const st = await fh.stat();
+    this.fileDev = st.dev;
+    this.fileIno = st.ino;
+    this.size = st.size;
   }
 
   /**
@@ -373,25 +421,28 @@ export class AuditLog {
    * path is opened again (created if gone) and the next event says so. The
    * chain continues from the new file's own last event (a new file starts
    * from zeros); `audit.reopened` names the previous file's last hash.
+   *
+   * One stat of the path per batch tells all three cases apart: another
+   * device/inode (replaced), none (deleted or moved), or ours but shorter
+   * than what we wrote (truncated in place).
    */
   private async followPath(): Promise<void> {
-    let id: string;
+    let st;
     try {
-      const st = statSync(this.path, { throwIfNoEntry: false });
-      id = st ? `${st.dev}:${st.ino}` : '';
+      st = statSync(this.path, { throwIfNoEntry: false });
     } catch {
-      id = '';
+      st = undefined;
     }
-    if (id === this.fileId) {
+    if (st !== undefined && st.ino === this.fileIno && st.dev === this.fileDev) {
       // Same file, but shorter than what we wrote: truncated in place (logrotate's copytruncate).
-      if (fstatSync(this.fh.fd).size >= this.size) return;
+      if (st.size >= this.size) return;
       const tail = await readTail(this.fh, this.path);
       this.reopenReason = `the audit file was truncated (copytruncate rotation?); events continue in it. The last event written before has hash ${this.lastHash}`;
       this.logger?.warn(`audit log ${this.path} was truncated; continuing in it`);
       this.lastHash = tail.lastHash;
       this.midLine = tail.midLine;
       this.tornLines = tail.tornLines;
-      this.size = fstatSync(this.fh.fd).size;
+      this.size = (await this.fh.stat()).size;
       return;
     }
     const previousHead = this.lastHash;
@@ -405,13 +456,12 @@ export class AuditLog {
     }
     await this.fh.close().catch(() => {});
     this.fh = fh;
-    this.fileId = await fileIdOf(fh);
-    this.size = (await fh.stat()).size;
+    await this.identify(fh);
     this.lastHash = tail.lastHash;
     this.midLine = tail.midLine;
     this.tornLines = tail.tornLines;
     this.syncError = null;
-    const what = id === '' ? 'was deleted or moved away (rotated)' : 'was replaced by another file (rotated)';
+    const what = st === undefined ? 'was deleted or moved away (rotated)' : 'was replaced by another file (rotated)';
     this.reopenReason = `the audit file ${what}; events continue in the file now at this path. The last event written before has hash ${previousHead}`;
     this.logger?.warn(`audit log ${this.path} ${what}; reopened it`);
   }
@@ -603,11 +653,6 @@ async function openLogFile(file: string, shown: string): Promise<FileHandle> {
     });
   }
   return fh;
-}
-
-async function fileIdOf(fh: FileHandle): Promise<string> {
-  const st = await fh.stat();
-  return `${st.dev}:${st.ino}`;
 }
 
 /**

@@ -87,7 +87,8 @@ const FIELD_ORDER = [
   'reason',
   'latencyMs',
 ];
-const RESERVED = new Set(['time', 'id', 'type', 'code', 'prev', 'hash']);
+/** Keys written by the writer (time, id, type, code) or in FIELD_ORDER's place: not repeated among the others. */
+const NOT_EXTRA = new Set(['time', 'id', 'type', 'code', 'prev', 'hash', ...FIELD_ORDER]);
 
 export interface EventPreparerOptions {
   args?: ArgsPolicy;
@@ -98,10 +99,105 @@ export interface EventPreparerOptions {
   logger?: Logger;
 }
 
-/** An event ready to be chained: its fields and their JSON (without `prev`). */
+/** An event ready to be chained: its JSON (without `prev`), and what writers index it by. */
 export interface PreparedEvent {
-  fields: Record<string, unknown>;
+  /** `{"time":…,"id":…,"type":…,…}`: the stored line is this with `prev` and `hash` added before the `}`. */
   json: string;
+  id: string;
+  time: string;
+  /** The event as given (PostgreSQL indexes some of its fields). */
+  event: Readonly<AuditEventInput>;
+}
+
+const quote = JSON.stringify as (s: string) => string;
+
+/** An array index ("0" … "4294967294"): JavaScript lists such keys first, in numeric order, in every object. */
+function isArrayIndex(k: string): boolean {
+  const c = k.charCodeAt(0);
+  if (!(c >= 48 && c <= 57) || k.length > 10 || (c === 48 && k.length > 1)) return false;
+  for (let i = 1; i < k.length; i++) {
+    const d = k.charCodeAt(i);
+    if (d < 48 || d > 57) return false;
+  }
+  return Number(k) < 4294967295;
+}
+
+/**
+ * The JSON of one field's value, bounded: exactly `JSON.stringify(boundValue(v, max, 0))` as a member of the
+ * event (undefined: the member is left out). Strings, numbers, arrays of them and flat objects (the client's
+ * name and version, roles) are written directly; anything else takes the general path.
+ */
+function fieldJson(v: unknown, max: number): string | undefined {
+  switch (typeof v) {
+    case 'string':
+      return quote(v.length <= max ? v : boundString(v, max));
+    case 'number':
+      return Number.isFinite(v) ? String(v) : 'null';
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'undefined':
+    case 'function':
+    case 'symbol':
+      return undefined;
+    case 'object':
+      if (v === null) return 'null';
+      return (
+        (Array.isArray(v) ? flatArrayJson(v, max) : flatObjectJson(v, max)) ?? JSON.stringify(boundValue(v, max, 0))
+      );
+    default:
+      return JSON.stringify(v); // bigint: throws, as it always did
+  }
+}
+
+/** A scalar at depth 1 (a string, finite or not number, boolean, null), else undefined. */
+function scalarJson(x: unknown, max: number): string | undefined {
+  if (typeof x === 'string') return quote(x.length <= max ? x : boundString(x, max));
+  if (typeof x === 'number') return Number.isFinite(x) ? String(x) : 'null';
+  if (typeof x === 'boolean') return x ? 'true' : 'false';
+  if (x === null) return 'null';
+  return undefined;
+}
+
+function flatArrayJson(a: unknown[], max: number): string | undefined {
+  let out = '[';
+  for (let i = 0; i < a.length; i++) {
+    const j = scalarJson(a[i], max);
+    if (j === undefined) return undefined;
+    out += i === 0 ? j : `,${j}`;
+  }
+  return `${out}]`;
+}
+
+function flatObjectJson(o: object, max: number): string | undefined {
+  const proto = Object.getPrototypeOf(o) as unknown;
+  if (proto !== Object.prototype && proto !== null) return undefined;
+  let out = '{';
+  let first = true;
+  for (const k of Object.keys(o)) {
+    if (k === '__proto__') return undefined;
+    const j = scalarJson((o as Record<string, unknown>)[k], max);
+    if (j === undefined) return undefined;
+    out += `${first ? '' : ','}${quote(k.length <= MAX_FIELD_CHARS ? k : boundString(k, MAX_FIELD_CHARS))}:${j}`;
+    first = false;
+  }
+  return `${out}}`;
+}
+
+/** `JSON.stringify(v)` as a member's value (undefined: left out), for the writer's own unbounded `type` and `code`. */
+function rawJson(v: unknown): string | undefined {
+  return v === undefined || typeof v === 'function' || typeof v === 'symbol' ? undefined : JSON.stringify(v);
+}
+
+let lastMs = NaN;
+let lastIso = '';
+/** `new Date().toISOString()`, computed once per millisecond. */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }
 
 export class EventPreparer {
@@ -118,54 +214,66 @@ export class EventPreparer {
   }
 
   /**
-   * The event's fields and JSON, its identity charged. Throws
-   * AUDIT_UNAVAILABLE when it cannot be serialised or the identity's budget
-   * is spent; `announce` is the one `audit.budget_exceeded` event to record
-   * (not charged, nobody waits for it) the first time a budget runs out.
+   * The event's JSON, its identity charged. Throws AUDIT_UNAVAILABLE when it
+   * cannot be serialised or the identity's budget is spent; `announce` is the
+   * one `audit.budget_exceeded` event to record (not charged, nobody waits for
+   * it) the first time a budget runs out.
    */
   prepare(event: AuditEventInput, announce: (e: PreparedEvent) => void): PreparedEvent {
-    let fields: Record<string, unknown>;
-    let json: string;
+    let prepared: PreparedEvent;
     try {
-      fields = this.buildFields(event);
-      json = JSON.stringify(fields);
+      prepared = this.serialise(event);
     } catch (err) {
       throw new AccessError('AUDIT_UNAVAILABLE', `audit event cannot be recorded: ${(err as Error).message}`, {
         cause: err,
       });
     }
-    const over = this.overBudget(event, json, announce);
+    const over = this.overBudget(event, prepared.json, announce);
     if (over) throw over;
-    return { fields, json };
+    return prepared;
   }
 
   /** Fields of an event the writer adds itself (recovered, reopened): time, id, type, code, then `extra`. */
   own(type: string, extra: Record<string, unknown>): Record<string, unknown> {
-    return { time: new Date().toISOString(), id: randomUUID(), type, code: eventCode(type), ...extra };
+    return { time: isoNow(), id: randomUUID(), type, code: eventCode(type), ...extra };
   }
 
-  buildFields(event: AuditEventInput): Record<string, unknown> {
-    const out: Record<string, unknown> = {
-      time: new Date().toISOString(),
-      id: randomUUID(),
-      type: event.type,
-    };
-    const code = event.code ?? eventCode(event.type, event.outcome);
-    if (code !== undefined) out.code = code;
-    const put = (k: string, v: unknown) => {
-      if (v === undefined) return;
-      if (k === 'args') {
-        const recorded = this.args.record(v);
-        if (recorded !== undefined) out.args = recorded;
-        return;
-      }
-      // Client- and server-chosen strings (client name, method, tool, error messages) are bounded.
-      out[k] = boundValue(v, k === 'reason' ? MAX_REASON_CHARS : MAX_FIELD_CHARS, 0);
-    };
-    for (const k of FIELD_ORDER) put(k, event[k]);
-    for (const k of Object.keys(event))
-      if (!RESERVED.has(k) && !FIELD_ORDER.includes(k)) put(boundString(k, MAX_FIELD_CHARS), event[k]);
-    return out;
+  /**
+   * The event's JSON, written directly: `time`, `id`, `type`, `code`, the
+   * fields of FIELD_ORDER, then the others in the event's order (array-index
+   * keys, which JavaScript puts first in any object, before `time`).
+   * Client- and server-chosen strings (client name, method, tool, error
+   * messages) are bounded; `args` is recorded per the arguments policy.
+   * The text is the same as `JSON.stringify` of the fields object it replaces
+   * (test/audit/serialise.test.ts compares the two).
+   */
+  serialise(event: AuditEventInput): PreparedEvent {
+    const time = isoNow();
+    const id = randomUUID();
+    const type = rawJson(event.type);
+    const codeValue = event.code ?? eventCode(event.type, event.outcome);
+    const code = rawJson(codeValue);
+    let body = `"time":"${time}","id":"${id}"`;
+    if (type !== undefined) body += `,"type":${type}`;
+    if (code !== undefined) body += `,"code":${code}`;
+    for (const k of FIELD_ORDER) {
+      const v = event[k];
+      if (v === undefined) continue;
+      let j: string | undefined;
+      if (k === 'args') j = this.args.recordJson(v);
+      else j = fieldJson(v, k === 'reason' ? MAX_REASON_CHARS : MAX_FIELD_CHARS);
+      if (j !== undefined) body += `,"${k}":${j}`;
+    }
+    let head = '';
+    for (const k of Object.keys(event)) {
+      if (NOT_EXTRA.has(k) || k === '__proto__') continue;
+      const j = fieldJson(event[k], MAX_FIELD_CHARS);
+      if (j === undefined) continue;
+      const member = `${quote(k.length <= MAX_FIELD_CHARS ? k : boundString(k, MAX_FIELD_CHARS))}:${j}`;
+      if (isArrayIndex(k)) head += `${member},`;
+      else body += `,${member}`;
+    }
+    return { json: `{${head}${body}}`, id, time, event };
   }
 
   /**
@@ -198,14 +306,15 @@ export class EventPreparer {
     const message = `identity ${boundString(user, MAX_FIELD_CHARS)} has used up its audit budget (${mib} MiB per hour); its requests are refused until the budget refills`;
     if (!b.announced) {
       b.announced = true;
-      const fields = this.buildFields({
-        type: 'audit.budget_exceeded',
-        user,
-        outcome: 'denied',
-        reason: message,
-        budgetBytesPerHour: this.identityBudget,
-      });
-      announce({ fields, json: JSON.stringify(fields) });
+      announce(
+        this.serialise({
+          type: 'audit.budget_exceeded',
+          user,
+          outcome: 'denied',
+          reason: message,
+          budgetBytesPerHour: this.identityBudget,
+        }),
+      );
       this.opts.logger?.warn(`audit: ${message}`);
     }
     return new AccessError('AUDIT_UNAVAILABLE', message, {

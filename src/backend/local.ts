@@ -60,7 +60,7 @@ export function fileAuditWriter(log: AuditLog): AuditWriter & { log: AuditLog } 
       return healthy;
     },
     append: (event) =>
-      log.append(event).then(
+      log.write(event).then(
         (stored) => {
           healthy = true;
           return stored;

@@ -18,15 +18,21 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { AccessError } from '../errors.js';
-import type { StoredAuditEvent } from '../audit/log.js';
-import { GENESIS, sealEvent } from '../audit/chain.js';
-import { EventPreparer, type AuditEventInput, type PreparedEvent } from '../audit/prepare.js';
+import type { AuditReceipt } from '../audit/log.js';
+import { GENESIS, hashOf } from '../audit/chain.js';
+import {
+  boundString,
+  EventPreparer,
+  MAX_FIELD_CHARS,
+  type AuditEventInput,
+  type PreparedEvent,
+} from '../audit/prepare.js';
 import type { Logger } from '../util/log.js';
 import type { PgConnection } from './pg-connection.js';
 import type { AuditWriter, AuditWriterOptions } from './types.js';
 
 interface Queued extends PreparedEvent {
-  resolve: (e: StoredAuditEvent) => void;
+  resolve: (e: AuditReceipt) => void;
   reject: (err: unknown) => void;
 }
 
@@ -92,7 +98,7 @@ export class PgAuditLog implements AuditWriter {
     );
   }
 
-  append(event: AuditEventInput): Promise<StoredAuditEvent> {
+  append(event: AuditEventInput): Promise<AuditReceipt> {
     if (this.closed) return Promise.reject(new AccessError('AUDIT_UNAVAILABLE', 'the audit trail is closed'));
     let prepared: PreparedEvent;
     try {
@@ -106,7 +112,7 @@ export class PgAuditLog implements AuditWriter {
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    return new Promise<StoredAuditEvent>((resolve, reject) => this.enqueue(prepared, resolve, reject));
+    return new Promise<AuditReceipt>((resolve, reject) => this.enqueue(prepared, resolve, reject));
   }
 
   private enqueue(p: PreparedEvent, resolve: Queued['resolve'], reject: Queued['reject']): void {
@@ -162,27 +168,28 @@ export class PgAuditLog implements AuditWriter {
       let seq = this.seq;
       let hash = this.lastHash;
       const cols: unknown[][] = [[], [], [], [], [], [], [], [], [], []];
-      const stored: StoredAuditEvent[] = [];
+      const stored: AuditReceipt[] = [];
       for (const q of batch) {
-        const sealed = sealEvent(`${q.json.slice(0, -1)},"prev":"${hash}"}`);
+        const open = `${q.json.slice(0, -1)},"prev":"${hash}"`;
+        hash = hashOf(open);
         seq++;
-        const f = q.fields;
-        const text = (v: unknown) => (typeof v === 'string' ? v : null);
+        const f = q.event;
+        // As the line stores them: strings bounded (prepare.ts).
+        const text = (v: unknown) => (typeof v === 'string' ? boundString(v, MAX_FIELD_CHARS) : null);
         const row = [
           seq,
-          f.id,
-          f.time,
+          q.id,
+          q.time,
           f.type,
           text(f.user),
           text(f.server),
           text(f.sessionId),
           text(f.tool),
           text(f.outcome),
-          sealed.line.slice(0, -1),
+          `${open},"hash":"${hash}"}`,
         ];
         row.forEach((v, i) => cols[i]!.push(v));
-        stored.push({ ...f, prev: hash, hash: sealed.hash } as StoredAuditEvent);
-        hash = sealed.hash;
+        stored.push({ id: q.id, hash });
       }
       const r = await this.backend.query(this.backend.pool, INSERT, [this.writer, ...cols, seq, hash, batch.length]);
       if (r.rowCount !== 1)

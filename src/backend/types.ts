@@ -8,7 +8,7 @@
  * See docs/backend.md.
  */
 import type { AuditEventInput } from '../audit/prepare.js';
-import type { StoredAuditEvent } from '../audit/log.js';
+import type { AuditReceipt } from '../audit/log.js';
 import type { ArgsPolicy } from '../audit/events.js';
 import type { FsyncPolicy } from '../audit/log.js';
 import type { Logger } from '../util/log.js';
@@ -57,7 +57,8 @@ export interface AuditWriter {
    * whose key is unchanged.
    */
   readonly key: string;
-  append(event: AuditEventInput): Promise<StoredAuditEvent>;
+  /** Resolves with the stored event's id and hash. */
+  append(event: AuditEventInput): Promise<AuditReceipt>;
   /** False after a failed write until a write succeeds again (for /readyz). */
   readonly healthy: boolean;
   /** Throws when the trail cannot be written now, without writing an event (for /readyz after a failure). */

@@ -450,14 +450,7 @@ export class AgentDirectory {
     try {
       const ids: string[] = [];
       if (sink) {
-        const stored = await Promise.all(
-          (events as unknown[]).map((e) =>
-            sink.append({
-              ...(typeof e === 'object' && e !== null ? (e as Record<string, unknown>) : { value: e }),
-              agent: link.name,
-            }),
-          ),
-        );
+        const stored = await Promise.all((events as unknown[]).map((e) => sink.append(certified(e, link.name))));
         for (const s of stored) ids.push(s.id);
       }
       // To the agent's current control connection: it may have replaced this one meanwhile.
@@ -493,6 +486,20 @@ export class AgentDirectory {
       w.reject(new AccessError('UPSTREAM_FAILED', `agent ${link.name} went away`, { hint: 'try again' }));
     if (link.control.readyState === link.control.OPEN) link.control.close(CLOSE.GOING_AWAY);
   }
+}
+
+/**
+ * An agent's event with the name its certificate gives it as `agent`,
+ * whatever the agent wrote there. The event is the control frame's own,
+ * freshly parsed object: it is marked in place rather than copied (the same
+ * fields in the same order as `{ ...e, agent }`: an `agent` the agent sent
+ * keeps its place, with the certified value).
+ */
+function certified(e: unknown, agent: string): Record<string, unknown> {
+  if (typeof e !== 'object' || e === null) return { value: e, agent };
+  if (Array.isArray(e)) return { ...e, agent };
+  (e as Record<string, unknown>).agent = agent;
+  return e as Record<string, unknown>;
 }
 
 function fatalFrame(err: AccessError): string {

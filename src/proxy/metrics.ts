@@ -18,6 +18,7 @@ import client from 'prom-client';
 import { AccessError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import type { AuditWriter } from '../backend/types.js';
+import { boundString, MAX_FIELD_CHARS, type AuditEventInput } from '../audit/prepare.js';
 import type { AccessDecider } from './server.js';
 
 export class ProxyMetrics {
@@ -98,7 +99,7 @@ export class ProxyMetrics {
   /** The audit writer with its appends timed and counted (two appends per call: kept cheap). */
   observeAudit(writer: AuditWriter): AuditWriter {
     const histogram = this.auditWrite;
-    const stored = (e: Record<string, unknown>) => this.count(e);
+    const stored = (e: AuditEventInput) => this.count(e);
     const failed = (err: unknown) => {
       this.auditFailures.inc();
       if (err instanceof AccessError && /audit budget/.test(err.message))
@@ -118,7 +119,7 @@ export class ProxyMetrics {
         return writer.append(event).then(
           (e) => {
             histogram.observe((performance.now() - t0) / 1000);
-            stored(e);
+            stored(event);
             return e;
           },
           (err: unknown) => {
@@ -130,11 +131,15 @@ export class ProxyMetrics {
     };
   }
 
-  private count(e: Record<string, unknown>): void {
+  /** Counted from the event as given; strings bounded as the stored event has them. */
+  private count(e: AuditEventInput): void {
     if (e.outcome === 'denied' && typeof e.type === 'string') this.denials.inc({ type: e.type });
-    if (e.type === 'mcp.session.request' && (e.phase === 'response' || e.outcome === 'denied'))
+    if (e.type === 'mcp.session.request' && (e.phase === 'response' || e.outcome === 'denied')) {
       // Counted here, handed to prom-client on a scrape: it hashes the labels on every `inc`.
-      this.uncountedRequests.set(String(e.outcome), (this.uncountedRequests.get(String(e.outcome)) ?? 0) + 1);
+      const outcome: unknown = e.outcome;
+      const key = boundString(typeof outcome === 'string' ? outcome : String(outcome), MAX_FIELD_CHARS);
+      this.uncountedRequests.set(key, (this.uncountedRequests.get(key) ?? 0) + 1);
+    }
   }
 
   /** The decider with refusals counted (LIMIT_REACHED: a session limit). */

@@ -85,7 +85,7 @@ describe('the audit trail', () => {
       );
     }
     const stored = await Promise.all(appends);
-    // Each append resolved with its stored event; the row exists once it resolved.
+    // Each append resolved with its stored event's id and hash; the row exists once it resolved.
     const ids = new Set(stored.map((e) => e.id));
     expect(ids.size).toBe(200);
     expect(pg.psql('SELECT count(*) FROM audit_events', 'audit').trim()).toBe('200');
@@ -94,7 +94,7 @@ describe('the audit trail', () => {
     expect(v).toMatchObject({ ok: true, writers: 2, events: 200 });
 
     const denied = await searchPgAudit(b, { user: 'alice', denied: true });
-    const expected = stored.filter((e) => e.user === 'alice' && e.outcome === 'denied').length;
+    const expected = Array.from({ length: 200 }, (_, i) => i).filter((i) => i % 3 && !(i % 5)).length;
     expect(denied.events).toHaveLength(expected);
     expect(denied.events.every((e) => e.user === 'alice' && e.outcome === 'denied')).toBe(true);
     const last3 = await searchPgAudit(b, { server: 'files', limit: 3 });

@@ -3,12 +3,18 @@
  * audit events (stored before they are acknowledged), refusals.
  */
 import { EventEmitter } from 'node:events';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { AuditLog, verifyAuditFile } from '../../src/audit/log.js';
+import { fileAuditWriter } from '../../src/backend/local.js';
 import type { WebSocket } from 'ws';
 import { AccessError } from '../../src/errors.js';
 import type { Peer } from '../../src/identity/peer.js';
 import { AgentDirectory, HEARTBEAT_STALE_MS } from '../../src/proxy/agents.js';
 import { Logger } from '../../src/util/log.js';
+import { until } from '../helpers/until.js';
 
 class FakeSocket extends EventEmitter {
   readonly OPEN = 1;
@@ -134,6 +140,44 @@ describe('AgentDirectory', () => {
     await new Promise((r) => setImmediate(r));
     expect(stored.map((e) => e.agent)).toEqual(['east', 'east']);
     expect(a.frames('audit-ack')[0]).toEqual({ type: 'audit-ack', seq: 7, ids: ['id1', 'id2'] });
+  });
+
+  it('a hostile agent’s events cannot forge `agent`, ids or the chain, nor add lines to the real trail', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'mcp-access-agents-')), 'audit.jsonl');
+    const log = await AuditLog.open(path);
+    const writer = fileAuditWriter(log);
+    const { dir } = directory({ audit: () => writer });
+    const a = new FakeSocket();
+    dir.attachControl(ws(a), agentPeer('east'));
+    a.receive({ type: 'announce', servers: [] });
+    const zeros = '0'.repeat(64);
+    // Raw text: an own "__proto__" key, keys JSON.stringify would never write, strings that try to end the line.
+    const events = [
+      `{"type":"mcp.session.request","agent":"west","id":"mine","time":"then","prev":"${zeros}","hash":"${'f'.repeat(64)}","user":"alice","reason":"x\\n{\\"agent\\":\\"west\\"}\\n","method":"tools/call\\u2028"}`,
+      '{"__proto__":{"agent":"west"},"type":"x","agent":null}',
+      '{"type":"x","agent":{"name":"west"},"0":"first","client":{"__proto__":{"a":1},"name":"c"}}',
+      '"just a string"',
+      '[1,"two",{"agent":"west"}]',
+      `{"type":"x","user":"\\ud800","tool":"${'a'.repeat(100_000)}","extra":{"prev":"${zeros}"}}`,
+    ];
+    a.emit('message', Buffer.from(`{"type":"audit","seq":3,"events":[${events.join(',')}]}`), false);
+    await until(() => a.frames('audit-ack').length + a.frames('audit-nack').length > 0, 'the answer');
+    expect(a.frames('audit-nack')).toEqual([]);
+    await log.close();
+    const lines = readFileSync(path, 'utf8').split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines).toHaveLength(events.length);
+    const stored = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(stored.map((e) => e.agent)).toEqual(Array(events.length).fill('east'));
+    expect(a.frames('audit-ack')[0]).toEqual({ type: 'audit-ack', seq: 3, ids: stored.map((e) => e.id) });
+    expect(stored[0]).toMatchObject({ prev: zeros, user: 'alice' });
+    expect(stored[0]!.id).not.toBe('mine');
+    expect(stored[0]!.time).not.toBe('then');
+    for (let i = 1; i < stored.length; i++) expect(stored[i]!.prev).toBe(stored[i - 1]!.hash);
+    expect(stored[3]).toMatchObject({ value: 'just a string' });
+    expect(stored[4]).toMatchObject({ 0: 1, 1: 'two', 2: { agent: 'west' }, agent: 'east' });
+    expect(String(stored[5]!.tool)).toContain('…[cut: 100000 bytes');
+    expect(await verifyAuditFile(path)).toEqual({ ok: true, events: events.length, head: log.head });
   });
 
   it('answers audit-nack when the trail cannot store them', async () => {
