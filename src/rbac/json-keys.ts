@@ -57,6 +57,11 @@ export function scanKeys(text: string, opts: KeyScanOptions): KeyProblem | undef
       path = frames[k]!.name === '[]' ? `${path}[]` : path === '' ? frames[k]!.name : `${path}.${frames[k]!.name}`;
     return path;
   };
+  // One closure per scan (not per key): it reads `depth` when a problem is reported.
+  const where = (): string => {
+    const path = pathTo(depth - 1);
+    return path === '' ? 'the message' : `"${path}"`;
+  };
   const len = text.length;
   // A plain charCodeAt loop: several times faster than a regex search when
   // structure is dense; strings are skipped with indexOf.
@@ -67,10 +72,7 @@ export function scanKeys(text: string, opts: KeyScanOptions): KeyProblem | undef
       const top = depth > 0 ? frames[depth - 1]! : undefined;
       if (top !== undefined && top.isObject && top.expectKey) {
         const key = decodeKey(text, i, end);
-        const problem = addKey(top, key, () => {
-          const path = pathTo(depth - 1);
-          return path === '' ? 'the message' : `"${path}"`;
-        });
+        const problem = addKey(top, key, where);
         if (problem !== undefined) return { reason: problem, path: pathTo(depth - 1), key };
         top.lastKey = key;
         top.expectKey = false;
@@ -138,7 +140,8 @@ function foldedCanonical(set: ReadonlySet<string>): Map<string, string> {
 
 /** Case folding as lenient decoders do it (Go folds ſ→s and K→k too). */
 export function fold(s: string): string {
-  return s.toLowerCase().replace(/ſ/g, 's');
+  const lower = s.toLowerCase();
+  return lower.includes('ſ') ? lower.replace(/ſ/g, 's') : lower;
 }
 
 /** Index of the closing quote of the string whose content starts at `from`. */
