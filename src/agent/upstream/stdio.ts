@@ -11,15 +11,13 @@ import { AccessError } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
 import { LineFramer } from '../../tunnel/line-framer.js';
 import { errorResponse, RPC } from '../../tunnel/jsonrpc.js';
+import { writeLine } from '../../tunnel/write-line.js';
 import type { StdioServerConfig } from '../servers.js';
 import { excerpt, StderrLines } from './stderr-lines.js';
 import type { Upstream, UpstreamEvents } from './upstream.js';
 import { childProcessOptions } from './child-env.js';
 
 const STDERR_TAIL_LINES = 5;
-const NEWLINE = Buffer.from('\n');
-/** Messages sent in one turn of the event loop up to this many bytes are copied into one buffer, one write. */
-const COALESCE_BYTES = 64 * 1024;
 /** How long an exited server's last stderr bytes may take to arrive before its exit is reported. */
 const STDERR_SETTLE_MS = 250;
 
@@ -30,12 +28,6 @@ export class StdioUpstream implements Upstream {
   private closed = false;
   private readonly stderrTail: string[] = [];
   private started: Promise<void> | undefined;
-  /** Messages (each followed by its newline) sent in this turn of the event loop, written together. */
-  private outParts: Buffer[] = [];
-  private outBytes = 0;
-  private flushQueued = false;
-  /** send() said "wait for drain": onDrain is owed even if the write it was part of went through at once. */
-  private owesDrain = false;
 
   constructor(
     private readonly serverName: string,
@@ -133,10 +125,7 @@ export class StdioUpstream implements Upstream {
           }
         });
       });
-      child.stdin!.on('drain', () => {
-        this.owesDrain = false;
-        this.events.onDrain();
-      });
+      child.stdin!.on('drain', () => this.events.onDrain());
       child.stdin!.on('error', () => {
         /* EPIPE when the child died: reported by 'exit' */
       });
@@ -152,50 +141,11 @@ export class StdioUpstream implements Upstream {
     });
   }
 
-  /**
-   * Messages sent in the same turn of the event loop (e.g. the requests
-   * released by one audit group commit) go to the server's stdin in one
-   * write, in order. Returns false (wait for onDrain) once what is buffered
-   * reaches the pipe's high-water mark, as a single write would.
-   */
   send(message: Buffer): boolean {
     const stdin = this.child?.stdin;
     if (!stdin || stdin.destroyed || !stdin.writable) return true;
-    this.outParts.push(message, NEWLINE);
-    this.outBytes += message.length + 1;
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      process.nextTick(this.flushOut);
-    }
-    if (stdin.writableLength + this.outBytes < stdin.writableHighWaterMark) return true;
-    this.owesDrain = true;
-    return false;
+    return writeLine(stdin, message);
   }
-
-  private readonly flushOut = (): void => {
-    this.flushQueued = false;
-    const parts = this.outParts;
-    const bytes = this.outBytes;
-    if (parts.length === 0) return;
-    this.outParts = [];
-    this.outBytes = 0;
-    const stdin = this.child?.stdin;
-    if (!stdin || stdin.destroyed || !stdin.writable) return;
-    let ok: boolean;
-    if (bytes <= COALESCE_BYTES) {
-      ok = stdin.write(Buffer.concat(parts, bytes));
-    } else {
-      // Large messages are not copied: corked, they leave in one writev.
-      stdin.cork();
-      ok = true;
-      for (const part of parts) ok = stdin.write(part);
-      stdin.uncork();
-    }
-    if (ok && this.owesDrain) {
-      this.owesDrain = false;
-      this.events.onDrain();
-    }
-  };
 
   pause(): void {
     this.child?.stdout?.pause();
@@ -211,7 +161,6 @@ export class StdioUpstream implements Upstream {
     if (child.exitCode !== null || child.signalCode !== null) return this.exited;
     if (!this.stopping) {
       this.stopping = true;
-      this.flushOut();
       child.stdin?.end();
       this.signalGroup('SIGTERM');
       const timer = setTimeout(() => {
