@@ -837,12 +837,14 @@ class EnforcingGate implements SessionGate {
   /** Outcomes and server notifications: written in order, the message is not held back for it. */
   private recordLater(event: AuditEventInput): Promise<{ id: string } | undefined> {
     if (!this.audit) return Promise.resolve(undefined);
-    const p = this.audit.append(event);
-    return p.catch((err) => {
-      this.log.error(`audit: ${describeError(err)}`);
-      return undefined;
-    });
+    return this.audit.append(event).catch(this.auditWriteFailed);
   }
+
+  /** One handler for every event nobody waits for (no closure per event). */
+  private readonly auditWriteFailed = (err: unknown): undefined => {
+    this.log.error(`audit: ${describeError(err)}`);
+    return undefined;
+  };
 }
 
 function reply(
