@@ -113,11 +113,16 @@ export function scanKeys(text: string, opts: KeyScanOptions): KeyProblem | undef
 
 /** `where` names the object, built only when there is a problem to report. */
 function addKey(frame: Frame, key: string, where: () => string): string | undefined {
-  if (frame.keys.has(key)) return `duplicate key "${key}" in ${where()}`;
-  frame.keys.add(key);
-  if (frame.canonical !== null) {
+  if (frame.canonical === null) {
+    if (frame.keys.has(key)) return `duplicate key "${key}" in ${where()}`;
+    frame.keys.add(key);
+  } else {
+    // Where case matters, the folded map alone finds both: the first key of
+    // each folded form is kept, so the same key again is a duplicate and
+    // another key of that form differs only in letter case.
     const f = fold(key);
     const other = frame.folded.get(f);
+    if (other === key) return `duplicate key "${key}" in ${where()}`;
     if (other !== undefined) return `keys "${other}" and "${key}" in ${where()} differ only in letter case`;
     frame.folded.set(f, key);
     if (!frame.canonical.has(key)) {
