@@ -837,7 +837,11 @@ class EnforcingGate implements SessionGate {
   /** Outcomes and server notifications: written in order, the message is not held back for it. */
   private recordLater(event: AuditEventInput): Promise<{ id: string } | undefined> {
     if (!this.audit) return Promise.resolve(undefined);
-    return this.audit.append(event).catch(this.auditWriteFailed);
+    try {
+      return this.audit.append(event).catch(this.auditWriteFailed);
+    } catch (err) {
+      return Promise.resolve(this.auditWriteFailed(err));
+    }
   }
 
   /** One handler for every event nobody waits for (no closure per event). */
