@@ -12,16 +12,16 @@
  */
 import { AccessError, describeError } from '../errors.js';
 import type { Logger } from '../util/log.js';
-import { errorResponse, idKey, RPC } from '../tunnel/jsonrpc.js';
+import { errorResponse, RPC } from '../tunnel/jsonrpc.js';
 import type { AuditEventInput } from '../audit/log.js';
 import type { ClientVerdict, DatabaseGate, GateFactory, ServerVerdict, SessionGate, SessionInfo } from './gate.js';
 import { ClientCapabilities, clientInfoFromMeta } from './client-capabilities.js';
-import { inspectServerMessage } from './server-messages.js';
+import { inspectServerMessage, type ServerInspected } from './server-messages.js';
 import { excerpt } from './upstream/stderr-lines.js';
 import { redactSecrets } from '../util/redact.js';
 import type { Peer } from '../identity/peer.js';
 import type { ServerConfig } from './servers.js';
-import { inspectClientMessage } from '../rbac/inspect.js';
+import { inspectClientMessage, type Inspected } from '../rbac/inspect.js';
 import type { CallDecision, Policy } from '../rbac/policy.js';
 import type { ErrorCode } from '../errors.js';
 import { definitionDigest, toolDefinition, type PinStore, type ServerPins } from './pins.js';
@@ -50,10 +50,19 @@ export interface LiveAccess {
 
 interface Pending {
   method: string;
-  tool?: string;
+  tool: string | undefined;
   startedAt: number;
-  eventId?: string;
-  direction: 'client_to_server' | 'server_to_client';
+  eventId: string | undefined;
+}
+
+/** The session's own fields, at the head of each of its audit events. */
+interface EventBase {
+  sessionId: string;
+  user: string;
+  roles: string[];
+  server: string;
+  remoteAddr: string;
+  bot?: string;
 }
 
 export function accessDenied(peer: Peer, server: { name: string }, reason: string): AccessError {
@@ -68,7 +77,7 @@ export function createEnforcingGates(live: LiveAccess, log: Logger): GateFactory
     async open(info: SessionInfo): Promise<SessionGate> {
       const { policy, audit } = live;
       const { peer, server, sessionId } = info;
-      const base = {
+      const base: EventBase = {
         sessionId,
         user: peer.user,
         roles: peer.roles,
@@ -91,13 +100,19 @@ export function createEnforcingGates(live: LiveAccess, log: Logger): GateFactory
   };
 }
 
-/** Keys of `pending`: a client's request and a server's request may carry the same id. */
-const clientKey = (id: string | number | null) => `c${idKey(id)}`;
-const serverKey = (id: string | number | null) => `s${idKey(id)}`;
+/** Anything with a `then`: what a gate step returns when it has to wait (for the audit trail). */
+function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | undefined)?.then === 'function';
+}
 
 class EnforcingGate implements SessionGate {
   private client: { name?: string; version?: string } | undefined;
-  private readonly pending = new Map<string, Pending>();
+  /**
+   * Requests in flight, by JSON-RPC id (a Map keeps 1 and "1" apart): the
+   * client's and the server's apart, since both may use the same id.
+   */
+  private readonly clientPending = new Map<string | number, Pending>();
+  private readonly serverPending = new Map<string | number, Pending>();
   private readonly capabilities = new ClientCapabilities();
   private serverRefusals = 0;
   readonly database: DatabaseGate | undefined;
@@ -111,7 +126,7 @@ class EnforcingGate implements SessionGate {
     private readonly log: Logger,
     private peer: Peer,
     private readonly server: ServerConfig,
-    private base: Record<string, unknown>,
+    private base: EventBase,
   ) {
     this.database =
       server.transport === 'postgres'
@@ -120,7 +135,7 @@ class EnforcingGate implements SessionGate {
             grants: () => this.policy.databaseGrants(this.peer.roles, this.server),
             record: async (event) =>
               (await this.record({ ...this.base, client: this.client, ...event } as AuditEventInput))?.id,
-            requestEventId: (rpcId) => this.pending.get(clientKey(rpcId))?.eventId,
+            requestEventId: (rpcId) => this.clientPending.get(rpcId)?.eventId,
           }
         : undefined;
   }
@@ -172,28 +187,149 @@ class EnforcingGate implements SessionGate {
     return this.live.audit;
   }
 
-  async fromClient(bytes: Buffer): Promise<ClientVerdict> {
+  /**
+   * Synchronous where nothing has to be waited for: with an audit trail, a
+   * request's verdict is a promise that settles once its event is durable
+   * (one `then` on the append); without one, the verdict itself.
+   */
+  fromClient(bytes: Buffer): ClientVerdict | Promise<ClientVerdict> {
     const m = inspectClientMessage(bytes);
+    let out: ClientVerdict | Promise<ClientVerdict>;
     try {
-      return await this.judge(m, bytes);
+      out = this.judge(m, bytes);
     } catch (err) {
-      // Never forwarded unaudited: the request is refused, the reason logged.
-      this.log.error(`refusing ${this.peer.user}'s message: ${describeError(err)}`);
-      const id = m.kind === 'request' || m.kind === 'invalid' ? m.id : null;
-      if (m.kind === 'request' || m.kind === 'invalid') {
-        return reply(
-          id,
-          RPC.INTERNAL_ERROR,
-          `mcp-access: refused: the proxy cannot write its audit log, so it runs no request (${(err as Error).message})`,
-          { code: 'AUDIT_UNAVAILABLE' },
-        );
-      }
-      throw err;
+      return this.auditFailed(m, err);
     }
+    return isPromise(out) ? out.then(undefined, (err: unknown) => this.auditFailed(m, err)) : out;
   }
 
-  private async judge(m: ReturnType<typeof inspectClientMessage>, bytes: Buffer): Promise<ClientVerdict> {
-    const common = { ...this.base, client: this.client, direction: 'client_to_server' as const };
+  /** Never forwarded unaudited: the request is refused, the reason logged. */
+  private auditFailed(m: Inspected, err: unknown): ClientVerdict {
+    this.log.error(`refusing ${this.peer.user}'s message: ${describeError(err)}`);
+    if (m.kind === 'request' || m.kind === 'invalid') {
+      return reply(
+        m.id,
+        RPC.INTERNAL_ERROR,
+        `mcp-access: refused: the proxy cannot write its audit log, so it runs no request (${(err as Error).message})`,
+        { code: 'AUDIT_UNAVAILABLE' },
+      );
+    }
+    throw err;
+  }
+
+  /** The fields every event of this session starts with, in one shape (no spread on the hot path). */
+  private common(direction: 'client_to_server' | 'server_to_client'): AuditEventInput {
+    const b = this.base;
+    return {
+      sessionId: b.sessionId,
+      user: b.user,
+      roles: b.roles,
+      server: b.server,
+      remoteAddr: b.remoteAddr,
+      bot: b.bot,
+      client: this.client,
+      direction,
+    } as unknown as AuditEventInput;
+  }
+
+  private judge(m: Inspected, bytes: Buffer): ClientVerdict | Promise<ClientVerdict> {
+    if (m.kind !== 'request') return this.judgeOther(m, bytes);
+    if (this.clientPending.has(m.id)) return this.refuseDuplicate(m);
+    if (m.method === 'initialize') this.client = clientInfo(m.params);
+    else this.client = clientInfoFromMeta(m.params) ?? this.client;
+    this.capabilities.note(m.method, m.params);
+    const args = m.method === 'tools/call' ? (m.params as { arguments?: unknown } | undefined)?.arguments : undefined;
+    const b = this.base;
+    // One literal, the fields in the order the events had when they were spread from `base`.
+    const event = {
+      sessionId: b.sessionId,
+      user: b.user,
+      roles: b.roles,
+      server: b.server,
+      remoteAddr: b.remoteAddr,
+      bot: b.bot,
+      client: this.client,
+      direction: 'client_to_server',
+      type: 'mcp.session.request',
+      method: m.method,
+      rpcId: m.id,
+      tool: m.toolName,
+      args,
+    } as unknown as AuditEventInput;
+    const refusal = this.decide(m.method, m.params, m.toolName);
+    if (refusal !== undefined) return this.refuseRequest(m, event, refusal);
+    // Pending from now (before the append settles): a second request with this id
+    // that arrives meanwhile is refused above.
+    const entry: Pending = { method: m.method, tool: m.toolName, startedAt: performance.now(), eventId: undefined };
+    const id = m.id;
+    this.clientPending.set(id, entry);
+    const audit = this.audit;
+    if (audit === undefined) return { forward: bytes };
+    let appended: Promise<{ id: string } | undefined>;
+    try {
+      appended = audit.append(event);
+    } catch (err) {
+      appended = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return appended.then(
+      (ev) => {
+        entry.eventId = ev?.id;
+        return { forward: bytes };
+      },
+      (err: unknown) => {
+        if (this.clientPending.get(id) === entry) this.clientPending.delete(id);
+        throw err;
+      },
+    );
+  }
+
+  /**
+   * Two requests with one id: the server's answer could be taken for the other
+   * one's (an unfiltered tools/list, say). MCP forbids it; refuse.
+   */
+  private async refuseDuplicate(m: Extract<Inspected, { kind: 'request' }>): Promise<ClientVerdict> {
+    const reason = `id ${JSON.stringify(m.id)} is already used by a request that has not been answered`;
+    const ev = await this.record({
+      ...this.common('client_to_server'),
+      type: 'mcp.session.request',
+      method: m.method,
+      rpcId: m.id,
+      tool: m.toolName,
+      outcome: 'denied',
+      reason,
+    });
+    return reply(m.id, RPC.INVALID_REQUEST, `mcp-access: refused: ${reason}`, {
+      code: 'INVALID_MESSAGE',
+      auditEventId: ev?.id,
+    });
+  }
+
+  private async refuseRequest(
+    m: Extract<Inspected, { kind: 'request' }>,
+    event: AuditEventInput,
+    refusal: { decision: CallDecision; code: ErrorCode; what: string; fields: Record<string, unknown> },
+  ): Promise<ClientVerdict> {
+    const { decision, code, what, fields } = refusal;
+    const ev = await this.record({
+      ...event,
+      ...fields,
+      outcome: 'denied',
+      reason: decision.reason,
+      role: decision.role,
+      rule: decision.rule,
+    });
+    this.log.info(`denied ${this.peer.user} ${m.method} ${what} on ${this.server.name}: ${decision.reason}`);
+    return reply(
+      m.id,
+      RPC.INVALID_PARAMS,
+      `access to ${what} on MCP server "${this.server.name}" is denied by the identity's roles (${decision.reason})`,
+      { code, auditEventId: ev?.id, ...fields, server: this.server.name },
+    );
+  }
+
+  /** Invalid messages, notifications and the client's answers to the server's requests. */
+  private async judgeOther(m: Exclude<Inspected, { kind: 'request' }>, bytes: Buffer): Promise<ClientVerdict> {
+    const common = this.common('client_to_server');
     switch (m.kind) {
       case 'invalid': {
         const ev = await this.record({
@@ -207,75 +343,6 @@ class EnforcingGate implements SessionGate {
           code: 'INVALID_MESSAGE',
           auditEventId: ev?.id,
         });
-      }
-      case 'request': {
-        if (this.pending.has(clientKey(m.id))) {
-          // Two requests with one id: the server's answer could be taken for the
-          // other one's (an unfiltered tools/list, say). MCP forbids it; refuse.
-          const reason = `id ${JSON.stringify(m.id)} is already used by a request that has not been answered`;
-          const ev = await this.record({
-            ...common,
-            type: 'mcp.session.request',
-            method: m.method,
-            rpcId: m.id,
-            tool: m.toolName,
-            outcome: 'denied',
-            reason,
-          });
-          return reply(m.id, RPC.INVALID_REQUEST, `mcp-access: refused: ${reason}`, {
-            code: 'INVALID_MESSAGE',
-            auditEventId: ev?.id,
-          });
-        }
-        if (m.method === 'initialize') this.client = clientInfo(m.params);
-        else this.client = clientInfoFromMeta(m.params) ?? this.client;
-        this.capabilities.note(m.method, m.params);
-        const args =
-          m.method === 'tools/call' ? (m.params as { arguments?: unknown } | undefined)?.arguments : undefined;
-        const event: AuditEventInput = {
-          ...common,
-          client: this.client,
-          type: 'mcp.session.request',
-          method: m.method,
-          rpcId: m.id,
-          tool: m.toolName,
-          args,
-        };
-        const refusal = this.decide(m.method, m.params, m.toolName);
-        if (refusal !== undefined) {
-          const { decision, code, what, fields } = refusal;
-          const ev = await this.record({
-            ...event,
-            ...fields,
-            outcome: 'denied',
-            reason: decision.reason,
-            role: decision.role,
-            rule: decision.rule,
-          });
-          this.log.info(`denied ${this.peer.user} ${m.method} ${what} on ${this.server.name}: ${decision.reason}`);
-          return reply(
-            m.id,
-            RPC.INVALID_PARAMS,
-            `access to ${what} on MCP server "${this.server.name}" is denied by the identity's roles (${decision.reason})`,
-            { code, auditEventId: ev?.id, ...fields, server: this.server.name },
-          );
-        }
-        // Pending from now (before the await): a second request with this id
-        // that arrives meanwhile is refused above.
-        const entry: Pending = {
-          method: m.method,
-          tool: m.toolName,
-          startedAt: performance.now(),
-          direction: 'client_to_server',
-        };
-        this.pending.set(clientKey(m.id), entry);
-        try {
-          entry.eventId = (await this.record(event))?.id;
-        } catch (err) {
-          this.pending.delete(clientKey(m.id));
-          throw err;
-        }
-        return { forward: bytes };
       }
       case 'notification':
         if (m.method === 'notifications/roots/list_changed' && !this.server.clientRoots) {
@@ -293,8 +360,7 @@ class EnforcingGate implements SessionGate {
         return { forward: bytes };
       case 'response': {
         // The client answering a server → client request (sampling, elicitation, roots).
-        const key = serverKey(m.id);
-        const p = this.pending.get(key);
+        const p = m.id === null ? undefined : this.serverPending.get(m.id);
         if (!p) {
           // Only answers the server asked for reach it: a forged early answer
           // could otherwise win the race against the real one (or the proxy's own roots).
@@ -308,7 +374,7 @@ class EnforcingGate implements SessionGate {
           });
           return { drop: true };
         }
-        this.pending.delete(key);
+        this.serverPending.delete(m.id!);
         let forward = bytes;
         let rootsAudit: Record<string, unknown> = {};
         if (p.method === 'roots/list' && !m.isError) ({ forward, rootsAudit } = this.filterClientRoots(bytes));
@@ -446,121 +512,139 @@ class EnforcingGate implements SessionGate {
     }
   }
 
-  async fromServer(bytes: Buffer): Promise<ServerVerdict> {
+  fromServer(bytes: Buffer): ServerVerdict | Promise<ServerVerdict> {
     // Every server message is checked in full, whatever its size (a server is
     // not trusted either): what is not one clean JSON-RPC message, and answers
     // to requests the client never sent or that were already answered, are
     // dropped and audited; the session goes on.
     const m = inspectServerMessage(bytes);
-    const common = { ...this.base, client: this.client, direction: 'server_to_client' as const };
-    const refuse = (reason: string, fields: Partial<AuditEventInput> = {}): undefined => {
-      // A server that floods refusals cannot flood the log and the audit trail:
-      // the first ones are recorded one by one, then one event per thousand.
-      const n = ++this.serverRefusals;
-      if (n <= REFUSALS_RECORDED) {
-        this.log.warn(`refused a message from ${this.server.name}: ${reason}`);
-        void this.recordLater({
-          ...common,
-          type: 'mcp.session.request',
-          outcome: 'denied',
-          reason: `refused from the server: ${reason}`,
-          ...fields,
-        });
-      } else if ((n - REFUSALS_RECORDED) % 1000 === 0) {
-        const more = `${n} messages from the server refused so far in this session (only the first ${REFUSALS_RECORDED} are recorded one by one); the latest: ${reason}`;
-        this.log.warn(`${this.server.name}: ${more}`);
-        void this.recordLater({
-          ...common,
-          type: 'mcp.session.request',
-          outcome: 'denied',
-          reason: `refused from the server: ${more}`,
-        });
-      }
-      return undefined;
-    };
-    if (m.kind === 'invalid') return refuse(m.reason, m.id !== undefined ? { rpcId: m.id } : {});
+    if (m.kind === 'invalid') return this.refuseServer(m.reason, m.id !== undefined ? { rpcId: m.id } : {});
     if (m.kind === 'response') {
-      const key = clientKey(m.id);
-      const p = this.pending.get(key);
-      if (!p || p.direction !== 'client_to_server') {
-        return refuse(
+      const p = m.id === null ? undefined : this.clientPending.get(m.id);
+      if (p === undefined) {
+        return this.refuseServer(
           `an answer to id ${JSON.stringify(m.id)}, which the client did not send or which was already answered`,
           { rpcId: m.id, phase: 'response' },
         );
       }
-      this.pending.delete(key);
+      this.clientPending.delete(m.id!);
       const error = m.isError ? (m.message.error as { message?: unknown }) : undefined;
-      void this.recordLater({
-        ...common,
-        type: 'mcp.session.request',
-        phase: 'response',
-        rpcId: m.id,
-        method: p.method,
-        tool: p.tool,
-        requestEventId: p.eventId,
-        outcome: error ? 'error' : 'success',
-        reason: error ? redactSecrets(excerpt(stringOf(error.message), 1000)) : undefined,
-        latencyMs: round(performance.now() - p.startedAt),
-      });
-      if (error) return bytes;
-      if (p.method === 'tools/list') {
-        const pinned = this.server.toolPinning !== 'off' && (await this.checkPins(m.message, common));
-        return this.filterToolList(m.message, bytes, pinned);
-      }
-      if (p.method === 'resources/list')
-        return this.filterList(m.message, bytes, 'resources', (r) =>
-          typeof r.uri === 'string' ? this.policy.resourceDecision(this.peer, this.server, r.uri).allowed : false,
-        );
-      if (p.method === 'resources/templates/list')
-        return this.filterList(m.message, bytes, 'resourceTemplates', (r) =>
-          typeof r.uriTemplate === 'string'
-            ? this.policy.resourceTemplateDecision(this.peer, this.server, r.uriTemplate).allowed
-            : false,
-        );
-      if (p.method === 'prompts/list')
-        return this.filterList(m.message, bytes, 'prompts', (r) =>
-          typeof r.name === 'string' ? this.policy.promptDecision(this.peer, this.server, r.name).allowed : false,
-        );
-      return bytes;
-    }
-    if (m.kind === 'request' && m.method === 'roots/list' && !this.server.clientRoots)
-      return this.answerRoots(m.id, common);
-    if (m.kind === 'request') {
-      const missing = this.capabilities.missingFor(m.method);
-      if (missing !== undefined) {
-        const reason = `the client did not declare the "${missing}" capability`;
-        const ev = await this.recordLater({
-          ...common,
+      if (this.audit !== undefined) {
+        const b = this.base;
+        void this.recordLater({
+          sessionId: b.sessionId,
+          user: b.user,
+          roles: b.roles,
+          server: b.server,
+          remoteAddr: b.remoteAddr,
+          bot: b.bot,
+          client: this.client,
+          direction: 'server_to_client',
           type: 'mcp.session.request',
-          method: m.method,
+          phase: 'response',
           rpcId: m.id,
-          outcome: 'denied',
-          reason,
-        });
-        this.log.info(`answered ${this.server.name}'s ${m.method} itself: ${reason}`);
-        return {
-          toServer: Buffer.from(
-            errorResponse(
-              m.id,
-              RPC.METHOD_NOT_FOUND,
-              `mcp-access: refused: ${reason}, so "${m.method}" is not forwarded`,
-              { code: 'CAPABILITY_NOT_DECLARED', auditEventId: ev?.id },
-            ),
-          ),
-        };
+          method: p.method,
+          tool: p.tool,
+          requestEventId: p.eventId,
+          outcome: error ? 'error' : 'success',
+          reason: error ? redactSecrets(excerpt(stringOf(error.message), 1000)) : undefined,
+          latencyMs: round(performance.now() - p.startedAt),
+        } as unknown as AuditEventInput);
       }
-      const ev = await this.recordLater({ ...common, type: 'mcp.session.request', method: m.method, rpcId: m.id });
-      this.pending.set(serverKey(m.id), {
-        method: m.method,
-        startedAt: performance.now(),
-        eventId: ev?.id,
-        direction: 'server_to_client',
-      });
-      return bytes;
+      if (error) return bytes;
+      switch (p.method) {
+        case 'tools/list':
+          if (this.server.toolPinning !== 'off')
+            return this.checkPins(m.message, this.common('server_to_client')).then((pinned) =>
+              this.filterToolList(m.message, bytes, pinned),
+            );
+          return this.filterToolList(m.message, bytes);
+        case 'resources/list':
+          return this.filterList(m.message, bytes, 'resources', (r) =>
+            typeof r.uri === 'string' ? this.policy.resourceDecision(this.peer, this.server, r.uri).allowed : false,
+          );
+        case 'resources/templates/list':
+          return this.filterList(m.message, bytes, 'resourceTemplates', (r) =>
+            typeof r.uriTemplate === 'string'
+              ? this.policy.resourceTemplateDecision(this.peer, this.server, r.uriTemplate).allowed
+              : false,
+          );
+        case 'prompts/list':
+          return this.filterList(m.message, bytes, 'prompts', (r) =>
+            typeof r.name === 'string' ? this.policy.promptDecision(this.peer, this.server, r.name).allowed : false,
+          );
+        default:
+          return bytes;
+      }
     }
+    if (m.kind === 'request') return this.serverRequest(m, bytes);
     // The server's tools changed: nothing listed before is trusted until listed (and checked) again.
     if (m.method === 'notifications/tools/list_changed') this.approvedTools.clear();
-    void this.recordLater({ ...common, type: 'mcp.session.notification', method: m.method });
+    void this.recordLater({ ...this.common('server_to_client'), type: 'mcp.session.notification', method: m.method });
+    return bytes;
+  }
+
+  /** A message from the server refused: dropped, and recorded (bounded, see REFUSALS_RECORDED). */
+  private refuseServer(reason: string, fields: Partial<AuditEventInput> = {}): undefined {
+    // A server that floods refusals cannot flood the log and the audit trail:
+    // the first ones are recorded one by one, then one event per thousand.
+    const n = ++this.serverRefusals;
+    if (n <= REFUSALS_RECORDED) {
+      this.log.warn(`refused a message from ${this.server.name}: ${reason}`);
+      void this.recordLater({
+        ...this.common('server_to_client'),
+        type: 'mcp.session.request',
+        outcome: 'denied',
+        reason: `refused from the server: ${reason}`,
+        ...fields,
+      });
+    } else if ((n - REFUSALS_RECORDED) % 1000 === 0) {
+      const more = `${n} messages from the server refused so far in this session (only the first ${REFUSALS_RECORDED} are recorded one by one); the latest: ${reason}`;
+      this.log.warn(`${this.server.name}: ${more}`);
+      void this.recordLater({
+        ...this.common('server_to_client'),
+        type: 'mcp.session.request',
+        outcome: 'denied',
+        reason: `refused from the server: ${more}`,
+      });
+    }
+    return undefined;
+  }
+
+  /** A request from the server (sampling, elicitation, roots): audited before it reaches the client. */
+  private async serverRequest(m: Extract<ServerInspected, { kind: 'request' }>, bytes: Buffer): Promise<ServerVerdict> {
+    const common = this.common('server_to_client');
+    if (m.method === 'roots/list' && !this.server.clientRoots) return this.answerRoots(m.id, common);
+    const missing = this.capabilities.missingFor(m.method);
+    if (missing !== undefined) {
+      const reason = `the client did not declare the "${missing}" capability`;
+      const ev = await this.recordLater({
+        ...common,
+        type: 'mcp.session.request',
+        method: m.method,
+        rpcId: m.id,
+        outcome: 'denied',
+        reason,
+      });
+      this.log.info(`answered ${this.server.name}'s ${m.method} itself: ${reason}`);
+      return {
+        toServer: Buffer.from(
+          errorResponse(
+            m.id,
+            RPC.METHOD_NOT_FOUND,
+            `mcp-access: refused: ${reason}, so "${m.method}" is not forwarded`,
+            { code: 'CAPABILITY_NOT_DECLARED', auditEventId: ev?.id },
+          ),
+        ),
+      };
+    }
+    const ev = await this.recordLater({ ...common, type: 'mcp.session.request', method: m.method, rpcId: m.id });
+    this.serverPending.set(m.id, {
+      method: m.method,
+      tool: undefined,
+      startedAt: performance.now(),
+      eventId: ev?.id,
+    });
     return bytes;
   }
 
@@ -753,12 +837,18 @@ class EnforcingGate implements SessionGate {
   /** Outcomes and server notifications: written in order, the message is not held back for it. */
   private recordLater(event: AuditEventInput): Promise<{ id: string } | undefined> {
     if (!this.audit) return Promise.resolve(undefined);
-    const p = this.audit.append(event);
-    return p.catch((err) => {
-      this.log.error(`audit: ${describeError(err)}`);
-      return undefined;
-    });
+    try {
+      return this.audit.append(event).catch(this.auditWriteFailed);
+    } catch (err) {
+      return Promise.resolve(this.auditWriteFailed(err));
+    }
   }
+
+  /** One handler for every event nobody waits for (no closure per event). */
+  private readonly auditWriteFailed = (err: unknown): undefined => {
+    this.log.error(`audit: ${describeError(err)}`);
+    return undefined;
+  };
 }
 
 function reply(

@@ -14,6 +14,7 @@
  */
 import type { JsonRpcId } from '../tunnel/jsonrpc.js';
 import { excerpt } from './upstream/stderr-lines.js';
+import { isPlainAscii } from '../rbac/inspect.js';
 
 export type ServerInspected =
   | { kind: 'request'; id: string | number; method: string; message: Record<string, unknown> }
@@ -54,7 +55,11 @@ export function inspectServerMessage(bytes: Uint8Array): ServerInspected {
   if (Object.hasOwn(m, 'method')) {
     if (Object.hasOwn(m, 'result') || Object.hasOwn(m, 'error'))
       return { kind: 'invalid', reason: 'a message with a method cannot carry result or error', id };
-    if (typeof m.method !== 'string' || m.method === '' || /[\p{Cc}\p{Cf}\p{Z}\s]/u.test(m.method))
+    if (
+      typeof m.method !== 'string' ||
+      m.method === '' ||
+      (!isPlainAscii(m.method) && /[\p{Cc}\p{Cf}\p{Z}\s]/u.test(m.method))
+    )
       return { kind: 'invalid', reason: 'method must be a non-empty string without spaces or control characters', id };
     if (Object.hasOwn(m, 'params') && (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params)))
       return { kind: 'invalid', reason: 'params must be an object', id };

@@ -11,7 +11,7 @@ import { TunnelEndpoint } from '../tunnel/endpoint.js';
 import type { FrameHold } from '../tunnel/frame-hold.js';
 import type { TunnelSocket } from '../tunnel/socket.js';
 import type { ServerConfig, SessionSettings } from './servers.js';
-import type { ClientVerdict, SessionGate } from './gate.js';
+import type { ClientVerdict, ServerVerdict, SessionGate } from './gate.js';
 import type { Peer } from '../identity/peer.js';
 import type { Upstream } from './upstream/index.js';
 import type { UpstreamFactory } from './upstream/spares.js';
@@ -25,6 +25,18 @@ const DEFAULT_KEEPALIVE_MS = 15_000;
 /** Client messages being processed (gate + forward) before we stop reading the socket. */
 const MAX_CLIENT_BACKLOG = 256;
 
+/** One client message in the session's queue: its verdict once the gate has settled it. */
+interface ClientSlot {
+  settled: boolean;
+  verdict: ClientVerdict | undefined;
+  failed: boolean;
+  error: unknown;
+}
+
+function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | undefined)?.then === 'function';
+}
+
 export class ProxySession {
   readonly id: string;
   readonly resumeToken: string;
@@ -35,8 +47,17 @@ export class ProxySession {
   private readonly upstream: Upstream;
   private readonly log: Logger;
   private upstreamReady: Promise<void> | undefined;
-  private clientChain: Promise<void> = Promise.resolve();
-  private serverChain: Promise<void> = Promise.resolve();
+  /** `starting` between start() and the upstream running: forwards wait (in order) for it. */
+  private upstreamState: 'ready' | 'starting' | 'failed' = 'ready';
+  /** Client messages judged or being judged, in arrival order: each leaves once its verdict is settled. */
+  private readonly clientQueue: ClientSlot[] = [];
+  /** Server messages waiting for the one being judged (judged one at a time, in order). */
+  private readonly serverQueue: Buffer[] = [];
+  private serverBusy = false;
+  /** Server messages received and handled so far; `end` waits for those received before it. */
+  private serverReceived = 0;
+  private serverHandled = 0;
+  private serverWaiters: Array<{ upTo: number; resolve: () => void }> = [];
   private clientBacklog = 0;
   private upstreamBlocked = false;
   /** We stopped reading the upstream because the tunnel's outbox is full. */
@@ -107,11 +128,18 @@ export class ProxySession {
   /** Start the upstream; messages from the client wait for it. */
   start(): void {
     this.log.info(`${this.peer.user} → ${this.server.name}: starting ${this.upstream.describe()}`);
+    this.upstreamState = 'starting';
     this.upstreamReady = this.upstream.start().then(
-      () => this.log.debug(`${this.server.name} running (${this.upstream.describe()})`),
+      () => {
+        this.log.debug(`${this.server.name} running (${this.upstream.describe()})`);
+        this.upstreamState = 'ready';
+        this.drainClient();
+      },
       (err: AccessError) => {
         this.log.warn(describeError(err));
+        this.upstreamState = 'failed';
         void this.end(err);
+        this.drainClient();
         throw err;
       },
     );
@@ -166,7 +194,7 @@ export class ProxySession {
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.endedPromise = (async () => {
       // Deliver what the server already said before saying goodbye.
-      await this.serverChain.catch(() => {});
+      await this.serverDrained(this.serverReceived);
       void this.tunnel.close(reason);
       await this.upstream.stop().catch(() => {});
       try {
@@ -225,26 +253,66 @@ export class ProxySession {
     this.expiryTimer.unref();
   }
 
+  /**
+   * The gate starts judging at once: its audit event is queued now, in
+   * arrival order, so concurrent requests share one log write. Only the
+   * forwarding waits its turn (and for its event to be written). No promise
+   * of our own per message: a verdict the gate gives synchronously is acted
+   * on at once when nothing is ahead of it.
+   */
   private fromClient(data: Buffer): void {
     this.clientBacklog++;
     this.updateReading();
-    // The gate starts judging at once: its audit event is queued now, in
-    // arrival order, so concurrent requests share one log write. Only the
-    // forwarding waits its turn (and for its event to be written).
-    let judged: Promise<ClientVerdict>;
+    const slot: ClientSlot = { settled: false, verdict: undefined, failed: false, error: undefined };
+    let judged: ClientVerdict | Promise<ClientVerdict>;
     try {
-      judged = Promise.resolve(this.deps.gate.fromClient(data));
+      judged = this.deps.gate.fromClient(data);
     } catch (err) {
-      judged = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      slot.settled = true;
+      slot.failed = true;
+      slot.error = err;
+      this.clientQueue.push(slot);
+      this.drainClient();
+      return;
     }
-    judged.catch(() => {});
-    this.clientChain = this.clientChain.then(async () => {
+    this.clientQueue.push(slot);
+    if (isPromise(judged)) {
+      judged.then(
+        (verdict) => {
+          slot.settled = true;
+          slot.verdict = verdict;
+          this.drainClient();
+        },
+        (err: unknown) => {
+          slot.settled = true;
+          slot.failed = true;
+          slot.error = err;
+          this.drainClient();
+        },
+      );
+    } else {
+      slot.settled = true;
+      slot.verdict = judged;
+      this.drainClient();
+    }
+  }
+
+  /** Act on the settled verdicts at the head of the queue, in arrival order; a forward waits for the upstream. */
+  private drainClient(): void {
+    const queue = this.clientQueue;
+    while (queue.length > 0) {
+      const slot = queue[0]!;
+      if (!slot.settled) return;
+      if (this.upstreamState === 'starting' && !slot.failed && slot.verdict !== undefined && 'forward' in slot.verdict)
+        return;
+      queue.shift();
       try {
-        const verdict = await judged;
+        if (slot.failed) throw slot.error;
+        const verdict = slot.verdict!;
         if ('reply' in verdict) {
           this.toClient(verdict.reply);
         } else if ('forward' in verdict) {
-          await this.upstreamReady;
+          if (this.upstreamState === 'failed') throw new Error(`${this.server.name} did not start`);
           if (!this.upstream.send(verdict.forward)) this.upstreamBlocked = true;
         }
       } catch (err) {
@@ -253,22 +321,88 @@ export class ProxySession {
         this.clientBacklog--;
         this.updateReading();
       }
-    });
+    }
   }
 
+  /** Server messages are judged one at a time, in order (a verdict may wait, e.g. for tool pins). */
   private fromServer(data: Buffer): void {
-    this.serverChain = this.serverChain.then(async () => {
+    this.serverReceived++;
+    if (this.serverBusy) {
+      this.serverQueue.push(data);
+      return;
+    }
+    this.judgeServer(data);
+  }
+
+  private judgeServer(first: Buffer): void {
+    let data: Buffer | undefined = first;
+    this.serverBusy = true;
+    while (data !== undefined) {
+      let out: ServerVerdict | Promise<ServerVerdict>;
       try {
-        const out = await this.deps.gate.fromServer(data);
-        if (out && !Buffer.isBuffer(out)) {
-          // The proxy answered the server itself (e.g. roots/list).
-          await this.upstreamReady;
-          if (!this.upstream.send(out.toServer)) this.upstreamBlocked = true;
-        } else if (out) this.toClient(out);
+        out = this.deps.gate.fromServer(data);
       } catch (err) {
         this.log.warn(`dropped a server message: ${describeError(err)}`);
+        this.serverDone();
+        data = this.serverQueue.shift();
+        continue;
       }
-    });
+      if (isPromise(out)) {
+        out.then(
+          (verdict) => this.serverJudged(verdict),
+          (err: unknown) => {
+            this.log.warn(`dropped a server message: ${describeError(err)}`);
+            this.serverJudged(undefined);
+          },
+        );
+        return;
+      }
+      this.deliverServer(out);
+      this.serverDone();
+      data = this.serverQueue.shift();
+    }
+    this.serverBusy = false;
+  }
+
+  /** A verdict that had to wait: deliver it, then judge what arrived meanwhile. */
+  private serverJudged(verdict: ServerVerdict): void {
+    this.deliverServer(verdict);
+    this.serverDone();
+    const next = this.serverQueue.shift();
+    if (next === undefined) this.serverBusy = false;
+    else this.judgeServer(next);
+  }
+
+  private deliverServer(out: ServerVerdict): void {
+    if (out === undefined) return;
+    if (Buffer.isBuffer(out)) {
+      this.toClient(out);
+      return;
+    }
+    // The proxy answered the server itself (e.g. roots/list).
+    const send = () => {
+      if (!this.upstream.send(out.toServer)) this.upstreamBlocked = true;
+    };
+    if (this.upstreamState === 'ready') send();
+    else if (this.upstreamState === 'starting')
+      this.upstreamReady?.then(send, () => {}).catch((err: unknown) => this.log.warn(describeError(err)));
+  }
+
+  private serverDone(): void {
+    this.serverHandled++;
+    if (this.serverWaiters.length === 0) return;
+    const still: typeof this.serverWaiters = [];
+    for (const w of this.serverWaiters) {
+      if (this.serverHandled >= w.upTo) w.resolve();
+      else still.push(w);
+    }
+    this.serverWaiters = still;
+  }
+
+  /** Settles once the first `upTo` server messages have been handled. */
+  private serverDrained(upTo: number): Promise<void> {
+    if (this.serverHandled >= upTo) return Promise.resolve();
+    return new Promise((resolve) => this.serverWaiters.push({ upTo, resolve }));
   }
 
   /** A frame to the bridge; when the tunnel's outbox is full, stop reading the server until 'writable'. */

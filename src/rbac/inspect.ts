@@ -145,7 +145,7 @@ export function inspectClientMessage(bytes: Buffer): Inspected {
     const method = m.method;
     if (typeof method !== 'string' || method === '')
       return invalid(id, JSONRPC_INVALID_REQUEST, 'method must be a non-empty string');
-    if (UNSAFE_CHARS.test(method) || LONE_SURROGATE.test(method)) {
+    if (!isPlainAscii(method) && (UNSAFE_CHARS.test(method) || LONE_SURROGATE.test(method))) {
       return invalid(id, JSONRPC_INVALID_REQUEST, 'method contains spaces, control or invisible characters');
     }
     const canonical = FOLDED_METHODS.get(fold(method));
@@ -209,12 +209,25 @@ function toolCallProblem(p: Record<string, unknown> | undefined): string | undef
   const name = p.name;
   if (typeof name !== 'string') return 'tools/call params.name must be a string';
   if (name === '') return 'tools/call params.name is empty';
-  if (UNSAFE_CHARS.test(name) || LONE_SURROGATE.test(name)) {
+  if (!isPlainAscii(name) && (UNSAFE_CHARS.test(name) || LONE_SURROGATE.test(name))) {
     return 'tools/call params.name contains spaces, control or invisible characters, which no tool name has';
   }
   if (Object.hasOwn(p, 'arguments') && !isPlainObject(p.arguments))
     return 'tools/call params.arguments must be an object';
   return undefined;
+}
+
+/**
+ * Printable ASCII other than space (0x21–0x7e): none of these is a control,
+ * format, separator or whitespace character or a surrogate, so a name made
+ * only of them passes UNSAFE_CHARS and LONE_SURROGATE without running them.
+ */
+export function isPlainAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
 }
 
 /**

@@ -57,6 +57,11 @@ export function scanKeys(text: string, opts: KeyScanOptions): KeyProblem | undef
       path = frames[k]!.name === '[]' ? `${path}[]` : path === '' ? frames[k]!.name : `${path}.${frames[k]!.name}`;
     return path;
   };
+  // One closure per scan (not per key): it reads `depth` when a problem is reported.
+  const where = (): string => {
+    const path = pathTo(depth - 1);
+    return path === '' ? 'the message' : `"${path}"`;
+  };
   const len = text.length;
   // A plain charCodeAt loop: several times faster than a regex search when
   // structure is dense; strings are skipped with indexOf.
@@ -67,10 +72,7 @@ export function scanKeys(text: string, opts: KeyScanOptions): KeyProblem | undef
       const top = depth > 0 ? frames[depth - 1]! : undefined;
       if (top !== undefined && top.isObject && top.expectKey) {
         const key = decodeKey(text, i, end);
-        const problem = addKey(top, key, () => {
-          const path = pathTo(depth - 1);
-          return path === '' ? 'the message' : `"${path}"`;
-        });
+        const problem = addKey(top, key, where);
         if (problem !== undefined) return { reason: problem, path: pathTo(depth - 1), key };
         top.lastKey = key;
         top.expectKey = false;
@@ -111,11 +113,16 @@ export function scanKeys(text: string, opts: KeyScanOptions): KeyProblem | undef
 
 /** `where` names the object, built only when there is a problem to report. */
 function addKey(frame: Frame, key: string, where: () => string): string | undefined {
-  if (frame.keys.has(key)) return `duplicate key "${key}" in ${where()}`;
-  frame.keys.add(key);
-  if (frame.canonical !== null) {
+  if (frame.canonical === null) {
+    if (frame.keys.has(key)) return `duplicate key "${key}" in ${where()}`;
+    frame.keys.add(key);
+  } else {
+    // Where case matters, the folded map alone finds both: the first key of
+    // each folded form is kept, so the same key again is a duplicate and
+    // another key of that form differs only in letter case.
     const f = fold(key);
     const other = frame.folded.get(f);
+    if (other === key) return `duplicate key "${key}" in ${where()}`;
     if (other !== undefined) return `keys "${other}" and "${key}" in ${where()} differ only in letter case`;
     frame.folded.set(f, key);
     if (!frame.canonical.has(key)) {
@@ -138,7 +145,8 @@ function foldedCanonical(set: ReadonlySet<string>): Map<string, string> {
 
 /** Case folding as lenient decoders do it (Go folds ſ→s and K→k too). */
 export function fold(s: string): string {
-  return s.toLowerCase().replace(/ſ/g, 's');
+  const lower = s.toLowerCase();
+  return lower.includes('ſ') ? lower.replace(/ſ/g, 's') : lower;
 }
 
 /** Index of the closing quote of the string whose content starts at `from`. */

@@ -130,6 +130,8 @@ const CACHE_LIMIT = 4096;
 export class Policy {
   private readonly byName: Map<string, Role>;
   private readonly cache = new Map<string, ServerView>();
+  /** The last view computed or found for a subject without traits, with what it was for (copied). */
+  private last: LastView | undefined;
   private readonly dbCache = new Map<string, DatabaseGrants>();
   private readonly compiled = new WeakMap<ToolMatcher, CompiledArgumentRule[]>();
   readonly defaults: Required<PolicyOptions>;
@@ -420,6 +422,16 @@ export class Policy {
   }
 
   private view(subject: Subject, server: ServerRef): ServerView {
+    // A session asks about the same identity and server for every message:
+    // the last answer is reused when the role names, the server's name,
+    // transport and labels are the same as then (compared by value) and
+    // there are no traits; anything else takes the keyed cache below.
+    const names = Array.isArray(subject)
+      ? (subject as readonly string[])
+      : (subject as { roles: readonly string[] }).roles;
+    const last = this.last;
+    if (last !== undefined && !hasTraits(subject) && sameServer(last, server) && sameList(last.roles, names))
+      return last.view;
     const roleNames = unique(rolesOf(subject));
     const traits = traitsOf(subject);
     const key = JSON.stringify([roleNames, server.name, server.labels, server.transport ?? '', traits]);
@@ -429,6 +441,14 @@ export class Policy {
       if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
       this.cache.set(key, view);
     }
+    if (!hasTraits(subject))
+      this.last = {
+        roles: [...names],
+        name: server.name,
+        transport: server.transport,
+        labels: Object.entries(server.labels),
+        view,
+      };
     return view;
   }
 
@@ -509,6 +529,38 @@ function rootMatch(allowed: boolean, r: Role, m: ToolMatcher, uri: string): Deci
     rule: ruleText(m),
     reason: `root "${uri}" is ${verb} by role ${r.name} (${ruleText(m)})`,
   };
+}
+
+interface LastView {
+  roles: string[];
+  name: string;
+  transport: string | undefined;
+  labels: Array<[string, string]>;
+  view: ServerView;
+}
+
+function hasTraits(s: Subject): boolean {
+  if (Array.isArray(s)) return false;
+  const traits = (s as { traits?: Traits }).traits;
+  if (traits === undefined) return false;
+  for (const _ in traits) return true;
+  return false;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameServer(last: LastView, server: ServerRef): boolean {
+  if (last.name !== server.name || last.transport !== server.transport) return false;
+  const labels = server.labels;
+  let n = 0;
+  for (const _ in labels) n++;
+  if (n !== last.labels.length) return false;
+  for (const [k, v] of last.labels) if (!Object.hasOwn(labels, k) || labels[k] !== v) return false;
+  return true;
 }
 
 function unique(list: string[]): string[] {

@@ -369,3 +369,40 @@ describe('the seed roles against the real filesystem server (enrolled with env: 
     expect(policy.toolDecision(['example-role', 'llm-access'], filesystem, 'write_file').allowed).toBe(true);
   });
 });
+
+describe('the last answer reused for the next message', () => {
+  const p = policyOf(
+    role('dev', { app_labels: { env: 'dev' }, mcp: { tools: ['*'] } }),
+    role('reader', { app_labels: { env: 'dev' }, mcp: { tools: ['read_*'] } }, { mcp: { tools: ['read_secret'] } }),
+  );
+
+  it('is never the answer for other roles, even in the same array changed in place', () => {
+    const roles = ['dev'];
+    expect(p.toolDecision(roles, dev, 'write_file').allowed).toBe(true);
+    roles[0] = 'reader';
+    expect(p.toolDecision(roles, dev, 'write_file').allowed).toBe(false);
+    expect(p.toolDecision(['reader'], dev, 'read_file').allowed).toBe(true);
+    roles.push('dev');
+    expect(p.toolDecision(roles, dev, 'write_file').allowed).toBe(true);
+    expect(p.toolDecision(roles, dev, 'read_secret').allowed).toBe(false);
+  });
+
+  it('is never the answer for another server, or the same server with other labels', () => {
+    const server = { name: 'files', labels: { env: 'dev' } as Record<string, string> };
+    expect(p.toolDecision(['dev'], server, 'write_file').allowed).toBe(true);
+    server.labels.env = 'prod';
+    expect(p.toolDecision(['dev'], server, 'write_file').allowed).toBe(false);
+    server.labels.env = 'dev';
+    expect(p.toolDecision(['dev'], server, 'write_file').allowed).toBe(true);
+    expect(p.toolDecision(['dev'], { name: 'files', labels: { env: 'prod' } }, 'write_file').allowed).toBe(false);
+    expect(p.toolDecision(['dev'], { name: 'other', labels: { env: 'prod' } }, 'write_file').allowed).toBe(false);
+    expect(p.toolDecision(['dev'], { name: 'files', labels: {} }, 'write_file').allowed).toBe(false);
+  });
+
+  it('is not used for an identity with traits', () => {
+    const t = policyOf(role('t', { app_labels: { env: '{{internal.envs}}' }, mcp: { tools: ['*'] } }));
+    expect(t.toolDecision({ roles: ['t'], traits: { envs: ['dev'] } }, dev, 'x').allowed).toBe(true);
+    expect(t.toolDecision({ roles: ['t'], traits: { envs: ['prod'] } }, dev, 'x').allowed).toBe(false);
+    expect(t.toolDecision({ roles: ['t'] }, dev, 'x').allowed).toBe(false);
+  });
+});
