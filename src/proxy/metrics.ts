@@ -138,7 +138,10 @@ export class ProxyMetrics {
       // Counted here, handed to prom-client on a scrape: it hashes the labels on every `inc`.
       const outcome: unknown = e.outcome;
       const key = boundString(typeof outcome === 'string' ? outcome : String(outcome), MAX_FIELD_CHARS);
-      this.uncountedRequests.set(key, (this.uncountedRequests.get(key) ?? 0) + 1);
+      const n = this.uncountedRequests.get(key);
+      // An outcome of an agent's own making is counted at once, so the map stays small between scrapes.
+      if (n === undefined && this.uncountedRequests.size >= 8) this.requests.inc({ outcome: key });
+      else this.uncountedRequests.set(key, (n ?? 0) + 1);
     }
   }
 
