@@ -115,6 +115,8 @@ class EnforcingGate implements SessionGate {
   private readonly serverPending = new Map<string | number, Pending>();
   private readonly capabilities = new ClientCapabilities();
   private serverRefusals = 0;
+  /** Events for `recordAfterTurn`, appended at the end of this turn. */
+  private afterTurn: AuditEventInput[] = [];
   readonly database: DatabaseGate | undefined;
   /** With tool_pinning: the tools this session was shown, by name, with the digest that was approved. */
   private readonly approvedTools = new Map<string, string>();
@@ -531,7 +533,7 @@ class EnforcingGate implements SessionGate {
       const error = m.isError ? (m.message.error as { message?: unknown }) : undefined;
       if (this.audit !== undefined) {
         const b = this.base;
-        void this.recordLater({
+        this.recordAfterTurn({
           sessionId: b.sessionId,
           user: b.user,
           roles: b.roles,
@@ -580,7 +582,7 @@ class EnforcingGate implements SessionGate {
     if (m.kind === 'request') return this.serverRequest(m, bytes);
     // The server's tools changed: nothing listed before is trusted until listed (and checked) again.
     if (m.method === 'notifications/tools/list_changed') this.approvedTools.clear();
-    void this.recordLater({ ...this.common('server_to_client'), type: 'mcp.session.notification', method: m.method });
+    this.recordAfterTurn({ ...this.common('server_to_client'), type: 'mcp.session.notification', method: m.method });
     return bytes;
   }
 
@@ -746,6 +748,7 @@ class EnforcingGate implements SessionGate {
   }
 
   async end(reason: string): Promise<void> {
+    this.appendAfterTurn();
     await this.audit?.append({
       ...this.base,
       client: this.client,
@@ -843,6 +846,24 @@ class EnforcingGate implements SessionGate {
       return Promise.resolve(this.auditWriteFailed(err));
     }
   }
+
+  /**
+   * An answer's outcome, a server notification: appended once this turn's
+   * I/O is done (`setImmediate`), so the answer leaves first (its write goes
+   * out at the end of the turn, tunnel/write-batch.ts) and the events of one
+   * turn share one audit write. Before the next turn's messages are read, so
+   * a session's events keep their order; `end` appends what is left first.
+   */
+  private recordAfterTurn(event: AuditEventInput): void {
+    if (this.afterTurn.push(event) === 1) setImmediate(this.appendAfterTurn);
+  }
+
+  private readonly appendAfterTurn = (): void => {
+    if (this.afterTurn.length === 0) return;
+    const events = this.afterTurn;
+    this.afterTurn = [];
+    for (const e of events) void this.recordLater(e);
+  };
 
   /** One handler for every event nobody waits for (no closure per event). */
   private readonly auditWriteFailed = (err: unknown): undefined => {
