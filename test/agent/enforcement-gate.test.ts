@@ -101,6 +101,8 @@ describe('the gate on its fast path', () => {
     expect(request).not.toHaveProperty('bot');
     // The answer is delivered, and its outcome refers to the request's event.
     expect(await gate.fromServer(answer(1))).toEqual(answer(1));
+    // Its outcome is appended once the turn's I/O is done (the answer leaves first).
+    await new Promise((r) => setImmediate(r));
     await a.log.close();
     const outcome = (await a.events()).find((e) => e.phase === 'response' && e.rpcId === 1);
     expect(outcome).toMatchObject({ outcome: 'success', requestEventId: request!.id, direction: 'server_to_client' });
@@ -166,5 +168,44 @@ describe('the gate on its fast path', () => {
     expect((await a.events()).find((e) => e.rpcId === 5 && e.outcome === 'denied')).toMatchObject({
       tool: 'write_file',
     });
+  });
+});
+
+describe('outcome events after the turn', () => {
+  it('hands the answer back before its outcome event is appended, then appends it in order', async () => {
+    const appended: Array<Record<string, unknown>> = [];
+    const sink: AuditSink = {
+      append: (e) => {
+        appended.push(e as Record<string, unknown>);
+        return Promise.resolve({ id: `ev${appended.length}` });
+      },
+    };
+    const gate = await openGate(sink);
+    await settled(gate.fromClient(call(1)));
+    await settled(gate.fromClient(call(2)));
+    const before = appended.length;
+    expect(await gate.fromServer(answer(1))).toEqual(answer(1));
+    expect(await gate.fromServer(answer(2))).toEqual(answer(2));
+    expect(appended).toHaveLength(before); // not yet: the answers go first
+    await new Promise((r) => setImmediate(r));
+    expect(appended.slice(before).map((e) => [e.phase, e.rpcId, e.outcome])).toEqual([
+      ['response', 1, 'success'],
+      ['response', 2, 'success'],
+    ]);
+  });
+
+  it('appends what is still waiting before the session-end event', async () => {
+    const types: string[] = [];
+    const sink: AuditSink = {
+      append: (e) => {
+        types.push(`${String(e.type)}${e.phase ? `/${String(e.phase)}` : ''}`);
+        return Promise.resolve({ id: 'x' });
+      },
+    };
+    const gate = await openGate(sink);
+    await settled(gate.fromClient(call(1)));
+    await gate.fromServer(answer(1));
+    await gate.end('closed');
+    expect(types.slice(-2)).toEqual(['mcp.session.request/response', 'mcp.session.end']);
   });
 });
