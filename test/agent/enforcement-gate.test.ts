@@ -176,7 +176,7 @@ describe('outcome events after the turn', () => {
     const appended: Array<Record<string, unknown>> = [];
     const sink: AuditSink = {
       append: (e) => {
-        appended.push(e as Record<string, unknown>);
+        appended.push(e);
         return Promise.resolve({ id: `ev${appended.length}` });
       },
     };
@@ -198,7 +198,7 @@ describe('outcome events after the turn', () => {
     const types: string[] = [];
     const sink: AuditSink = {
       append: (e) => {
-        types.push(`${String(e.type)}${e.phase ? `/${String(e.phase)}` : ''}`);
+        types.push(typeof e.phase === 'string' ? `${e.type}/${e.phase}` : e.type);
         return Promise.resolve({ id: 'x' });
       },
     };
