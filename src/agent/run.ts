@@ -218,9 +218,11 @@ export async function runAgent(
   configPath: string,
   opts: Parameters<typeof startAgent>[1] & { onStarted?: (agent: RunningAgent) => void },
 ): Promise<void> {
-  const agent = await startAgent(configPath, opts);
-  opts.onStarted?.(agent);
-  await serveUntilSignal('agent', agent);
+  await serveUntilSignal('agent', async () => {
+    const agent = await startAgent(configPath, opts);
+    opts.onStarted?.(agent);
+    return agent;
+  });
 }
 
 /** The proxy's `rbac:` settings as Policy options; anything unknown falls back to the strictest reading. */

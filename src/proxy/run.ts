@@ -226,7 +226,9 @@ export async function runProxy(
   configPath: string,
   opts: { logLevel?: ProxyConfig['logLevel']; onListening?: (addr: { host: string; port: number }) => void },
 ): Promise<void> {
-  const proxy = await startProxy(configPath, opts);
-  opts.onListening?.(proxy.address);
-  await serveUntilSignal('proxy', proxy);
+  await serveUntilSignal('proxy', async () => {
+    const proxy = await startProxy(configPath, opts);
+    opts.onListening?.(proxy.address);
+    return proxy;
+  });
 }
