@@ -408,36 +408,31 @@ class EnforcingGate implements SessionGate {
   ): { decision: CallDecision; code: ErrorCode; what: string; fields: Record<string, unknown> } | undefined {
     const p = (params ?? {}) as Record<string, unknown>;
     const roles = this.peer;
-    const resource = (uri: unknown, fields: Record<string, unknown> = {}) => {
-      const shown = typeof uri === 'string' ? uri : (JSON.stringify(uri) ?? 'nothing');
-      const decision =
-        typeof uri === 'string'
-          ? this.policy.resourceDecision(roles, this.server, uri)
-          : { allowed: false, reason: `the resource URI must be a string, not ${shown}` };
-      return decision.allowed
-        ? undefined
-        : {
-            decision,
-            code: 'RESOURCE_DENIED' as const,
-            what: `resource "${bounded(shown)}"`,
-            fields: { resource: bounded(shown), ...fields },
-          };
+    /** A resource URI or prompt name judged by `allowed`; one that is not a string is refused. */
+    const judged = (
+      kind: 'resource' | 'prompt',
+      value: unknown,
+      allowed: (v: string) => CallDecision,
+      fields: Record<string, unknown>,
+    ) => {
+      const shown = typeof value === 'string' ? value : (JSON.stringify(value) ?? 'nothing');
+      const what = kind === 'resource' ? 'resource URI' : 'prompt name';
+      const decision: CallDecision =
+        typeof value === 'string'
+          ? allowed(value)
+          : { allowed: false, reason: `the ${what} must be a string, not ${shown}` };
+      if (decision.allowed) return undefined;
+      return {
+        decision,
+        code: kind === 'resource' ? ('RESOURCE_DENIED' as const) : ('PROMPT_DENIED' as const),
+        what: `${kind} "${bounded(shown)}"`,
+        fields: { [kind]: bounded(shown), ...fields },
+      };
     };
-    const prompt = (name: unknown, fields: Record<string, unknown> = {}) => {
-      const shown = typeof name === 'string' ? name : (JSON.stringify(name) ?? 'nothing');
-      const decision =
-        typeof name === 'string'
-          ? this.policy.promptDecision(roles, this.server, name)
-          : { allowed: false, reason: `the prompt name must be a string, not ${shown}` };
-      return decision.allowed
-        ? undefined
-        : {
-            decision,
-            code: 'PROMPT_DENIED' as const,
-            what: `prompt "${bounded(shown)}"`,
-            fields: { prompt: bounded(shown), ...fields },
-          };
-    };
+    const resource = (uri: unknown, fields: Record<string, unknown> = {}) =>
+      judged('resource', uri, (u) => this.policy.resourceDecision(roles, this.server, u), fields);
+    const prompt = (name: unknown, fields: Record<string, unknown> = {}) =>
+      judged('prompt', name, (n) => this.policy.promptDecision(roles, this.server, n), fields);
     switch (method) {
       case 'tools/call': {
         const decision = this.policy.callDecision(roles, this.server, toolName!, p.arguments);
