@@ -127,15 +127,21 @@ export function memory(pid) {
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 
-/** User + system CPU time a process has used so far, in ms (10 ms resolution). */
-export function cpuMs(pid) {
+/** User and system CPU time a process has used so far, in ms (10 ms resolution); NaN when it is gone. */
+export function cpuTimes(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * TICK_MS;
+    return { user: Number(f[11]) * TICK_MS, system: Number(f[12]) * TICK_MS };
   } catch {
-    return NaN;
+    return { user: NaN, system: NaN };
   }
+}
+
+/** User + system CPU time a process has used so far, in ms (10 ms resolution). */
+export function cpuMs(pid) {
+  const { user, system } = cpuTimes(pid);
+  return user + system;
 }
 
 /** Direct children of `pid` whose command line contains `needle`. */

@@ -14,9 +14,8 @@
  * --profile-proxy  run the proxy with --cpu-prof (100 µs interval) into DIR
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { childrenOf, closeAll, echo, launchParams, oldestOf, openClient } from './clients.mjs';
+import { childrenOf, closeAll, cpuTimes, echo, launchParams, oldestOf, openClient } from './clients.mjs';
 import { setUp, startAgent, startRelay, tearDown } from './setup.mjs';
 
 const { values: opt } = parseArgs({
@@ -32,22 +31,16 @@ const paths = opt.paths.split(',');
 const SEQ = Number(opt.seq);
 const CALLS = Number(opt.calls);
 
-/** User and system CPU time of a process so far, in ms (10 ms resolution). */
-function cpu(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(f[11]) * 10, system: Number(f[12]) * 10 };
-}
 function perCall(procs, before, calls) {
   return Object.fromEntries(
     Object.entries(procs).map(([k, pid]) => {
-      const now = cpu(pid);
+      const now = cpuTimes(pid);
       const us = (ms) => Math.round((ms / calls) * 1000);
       return [k, `${us(now.user - before[k].user)}u+${us(now.system - before[k].system)}s`];
     }),
   );
 }
-const snapshot = (procs) => Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpu(pid)]));
+const snapshot = (procs) => Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuTimes(pid)]));
 
 const env = await setUp(
   opt['profile-proxy']

@@ -14,7 +14,15 @@ import { AccessError, describeError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { errorResponse, RPC } from '../tunnel/jsonrpc.js';
 import type { AuditEventInput } from '../audit/log.js';
-import type { ClientVerdict, DatabaseGate, GateFactory, ServerVerdict, SessionGate, SessionInfo } from './gate.js';
+import {
+  isPromise,
+  type ClientVerdict,
+  type DatabaseGate,
+  type GateFactory,
+  type ServerVerdict,
+  type SessionGate,
+  type SessionInfo,
+} from './gate.js';
 import { ClientCapabilities, clientInfoFromMeta } from './client-capabilities.js';
 import { inspectServerMessage, type ServerInspected } from './server-messages.js';
 import { excerpt } from './upstream/stderr-lines.js';
@@ -98,11 +106,6 @@ export function createEnforcingGates(live: LiveAccess, log: Logger): GateFactory
       return new EnforcingGate(live, log, peer, server, base);
     },
   };
-}
-
-/** Anything with a `then`: what a gate step returns when it has to wait (for the audit trail). */
-function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
-  return typeof (v as { then?: unknown } | undefined)?.then === 'function';
 }
 
 class EnforcingGate implements SessionGate {
@@ -219,7 +222,7 @@ class EnforcingGate implements SessionGate {
     throw err;
   }
 
-  /** The fields every event of this session starts with, in one shape (no spread on the hot path). */
+  /** A new event with the fields every event of this session starts with (no spread on the hot path). */
   private common(direction: 'client_to_server' | 'server_to_client'): AuditEventInput {
     const b = this.base;
     return {
@@ -241,23 +244,12 @@ class EnforcingGate implements SessionGate {
     else this.client = clientInfoFromMeta(m.params) ?? this.client;
     this.capabilities.note(m.method, m.params);
     const args = m.method === 'tools/call' ? (m.params as { arguments?: unknown } | undefined)?.arguments : undefined;
-    const b = this.base;
-    // One literal, the fields in the order the events had when they were spread from `base`.
-    const event = {
-      sessionId: b.sessionId,
-      user: b.user,
-      roles: b.roles,
-      server: b.server,
-      remoteAddr: b.remoteAddr,
-      bot: b.bot,
-      client: this.client,
-      direction: 'client_to_server',
-      type: 'mcp.session.request',
-      method: m.method,
-      rpcId: m.id,
-      tool: m.toolName,
-      args,
-    } as unknown as AuditEventInput;
+    const event = this.common('client_to_server');
+    event.type = 'mcp.session.request';
+    event.method = m.method;
+    event.rpcId = m.id;
+    event.tool = m.toolName;
+    event.args = args;
     const refusal = this.decide(m.method, m.params, m.toolName);
     if (refusal !== undefined) return this.refuseRequest(m, event, refusal);
     // Pending from now (before the append settles): a second request with this id
@@ -527,26 +519,17 @@ class EnforcingGate implements SessionGate {
       this.clientPending.delete(m.id!);
       const error = m.isError ? (m.message.error as { message?: unknown }) : undefined;
       if (this.audit !== undefined) {
-        const b = this.base;
-        this.recordAfterTurn({
-          sessionId: b.sessionId,
-          user: b.user,
-          roles: b.roles,
-          server: b.server,
-          remoteAddr: b.remoteAddr,
-          bot: b.bot,
-          client: this.client,
-          direction: 'server_to_client',
-          type: 'mcp.session.request',
-          phase: 'response',
-          rpcId: m.id,
-          method: p.method,
-          tool: p.tool,
-          requestEventId: p.eventId,
-          outcome: error ? 'error' : 'success',
-          reason: error ? redactSecrets(excerpt(stringOf(error.message), 1000)) : undefined,
-          latencyMs: round(performance.now() - p.startedAt),
-        } as unknown as AuditEventInput);
+        const event = this.common('server_to_client');
+        event.type = 'mcp.session.request';
+        event.phase = 'response';
+        event.rpcId = m.id;
+        event.method = p.method;
+        event.tool = p.tool;
+        event.requestEventId = p.eventId;
+        event.outcome = error ? 'error' : 'success';
+        event.reason = error ? redactSecrets(excerpt(stringOf(error.message), 1000)) : undefined;
+        event.latencyMs = round(performance.now() - p.startedAt);
+        this.recordAfterTurn(event);
       }
       if (error) return bytes;
       switch (p.method) {
@@ -846,8 +829,9 @@ class EnforcingGate implements SessionGate {
    * An answer's outcome, a server notification: appended once this turn's
    * I/O is done (`setImmediate`), so the answer leaves first (its write goes
    * out at the end of the turn, tunnel/write-batch.ts) and the events of one
-   * turn share one audit write. Before the next turn's messages are read, so
-   * a session's events keep their order; `end` appends what is left first.
+   * turn share one audit write. It may follow an event of the same turn (the
+   * next request's, say), never one of a later turn; `end` appends what is
+   * left before the session's end event.
    */
   private recordAfterTurn(event: AuditEventInput): void {
     if (this.afterTurn.push(event) === 1) setImmediate(this.appendAfterTurn);

@@ -22,6 +22,11 @@ export type ClientVerdict =
 /** What to do with a server message: deliver it (maybe rewritten) or drop it, or answer the server. */
 export type ServerVerdict = Buffer | undefined | { toServer: Buffer };
 
+/** Whether a gate step returned a promise (it has to wait, e.g. for the audit trail) or its verdict. */
+export function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | undefined)?.then === 'function';
+}
+
 export interface SessionInfo {
   sessionId: string;
   peer: Peer;

@@ -11,7 +11,7 @@ import { TunnelEndpoint } from '../tunnel/endpoint.js';
 import type { FrameHold } from '../tunnel/frame-hold.js';
 import type { TunnelSocket } from '../tunnel/socket.js';
 import type { ServerConfig, SessionSettings } from './servers.js';
-import type { ClientVerdict, ServerVerdict, SessionGate } from './gate.js';
+import { isPromise, type ClientVerdict, type ServerVerdict, type SessionGate } from './gate.js';
 import type { Peer } from '../identity/peer.js';
 import type { Upstream } from './upstream/index.js';
 import type { UpstreamFactory } from './upstream/spares.js';
@@ -33,10 +33,6 @@ interface ClientSlot {
   error: unknown;
 }
 
-function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
-  return typeof (v as { then?: unknown } | undefined)?.then === 'function';
-}
-
 export class ProxySession {
   readonly id: string;
   readonly resumeToken: string;
@@ -51,13 +47,8 @@ export class ProxySession {
   private upstreamState: 'ready' | 'starting' | 'failed' = 'ready';
   /** Client messages judged or being judged, in arrival order: each leaves once its verdict is settled. */
   private readonly clientQueue: ClientSlot[] = [];
-  /** Server messages waiting for the one being judged (judged one at a time, in order). */
-  private readonly serverQueue: Buffer[] = [];
-  private serverBusy = false;
-  /** Server messages received and handled so far; `end` waits for those received before it. */
-  private serverReceived = 0;
-  private serverHandled = 0;
-  private serverWaiters: Array<{ upTo: number; resolve: () => void }> = [];
+  /** Set while a server message's verdict has to wait: the messages after it wait behind it, in order. */
+  private serverTail: Promise<void> | undefined;
   private clientBacklog = 0;
   private upstreamBlocked = false;
   /** We stopped reading the upstream because the tunnel's outbox is full. */
@@ -194,7 +185,7 @@ export class ProxySession {
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.endedPromise = (async () => {
       // Deliver what the server already said before saying goodbye.
-      await this.serverDrained(this.serverReceived);
+      await this.serverTail;
       void this.tunnel.close(reason);
       await this.upstream.stop().catch(() => {});
       try {
@@ -326,51 +317,35 @@ export class ProxySession {
 
   /** Server messages are judged one at a time, in order (a verdict may wait, e.g. for tool pins). */
   private fromServer(data: Buffer): void {
-    this.serverReceived++;
-    if (this.serverBusy) {
-      this.serverQueue.push(data);
-      return;
-    }
-    this.judgeServer(data);
+    const waiting = this.serverTail ? this.serverTail.then(() => this.judgeServer(data)) : this.judgeServer(data);
+    if (waiting === undefined) return;
+    const settled = () => {
+      if (this.serverTail === tail) this.serverTail = undefined;
+    };
+    const tail: Promise<void> = waiting.then(settled, (err: unknown) => {
+      this.log.warn(`dropped a server message: ${describeError(err)}`);
+      settled();
+    });
+    this.serverTail = tail;
   }
 
-  private judgeServer(first: Buffer): void {
-    let data: Buffer | undefined = first;
-    this.serverBusy = true;
-    while (data !== undefined) {
-      let out: ServerVerdict | Promise<ServerVerdict>;
-      try {
-        out = this.deps.gate.fromServer(data);
-      } catch (err) {
-        this.log.warn(`dropped a server message: ${describeError(err)}`);
-        this.serverDone();
-        data = this.serverQueue.shift();
-        continue;
-      }
-      if (isPromise(out)) {
-        out.then(
-          (verdict) => this.serverJudged(verdict),
-          (err: unknown) => {
-            this.log.warn(`dropped a server message: ${describeError(err)}`);
-            this.serverJudged(undefined);
-          },
-        );
-        return;
-      }
+  /** Judge one server message and deliver what the gate says; a promise when its verdict has to wait. */
+  private judgeServer(data: Buffer): Promise<void> | undefined {
+    let out: ServerVerdict | Promise<ServerVerdict>;
+    try {
+      out = this.deps.gate.fromServer(data);
+    } catch (err) {
+      this.log.warn(`dropped a server message: ${describeError(err)}`);
+      return undefined;
+    }
+    if (!isPromise(out)) {
       this.deliverServer(out);
-      this.serverDone();
-      data = this.serverQueue.shift();
+      return undefined;
     }
-    this.serverBusy = false;
-  }
-
-  /** A verdict that had to wait: deliver it, then judge what arrived meanwhile. */
-  private serverJudged(verdict: ServerVerdict): void {
-    this.deliverServer(verdict);
-    this.serverDone();
-    const next = this.serverQueue.shift();
-    if (next === undefined) this.serverBusy = false;
-    else this.judgeServer(next);
+    return out.then(
+      (verdict) => this.deliverServer(verdict),
+      (err: unknown) => this.log.warn(`dropped a server message: ${describeError(err)}`),
+    );
   }
 
   private deliverServer(out: ServerVerdict): void {
@@ -386,23 +361,6 @@ export class ProxySession {
     if (this.upstreamState === 'ready') send();
     else if (this.upstreamState === 'starting')
       this.upstreamReady?.then(send, () => {}).catch((err: unknown) => this.log.warn(describeError(err)));
-  }
-
-  private serverDone(): void {
-    this.serverHandled++;
-    if (this.serverWaiters.length === 0) return;
-    const still: typeof this.serverWaiters = [];
-    for (const w of this.serverWaiters) {
-      if (this.serverHandled >= w.upTo) w.resolve();
-      else still.push(w);
-    }
-    this.serverWaiters = still;
-  }
-
-  /** Settles once the first `upTo` server messages have been handled. */
-  private serverDrained(upTo: number): Promise<void> {
-    if (this.serverHandled >= upTo) return Promise.resolve();
-    return new Promise((resolve) => this.serverWaiters.push({ upTo, resolve }));
   }
 
   /** A frame to the bridge; when the tunnel's outbox is full, stop reading the server until 'writable'. */

@@ -19,16 +19,14 @@ export const HASH_SUFFIX_BYTES = 9 + 64 + 2;
 const SUFFIX_RE = /,"hash":"([0-9a-f]{64})"\}$/;
 
 /**
- * The hash of the event whose body is `open` + `}` (`open`: the body without
- * its final brace, as the writers build it).
+ * The stored line (without its newline) of an event serialised as `json`,
+ * chained to `prev`, and its hash: `json` with `prev` and then `hash` as its
+ * last members.
  */
-export function hashOf(open: string): string {
-  return oneShotHash('sha256', `${open}}`, 'hex');
-}
-
-export function sealEvent(body: string): { line: string; hash: string } {
-  const hash = oneShotHash('sha256', body, 'hex');
-  return { line: `${body.slice(0, -1)},"hash":"${hash}"}\n`, hash };
+export function seal(json: string, prev: string): { line: string; hash: string } {
+  const open = `${json.slice(0, -1)},"prev":"${prev}"`;
+  const hash = oneShotHash('sha256', `${open}}`, 'hex');
+  return { line: `${open},"hash":"${hash}"}`, hash };
 }
 
 export type LineCheck =

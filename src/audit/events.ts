@@ -65,9 +65,7 @@ export function normaliseKey(key: string): string {
 
 export interface ArgsRecorder {
   readonly policy: ArgsPolicy;
-  /** What to store in the event's `args` field; undefined means leave it out. */
-  record(args: unknown): unknown;
-  /** The JSON of what `record` stores (the same text as `JSON.stringify(record(args))`), without serialising twice. */
+  /** The JSON stored as the event's `args`: redacted, or a digest (over the limit, or by policy); undefined: none. */
   recordJson(args: unknown): string | undefined;
 }
 
@@ -75,16 +73,6 @@ export function argsRecorder(policy: ArgsPolicy, redactKeys: string[], maxArgsBy
   const keys = new Set([...DEFAULT_REDACT_KEYS, ...redactKeys].map(normaliseKey));
   return {
     policy,
-    record(args: unknown): unknown {
-      if (args === undefined || policy === 'none') return undefined;
-      const redacted = redact(args, keys, 0);
-      if (policy === 'full') {
-        const json = JSON.stringify(redacted);
-        if (Buffer.byteLength(json) <= maxArgsBytes) return redacted;
-        return { truncated: true, ...digestOf(json) };
-      }
-      return digestOf(JSON.stringify(redacted));
-    },
     recordJson(args: unknown): string | undefined {
       if (args === undefined || policy === 'none') return undefined;
       const json = JSON.stringify(redact(args, keys, 0));

@@ -18,14 +18,13 @@
  * incomplete lines' sizes, chained to the last complete event, so
  * `audit verify` can tell a torn write from an edit.
  */
-import { randomUUID } from 'node:crypto';
 import { constants as fsc, statSync, writeSync } from 'node:fs';
 import { mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { AccessError } from '../errors.js';
 import type { Logger } from '../util/log.js';
-import { GENESIS, HASH_SUFFIX_BYTES, hashOf, trailingHash } from './chain.js';
-import { eventCode, type ArgsPolicy } from './events.js';
+import { GENESIS, HASH_SUFFIX_BYTES, seal, trailingHash } from './chain.js';
+import type { ArgsPolicy } from './events.js';
 import { EventPreparer, type AuditEventInput, type PreparedEvent } from './prepare.js';
 
 export { verifyAuditFile } from './verify.js';
@@ -307,37 +306,26 @@ export class AuditLog {
       segments.push({ line: '\n' });
       text += '\n';
     }
-    /** `json` without its final `}`: the line is it, then prev and hash (format: ./chain.ts). */
     const addEvent = (json: string, waiter?: Queued) => {
-      const open = `${json.slice(0, -1)},"prev":"${hash}"`;
-      hash = hashOf(open);
-      const line = `${open},"hash":"${hash}"}\n`;
+      const sealed = seal(json, hash);
+      hash = sealed.hash;
+      const line = `${sealed.line}\n`;
       segments.push({ line, hash, waiter });
       text += line;
     };
     if (this.tornLines.length > 0) {
       addEvent(
-        JSON.stringify({
-          time: new Date().toISOString(),
-          id: randomUUID(),
-          type: 'audit.recovered',
-          code: eventCode('audit.recovered'),
-          reason:
-            'a write was interrupted; the incomplete line(s) before this event are not events, and the chain continues from the last complete event',
-          torn: [...this.tornLines],
-        }),
+        JSON.stringify(
+          this.preparer.own('audit.recovered', {
+            reason:
+              'a write was interrupted; the incomplete line(s) before this event are not events, and the chain continues from the last complete event',
+            torn: [...this.tornLines],
+          }),
+        ),
       );
     }
     if (this.reopenReason !== undefined) {
-      addEvent(
-        JSON.stringify({
-          time: new Date().toISOString(),
-          id: randomUUID(),
-          type: 'audit.reopened',
-          code: eventCode('audit.reopened'),
-          reason: this.reopenReason,
-        }),
-      );
+      addEvent(JSON.stringify(this.preparer.own('audit.reopened', { reason: this.reopenReason })));
       this.reopenReason = undefined;
     }
     for (const q of batch) addEvent(q.json, q);

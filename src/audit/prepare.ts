@@ -128,28 +128,18 @@ function isArrayIndex(k: string): boolean {
  * name and version, roles) are written directly; anything else takes the general path.
  */
 function fieldJson(v: unknown, max: number): string | undefined {
-  switch (typeof v) {
-    case 'string':
-      return quote(v.length <= max ? v : boundString(v, max));
-    case 'number':
-      return Number.isFinite(v) ? String(v) : 'null';
-    case 'boolean':
-      return v ? 'true' : 'false';
-    case 'undefined':
-    case 'function':
-    case 'symbol':
-      return undefined;
-    case 'object':
-      if (v === null) return 'null';
-      return (
-        (Array.isArray(v) ? flatArrayJson(v, max) : flatObjectJson(v, max)) ?? JSON.stringify(boundValue(v, max, 0))
-      );
-    default:
-      return JSON.stringify(v); // bigint: throws, as it always did
+  const scalar = scalarJson(v, max);
+  if (scalar !== undefined) return scalar;
+  if (typeof v === 'object') {
+    return (
+      (Array.isArray(v) ? flatArrayJson(v, max) : flatObjectJson(v!, max)) ?? JSON.stringify(boundValue(v, max, 0))
+    );
   }
+  // undefined, a function or a symbol: left out; a bigint throws, as it always did.
+  return typeof v === 'bigint' ? JSON.stringify(v) : undefined;
 }
 
-/** A scalar at depth 1 (a string, finite or not number, boolean, null), else undefined. */
+/** A scalar (a string, finite or not number, boolean, null) as JSON, else undefined. */
 function scalarJson(x: unknown, max: number): string | undefined {
   if (typeof x === 'string') return quote(x.length <= max ? x : boundString(x, max));
   if (typeof x === 'number') return Number.isFinite(x) ? String(x) : 'null';

@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { AccessError } from '../errors.js';
 import type { AuditReceipt } from '../audit/log.js';
-import { GENESIS, hashOf } from '../audit/chain.js';
+import { GENESIS, seal } from '../audit/chain.js';
 import {
   boundString,
   EventPreparer,
@@ -170,8 +170,8 @@ export class PgAuditLog implements AuditWriter {
       const cols: unknown[][] = [[], [], [], [], [], [], [], [], [], []];
       const stored: AuditReceipt[] = [];
       for (const q of batch) {
-        const open = `${q.json.slice(0, -1)},"prev":"${hash}"`;
-        hash = hashOf(open);
+        const sealed = seal(q.json, hash);
+        hash = sealed.hash;
         seq++;
         const f = q.event;
         // As the line stores them: strings bounded (prepare.ts).
@@ -186,7 +186,7 @@ export class PgAuditLog implements AuditWriter {
           text(f.sessionId),
           text(f.tool),
           text(f.outcome),
-          `${open},"hash":"${hash}"}`,
+          sealed.line,
         ];
         row.forEach((v, i) => cols[i]!.push(v));
         stored.push({ id: q.id, hash });

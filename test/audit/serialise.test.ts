@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { argsRecorder, eventCode, type ArgsPolicy } from '../../src/audit/events.js';
+import { DEFAULT_REDACT_KEYS, eventCode, normaliseKey, redact, type ArgsPolicy } from '../../src/audit/events.js';
 import {
   boundString,
   EventPreparer,
@@ -44,15 +44,23 @@ const FIELD_ORDER = [
   'latencyMs',
 ];
 const RESERVED = new Set(['time', 'id', 'type', 'code', 'prev', 'hash']);
+/** What the arguments recorder stored: the redacted arguments, or a digest (over the limit, or by policy). */
+function recordArgs(args: unknown, policy: ArgsPolicy, maxArgs: number): unknown {
+  if (args === undefined || policy === 'none') return undefined;
+  const redacted = redact(args, new Set([...DEFAULT_REDACT_KEYS, 'x-custom'].map(normaliseKey)), 0);
+  const json = JSON.stringify(redacted);
+  const digest = { sha256: createHash('sha256').update(json).digest('hex'), bytes: Buffer.byteLength(json) };
+  if (policy === 'full') return Buffer.byteLength(json) <= maxArgs ? redacted : { truncated: true, ...digest };
+  return digest;
+}
 function reference(event: AuditEventInput, time: string, id: string, policy: ArgsPolicy, maxArgs: number): string {
-  const args = argsRecorder(policy, ['x-custom'], maxArgs);
   const out: Record<string, unknown> = { time, id, type: event.type };
   const code = event.code ?? eventCode(event.type, event.outcome);
   if (code !== undefined) out.code = code;
   const put = (k: string, v: unknown) => {
     if (v === undefined) return;
     if (k === 'args') {
-      const recorded = args.record(v);
+      const recorded = recordArgs(v, policy, maxArgs);
       if (recorded !== undefined) out.args = recorded;
       return;
     }
