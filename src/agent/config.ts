@@ -8,10 +8,12 @@
  *   databases: [...]                   # PostgreSQL databases it serves, as in the proxy's `databases:`
  *   sessions: { grace_period, stop_grace, prestart, max_per_identity, max_total, max_processes_per_server }
  *   max_message_size: 64MiB
+ *   audit_spool: { dir, max_size }     # where events wait for the proxy's trail
+ *                                      # (default <data_dir>/audit-spool/<agent name>, 64MiB)
  *   keepalive: 15s
  *   log_level: info
  */
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { AccessError } from '../errors.js';
 import { readYamlFile } from '../util/yaml-file.js';
 import { parseProxyAddress, type ProxyAddress } from '../tunnel/proxy-address.js';
@@ -28,11 +30,27 @@ export interface AgentConfig extends SessionSettings {
   /** Where the agent keeps the host certificate it joined with and renews. */
   dataDir?: string;
   servers: ServerConfig[];
+  /**
+   * Where the events of its sessions are durable until the proxy stored them
+   * (src/agent/audit-spool.ts); without `dir`, `audit-spool/<agent name>` in
+   * data_dir (or next to agent.yaml).
+   */
+  auditSpool: { dir?: string; maxBytes: number };
   keepaliveMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
-const TOP_KEYS = ['proxy', 'identity', 'data_dir', 'servers', 'sessions', 'max_message_size', 'keepalive', 'log_level'];
+const TOP_KEYS = [
+  'proxy',
+  'identity',
+  'data_dir',
+  'servers',
+  'sessions',
+  'max_message_size',
+  'audit_spool',
+  'keepalive',
+  'log_level',
+];
 
 export async function loadAgentConfig(
   path: string,
@@ -96,6 +114,7 @@ export function parseAgentConfig(doc: unknown, path: string): AgentConfig {
   if (keepaliveMs < 100) fail('keepalive', 'must be at least 100ms');
   const maxMessageSize =
     d.max_message_size === undefined ? 64 * 1024 * 1024 : size(d.max_message_size, 'max_message_size', fail);
+  const auditSpool = parseAuditSpool(d.audit_spool, abs, fail);
   const logLevel = (d.log_level ?? 'info') as AgentConfig['logLevel'];
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) fail('log_level', 'must be debug, info, warn or error');
   return {
@@ -107,7 +126,25 @@ export function parseAgentConfig(doc: unknown, path: string): AgentConfig {
     servers,
     ...sessions,
     maxMessageSize,
+    auditSpool,
     keepaliveMs,
     logLevel,
   };
+}
+
+/** `audit_spool: { dir, max_size }` (max_size: 64 MiB by default). */
+function parseAuditSpool(v: unknown, abs: (p: string) => string, fail: Fail): AgentConfig['auditSpool'] {
+  if (v !== undefined && !isObject(v)) fail('audit_spool', 'must be a mapping with dir and/or max_size');
+  const o = v ?? {};
+  for (const k of Object.keys(o))
+    if (k !== 'dir' && k !== 'max_size') fail(`audit_spool.${k}`, 'unknown key (known: dir, max_size)');
+  const dir = o.dir === undefined ? undefined : abs(str(o.dir, 'audit_spool.dir', fail));
+  const maxBytes = o.max_size === undefined ? 64 * 1024 * 1024 : size(o.max_size, 'audit_spool.max_size', fail);
+  if (maxBytes < 64 * 1024) fail('audit_spool.max_size', 'must be at least 64KiB');
+  return { ...(dir !== undefined ? { dir } : {}), maxBytes };
+}
+
+/** The spool's directory: as configured, or `audit-spool/<agent name>` in data_dir (or next to agent.yaml). */
+export function auditSpoolDir(config: AgentConfig, agentName: string): string {
+  return config.auditSpool.dir ?? join(config.dataDir ?? config.baseDir, 'audit-spool', agentName);
 }

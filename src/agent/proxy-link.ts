@@ -17,14 +17,14 @@ import {
   decodeAgentFrame,
   encodeAgentFrame,
   peerFromWire,
+  parseAuditSettings,
   type AgentFrame,
   type AnnouncedServer,
 } from '../tunnel/agent-protocol.js';
 import { decodeControl } from '../tunnel/control.js';
 import { classifyDialError, formatProxyAddress, type ProxyAddress } from '../tunnel/proxy-address.js';
 import type { RoleDocument } from '../rbac/roles.js';
-import type { AuditEventInput } from '../audit/log.js';
-import type { RemoteAuditSink } from './remote-audit.js';
+import type { AuditSpool } from './audit-spool.js';
 import { refuseTunnel } from './session.js';
 import type { SessionHost } from './host.js';
 import type { ServerConfig } from './servers.js';
@@ -37,7 +37,8 @@ export interface ProxyLinkOptions {
   /** The servers this agent enrolls now. */
   servers: () => ServerConfig[];
   describe: (server: ServerConfig) => AnnouncedServer;
-  audit: RemoteAuditSink;
+  /** Where the events of this agent's sessions wait for the proxy; it learns the proxy's audit settings here. */
+  audit: Pick<AuditSpool, 'configure' | 'connected' | 'disconnected' | 'acknowledged' | 'refused' | 'append'>;
   onRoles: (documents: RoleDocument[], rbac: Record<string, unknown> | undefined) => void;
   /** Whether an identity may still reach a server (the roles the proxy sent). */
   mayReach: (peer: Peer, server: ServerConfig) => void;
@@ -82,8 +83,7 @@ export class ProxyLink {
   /** The proxy process this link reached (from its welcome). */
   proxyId: string | undefined;
   private probe: boolean;
-  private readonly auditRoute = (seq: number, events: AuditEventInput[]): boolean =>
-    this.sendControl({ type: 'audit', seq, events });
+  private readonly auditRoute = (frame: string): boolean => this.sendControlText(frame);
   /** Resolves at the first welcome (for `agent start` to report readiness). */
   readonly ready: Promise<void>;
   private markReady!: () => void;
@@ -177,7 +177,7 @@ export class ProxyLink {
         await Promise.race([gone, new Promise((r) => setTimeout(r, 1000).unref())]);
       }
       control?.terminate();
-      this.o.audit.disconnected('the agent is shutting down', this.auditRoute);
+      this.o.audit.disconnected(this.auditRoute);
     })();
     return this.closed;
   }
@@ -244,7 +244,7 @@ export class ProxyLink {
       const wasWelcomed = this.welcomed;
       this.welcomed = false;
       this.stopTimers();
-      this.o.audit.disconnected('the connection to the proxy was lost', this.auditRoute);
+      this.o.audit.disconnected(this.auditRoute);
       // Sessions keep their upstreams for the grace period; their tunnels went with the proxy.
       for (const d of [...this.idle, ...this.carrying]) d.terminate();
       this.idle.clear();
@@ -299,6 +299,7 @@ export class ProxyLink {
           `connected to the proxy at ${this.where} (cluster ${frame.cluster}, proxy ${this.proxyId.slice(0, 8)}) as agent ${frame.agent}`,
         );
         this.o.onRoles(frame.roles as RoleDocument[], frame.rbac);
+        this.o.audit.configure(parseAuditSettings(frame.audit));
         this.o.audit.connected(this.auditRoute);
         this.announce();
         this.startTimers();
@@ -307,6 +308,7 @@ export class ProxyLink {
         return;
       case 'roles':
         this.o.onRoles(frame.roles as RoleDocument[], frame.rbac);
+        this.o.audit.configure(parseAuditSettings(frame.audit));
         return;
       case 'audit-ack':
         this.o.audit.acknowledged(frame.seq, frame.ids);
@@ -466,9 +468,13 @@ export class ProxyLink {
   }
 
   private sendControl(frame: AgentFrame): boolean {
+    return this.sendControlText(encodeAgentFrame(frame));
+  }
+
+  private sendControlText(text: string): boolean {
     const c = this.control;
     if (!c || c.readyState !== WebSocket.OPEN) return false;
-    c.send(encodeAgentFrame(frame));
+    c.send(text);
     return true;
   }
 }

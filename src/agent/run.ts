@@ -16,12 +16,12 @@ import { rolesFromDocuments, type RoleDocument } from '../rbac/roles.js';
 import type { AnnouncedServer } from '../tunnel/agent-protocol.js';
 import { TOKEN_SEPARATOR } from '../tunnel/agent-protocol.js';
 import { Logger } from '../util/log.js';
-import { loadAgentConfig, type AgentConfig } from './config.js';
+import { auditSpoolDir, loadAgentConfig, type AgentConfig } from './config.js';
 import { accessDenied, createEnforcingGates, type LiveAccess } from './enforcement.js';
 import { SessionHost } from './host.js';
 import { checkUpstreamIsolation } from './isolation.js';
 import { ProxyLinks } from './proxy-links.js';
-import { RemoteAuditSink } from './remote-audit.js';
+import { AuditSpool } from './audit-spool.js';
 import type { ServerConfig } from './servers.js';
 import { commandProblem } from './upstream/command-check.js';
 
@@ -137,7 +137,13 @@ export async function startAgent(
   isolation(config);
   warnMissingCommands(config, log);
 
-  const audit = new RemoteAuditSink();
+  // Events a previous run left unstored go to the proxy first.
+  const audit = await AuditSpool.open({
+    dir: auditSpoolDir(config, credentials.name),
+    agent: credentials.name,
+    maxBytes: config.auditSpool.maxBytes,
+    log,
+  });
   // Until the proxy sends its roles, nothing is allowed.
   const live: LiveAccess = { policy: new Policy([]), audit };
   const gates = createEnforcingGates(live, log);
@@ -187,6 +193,9 @@ export async function startAgent(
       try {
         const next = await loadAgentConfig(configPath, { proxy: opts.proxy, dataDir: opts.dataDir });
         next.proxy = config.proxy;
+        if (JSON.stringify(next.auditSpool) !== JSON.stringify(config.auditSpool))
+          log.warn('audit_spool: a change takes effect at the next start, not on reload');
+        next.auditSpool = config.auditSpool;
         isolation(next);
         warnMissingCommands(next, log);
         config = next;
@@ -206,6 +215,8 @@ export async function startAgent(
     closing ??= (async () => {
       await link.close();
       await host.close(new AccessError('PROXY_GOING_AWAY', 'the agent is shutting down'));
+      // Events still unstored (the sessions' ends, say) stay in the spool for the next start.
+      await audit.close();
       await credentials.close?.();
     })();
     return closing;

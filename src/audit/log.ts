@@ -25,7 +25,7 @@ import { AccessError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { GENESIS, HASH_SUFFIX_BYTES, seal, trailingHash } from './chain.js';
 import type { ArgsPolicy } from './events.js';
-import { EventPreparer, type AuditEventInput, type PreparedEvent } from './prepare.js';
+import { EventPreparer, type AuditEventInput, type PreparedEvent, type RecordedEvent } from './prepare.js';
 
 export { verifyAuditFile } from './verify.js';
 
@@ -147,7 +147,11 @@ export class AuditLog {
     let releaseLock: () => Promise<void> = async () => {};
     let fh: FileHandle | undefined;
     try {
-      releaseLock = await acquireLock(file, path);
+      releaseLock = await acquireLock(
+        file,
+        `audit log ${path}`,
+        'two proxies cannot share one audit log; give each its own audit.path',
+      );
       fh = await openLogFile(file, path);
       const tail = await readTail(fh, path);
       const log = new AuditLog(
@@ -208,15 +212,19 @@ export class AuditLog {
    * `append` for callers that need only the event's id and hash (the proxy's
    * hot path): the same guarantees, without reading the stored event back.
    */
-  write(event: AuditEventInput): Promise<AuditReceipt> {
-    return this.enqueue(event, false);
+  write(event: AuditEventInput, recorded?: RecordedEvent): Promise<AuditReceipt> {
+    return this.enqueue(event, false, recorded);
   }
 
-  private enqueue(event: AuditEventInput, whole: boolean): Promise<StoredAuditEvent | AuditReceipt> {
+  private enqueue(
+    event: AuditEventInput,
+    whole: boolean,
+    recorded?: RecordedEvent,
+  ): Promise<StoredAuditEvent | AuditReceipt> {
     if (this.closed) return Promise.reject(new AccessError('AUDIT_UNAVAILABLE', `audit log ${this.path} is closed`));
     let prepared: PreparedEvent;
     try {
-      prepared = this.preparer.prepare(event, this.announce);
+      prepared = this.preparer.prepare(event, this.announce, recorded);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
@@ -561,7 +569,11 @@ async function lastNewlineBefore(read: (pos: number, len: number) => Promise<Buf
   return -1;
 }
 
-async function acquireLock(file: string, shown: string): Promise<() => Promise<void>> {
+/**
+ * `<file>.lock` with this process's pid, for as long as it writes `file`
+ * (`what` names the file in errors); a lock whose process is gone is taken over.
+ */
+export async function acquireLock(file: string, what: string, hint: string): Promise<() => Promise<void>> {
   const lockPath = `${file}.lock`;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -578,20 +590,18 @@ async function acquireLock(file: string, shown: string): Promise<() => Promise<v
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
         throw new AccessError(
           'AUDIT_UNAVAILABLE',
-          `audit log ${shown}: cannot create its lock file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+          `${what}: cannot create its lock file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
           { cause: err },
         );
       }
       const pid = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
-        throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown} is being written by process ${pid}`, {
-          hint: 'two proxies cannot share one audit log; give each its own audit.path',
-        });
+        throw new AccessError('AUDIT_UNAVAILABLE', `${what} is being written by process ${pid}`, { hint });
       }
       await unlink(lockPath).catch(() => {}); // stale: its writer is gone
     }
   }
-  throw new AccessError('AUDIT_UNAVAILABLE', `audit log ${shown}: cannot take its lock file`);
+  throw new AccessError('AUDIT_UNAVAILABLE', `${what}: cannot take its lock file`);
 }
 
 function processAlive(pid: number): boolean {

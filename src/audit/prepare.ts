@@ -99,6 +99,31 @@ export interface EventPreparerOptions {
   logger?: Logger;
 }
 
+/**
+ * An event an agent recorded (its spool holds it): its id is derived from
+ * the agent's certified name and the event's `eventKey` (agentEventId), its
+ * `args` were recorded by the agent under the settings the proxy sent it (the
+ * writer bounds and redacts them again, which changes nothing an honest agent
+ * sent), and it is not charged to the identity's budget: the agent charged it
+ * before the request went on, and an event of something that happened is
+ * stored, never refused for its size.
+ */
+export interface RecordedEvent {
+  id: string;
+}
+
+/**
+ * The id of an agent's event: a UUID (version 8) from SHA-256 of the agent's
+ * certified name and the event's `eventKey`. Both sides compute it, so the
+ * agent knows the id before the proxy stores the event; an event sent twice
+ * keeps its id, and no agent can take the id of another's event.
+ */
+export function agentEventId(agent: string, eventKey: string): string {
+  const h = createHash('sha256').update(`${agent}\n${eventKey}`).digest('hex');
+  const variant = ((parseInt(h[16]!, 16) & 3) | 8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
 /** An event ready to be chained: its JSON (without `prev`), and what writers index it by. */
 export interface PreparedEvent {
   /** `{"time":…,"id":…,"type":…,…}`: the stored line is this with `prev` and `hash` added before the `}`. */
@@ -181,7 +206,7 @@ function rawJson(v: unknown): string | undefined {
 let lastMs = NaN;
 let lastIso = '';
 /** `new Date().toISOString()`, computed once per millisecond. */
-function isoNow(): string {
+export function isoNow(): string {
   const ms = Date.now();
   if (ms !== lastMs) {
     lastMs = ms;
@@ -190,34 +215,97 @@ function isoNow(): string {
   return lastIso;
 }
 
-export class EventPreparer {
-  private readonly args: ArgsRecorder;
+/**
+ * Bytes of audit events each identity may cause per hour (`audit.identity_budget`):
+ * a bucket that refills continuously. The first refusal of an overrun is itself
+ * recorded (once, not charged), so the trail says why that identity's requests
+ * stopped. Used by the proxy's writers and by an agent's spool.
+ */
+export class IdentityBudget {
   /** Per identity: bytes left in its budget, when last refilled, whether the overrun was recorded. */
   private readonly budgets = new Map<string, { bytes: number; at: number; announced: boolean }>();
-  private readonly identityBudget: number;
-  private readonly now: () => number;
 
-  constructor(private readonly opts: EventPreparerOptions = {}) {
-    this.args = argsRecorder(opts.args ?? 'full', opts.redactKeys ?? [], opts.maxArgsBytes ?? 1024 * 1024);
-    this.identityBudget = opts.identityBudgetBytes ?? DEFAULT_IDENTITY_BUDGET_BYTES;
-    this.now = opts.now ?? Date.now;
+  constructor(
+    private readonly bytesPerHour: number,
+    private readonly now: () => number = Date.now,
+    private readonly logger?: Logger,
+  ) {}
+
+  /**
+   * Charges `bytes` of `event` to its identity; an error when the budget is
+   * spent, after handing the one `audit.budget_exceeded` event of the overrun
+   * to `announce`.
+   */
+  charge(event: AuditEventInput, bytes: number, announce: (e: AuditEventInput) => void): AccessError | undefined {
+    const user = event.user;
+    if (this.bytesPerHour <= 0 || typeof user !== 'string' || event.type === 'mcp.session.end') return undefined;
+    const t = this.now();
+    let b = this.budgets.get(user);
+    if (!b) {
+      if (this.budgets.size >= 100_000) this.budgets.delete(this.budgets.keys().next().value!);
+      b = { bytes: this.bytesPerHour, at: t, announced: false };
+      this.budgets.set(user, b);
+    }
+    b.bytes = Math.min(this.bytesPerHour, b.bytes + ((t - b.at) / 3_600_000) * this.bytesPerHour);
+    b.at = t;
+    if (b.bytes >= bytes) {
+      b.bytes -= bytes;
+      b.announced = false;
+      return undefined;
+    }
+    const mib = Math.round(this.bytesPerHour / (1024 * 1024));
+    const message = `identity ${boundString(user, MAX_FIELD_CHARS)} has used up its audit budget (${mib} MiB per hour); its requests are refused until the budget refills`;
+    if (!b.announced) {
+      b.announced = true;
+      announce({
+        type: 'audit.budget_exceeded',
+        user,
+        outcome: 'denied',
+        reason: message,
+        budgetBytesPerHour: this.bytesPerHour,
+      });
+      this.logger?.warn(`audit: ${message}`);
+    }
+    return new AccessError('AUDIT_UNAVAILABLE', message, {
+      hint: 'raise audit.identity_budget, or find out why this identity sends so much (see docs/audit.md)',
+    });
+  }
+}
+
+export class EventPreparer {
+  private readonly args: ArgsRecorder;
+  /** `args` an agent recorded already: bounded and redacted again, never digested twice. */
+  private readonly recordedArgs: ArgsRecorder;
+  private readonly budget: IdentityBudget;
+
+  constructor(opts: EventPreparerOptions = {}) {
+    const maxArgsBytes = opts.maxArgsBytes ?? 1024 * 1024;
+    this.args = argsRecorder(opts.args ?? 'full', opts.redactKeys ?? [], maxArgsBytes);
+    this.recordedArgs = argsRecorder('full', opts.redactKeys ?? [], maxArgsBytes);
+    this.budget = new IdentityBudget(
+      opts.identityBudgetBytes ?? DEFAULT_IDENTITY_BUDGET_BYTES,
+      opts.now ?? Date.now,
+      opts.logger,
+    );
   }
 
   /**
    * The event's JSON, its identity charged. Throws AUDIT_UNAVAILABLE when it
    * cannot be serialised or the identity's budget is spent; `announce` is the
    * one `audit.budget_exceeded` event to record (not charged, nobody waits for
-   * it) the first time a budget runs out.
+   * it) the first time a budget runs out. An agent's event (`recorded`) keeps
+   * its id and is not charged.
    */
-  prepare(event: AuditEventInput, announce: (e: PreparedEvent) => void): PreparedEvent {
+  prepare(event: AuditEventInput, announce: (e: PreparedEvent) => void, recorded?: RecordedEvent): PreparedEvent {
     let prepared: PreparedEvent;
     try {
-      prepared = this.serialise(event);
+      prepared = this.serialise(event, recorded);
     } catch (err) {
       throw new AccessError('AUDIT_UNAVAILABLE', `audit event cannot be recorded: ${(err as Error).message}`, {
         cause: err,
       });
     }
+    if (recorded) return prepared;
     const over = this.overBudget(event, prepared.json, announce);
     if (over) throw over;
     return prepared;
@@ -237,9 +325,9 @@ export class EventPreparer {
    * The text is the same as `JSON.stringify` of the fields object it replaces
    * (test/audit/serialise.test.ts compares the two).
    */
-  serialise(event: AuditEventInput): PreparedEvent {
+  serialise(event: AuditEventInput, recorded?: RecordedEvent): PreparedEvent {
     const time = isoNow();
-    const id = randomUUID();
+    const id = recorded?.id ?? randomUUID();
     const type = rawJson(event.type);
     const codeValue = event.code ?? eventCode(event.type, event.outcome);
     const code = rawJson(codeValue);
@@ -250,7 +338,7 @@ export class EventPreparer {
       const v = event[k];
       if (v === undefined) continue;
       let j: string | undefined;
-      if (k === 'args') j = this.args.recordJson(v);
+      if (k === 'args') j = (recorded ? this.recordedArgs : this.args).recordJson(v);
       else j = fieldJson(v, k === 'reason' ? MAX_REASON_CHARS : MAX_FIELD_CHARS);
       if (j !== undefined) body += `,"${k}":${j}`;
     }
@@ -266,49 +354,12 @@ export class EventPreparer {
     return { json: `{${head}${body}}`, id, time, event };
   }
 
-  /**
-   * Charges the event to its identity's budget; an error when the budget is
-   * spent. The first refusal of an overrun is itself recorded (once, not
-   * charged), so the trail says why that identity's requests stopped.
-   */
+  /** Charges the event to its identity's budget (see IdentityBudget). */
   private overBudget(
     event: AuditEventInput,
     json: string,
     announce: (e: PreparedEvent) => void,
   ): AccessError | undefined {
-    const user = event.user;
-    if (this.identityBudget <= 0 || typeof user !== 'string' || event.type === 'mcp.session.end') return undefined;
-    const t = this.now();
-    let b = this.budgets.get(user);
-    if (!b) {
-      if (this.budgets.size >= 100_000) this.budgets.delete(this.budgets.keys().next().value!);
-      b = { bytes: this.identityBudget, at: t, announced: false };
-      this.budgets.set(user, b);
-    }
-    b.bytes = Math.min(this.identityBudget, b.bytes + ((t - b.at) / 3_600_000) * this.identityBudget);
-    b.at = t;
-    if (b.bytes >= json.length) {
-      b.bytes -= json.length;
-      b.announced = false;
-      return undefined;
-    }
-    const mib = Math.round(this.identityBudget / (1024 * 1024));
-    const message = `identity ${boundString(user, MAX_FIELD_CHARS)} has used up its audit budget (${mib} MiB per hour); its requests are refused until the budget refills`;
-    if (!b.announced) {
-      b.announced = true;
-      announce(
-        this.serialise({
-          type: 'audit.budget_exceeded',
-          user,
-          outcome: 'denied',
-          reason: message,
-          budgetBytesPerHour: this.identityBudget,
-        }),
-      );
-      this.opts.logger?.warn(`audit: ${message}`);
-    }
-    return new AccessError('AUDIT_UNAVAILABLE', message, {
-      hint: 'raise audit.identity_budget, or find out why this identity sends so much (see docs/audit.md)',
-    });
+    return this.budget.charge(event, json.length, (e) => announce(this.serialise(e)));
   }
 }

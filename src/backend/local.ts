@@ -59,8 +59,8 @@ export function fileAuditWriter(log: AuditLog): AuditWriter & { log: AuditLog } 
     get healthy() {
       return healthy;
     },
-    append: (event) =>
-      log.write(event).then(
+    append: (event, recorded) =>
+      log.write(event, recorded).then(
         (stored) => {
           healthy = true;
           return stored;

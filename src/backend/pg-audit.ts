@@ -26,6 +26,7 @@ import {
   MAX_FIELD_CHARS,
   type AuditEventInput,
   type PreparedEvent,
+  type RecordedEvent,
 } from '../audit/prepare.js';
 import type { Logger } from '../util/log.js';
 import type { PgConnection } from './pg-connection.js';
@@ -98,16 +99,19 @@ export class PgAuditLog implements AuditWriter {
     );
   }
 
-  append(event: AuditEventInput): Promise<AuditReceipt> {
+  append(event: AuditEventInput, recorded?: RecordedEvent): Promise<AuditReceipt> {
     if (this.closed) return Promise.reject(new AccessError('AUDIT_UNAVAILABLE', 'the audit trail is closed'));
     let prepared: PreparedEvent;
     try {
-      prepared = this.preparer.prepare(event, (announced) =>
-        this.enqueue(
-          announced,
-          () => {},
-          () => {},
-        ),
+      prepared = this.preparer.prepare(
+        event,
+        (announced) =>
+          this.enqueue(
+            announced,
+            () => {},
+            () => {},
+          ),
+        recorded,
       );
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));

@@ -7,7 +7,7 @@
  * replica). A low layer: it knows records and events, not proxies or bots.
  * See docs/backend.md.
  */
-import type { AuditEventInput } from '../audit/prepare.js';
+import type { AuditEventInput, RecordedEvent } from '../audit/prepare.js';
 import type { AuditReceipt } from '../audit/log.js';
 import type { ArgsPolicy } from '../audit/events.js';
 import type { FsyncPolicy } from '../audit/log.js';
@@ -57,8 +57,8 @@ export interface AuditWriter {
    * whose key is unchanged.
    */
   readonly key: string;
-  /** Resolves with the stored event's id and hash. */
-  append(event: AuditEventInput): Promise<AuditReceipt>;
+  /** Resolves with the stored event's id and hash; `recorded`: an agent's event (see RecordedEvent). */
+  append(event: AuditEventInput, recorded?: RecordedEvent): Promise<AuditReceipt>;
   /** False after a failed write until a write succeeds again (for /readyz). */
   readonly healthy: boolean;
   /** Throws when the trail cannot be written now, without writing an event (for /readyz after a failure). */

@@ -20,6 +20,8 @@ import { join } from 'node:path';
 import { createJwtSigner, JWKS_PATH } from '../identity/jwt.js';
 import { CA_FILES } from '../identity/ca.js';
 import { AuditRateLimiter } from '../audit/rate-limit.js';
+import { DEFAULT_IDENTITY_BUDGET_BYTES } from '../audit/prepare.js';
+import type { AgentAuditSettings } from '../tunnel/agent-protocol.js';
 import type { Refusal } from './server.js';
 
 /**
@@ -37,6 +39,8 @@ export interface Access {
   /** Shared with every running session's gate; a reload updates it in place. */
   live: LiveAccess;
   audit: AuditWriter | undefined;
+  /** How remote agents record their events: `audit:`'s settings (null: no trail). */
+  readonly agentAuditSettings: AgentAuditSettings | null;
   /** Roles from proxy.yaml (roles, roles_files); a backend role of the same name is ignored. */
   configRoles: Role[];
   /** Roles from the backend (`mcp-access role create`), as last applied. */
@@ -231,6 +235,14 @@ export async function buildAccess(
     },
     live,
     audit,
+    agentAuditSettings: config.audit
+      ? {
+          args: config.audit.args,
+          redact: config.audit.redact,
+          identityBudgetBytes: config.audit.identityBudget ?? DEFAULT_IDENTITY_BUDGET_BYTES,
+          fsync: config.audit.fsync,
+        }
+      : null,
     gates: previous?.gates ?? createEnforcingGates(live, log),
     decider,
     routes: {

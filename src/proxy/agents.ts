@@ -9,12 +9,15 @@
  * nothing a resume needs: a remote session's resume token starts with its
  * agent's name.
  *
- * Audit events of an agent's sessions arrive on its control connection and
+ * Audit events of an agent's sessions arrive on its control connection from
+ * the agent's spool, where each was durable before its request went on; they
  * are appended to this proxy's trail (with `agent` set to the agent's
- * certified name) before they are acknowledged; the agent forwards a request
- * only after that.
+ * certified name and the id derived from it and the event's `eventKey`)
+ * before they are acknowledged, and the agent then drops them from its spool.
  */
+import { randomUUID } from 'node:crypto';
 import { AccessError, describeError, isAccessError } from '../errors.js';
+import { agentEventId, MAX_FIELD_CHARS, type RecordedEvent } from '../audit/prepare.js';
 import type { Peer } from '../identity/peer.js';
 import type { Logger } from '../util/log.js';
 import { NAME_RE } from '../util/config-fields.js';
@@ -24,6 +27,7 @@ import {
   decodeAgentFrame,
   encodeAgentFrame,
   peerToWire,
+  type AgentAuditSettings,
   type AgentFrame,
   type AnnouncedServer,
 } from '../tunnel/agent-protocol.js';
@@ -35,7 +39,7 @@ import { Splice } from './splice.js';
 
 /** Where agents' audit events go: the proxy's trail. */
 export interface AgentAuditSink {
-  append(event: Record<string, unknown>): Promise<{ id: string }>;
+  append(event: Record<string, unknown>, recorded: RecordedEvent): Promise<{ id: string }>;
 }
 
 export interface AgentDirectoryOptions {
@@ -46,6 +50,8 @@ export interface AgentDirectoryOptions {
   keepaliveMs: number;
   /** The trail (undefined: no audit trail configured; events are acknowledged and dropped, as the proxy's own). */
   audit: () => AgentAuditSink | undefined;
+  /** How agents record their events (the proxy's `audit:` settings; null: no trail). Default null. */
+  auditSettings?: () => AgentAuditSettings | null;
   /** The role documents every agent enforces. */
   roles: () => unknown[];
   /** The cluster's role settings (`rbac:`), sent with the roles. */
@@ -148,6 +154,7 @@ export class AgentDirectory {
       agent: name,
       roles: this.o.roles(),
       ...(this.o.rbac?.() ? { rbac: this.o.rbac() } : {}),
+      audit: this.o.auditSettings?.() ?? null,
       keepaliveMs: this.o.keepaliveMs,
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -277,11 +284,13 @@ export class AgentDirectory {
     await this.splice(link, bridge, peer, { type: 'resume', token, received, peer: peerToWire(peer) });
   }
 
-  /** Tell every agent the roles changed. */
+  /** Tell every agent the roles (or the audit settings) changed. */
   pushRoles(): void {
     const roles = this.o.roles();
     const rbac = this.o.rbac?.();
-    for (const link of this.links.values()) send(link.control, { type: 'roles', roles, ...(rbac ? { rbac } : {}) });
+    const audit = this.o.auditSettings?.() ?? null;
+    for (const link of this.links.values())
+      send(link.control, { type: 'roles', roles, ...(rbac ? { rbac } : {}), audit });
   }
 
   /**
@@ -450,7 +459,12 @@ export class AgentDirectory {
     try {
       const ids: string[] = [];
       if (sink) {
-        const stored = await Promise.all((events as unknown[]).map((e) => sink.append(certified(e, link.name))));
+        const stored = await Promise.all(
+          (events as unknown[]).map((e) => {
+            const event = certified(e, link.name);
+            return sink.append(event, recordedBy(link.name, event.eventKey));
+          }),
+        );
         for (const s of stored) ids.push(s.id);
       }
       // To the agent's current control connection: it may have replaced this one meanwhile.
@@ -500,6 +514,20 @@ function certified(e: unknown, agent: string): Record<string, unknown> {
   if (Array.isArray(e)) return { ...e, agent };
   (e as Record<string, unknown>).agent = agent;
   return e as Record<string, unknown>;
+}
+
+/**
+ * How an agent's event is stored: with the id both sides derive from the
+ * agent's certified name and the event's `eventKey`. An event without a
+ * usable key (only a hostile agent sends one) gets a fresh id.
+ */
+function recordedBy(agent: string, eventKey: unknown): RecordedEvent {
+  return {
+    id:
+      typeof eventKey === 'string' && eventKey.length > 0 && eventKey.length <= MAX_FIELD_CHARS
+        ? agentEventId(agent, eventKey)
+        : randomUUID(),
+  };
 }
 
 function fatalFrame(err: AccessError): string {

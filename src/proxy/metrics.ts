@@ -114,9 +114,9 @@ export class ProxyMetrics {
       },
       probe: () => writer.probe(),
       close: () => writer.close(),
-      append(event) {
+      append(event, recorded) {
         const t0 = performance.now();
-        return writer.append(event).then(
+        return writer.append(event, recorded).then(
           (e) => {
             histogram.observe((performance.now() - t0) / 1000);
             stored(event);

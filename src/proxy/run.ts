@@ -139,6 +139,7 @@ export async function startProxy(
     routes,
     {
       audit: () => access.audit,
+      auditSettings: () => access.agentAuditSettings,
       roles: () => access.roleDocuments,
       ...(agents ? { checkAgent: (peer: Peer) => agents.checkAgent(peer) } : {}),
     },

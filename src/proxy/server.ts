@@ -112,7 +112,7 @@ export class ProxyServer {
     private readonly routes: ProxyRoutes = {},
     agentOptions: Pick<
       AgentDirectoryOptions,
-      'audit' | 'roles' | 'rbac' | 'checkAgent' | 'dialTimeoutMs' | 'agentWaitMs'
+      'audit' | 'auditSettings' | 'roles' | 'rbac' | 'checkAgent' | 'dialTimeoutMs' | 'agentWaitMs'
     > = {
       audit: () => undefined,
       roles: () => [],

@@ -83,14 +83,43 @@ export function peerFromWire(w: unknown): Peer | undefined {
   };
 }
 
+/**
+ * How an agent records the events of its sessions: the proxy's `audit:`
+ * settings (docs/audit.md), sent with the roles; `null` when the proxy keeps
+ * no audit trail. An agent that has not received them refuses requests.
+ */
+export interface AgentAuditSettings {
+  args: 'full' | 'digest' | 'none';
+  redact: string[];
+  /** Bytes per identity per hour; 0 = unlimited. */
+  identityBudgetBytes: number;
+  fsync: 'always' | 'interval' | 'never';
+}
+
+/** The settings as sent, or undefined when they are missing or malformed. */
+export function parseAuditSettings(v: unknown): AgentAuditSettings | null | undefined {
+  if (v === null) return null;
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  if (o.args !== 'full' && o.args !== 'digest' && o.args !== 'none') return undefined;
+  if (o.fsync !== 'always' && o.fsync !== 'interval' && o.fsync !== 'never') return undefined;
+  if (!Array.isArray(o.redact) || !o.redact.every((k) => typeof k === 'string')) return undefined;
+  const budget = o.identityBudgetBytes;
+  if (typeof budget !== 'number' || !Number.isFinite(budget) || budget < 0) return undefined;
+  return { args: o.args, redact: o.redact, identityBudgetBytes: budget, fsync: o.fsync };
+}
+
 export type AgentFrame =
   /** agent → proxy, on connect and every heartbeat interval: the servers it serves now. */
   | { type: 'announce'; servers: AnnouncedServer[]; sessions: number }
-  /** agent → proxy: audit events, to be durable before `audit-ack` (same seq). */
+  /**
+   * agent → proxy: events from the agent's spool, each with its `eventKey`
+   * (its id is derived from it); stored in the trail before `audit-ack` (same seq).
+   */
   | { type: 'audit'; seq: number; events: Array<Record<string, unknown>> }
   /** proxy → agent: the events of `seq` are stored; their ids in order. */
   | { type: 'audit-ack'; seq: number; ids: string[] }
-  /** proxy → agent: the events of `seq` could not be stored (the requests they stand for are refused). */
+  /** proxy → agent: the events of `seq` could not be stored (the agent keeps them and sends them again). */
   | { type: 'audit-nack'; seq: number; code: ErrorCode; message: string }
   /**
    * proxy → agent, first frame: the cluster, this proxy process's id (replicas
@@ -104,10 +133,14 @@ export type AgentFrame =
       roles: unknown[];
       /** The cluster's role settings (`rbac:` in proxy.yaml, e.g. default_resources). */
       rbac?: Record<string, unknown>;
+      audit: AgentAuditSettings | null;
       keepaliveMs: number;
     }
-  /** proxy → agent: the roles changed (reload, a role resource); running sessions use them from their next message. */
-  | { type: 'roles'; roles: unknown[]; rbac?: Record<string, unknown> }
+  /**
+   * proxy → agent: the roles or the audit settings changed (reload, a role
+   * resource); running sessions use them from their next message.
+   */
+  | { type: 'roles'; roles: unknown[]; rbac?: Record<string, unknown>; audit: AgentAuditSettings | null }
   /**
    * proxy → agent: servers of this agent the proxy refused to route to, and why
    * (e.g. another agent serves the name with other labels).

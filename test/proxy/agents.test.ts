@@ -13,6 +13,7 @@ import type { WebSocket } from 'ws';
 import { AccessError } from '../../src/errors.js';
 import type { Peer } from '../../src/identity/peer.js';
 import { AgentDirectory, HEARTBEAT_STALE_MS } from '../../src/proxy/agents.js';
+import { agentEventId } from '../../src/audit/prepare.js';
 import { Logger } from '../../src/util/log.js';
 import { until } from '../helpers/until.js';
 
@@ -178,6 +179,75 @@ describe('AgentDirectory', () => {
     expect(stored[4]).toMatchObject({ 0: 1, 1: 'two', 2: { agent: 'west' }, agent: 'east' });
     expect(String(stored[5]!.tool)).toContain('…[cut: 100000 bytes');
     expect(await verifyAuditFile(path)).toEqual({ ok: true, events: events.length, head: log.head });
+  });
+
+  it('stores an agent’s event under the id derived from its certified name and eventKey, never one the agent chose', async () => {
+    const ids: unknown[] = [];
+    const { dir: d2 } = directory({
+      audit: () => ({
+        append: (e: Record<string, unknown>, recorded: { id: string }) => {
+          ids.push(recorded.id);
+          return Promise.resolve({ id: recorded.id });
+        },
+      }),
+    });
+    const [east, west] = [new FakeSocket(), new FakeSocket()];
+    d2.attachControl(ws(east), agentPeer('east'));
+    d2.attachControl(ws(west), agentPeer('west'));
+    for (const s of [east, west]) s.receive({ type: 'announce', servers: [] });
+    // Both agents claim the same key, and the id of an event that is not theirs.
+    const victim = agentEventId('east', 'k:1');
+    east.receive({ type: 'audit', seq: 1, events: [{ type: 'x', eventKey: 'k:1' }] });
+    west.receive({ type: 'audit', seq: 1, events: [{ type: 'x', eventKey: 'k:1', id: victim }, { type: 'y' }] });
+    await until(() => ids.length === 3, 'three events');
+    expect(ids[0]).toBe(victim);
+    expect(ids[1]).toBe(agentEventId('west', 'k:1'));
+    expect(ids[1]).not.toBe(victim);
+    expect(ids[2]).toMatch(/^[0-9a-f-]{36}$/); // no key: a fresh id
+    expect(east.frames('audit-ack')[0]).toEqual({ type: 'audit-ack', seq: 1, ids: [victim] });
+  });
+
+  it('an agent’s recorded arguments are stored as sent (not digested twice), and not charged to the proxy’s budget', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'mcp-access-agents-')), 'audit.jsonl');
+    const log = await AuditLog.open(path, { args: 'digest', redactKeys: ['pin'], identityBudgetBytes: 100 });
+    const writer = fileAuditWriter(log);
+    const { dir } = directory({ audit: () => writer });
+    const a = new FakeSocket();
+    dir.attachControl(ws(a), agentPeer('east'));
+    a.receive({ type: 'announce', servers: [] });
+    const digest = { sha256: 'a'.repeat(64), bytes: 12 };
+    const events = [1, 2, 3].map((n) => ({
+      type: 'mcp.session.request',
+      user: 'alice',
+      eventKey: `k:${n}`,
+      args: n === 1 ? digest : { pin: '1234', text: 'x'.repeat(200) },
+    }));
+    a.receive({ type: 'audit', seq: 1, events });
+    await until(() => a.frames('audit-ack').length + a.frames('audit-nack').length > 0, 'the answer');
+    expect(a.frames('audit-nack')).toEqual([]);
+    await log.close();
+    const lines = readFileSync(path, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((e) => e.type)).toEqual(['mcp.session.request', 'mcp.session.request', 'mcp.session.request']);
+    expect(lines[0]!.args).toEqual(digest);
+    // A dishonest agent's unredacted argument is redacted by the proxy's own keys all the same.
+    expect(lines[1]!.args).toEqual({ pin: '[REDACTED]', text: 'x'.repeat(200) });
+    expect(lines.map((e) => e.id)).toEqual(events.map((e) => agentEventId('east', e.eventKey)));
+  });
+
+  it('sends the audit settings with the welcome and again with the roles', () => {
+    const settings = { args: 'digest' as const, redact: ['pin'], identityBudgetBytes: 1024, fsync: 'always' as const };
+    let current: typeof settings | null = settings;
+    const { dir } = directory({ auditSettings: () => current });
+    const a = new FakeSocket();
+    dir.attachControl(ws(a), agentPeer('east'));
+    a.receive({ type: 'announce', servers: [] });
+    expect(a.frames('welcome')[0]).toMatchObject({ audit: settings });
+    current = null;
+    dir.pushRoles();
+    expect(a.frames('roles')[0]).toMatchObject({ audit: null });
   });
 
   it('answers audit-nack when the trail cannot store them', async () => {

@@ -1,0 +1,141 @@
+/**
+ * The agent's audit spool end to end, with real processes: the proxy, an
+ * `mcp-access agent start` process, the real `connect` and the SDK client,
+ * and the real server-filesystem reading the spool itself.
+ *
+ * - A request's event is in the agent's spool before the server sees the
+ *   request: server-filesystem, asked to read the spool, finds the event of
+ *   that very call in it. The proxy's trail gets it afterwards, with the
+ *   agent's name and the id the agent derived.
+ * - A client's secret argument never reaches the agent's disk.
+ * - Events an agent could not hand over when it stopped (its sessions' ends)
+ *   reach the proxy's trail when it starts again.
+ */
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentEventId } from '../src/audit/prepare.js';
+import { verifyAuditFile } from '../src/audit/log.js';
+import { ALLOW_ALL_ROLE, FILESYSTEM, resultText, testServer, TestCluster } from './helpers/cluster.js';
+import { startAgentProcess, type AgentProcess } from './helpers/agent.js';
+import { auditEvents, waitForAudit } from './helpers/bot.js';
+
+let cluster: TestCluster;
+let auditPath: string;
+let root: string;
+let spoolDir: string;
+let alice: string;
+const agents: AgentProcess[] = [];
+
+function agentConfig() {
+  return {
+    servers: [
+      {
+        name: 'spool-files',
+        description: 'the agent’s own spool, read by server-filesystem',
+        labels: { env: 'dev' },
+        command: process.execPath,
+        args: [FILESYSTEM, root],
+      },
+      testServer('spool-tools'),
+    ],
+    config: { audit_spool: { dir: spoolDir } },
+  };
+}
+
+beforeAll(async () => {
+  cluster = await TestCluster.start({ servers: [], roles: [ALLOW_ALL_ROLE] });
+  auditPath = join(cluster.dir, 'audit.jsonl');
+  root = join(cluster.dir, 'root');
+  spoolDir = join(root, 'spool');
+  mkdirSync(root);
+  await cluster.writeConfig({ audit: { path: auditPath, redact: ['pin'] } });
+  await cluster.stopProxy();
+  await cluster.startProxy();
+  alice = await cluster.issue('alice', ['all']);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(agents.map((a) => a.stop()));
+  await cluster?.close();
+});
+
+async function startAgent(): Promise<AgentProcess> {
+  const a = await startAgentProcess(cluster, 'east', agentConfig());
+  agents.push(a);
+  await a.waitForLog(/connected to the proxy/);
+  await cluster.waitForLog(/agent east connected/);
+  return a;
+}
+
+function spoolLines(): Array<Record<string, unknown>> {
+  return readdirSync(spoolDir)
+    .filter((f) => f.startsWith('spool-'))
+    .sort()
+    .flatMap((f) => readFileSync(join(spoolDir, f), 'utf8').split('\n'))
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('an agent’s audit spool', () => {
+  it('holds a request’s event before the server sees the request; the proxy’s trail gets it after, under the same id', async () => {
+    const agent = await startAgent();
+    const { client } = await cluster.client('spool-files', alice);
+    const segment = join(spoolDir, 'spool-000001.jsonl');
+    const text = resultText(await client.callTool({ name: 'read_file', arguments: { path: segment } }));
+    // The server read the spool while it served this call: this call's event was already there.
+    const lines = text
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const own = lines.find((e) => e.tool === 'read_file' && (e.args as { path?: string })?.path === segment);
+    expect(own, text).toMatchObject({ type: 'mcp.session.request', user: 'alice', method: 'tools/call' });
+    const id = agentEventId('east', String(own!.eventKey));
+    const events = await waitForAudit(auditPath, (e) => e.id === id);
+    expect(events.find((e) => e.id === id)).toMatchObject({ agent: 'east', tool: 'read_file', user: 'alice' });
+    expect(await verifyAuditFile(auditPath)).toMatchObject({ ok: true });
+    await agent.stop();
+  });
+
+  it('a secret argument is redacted before it reaches the agent’s disk, with the proxy’s own redaction keys', async () => {
+    const agent = await startAgent();
+    const { client } = await cluster.client('spool-tools', alice);
+    const args = { text: 'visible', pin: '4711', password: 'hunter2' };
+    expect(resultText(await client.callTool({ name: 'echo', arguments: args }))).toBe('visible');
+    const events = await waitForAudit(auditPath, (e) => (e.args as { text?: string })?.text === 'visible');
+    const stored = events.find((e) => (e.args as { text?: string })?.text === 'visible')!;
+    expect(stored.args).toEqual({ text: 'visible', pin: '[REDACTED]', password: '[REDACTED]' });
+    const spooled = spoolLines().find((e) => (e.args as { text?: string })?.text === 'visible');
+    expect(spooled?.args).toEqual(stored.args);
+    for (const f of readdirSync(spoolDir)) {
+      const content = readFileSync(join(spoolDir, f), 'utf8');
+      expect(content).not.toContain('4711');
+      expect(content).not.toContain('hunter2');
+    }
+    await agent.stop();
+  });
+
+  it('the ends of sessions an agent stopped with reach the proxy’s trail when it starts again', async () => {
+    const first = await startAgent();
+    const { client } = await cluster.client('spool-tools', alice);
+    expect(resultText(await client.callTool({ name: 'echo', arguments: { text: 'before the stop' } }))).toBe(
+      'before the stop',
+    );
+    const started = await waitForAudit(
+      auditPath,
+      (e) => (e.args as { text?: string })?.text === 'before the stop' && e.agent === 'east',
+    );
+    const sessionId = started.find((e) => (e.args as { text?: string })?.text === 'before the stop')!.sessionId;
+    // Stopping: the link to the proxy goes first, then the sessions end; their end events stay in the spool.
+    await first.stop();
+    const ended = (e: Record<string, unknown>) => e.type === 'mcp.session.end' && e.sessionId === sessionId;
+    expect(spoolLines().some(ended)).toBe(true);
+    expect((await auditEvents(auditPath)).some(ended)).toBe(false);
+    const second = await startAgent();
+    await second.waitForLog(/event\(s\) the proxy had not stored when the agent stopped go to it first/);
+    const events = await waitForAudit(auditPath, ended);
+    expect(events.filter(ended)).toHaveLength(1);
+    expect(events.find(ended)).toMatchObject({ agent: 'east', user: 'alice' });
+    expect(await verifyAuditFile(auditPath)).toMatchObject({ ok: true });
+  });
+});
