@@ -12,6 +12,9 @@
  *
  * --strace         `strace -c -f` that process during the 64-in-flight phase (system calls per call)
  * --profile-proxy  run the proxy with --cpu-prof (100 µs interval) into DIR
+ *
+ * With BENCH_POSTGRES_URL set (a PostgreSQL the proxy may create its tables in),
+ * the proxy keeps its audit trail there instead of in a file.
  */
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';

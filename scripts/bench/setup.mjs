@@ -101,7 +101,10 @@ function proxyYaml({ port, dir, extraNodeArgs }) {
     "    spec: {allow: {app_labels: {'*': '*'}, mcp: {tools: ['*']}}}",
     // In a directory of its own, as on a real proxy: next to the client's identity file,
     // every audit write would wake the bridge's watcher of that file's directory.
-    `audit: {path: ${JSON.stringify(join(dir, AUDIT_FILE))}}`,
+    ...(process.env.BENCH_POSTGRES_URL
+      ? // The trail in PostgreSQL (docs/backend.md), for a run of the hot-path tool against it.
+        [`backend: {type: postgres, url: ${JSON.stringify(process.env.BENCH_POSTGRES_URL)}}`, 'audit: {}']
+      : [`audit: {path: ${JSON.stringify(join(dir, AUDIT_FILE))}}`]),
     '',
   ].join('\n');
 }
