@@ -40,7 +40,14 @@ import { join } from 'node:path';
 import { AccessError, describeError, type ErrorCode } from '../errors.js';
 import { argsRecorder, type ArgsRecorder } from '../audit/events.js';
 import { acquireLock } from '../audit/log.js';
-import { agentEventId, IdentityBudget, isoNow, type AuditEventInput } from '../audit/prepare.js';
+import {
+  agentEventId,
+  boundValue,
+  IdentityBudget,
+  isoNow,
+  MAX_REASON_CHARS,
+  type AuditEventInput,
+} from '../audit/prepare.js';
 import type { AgentAuditSettings } from '../tunnel/agent-protocol.js';
 import type { Logger } from '../util/log.js';
 import type { AuditSink } from './enforcement.js';
@@ -89,7 +96,9 @@ interface Frame {
 const SEGMENT_RE = /^spool-(\d{1,12})\.jsonl$/;
 /** Events per frame, and the size past which a frame takes no more (a frame holds at least one). */
 const FRAME_EVENTS = 512;
-const FRAME_BYTES = 1024 * 1024;
+const FRAME_BYTES = 256 * 1024;
+/** An event's fields (without its arguments, bounded by the arguments policy) past this are cut. */
+const MAX_LINE_CHARS = 64 * 1024;
 const FSYNC_INTERVAL_MS = 1000;
 /** How soon after an acknowledgement the mark is noted. */
 const MARK_INTERVAL_MS = 200;
@@ -305,10 +314,17 @@ export class AuditSpool implements NonNullable<AuditSink> {
     return undefined;
   }
 
-  /** The spool's line for an event: the event with its arguments recorded, its key and the agent's time. */
+  /**
+   * The spool's line for an event: the event with its arguments recorded, its
+   * key and the agent's time. An event whose other fields are huge (a hostile
+   * server's error message, say) has its strings cut as the proxy would cut
+   * them, so it stays far below the size of a control frame.
+   */
   private line(event: AuditEventInput, eventKey: string): string {
     const args = event.args === undefined ? undefined : this.recorder!.recordJson(event.args);
-    const text = JSON.stringify({ ...event, args: undefined, eventKey, agentTime: isoNow() });
+    const fields = { ...event, args: undefined, eventKey, agentTime: isoNow() };
+    let text = JSON.stringify(fields);
+    if (text.length > MAX_LINE_CHARS) text = JSON.stringify(boundValue(fields, MAX_REASON_CHARS, 0));
     return args === undefined ? text : `${text.slice(0, -1)},"args":${args}}`;
   }
 
@@ -335,7 +351,8 @@ export class AuditSpool implements NonNullable<AuditSink> {
     };
     try {
       if (this.syncError !== null) {
-        fdatasyncSync(this.fd);
+        // An earlier fsync failed: what was written may not be on disk. Try again before writing more.
+        if (this.fd >= 0) fdatasyncSync(this.fd);
         this.syncError = null;
       }
       if (this.fd < 0 || this.size >= (this.o.segmentBytes ?? 1024 * 1024)) this.startSegment();
@@ -363,9 +380,9 @@ export class AuditSpool implements NonNullable<AuditSink> {
       let offset = 0;
       done = batch.filter((w) => (offset += Buffer.byteLength(w.entry.text) + 1) <= written);
       fail(this.fault('write failed', error), batch.slice(done.length));
-      this.closeSegment();
-    }
-    if (done.length > 0 && this.settings?.fsync === 'always') {
+      this.closeSegment(); // fsyncs what was written
+    } else if (this.settings?.fsync === 'always') {
+      // The operator asked for every write on disk before it counts: the agent waits for the disk.
       try {
         fdatasyncSync(this.fd);
       } catch (err) {

@@ -60,7 +60,8 @@ export function boundString(s: string, max: number): string {
   return `${s.slice(0, end)}…[cut: ${Buffer.byteLength(s)} bytes, sha256 ${createHash('sha256').update(s).digest('hex')}]`;
 }
 
-function boundValue(v: unknown, max: number, depth: number): unknown {
+/** A value with every string (and key) in it cut to `max` characters (boundString), four levels deep. */
+export function boundValue(v: unknown, max: number, depth: number): unknown {
   if (typeof v === 'string') return boundString(v, max);
   if (typeof v !== 'object' || v === null || depth > 4) return v;
   if (Array.isArray(v)) return v.map((x) => boundValue(x, max, depth + 1));

@@ -127,6 +127,23 @@ describe('AuditSpool', () => {
     for (const secret of ['hunter2', '1234', 'digested', 'dropped']) expect(text).not.toContain(secret);
   });
 
+  it('a hostile server’s huge error message is cut as the proxy would cut it; frames stay small', async () => {
+    const dir = newDir();
+    const spool = await open(dir);
+    spool.configure(SETTINGS);
+    const { route, frames } = recorder();
+    spool.connected(route);
+    const huge = 'e'.repeat(5 * 1024 * 1024);
+    await spool.append(request({ outcome: 'error', reason: huge }));
+    await Promise.all(Array.from({ length: 200 }, () => spool.append(request({ text: 'y'.repeat(4000) }))));
+    await until(() => frames.flatMap((f) => f.events).length === 201, 'every event sent');
+    const first = frames[0]!.events[0]!;
+    expect(String(first.reason)).toMatch(/^e{2048}…\[cut: 5242880 bytes, sha256 [0-9a-f]{64}\]$/);
+    expect(spoolText(dir).length).toBeLessThan(1024 * 1024);
+    expect(frames.length).toBeGreaterThan(1);
+    for (const f of frames) expect(JSON.stringify(f).length).toBeLessThan(300 * 1024);
+  });
+
   it('what the proxy acknowledged is not sent again after a restart; what it did not is, with the same ids', async () => {
     const dir = newDir();
     const first = await open(dir);
