@@ -10,6 +10,10 @@
  * - A client's secret argument never reaches the agent's disk.
  * - Events an agent could not hand over when it stopped (its sessions' ends)
  *   reach the proxy's trail when it starts again.
+ * - A low-privilege identity with an own tunnel client: its denied call is in
+ *   the spool before the refusal arrives, under the id the refusal names, and
+ *   reaches the trail under that id; its secret argument never reaches the
+ *   agent's disk.
  */
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,12 +23,22 @@ import { verifyAuditFile } from '../src/audit/log.js';
 import { ALLOW_ALL_ROLE, FILESYSTEM, resultText, testServer, TestCluster } from './helpers/cluster.js';
 import { startAgentProcess, type AgentProcess } from './helpers/agent.js';
 import { auditEvents, waitForAudit } from './helpers/bot.js';
+import { RawTunnel } from './helpers/raw-tunnel.js';
+import { INIT } from './helpers/raw-bridge.js';
+
+const ECHO_ONLY = {
+  kind: 'role',
+  version: 'v7',
+  metadata: { name: 'echo-only' },
+  spec: { allow: { app_labels: { env: 'dev' }, mcp: { tools: ['echo'] } } },
+};
 
 let cluster: TestCluster;
 let auditPath: string;
 let root: string;
 let spoolDir: string;
 let alice: string;
+let mallory: string;
 const agents: AgentProcess[] = [];
 
 function agentConfig() {
@@ -44,7 +58,7 @@ function agentConfig() {
 }
 
 beforeAll(async () => {
-  cluster = await TestCluster.start({ servers: [], roles: [ALLOW_ALL_ROLE] });
+  cluster = await TestCluster.start({ servers: [], roles: [ALLOW_ALL_ROLE, ECHO_ONLY] });
   auditPath = join(cluster.dir, 'audit.jsonl');
   root = join(cluster.dir, 'root');
   spoolDir = join(root, 'spool');
@@ -53,6 +67,7 @@ beforeAll(async () => {
   await cluster.stopProxy();
   await cluster.startProxy();
   alice = await cluster.issue('alice', ['all']);
+  mallory = await cluster.issue('mallory', ['echo-only']);
 }, 60_000);
 
 afterAll(async () => {
@@ -137,5 +152,41 @@ describe('an agent’s audit spool', () => {
     expect(events.filter(ended)).toHaveLength(1);
     expect(events.find(ended)).toMatchObject({ agent: 'east', user: 'alice' });
     expect(await verifyAuditFile(auditPath)).toMatchObject({ ok: true });
+    await second.stop();
+  });
+
+  it('an own tunnel client’s denied call: in the spool before the refusal, under the id the refusal names; no secret on disk', async () => {
+    const agent = await startAgent();
+    const t = await RawTunnel.open(cluster.address, mallory, { server: 'spool-tools' });
+    try {
+      t.send(INIT(0));
+      await t.response(0);
+      t.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      t.send({
+        jsonrpc: '2.0',
+        id: 'w1',
+        method: 'tools/call',
+        params: { name: 'write_note', arguments: { text: 'x', api_key: 'sk-live-123' } },
+      });
+      const res = await t.response('w1');
+      const error = res.error as { code: number; data: { auditEventId?: string } };
+      expect(error.code).toBe(-32602);
+      const id = error.data.auditEventId!;
+      // Read at once: the denial's event was in the spool before the refusal was sent.
+      const spooled = spoolLines().find((e) => agentEventId('east', String(e.eventKey)) === id);
+      expect(spooled).toMatchObject({ user: 'mallory', tool: 'write_note', outcome: 'denied', rpcId: 'w1' });
+      expect(spooled!.args).toEqual({ text: 'x', api_key: '[REDACTED]' });
+      for (const f of readdirSync(spoolDir)) expect(readFileSync(join(spoolDir, f), 'utf8')).not.toContain('sk-live');
+      const events = await waitForAudit(auditPath, (e) => e.id === id);
+      expect(events.filter((e) => e.id === id)).toEqual([
+        expect.objectContaining({ agent: 'east', user: 'mallory', tool: 'write_note', outcome: 'denied' }),
+      ]);
+      // The session goes on: an allowed call is answered.
+      t.send({ jsonrpc: '2.0', id: 'e1', method: 'tools/call', params: { name: 'echo', arguments: { text: 'ok' } } });
+      expect((await t.response('e1')).result).toBeDefined();
+    } finally {
+      await t.close();
+      await agent.stop();
+    }
   });
 });
