@@ -24,8 +24,9 @@
  *   events the proxy has not stored, appends are refused, and so are the
  *   requests they stand for.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
+  chmodSync,
   closeSync,
   fdatasync,
   fdatasyncSync,
@@ -33,6 +34,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
@@ -89,7 +91,6 @@ interface Frame {
   seq: number;
   route: AuditRoute;
   entries: Entry[];
-  bytes: number;
   acked: boolean;
 }
 
@@ -100,6 +101,8 @@ const FRAME_BYTES = 256 * 1024;
 /** An event's fields (without its arguments, bounded by the arguments policy) past this are cut. */
 const MAX_LINE_CHARS = 64 * 1024;
 const FSYNC_INTERVAL_MS = 1000;
+/** Frames sent and not yet acknowledged, at most. */
+const MAX_IN_FLIGHT = 8;
 /** How soon after an acknowledgement the mark is noted. */
 const MARK_INTERVAL_MS = 200;
 
@@ -116,8 +119,13 @@ export class AuditSpool implements NonNullable<AuditSink> {
   private fd = -1;
   private size = 0;
   private lines = 0;
-  /** Segments on disk, oldest first. */
+  /** Segments on disk, oldest first, and their sizes in bytes. */
   private readonly segments: number[] = [];
+  private readonly segmentBytes = new Map<number, number>();
+  /** Bytes of the segments on disk: everything from the oldest event the proxy has not stored. */
+  private diskBytes = 0;
+  /** The largest control frame the proxy takes (its `max_message_size`, from the welcome). */
+  private frameLimit = 64 * 1024 * 1024;
   private ackFd = -1;
   private ackMark = '';
 
@@ -129,11 +137,11 @@ export class AuditSpool implements NonNullable<AuditSink> {
   /** Sent, in spool order; acknowledged ones leave from the front. */
   private readonly sent: Frame[] = [];
   private readonly bySeq = new Map<number, Frame>();
-  private seq = 0;
-  /** Bytes of events written and not yet stored by the proxy. */
-  private pendingBytes = 0;
+  /** Frame numbers start at a random point, so an acknowledgement meant for an earlier process matches nothing here. */
+  private seq = randomBytes(4).readUInt32BE(0);
   private readonly routes: AuditRoute[] = [];
   private shipScheduled = false;
+  private inFlight = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelay: number;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -156,6 +164,7 @@ export class AuditSpool implements NonNullable<AuditSink> {
         hint: 'set audit_spool.dir in agent.yaml to a directory the agent can write',
       });
     }
+    checkSpoolDir(o.dir, o.log);
     spool.releaseLock = await acquireLock(
       join(o.dir, 'spool'),
       `audit spool ${o.dir}`,
@@ -165,7 +174,9 @@ export class AuditSpool implements NonNullable<AuditSink> {
       spool.recover();
     } catch (err) {
       await spool.releaseLock();
-      throw err;
+      throw new AccessError('AUDIT_UNAVAILABLE', `audit spool ${o.dir} cannot be read: ${describeError(err)}`, {
+        hint: 'fix its permissions, or move the damaged files away (their events are then not sent)',
+      });
     }
     return spool;
   }
@@ -188,6 +199,7 @@ export class AuditSpool implements NonNullable<AuditSink> {
     const was = this.settings;
     this.settings = settings;
     if (settings === null) return;
+    this.frameLimit = settings.maxFrameBytes;
     if (
       !was ||
       was.args !== settings.args ||
@@ -243,17 +255,25 @@ export class AuditSpool implements NonNullable<AuditSink> {
     });
   }
 
-  /** `audit-ack`: the events of `seq` are in the proxy's trail. */
+  /**
+   * `audit-ack`: the events of `seq` are in the proxy's trail under `ids`.
+   * An acknowledgement whose ids are not this frame's events' (meant for
+   * another frame or another process) is ignored: the events go again rather
+   * than being forgotten unstored.
+   */
   acknowledged(seq: number, ids: unknown): void {
     const f = this.bySeq.get(seq);
     if (!f) return;
+    if (!Array.isArray(ids) || ids.length !== f.entries.length || ids.some((x, i) => x !== f.entries[i]!.id)) {
+      this.o.log.warn(`an acknowledgement of audit frame ${seq} names other events; it is ignored`);
+      return;
+    }
     this.bySeq.delete(seq);
     f.acked = true;
-    this.pendingBytes -= f.bytes;
-    if (Array.isArray(ids) && ids.length === f.entries.length && ids.some((x, i) => x !== f.entries[i]!.id))
-      this.o.log.warn('the proxy stored this agent’s audit events under other ids than the agent derived');
+    this.inFlight--;
     this.retryDelay = this.o.retryMs?.first ?? 1000;
     this.advance();
+    this.scheduleShip();
   }
 
   /** `audit-nack`: the proxy could not store them; they go again after a while. */
@@ -261,7 +281,7 @@ export class AuditSpool implements NonNullable<AuditSink> {
     const f = this.bySeq.get(seq);
     if (!f) return;
     this.o.log.error(
-      `the proxy could not store ${f.entries.length} audit event(s) (${code}: ${message}); they stay in the spool and go again in ${Math.round(this.retryDelay / 1000)}s`,
+      `the proxy could not store ${f.entries.length} audit event(s) (${code}: ${message}); they stay in the spool and go again in ${(this.retryDelay / 1000).toFixed(1)}s`,
     );
     this.takeBack([f]);
     if (this.retryTimer) return;
@@ -305,13 +325,29 @@ export class AuditSpool implements NonNullable<AuditSink> {
   private refusal(settings: AgentAuditSettings | undefined): AccessError | undefined {
     if (this.closed) return unavailable('the agent is shutting down');
     if (settings === undefined) return unavailable('the agent has not received the proxy’s audit settings yet');
-    if (this.pendingBytes >= this.o.maxBytes)
+    if (this.diskBytes >= this.o.maxBytes && this.heldBytes() >= this.o.maxBytes)
       return new AccessError(
         'AUDIT_UNAVAILABLE',
-        `the agent's audit spool holds ${mib(this.pendingBytes)} of events the proxy has not stored yet (audit_spool.max_size), so no more can be recorded; the request is refused`,
+        `the agent's audit spool holds ${mib(this.heldBytes())} from the oldest event the proxy has not stored yet (audit_spool.max_size), so no more can be recorded; the request is refused`,
         { hint: 'see why the proxy does not store them (its log names the reason), or raise audit_spool.max_size' },
       );
     return undefined;
+  }
+
+  /** The oldest event the proxy has not stored (frames sent again go to the end of `sent`: all are looked at). */
+  private firstUnstored(): Entry | undefined {
+    let first: Entry | undefined;
+    for (const f of this.sent) if (!f.acked && (!first || before(f.entries[0]!, first))) first = f.entries[0];
+    if (this.outbox[0] && (!first || before(this.outbox[0], first))) first = this.outbox[0];
+    return first;
+  }
+
+  /** Bytes on disk the spool must keep: its segments from the one of the oldest event not stored. */
+  private heldBytes(): number {
+    const from = this.firstUnstored()?.segment ?? this.segment;
+    let n = 0;
+    for (const s of this.segments) if (s >= from) n += this.segmentBytes.get(s) ?? 0;
+    return n;
   }
 
   /**
@@ -321,10 +357,13 @@ export class AuditSpool implements NonNullable<AuditSink> {
    * them, so it stays far below the size of a control frame.
    */
   private line(event: AuditEventInput, eventKey: string): string {
-    const args = event.args === undefined ? undefined : this.recorder!.recordJson(event.args);
     const fields = { ...event, args: undefined, eventKey, agentTime: isoNow() };
     let text = JSON.stringify(fields);
-    if (text.length > MAX_LINE_CHARS) text = JSON.stringify(boundValue(fields, MAX_REASON_CHARS, 0));
+    if (text.length > Math.min(MAX_LINE_CHARS, this.frameLimit / 8))
+      text = JSON.stringify(boundValue(fields, MAX_REASON_CHARS, 0));
+    let args = event.args === undefined ? undefined : this.recorder!.recordJson(event.args);
+    // An event must fit in one control frame (at most 3 bytes per UTF-16 unit): larger arguments are kept as a digest.
+    if (args !== undefined && (text.length + args.length) * 3 > this.frameLimit / 2) args = truncatedDigest(args);
     return args === undefined ? text : `${text.slice(0, -1)},"args":${args}}`;
   }
 
@@ -355,7 +394,9 @@ export class AuditSpool implements NonNullable<AuditSink> {
         if (this.fd >= 0) fdatasyncSync(this.fd);
         this.syncError = null;
       }
-      if (this.fd < 0 || this.size >= (this.o.segmentBytes ?? 1024 * 1024)) this.startSegment();
+      // Segments of at most a quarter of max_size, so stored ones can go while the limit is far.
+      if (this.fd < 0 || this.size >= Math.min(this.o.segmentBytes ?? 1024 * 1024, this.o.maxBytes / 4))
+        this.startSegment();
     } catch (err) {
       return fail(this.fault('cannot be written', err), batch);
     }
@@ -374,6 +415,8 @@ export class AuditSpool implements NonNullable<AuditSink> {
       error = err;
     }
     this.size += written;
+    this.diskBytes += written;
+    this.segmentBytes.set(this.segment, this.size);
     // Exactly the lines that reached the file count; a torn one starts a new segment.
     let done = batch;
     if (written < buf.length) {
@@ -392,7 +435,6 @@ export class AuditSpool implements NonNullable<AuditSink> {
     } else if (this.settings?.fsync === 'interval') this.scheduleSync();
     for (const w of done) {
       this.outbox.push(w.entry);
-      this.pendingBytes += w.entry.text.length;
       w.resolve({ id: w.entry.id });
     }
     this.scheduleShip();
@@ -429,19 +471,25 @@ export class AuditSpool implements NonNullable<AuditSink> {
     this.fd = openSync(segmentPath(this.o.dir, next), 'a', 0o600);
     this.segment = next;
     this.segments.push(next);
+    this.segmentBytes.set(next, 0);
     this.size = 0;
     this.lines = 0;
   }
 
   private closeSegment(): void {
     if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
     try {
-      if (this.settings?.fsync !== 'never') fdatasyncSync(this.fd);
+      if (this.settings?.fsync !== 'never') fdatasyncSync(fd);
     } catch (err) {
       this.o.log.error(`audit spool ${this.o.dir}: fsync failed: ${describeError(err)}`);
     }
-    closeSync(this.fd);
-    this.fd = -1;
+    try {
+      closeSync(fd);
+    } catch (err) {
+      this.o.log.warn(`audit spool ${this.o.dir}: cannot close a segment: ${describeError(err)}`);
+    }
   }
 
   private scheduleShip(): void {
@@ -451,24 +499,34 @@ export class AuditSpool implements NonNullable<AuditSink> {
     setImmediate(this.ship);
   }
 
-  /** Sends what is written and not yet sent, in frames, through the first route that takes them. */
+  /**
+   * Sends what is written and not yet sent, in frames, through the first
+   * route that takes them; at most MAX_IN_FLIGHT frames wait for their
+   * acknowledgement (a backlog after an outage does not arrive all at once).
+   */
   private readonly ship = (): void => {
     this.shipScheduled = false;
     if (this.retryTimer || this.closed) return;
-    while (this.outbox.length > 0 && this.routes.length > 0) {
+    const maxBytes = Math.min(FRAME_BYTES, this.frameLimit / 2);
+    while (this.outbox.length > 0 && this.routes.length > 0 && this.inFlight < MAX_IN_FLIGHT) {
       let n = 0;
       let bytes = 0;
-      while (n < this.outbox.length && n < FRAME_EVENTS && (n === 0 || bytes < FRAME_BYTES))
-        bytes += this.outbox[n++]!.text.length;
+      while (n < this.outbox.length && n < FRAME_EVENTS) {
+        const next = this.outbox[n]!.text.length * 3; // at most 3 bytes per UTF-16 unit
+        if (n > 0 && bytes + next > maxBytes) break;
+        bytes += next;
+        n++;
+      }
       const entries = this.outbox.slice(0, n);
       const seq = ++this.seq;
       const text = `{"type":"audit","seq":${seq},"events":[${entries.map((e) => e.text).join(',')}]}`;
       const route = this.routes.find((r) => r(text));
       if (!route) return;
       this.outbox = this.outbox.slice(n);
-      const frame: Frame = { seq, route, entries, bytes, acked: false };
+      const frame: Frame = { seq, route, entries, acked: false };
       this.sent.push(frame);
       this.bySeq.set(seq, frame);
+      this.inFlight++;
     }
   };
 
@@ -477,6 +535,7 @@ export class AuditSpool implements NonNullable<AuditSink> {
     for (const f of frames) {
       this.bySeq.delete(f.seq);
       this.sent.splice(this.sent.indexOf(f), 1);
+      this.inFlight--;
       this.outbox.push(...f.entries);
     }
     this.outbox.sort((a, b) => a.segment - b.segment || a.line - b.line);
@@ -497,8 +556,7 @@ export class AuditSpool implements NonNullable<AuditSink> {
    */
   private readonly noteMark = (): void => {
     this.markTimer = undefined;
-    let first = this.sent[0]?.entries[0];
-    for (const e of this.outbox) if (!first || before(e, first)) first = e;
+    const first = this.firstUnstored();
     // Nothing pending: the mark is the next line to be written (in the open segment, or the next one).
     const [segment, line] = first
       ? [first.segment, first.line]
@@ -518,6 +576,8 @@ export class AuditSpool implements NonNullable<AuditSink> {
     }
     while (this.segments.length > 0 && this.segments[0]! < segment) {
       const old = this.segments.shift()!;
+      this.diskBytes -= this.segmentBytes.get(old) ?? 0;
+      this.segmentBytes.delete(old);
       try {
         unlinkSync(segmentPath(this.o.dir, old));
       } catch (err) {
@@ -549,7 +609,11 @@ export class AuditSpool implements NonNullable<AuditSink> {
         continue;
       }
       this.segments.push(n);
-      const lines = readFileSync(path, 'utf8').split('\n');
+      const content = readFileSync(path, 'utf8');
+      const bytes = Buffer.byteLength(content);
+      this.segmentBytes.set(n, bytes);
+      this.diskBytes += bytes;
+      const lines = content.split('\n');
       const last = lines.pop(); // after the final newline: empty, or a torn line
       if (last) torn++;
       lines.forEach((text, line) => {
@@ -557,7 +621,6 @@ export class AuditSpool implements NonNullable<AuditSink> {
         const entry = recoveredEntry(text, this.o.agent, n, line);
         if (!entry) return void torn++;
         this.outbox.push(entry);
-        this.pendingBytes += text.length;
       });
     }
     // New lines go to a new segment, numbered after every one read or named by the mark.
@@ -578,6 +641,31 @@ function recoveredEntry(text: string, agent: string, segment: number, line: numb
     return { text, id: agentEventId(agent, v.eventKey), segment, line };
   } catch {
     return undefined;
+  }
+}
+
+/** What the arguments policy `full` stores for arguments over its limit. */
+function truncatedDigest(json: string): string {
+  const sha256 = createHash('sha256').update(json).digest('hex');
+  return JSON.stringify({ truncated: true, sha256, bytes: Buffer.byteLength(json) });
+}
+
+/**
+ * The spool holds every user's (redacted) arguments and the events not yet
+ * stored: only the agent's user may read or change it. A directory owned by
+ * another user is refused; one open to group or others is closed (0700).
+ */
+function checkSpoolDir(dir: string, log: Logger): void {
+  const st = statSync(dir);
+  if (!st.isDirectory()) throw new AccessError('AUDIT_UNAVAILABLE', `audit spool ${dir} is not a directory`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid)
+    throw new AccessError('AUDIT_UNAVAILABLE', `audit spool ${dir} belongs to another user (uid ${st.uid})`, {
+      hint: 'give the agent a directory of its own (audit_spool.dir)',
+    });
+  if ((st.mode & 0o077) !== 0) {
+    chmodSync(dir, 0o700);
+    log.warn(`audit spool ${dir} was open to other users; it is now 0700`);
   }
 }
 

@@ -241,6 +241,7 @@ export async function buildAccess(
           redact: config.audit.redact,
           identityBudgetBytes: config.audit.identityBudget ?? DEFAULT_IDENTITY_BUDGET_BYTES,
           fsync: config.audit.fsync,
+          maxFrameBytes: config.maxMessageSize,
         }
       : null,
     gates: previous?.gates ?? createEnforcingGates(live, log),

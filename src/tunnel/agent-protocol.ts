@@ -94,6 +94,8 @@ export interface AgentAuditSettings {
   /** Bytes per identity per hour; 0 = unlimited. */
   identityBudgetBytes: number;
   fsync: 'always' | 'interval' | 'never';
+  /** The largest control frame the proxy takes (its `max_message_size`): an agent's audit frames stay below it. */
+  maxFrameBytes: number;
 }
 
 /** The settings as sent, or undefined when they are missing or malformed. */
@@ -106,7 +108,9 @@ export function parseAuditSettings(v: unknown): AgentAuditSettings | null | unde
   if (!Array.isArray(o.redact) || !o.redact.every((k) => typeof k === 'string')) return undefined;
   const budget = o.identityBudgetBytes;
   if (typeof budget !== 'number' || !Number.isFinite(budget) || budget < 0) return undefined;
-  return { args: o.args, redact: o.redact, identityBudgetBytes: budget, fsync: o.fsync };
+  const frame = o.maxFrameBytes;
+  if (typeof frame !== 'number' || !Number.isFinite(frame) || frame < 1024) return undefined;
+  return { args: o.args, redact: o.redact, identityBudgetBytes: budget, fsync: o.fsync, maxFrameBytes: frame };
 }
 
 export type AgentFrame =

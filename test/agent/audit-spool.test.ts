@@ -5,7 +5,17 @@
  * connection, a refusal or a restart; fail closed when it cannot be written
  * or is full.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -16,7 +26,13 @@ import type { AgentAuditSettings } from '../../src/tunnel/agent-protocol.js';
 import { Logger } from '../../src/util/log.js';
 import { until } from '../helpers/until.js';
 
-const SETTINGS: AgentAuditSettings = { args: 'full', redact: [], identityBudgetBytes: 0, fsync: 'interval' };
+const SETTINGS: AgentAuditSettings = {
+  args: 'full',
+  redact: [],
+  identityBudgetBytes: 0,
+  fsync: 'interval',
+  maxFrameBytes: 64 * 1024 * 1024,
+};
 const spools: AuditSpool[] = [];
 afterEach(async () => {
   await Promise.all(spools.splice(0).map((s) => s.close()));
@@ -39,16 +55,28 @@ async function open(dir: string, opts: { maxBytes?: number; lines?: string[] } =
   return spool;
 }
 
-/** A route that records the frames it is given (parsed). */
-function recorder(): { route: AuditRoute; frames: Array<{ seq: number; events: Array<Record<string, unknown>> }> } {
-  const frames: Array<{ seq: number; events: Array<Record<string, unknown>> }> = [];
+type SentFrame = { seq: number; events: Array<Record<string, unknown>> };
+
+/** A route that records the frames it is given (parsed); with `acking`, the proxy acknowledges each at once. */
+function recorder(acking?: AuditSpool): { route: AuditRoute; frames: SentFrame[] } {
+  const frames: SentFrame[] = [];
   return {
     frames,
     route: (text) => {
-      frames.push(JSON.parse(text) as (typeof frames)[number]);
+      const frame = JSON.parse(text) as SentFrame;
+      frames.push(frame);
+      if (acking) queueMicrotask(() => ack(acking, frame));
       return true;
     },
   };
+}
+
+/** Acknowledges a frame as the proxy does: with the ids derived from each event's key. */
+function ack(spool: AuditSpool, frame: SentFrame): void {
+  spool.acknowledged(
+    frame.seq,
+    frame.events.map((e) => agentEventId('east', String(e.eventKey))),
+  );
 }
 
 function spoolText(dir: string): string {
@@ -131,7 +159,7 @@ describe('AuditSpool', () => {
     const dir = newDir();
     const spool = await open(dir);
     spool.configure(SETTINGS);
-    const { route, frames } = recorder();
+    const { route, frames } = recorder(spool);
     spool.connected(route);
     const huge = 'e'.repeat(5 * 1024 * 1024);
     await spool.append(request({ outcome: 'error', reason: huge }));
@@ -153,6 +181,7 @@ describe('AuditSpool', () => {
     const stored = await first.append(request({ rpcId: 'stored' }));
     await until(() => frames.length === 1, 'the first frame');
     first.acknowledged(frames[0]!.seq, [stored!.id]);
+    expect(frames[0]!.events.map((e) => agentEventId('east', String(e.eventKey)))).toEqual([stored!.id]);
     const unstored = await first.append(request({ rpcId: 'unstored' }));
     await until(() => frames.length === 2, 'the second frame');
     expect(first.pending).toBe(1);
@@ -169,7 +198,7 @@ describe('AuditSpool', () => {
     expect(agentEventId('east', String(replayed[0]!.eventKey))).toBe(unstored!.id);
     expect(lines.join('\n')).toMatch(/1 event\(s\) the proxy had not stored/);
     // Acknowledged: the spool's old segments go (after the mark is noted, at the latest at close).
-    second.acknowledged(again.frames[0]!.seq, []);
+    ack(second, again.frames[0]!);
     await second.close();
     const third = await open(dir);
     expect(third.pending).toBe(0);
@@ -208,7 +237,7 @@ describe('AuditSpool', () => {
       ...frames[0]!.events.map((e) => e.eventKey),
       expect.any(String),
     ]);
-    spool.acknowledged(frames[1]!.seq, []);
+    ack(spool, frames[1]!);
     expect(spool.pending).toBe(0);
   });
 
@@ -225,7 +254,7 @@ describe('AuditSpool', () => {
     spool.disconnected(a.route);
     await until(() => b.frames.length === 1, 'the frame to the other proxy');
     expect(b.frames[0]!.events[0]!.eventKey).toBe(a.frames[0]!.events[0]!.eventKey);
-    spool.acknowledged(a.frames[0]!.seq, []); // late, from the proxy that went away: ignored
+    ack(spool, a.frames[0]!); // late, from the proxy that went away: ignored
     expect(spool.pending).toBe(1);
     spool.disconnected(b.route);
     await spool.append(request({ rpcId: 2 })); // durable here even with no proxy connected
@@ -247,7 +276,7 @@ describe('AuditSpool', () => {
     expect(refused?.code).toBe('AUDIT_UNAVAILABLE');
     expect(refused?.message).toMatch(/audit_spool\.max_size/);
     await until(() => frames.length > 0, 'frames');
-    for (const f of frames) spool.acknowledged(f.seq, []);
+    for (const f of frames) ack(spool, f);
     expect((await spool.append(request()))?.id).toMatch(/^[0-9a-f-]{36}$/);
   });
 
@@ -278,5 +307,108 @@ describe('AuditSpool', () => {
     const held = await open(other).catch((e: AccessError) => e);
     expect(held).toMatchObject({ code: 'AUDIT_UNAVAILABLE' });
     expect((held as AccessError).message).toMatch(/is being written by process 1/);
+  });
+
+  it('a crash after an event was sent again (refused, then a later one stored) loses nothing: the mark stays before it', async () => {
+    const dir = newDir();
+    const first = await open(dir);
+    first.configure(SETTINGS);
+    const { route, frames } = recorder();
+    first.connected(route);
+    await first.append(request({ rpcId: 'A' }));
+    await until(() => frames.length === 1, 'frame A');
+    await first.append(request({ rpcId: 'B' }));
+    await until(() => frames.length === 2, 'frame B');
+    first.refused(frames[0]!.seq, 'AUDIT_UNAVAILABLE', 'disk full');
+    await until(() => frames.length === 3, 'A sent again');
+    ack(first, frames[1]!); // B stored; A (sent again, last in line) is not
+    await until(() => existsSync(join(dir, 'acked')), 'the mark');
+    // A crash: nothing closed; another process takes the spool over.
+    const second = await open(dir);
+    second.configure(SETTINGS);
+    const again = recorder();
+    second.connected(again.route);
+    await until(() => again.frames.length === 1, 'the replay');
+    expect(again.frames[0]!.events.map((e) => e.rpcId)).toEqual(['A', 'B']);
+  });
+
+  it('an acknowledgement naming other events (a frame of an earlier process) is ignored: nothing unstored is forgotten', async () => {
+    const dir = newDir();
+    const spool = await open(dir);
+    spool.configure(SETTINGS);
+    const { route, frames } = recorder();
+    spool.connected(route);
+    await spool.append(request());
+    await until(() => frames.length === 1, 'the frame');
+    spool.acknowledged(frames[0]!.seq, [agentEventId('east', 'other:1')]);
+    spool.acknowledged(frames[0]!.seq, []);
+    expect(spool.pending).toBe(1);
+    ack(spool, frames[0]!);
+    expect(spool.pending).toBe(0);
+  });
+
+  it('at most 8 frames wait for their acknowledgement; the rest follow as they come', async () => {
+    const dir = newDir();
+    const spool = await open(dir);
+    spool.configure(SETTINGS);
+    const { route, frames } = recorder();
+    spool.connected(route);
+    for (let i = 0; i < 12; i++) {
+      await spool.append(request({ rpcId: i }));
+      await new Promise((r) => setImmediate(r));
+    }
+    await until(() => frames.length === 8, 'eight frames');
+    expect(spool.pending).toBe(12);
+    ack(spool, frames[0]!);
+    await until(() => frames.length === 9, 'the ninth after an acknowledgement');
+  });
+
+  it('one event the proxy never stores bounds the disk: later stored ones cannot let the spool grow past max_size', async () => {
+    const dir = newDir();
+    const spool = await open(dir, { maxBytes: 64 * 1024 });
+    spool.configure(SETTINGS);
+    const { route, frames } = recorder();
+    spool.connected(route);
+    await spool.append(request({ rpcId: 'stuck' }));
+    await until(() => frames.length === 1, 'the stuck frame');
+    let refused: AccessError | undefined;
+    for (let i = 0; i < 400 && !refused; i++) {
+      await spool.append(request({ text: 'z'.repeat(500) })).catch((e: AccessError) => (refused = e));
+      await new Promise((r) => setImmediate(r));
+      for (const f of frames.slice(1)) ack(spool, f);
+    }
+    expect(refused?.message).toMatch(/audit_spool\.max_size/);
+    const onDisk = readdirSync(dir)
+      .filter((f) => f.startsWith('spool-'))
+      .reduce((n, f) => n + readFileSync(join(dir, f)).length, 0);
+    expect(onDisk).toBeLessThan(100 * 1024);
+  });
+
+  it('an event too large for the proxy’s frames keeps its arguments as a digest, as the proxy does past its limit', async () => {
+    const dir = newDir();
+    const spool = await open(dir);
+    spool.configure({ ...SETTINGS, maxFrameBytes: 64 * 1024 });
+    const { route, frames } = recorder(spool);
+    spool.connected(route);
+    await spool.append(request({ args: { text: 'q'.repeat(100 * 1024) } }));
+    await Promise.all(Array.from({ length: 50 }, () => spool.append(request({ args: { text: 'r'.repeat(2000) } }))));
+    await until(() => frames.flatMap((f) => f.events).length === 51, 'every event sent');
+    expect(frames[0]!.events[0]!.args).toMatchObject({ truncated: true, bytes: 100 * 1024 + 11 });
+    for (const f of frames) expect(Buffer.byteLength(JSON.stringify(f))).toBeLessThan(64 * 1024);
+  });
+
+  it('refuses a spool directory of another user, and closes one open to others', async () => {
+    const dir = newDir();
+    chmodSync(dir, 0o755);
+    const lines: string[] = [];
+    await open(dir, { lines });
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(lines.join('\n')).toMatch(/was open to other users; it is now 0700/);
+    if (process.getuid?.() === 0) {
+      const other = newDir();
+      chownSync(other, 65534, 65534);
+      const err = await open(other).catch((e: AccessError) => e);
+      expect((err as AccessError).message).toMatch(/belongs to another user/);
+    }
   });
 });

@@ -238,7 +238,13 @@ describe('AgentDirectory', () => {
   });
 
   it('sends the audit settings with the welcome and again with the roles', () => {
-    const settings = { args: 'digest' as const, redact: ['pin'], identityBudgetBytes: 1024, fsync: 'always' as const };
+    const settings = {
+      args: 'digest' as const,
+      redact: ['pin'],
+      identityBudgetBytes: 1024,
+      fsync: 'always' as const,
+      maxFrameBytes: 1 << 20,
+    };
     let current: typeof settings | null = settings;
     const { dir } = directory({ auditSettings: () => current });
     const a = new FakeSocket();
