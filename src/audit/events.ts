@@ -86,6 +86,40 @@ export function argsRecorder(policy: ArgsPolicy, redactKeys: string[], maxArgsBy
   };
 }
 
+/**
+ * The recorder for arguments an agent recorded already (under the settings
+ * this proxy sent it): the policy applies again, without digesting a digest.
+ * `full` redacts again (nothing changes for an honest agent); `digest` keeps
+ * a digest as it is and digests anything else; `none` drops them.
+ */
+export function recordedArgsRecorder(policy: ArgsPolicy, redactKeys: string[], maxArgsBytes: number): ArgsRecorder {
+  const full = argsRecorder('full', redactKeys, maxArgsBytes);
+  const digest = argsRecorder('digest', redactKeys, maxArgsBytes);
+  return {
+    policy,
+    recordJson(args: unknown): string | undefined {
+      if (policy === 'none') return undefined;
+      if (isDigest(args)) return JSON.stringify(args);
+      return policy === 'full' ? full.recordJson(args) : digest.recordJson(args);
+    },
+  };
+}
+
+/** `{sha256, bytes}` or `{truncated: true, sha256, bytes}`: what the policies store in place of arguments. */
+function isDigest(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  return (
+    typeof o.sha256 === 'string' &&
+    /^[0-9a-f]{64}$/.test(o.sha256) &&
+    typeof o.bytes === 'number' &&
+    Number.isSafeInteger(o.bytes) &&
+    o.bytes >= 0 &&
+    (keys.length === 2 || (keys.length === 3 && o.truncated === true))
+  );
+}
+
 function digestOf(json: string): { sha256: string; bytes: number } {
   return { sha256: createHash('sha256').update(json).digest('hex'), bytes: Buffer.byteLength(json) };
 }

@@ -8,7 +8,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { AccessError } from '../errors.js';
 import type { Logger } from '../util/log.js';
-import { argsRecorder, eventCode, type ArgsPolicy, type ArgsRecorder } from './events.js';
+import { argsRecorder, eventCode, recordedArgsRecorder, type ArgsPolicy, type ArgsRecorder } from './events.js';
 
 /**
  * Any string; the names are there for readers and editors (`string & NonNullable<unknown>` keeps them from
@@ -104,10 +104,11 @@ export interface EventPreparerOptions {
  * An event an agent recorded (its spool holds it): its id is derived from
  * the agent's certified name and the event's `eventKey` (agentEventId), its
  * `args` were recorded by the agent under the settings the proxy sent it (the
- * writer bounds and redacts them again, which changes nothing an honest agent
- * sent), and it is not charged to the identity's budget: the agent charged it
- * before the request went on, and an event of something that happened is
- * stored, never refused for its size.
+ * writer applies its arguments policy again: redacted again, a digest kept,
+ * which changes nothing an honest agent with current settings sent), and it
+ * is not charged to the identity's budget: the agent charged it before the
+ * request went on, and an event of something that happened is stored, never
+ * refused for its size.
  */
 export interface RecordedEvent {
   id: string;
@@ -275,14 +276,14 @@ export class IdentityBudget {
 
 export class EventPreparer {
   private readonly args: ArgsRecorder;
-  /** `args` an agent recorded already: bounded and redacted again, never digested twice. */
+  /** `args` an agent recorded already: the policy applies again, a digest is not digested twice. */
   private readonly recordedArgs: ArgsRecorder;
   private readonly budget: IdentityBudget;
 
   constructor(opts: EventPreparerOptions = {}) {
     const maxArgsBytes = opts.maxArgsBytes ?? 1024 * 1024;
     this.args = argsRecorder(opts.args ?? 'full', opts.redactKeys ?? [], maxArgsBytes);
-    this.recordedArgs = argsRecorder('full', opts.redactKeys ?? [], maxArgsBytes);
+    this.recordedArgs = recordedArgsRecorder(opts.args ?? 'full', opts.redactKeys ?? [], maxArgsBytes);
     this.budget = new IdentityBudget(
       opts.identityBudgetBytes ?? DEFAULT_IDENTITY_BUDGET_BYTES,
       opts.now ?? Date.now,

@@ -35,6 +35,8 @@ import type { AuditWriter, AuditWriterOptions } from './types.js';
 interface Queued extends PreparedEvent {
   resolve: (e: AuditReceipt) => void;
   reject: (err: unknown) => void;
+  /** An agent's event: it may come again (its acknowledgement was lost), and is then not stored twice. */
+  recorded: boolean;
 }
 
 /** At most this many events per statement. */
@@ -116,11 +118,11 @@ export class PgAuditLog implements AuditWriter {
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    return new Promise<AuditReceipt>((resolve, reject) => this.enqueue(prepared, resolve, reject));
+    return new Promise<AuditReceipt>((resolve, reject) => this.enqueue(prepared, resolve, reject, !!recorded));
   }
 
-  private enqueue(p: PreparedEvent, resolve: Queued['resolve'], reject: Queued['reject']): void {
-    this.queue.push({ ...p, resolve, reject });
+  private enqueue(p: PreparedEvent, resolve: Queued['resolve'], reject: Queued['reject'], recorded = false): void {
+    this.queue.push({ ...p, resolve, reject, recorded });
     if (this.flushing === null) void this.flush();
   }
 
@@ -142,7 +144,14 @@ export class PgAuditLog implements AuditWriter {
     if (this.flushing) return this.flushing;
     this.flushing = (async () => {
       try {
-        while (this.queue.length > 0) await this.writeBatch(this.queue.splice(0, MAX_BATCH));
+        while (this.queue.length > 0) {
+          // Agents' events in statements of their own: one that was stored already (by another
+          // replica, or before a restart) can never fail a statement holding the proxy's own events.
+          const agents = this.queue[0]!.recorded;
+          let n = 0;
+          while (n < this.queue.length && n < MAX_BATCH && this.queue[n]!.recorded === agents) n++;
+          await this.writeBatch(this.queue.splice(0, n));
+        }
       } finally {
         this.flushing = null;
       }
@@ -169,11 +178,26 @@ export class PgAuditLog implements AuditWriter {
         this.lastHash = row.head_hash;
         this.resync = false;
       }
+      // An agent's event sent again (its acknowledgement was lost) is answered with the stored one.
+      const known = new Map<string, string>();
+      if (batch[0]?.recorded) {
+        const r = await this.backend.query<{ id: string; hash: string }>(
+          this.backend.pool,
+          `SELECT id::text AS id, (line::jsonb)->>'hash' AS hash FROM audit_events WHERE id = ANY($1::uuid[])`,
+          [batch.map((q) => q.id)],
+        );
+        for (const row of r.rows) known.set(row.id, row.hash);
+      }
       let seq = this.seq;
       let hash = this.lastHash;
       const cols: unknown[][] = [[], [], [], [], [], [], [], [], [], []];
       const stored: AuditReceipt[] = [];
       for (const q of batch) {
+        const before = known.get(q.id);
+        if (q.recorded && before !== undefined) {
+          stored.push({ id: q.id, hash: before });
+          continue;
+        }
         const sealed = seal(q.json, hash);
         hash = sealed.hash;
         seq++;
@@ -194,10 +218,14 @@ export class PgAuditLog implements AuditWriter {
         ];
         row.forEach((v, i) => cols[i]!.push(v));
         stored.push({ id: q.id, hash });
+        if (q.recorded) known.set(q.id, hash);
       }
-      const r = await this.backend.query(this.backend.pool, INSERT, [this.writer, ...cols, seq, hash, batch.length]);
-      if (r.rowCount !== 1)
-        throw new AccessError('AUDIT_UNAVAILABLE', `audit writer ${this.writer}: the head did not move`);
+      const rows = cols[0]!.length;
+      if (rows > 0) {
+        const r = await this.backend.query(this.backend.pool, INSERT, [this.writer, ...cols, seq, hash, rows]);
+        if (r.rowCount !== 1)
+          throw new AccessError('AUDIT_UNAVAILABLE', `audit writer ${this.writer}: the head did not move`);
+      }
       this.seq = seq;
       this.lastHash = hash;
       this.ok = true;

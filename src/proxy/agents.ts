@@ -71,6 +71,9 @@ export interface AgentDirectoryOptions {
   now?: () => number;
 }
 
+/** Ids of agents' events stored (or being stored) by this process that are remembered, to store none twice. */
+const RECENT_IDS = 20_000;
+
 /** An agent is unhealthy when its last announcement is older than this. */
 export const HEARTBEAT_STALE_MS = 15_000;
 
@@ -101,6 +104,8 @@ export interface RemoteServer extends AnnouncedServer {
 
 export class AgentDirectory {
   private readonly links = new Map<string, AgentLink>();
+  /** Agents' events this process stored or is storing, by id (see storeOnce). */
+  private readonly storedIds = new Map<string, Promise<string> | true>();
   private readonly startedAt: number;
   private readonly now: () => number;
   private closing = false;
@@ -453,27 +458,46 @@ export class AgentDirectory {
     }
   }
 
+  /**
+   * An agent's frame of events: each stored, then acknowledged with their ids
+   * on the connection the frame came on (a frame number means nothing to
+   * another connection; the agent sends unacknowledged events again). An
+   * event this proxy stored or is storing already (sent again after a lost
+   * acknowledgement, or twice by a hostile agent) is not stored twice.
+   */
   private async audit(link: AgentLink, seq: unknown, events: unknown): Promise<void> {
     if (typeof seq !== 'number' || !Array.isArray(events)) return;
     const sink = this.o.audit();
     try {
-      const ids: string[] = [];
-      if (sink) {
-        const stored = await Promise.all(
-          (events as unknown[]).map((e) => {
-            const event = certified(e, link.name);
-            return sink.append(event, recordedBy(link.name, event.eventKey));
-          }),
-        );
-        for (const s of stored) ids.push(s.id);
-      }
-      // To the agent's current control connection: it may have replaced this one meanwhile.
-      send((this.links.get(link.name) ?? link).control, { type: 'audit-ack', seq, ids });
+      const ids = sink
+        ? await Promise.all((events as unknown[]).map((e) => this.storeOnce(sink, certified(e, link.name), link.name)))
+        : [];
+      send(link.control, { type: 'audit-ack', seq, ids });
     } catch (err) {
       const e = isAccessError(err) ? err : new AccessError('AUDIT_UNAVAILABLE', describeError(err));
       this.o.log.error(`audit (agent ${link.name}): ${e.message}`);
-      send((this.links.get(link.name) ?? link).control, { type: 'audit-nack', seq, code: e.code, message: e.message });
+      send(link.control, { type: 'audit-nack', seq, code: e.code, message: e.message });
     }
+  }
+
+  private storeOnce(sink: AgentAuditSink, event: Record<string, unknown>, agent: string): Promise<string> {
+    const recorded = recordedBy(agent, event.eventKey);
+    const known = this.storedIds.get(recorded.id);
+    if (known === true) return Promise.resolve(recorded.id);
+    if (known) return known;
+    const stored = sink.append(event, recorded).then(
+      (r) => {
+        if (this.storedIds.get(recorded.id) === stored) this.storedIds.set(recorded.id, true);
+        return r.id;
+      },
+      (err: unknown) => {
+        this.storedIds.delete(recorded.id);
+        throw err;
+      },
+    );
+    if (this.storedIds.size >= RECENT_IDS) this.storedIds.delete(this.storedIds.keys().next().value!);
+    this.storedIds.set(recorded.id, stored);
+    return stored;
   }
 
   /** The agent is gone: its tunnels end "session lost" at once (the bridges reopen elsewhere). */

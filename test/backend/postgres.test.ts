@@ -10,6 +10,7 @@ import { PostgresBackend } from '../../src/backend/postgres.js';
 import { verifyPgAudit, searchPgAudit } from '../../src/backend/pg-read.js';
 import { SCHEMA_VERSION } from '../../src/backend/pg-schema.js';
 import { isAccessError } from '../../src/errors.js';
+import { agentEventId } from '../../src/audit/prepare.js';
 
 let pg: TestPostgres;
 const open = (db: string, extra: { url?: string; passwordFile?: string } = {}) =>
@@ -23,7 +24,7 @@ const open = (db: string, extra: { url?: string; passwordFile?: string } = {}) =
 
 beforeAll(async () => {
   pg = await startPostgres();
-  for (const db of ['audit', 'newer', 'records', 'auth']) pg.psql(`CREATE DATABASE ${db}`);
+  for (const db of ['audit', 'newer', 'records', 'auth', 'resent']) pg.psql(`CREATE DATABASE ${db}`);
 }, 120_000);
 afterAll(async () => {
   await pg?.destroy();
@@ -104,6 +105,31 @@ describe('the audit trail', () => {
       'audit',
     );
     expect(plan).toMatch(/audit_events_user_time/);
+    await w1.close();
+    await w2.close();
+    await b.close();
+  });
+
+  it('an agent’s event sent again (to this writer or another replica’s) is stored once, and never fails the proxy’s own events', async () => {
+    const b = await open('resent');
+    const w1 = await b.openAudit({});
+    const w2 = await b.openAudit({});
+    const id = agentEventId('east', 'k:1');
+    const event = { type: 'mcp.session.request', user: 'alice', agent: 'east', eventKey: 'k:1' };
+    const first = await w1.append(event, { id });
+    // Sent again to the same writer, twice in one batch next to the proxy's own events, and to another replica.
+    const again = await Promise.all([
+      w1.append({ type: 'mcp.session.request', user: 'bob' }),
+      w1.append(event, { id }),
+      w1.append(event, { id }),
+      w1.append({ type: 'mcp.session.request', user: 'carol' }),
+      w2.append(event, { id }),
+    ]);
+    expect(again.map((r) => r.id)).toEqual([expect.any(String), id, id, expect.any(String), id]);
+    expect(again[1].hash).toBe(first.hash);
+    expect(pg.psql(`SELECT count(*) FROM audit_events WHERE id = '${id}'`, 'resent').trim()).toBe('1');
+    expect(pg.psql('SELECT count(*) FROM audit_events', 'resent').trim()).toBe('3');
+    expect(await verifyPgAudit(b)).toMatchObject({ ok: true, events: 3 });
     await w1.close();
     await w2.close();
     await b.close();

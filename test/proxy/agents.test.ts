@@ -204,37 +204,66 @@ describe('AgentDirectory', () => {
     expect(ids[1]).toBe(agentEventId('west', 'k:1'));
     expect(ids[1]).not.toBe(victim);
     expect(ids[2]).toMatch(/^[0-9a-f-]{36}$/); // no key: a fresh id
+    await until(() => east.frames('audit-ack').length === 1, 'the acknowledgement');
     expect(east.frames('audit-ack')[0]).toEqual({ type: 'audit-ack', seq: 1, ids: [victim] });
   });
 
-  it('an agent’s recorded arguments are stored as sent (not digested twice), and not charged to the proxy’s budget', async () => {
+  it('an agent’s recorded arguments: the proxy’s policy applies again, a digest is not digested twice, nothing charged to its budget', async () => {
+    const digest = { sha256: 'a'.repeat(64), bytes: 12 };
+    const raw = { pin: '1234', text: 'x'.repeat(200) };
+    const store = async (args: 'full' | 'digest' | 'none') => {
+      const path = join(mkdtempSync(join(tmpdir(), 'mcp-access-agents-')), 'audit.jsonl');
+      const log = await AuditLog.open(path, { args, redactKeys: ['pin'], identityBudgetBytes: 100 });
+      const { dir } = directory({ audit: () => fileAuditWriter(log) });
+      const a = new FakeSocket();
+      dir.attachControl(ws(a), agentPeer('east'));
+      a.receive({ type: 'announce', servers: [] });
+      const events = [digest, raw].map((args, n) => ({
+        type: 'mcp.session.request',
+        user: 'alice',
+        eventKey: `k:${n}`,
+        args,
+      }));
+      a.receive({ type: 'audit', seq: 1, events });
+      await until(() => a.frames('audit-ack').length + a.frames('audit-nack').length > 0, 'the answer');
+      expect(a.frames('audit-nack')).toEqual([]);
+      await log.close();
+      const lines = readFileSync(path, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.map((e) => e.id)).toEqual(events.map((e) => agentEventId('east', e.eventKey)));
+      return lines.map((e) => e.args);
+    };
+    // full: a digest stays a digest; arguments are redacted with the proxy's own keys (any agent's).
+    expect(await store('full')).toEqual([digest, { pin: '[REDACTED]', text: 'x'.repeat(200) }]);
+    // digest: full arguments (an agent with stale settings) are digested here; a digest is kept as it is.
+    const [kept, digested] = await store('digest');
+    expect(kept).toEqual(digest);
+    expect(digested).toMatchObject({ bytes: Buffer.byteLength(JSON.stringify({ pin: '[REDACTED]', text: raw.text })) });
+    expect(JSON.stringify(digested)).not.toContain('x'.repeat(10));
+    // none: no arguments at all.
+    expect(await store('none')).toEqual([undefined, undefined]);
+  });
+
+  it('an event sent again (its acknowledgement was lost) or twice in a frame is stored once, and acknowledged each time', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'mcp-access-agents-')), 'audit.jsonl');
-    const log = await AuditLog.open(path, { args: 'digest', redactKeys: ['pin'], identityBudgetBytes: 100 });
-    const writer = fileAuditWriter(log);
-    const { dir } = directory({ audit: () => writer });
+    const log = await AuditLog.open(path);
+    const { dir } = directory({ audit: () => fileAuditWriter(log) });
     const a = new FakeSocket();
     dir.attachControl(ws(a), agentPeer('east'));
     a.receive({ type: 'announce', servers: [] });
-    const digest = { sha256: 'a'.repeat(64), bytes: 12 };
-    const events = [1, 2, 3].map((n) => ({
-      type: 'mcp.session.request',
-      user: 'alice',
-      eventKey: `k:${n}`,
-      args: n === 1 ? digest : { pin: '1234', text: 'x'.repeat(200) },
-    }));
-    a.receive({ type: 'audit', seq: 1, events });
-    await until(() => a.frames('audit-ack').length + a.frames('audit-nack').length > 0, 'the answer');
-    expect(a.frames('audit-nack')).toEqual([]);
+    const event = { type: 'mcp.session.request', user: 'alice', eventKey: 'k:1' };
+    a.receive({ type: 'audit', seq: 1, events: [event, event] });
+    a.receive({ type: 'audit', seq: 2, events: [event] });
+    await until(() => a.frames('audit-ack').length === 2, 'two acknowledgements');
+    const id = agentEventId('east', 'k:1');
+    expect(a.frames('audit-ack')).toEqual([
+      { type: 'audit-ack', seq: 1, ids: [id, id] },
+      { type: 'audit-ack', seq: 2, ids: [id] },
+    ]);
     await log.close();
-    const lines = readFileSync(path, 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines.map((e) => e.type)).toEqual(['mcp.session.request', 'mcp.session.request', 'mcp.session.request']);
-    expect(lines[0]!.args).toEqual(digest);
-    // A dishonest agent's unredacted argument is redacted by the proxy's own keys all the same.
-    expect(lines[1]!.args).toEqual({ pin: '[REDACTED]', text: 'x'.repeat(200) });
-    expect(lines.map((e) => e.id)).toEqual(events.map((e) => agentEventId('east', e.eventKey)));
+    expect(readFileSync(path, 'utf8').trim().split('\n')).toHaveLength(1);
   });
 
   it('sends the audit settings with the welcome and again with the roles', () => {
