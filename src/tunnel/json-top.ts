@@ -178,6 +178,11 @@ function endOfString(b: Buffer, i: number, n: number): number {
   i++;
   while (i < n) {
     const c = b[i]!;
+    // Most bytes of a string: lower case, and every byte of a multi-byte character.
+    if (c > BACKSLASH) {
+      i++;
+      continue;
+    }
     if (c === QUOTE) return i + 1;
     if (c === BACKSLASH) {
       escaped = true;
