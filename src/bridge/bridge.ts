@@ -23,14 +23,16 @@ import { isFinalClose, CLOSE } from '../tunnel/close-codes.js';
 import { TunnelEndpoint } from '../tunnel/endpoint.js';
 import {
   classify,
+  classifyBytes,
   classifyLarge,
   classifyMessage,
+  classifyTop,
   errorResponse,
-  idKey,
   LARGE_MESSAGE,
   RPC,
   type Classified,
 } from '../tunnel/jsonrpc.js';
+import { readJsonTop } from '../tunnel/json-top.js';
 import { LineFramer, type FramedLine } from '../tunnel/line-framer.js';
 import { openTunnel, isRetryable, type ConnectParams, type Opened } from './connection.js';
 import { StdoutWriter } from './stdout-writer.js';
@@ -57,6 +59,7 @@ export interface BridgeOptions {
 interface InFlight {
   id: string | number;
   method: string;
+  /** performance.now() when sent; only taken for the debug log's latencies (0 otherwise). */
   sentAt: number;
 }
 
@@ -72,7 +75,8 @@ export class Bridge {
   private readonly out: StdoutWriter;
   /** Our end of the tunnel: it outlives each WebSocket of the session. */
   private readonly tunnel: TunnelEndpoint;
-  private readonly inflight = new Map<string, InFlight>();
+  /** Requests sent and not yet answered, by id (a Map keeps 1 and "1" apart). */
+  private readonly inflight = new Map<string | number, InFlight>();
 
   private session: { id: string; token: string } | undefined;
   private connecting: Promise<void> | undefined;
@@ -201,8 +205,10 @@ export class Bridge {
     }
     const bytes = line.bytes;
     // A large message is routed by its top level; the proxy's inspector still
-    // checks it whole. Anything the scan cannot settle is parsed here.
-    let c: Classified | undefined = bytes.length > LARGE_MESSAGE ? classifyLarge(bytes)?.classified : undefined;
+    // checks it whole. A small one is classified from its bytes by a strict
+    // JSON scan. Anything a scan cannot settle is parsed here.
+    let c: Classified | undefined =
+      bytes.length > LARGE_MESSAGE ? classifyLarge(bytes)?.classified : classifyBytes(bytes);
     if (!c) {
       let msg: unknown;
       try {
@@ -221,7 +227,8 @@ export class Bridge {
       return;
     }
     if (c.kind === 'request') {
-      this.inflight.set(idKey(c.id), { id: c.id, method: c.method, sentAt: performance.now() });
+      const debug = this.log.enabled('debug');
+      this.inflight.set(c.id, { id: c.id, method: c.method, sentAt: debug ? performance.now() : 0 });
       if (c.method === 'initialize') this.init = { request: bytes, id: c.id, answered: false };
     } else if (c.kind === 'notification' && c.method === 'notifications/initialized') {
       this.initialized = bytes;
@@ -345,12 +352,12 @@ export class Bridge {
     this.session = undefined;
     const unacked = this.tunnel.reset();
     const resend: Buffer[] = [];
-    const notSent = new Set<string>();
+    const notSent = new Set<string | number>();
     for (const { data, transmitted } of unacked) {
       if (transmitted) continue;
       resend.push(data);
       const c = classifyMessage(data);
-      if (c?.kind === 'request') notSent.add(idKey(c.id));
+      if (c?.kind === 'request') notSent.add(c.id);
     }
     for (const [key, f] of this.inflight) {
       if (notSent.has(key)) continue;
@@ -458,17 +465,20 @@ export class Bridge {
   // ---- tunnel → stdout -----------------------------------------------------
 
   private fromProxy(data: Buffer): void {
-    const c = classifyMessage(data);
+    // A small message is read from its bytes (strictly: it is JSON), which
+    // also says whether it has a raw line break to take out.
+    const top = data.length <= LARGE_MESSAGE ? readJsonTop(data) : undefined;
+    const c = top ? classifyTop(top) : classifyMessage(data);
+    const isOneLine = top !== undefined && !top.lineBreaks;
     if (!c) {
       this.out.write(data);
       return;
     }
     if (c.kind === 'response' && c.id !== null) {
       if (typeof c.id === 'string' && c.id === this.replayId) return this.replayAnswered(parseObject(data));
-      const key = idKey(c.id);
-      const f = this.inflight.get(key);
+      const f = this.inflight.get(c.id);
       if (f) {
-        this.inflight.delete(key);
+        this.inflight.delete(c.id);
         this.newSessionsInARow = 0;
         if (this.init && f.id === this.init.id && f.method === 'initialize') {
           const result = (
@@ -481,7 +491,7 @@ export class Bridge {
         if (this.log.enabled('debug')) this.trace('←', c, data.length, performance.now() - f.sentAt);
       }
     } else if (this.log.enabled('debug')) this.trace('←', c, data.length);
-    this.out.write(data);
+    this.out.write(data, isOneLine);
   }
 
   private replayAnswered(msg: Record<string, unknown>): void {

@@ -27,9 +27,10 @@ export class StdoutWriter {
     });
   }
 
-  write(message: Buffer): void {
+  /** `isOneLine`: the caller knows the message has no raw CR or LF (a strict scan of it found none). */
+  write(message: Buffer, isOneLine = false): void {
     if (this.broken) return;
-    const ok = writeLine(this.stream, oneLine(message));
+    const ok = writeLine(this.stream, isOneLine ? message : oneLine(message));
     if (!ok && !this.blocked) {
       this.blocked = true;
       this.pause();

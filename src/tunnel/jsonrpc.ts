@@ -1,4 +1,5 @@
 /** The little JSON-RPC 2.0 both ends need: classify a message, build an error. */
+import { readJsonTop, type JsonTop } from './json-top.js';
 import { scanTopLevel } from './top-level-scanner.js';
 
 /**
@@ -45,6 +46,29 @@ export function classify(msg: unknown): Classified {
   return { kind: 'other' };
 }
 
+/**
+ * Classify a message from its bytes without decoding or parsing it
+ * (json-top.ts: a strict JSON validator that reads the top level). The
+ * answer is `classify(JSON.parse(text))`'s; undefined when the scan cannot
+ * be sure (the input is not valid JSON, an escape where it matters, …): the
+ * caller then parses in full.
+ */
+export function classifyBytes(message: Buffer): Classified | undefined {
+  const t = readJsonTop(message);
+  return t && classifyTop(t);
+}
+
+/** What a message is, from its top level as `readJsonTop` read it. */
+export function classifyTop(t: JsonTop): Classified {
+  if (t.method !== undefined) {
+    if (!t.hasId) return { kind: 'notification', method: t.method };
+    if (typeof t.id === 'string' || typeof t.id === 'number') return { kind: 'request', id: t.id, method: t.method };
+    return { kind: 'other' };
+  }
+  if (t.hasId && (t.hasResult || t.hasError)) return { kind: 'response', id: t.id ?? null };
+  return { kind: 'other' };
+}
+
 /** A key for maps of in-flight ids: 1 and "1" are different ids. */
 export function idKey(id: JsonRpcId): string {
   return typeof id === 'number' ? `n:${id}` : typeof id === 'string' ? `s:${id}` : 'null';
@@ -82,11 +106,11 @@ export function classifyLarge(message: Uint8Array): { classified: Classified; ke
 }
 
 /**
- * Classify any message: a large one by its top level, the rest (and what the
- * scan cannot settle) by a full parse. Undefined when it is not JSON.
+ * Classify any message: a large one by its top level, a small one from its
+ * bytes (classifyBytes), and what neither settles by a full parse. Undefined when it is not JSON.
  */
 export function classifyMessage(message: Buffer): Classified | undefined {
-  const quick = message.length > LARGE_MESSAGE ? classifyLarge(message)?.classified : undefined;
+  const quick = message.length > LARGE_MESSAGE ? classifyLarge(message)?.classified : classifyBytes(message);
   if (quick) return quick;
   try {
     return classify(JSON.parse(message.toString('utf8')));

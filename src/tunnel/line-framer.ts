@@ -39,8 +39,13 @@ export class LineFramer {
         this.hold(chunk.subarray(start));
         return;
       }
-      this.hold(chunk.subarray(start, nl));
-      this.finishLine(out);
+      // The common case, a whole line in this chunk: no copy, nothing held.
+      if (this.pendingBytes === 0 && this.discarding === undefined && nl - start <= this.maxLine)
+        emitLine(chunk.subarray(start, nl), out);
+      else {
+        this.hold(chunk.subarray(start, nl));
+        this.finishLine(out);
+      }
       start = nl + 1;
     }
   }
@@ -78,13 +83,18 @@ export class LineFramer {
       out({ kind: 'oversize', size, id: scanner.id });
       return;
     }
-    let line = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    const line = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
-    if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
-    if (isBlank(line)) return;
-    out({ kind: 'line', bytes: line });
+    emitLine(line, out);
   }
+}
+
+/** A whole line (without its LF): CR dropped, blank lines skipped. */
+function emitLine(line: Buffer, out: (line: FramedLine) => void): void {
+  if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
+  if (isBlank(line)) return;
+  out({ kind: 'line', bytes: line });
 }
 
 function isBlank(line: Buffer): boolean {

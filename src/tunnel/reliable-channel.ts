@@ -37,6 +37,8 @@ interface Outgoing {
  * more memory than the limit says (measured: scripts/untrusted-memory.mjs).
  */
 const FRAME_OVERHEAD = 512;
+/** `send`'s options for a data frame (one object for all, `ws` copies them). */
+const BINARY = { binary: true } as const;
 
 export class ReliableChannel {
   private socket: TunnelSocket | undefined;
@@ -158,7 +160,7 @@ export class ReliableChannel {
     const sock = this.socket;
     if (!sock || sock.readyState !== OPEN) return false;
     holdWrites(underlyingSocket(sock));
-    sock.send(data, { binary: true }, this.afterWrite);
+    sock.send(data, BINARY, this.afterWrite);
     return true;
   }
 

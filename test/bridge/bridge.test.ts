@@ -119,3 +119,29 @@ describe('Bridge: stdout backpressure across a reconnect', () => {
     expect(s1.log).toEqual(['pause', 'resume']);
   });
 });
+
+describe('Bridge: what reaches stdout', () => {
+  it('writes every message from the proxy as one line, raw CR and LF turned into spaces', async () => {
+    const { bridge, sockets, input, output } = bridgeWithFakeSockets();
+    output.startReading();
+    const finished = bridge.run();
+    await until(() => expect(sockets).toHaveLength(1));
+    const s = sockets[0]!;
+    const big = `{"jsonrpc":"2.0",\n"method":"notifications/message","params":{"s":"${'x'.repeat(70_000)}"}}`;
+    const frames = [
+      '{"jsonrpc":"2.0",\r\n"method":"notifications/message",\n"params":{"n":1}}',
+      'not json\r\nat all',
+      note(3),
+      big,
+      '{"jsonrpc":"2.0","method":"notifications/message","params":{"s":"a\\nb"}}',
+    ];
+    for (const f of frames) s.peerData(f);
+    const want = frames.map((f) => `${f.replace(/[\r\n]/g, ' ')}\n`).join('');
+    await until(() => expect(output.lines.join('').length).toBe(want.length));
+    expect(output.lines.join('')).toBe(want);
+    input.end();
+    await until(() => expect(s.log).toContain('close 1000'));
+    s.peerClose(1000);
+    expect(await finished).toBe(0);
+  });
+});

@@ -29,6 +29,21 @@ describe('LineFramer', () => {
     expect(texts(frame([Buffer.from(`${big}\n{"ok":1}\n`)]))).toEqual([`<oversize ${big.length} "abc">`, '{"ok":1}']);
   });
 
+  it('frames the same lines however the input is cut (whole lines in a chunk are views of it)', () => {
+    const max = 16;
+    const input = Buffer.from(`a\r\n${'x'.repeat(16)}\n${'y'.repeat(17)}\n\n{"id":1}\r\n \nb\nc`);
+    const want = ['a', 'x'.repeat(16), '<oversize 17 undefined>', '{"id":1}', 'b', 'c'];
+    for (let cut = 0; cut <= input.length; cut++) {
+      for (let cut2 = cut; cut2 <= input.length; cut2 += 3) {
+        const parts = [input.subarray(0, cut), input.subarray(cut, cut2), input.subarray(cut2)];
+        expect(texts(frame(parts, max)), `${cut}/${cut2}`).toEqual(want);
+      }
+    }
+    const chunk = Buffer.from('{"id":1}\n{"id":2}\n');
+    const lines = frame([chunk]);
+    expect(lines[1]!.kind === 'line' && lines[1]!.bytes.buffer).toBe(chunk.buffer);
+  });
+
   it('scans each byte once: a 32 MiB line in 64 KiB chunks is framed in linear time', () => {
     // Not a timing assertion: counts how many bytes the framer holds and copies.
     const f = new LineFramer(64 * 1024 * 1024);
