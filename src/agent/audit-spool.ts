@@ -191,8 +191,9 @@ export class AuditSpool implements NonNullable<AuditSink> {
   /** The proxy's `audit:` settings (from its welcome or a roles frame); undefined: missing or unreadable. */
   configure(settings: AgentAuditSettings | null | undefined): void {
     if (settings === undefined) {
-      if (this.settings !== undefined)
-        this.o.log.error('the proxy sent no readable audit settings; requests are refused until it does');
+      this.o.log.error(
+        'the proxy sent no readable audit settings (is it older than this agent? upgrade proxies before agents); requests are refused until it does',
+      );
       this.settings = undefined;
       return;
     }
