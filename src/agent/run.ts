@@ -129,7 +129,7 @@ export async function startAgent(
         secrets: credentials.secrets,
         secretDir: c.dataDir ?? c.baseDir,
         host: 'agent',
-        risk: 'impersonate this agent and read every session it holds',
+        risk: 'impersonate this agent, read every session it holds and alter its audit spool',
         secretName: "the agent's private key",
       },
       log,
