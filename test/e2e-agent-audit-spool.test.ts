@@ -20,18 +20,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentEventId } from '../src/audit/prepare.js';
 import { verifyAuditFile } from '../src/audit/log.js';
-import { ALLOW_ALL_ROLE, FILESYSTEM, resultText, testServer, TestCluster } from './helpers/cluster.js';
+import { ALLOW_ALL_ROLE, ECHO_ONLY_ROLE, FILESYSTEM, resultText, testServer, TestCluster } from './helpers/cluster.js';
 import { startAgentProcess, type AgentProcess } from './helpers/agent.js';
 import { auditEvents, waitForAudit } from './helpers/bot.js';
 import { RawTunnel } from './helpers/raw-tunnel.js';
 import { INIT } from './helpers/raw-bridge.js';
-
-const ECHO_ONLY = {
-  kind: 'role',
-  version: 'v7',
-  metadata: { name: 'echo-only' },
-  spec: { allow: { app_labels: { env: 'dev' }, mcp: { tools: ['echo'] } } },
-};
 
 let cluster: TestCluster;
 let auditPath: string;
@@ -58,7 +51,7 @@ function agentConfig() {
 }
 
 beforeAll(async () => {
-  cluster = await TestCluster.start({ servers: [], roles: [ALLOW_ALL_ROLE, ECHO_ONLY] });
+  cluster = await TestCluster.start({ servers: [], roles: [ALLOW_ALL_ROLE, ECHO_ONLY_ROLE] });
   auditPath = join(cluster.dir, 'audit.jsonl');
   root = join(cluster.dir, 'root');
   spoolDir = join(root, 'spool');

@@ -6,19 +6,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { ALLOW_ALL_ROLE, resultText, testServer, TestCluster } from './helpers/cluster.js';
+import { ALLOW_ALL_ROLE, ECHO_ONLY_ROLE, resultText, testServer, TestCluster } from './helpers/cluster.js';
 import { listeningPorts, startAgentProcess, type AgentProcess } from './helpers/agent.js';
 import { auditEvents, waitForAudit } from './helpers/bot.js';
 import { runCli } from './helpers/run-cli.js';
 import { RawTunnel } from './helpers/raw-tunnel.js';
 import { verifyAuditFile } from '../src/audit/log.js';
-
-const ECHO_ONLY = {
-  kind: 'role',
-  version: 'v7',
-  metadata: { name: 'echo-only' },
-  spec: { allow: { app_labels: { env: 'dev' }, mcp: { tools: ['echo'] } } },
-};
 
 let cluster: TestCluster;
 let agent: AgentProcess;
@@ -27,7 +20,7 @@ let echoer: string;
 let auditPath: string;
 
 beforeAll(async () => {
-  cluster = await TestCluster.start({ servers: [], roles: [ALLOW_ALL_ROLE, ECHO_ONLY] });
+  cluster = await TestCluster.start({ servers: [], roles: [ALLOW_ALL_ROLE, ECHO_ONLY_ROLE] });
   auditPath = join(cluster.dir, 'audit.jsonl');
   await cluster.writeConfig({ audit: { path: auditPath } });
   await cluster.stopProxy();
@@ -123,7 +116,7 @@ describe('roles changed at the proxy reach the agent', () => {
     await cluster.writeConfig({
       roles: [
         ALLOW_ALL_ROLE,
-        { ...ECHO_ONLY, spec: { allow: { app_labels: { env: 'dev' }, mcp: { tools: ['echo', 'add'] } } } },
+        { ...ECHO_ONLY_ROLE, spec: { allow: { app_labels: { env: 'dev' }, mcp: { tools: ['echo', 'add'] } } } },
       ],
     });
     cluster.proxy!.kill('SIGHUP');

@@ -79,6 +79,18 @@ function ack(spool: AuditSpool, frame: SentFrame): void {
   );
 }
 
+/** A spool in a new directory, configured and connected to a recording route. */
+async function connectedSpool(
+  opts: { maxBytes?: number; settings?: AgentAuditSettings; acking?: boolean } = {},
+): Promise<{ dir: string; spool: AuditSpool; frames: SentFrame[] }> {
+  const dir = newDir();
+  const spool = await open(dir, opts);
+  spool.configure(opts.settings ?? SETTINGS);
+  const { route, frames } = recorder(opts.acking ? spool : undefined);
+  spool.connected(route);
+  return { dir, spool, frames };
+}
+
 function spoolText(dir: string): string {
   return readdirSync(dir)
     .filter((f) => f.startsWith('spool-'))
@@ -108,11 +120,7 @@ describe('AuditSpool', () => {
   });
 
   it('an append resolves once its line is in the spool file, before anything is sent; one write and one frame per turn', async () => {
-    const dir = newDir();
-    const spool = await open(dir);
-    spool.configure(SETTINGS);
-    const { route, frames } = recorder();
-    spool.connected(route);
+    const { dir, spool, frames } = await connectedSpool();
     const seenAtResolve: Array<{ inFile: boolean; sent: number }> = [];
     const appends = [1, 2, 3].map((n) =>
       spool.append(request({ rpcId: n })).then((r) => {
@@ -156,11 +164,7 @@ describe('AuditSpool', () => {
   });
 
   it('a hostile server’s huge error message is cut as the proxy would cut it; frames stay small', async () => {
-    const dir = newDir();
-    const spool = await open(dir);
-    spool.configure(SETTINGS);
-    const { route, frames } = recorder(spool);
-    spool.connected(route);
+    const { dir, spool, frames } = await connectedSpool({ acking: true });
     const huge = 'e'.repeat(5 * 1024 * 1024);
     await spool.append(request({ outcome: 'error', reason: huge }));
     await Promise.all(Array.from({ length: 200 }, () => spool.append(request({ text: 'y'.repeat(4000) }))));
@@ -222,11 +226,7 @@ describe('AuditSpool', () => {
   });
 
   it('a refusal from the proxy keeps the events: they go again, in order, until stored', async () => {
-    const dir = newDir();
-    const spool = await open(dir);
-    spool.configure(SETTINGS);
-    const { route, frames } = recorder();
-    spool.connected(route);
+    const { spool, frames } = await connectedSpool();
     await Promise.all([spool.append(request({ rpcId: 1 })), spool.append(request({ rpcId: 2 }))]);
     await until(() => frames.length === 1, 'the frame');
     spool.refused(frames[0]!.seq, 'AUDIT_UNAVAILABLE', 'disk full');
@@ -265,11 +265,7 @@ describe('AuditSpool', () => {
   });
 
   it('fails closed when full: appends are refused naming audit_spool.max_size, and accepted again once the proxy stored the rest', async () => {
-    const dir = newDir();
-    const spool = await open(dir, { maxBytes: 2000 });
-    spool.configure(SETTINGS);
-    const { route, frames } = recorder();
-    spool.connected(route);
+    const { spool, frames } = await connectedSpool({ maxBytes: 2000 });
     let refused: AccessError | undefined;
     for (let i = 0; i < 50 && !refused; i++)
       await spool.append(request({ text: 'x'.repeat(200) })).catch((e: AccessError) => (refused = e));
@@ -333,11 +329,7 @@ describe('AuditSpool', () => {
   });
 
   it('an acknowledgement naming other events (a frame of an earlier process) is ignored: nothing unstored is forgotten', async () => {
-    const dir = newDir();
-    const spool = await open(dir);
-    spool.configure(SETTINGS);
-    const { route, frames } = recorder();
-    spool.connected(route);
+    const { spool, frames } = await connectedSpool();
     await spool.append(request());
     await until(() => frames.length === 1, 'the frame');
     spool.acknowledged(frames[0]!.seq, [agentEventId('east', 'other:1')]);
@@ -348,11 +340,7 @@ describe('AuditSpool', () => {
   });
 
   it('at most 8 frames wait for their acknowledgement; the rest follow as they come', async () => {
-    const dir = newDir();
-    const spool = await open(dir);
-    spool.configure(SETTINGS);
-    const { route, frames } = recorder();
-    spool.connected(route);
+    const { spool, frames } = await connectedSpool();
     for (let i = 0; i < 12; i++) {
       await spool.append(request({ rpcId: i }));
       await new Promise((r) => setImmediate(r));
@@ -364,11 +352,7 @@ describe('AuditSpool', () => {
   });
 
   it('one event the proxy never stores bounds the disk: later stored ones cannot let the spool grow past max_size', async () => {
-    const dir = newDir();
-    const spool = await open(dir, { maxBytes: 64 * 1024 });
-    spool.configure(SETTINGS);
-    const { route, frames } = recorder();
-    spool.connected(route);
+    const { dir, spool, frames } = await connectedSpool({ maxBytes: 64 * 1024 });
     await spool.append(request({ rpcId: 'stuck' }));
     await until(() => frames.length === 1, 'the stuck frame');
     let refused: AccessError | undefined;
@@ -385,11 +369,10 @@ describe('AuditSpool', () => {
   });
 
   it('an event too large for the proxy’s frames keeps its arguments as a digest, as the proxy does past its limit', async () => {
-    const dir = newDir();
-    const spool = await open(dir);
-    spool.configure({ ...SETTINGS, maxFrameBytes: 64 * 1024 });
-    const { route, frames } = recorder(spool);
-    spool.connected(route);
+    const { spool, frames } = await connectedSpool({
+      settings: { ...SETTINGS, maxFrameBytes: 64 * 1024 },
+      acking: true,
+    });
     await spool.append(request({ args: { text: 'q'.repeat(100 * 1024) } }));
     await Promise.all(Array.from({ length: 50 }, () => spool.append(request({ args: { text: 'r'.repeat(2000) } }))));
     await until(() => frames.flatMap((f) => f.events).length === 51, 'every event sent');

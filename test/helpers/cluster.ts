@@ -28,6 +28,14 @@ export const ALLOW_ALL_ROLE = {
   spec: { allow: { app_labels: { '*': '*' }, mcp: { tools: ['*'] } } },
 };
 
+/** A low-privilege role: servers labelled env: dev, the tool `echo` only. */
+export const ECHO_ONLY_ROLE = {
+  kind: 'role',
+  version: 'v7',
+  metadata: { name: 'echo-only' },
+  spec: { allow: { app_labels: { env: 'dev' }, mcp: { tools: ['echo'] } } },
+};
+
 export interface ClusterOptions {
   servers?: Array<Record<string, unknown>>;
   roles?: Array<Record<string, unknown>>;
