@@ -469,9 +469,10 @@ export class AgentDirectory {
     if (typeof seq !== 'number' || !Array.isArray(events)) return;
     const sink = this.o.audit();
     try {
+      // Without a trail the events are dropped, and acknowledged as such (the agent can forget them).
       const ids = sink
         ? await Promise.all((events as unknown[]).map((e) => this.storeOnce(sink, certified(e, link.name), link.name)))
-        : [];
+        : (events as unknown[]).map((e) => recordedBy(link.name, certified(e, link.name).eventKey).id);
       send(link.control, { type: 'audit-ack', seq, ids });
     } catch (err) {
       const e = isAccessError(err) ? err : new AccessError('AUDIT_UNAVAILABLE', describeError(err));

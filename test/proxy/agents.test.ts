@@ -285,6 +285,16 @@ describe('AgentDirectory', () => {
     expect(a.frames('roles')[0]).toMatchObject({ audit: null });
   });
 
+  it('without a trail, acknowledges an agent’s events under their ids (so its spool can forget them)', async () => {
+    const { dir } = directory({ audit: () => undefined });
+    const a = new FakeSocket();
+    dir.attachControl(ws(a), agentPeer('east'));
+    a.receive({ type: 'announce', servers: [] });
+    a.receive({ type: 'audit', seq: 4, events: [{ type: 'x', eventKey: 'k:1' }] });
+    await until(() => a.frames('audit-ack').length === 1, 'the acknowledgement');
+    expect(a.frames('audit-ack')[0]).toEqual({ type: 'audit-ack', seq: 4, ids: [agentEventId('east', 'k:1')] });
+  });
+
   it('answers audit-nack when the trail cannot store them', async () => {
     const { dir } = directory({
       audit: () => ({ append: () => Promise.reject(new AccessError('AUDIT_UNAVAILABLE', 'disk full')) }),
