@@ -305,15 +305,15 @@ export class AuditSpool implements NonNullable<AuditSink> {
     for (const t of [this.retryTimer, this.syncTimer, this.markTimer]) if (t) clearTimeout(t);
     this.markTimer = undefined;
     this.noteMark();
-    if (this.fd >= 0 && this.settings?.fsync !== 'never') {
+    this.closeSegment(); // fsynced first (unless fsync: never)
+    if (this.ackFd >= 0) {
       try {
-        fdatasyncSync(this.fd);
-      } catch (err) {
-        this.o.log.error(`audit spool ${this.o.dir}: final fsync failed: ${describeError(err)}`);
+        closeSync(this.ackFd);
+      } catch {
+        /* the mark was written; nothing is lost */
       }
+      this.ackFd = -1;
     }
-    for (const fd of [this.fd, this.ackFd]) if (fd >= 0) closeSync(fd);
-    this.fd = this.ackFd = -1;
     const left = this.pending;
     if (left > 0)
       this.o.log.info(
