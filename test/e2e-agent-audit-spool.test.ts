@@ -15,7 +15,7 @@
  *   reaches the trail under that id; its secret argument never reaches the
  *   agent's disk.
  */
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentEventId } from '../src/audit/prepare.js';
@@ -25,6 +25,7 @@ import { startAgentProcess, type AgentProcess } from './helpers/agent.js';
 import { auditEvents, waitForAudit } from './helpers/bot.js';
 import { RawTunnel } from './helpers/raw-tunnel.js';
 import { INIT } from './helpers/raw-bridge.js';
+import { until } from './helpers/until.js';
 
 let cluster: TestCluster;
 let auditPath: string;
@@ -181,5 +182,53 @@ describe('an agent’s audit spool', () => {
       await t.close();
       await agent.stop();
     }
+  });
+
+  it('while the proxy cannot store events the agent serves from its spool, refuses at max_size, and catches up once the trail is back', async () => {
+    // A second proxy configuration: the trail in a directory of its own, which the test takes away.
+    const trail = join(cluster.dir, 'trail');
+    mkdirSync(trail);
+    const trailPath = join(trail, 'audit.jsonl');
+    await cluster.writeConfig({ audit: { path: trailPath } });
+    await cluster.stopProxy();
+    await cluster.startProxy();
+    const agent = await startAgentProcess(cluster, 'east', {
+      ...agentConfig(),
+      config: { audit_spool: { dir: join(cluster.dir, 'small-spool'), max_size: '64KiB' } },
+    });
+    agents.push(agent);
+    await agent.waitForLog(/connected to the proxy/);
+    const { client } = await cluster.client('spool-tools', alice);
+    expect(resultText(await client.callTool({ name: 'echo', arguments: { text: 'before' } }))).toBe('before');
+    await waitForAudit(trailPath, (e) => (e.args as { text?: string })?.text === 'before');
+
+    rmSync(trail, { recursive: true });
+    const answered: string[] = [];
+    let refused: { code?: number; message?: string } | undefined;
+    for (let i = 0; i < 200 && !refused; i++) {
+      const text = `during ${i} ${'p'.repeat(1500)}`;
+      await client.callTool({ name: 'echo', arguments: { text } }).then(
+        () => answered.push(text),
+        (e: typeof refused) => (refused = e),
+      );
+    }
+    // It went on while its spool had room, then refused, naming the audit trail.
+    expect(answered.length).toBeGreaterThan(5);
+    expect(refused?.code).toBe(-32603);
+    expect(refused?.message).toMatch(/audit/);
+    await agent.waitForLog(/the proxy could not store/);
+
+    mkdirSync(trail);
+    await until(
+      async () =>
+        resultText(await client.callTool({ name: 'echo', arguments: { text: 'after' } }).catch(() => ({}))) === 'after',
+      'requests accepted again',
+    );
+    // Every answered request's event reached the trail.
+    const events = await waitForAudit(trailPath, (e) => (e.args as { text?: string })?.text === answered.at(-1));
+    const stored = new Set(events.map((e) => (e.args as { text?: string } | undefined)?.text));
+    expect(answered.filter((t) => !stored.has(t))).toEqual([]);
+    expect(await verifyAuditFile(trailPath)).toMatchObject({ ok: true });
+    await agent.stop();
   });
 });
