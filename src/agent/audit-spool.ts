@@ -358,11 +358,21 @@ export class AuditSpool implements NonNullable<AuditSink> {
    * them, so it stays far below the size of a control frame.
    */
   private line(event: AuditEventInput, eventKey: string): string {
-    const fields = { ...event, args: undefined, eventKey, agentTime: isoNow() };
-    let text = JSON.stringify(fields);
+    // The event without its arguments (left out for the moment, not copied), then its key and time:
+    // both are plain ASCII (the key is this process's, the time ISO 8601).
+    const raw = event.args;
+    if (raw !== undefined) event.args = undefined;
+    let text: string;
+    try {
+      text = JSON.stringify(event);
+    } finally {
+      if (raw !== undefined) event.args = raw;
+    }
+    const own = `"eventKey":"${eventKey}","agentTime":"${isoNow()}"}`;
+    text = text.length > 2 ? `${text.slice(0, -1)},${own}` : `{${own}`;
     if (text.length > Math.min(MAX_LINE_CHARS, this.frameLimit / 8))
-      text = JSON.stringify(boundValue(fields, MAX_REASON_CHARS, 0));
-    let args = event.args === undefined ? undefined : this.recorder!.recordJson(event.args);
+      text = JSON.stringify(boundValue(JSON.parse(text), MAX_REASON_CHARS, 0));
+    let args = raw === undefined ? undefined : this.recorder!.recordJson(raw);
     // An event must fit in one control frame (at most 3 bytes per UTF-16 unit): larger arguments are kept as a digest.
     if (args !== undefined && (text.length + args.length) * 3 > this.frameLimit / 2) args = truncatedDigest(args);
     return args === undefined ? text : `${text.slice(0, -1)},"args":${args}}`;

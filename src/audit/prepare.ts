@@ -115,15 +115,43 @@ export interface RecordedEvent {
 }
 
 /**
- * The id of an agent's event: a UUID (version 8) from SHA-256 of the agent's
+ * The id of an agent's event: a UUID (version 8) derived from the agent's
  * certified name and the event's `eventKey`. Both sides compute it, so the
  * agent knows the id before the proxy stores the event; an event sent twice
  * keeps its id, and no agent can take the id of another's event.
+ *
+ * A key as the spool writes it (`<process>:<count>`) gives 60 bits of SHA-256
+ * of the agent's name and the process (computed once per process), then the
+ * count: one hash per agent process instead of one per event. Any other key
+ * is hashed whole.
  */
 export function agentEventId(agent: string, eventKey: string): string {
+  const m = SPOOL_KEY.exec(eventKey);
+  if (m) {
+    const prefix = processPrefix(agent, m[1]!);
+    const count = Number(m[2]).toString(16).padStart(15, '0');
+    return `${prefix.slice(0, 8)}-${prefix.slice(8, 12)}-8${prefix.slice(12, 15)}-8${count.slice(0, 3)}-${count.slice(3)}`;
+  }
   const h = createHash('sha256').update(`${agent}\n${eventKey}`).digest('hex');
   const variant = ((parseInt(h[16]!, 16) & 3) | 8).toString(16);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** `<process>:<count>`, the count below 2^53 (15 hex digits hold it). */
+const SPOOL_KEY = /^([A-Za-z0-9_-]{1,64}):([1-9][0-9]{0,14})$/;
+const prefixes = new Map<string, string>();
+
+/** 15 hex digits of SHA-256 of the agent and its process, remembered for the last 1,000 processes. */
+function processPrefix(agent: string, process: string): string {
+  const key = `${agent}\n${process}`;
+  let p = prefixes.get(key);
+  if (p === undefined) {
+    // A domain of its own: no whole-key hash (above) can give this prefix on purpose.
+    p = createHash('sha256').update(`spool\n${key}`).digest('hex').slice(0, 15);
+    if (prefixes.size >= 1000) prefixes.delete(prefixes.keys().next().value!);
+    prefixes.set(key, p);
+  }
+  return p;
 }
 
 /** An event ready to be chained: its JSON (without `prev`), and what writers index it by. */
