@@ -1,5 +1,5 @@
 /**
- * An agent's audit spool (docs/audit.md, "Agents"). Every event of the
+ * An agent's audit spool (docs/audit.md, "Events from remote agents"). Every event of the
  * agent's sessions is written to a local file before the request it stands
  * for goes on, so it is durable at the agent exactly as the proxy's own
  * events are durable in its trail; then it is shipped to the proxy's trail
@@ -19,10 +19,11 @@
  * - What the proxy did not acknowledge goes again: after a lost connection
  *   (through another replica if there is one), after a refusal (with backoff),
  *   and after a restart of the agent (the segments are read back). An event
- *   sent twice has one id and one `eventKey` in both copies.
- * - Fail closed: when the spool cannot be written, or holds `maxBytes` of
- *   events the proxy has not stored, appends are refused, and so are the
- *   requests they stand for.
+ *   sent twice keeps its id, and the proxy stores it once. At most
+ *   MAX_IN_FLIGHT frames wait for an acknowledgement.
+ * - Fail closed: when the spool cannot be written, or holds `maxBytes` on
+ *   disk from the oldest event the proxy has not stored, appends are
+ *   refused, and so are the requests they stand for.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
